@@ -1,0 +1,40 @@
+//! perfsize right-sizes Amazon SageMaker inference endpoints by experiment:
+//! it deploys candidate configurations, drives real traffic at them, measures,
+//! and recommends the cheapest configuration that meets the requirements.
+//!
+//! The pipeline, one module each:
+//!
+//! ```text
+//! cli ──► Plan ──► step ──► environment ──► load ──► result ──► report
+//!                   ▲                                   │
+//!                   └────────── StepResult ◄────────────┘
+//! ```
+//!
+//! - [`cli`]: clap types, turned once into validated inputs; the exit codes.
+//! - [`load`]: open-model, coordinated-omission-free traffic through goose.
+//! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
+//!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
+//! - [`catalog`]: the instance types that exist and their hardware.
+//! - [`signals`]: Ctrl-C handling that never skips teardown.
+
+pub mod catalog;
+pub mod cli;
+pub mod load;
+pub mod signals;
+pub mod simulator;
+
+/// An error and all its causes on one line, for logs and messages that must
+/// stay one line (`a: b: c`).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,332 @@
+//! The load manager: drives InvokeEndpoint traffic at a target rate for a
+//! duration, through goose, and measures it honestly.
+//!
+//! goose is closed-loop and its throttle is a cap, not a schedule, so pacing is
+//! ours: each goose user is one in-flight slot that claims the next request
+//! from a shared open-model [`schedule`], sleeps until it is due, sends it
+//! signed ([`signer`]), reads the whole answer and records completion minus
+//! *intended* start ([`recorder`]), as wrk2 does. A slot due while every user
+//! is busy is counted as the generator falling behind, never silently dropped.
+//!
+//! [`preflight`] sends each payload once before the first step, so a model
+//! that rejects a payload is one clear error rather than a step full of 4xx.
+
+pub mod payload;
+pub mod preflight;
+pub mod recorder;
+pub mod schedule;
+pub mod signer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use goose::client::GooseClientBuilder;
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
+use goose::goose::{GooseRequest, GooseUser, Scenario, Transaction, TransactionResult};
+use goose::GooseAttack;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
+pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};
+pub use schedule::{Arrivals, RateProfile, Schedule};
+pub use signer::{RequestSigner, SignerError};
+
+/// tokio's timer wakes on millisecond ticks, rounding deadlines up. Aiming half
+/// a tick early centres the send time on the due time instead of up to 1 ms late.
+const HALF_TICK: Duration = Duration::from_micros(500);
+/// A slot claimed this long after it fell due means no user was free for it.
+const LATE_CLAIM_TOLERANCE: Duration = Duration::from_millis(1);
+/// Time between the first user's start and the schedule's start, so goose can
+/// launch the other users before the first requests fall due.
+const START_DELAY: Duration = Duration::from_millis(200);
+/// Default and bounds of the in-flight limit derived from rate × timeout.
+const MIN_IN_FLIGHT: usize = 16;
+const MAX_DERIVED_IN_FLIGHT: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the load generator failed to start")]
+    Goose(#[source] Box<goose::GooseError>),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    #[error("payload {payload} was rejected by endpoint {endpoint}: {code}: {message}")]
+    PayloadRejected { payload: String, endpoint: String, code: String, message: String },
+    #[error("cannot reach endpoint {endpoint} for the preflight request: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+}
+
+/// Where traffic goes: one endpoint behind a runtime URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub endpoint: String,
+    /// Base URL of the SageMaker runtime, e.g. https://runtime.sagemaker.us-west-2.amazonaws.com.
+    pub runtime_url: String,
+}
+
+impl Target {
+    pub fn invocation_url(&self) -> String {
+        format!("{}/endpoints/{}/invocations", self.runtime_url.trim_end_matches('/'), self.endpoint)
+    }
+}
+
+/// Everything one load step needs.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub target: Target,
+    /// Offered rate over warm-up plus measured duration.
+    pub rate: RateProfile,
+    pub arrivals: Arrivals,
+    /// Seed of Poisson arrivals (so a step can be repeated exactly).
+    pub seed: u64,
+    pub warmup: Duration,
+    pub payloads: Arc<PayloadMix>,
+    pub content_type: String,
+    pub accept: String,
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+}
+
+impl LoadSpec {
+    /// The in-flight bound Little's law asks for when every request could take
+    /// the full timeout: peak rate × timeout, within sane bounds.
+    pub fn derived_max_in_flight(peak_tps: f64, request_timeout: Duration) -> usize {
+        ((peak_tps * request_timeout.as_secs_f64()).ceil() as usize).clamp(MIN_IN_FLIGHT, MAX_DERIVED_IN_FLIGHT)
+    }
+
+    /// Length of the measured window.
+    pub fn measured(&self) -> Duration {
+        self.rate.length().saturating_sub(self.warmup)
+    }
+}
+
+/// What one load step measured.
+#[derive(Debug, Clone)]
+pub struct LoadRun {
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// Wall-clock bounds of the measured window (after warm-up), for CloudWatch.
+    pub measured_from: SystemTime,
+    pub measured_to: SystemTime,
+    /// Requests due in the measured window.
+    pub offered: u64,
+    pub measured_seconds: f64,
+    pub totals: Totals,
+    pub series: Vec<SecondStats>,
+    pub max_in_flight: usize,
+    /// Ctrl-C stopped the step before its end.
+    pub cancelled: bool,
+}
+
+/// Live view of a running step, one call per second.
+pub type ProgressFn = Arc<dyn Fn(&SecondStats) + Send + Sync>;
+
+/// State shared by every goose user of one step.
+struct Driver {
+    spec: LoadSpec,
+    url: String,
+    schedule: Mutex<Schedule>,
+    start: OnceLock<Instant>,
+    recorder: recorder::Recorder,
+    signer: Arc<RequestSigner>,
+    cancel: CancellationToken,
+    signing_failed: AtomicBool,
+}
+
+impl Driver {
+    /// One goose user: claim a slot, wait for it, send, record; until the
+    /// schedule runs out or the step is cancelled.
+    async fn run_user(&self, user: &mut GooseUser) {
+        while !self.cancel.is_cancelled() {
+            let claimed_at = Instant::now();
+            let Some((slot, due)) = self.schedule.lock().expect("schedule lock").claim() else {
+                return;
+            };
+            let start = *self.start.get_or_init(|| claimed_at + START_DELAY);
+            let intended = start + Duration::from_secs_f64(due);
+            let late_claim = claimed_at > intended + LATE_CLAIM_TOLERANCE;
+            tokio::select! {
+                _ = tokio::time::sleep_until(intended.checked_sub(HALF_TICK).unwrap_or(intended)) => {}
+                _ = self.cancel.cancelled() => return,
+            }
+            let sent = Instant::now();
+            let outcome = tokio::select! {
+                outcome = self.send(user, slot) => outcome,
+                _ = self.cancel.cancelled() => return,
+            };
+            let done = Instant::now();
+            self.recorder.record(Observation {
+                due,
+                latency: done - intended.max(sent),
+                slip: sent.saturating_duration_since(intended),
+                late_claim,
+                outcome,
+            });
+        }
+    }
+
+    async fn send(&self, user: &mut GooseUser, slot: u64) -> Outcome {
+        let payload = self.spec.payloads.pick(slot);
+        let headers = [("content-type", self.spec.content_type.as_str()), ("accept", self.spec.accept.as_str())];
+        let signature = match self.signer.sign(&self.url, &headers, &payload.sha256) {
+            Ok(signature) => signature,
+            Err(e) => {
+                if !self.signing_failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!("{e}");
+                }
+                return Outcome::Connection;
+            }
+        };
+        let mut request = user.client.post(&self.url).body(payload.body.clone());
+        for (name, value) in headers.into_iter().chain(signature.iter().map(|(n, v)| (*n, v.as_str()))) {
+            request = request.header(name, value);
+        }
+        let goose_request = GooseRequest::builder().set_request_builder(request).build();
+        let response = match user.request(goose_request).await {
+            Ok(goose) => goose.response,
+            Err(e) => {
+                tracing::debug!("goose refused the request: {e}");
+                return Outcome::Connection;
+            }
+        };
+        classify(response).await
+    }
+}
+
+/// Reads the whole answer (the clock stops after the body, not the first byte)
+/// and classifies it.
+async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Outcome {
+    let response = match response {
+        Ok(response) => response,
+        Err(e) if e.is_timeout() => return Outcome::Timeout,
+        Err(_) => return Outcome::Connection,
+    };
+    let status = response.status().as_u16();
+    let code = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string());
+    match response.bytes().await {
+        Ok(_) if status == 200 => Outcome::Success,
+        Ok(_) => Outcome::Http { status, code },
+        Err(e) if e.is_timeout() => Outcome::Timeout,
+        Err(_) => Outcome::Connection,
+    }
+}
+
+fn goose_error(e: goose::GooseError) -> LoadError {
+    LoadError::Goose(Box::new(e))
+}
+
+/// Runs one load step. Cancelling `cancel` stops it within milliseconds; the
+/// run so far is returned with `cancelled` set.
+pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: CancellationToken, progress: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
+    let started_at = Utc::now();
+    let driver = Arc::new(Driver {
+        url: spec.target.invocation_url(),
+        schedule: Mutex::new(Schedule::new(spec.rate, spec.arrivals, spec.seed)),
+        start: OnceLock::new(),
+        recorder: recorder::Recorder::new(spec.warmup),
+        signer,
+        cancel: cancel.child_token(),
+        signing_failed: AtomicBool::new(false),
+        spec,
+    });
+    let ticker = tokio::spawn(tick_seconds(Arc::clone(&driver), progress));
+
+    let user_driver = Arc::clone(&driver);
+    let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
+        let driver = Arc::clone(&user_driver);
+        Box::pin(async move {
+            driver.run_user(user).await;
+            TransactionResult::Ok(())
+        })
+    }));
+    let users = driver.spec.max_in_flight;
+    let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .map_err(goose_error)?
+        .register_scenario(Scenario::new("InvokeEndpoint").register_transaction(transaction))
+        .set_client_builder_without_cookies(
+            GooseClientBuilder::new().without_cookies().timeout(driver.spec.request_timeout).gzip(false),
+        )
+        .map_err(goose_error)?;
+    let attack = configure(attack, &driver.spec.target.runtime_url, users).map_err(goose_error)?;
+    let result = attack.execute().await;
+    // Every user is done: stop the clock for the per-second series too.
+    driver.cancel.cancel();
+    let _ = ticker.await;
+    result.map_err(goose_error)?;
+
+    let driver = Arc::into_inner(driver).expect("every goose user has exited");
+    let spec = driver.spec;
+    let (totals, series) = driver.recorder.finish();
+    let warmup = spec.warmup.as_secs_f64();
+    let offered = (spec.rate.total() - spec.rate.cumulative(warmup)).round() as u64;
+    // Wall-clock time of the schedule's start (or now, if no request was ever due).
+    let schedule_start = SystemTime::now() - driver.start.get().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(*s));
+    Ok(LoadRun {
+        started_at,
+        ended_at: Utc::now(),
+        measured_from: schedule_start + spec.warmup,
+        measured_to: schedule_start + spec.rate.length(),
+        offered,
+        measured_seconds: spec.measured().as_secs_f64(),
+        totals,
+        series,
+        max_in_flight: spec.max_in_flight,
+        cancelled: cancel.is_cancelled(),
+    })
+}
+
+fn configure(attack: GooseAttack, host: &str, users: usize) -> Result<Box<GooseAttack>, goose::GooseError> {
+    let attack = attack
+        .set_default(GooseDefault::Host, host)?
+        .set_default(GooseDefault::Users, users)?
+        // Launch every user at once: each is an in-flight slot, idle until its request is due.
+        .set_default(GooseDefault::IncreaseRate, format!("{}", users.max(1) * 20).as_str())?
+        // One iteration each: a user's single transaction runs until the schedule is over.
+        .set_default(GooseDefault::Iterations, 1usize)?
+        .set_default(GooseDefault::Quiet, 1usize)?;
+    let attack = attack
+        .set_default(GooseDefault::NoTelnet, true)?
+        // Our histograms are the measurement; goose's bucketed metrics would only cost CPU.
+        .set_default(GooseDefault::NoMetrics, true)?
+        .set_default(GooseDefault::NoResetMetrics, true)?
+        .set_default(GooseDefault::NoPrintMetrics, true)?;
+    Ok(attack)
+}
+
+/// Closes one row of the per-second series each second of the schedule.
+async fn tick_seconds(driver: Arc<Driver>, progress: Option<ProgressFn>) {
+    // The schedule starts when the first user claims a slot.
+    let start = loop {
+        if let Some(start) = driver.start.get() {
+            break *start;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            _ = driver.cancel.cancelled() => return,
+        }
+    };
+    let profile = *driver.schedule.lock().expect("schedule lock").profile();
+    // Past the schedule's end, rows go on (offering nothing) until the last
+    // in-flight request has come back.
+    for second in 0.. {
+        let tick = start + Duration::from_secs(second as u64 + 1);
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep_until(tick) => false,
+            _ = driver.cancel.cancelled() => true,
+        };
+        let offered = (profile.cumulative(second as f64 + 1.0) - profile.cumulative(second as f64)).round() as u64;
+        let row = driver.recorder.close_second(second, offered);
+        if let Some(progress) = &progress {
+            progress(&row);
+        }
+        if stopped {
+            return;
+        }
+    }
+}

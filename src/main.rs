@@ -1,0 +1,5 @@
+//! The `perfsize` command; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    perfsize::cli::main()
+}

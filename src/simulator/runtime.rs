@@ -1,0 +1,353 @@
+//! The capacity model behind InvokeEndpoint: instances with a fixed number of
+//! workers, a log-normal service time, a bounded FIFO queue per instance, a
+//! container timeout, an error rate, a periodic stall, and routing between
+//! instances. Nothing is faked: queueing and saturation happen for real.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use rand::Rng;
+use rand_distr::{Distribution, LogNormal};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::metrics::{Capacity, MetricStore, Outcome, Served, VariantSeries};
+use super::profile::{Profile, Stall, TypeBehaviour};
+use super::wire::AwsError;
+
+/// How an endpoint config spreads requests over a variant's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    Random,
+    LeastOutstandingRequests,
+}
+
+impl Routing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::Random => "RANDOM",
+            Routing::LeastOutstandingRequests => "LEAST_OUTSTANDING_REQUESTS",
+        }
+    }
+}
+
+/// A production variant as an endpoint config describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSpec {
+    pub name: String,
+    pub model_name: String,
+    pub instance_type: String,
+    pub count: u32,
+    pub weight: f64,
+    pub routing: Routing,
+}
+
+/// One simulated instance: `workers` permits handed out in FIFO order.
+#[derive(Debug)]
+pub struct Instance {
+    workers: Semaphore,
+    waiting: AtomicUsize,
+    outstanding: AtomicUsize,
+    in_service_since: Instant,
+}
+
+impl Instance {
+    fn new(workers: usize) -> Self {
+        Instance {
+            workers: Semaphore::new(workers),
+            waiting: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            in_service_since: Instant::now(),
+        }
+    }
+}
+
+/// Decrements a counter when the request leaves, however it leaves.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn enter(counter: &'a AtomicUsize) -> (Self, usize) {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        (Counted(counter), before)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A variant in service: its instances and its metrics.
+#[derive(Debug)]
+pub struct ServingVariant {
+    pub spec: VariantSpec,
+    pub behaviour: TypeBehaviour,
+    instances: Vec<Arc<Instance>>,
+    service: Option<LogNormal<f64>>,
+    series: Arc<VariantSeries>,
+}
+
+impl ServingVariant {
+    pub fn instance_count(&self) -> u32 {
+        self.instances.len() as u32
+    }
+
+    fn capacity(&self) -> Capacity {
+        Capacity {
+            instances: self.instance_count(),
+            workers_per_instance: self.behaviour.workers as u32,
+            vcpus: self.behaviour.vcpus,
+            memory_percent: self.behaviour.memory_percent,
+        }
+    }
+
+    fn pick_instance(&self) -> &Arc<Instance> {
+        let mut rng = rand::rng();
+        match self.spec.routing {
+            Routing::Random => &self.instances[rng.random_range(0..self.instances.len())],
+            Routing::LeastOutstandingRequests => {
+                // Start the scan at a random instance so ties spread evenly.
+                let n = self.instances.len();
+                let offset = rng.random_range(0..n);
+                (0..n)
+                    .map(|i| &self.instances[(i + offset) % n])
+                    .min_by_key(|inst| inst.outstanding.load(Ordering::Acquire))
+                    .expect("a variant has at least one instance")
+            }
+        }
+    }
+
+    fn sample_service_time(&self) -> Duration {
+        match &self.service {
+            Some(dist) => Duration::from_secs_f64(dist.sample(&mut rand::rng()) / 1000.0),
+            None => Duration::ZERO,
+        }
+    }
+}
+
+/// The instances behind an endpoint while it is in service.
+#[derive(Debug)]
+pub struct Deployment {
+    pub variants: Vec<ServingVariant>,
+}
+
+impl Deployment {
+    /// Brings `specs` into service, keeping the instances of `previous` for
+    /// variants it already served (a capacity change must not reset queues).
+    pub fn start(
+        endpoint: &str,
+        specs: &[VariantSpec],
+        profile: &Profile,
+        store: &MetricStore,
+        previous: Option<&Deployment>,
+    ) -> Deployment {
+        let variants = specs
+            .iter()
+            .map(|spec| {
+                let behaviour = profile
+                    .behaviour(&spec.instance_type)
+                    .expect("instance types are validated at CreateEndpointConfig");
+                let kept = previous
+                    .and_then(|p| p.variants.iter().find(|v| v.spec.name == spec.name && v.spec.instance_type == spec.instance_type))
+                    .map(|v| v.instances.clone())
+                    .unwrap_or_default();
+                let instances = (0..spec.count as usize)
+                    .map(|i| kept.get(i).cloned().unwrap_or_else(|| Arc::new(Instance::new(behaviour.workers))))
+                    .collect();
+                let service = behaviour
+                    .service_ms
+                    .lognormal_params()
+                    .map(|(mu, sigma)| LogNormal::new(mu, sigma).expect("sigma >= 0 is validated"));
+                ServingVariant {
+                    spec: spec.clone(),
+                    behaviour,
+                    instances,
+                    service,
+                    series: store.series(endpoint, &spec.name),
+                }
+            })
+            .collect();
+        Deployment { variants }
+    }
+
+    /// The variant a request goes to: the one it names, or one drawn by weight.
+    pub fn choose_variant(&self, target: Option<&str>, endpoint: &str) -> Result<&ServingVariant, AwsError> {
+        if let Some(name) = target {
+            return self.variants.iter().find(|v| v.spec.name == name).ok_or_else(|| {
+                AwsError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationError",
+                    format!("Variant {name} not found for endpoint {endpoint}."),
+                )
+            });
+        }
+        let total: f64 = self.variants.iter().map(|v| v.spec.weight).sum();
+        if self.variants.len() == 1 || total <= 0.0 {
+            return Ok(&self.variants[0]);
+        }
+        let mut draw = rand::rng().random_range(0.0..total);
+        for v in &self.variants {
+            if draw < v.spec.weight {
+                return Ok(v);
+            }
+            draw -= v.spec.weight;
+        }
+        Ok(self.variants.last().expect("a deployment has variants"))
+    }
+}
+
+/// A model answer.
+pub struct ModelAnswer {
+    pub body: Vec<u8>,
+}
+
+/// Serves one request on `variant` through the capacity model and records it.
+/// `received` is when the request reached the simulator.
+pub async fn invoke(
+    variant: &ServingVariant,
+    profile: &Profile,
+    received: Instant,
+    endpoint: &str,
+) -> Result<ModelAnswer, AwsError> {
+    let instance = variant.pick_instance().clone();
+    let (_outstanding, _) = Counted::enter(&instance.outstanding);
+    let model_start = Instant::now();
+    let deadline = received + profile.container_timeout;
+
+    let served = serve(variant, &instance, profile.stall, deadline).await;
+    let model_end = Instant::now();
+    let model = model_end - model_start;
+    let busy = match &served {
+        Ok(done) => done.busy,
+        Err(Refusal::TimedOut { busy }) => *busy,
+        Err(Refusal::QueueFull) => Duration::ZERO,
+    };
+
+    let (outcome, result) = match served {
+        Err(Refusal::QueueFull) => (
+            Outcome::ServerError,
+            Err(AwsError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "Service is unavailable. Please try again later.",
+            )),
+        ),
+        Err(Refusal::TimedOut { .. }) => (
+            Outcome::ServerError,
+            Err(model_error(
+                "Your invocation timed out while waiting for a response from container primary. \
+                 Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
+                None,
+                endpoint,
+            )),
+        ),
+        Ok(_) if rand::rng().random_bool(variant.behaviour.error_rate) => {
+            let status = variant.behaviour.error_status;
+            let outcome = if status < 500 { Outcome::ClientError } else { Outcome::ServerError };
+            (outcome, Err(model_error("simulated model error", Some(status), endpoint)))
+        }
+        Ok(done) => (
+            Outcome::Success,
+            Ok(ModelAnswer {
+                body: format!(
+                    "{{\"prediction\":0.5,\"variant\":\"{}\",\"service_ms\":{:.3}}}",
+                    variant.spec.name,
+                    done.service.as_secs_f64() * 1000.0
+                )
+                .into_bytes(),
+            }),
+        ),
+    };
+    let reached_model = !matches!(result, Err(ref e) if e.code == "ServiceUnavailable");
+    let overhead = (model_start - received) + model_end.elapsed();
+    variant.series.record(
+        Served {
+            outcome,
+            model: reached_model.then_some(model),
+            overhead: reached_model.then_some(overhead),
+            busy,
+        },
+        variant.capacity(),
+    );
+    result
+}
+
+fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError {
+    let message = match status {
+        Some(code) => format!(
+            "Received {} error ({code}) from primary with message \"{original}\". \
+             See https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:group=/aws/sagemaker/Endpoints/{endpoint} \
+             in account {} for more information.",
+            if code < 500 { "client" } else { "server" },
+            super::ACCOUNT_ID
+        ),
+        None => original.to_string(),
+    };
+    let mut error = AwsError::new(StatusCode::FAILED_DEPENDENCY, "ModelError", message)
+        .with("LogStreamArn", format!(
+            "arn:aws:logs:us-east-1:{}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+            super::ACCOUNT_ID
+        ));
+    if let Some(code) = status {
+        error = error.with("OriginalStatusCode", code).with("OriginalMessage", original);
+    }
+    error
+}
+
+enum Refusal {
+    QueueFull,
+    /// The container timeout passed; `busy` is how long a worker was held.
+    TimedOut { busy: Duration },
+}
+
+struct Done {
+    service: Duration,
+    busy: Duration,
+}
+
+/// Waits for a worker (or refuses when the queue is full), sits out a stall,
+/// then holds the worker for a sampled service time — all before `deadline`.
+async fn serve(
+    variant: &ServingVariant,
+    instance: &Instance,
+    stall: Option<Stall>,
+    deadline: Instant,
+) -> Result<Done, Refusal> {
+    let permit = match instance.workers.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let (_waiting, ahead) = Counted::enter(&instance.waiting);
+            if ahead >= variant.behaviour.queue_limit {
+                return Err(Refusal::QueueFull);
+            }
+            match tokio::time::timeout_at(deadline, instance.workers.acquire()).await {
+                Ok(permit) => permit.expect("the semaphore is never closed"),
+                Err(_) => return Err(Refusal::TimedOut { busy: Duration::ZERO }),
+            }
+        }
+    };
+    let started = Instant::now();
+    let mut service = variant.sample_service_time();
+    if let Some(stall) = stall
+        && let Some(rest) = stall.remaining(started - instance.in_service_since)
+    {
+        service += rest;
+    }
+    let finish = started + service;
+    if finish > deadline {
+        tokio::time::sleep_until(deadline).await;
+        drop(permit);
+        return Err(Refusal::TimedOut { busy: started.elapsed() });
+    }
+    if !service.is_zero() {
+        tokio::time::sleep_until(finish).await;
+    }
+    drop(permit);
+    Ok(Done {
+        service,
+        busy: started.elapsed(),
+    })
+}

@@ -1,0 +1,7 @@
+//! perfsize's integration tests: one binary (each extra test binary would link
+//! the whole AWS SDK again). Every test starts its own simulator on
+//! 127.0.0.1:0 and leaves nothing behind.
+
+mod support;
+
+mod simulator;
