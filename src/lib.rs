@@ -11,15 +11,24 @@
 //! ```
 //!
 //! - [`cli`]: clap types, turned once into validated inputs; the exit codes.
+//! - [`plan`]: the validated inputs of a run — candidates, requirements, walks.
+//! - [`environment`]: deploys candidates on SageMaker and tears them down.
 //! - [`load`]: open-model, coordinated-omission-free traffic through goose.
+//! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
 //! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
 //!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
 //! - [`catalog`]: the instance types that exist and their hardware.
+//! - [`aws`]: the SDK configuration and clients of a command.
 //! - [`signals`]: Ctrl-C handling that never skips teardown.
 
+pub mod aws;
 pub mod catalog;
 pub mod cli;
+pub mod environment;
 pub mod load;
+pub mod plan;
+pub mod progress;
+pub mod result;
 pub mod signals;
 pub mod simulator;
 

@@ -42,14 +42,16 @@ const LATE_CLAIM_TOLERANCE: Duration = Duration::from_millis(1);
 /// Time between the first user's start and the schedule's start, so goose can
 /// launch the other users before the first requests fall due.
 const START_DELAY: Duration = Duration::from_millis(200);
+/// How long a user whose schedule is over waits before handing back to goose.
+const EXHAUSTED_PAUSE: Duration = Duration::from_millis(200);
 /// Default and bounds of the in-flight limit derived from rate × timeout.
 const MIN_IN_FLIGHT: usize = 16;
 const MAX_DERIVED_IN_FLIGHT: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("the load generator failed to start")]
-    Goose(#[source] Box<goose::GooseError>),
+    #[error("the load generator failed: {}", describe_goose_error(.0))]
+    Goose(Box<goose::GooseError>),
     #[error(transparent)]
     Signer(#[from] SignerError),
     #[error("payload {payload} was rejected by endpoint {endpoint}: {code}: {message}")]
@@ -142,6 +144,12 @@ impl Driver {
         while !self.cancel.is_cancelled() {
             let claimed_at = Instant::now();
             let Some((slot, due)) = self.schedule.lock().expect("schedule lock").claim() else {
+                // goose runs the transaction again until it tells the user to
+                // exit; pause so a finished user does not spin meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep(EXHAUSTED_PAUSE) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
                 return;
             };
             let start = *self.start.get_or_init(|| claimed_at + START_DELAY);
@@ -159,7 +167,9 @@ impl Driver {
             let done = Instant::now();
             self.recorder.record(Observation {
                 due,
-                latency: done - intended.max(sent),
+                // From the intended start when sent late (the wait counts, as a
+                // real client's would); from the actual send when sent early.
+                latency: done - intended.min(sent),
                 slip: sent.saturating_duration_since(intended),
                 late_claim,
                 outcome,
@@ -215,6 +225,11 @@ async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Outcom
         Err(e) if e.is_timeout() => Outcome::Timeout,
         Err(_) => Outcome::Connection,
     }
+}
+
+/// goose's Display hides which option it refused; its Debug names it.
+fn describe_goose_error(e: &goose::GooseError) -> String {
+    format!("{e}: {e:?}")
 }
 
 fn goose_error(e: goose::GooseError) -> LoadError {
@@ -287,14 +302,16 @@ fn configure(attack: GooseAttack, host: &str, users: usize) -> Result<Box<GooseA
         .set_default(GooseDefault::Users, users)?
         // Launch every user at once: each is an in-flight slot, idle until its request is due.
         .set_default(GooseDefault::IncreaseRate, format!("{}", users.max(1) * 20).as_str())?
-        // One iteration each: a user's single transaction runs until the schedule is over.
-        .set_default(GooseDefault::Iterations, 1usize)?
+        .set_default(GooseDefault::DecreaseRate, format!("{}", users.max(1) * 20).as_str())?
+        // A user's transaction runs until the schedule is over, and goose waits
+        // for running transactions when it stops; so a short run time only
+        // means "tell every user to exit once its transaction returns".
+        .set_default(GooseDefault::RunTime, 1usize)?
         .set_default(GooseDefault::Quiet, 1usize)?;
     let attack = attack
         .set_default(GooseDefault::NoTelnet, true)?
         // Our histograms are the measurement; goose's bucketed metrics would only cost CPU.
         .set_default(GooseDefault::NoMetrics, true)?
-        .set_default(GooseDefault::NoResetMetrics, true)?
         .set_default(GooseDefault::NoPrintMetrics, true)?;
     Ok(attack)
 }

@@ -62,7 +62,7 @@ impl Outcome {
 pub struct Observation {
     /// Seconds from the schedule's start at which it was due.
     pub due: f64,
-    /// Completion − intended start (or − actual start when sent early).
+    /// Completion − intended start, or − actual start when sent early: the earlier of the two.
     pub latency: Duration,
     /// Actual send − intended send, zero when on time or early.
     pub slip: Duration,

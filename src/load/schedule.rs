@@ -58,7 +58,7 @@ impl RateProfile {
     /// Arrivals expected in [0, t): N(t).
     pub fn cumulative(&self, t: f64) -> f64 {
         let t = t.clamp(0.0, self.length);
-        if t <= self.ramp {
+        if self.ramp > 0.0 && t <= self.ramp {
             self.start * t + (self.target - self.start) * t * t / (2.0 * self.ramp)
         } else {
             self.cumulative_ramp() + self.target * (t - self.ramp)
@@ -180,6 +180,14 @@ mod tests {
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
         // Exponential gaps: standard deviation equals the mean.
         assert!((var.sqrt() / mean - 1.0).abs() < 0.05);
+    }
+
+    #[test]
+    fn arrivals_count_from_zero_without_a_ramp() {
+        let profile = RateProfile::new(50.0, None, Duration::from_secs(10));
+        assert_eq!(profile.cumulative(0.0), 0.0);
+        assert_eq!(profile.cumulative(1.0), 50.0);
+        assert_eq!(profile.total(), 500.0);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! The environment manager: makes a candidate configuration (instance type ×
+//! count) real as a SageMaker endpoint, resizes it in place, and tears down
+//! everything it created — on every path.
+//!
+//! It owns naming (`perfsize-<run id>-<type>-<count>`), tagging (every resource
+//! carries `perfsize:run-id`), the ledger of instance-hours the run spends, and
+//! the list of resources alive right now (what a forced exit prints). It never
+//! touches a resource it did not create; [`cleanup`] finds what a killed run
+//! left by its tags.
+
+pub mod cleanup;
+mod sagemaker;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::InstanceType;
+use crate::plan::Candidate;
+
+pub use sagemaker::{ModelSource, SageMakerEnvironment, inspect};
+
+/// The tag that marks a resource as perfsize's, with the run id as value.
+pub const RUN_TAG: &str = "perfsize:run-id";
+/// Every resource perfsize creates starts with this.
+pub const NAME_PREFIX: &str = "perfsize-";
+
+/// A run's identifier: `YYYYMMDD-HHMMSS-xxxx` by default, part of every name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    /// A new id from the current time and four random hex digits.
+    pub fn generate() -> RunId {
+        let suffix: u16 = rand::random();
+        RunId(format!("{}-{suffix:04x}", Utc::now().format("%Y%m%d-%H%M%S")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid run id `{0}`: use letters, digits and single dashes, at most 32 characters")]
+pub struct InvalidRunId(String);
+
+impl FromStr for RunId {
+    type Err = InvalidRunId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() <= 32 && crate::simulator::valid_name(s) {
+            Ok(RunId(s.to_string()))
+        } else {
+            Err(InvalidRunId(s.to_string()))
+        }
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = InvalidRunId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `perfsize-<run>-<parts…>`, lowercased, with every character SageMaker
+/// refuses turned into a dash, at most 63 characters.
+pub fn resource_name(run: &RunId, parts: &[&str]) -> String {
+    let mut name = format!("{NAME_PREFIX}{run}");
+    for part in parts {
+        name.push('-');
+        name.push_str(part);
+    }
+    let mut clean = String::with_capacity(name.len());
+    for c in name.to_lowercase().chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && clean.ends_with('-')) {
+            clean.push(c);
+        }
+    }
+    clean.truncate(63);
+    clean.trim_end_matches('-').to_string()
+}
+
+/// A failure to reach or use the SageMaker API.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} failed: {code}: {message}")]
+pub struct ApiError {
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+/// Why a candidate could not be deployed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeployError {
+    /// SageMaker refused or failed this configuration (Failed status, an
+    /// instance limit, a validation error): the run goes on without it.
+    #[error("{candidate} cannot be deployed: {reason}")]
+    Rejected { candidate: Candidate, reason: String },
+    #[error("deployment of {candidate} was interrupted")]
+    Cancelled { candidate: Candidate },
+    #[error("{candidate} was not InService after {waited:?}")]
+    TimedOut { candidate: Candidate, waited: Duration },
+    /// AWS itself failed us (credentials, network, throttling past retries).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// An endpoint in service, as the environment made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub endpoint: String,
+    pub config: String,
+    pub candidate: Candidate,
+    /// Seconds from CreateEndpoint (or the last resize) to InService.
+    pub deploy_seconds: f64,
+}
+
+/// One period during which instances were billed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub endpoint: String,
+    pub instance_type: InstanceType,
+    pub count: u32,
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Usage {
+    pub fn instance_hours(&self, now: DateTime<Utc>) -> f64 {
+        let end = self.to.unwrap_or(now);
+        (end - self.from).num_milliseconds().max(0) as f64 / 3_600_000.0 * self.count as f64
+    }
+}
+
+/// What the run has spent, and what is alive now. Shared with the Ctrl-C
+/// handler, which prints the live part on a forced exit.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    usage: Vec<Usage>,
+    live: Vec<(&'static str, String)>,
+}
+
+impl Ledger {
+    fn open(&mut self, endpoint: &str, candidate: &Candidate) {
+        self.usage.push(Usage {
+            endpoint: endpoint.to_string(),
+            instance_type: candidate.instance_type.clone(),
+            count: candidate.count,
+            from: Utc::now(),
+            to: None,
+        });
+    }
+
+    fn close(&mut self, endpoint: &str) {
+        let now = Utc::now();
+        for usage in self.usage.iter_mut().filter(|u| u.endpoint == endpoint && u.to.is_none()) {
+            usage.to = Some(now);
+        }
+    }
+
+    fn created(&mut self, kind: &'static str, name: &str) {
+        self.live.push((kind, name.to_string()));
+    }
+
+    fn deleted(&mut self, kind: &'static str, name: &str) {
+        self.live.retain(|(k, n)| !(*k == kind && n == name));
+    }
+
+    pub fn usage(&self) -> &[Usage] {
+        &self.usage
+    }
+
+    /// Resources alive now, as `kind name`.
+    pub fn live(&self) -> Vec<String> {
+        self.live.iter().map(|(kind, name)| format!("{kind} {name}")).collect()
+    }
+}
+
+pub type SharedLedger = Arc<Mutex<Ledger>>;
+
+/// Makes configurations real and takes them away.
+#[allow(async_fn_in_trait)]
+pub trait Environment {
+    /// Creates what every configuration shares (the model, when perfsize makes one).
+    async fn prepare(&self) -> Result<(), ApiError>;
+    /// Deploys `candidate` on a new endpoint and waits until it serves.
+    async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError>;
+    /// Changes the instance count of a deployed endpoint in place.
+    async fn resize(&self, deployed: &mut Deployed, count: u32, cancel: &CancellationToken) -> Result<(), DeployError>;
+    /// Deletes one endpoint and its config, waiting until they are gone.
+    async fn release(&self, deployed: &Deployed) -> Result<(), ApiError>;
+    /// Deletes everything still alive, the model last.
+    async fn teardown(&self) -> Result<(), ApiError>;
+    /// Instance-hours spent and resources alive.
+    fn ledger(&self) -> SharedLedger;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_sagemaker_names_within_63_characters() {
+        let run: RunId = "20261122-190512-a1b2".parse().unwrap();
+        assert_eq!(resource_name(&run, &["ml.m5.large", "2"]), "perfsize-20261122-190512-a1b2-ml-m5-large-2");
+        let long = resource_name(&run, &["ml.inf2.48xlarge", "12", "extra-long-suffix-for-testing"]);
+        assert!(long.len() <= 63 && crate::simulator::valid_name(&long), "{long}");
+        assert!("bad_id".parse::<RunId>().is_err());
+        assert!(crate::simulator::valid_name(RunId::generate().as_str()));
+    }
+
+    #[test]
+    fn usage_counts_instance_hours() {
+        let from = Utc::now() - chrono::Duration::minutes(30);
+        let usage = Usage {
+            endpoint: "e".into(),
+            instance_type: "ml.m5.large".parse().unwrap(),
+            count: 2,
+            from,
+            to: Some(from + chrono::Duration::minutes(15)),
+        };
+        assert!((usage.instance_hours(Utc::now()) - 0.5).abs() < 1e-9);
+    }
+}

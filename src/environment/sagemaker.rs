@@ -1,0 +1,413 @@
+//! The environment manager on aws-sdk-sagemaker.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemaker::types::{
+    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ProductionVariant, ProductionVariantInstanceType, Tag,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiError, DeployError, Deployed, Environment, RUN_TAG, RunId, SharedLedger, resource_name};
+use crate::plan::Candidate;
+
+/// The variant every perfsize endpoint serves through.
+const VARIANT: &str = "AllTraffic";
+
+/// Where the model under test comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A SageMaker model that exists already; perfsize never modifies or deletes it.
+    Existing(String),
+    /// A model perfsize creates for the run and deletes at the end.
+    Create {
+        image: String,
+        model_data_url: Option<String>,
+        execution_role_arn: String,
+        environment: Vec<(String, String)>,
+    },
+}
+
+/// Deploys candidates as SageMaker endpoints.
+pub struct SageMakerEnvironment {
+    client: aws_sdk_sagemaker::Client,
+    run: RunId,
+    model: ModelSource,
+    model_name: String,
+    poll: Duration,
+    deploy_timeout: Duration,
+    ledger: SharedLedger,
+    used_names: Mutex<HashSet<String>>,
+}
+
+pub(super) fn api_error<E, R>(operation: &'static str, e: &SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match e.as_service_error() {
+        Some(service) => ApiError {
+            operation,
+            code: service.code().unwrap_or("Unknown").to_string(),
+            message: service.message().unwrap_or_default().to_string(),
+        },
+        None => ApiError { operation, code: "transport".into(), message: crate::error_chain(e) },
+    }
+}
+
+/// Status, failure reason and current instance count of an endpoint.
+type EndpointState = (EndpointStatus, Option<String>, Option<i32>);
+
+/// The endpoint's state, or None once it no longer exists.
+pub(super) async fn describe_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
+    match client.describe_endpoint().endpoint_name(endpoint).send().await {
+        Ok(out) => Ok(Some((
+            out.endpoint_status.clone().unwrap_or_else(|| EndpointStatus::from("missing")),
+            out.failure_reason.clone(),
+            out.production_variants().first().and_then(|v| v.current_instance_count),
+        ))),
+        Err(e) => {
+            let e = api_error("DescribeEndpoint", &e);
+            if is_not_found(&e) { Ok(None) } else { Err(e) }
+        }
+    }
+}
+
+/// Deletes an endpoint, waiting out any deployment in progress (SageMaker
+/// refuses to delete those), then waits until it is gone. An endpoint that is
+/// already gone is not an error.
+pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str, poll: Duration) -> Result<(), ApiError> {
+    loop {
+        match client.delete_endpoint().endpoint_name(endpoint).send().await {
+            Ok(_) => break,
+            Err(e) => {
+                let e = api_error("DeleteEndpoint", &e);
+                if is_not_found(&e) {
+                    break;
+                }
+                if !is_in_progress(&e) {
+                    return Err(e);
+                }
+                tracing::info!("{endpoint} is still deploying; deleting it once SageMaker allows");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+    while describe_endpoint(client, endpoint).await?.is_some() {
+        tokio::time::sleep(poll).await;
+    }
+    Ok(())
+}
+
+pub(super) async fn delete_endpoint_config(client: &aws_sdk_sagemaker::Client, config: &str) -> Result<(), ApiError> {
+    match client.delete_endpoint_config().endpoint_config_name(config).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = api_error("DeleteEndpointConfig", &e);
+            if is_not_found(&e) { Ok(()) } else { Err(e) }
+        }
+    }
+}
+
+pub(super) async fn delete_model(client: &aws_sdk_sagemaker::Client, model: &str) -> Result<(), ApiError> {
+    match client.delete_model().model_name(model).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = api_error("DeleteModel", &e);
+            if is_not_found(&e) { Ok(()) } else { Err(e) }
+        }
+    }
+}
+
+fn is_not_found(e: &ApiError) -> bool {
+    e.code == "ValidationException" && e.message.contains("Could not find")
+}
+
+fn is_in_progress(e: &ApiError) -> bool {
+    e.code == "ValidationException" && e.message.contains("in-progress")
+}
+
+/// SageMaker's own refusals of a configuration, as opposed to AWS failing us.
+fn is_rejection(e: &ApiError) -> bool {
+    matches!(e.code.as_str(), "ResourceLimitExceeded" | "ValidationException")
+}
+
+impl SageMakerEnvironment {
+    pub fn new(
+        client: aws_sdk_sagemaker::Client,
+        run: RunId,
+        model: ModelSource,
+        poll: Duration,
+        deploy_timeout: Duration,
+        ledger: SharedLedger,
+    ) -> SageMakerEnvironment {
+        let model_name = match &model {
+            ModelSource::Existing(name) => name.clone(),
+            ModelSource::Create { .. } => resource_name(&run, &["model"]),
+        };
+        SageMakerEnvironment { client, run, model, model_name, poll, deploy_timeout, ledger, used_names: Mutex::new(HashSet::new()) }
+    }
+
+    fn tags(&self) -> Vec<Tag> {
+        vec![
+            Tag::builder().key(RUN_TAG).value(self.run.as_str()).build(),
+            Tag::builder().key("perfsize:version").value(env!("CARGO_PKG_VERSION")).build(),
+        ]
+    }
+
+    /// A fresh name for `candidate` (a second deployment of the same candidate
+    /// in one run gets a suffix, since the first may still be deleting).
+    fn name_for(&self, candidate: &Candidate) -> String {
+        let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
+        let mut used = self.used_names.lock().expect("names lock");
+        let name = (1..)
+            .map(|n| if n == 1 { base.clone() } else { resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string(), &format!("r{n}")]) })
+            .find(|name| !used.contains(name))
+            .expect("an unused name exists");
+        used.insert(name.clone());
+        name
+    }
+
+    fn record_created(&self, kind: &'static str, name: &str) {
+        self.ledger.lock().expect("ledger lock").created(kind, name);
+    }
+
+    fn record_deleted(&self, kind: &'static str, name: &str) {
+        self.ledger.lock().expect("ledger lock").deleted(kind, name);
+    }
+
+    async fn describe(&self, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
+        describe_endpoint(&self.client, endpoint).await
+    }
+
+    /// Polls until the endpoint leaves Creating/Updating, then returns its
+    /// status, failure reason and current instance count.
+    async fn wait_settled(
+        &self,
+        candidate: &Candidate,
+        endpoint: &str,
+        cancel: &CancellationToken,
+    ) -> Result<EndpointState, DeployError> {
+        let started = Instant::now();
+        loop {
+            let state = self.describe(endpoint).await?;
+            match state {
+                Some((status, reason, count))
+                    if !matches!(status, EndpointStatus::Creating | EndpointStatus::Updating | EndpointStatus::SystemUpdating | EndpointStatus::RollingBack) =>
+                {
+                    return Ok((status, reason, count));
+                }
+                None => {
+                    return Err(DeployError::Rejected { candidate: candidate.clone(), reason: format!("endpoint {endpoint} disappeared") });
+                }
+                _ => {}
+            }
+            if started.elapsed() > self.deploy_timeout {
+                return Err(DeployError::TimedOut { candidate: candidate.clone(), waited: started.elapsed() });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = cancel.cancelled() => return Err(DeployError::Cancelled { candidate: candidate.clone() }),
+            }
+        }
+    }
+
+    async fn delete_endpoint(&self, endpoint: &str) -> Result<(), ApiError> {
+        delete_endpoint(&self.client, endpoint, self.poll).await?;
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        ledger.close(endpoint);
+        ledger.deleted("endpoint", endpoint);
+        Ok(())
+    }
+
+    async fn delete_config(&self, config: &str) -> Result<(), ApiError> {
+        delete_endpoint_config(&self.client, config).await?;
+        self.record_deleted("endpoint-config", config);
+        Ok(())
+    }
+
+    /// Removes a deployment that did not make it, keeping the first error.
+    async fn abandon(&self, endpoint: Option<&str>, config: &str, error: DeployError) -> DeployError {
+        if let Some(endpoint) = endpoint
+            && let Err(e) = self.delete_endpoint(endpoint).await
+        {
+            tracing::warn!("cannot delete {endpoint} after a failed deployment: {e}");
+        }
+        if let Err(e) = self.delete_config(config).await {
+            tracing::warn!("cannot delete {config} after a failed deployment: {e}");
+        }
+        error
+    }
+}
+
+impl Environment for SageMakerEnvironment {
+    async fn prepare(&self) -> Result<(), ApiError> {
+        let ModelSource::Create { image, model_data_url, execution_role_arn, environment } = &self.model else {
+            return Ok(());
+        };
+        let mut container = ContainerDefinition::builder().image(image);
+        if let Some(url) = model_data_url {
+            container = container.model_data_url(url);
+        }
+        for (k, v) in environment {
+            container = container.environment(k, v);
+        }
+        self.client
+            .create_model()
+            .model_name(&self.model_name)
+            .execution_role_arn(execution_role_arn)
+            .primary_container(container.build())
+            .set_tags(Some(self.tags()))
+            .send()
+            .await
+            .map_err(|e| api_error("CreateModel", &e))?;
+        self.record_created("model", &self.model_name);
+        Ok(())
+    }
+
+    async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError> {
+        let name = self.name_for(candidate);
+        let started = Instant::now();
+        let variant = ProductionVariant::builder()
+            .variant_name(VARIANT)
+            .model_name(&self.model_name)
+            .instance_type(ProductionVariantInstanceType::from(candidate.instance_type.as_str()))
+            .initial_instance_count(candidate.count as i32)
+            .initial_variant_weight(1.0)
+            .build();
+        let created = self
+            .client
+            .create_endpoint_config()
+            .endpoint_config_name(&name)
+            .production_variants(variant)
+            .set_tags(Some(self.tags()))
+            .send()
+            .await;
+        if let Err(e) = created {
+            let e = api_error("CreateEndpointConfig", &e);
+            return Err(if is_rejection(&e) { DeployError::Rejected { candidate: candidate.clone(), reason: e.to_string() } } else { e.into() });
+        }
+        self.record_created("endpoint-config", &name);
+
+        let created = self.client.create_endpoint().endpoint_name(&name).endpoint_config_name(&name).set_tags(Some(self.tags())).send().await;
+        if let Err(e) = created {
+            let e = api_error("CreateEndpoint", &e);
+            let error = if is_rejection(&e) { DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() } } else { e.into() };
+            return Err(self.abandon(None, &name, error).await);
+        }
+        {
+            let mut ledger = self.ledger.lock().expect("ledger lock");
+            ledger.created("endpoint", &name);
+            ledger.open(&name, candidate);
+        }
+        match self.wait_settled(candidate, &name, cancel).await {
+            Ok((EndpointStatus::InService, _, _)) => Ok(Deployed {
+                endpoint: name.clone(),
+                config: name,
+                candidate: candidate.clone(),
+                deploy_seconds: started.elapsed().as_secs_f64(),
+            }),
+            Ok((status, reason, _)) => {
+                let reason = reason.unwrap_or_else(|| format!("endpoint ended {status:?}"));
+                Err(self.abandon(Some(&name), &name, DeployError::Rejected { candidate: candidate.clone(), reason }).await)
+            }
+            Err(error) => Err(self.abandon(Some(&name), &name, error).await),
+        }
+    }
+
+    async fn resize(&self, deployed: &mut Deployed, count: u32, cancel: &CancellationToken) -> Result<(), DeployError> {
+        let target = Candidate::new(deployed.candidate.instance_type.clone(), count);
+        let started = Instant::now();
+        let updated = self
+            .client
+            .update_endpoint_weights_and_capacities()
+            .endpoint_name(&deployed.endpoint)
+            .desired_weights_and_capacities(DesiredWeightAndCapacity::builder().variant_name(VARIANT).desired_instance_count(count as i32).build())
+            .send()
+            .await;
+        if let Err(e) = updated {
+            let e = api_error("UpdateEndpointWeightsAndCapacities", &e);
+            return Err(if is_rejection(&e) { DeployError::Rejected { candidate: target, reason: e.message } } else { e.into() });
+        }
+        let (status, reason, current) = self.wait_settled(&target, &deployed.endpoint, cancel).await?;
+        if status != EndpointStatus::InService || current != Some(count as i32) {
+            return Err(DeployError::Rejected {
+                candidate: target,
+                reason: reason.unwrap_or_else(|| format!("the endpoint stayed at {current:?} instances ({status:?})")),
+            });
+        }
+        {
+            let mut ledger = self.ledger.lock().expect("ledger lock");
+            ledger.close(&deployed.endpoint);
+            ledger.open(&deployed.endpoint, &target);
+        }
+        deployed.candidate = target;
+        deployed.deploy_seconds = started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    async fn release(&self, deployed: &Deployed) -> Result<(), ApiError> {
+        self.delete_endpoint(&deployed.endpoint).await?;
+        self.delete_config(&deployed.config).await
+    }
+
+    async fn teardown(&self) -> Result<(), ApiError> {
+        let live: Vec<(&'static str, String)> = self.ledger.lock().expect("ledger lock").live.clone();
+        let mut first_error = None;
+        for kind in ["endpoint", "endpoint-config", "model"] {
+            for (_, name) in live.iter().filter(|(k, _)| *k == kind) {
+                let result = match kind {
+                    "endpoint" => self.delete_endpoint(name).await,
+                    "endpoint-config" => self.delete_config(name).await,
+                    _ => delete_model(&self.client, name).await.map(|()| self.record_deleted("model", name)),
+                };
+                if let Err(e) = result {
+                    tracing::error!("teardown: cannot delete {kind} {name}: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn ledger(&self) -> SharedLedger {
+        self.ledger.clone()
+    }
+}
+
+/// The instance type and count behind `variant` of an existing endpoint,
+/// which must be InService. Reads only; perfsize load uses it to label results.
+pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant: &str) -> Result<Candidate, ApiError> {
+    let refuse = |message: String| ApiError { operation: "DescribeEndpoint", code: "NotUsable".into(), message };
+    let described = client.describe_endpoint().endpoint_name(endpoint).send().await.map_err(|e| api_error("DescribeEndpoint", &e))?;
+    let status = described.endpoint_status.clone().map(|s| s.as_str().to_string()).unwrap_or_default();
+    if status != "InService" && status != "Updating" {
+        return Err(refuse(format!("endpoint {endpoint} is {status}; it must be InService")));
+    }
+    let current = described
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant))
+        .ok_or_else(|| refuse(format!("endpoint {endpoint} has no variant {variant} (pass --variant)")))?
+        .current_instance_count
+        .unwrap_or(1);
+    let config_name = described.endpoint_config_name().unwrap_or_default();
+    let config = client
+        .describe_endpoint_config()
+        .endpoint_config_name(config_name)
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeEndpointConfig", &e))?;
+    let instance_type = config
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant))
+        .and_then(|v| v.instance_type())
+        .map(|t| t.as_str().to_string())
+        .ok_or_else(|| refuse(format!("endpoint config {config_name} names no instance type for {variant} (serverless endpoints are not sized by perfsize)")))?;
+    let instance_type = instance_type.parse().map_err(|e: crate::catalog::UnknownInstanceType| refuse(e.to_string()))?;
+    Ok(Candidate::new(instance_type, current.max(1) as u32))
+}

@@ -1,0 +1,402 @@
+//! The result manager: turns a [`LoadRun`] into a [`StepResult`] — rates,
+//! percentiles, errors by status and code, the per-second series, the
+//! histograms themselves, the server's CloudWatch figures — and judges it
+//! against the requirements, spelling out every reason it fails.
+
+pub mod cloudwatch;
+pub mod histogram;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::load::{LoadRun, SecondStats};
+use crate::plan::{Candidate, Requirements};
+
+pub use cloudwatch::{MetricsWindow, ServerMetrics};
+pub use histogram::Percentiles;
+
+/// A step whose achieved rate is below this share of the offered rate fails.
+pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
+/// More than this share of requests starting late (no free in-flight slot)
+/// means the generator, not the endpoint, set the pace.
+pub const MAX_LATE_SHARE: f64 = 0.001;
+/// Schedule slip p99 beyond this means the generator's CPU could not keep up.
+pub const MAX_SLIP_P99_MS: f64 = 10.0;
+
+/// Why a step is in the results: sizing search, endurance at peak, or a
+/// stand-alone `perfsize load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Search,
+    Endurance,
+    Load,
+}
+
+/// What the load generator itself looked like during the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    pub max_in_flight: usize,
+    /// Requests due while every in-flight slot was busy.
+    pub late_starts: u64,
+    /// Send time minus due time, milliseconds.
+    pub slip_p50_ms: f64,
+    pub slip_p99_ms: f64,
+    pub saturated: bool,
+}
+
+/// One requirement a step missed, and by how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "requirement", rename_all = "snake_case")]
+pub enum Miss {
+    Latency { percentile: f64, measured_ms: f64, limit_ms: f64 },
+    Errors { measured_percent: f64, limit_percent: f64 },
+    Rate { achieved_tps: f64, offered_tps: f64 },
+    Generator { late_starts: u64, slip_p99_ms: f64 },
+    NoTraffic,
+    Interrupted,
+}
+
+impl Miss {
+    /// The reason as a sentence, for tables, logs and JUnit.
+    pub fn describe(&self) -> String {
+        match self {
+            Miss::Latency { percentile, measured_ms, limit_ms } => format!(
+                "p{percentile} latency {measured_ms:.1} ms is above the {limit_ms} ms limit (+{:.0}%)",
+                (measured_ms / limit_ms - 1.0) * 100.0
+            ),
+            Miss::Errors { measured_percent, limit_percent } => {
+                format!("{measured_percent:.3}% of requests failed, above the {limit_percent}% budget")
+            }
+            Miss::Rate { achieved_tps, offered_tps } => format!(
+                "achieved {achieved_tps:.1} TPS of {offered_tps:.1} offered ({:.0}%, below {:.0}%)",
+                achieved_tps / offered_tps * 100.0,
+                MIN_ACHIEVED_SHARE * 100.0
+            ),
+            Miss::Generator { late_starts, slip_p99_ms } => format!(
+                "the load generator could not keep up ({late_starts} late starts, schedule slip p99 {slip_p99_ms:.1} ms): raise --max-in-flight or use a bigger machine"
+            ),
+            Miss::NoTraffic => "no request was measured".to_string(),
+            Miss::Interrupted => "interrupted before the end of the step".to_string(),
+        }
+    }
+}
+
+/// One load step, as written to `<results>/steps/NNN-….json` the moment it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Order within the run, from 1.
+    pub index: u32,
+    pub phase: Phase,
+    pub simulated: bool,
+    pub endpoint_name: String,
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub target_tps: f64,
+    pub offered_tps: f64,
+    pub achieved_tps: f64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+    pub warmup_seconds: f64,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub error_percent: f64,
+    /// All requests, failures at their latency.
+    pub latency_ms: Option<Percentiles>,
+    pub success_latency_ms: Option<Percentiles>,
+    /// Latency at the judged percentile.
+    pub judged_latency_ms: Option<f64>,
+    pub errors_by_status: BTreeMap<String, u64>,
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub generator: Generator,
+    pub requirements: Requirements,
+    pub passed: bool,
+    pub reasons: Vec<String>,
+    pub misses: Vec<Miss>,
+    pub cloudwatch: ServerMetrics,
+    pub series: Vec<SecondStats>,
+    /// The all-requests latency histogram (µs), base64 of HdrHistogram V2-deflate.
+    pub histogram: String,
+    pub success_histogram: String,
+}
+
+/// What the step was, besides what was measured.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub index: u32,
+    pub phase: Phase,
+    pub simulated: bool,
+    pub endpoint_name: String,
+    pub candidate: Candidate,
+    pub target_tps: f64,
+    pub warmup_seconds: f64,
+    pub requirements: Requirements,
+}
+
+/// The figures a step is judged on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub judged_latency_ms: Option<f64>,
+    pub error_percent: f64,
+    pub offered_tps: f64,
+    pub achieved_tps: f64,
+    pub requests: u64,
+    pub interrupted: bool,
+}
+
+/// Judges measured figures against `requirements`; empty means passed.
+pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Generator) -> Vec<Miss> {
+    let Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted } = *measured;
+    let mut misses = Vec::new();
+    if interrupted {
+        misses.push(Miss::Interrupted);
+    }
+    if requests == 0 {
+        misses.push(Miss::NoTraffic);
+        return misses;
+    }
+    if let Some(measured) = judged_latency_ms
+        && measured > requirements.latency_ms
+    {
+        misses.push(Miss::Latency { percentile: requirements.percentile, measured_ms: measured, limit_ms: requirements.latency_ms });
+    }
+    if error_percent > requirements.max_error_percent {
+        misses.push(Miss::Errors { measured_percent: error_percent, limit_percent: requirements.max_error_percent });
+    }
+    if achieved_tps < MIN_ACHIEVED_SHARE * offered_tps {
+        misses.push(Miss::Rate { achieved_tps, offered_tps });
+    }
+    if generator.saturated {
+        misses.push(Miss::Generator { late_starts: generator.late_starts, slip_p99_ms: generator.slip_p99_ms });
+    }
+    misses
+}
+
+impl StepResult {
+    /// The result of `run` in `context`; CloudWatch figures are filled in later.
+    pub fn from_run(context: StepContext, run: &LoadRun) -> StepResult {
+        let t = &run.totals;
+        let seconds = run.measured_seconds.max(1e-9);
+        let requests = t.counts.sent;
+        let offered_tps = run.offered as f64 / seconds;
+        let achieved_tps = (t.counts.succeeded + t.counts.answered_failures) as f64 / seconds;
+        let error_percent = if requests == 0 { 0.0 } else { t.counts.failed as f64 / requests as f64 * 100.0 };
+        let slip_p99_ms = histogram::at_percentile(&t.slip, 99.0).unwrap_or(0.0);
+        let generator = Generator {
+            max_in_flight: run.max_in_flight,
+            late_starts: t.counts.late_claims,
+            slip_p50_ms: histogram::at_percentile(&t.slip, 50.0).unwrap_or(0.0),
+            slip_p99_ms,
+            saturated: t.counts.late_claims as f64 > MAX_LATE_SHARE * requests as f64 || slip_p99_ms > MAX_SLIP_P99_MS,
+        };
+        let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
+        let measured = Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted: run.cancelled };
+        let misses = judge(&context.requirements, &measured, &generator);
+        StepResult {
+            index: context.index,
+            phase: context.phase,
+            simulated: context.simulated,
+            endpoint_name: context.endpoint_name,
+            instance_type: context.candidate.instance_type.to_string(),
+            instance_count: context.candidate.count,
+            target_tps: context.target_tps,
+            offered_tps: round3(offered_tps),
+            achieved_tps: round3(achieved_tps),
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            duration_seconds: run.measured_seconds,
+            warmup_seconds: context.warmup_seconds,
+            requests,
+            succeeded: t.counts.succeeded,
+            failed: t.counts.failed,
+            error_percent: round3(error_percent),
+            latency_ms: Percentiles::of(&t.all),
+            success_latency_ms: Percentiles::of(&t.success),
+            judged_latency_ms,
+            errors_by_status: t.errors_by_status.clone(),
+            errors_by_code: t.errors_by_code.clone(),
+            generator,
+            requirements: context.requirements,
+            passed: misses.is_empty(),
+            reasons: misses.iter().map(Miss::describe).collect(),
+            misses,
+            cloudwatch: ServerMetrics::unavailable("not fetched yet"),
+            series: run.series.clone(),
+            histogram: histogram::encode(&t.all),
+            success_histogram: histogram::encode(&t.success),
+        }
+    }
+
+    /// A few lines for a terminal: rate, requests and errors, percentiles,
+    /// the server's view, and the verdict.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let errors = if self.failed == 0 {
+            String::new()
+        } else {
+            let codes: Vec<String> = self.errors_by_code.iter().map(|(code, n)| format!("{code} ×{n}")).collect();
+            format!(": {}", codes.join(", "))
+        };
+        out.push_str(&format!(
+            "  rate      offered {:.1}/s · achieved {:.1}/s (target {})\n",
+            self.offered_tps,
+            self.achieved_tps,
+            trim_number(self.target_tps)
+        ));
+        out.push_str(&format!(
+            "  requests  {} · failed {} ({:.3}%){errors}\n",
+            self.requests, self.failed, self.error_percent
+        ));
+        if let Some(p) = &self.latency_ms {
+            out.push_str(&format!(
+                "  latency   p50 {:.1} · p90 {:.1} · p95 {:.1} · p99 {:.1} · p99.9 {:.1} · max {:.1} ms (all requests, from intended start)\n",
+                p.p50, p.p90, p.p95, p.p99, p.p99_9, p.max
+            ));
+        }
+        let cw = &self.cloudwatch;
+        match (&cw.model_latency_ms, cw.available) {
+            (Some(model), true) => {
+                out.push_str(&format!("  server    ModelLatency avg {:.1} · p99 {:.1} ms", model.avg, model.p99));
+                if let Some(overhead) = &cw.overhead_latency_ms {
+                    out.push_str(&format!(" · OverheadLatency avg {:.2} ms", overhead.avg));
+                }
+                if let Some(cpu) = cw.cpu_utilization_avg {
+                    out.push_str(&format!(" · CPU {cpu:.0}%"));
+                }
+                out.push('\n');
+            }
+            _ => out.push_str(&format!("  server    CloudWatch: {}\n", cw.note.as_deref().unwrap_or("not available"))),
+        }
+        if self.passed {
+            out.push_str(&format!(
+                "  verdict   PASS ({} {:.1} ms ≤ {} ms, errors {:.3}% ≤ {}%)\n",
+                self.requirements.percentile_label(),
+                self.judged_latency_ms.unwrap_or(0.0),
+                self.requirements.latency_ms,
+                self.error_percent,
+                self.requirements.max_error_percent
+            ));
+        } else {
+            out.push_str("  verdict   FAIL\n");
+            for reason in &self.reasons {
+                out.push_str(&format!("            - {reason}\n"));
+            }
+        }
+        out
+    }
+
+    pub fn candidate(&self) -> Option<Candidate> {
+        Some(Candidate::new(self.instance_type.parse().ok()?, self.instance_count))
+    }
+
+    /// Throughput per instance this step demonstrated.
+    pub fn tps_per_instance(&self) -> f64 {
+        self.target_tps / self.instance_count.max(1) as f64
+    }
+
+    /// A file name that sorts in run order and says what the step was.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{:03}-{}-{}-x{}-{}tps.json",
+            self.index,
+            match self.phase {
+                Phase::Search => "search",
+                Phase::Endurance => "endurance",
+                Phase::Load => "load",
+            },
+            self.instance_type,
+            self.instance_count,
+            trim_number(self.target_tps)
+        )
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// 12.5 → "12.5", 100.0 → "100".
+pub fn trim_number(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Writes `bytes` to `path` so a reader never sees half a file: a temporary
+/// sibling, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("result")));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generator(saturated: bool) -> Generator {
+        Generator { max_in_flight: 100, late_starts: if saturated { 50 } else { 0 }, slip_p50_ms: 0.1, slip_p99_ms: 0.5, saturated }
+    }
+
+    fn measured(latency: Option<f64>, errors: f64, offered: f64, achieved: f64, requests: u64, interrupted: bool) -> Measured {
+        Measured { judged_latency_ms: latency, error_percent: errors, offered_tps: offered, achieved_tps: achieved, requests, interrupted }
+    }
+
+    fn requirements() -> Requirements {
+        Requirements::new(500.0, 99.0, 0.1).unwrap()
+    }
+
+    #[test]
+    fn a_step_within_every_requirement_passes() {
+        assert!(judge(&requirements(), &measured(Some(120.0), 0.0, 100.0, 99.9, 6000, false), &generator(false)).is_empty());
+    }
+
+    #[test]
+    fn every_missed_requirement_is_a_reason() {
+        let misses = judge(&requirements(), &measured(Some(900.0), 2.5, 100.0, 80.0, 6000, false), &generator(true));
+        let kinds: Vec<&str> = misses
+            .iter()
+            .map(|m| match m {
+                Miss::Latency { .. } => "latency",
+                Miss::Errors { .. } => "errors",
+                Miss::Rate { .. } => "rate",
+                Miss::Generator { .. } => "generator",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["latency", "errors", "rate", "generator"]);
+        assert_eq!(misses[0].describe(), "p99 latency 900.0 ms is above the 500 ms limit (+80%)");
+        assert!(misses[1].describe().starts_with("2.500% of requests failed"));
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        assert!(judge(&requirements(), &measured(Some(500.0), 0.1, 100.0, 95.0, 10, false), &generator(false)).is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_or_empty_step_never_passes() {
+        assert_eq!(judge(&requirements(), &measured(None, 0.0, 100.0, 0.0, 0, false), &generator(false)), vec![Miss::NoTraffic]);
+        assert!(judge(&requirements(), &measured(Some(1.0), 0.0, 100.0, 100.0, 10, true), &generator(false)).contains(&Miss::Interrupted));
+    }
+
+    #[test]
+    fn numbers_print_without_trailing_zeros() {
+        assert_eq!(trim_number(100.0), "100");
+        assert_eq!(trim_number(12.5), "12.5");
+        assert_eq!(trim_number(0.125), "0.125");
+    }
+}
