@@ -12,11 +12,13 @@
 //!
 //! - [`cli`]: clap types, turned once into validated inputs; the exit codes.
 //! - [`plan`]: the validated inputs of a run — candidates, requirements, walks.
+//! - [`step`]: the step manager — pure decision logic, two strategies.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
 //! - [`load`]: open-model, coordinated-omission-free traffic through goose.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
 //! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
 //!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
+//! - [`cost`]: prices per region, configuration cost, what the run spent.
 //! - [`catalog`]: the instance types that exist and their hardware.
 //! - [`aws`]: the SDK configuration and clients of a command.
 //! - [`signals`]: Ctrl-C handling that never skips teardown.
@@ -24,6 +26,7 @@
 pub mod aws;
 pub mod catalog;
 pub mod cli;
+pub mod cost;
 pub mod environment;
 pub mod load;
 pub mod plan;
@@ -31,6 +34,7 @@ pub mod progress;
 pub mod result;
 pub mod signals;
 pub mod simulator;
+pub mod step;
 
 /// An error and all its causes on one line, for logs and messages that must
 /// stay one line (`a: b: c`).

@@ -1,0 +1,207 @@
+//! Cost: on-demand prices per region (`resources/cost/<region>.json`, or a
+//! `--cost-file`), what a configuration costs per hour, per month and per
+//! million inferences, and what the sizing run itself spent.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::InstanceType;
+use crate::environment::Usage;
+use crate::plan::Candidate;
+
+/// Hours in a month, as AWS's pricing pages count them.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// The price files shipped with perfsize.
+const SHIPPED: [(&str, &str); 7] = [
+    ("us-east-1", include_str!("../resources/cost/us-east-1.json")),
+    ("us-east-2", include_str!("../resources/cost/us-east-2.json")),
+    ("us-west-2", include_str!("../resources/cost/us-west-2.json")),
+    ("eu-west-1", include_str!("../resources/cost/eu-west-1.json")),
+    ("eu-central-1", include_str!("../resources/cost/eu-central-1.json")),
+    ("ap-northeast-1", include_str!("../resources/cost/ap-northeast-1.json")),
+    ("ap-southeast-2", include_str!("../resources/cost/ap-southeast-2.json")),
+];
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CostError {
+    #[error("no prices shipped for region {region} (perfsize ships {}); pass --cost-file FILE", shipped_regions())]
+    UnknownRegion { region: String },
+    #[error("cannot read cost file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("cost file {path} is neither perfsize's format ({{\"prices_per_hour\": {{…}}}}) nor a flat {{\"ml.m5.large\": 0.115}} map: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error("no price for {instance_type} in {origin}; add it to a --cost-file")]
+    NoPrice { instance_type: String, origin: String },
+}
+
+fn shipped_regions() -> String {
+    SHIPPED.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", ")
+}
+
+#[derive(Debug, Deserialize)]
+struct PriceFile {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    as_of: Option<String>,
+    prices_per_hour: BTreeMap<String, f64>,
+}
+
+/// $/instance-hour for each priced type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceTable {
+    /// Where the prices came from (region file or path).
+    pub origin: String,
+    pub as_of: Option<String>,
+    pub prices: BTreeMap<String, f64>,
+}
+
+impl PriceTable {
+    /// The prices shipped for `region`.
+    pub fn shipped(region: &str) -> Result<PriceTable, CostError> {
+        let (_, text) = SHIPPED
+            .iter()
+            .find(|(r, _)| *r == region)
+            .ok_or_else(|| CostError::UnknownRegion { region: region.to_string() })?;
+        PriceTable::parse(text, &format!("resources/cost/{region}.json"))
+    }
+
+    /// A cost file: perfsize's format, or perfsizesagemaker's flat map.
+    pub fn load(path: &Path) -> Result<PriceTable, CostError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CostError::Unreadable { path: origin.clone(), reason: e.to_string() })?;
+        PriceTable::parse(&text, &origin)
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<PriceTable, CostError> {
+        let malformed = |reason: String| CostError::Malformed { path: origin.to_string(), reason };
+        let (prices, as_of, region) = match serde_json::from_str::<PriceFile>(text) {
+            Ok(file) => (file.prices_per_hour, file.as_of, file.region),
+            Err(_) => (serde_json::from_str::<BTreeMap<String, f64>>(text).map_err(|e| malformed(e.to_string()))?, None, None),
+        };
+        if let Some((name, price)) = prices.iter().find(|(_, p)| !(p.is_finite() && **p > 0.0)) {
+            return Err(malformed(format!("the price of {name} must be a positive number, got {price}")));
+        }
+        let origin = match region {
+            Some(region) if !origin.contains(&region) => format!("{origin} ({region})"),
+            _ => origin.to_string(),
+        };
+        Ok(PriceTable { origin, as_of, prices })
+    }
+
+    /// $/hour of one instance of `instance_type`.
+    pub fn hourly(&self, instance_type: &InstanceType) -> Result<f64, CostError> {
+        self.prices
+            .get(instance_type.as_str())
+            .copied()
+            .ok_or_else(|| CostError::NoPrice { instance_type: instance_type.to_string(), origin: self.origin.clone() })
+    }
+
+    /// Every type of `types` must have a price (checked before anything runs).
+    pub fn check(&self, types: &[InstanceType]) -> Result<(), CostError> {
+        types.iter().try_for_each(|t| self.hourly(t).map(|_| ()))
+    }
+
+    /// What a configuration costs.
+    pub fn of(&self, candidate: &Candidate, peak_tps: f64) -> Result<ConfigCost, CostError> {
+        let per_hour = self.hourly(&candidate.instance_type)? * candidate.count as f64;
+        Ok(ConfigCost {
+            per_hour: round(per_hour, 4),
+            per_month: round(per_hour * HOURS_PER_MONTH, 2),
+            per_million_at_peak: round(per_hour / (peak_tps * 3600.0) * 1e6, 4),
+        })
+    }
+
+    /// What the sizing run spent on endpoints, as of `now`.
+    pub fn run_cost(&self, usage: &[Usage], now: DateTime<Utc>) -> RunCost {
+        let mut cost = RunCost::default();
+        for u in usage {
+            let hours = u.instance_hours(now);
+            cost.endpoint_hours += hours;
+            cost.dollars += hours * self.hourly(&u.instance_type).unwrap_or(0.0);
+        }
+        cost.endpoint_hours = round(cost.endpoint_hours, 4);
+        cost.dollars = round(cost.dollars, 4);
+        cost
+    }
+}
+
+/// What a configuration costs to run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConfigCost {
+    pub per_hour: f64,
+    pub per_month: f64,
+    /// Dollars per million inferences when serving the peak rate all the time.
+    pub per_million_at_peak: f64,
+}
+
+/// What a sizing run spent.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunCost {
+    /// Instance-hours of every endpoint the run deployed.
+    pub endpoint_hours: f64,
+    pub dollars: f64,
+    pub wall_seconds: f64,
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_prices_cover_the_common_types() {
+        let table = PriceTable::shipped("us-west-2").unwrap();
+        assert_eq!(table.hourly(&"ml.m5.large".parse().unwrap()).unwrap(), 0.115);
+        assert!(table.as_of.is_some());
+        let err = PriceTable::shipped("mars-north-1").unwrap_err().to_string();
+        assert!(err.contains("--cost-file"), "{err}");
+    }
+
+    #[test]
+    fn a_configuration_costs_per_hour_month_and_million() {
+        let table = PriceTable::shipped("us-west-2").unwrap();
+        let cost = table.of(&Candidate::new("ml.m5.large".parse().unwrap(), 2), 100.0).unwrap();
+        assert_eq!(cost.per_hour, 0.23);
+        assert_eq!(cost.per_month, 167.9);
+        // $0.23 buys 360,000 inferences at 100/s.
+        assert!((cost.per_million_at_peak - 0.6389).abs() < 1e-4, "{cost:?}");
+    }
+
+    #[test]
+    fn perfsizesagemaker_cost_files_are_read_too() {
+        let dir = std::env::temp_dir().join(format!("perfsize-cost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let flat = dir.join("flat.json");
+        std::fs::write(&flat, r#"{"ml.m5.large": 0.2}"#).unwrap();
+        assert_eq!(PriceTable::load(&flat).unwrap().prices["ml.m5.large"], 0.2);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"ml.m5.large": -1}"#).unwrap();
+        assert!(PriceTable::load(&bad).unwrap_err().to_string().contains("positive"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_run_costs_its_instance_hours() {
+        let table = PriceTable::shipped("us-west-2").unwrap();
+        let now = Utc::now();
+        let usage = vec![Usage {
+            endpoint: "e".into(),
+            instance_type: "ml.m5.large".parse().unwrap(),
+            count: 2,
+            from: now - chrono::Duration::minutes(30),
+            to: None,
+        }];
+        let cost = table.run_cost(&usage, now);
+        assert_eq!(cost.endpoint_hours, 1.0);
+        assert_eq!(cost.dollars, 0.115);
+    }
+}

@@ -1,0 +1,227 @@
+//! The step manager: pure decision logic. Given the requirements and every
+//! outcome so far, a [`Strategy`] names the next load step to run (instance
+//! type × count, rate, phase) or concludes with a recommendation. No I/O: the
+//! sizing run feeds it outcomes, and unit tests feed it hand-made ones.
+//!
+//! - [`adaptive`] (default): per type, geometric growth then bisection to the
+//!   highest rate one instance sustains; the instance count for the peak;
+//!   endurance runs best-first by price, so the first verified configuration
+//!   is the cheapest.
+//! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
+
+pub mod adaptive;
+pub mod perfsize;
+mod search;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::InstanceType;
+use crate::plan::Candidate;
+use crate::result::{Miss, Phase, StepResult};
+
+pub use adaptive::Adaptive;
+pub use perfsize::Perfsize;
+
+/// One load step a strategy asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub candidate: Candidate,
+    pub tps: f64,
+    pub phase: Phase,
+}
+
+/// What a probe showed, reduced to what decisions need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Measured {
+        passed: bool,
+        /// Judged latency ÷ its limit (1.0 = exactly at the limit).
+        latency_ratio: Option<f64>,
+        /// Error percent ÷ the error budget (0 when there is no budget and no error).
+        error_ratio: f64,
+        /// Failed for a reason noise cannot explain (rate not delivered, generator saturated, no traffic).
+        hard_failure: bool,
+        /// Short reasons, for conclusions.
+        reasons: Vec<String>,
+    },
+    /// The configuration could not be deployed.
+    NotDeployed { reason: String },
+}
+
+/// Within this relative distance of a limit, a single measurement is not trusted.
+pub const NOISE_BAND: f64 = 0.10;
+
+impl Outcome {
+    pub fn from_step(step: &StepResult) -> Outcome {
+        let latency_ratio = step.judged_latency_ms.map(|l| l / step.requirements.latency_ms);
+        let budget = step.requirements.max_error_percent;
+        let error_ratio = if budget > 0.0 {
+            step.error_percent / budget
+        } else if step.error_percent > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        let hard_failure = step
+            .misses
+            .iter()
+            .any(|m| matches!(m, Miss::Rate { .. } | Miss::Generator { .. } | Miss::NoTraffic | Miss::Interrupted));
+        Outcome::Measured { passed: step.passed, latency_ratio, error_ratio, hard_failure, reasons: step.reasons.clone() }
+    }
+
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Measured { passed: true, .. })
+    }
+
+    /// Whether the outcome sits so close to a limit that one measurement
+    /// should not decide it.
+    pub fn near_boundary(&self) -> bool {
+        match self {
+            Outcome::Measured { latency_ratio, error_ratio, hard_failure: false, .. } => {
+                latency_ratio.is_some_and(|r| (r - 1.0).abs() <= NOISE_BAND)
+                    || (error_ratio.is_finite() && *error_ratio > 0.0 && (error_ratio - 1.0).abs() <= 0.5)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn reasons(&self) -> Vec<String> {
+        match self {
+            Outcome::Measured { reasons, .. } => reasons.clone(),
+            Outcome::NotDeployed { reason } => vec![reason.clone()],
+        }
+    }
+}
+
+/// What a strategy wants next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Run(Probe),
+    /// Nothing can start until a running probe reports back.
+    Wait,
+    Done,
+}
+
+/// How one instance type fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeSummary {
+    pub instance_type: InstanceType,
+    /// Highest rate one instance sustained within the requirements.
+    pub max_tps_per_instance: Option<f64>,
+    /// Instances the peak needs at that rate.
+    pub count_needed: Option<u32>,
+    /// The count an endurance run at peak verified.
+    pub verified_count: Option<u32>,
+    /// What happened, in a sentence.
+    pub verdict: String,
+}
+
+/// The recommended configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommended {
+    pub candidate: Candidate,
+    pub max_tps_per_instance: f64,
+}
+
+/// A strategy's final word.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conclusion {
+    pub recommendation: Option<Recommended>,
+    pub types: Vec<TypeSummary>,
+}
+
+/// A sizing strategy: asked for probes, told their outcomes.
+pub trait Strategy: Send {
+    /// The next probe to run; `Wait` while probes in flight must report first.
+    fn next(&mut self) -> Next;
+    /// The outcome of a probe `next` returned.
+    fn record(&mut self, probe: &Probe, outcome: &Outcome);
+    /// The conclusion once `next` said `Done` (or so far, if the run stops early).
+    fn conclusion(&self) -> Conclusion;
+}
+
+/// Strategies' names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    /// Search each type's capacity, verify the cheapest configuration first.
+    Adaptive,
+    /// perfsizesagemaker's algorithm, for identical behaviour.
+    Perfsize,
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A synthetic world for strategy tests: each type has a true capacity per
+    //! instance; a probe passes when its rate per instance is within it.
+
+    use super::*;
+    use std::collections::BTreeMap;
+
+    pub struct World {
+        pub capacity: BTreeMap<String, f64>,
+        /// Types that fail to deploy.
+        pub broken: Vec<String>,
+        /// Scaling efficiency: n instances serve n × capacity × efficiency^(n-1).
+        pub efficiency: f64,
+        /// Probes (type, rate-per-instance) that fail once, whatever the capacity.
+        pub flukes: Vec<(String, f64)>,
+        pub log: Vec<Probe>,
+    }
+
+    impl World {
+        pub fn new(capacity: &[(&str, f64)]) -> World {
+            World {
+                capacity: capacity.iter().map(|(t, c)| (t.to_string(), *c)).collect(),
+                broken: Vec::new(),
+                efficiency: 1.0,
+                flukes: Vec::new(),
+                log: Vec::new(),
+            }
+        }
+
+        pub fn outcome(&mut self, probe: &Probe) -> Outcome {
+            self.log.push(probe.clone());
+            let t = probe.candidate.instance_type.as_str();
+            if self.broken.iter().any(|b| b == t) {
+                return Outcome::NotDeployed { reason: format!("{t}: simulated capacity shortage") };
+            }
+            let n = probe.candidate.count as f64;
+            let capacity = self.capacity[t] * n * self.efficiency.powf(n - 1.0);
+            let per_instance = probe.tps / n;
+            if let Some(i) = self.flukes.iter().position(|(ft, r)| ft == t && (r - per_instance).abs() < 1e-9) {
+                self.flukes.remove(i);
+                return measured(false, 1.05);
+            }
+            let load = probe.tps / capacity;
+            // Latency rises steeply near saturation: ratio 1.0 at exactly full capacity.
+            measured(load <= 1.0, load.powi(8))
+        }
+
+        pub fn run(&mut self, strategy: &mut dyn Strategy) -> Conclusion {
+            for _ in 0..500 {
+                match strategy.next() {
+                    Next::Run(probe) => {
+                        let outcome = self.outcome(&probe);
+                        strategy.record(&probe, &outcome);
+                    }
+                    Next::Wait => panic!("a sequential driver never has probes in flight"),
+                    Next::Done => return strategy.conclusion(),
+                }
+            }
+            panic!("the strategy did not finish in 500 probes");
+        }
+
+        pub fn steps(&self, phase: Phase) -> usize {
+            self.log.iter().filter(|p| p.phase == phase).count()
+        }
+    }
+
+    pub fn measured(passed: bool, latency_ratio: f64) -> Outcome {
+        Outcome::Measured { passed, latency_ratio: Some(latency_ratio), error_ratio: 0.0, hard_failure: false, reasons: if passed { vec![] } else { vec!["latency".into()] } }
+    }
+
+    pub fn t(name: &str) -> InstanceType {
+        name.parse().unwrap()
+    }
+}

@@ -1,0 +1,237 @@
+//! perfsizesagemaker's algorithm, step for step (its FirstSuccessStepManager
+//! run twice, as its main() does):
+//!
+//! 1. Types are the outer loop and counts the inner loop; each type × count
+//!    is tried at the first rate of the TPS walk. The first that passes is
+//!    kept, and the rate climbs the walk one step per pass until the first
+//!    failure or the walk's end. TPS per instance = last passing rate ÷ count.
+//! 2. Instances needed = ⌈peak ÷ TPS per instance⌉; endurance at peak with
+//!    that count, then one more, up to `endurance_retries` more; the first
+//!    that passes is the recommendation.
+//!
+//! Differences kept on purpose: limits are inclusive (perfsizesagemaker's
+//! strict `<` made `--percent_fail 0` impossible to meet) and the endurance
+//! ramp flags are honoured (perfsizesagemaker parsed and ignored them).
+
+use super::{Conclusion, Next, Outcome, Probe, Recommended, Strategy, TypeSummary};
+use crate::catalog::InstanceType;
+use crate::plan::Candidate;
+use crate::result::{Phase, trim_number};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfsizeConfig {
+    pub peak_tps: f64,
+    pub types: Vec<InstanceType>,
+    pub count_walk: Vec<u32>,
+    pub tps_walk: Vec<f64>,
+    pub endurance_retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stage {
+    /// Trying type × count combinations at the first rate.
+    FindType { type_index: usize, count_index: usize },
+    /// A combination passed; climbing the TPS walk.
+    Climb { type_index: usize, count_index: usize, tps_index: usize },
+    /// Endurance at peak with `needed + extra` instances.
+    Endurance { extra: u32 },
+    Finished,
+}
+
+pub struct Perfsize {
+    config: PerfsizeConfig,
+    stage: Stage,
+    waiting: bool,
+    /// Phase 1's answer: type, count, highest passing rate.
+    found: Option<(usize, u32, f64)>,
+    needed: u32,
+    recommended: Option<Candidate>,
+    failures: Vec<(usize, String)>,
+}
+
+impl Perfsize {
+    pub fn new(mut config: PerfsizeConfig) -> Perfsize {
+        // perfsizesagemaker tries the walk in the order given; only empty walks are refused upstream.
+        config.count_walk.retain(|c| *c >= 1);
+        Perfsize { config, stage: Stage::FindType { type_index: 0, count_index: 0 }, waiting: false, found: None, needed: 0, recommended: None, failures: Vec::new() }
+    }
+
+    fn tps_per_instance(&self) -> Option<f64> {
+        self.found.map(|(_, count, tps)| tps / count as f64)
+    }
+
+    fn start_endurance(&mut self) {
+        let per_instance = self.tps_per_instance().expect("endurance follows a found type");
+        self.needed = (self.config.peak_tps / per_instance).ceil().max(1.0) as u32;
+        self.stage = Stage::Endurance { extra: 0 };
+    }
+}
+
+impl Strategy for Perfsize {
+    fn next(&mut self) -> Next {
+        if self.waiting {
+            return Next::Wait;
+        }
+        let probe = match &self.stage {
+            Stage::FindType { type_index, count_index } => Probe {
+                candidate: Candidate::new(self.config.types[*type_index].clone(), self.config.count_walk[*count_index]),
+                tps: self.config.tps_walk[0],
+                phase: Phase::Search,
+            },
+            Stage::Climb { type_index, count_index, tps_index } => Probe {
+                candidate: Candidate::new(self.config.types[*type_index].clone(), self.config.count_walk[*count_index]),
+                tps: self.config.tps_walk[*tps_index],
+                phase: Phase::Search,
+            },
+            Stage::Endurance { extra } => {
+                let (type_index, _, _) = self.found.expect("endurance follows a found type");
+                Probe {
+                    candidate: Candidate::new(self.config.types[type_index].clone(), self.needed + extra),
+                    tps: self.config.peak_tps,
+                    phase: Phase::Endurance,
+                }
+            }
+            Stage::Finished => return Next::Done,
+        };
+        self.waiting = true;
+        Next::Run(probe)
+    }
+
+    fn record(&mut self, probe: &Probe, outcome: &Outcome) {
+        self.waiting = false;
+        let passed = outcome.passed();
+        self.stage = match self.stage.clone() {
+            Stage::FindType { type_index, count_index } if passed => {
+                self.found = Some((type_index, self.config.count_walk[count_index], probe.tps));
+                if self.config.tps_walk.len() > 1 {
+                    Stage::Climb { type_index, count_index, tps_index: 1 }
+                } else {
+                    self.start_endurance();
+                    self.stage.clone()
+                }
+            }
+            Stage::FindType { type_index, count_index } => {
+                self.failures.push((type_index, outcome.reasons().join("; ")));
+                if count_index + 1 < self.config.count_walk.len() {
+                    Stage::FindType { type_index, count_index: count_index + 1 }
+                } else if type_index + 1 < self.config.types.len() {
+                    Stage::FindType { type_index: type_index + 1, count_index: 0 }
+                } else {
+                    Stage::Finished
+                }
+            }
+            Stage::Climb { type_index, count_index, tps_index } => {
+                if passed {
+                    self.found = Some((type_index, self.config.count_walk[count_index], probe.tps));
+                }
+                if passed && tps_index + 1 < self.config.tps_walk.len() {
+                    Stage::Climb { type_index, count_index, tps_index: tps_index + 1 }
+                } else {
+                    self.start_endurance();
+                    self.stage.clone()
+                }
+            }
+            Stage::Endurance { .. } if passed => {
+                self.recommended = Some(probe.candidate.clone());
+                Stage::Finished
+            }
+            Stage::Endurance { extra } if extra < self.config.endurance_retries => Stage::Endurance { extra: extra + 1 },
+            Stage::Endurance { .. } | Stage::Finished => Stage::Finished,
+        };
+    }
+
+    fn conclusion(&self) -> Conclusion {
+        let per_instance = self.tps_per_instance();
+        let recommendation = self.recommended.clone().map(|candidate| Recommended { candidate, max_tps_per_instance: per_instance.unwrap_or(0.0) });
+        let types = self
+            .config
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, instance_type)| {
+                let found_here = self.found.filter(|(t, _, _)| *t == i);
+                let failed_here: Vec<&str> = self.failures.iter().filter(|(t, _)| *t == i).map(|(_, why)| why.as_str()).collect();
+                let verdict = match (found_here, &self.recommended) {
+                    (Some((_, count, tps)), Some(rec)) => format!("passed {} TPS on {count}; {} instances verified at peak — recommended", trim_number(tps), rec.count),
+                    (Some((_, count, tps)), None) => format!("passed {} TPS on {count}, but endurance at peak failed up to {} instances", trim_number(tps), self.needed + self.config.endurance_retries),
+                    (None, _) if !failed_here.is_empty() => format!("failed the first rate of the walk: {}", failed_here.join("; ")),
+                    (None, _) => "not tried (an earlier type passed first)".to_string(),
+                };
+                TypeSummary {
+                    instance_type: instance_type.clone(),
+                    max_tps_per_instance: found_here.map(|(_, count, tps)| tps / count as f64),
+                    count_needed: found_here.map(|_| self.needed),
+                    verified_count: found_here.and(self.recommended.as_ref().map(|r| r.count)),
+                    verdict,
+                }
+            })
+            .collect();
+        Conclusion { recommendation, types }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::testing::*;
+
+    fn jenkins_walk() -> Vec<f64> {
+        vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 20., 30., 40., 50., 60., 70., 80., 90., 100., 200., 300., 400.]
+    }
+
+    fn config(peak: f64, types: &[&str]) -> PerfsizeConfig {
+        PerfsizeConfig { peak_tps: peak, types: types.iter().map(|n| t(n)).collect(), count_walk: vec![1], tps_walk: jenkins_walk(), endurance_retries: 3 }
+    }
+
+    #[test]
+    fn the_first_type_that_passes_is_kept_and_climbed() {
+        let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0)]);
+        let conclusion = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large", "ml.c5.large"])));
+        let rec = conclusion.recommendation.unwrap();
+        // Climbs 1…90 (18 passes), fails 100; 100 / 90 → 2 instances.
+        assert_eq!(rec.candidate, Candidate::new(t("ml.m5.large"), 2));
+        assert_eq!(rec.max_tps_per_instance, 90.0);
+        assert_eq!(world.steps(Phase::Search), 19);
+        assert_eq!(world.steps(Phase::Endurance), 1);
+        assert!(world.log.iter().all(|p| p.candidate.instance_type == t("ml.m5.large")), "the cheaper c5 is never tried");
+    }
+
+    #[test]
+    fn combinations_are_tried_types_outer_counts_inner() {
+        let mut world = World::new(&[("ml.m5.large", 0.2), ("ml.c5.large", 117.0)]);
+        let mut cfg = config(100.0, &["ml.m5.large", "ml.c5.large"]);
+        cfg.count_walk = vec![1, 2];
+        let conclusion = world.run(&mut Perfsize::new(cfg));
+        let first: Vec<String> = world.log.iter().take(3).map(|p| p.candidate.to_string()).collect();
+        assert_eq!(first, ["ml.m5.large × 1", "ml.m5.large × 2", "ml.c5.large × 1"]);
+        assert_eq!(conclusion.recommendation.unwrap().candidate.instance_type, t("ml.c5.large"));
+    }
+
+    #[test]
+    fn endurance_retries_one_more_instance_at_a_time() {
+        let mut world = World::new(&[("ml.m5.large", 60.0)]);
+        world.efficiency = 0.8;
+        let rec = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"]))).recommendation.unwrap();
+        // 60/s per instance → 2 needed; 2 × 60 × 0.8 = 96 fails; 3 passes.
+        assert_eq!(rec.candidate.count, 3);
+        assert_eq!(world.steps(Phase::Endurance), 2);
+    }
+
+    #[test]
+    fn nothing_passing_the_first_rate_means_no_recommendation() {
+        let mut world = World::new(&[("ml.m5.large", 0.5)]);
+        let conclusion = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"])));
+        assert!(conclusion.recommendation.is_none());
+        assert!(conclusion.types[0].verdict.starts_with("failed the first rate"));
+    }
+
+    #[test]
+    fn a_noisy_failure_ends_the_climb_as_in_perfsizesagemaker() {
+        // perfsizesagemaker trusts every result once: a fluke at 60/s stops the climb at 50.
+        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        world.flukes.push(("ml.m5.large".into(), 60.0));
+        let rec = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"]))).recommendation.unwrap();
+        assert_eq!(rec.max_tps_per_instance, 50.0);
+        assert_eq!(rec.candidate.count, 2);
+    }
+}
