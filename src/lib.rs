@@ -12,10 +12,12 @@
 //!
 //! - [`cli`]: clap types, turned once into validated inputs; the exit codes.
 //! - [`plan`]: the validated inputs of a run — candidates, requirements, walks.
+//! - [`sizing`]: the sizing run that drives the loop and writes the results.
 //! - [`step`]: the step manager — pure decision logic, two strategies.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
 //! - [`load`]: open-model, coordinated-omission-free traffic through goose.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
+//! - [`run_dir`]: the results directory every step is written to as it ends.
 //! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
 //!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
 //! - [`cost`]: prices per region, configuration cost, what the run spent.
@@ -32,8 +34,10 @@ pub mod load;
 pub mod plan;
 pub mod progress;
 pub mod result;
+pub mod run_dir;
 pub mod signals;
 pub mod simulator;
+pub mod sizing;
 pub mod step;
 
 /// An error and all its causes on one line, for logs and messages that must

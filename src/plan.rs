@@ -2,10 +2,18 @@
 //! and the validated [`Plan`] the CLI builds once from the command line.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
+use crate::cost::{CostError, PriceTable};
+use crate::load::{Arrivals, PayloadMix, RateProfile};
+use crate::result::Phase;
+use crate::step::adaptive::AdaptiveConfig;
+use crate::step::perfsize::PerfsizeConfig;
+use crate::step::{Adaptive, Perfsize, Probe, Strategy, StrategyKind};
 
 /// One configuration to try: an instance type and how many instances.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,5 +74,247 @@ impl Requirements {
     /// `p99`, `p99.9`: how the judged percentile is written.
     pub fn percentile_label(&self) -> String {
         format!("p{}", self.percentile)
+    }
+}
+
+/// What traffic every step sends.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub payloads: Arc<PayloadMix>,
+    pub content_type: String,
+    pub accept: String,
+    pub arrivals: Arrivals,
+    pub seed: u64,
+    /// None: derived from each step's rate × the request timeout.
+    pub max_in_flight: Option<usize>,
+    pub request_timeout: Duration,
+}
+
+/// How long each kind of step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Durations {
+    #[serde(with = "humantime_serde_compat")]
+    pub step: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub endurance: Duration,
+    /// Endurance ramp: from this rate to the peak over `ramp`.
+    pub endurance_ramp_start_tps: f64,
+    #[serde(with = "humantime_serde_compat")]
+    pub endurance_ramp: Duration,
+}
+
+/// Durations in plan.json read as "90s", "3m".
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How the search behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    pub strategy: StrategyKind,
+    pub types: Vec<InstanceType>,
+    pub count_walk: Option<Vec<u32>>,
+    pub tps_walk: Option<Vec<f64>>,
+    pub start_tps: f64,
+    /// Relative precision of the capacity search (0.05 = 5 %).
+    pub tps_resolution: f64,
+    pub endurance_retries: u32,
+    pub parallel: usize,
+}
+
+/// perfsizesagemaker's Jenkins default TPS walk, used by `--strategy perfsize`
+/// when no walk is given.
+pub const PERFSIZE_DEFAULT_TPS_WALK: [f64; 22] =
+    [1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 20., 30., 40., 50., 60., 70., 80., 90., 100., 200., 300., 400.];
+
+/// Why the inputs cannot make a plan.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("--type-walk names no instance type")]
+    NoTypes,
+    #[error("--count-walk must list instance counts of at least 1, got {0:?}")]
+    BadCountWalk(Vec<u32>),
+    #[error("--tps-walk must list positive rates, got {0:?}")]
+    BadTpsWalk(Vec<f64>),
+    #[error("--tps-resolution must be between 0 and 1 (0.05 is 5 %), got {0}")]
+    BadResolution(f64),
+    #[error("--safety-factor must be above 0 and at most 1, got {0}")]
+    BadSafetyFactor(f64),
+    #[error("--parallel must be at least 1")]
+    BadParallel,
+    #[error("--{name} must be longer than zero")]
+    ZeroDuration { name: &'static str },
+    #[error("--endurance-ramp-start-tps {start} is above the peak {peak}")]
+    RampAbovePeak { start: f64, peak: f64 },
+    #[error("--max-test-cost must be a positive number of dollars, got {0}")]
+    BadBudget(f64),
+    #[error(transparent)]
+    Price(#[from] CostError),
+}
+
+/// A sizing run's inputs, checked. The only way to make one is [`Plan::new`],
+/// so a `Plan` in hand is a plan that can run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    peak_tps: f64,
+    requirements: Requirements,
+    search: Search,
+    durations: Durations,
+    traffic: Traffic,
+    prices: PriceTable,
+    safety_factor: f64,
+    min_instances: u32,
+    max_test_cost: Option<f64>,
+}
+
+/// The raw parts [`Plan::new`] checks.
+#[derive(Debug, Clone)]
+pub struct PlanParts {
+    pub peak_tps: f64,
+    pub requirements: Requirements,
+    pub search: Search,
+    pub durations: Durations,
+    pub traffic: Traffic,
+    pub prices: PriceTable,
+    pub safety_factor: f64,
+    pub min_instances: u32,
+    pub max_test_cost: Option<f64>,
+}
+
+impl Plan {
+    pub fn new(parts: PlanParts) -> Result<Plan, PlanError> {
+        let PlanParts { peak_tps, requirements, mut search, durations, traffic, prices, safety_factor, min_instances, max_test_cost } = parts;
+        assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
+        let mut seen = std::collections::HashSet::new();
+        search.types.retain(|t| seen.insert(t.clone()));
+        if search.types.is_empty() {
+            return Err(PlanError::NoTypes);
+        }
+        if let Some(walk) = &search.count_walk
+            && (walk.is_empty() || walk.contains(&0))
+        {
+            return Err(PlanError::BadCountWalk(walk.clone()));
+        }
+        if let Some(walk) = &search.tps_walk
+            && (walk.is_empty() || walk.iter().any(|r| !(r.is_finite() && *r > 0.0)))
+        {
+            return Err(PlanError::BadTpsWalk(walk.clone()));
+        }
+        if !(search.tps_resolution > 0.0 && search.tps_resolution < 1.0) {
+            return Err(PlanError::BadResolution(search.tps_resolution));
+        }
+        if !(safety_factor > 0.0 && safety_factor <= 1.0) {
+            return Err(PlanError::BadSafetyFactor(safety_factor));
+        }
+        if search.parallel == 0 {
+            return Err(PlanError::BadParallel);
+        }
+        for (name, d) in [("duration", durations.step), ("endurance-duration", durations.endurance)] {
+            if d.is_zero() {
+                return Err(PlanError::ZeroDuration { name });
+            }
+        }
+        if durations.endurance_ramp_start_tps > peak_tps {
+            return Err(PlanError::RampAbovePeak { start: durations.endurance_ramp_start_tps, peak: peak_tps });
+        }
+        if let Some(budget) = max_test_cost
+            && !(budget.is_finite() && budget > 0.0)
+        {
+            return Err(PlanError::BadBudget(budget));
+        }
+        prices.check(&search.types)?;
+        if search.strategy == StrategyKind::Perfsize {
+            search.count_walk.get_or_insert_with(|| vec![1]);
+            search.tps_walk.get_or_insert_with(|| PERFSIZE_DEFAULT_TPS_WALK.to_vec());
+        }
+        Ok(Plan { peak_tps, requirements, search, durations, traffic, prices, safety_factor, min_instances: min_instances.max(1), max_test_cost })
+    }
+
+    pub fn peak_tps(&self) -> f64 {
+        self.peak_tps
+    }
+    pub fn requirements(&self) -> &Requirements {
+        &self.requirements
+    }
+    pub fn search(&self) -> &Search {
+        &self.search
+    }
+    pub fn durations(&self) -> &Durations {
+        &self.durations
+    }
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+    pub fn safety_factor(&self) -> f64 {
+        self.safety_factor
+    }
+    pub fn min_instances(&self) -> u32 {
+        self.min_instances
+    }
+    pub fn max_test_cost(&self) -> Option<f64> {
+        self.max_test_cost
+    }
+
+    /// $/hour of one instance of a planned type (every planned type has a price).
+    pub fn price(&self, instance_type: &InstanceType) -> f64 {
+        self.prices.hourly(instance_type).expect("Plan::new checked every type has a price")
+    }
+
+    /// The lowest rate per instance the adaptive search tries before giving a type up.
+    pub fn floor_tps(&self) -> f64 {
+        (self.search.start_tps / 64.0).max(0.1)
+    }
+
+    /// A fresh strategy for this plan.
+    pub fn strategy(&self) -> Box<dyn Strategy> {
+        let s = &self.search;
+        match s.strategy {
+            StrategyKind::Adaptive => Box::new(Adaptive::new(AdaptiveConfig {
+                peak_tps: self.peak_tps,
+                types: s.types.iter().map(|t| (t.clone(), self.price(t))).collect(),
+                start_tps: s.start_tps,
+                floor_tps: self.floor_tps(),
+                resolution: s.tps_resolution,
+                tps_walk: s.tps_walk.clone(),
+                count_walk: s.count_walk.clone(),
+                endurance_retries: s.endurance_retries,
+                parallel: s.parallel,
+            })),
+            StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
+                peak_tps: self.peak_tps,
+                types: s.types.clone(),
+                count_walk: s.count_walk.clone().unwrap_or_else(|| vec![1]),
+                tps_walk: s.tps_walk.clone().unwrap_or_else(|| PERFSIZE_DEFAULT_TPS_WALK.to_vec()),
+                endurance_retries: s.endurance_retries,
+            })),
+        }
+    }
+
+    /// How long a probe drives traffic (warm-up included) and at what shape.
+    pub fn rate_profile(&self, probe: &Probe) -> (RateProfile, Duration) {
+        let d = &self.durations;
+        match probe.phase {
+            Phase::Endurance => {
+                let ramp = (!d.endurance_ramp.is_zero()).then_some((d.endurance_ramp_start_tps, d.endurance_ramp));
+                (RateProfile::new(probe.tps, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)
+            }
+            _ => (RateProfile::new(probe.tps, None, d.warmup + d.step), d.warmup),
+        }
     }
 }

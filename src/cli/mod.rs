@@ -3,8 +3,10 @@
 //! Everything a command reads is checked here, before anything is deployed.
 
 pub mod args;
+mod cleanup;
 mod load;
 mod simulator;
+pub mod sizing;
 
 use std::process::ExitCode;
 
@@ -30,14 +32,31 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "perfsize", version, about = "Right-size Amazon SageMaker inference endpoints by experiment", propagate_version = true)]
+#[command(
+    name = "perfsize",
+    version,
+    about = "Right-size Amazon SageMaker inference endpoints by experiment",
+    long_about = "Right-size Amazon SageMaker inference endpoints by experiment.\n\n\
+        Without a subcommand, perfsize runs a sizing job: it deploys candidate configurations, drives real \
+        traffic at them, and recommends the cheapest instance type × count that serves --peak-tps within the \
+        latency and error requirements, with its cost and an auto-scaling policy.\n\n\
+        Example: perfsize --simulate --peak-tps 100 --type-walk ml.m5.large,ml.c5.large --payload req.json",
+    args_conflicts_with_subcommands = true,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub sizing: sizing::SizingArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the steps a sizing run may take and their worst-case cost; deploy nothing.
+    Plan(Box<sizing::SizingArgs>),
+    /// Delete what a killed run left behind (resources tagged by perfsize).
+    Cleanup(cleanup::CleanupArgs),
     /// Drive one load step at an existing endpoint and judge it (no deployment).
     Load(load::LoadArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
@@ -106,8 +125,11 @@ fn init_logging() {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
-        Command::Load(args) => load::run(args).await,
-        Command::Simulator(args) => simulator::run(args).await,
+        None => sizing::run(cli.sizing).await,
+        Some(Command::Plan(args)) => sizing::plan(*args).await,
+        Some(Command::Cleanup(args)) => cleanup::run(args).await,
+        Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::Simulator(args)) => simulator::run(args).await,
     }
 }
 
@@ -146,5 +168,43 @@ impl Session {
         };
         let aws = Aws::connect(&options).await.map_err(Failure::usage)?;
         Ok(Session { aws, simulated: simulator.is_some(), simulator })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn perfsizesagemaker_flags_are_accepted() {
+        let cli = Cli::try_parse_from([
+            "perfsize", "--peak_tps", "5", "--latency_success_p99", "400", "--percent_fail", "0.01",
+            "--type_walk", "ml.m5.large,ml.m5.xlarge", "--count_walk", "1", "--tps_walk", "1,10,100",
+            "--duration_minutes", "1", "--endurance_ramp_start_tps", "0", "--endurance_ramp_minutes", "0",
+            "--endurance_steady_state_minutes", "1", "--endurance_retries", "3", "--perfsize_results_dir", "out",
+            "--scenario_requests", "[]", "--iam_role_arn", "arn:aws:iam::1:role/r", "--host", "runtime.sagemaker.us-west-2.amazonaws.com",
+            "--region", "us-west-2", "--endpoint_name", "e", "--endpoint_config_name", "c", "--model_name", "m",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let s = cli.sizing;
+        assert_eq!(s.peak_tps, Some(5.0));
+        assert_eq!(s.type_walk.len(), 2);
+        assert_eq!(s.tps_walk, vec![1.0, 10.0, 100.0]);
+        assert_eq!(s.duration_minutes, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(s.requirements.max_error_percent, 0.01);
+        assert_eq!(s.model_name.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn an_unknown_instance_type_is_refused_while_parsing() {
+        let err = Cli::try_parse_from(["perfsize", "--peak-tps", "5", "--type-walk", "ml.m5.large,ml.m5.huge"]).unwrap_err();
+        assert_eq!(err.exit_code(), exit::USAGE as i32);
+        assert!(err.to_string().contains("ml.m5.huge"), "{err}");
     }
 }

@@ -282,15 +282,34 @@ impl Strategy for Adaptive {
             .collect();
         Conclusion { recommendation, types }
     }
+
+    fn keep(&self, instance_type: &InstanceType) -> bool {
+        self.lanes.iter().position(|l| &l.instance_type == instance_type).is_some_and(|lane| self.keep_lane(lane))
+    }
 }
 
 impl Adaptive {
+    fn keep_lane(&self, lane: usize) -> bool {
+        match self.lanes[lane].stage {
+            Stage::Searching => true,
+            Stage::Failed { .. } => false,
+            Stage::Searched { .. } => {
+                self.running.iter().any(|(l, _, _)| *l == lane)
+                    || (self.settled_winner().is_none() && self.cheapest_queued().is_some_and(|i| self.queue[i].lane == lane))
+            }
+        }
+    }
+
     fn summarise(&self, index: usize, lane: &Lane, winner: Option<Contender>) -> TypeSummary {
         let (max_tps, verdict) = match &lane.stage {
             Stage::Failed { verdict } => (None, verdict.clone()),
             Stage::Searching => (lane.bracket.best(), "search not finished".to_string()),
             Stage::Searched { max_tps } => {
-                let per = trim_number(*max_tps);
+                let per = if *max_tps >= self.config.peak_tps {
+                    format!("at least {} (the search stops at the peak)", trim_number(*max_tps))
+                } else {
+                    trim_number(*max_tps)
+                };
                 let passed = lane.tried.iter().find(|(_, ok, _)| *ok).map(|(c, _, _)| *c);
                 let failed: Vec<String> = lane.tried.iter().filter(|(_, ok, _)| !ok).map(|(c, _, why)| format!("{c} ({})", why.join("; "))).collect();
                 let verdict = match (passed, winner) {

@@ -138,6 +138,9 @@ pub trait Strategy: Send {
     fn record(&mut self, probe: &Probe, outcome: &Outcome);
     /// The conclusion once `next` said `Done` (or so far, if the run stops early).
     fn conclusion(&self) -> Conclusion;
+    /// Whether an endpoint of `instance_type` may serve a coming probe; when
+    /// not, the sizing run takes it down rather than pay for it idle.
+    fn keep(&self, instance_type: &InstanceType) -> bool;
 }
 
 /// Strategies' names on the command line.
@@ -202,6 +205,7 @@ pub(crate) mod testing {
             for _ in 0..500 {
                 match strategy.next() {
                     Next::Run(probe) => {
+                        assert!(strategy.keep(&probe.candidate.instance_type), "a type about to be probed is kept");
                         let outcome = self.outcome(&probe);
                         strategy.record(&probe, &outcome);
                     }

@@ -168,6 +168,15 @@ impl Strategy for Perfsize {
             .collect();
         Conclusion { recommendation, types }
     }
+
+    fn keep(&self, instance_type: &InstanceType) -> bool {
+        let current = match &self.stage {
+            Stage::FindType { type_index, .. } | Stage::Climb { type_index, .. } => Some(*type_index),
+            Stage::Endurance { .. } => self.found.map(|(t, _, _)| t),
+            Stage::Finished => None,
+        };
+        current.is_some_and(|i| &self.config.types[i] == instance_type)
+    }
 }
 
 #[cfg(test)]

@@ -92,11 +92,6 @@ impl Bracket {
         true
     }
 
-    /// Whether the rate under measurement still needs another vote.
-    pub fn deciding(&self) -> bool {
-        !self.votes.is_empty()
-    }
-
     /// The highest rate that passed, once the search is over.
     pub fn best(&self) -> Option<f64> {
         let p = self.pass?;
@@ -176,7 +171,6 @@ mod tests {
     fn a_noisy_result_is_measured_again_and_the_majority_decides() {
         let mut bracket = Bracket::new(Rates::Continuous { start: 10.0, floor: 0.5, cap: 100.0, resolution: 0.05 });
         assert!(!bracket.record(10.0, false, true), "one noisy failure decides nothing");
-        assert!(bracket.deciding());
         assert_eq!(bracket.next_rate(), Some(10.0), "the same rate again");
         assert!(!bracket.record(10.0, true, true), "one each: a third measurement decides");
         assert!(bracket.record(10.0, true, false));

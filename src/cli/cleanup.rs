@@ -1,0 +1,47 @@
+//! `perfsize cleanup`: removes what a killed run left behind (resources
+//! tagged `perfsize:run-id`), or with --dry-run only lists it.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::AwsArgs;
+use super::{Failure, Session, exit};
+use crate::environment::{RunId, cleanup};
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only this run's resources (default: every perfsize run's).
+    #[arg(long, value_parser = |s: &str| s.parse::<RunId>().map_err(|e| e.to_string()))]
+    pub run_id: Option<RunId>,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
+    let session = Session::open(&args.aws, None).await?;
+    let client = &session.aws.sagemaker;
+    let leftovers = cleanup::find(client, args.run_id.as_ref()).await.map_err(Failure::infrastructure)?;
+    if leftovers.is_empty() {
+        println!("nothing to clean up: no perfsize resources{}", args.run_id.as_ref().map(|r| format!(" of run {r}")).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    for l in &leftovers {
+        println!("{} {} {} (run {})", if args.dry_run { "would delete" } else { "deleting" }, l.kind, l.name, l.run_id);
+    }
+    if args.dry_run {
+        return Ok(exit::OK);
+    }
+    let failed = cleanup::remove(client, &leftovers, Duration::from_secs(5), |l, result| match result {
+        Ok(()) => println!("deleted {} {}", l.kind, l.name),
+        Err(e) => eprintln!("could not delete {} {}: {e}", l.kind, l.name),
+    })
+    .await;
+    if failed > 0 {
+        return Err(Failure::infrastructure(format!("{failed} resources could not be deleted; run cleanup again")));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,478 @@
+//! The sizing run: asks the step manager what to test, has the environment
+//! manager deploy it (reusing or resizing an endpoint where it can), drives
+//! it with the load manager, judges it with the result manager, writes each
+//! step to disk the moment it ends, and concludes with a summary.
+//!
+//! Up to `--parallel` probes run at once, each on its own endpoint. Teardown
+//! runs on every path — conclusion, budget, Ctrl-C, AWS failure — before the
+//! summary is written.
+
+pub mod summary;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::Aws;
+use crate::catalog::InstanceType;
+use crate::environment::{ApiError, DeployError, Deployed, Environment};
+use crate::load::{self, LoadError, LoadSpec, RequestSigner, Target};
+use crate::plan::{Candidate, Plan};
+use crate::progress::Progress;
+use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, trim_number};
+use crate::run_dir::{RunDir, RunDirError};
+use crate::step::{Next, Outcome, Probe, Strategy};
+
+pub use summary::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+
+/// What stops a sizing run for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SizingError {
+    /// The model rejected a payload: the user's input, found after deploying.
+    #[error(transparent)]
+    PayloadRejected(LoadError),
+    #[error(transparent)]
+    Load(LoadError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+}
+
+/// Timing that differs between AWS and the simulator.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    pub metrics_period: Duration,
+    pub metrics_wait: Duration,
+    pub metrics_poll: Duration,
+    /// Assumed time to deploy an endpoint, for budget estimates.
+    pub deploy_estimate: Duration,
+}
+
+/// Everything a sizing run works with.
+pub struct Sizing<'a, E: Environment> {
+    pub plan: &'a Plan,
+    pub env: &'a E,
+    pub aws: &'a Aws,
+    pub dir: &'a RunDir,
+    pub progress: Arc<Progress>,
+    pub pace: Pace,
+    pub simulated: bool,
+    pub signer: Arc<RequestSigner>,
+    /// Cancelled by the first Ctrl-C.
+    pub cancel: CancellationToken,
+    pub run_id: String,
+    pub command_line: Vec<String>,
+    /// Steps of an interrupted run being resumed, reused instead of re-run.
+    pub resumed: Vec<StepResult>,
+}
+
+/// A probe that ran (or could not).
+struct ProbeDone {
+    probe: Probe,
+    endpoint: Option<Deployed>,
+    result: Result<ProbeResult, SizingError>,
+}
+
+enum ProbeResult {
+    Measured(Box<StepResult>),
+    NotDeployed(String),
+    Interrupted,
+}
+
+enum Task {
+    Probe(ProbeDone),
+    Released(InstanceType, Result<(), ApiError>),
+}
+
+type TaskFuture<'a> = Pin<Box<dyn Future<Output = Task> + 'a>>;
+
+impl<'a, E: Environment> Sizing<'a, E> {
+    /// Runs to a conclusion (or until stopped), tears everything down and
+    /// writes summary.json. The summary is returned even when AWS failed.
+    pub async fn run(self) -> (Summary, Option<SizingError>) {
+        let started_at = Utc::now();
+        // Declared before `tasks`, which borrows them.
+        let run_cancel = self.cancel.child_token();
+        let preflighted = RefCell::new(HashSet::new());
+        let metrics_updates = RefCell::new(Vec::new());
+        let mut strategy = self.plan.strategy();
+        let mut steps: Vec<StepResult> = Vec::new();
+        let mut resumed = self.resumed.clone();
+        let mut lanes: BTreeMap<InstanceType, Deployed> = BTreeMap::new();
+        let mut tasks: FuturesUnordered<TaskFuture<'_>> = FuturesUnordered::new();
+        let mut next_index = resumed.iter().map(|s| s.index).max().unwrap_or(0) + 1;
+        let mut status = RunStatus::Completed;
+        let mut note = None;
+        let mut error: Option<SizingError> = None;
+        let mut done = false;
+
+        if let Err(e) = self.env.prepare().await {
+            error = Some(e.into());
+            done = true;
+            status = RunStatus::Failed;
+        }
+        loop {
+            // Start every probe the strategy allows now.
+            while !done && !run_cancel.is_cancelled() {
+                match strategy.next() {
+                    Next::Run(probe) => {
+                        if let Some(i) = resumed.iter().position(|s| same_probe(s, &probe)) {
+                            let step = resumed.remove(i);
+                            self.progress.line(format!("resumed step {}: {}", step.index, describe(&step)));
+                            strategy.record(&probe, &Outcome::from_step(&step));
+                            steps.push(step);
+                            continue;
+                        }
+                        if let Some(reason) = self.over_budget(&probe, &lanes) {
+                            status = RunStatus::BudgetReached;
+                            note = Some(reason.clone());
+                            self.progress.line(format!("stopping: {reason}"));
+                            done = true;
+                            break;
+                        }
+                        let endpoint = lanes.remove(&probe.candidate.instance_type);
+                        let index = next_index;
+                        next_index += 1;
+                        tasks.push(Box::pin(self.probe(probe, endpoint, index, &run_cancel, &preflighted, &metrics_updates)));
+                    }
+                    Next::Wait => break,
+                    Next::Done => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            // Take down endpoints no coming probe needs.
+            let idle: Vec<InstanceType> = lanes.keys().filter(|t| !strategy.keep(t)).cloned().collect();
+            for instance_type in idle {
+                let deployed = lanes.remove(&instance_type).expect("listed above");
+                tasks.push(Box::pin(async move {
+                    let result = self.env.release(&deployed).await;
+                    Task::Released(instance_type, result)
+                }));
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            let task = tokio::select! {
+                task = tasks.next() => task.expect("tasks is not empty"),
+                _ = self.cancel.cancelled(), if status != RunStatus::Interrupted && !run_cancel.is_cancelled() => {
+                    status = RunStatus::Interrupted;
+                    note = Some("interrupted by Ctrl-C".into());
+                    run_cancel.cancel();
+                    continue;
+                }
+            };
+            match task {
+                Task::Released(instance_type, Err(e)) => {
+                    self.progress.line(format!("cannot take down the {instance_type} endpoint: {e}"));
+                    error.get_or_insert(e.into());
+                    run_cancel.cancel();
+                }
+                Task::Released(..) => {}
+                Task::Probe(ProbeDone { probe, endpoint, result }) => {
+                    if let Some(endpoint) = endpoint {
+                        lanes.insert(endpoint.candidate.instance_type.clone(), endpoint);
+                    }
+                    match result {
+                        Ok(ProbeResult::Measured(step)) => {
+                            self.progress.line(format!("step {}: {}", step.index, describe(&step)));
+                            if !step.misses.contains(&result::Miss::Interrupted) {
+                                strategy.record(&probe, &Outcome::from_step(&step));
+                            }
+                            steps.push(*step);
+                        }
+                        Ok(ProbeResult::NotDeployed(reason)) => {
+                            self.progress.line(format!("{} cannot be deployed: {reason}", probe.candidate));
+                            strategy.record(&probe, &Outcome::NotDeployed { reason });
+                        }
+                        Ok(ProbeResult::Interrupted) => {}
+                        Err(e) => {
+                            self.progress.line(format!("stopping: {e}"));
+                            if status == RunStatus::Completed {
+                                status = RunStatus::Failed;
+                            }
+                            error.get_or_insert(e);
+                            run_cancel.cancel();
+                        }
+                    }
+                }
+            }
+        }
+
+        self.progress.activity("tearing down everything this run deployed");
+        if let Err(e) = self.env.teardown().await {
+            self.progress.line(format!("teardown failed: {e} — run `perfsize cleanup --run-id {}`", self.run_id));
+            error.get_or_insert(e.into());
+        }
+        drop(tasks);
+        // CloudWatch figures trickle in after each step; wait for the last ones.
+        for update in metrics_updates.into_inner() {
+            let _ = update.await;
+        }
+        let steps = match self.dir.steps() {
+            Ok(on_disk) if on_disk.len() >= steps.len() => on_disk,
+            _ => steps,
+        };
+        let summary = self.summarise(strategy.as_ref(), &steps, status, note, started_at);
+        if let Err(e) = self.dir.write_json("summary.json", &summary) {
+            error.get_or_insert(e.into());
+        }
+        (summary, error)
+    }
+
+    /// Whether starting `probe` could take the run past --max-test-cost.
+    fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
+        let budget = self.plan.max_test_cost()?;
+        let spent = self.plan.prices().run_cost(self.env.ledger().lock().expect("ledger lock").usage(), Utc::now()).dollars;
+        let (profile, _) = self.plan.rate_profile(probe);
+        let deploying = !lanes.get(&probe.candidate.instance_type).is_some_and(|d| d.candidate == probe.candidate);
+        let hours = (profile.length() + if deploying { self.pace.deploy_estimate } else { Duration::ZERO }).as_secs_f64() / 3600.0;
+        let step_cost = hours * self.plan.price(&probe.candidate.instance_type) * probe.candidate.count as f64;
+        // Endpoints kept alive meanwhile cost too.
+        let idle: f64 = lanes.values().map(|d| self.plan.price(&d.candidate.instance_type) * d.candidate.count as f64 * hours).sum();
+        (spent + step_cost + idle > budget).then(|| {
+            format!(
+                "the next step ({} at {} TPS) would take the run to about ${:.2}, past --max-test-cost ${budget:.2} (spent ${spent:.2})",
+                probe.candidate,
+                trim_number(probe.tps),
+                spent + step_cost + idle
+            )
+        })
+    }
+
+    /// Deploys (or reuses, or resizes) the endpoint, then measures.
+    async fn probe(
+        &self,
+        probe: Probe,
+        endpoint: Option<Deployed>,
+        index: u32,
+        cancel: &CancellationToken,
+        preflighted: &RefCell<HashSet<String>>,
+        metrics_updates: &RefCell<Vec<tokio::task::JoinHandle<()>>>,
+    ) -> Task {
+        let candidate = probe.candidate.clone();
+        let endpoint = match self.endpoint_for(&candidate, endpoint, cancel).await {
+            Ok(endpoint) => endpoint,
+            Err((kept, DeployError::Rejected { reason, .. })) => {
+                return Task::Probe(ProbeDone { probe, endpoint: kept, result: Ok(ProbeResult::NotDeployed(reason)) });
+            }
+            Err((kept, DeployError::TimedOut { waited, .. })) => {
+                let reason = format!("not InService after {waited:?}");
+                return Task::Probe(ProbeDone { probe, endpoint: kept, result: Ok(ProbeResult::NotDeployed(reason)) });
+            }
+            Err((kept, DeployError::Cancelled { .. })) => {
+                return Task::Probe(ProbeDone { probe, endpoint: kept, result: Ok(ProbeResult::Interrupted) });
+            }
+            Err((kept, DeployError::Api(e))) => return Task::Probe(ProbeDone { probe, endpoint: kept, result: Err(e.into()) }),
+        };
+        let result = self.measure(&probe, &endpoint, index, cancel, preflighted, metrics_updates).await;
+        Task::Probe(ProbeDone { probe, endpoint: Some(endpoint), result })
+    }
+
+    /// An endpoint serving `candidate`: the lane's own if it matches, resized
+    /// in place if only the count differs, otherwise a new deployment. On
+    /// failure, the endpoint still alive (if any) comes back with the error.
+    async fn endpoint_for(
+        &self,
+        candidate: &Candidate,
+        endpoint: Option<Deployed>,
+        cancel: &CancellationToken,
+    ) -> Result<Deployed, (Option<Deployed>, DeployError)> {
+        match endpoint {
+            Some(deployed) if deployed.candidate == *candidate => Ok(deployed),
+            Some(mut deployed) => {
+                self.progress.activity(format!("resizing {} to {candidate}", deployed.endpoint));
+                match self.env.resize(&mut deployed, candidate.count, cancel).await {
+                    Ok(()) => Ok(deployed),
+                    Err(e) => Err((Some(deployed), e)),
+                }
+            }
+            None => {
+                self.progress.activity(format!("deploying {candidate}"));
+                self.env.deploy(candidate, cancel).await.map_err(|e| (None, e))
+            }
+        }
+    }
+
+    async fn measure(
+        &self,
+        probe: &Probe,
+        endpoint: &Deployed,
+        index: u32,
+        cancel: &CancellationToken,
+        preflighted: &RefCell<HashSet<String>>,
+        metrics_updates: &RefCell<Vec<tokio::task::JoinHandle<()>>>,
+    ) -> Result<ProbeResult, SizingError> {
+        let traffic = self.plan.traffic();
+        if !preflighted.borrow().contains(&endpoint.endpoint) {
+            load::preflight::check_payloads(&self.aws.runtime, &endpoint.endpoint, &traffic.payloads, &traffic.content_type, &traffic.accept)
+                .await
+                .map_err(|e| match e {
+                    LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
+                    other => SizingError::Load(other),
+                })?;
+            preflighted.borrow_mut().insert(endpoint.endpoint.clone());
+        }
+        let (rate, warmup) = self.plan.rate_profile(probe);
+        let spec = LoadSpec {
+            target: Target { endpoint: endpoint.endpoint.clone(), runtime_url: self.aws.runtime_url.clone() },
+            rate,
+            arrivals: traffic.arrivals,
+            seed: traffic.seed.wrapping_add(index as u64),
+            warmup,
+            payloads: Arc::clone(&traffic.payloads),
+            content_type: traffic.content_type.clone(),
+            accept: traffic.accept.clone(),
+            max_in_flight: traffic.max_in_flight.unwrap_or_else(|| LoadSpec::derived_max_in_flight(probe.tps, traffic.request_timeout)),
+            request_timeout: traffic.request_timeout,
+        };
+        self.progress.activity(format!(
+            "step {index} · {} {} at {} TPS for {}",
+            phase_name(probe.phase),
+            probe.candidate,
+            trim_number(probe.tps),
+            humantime::format_duration(Duration::from_secs(rate.length().as_secs()))
+        ));
+        let progress = Arc::clone(&self.progress);
+        let live: load::ProgressFn = Arc::new(move |row| progress.second(row));
+        let run = load::drive(spec, Arc::clone(&self.signer), cancel.clone(), Some(live)).await.map_err(SizingError::Load)?;
+        let context = StepContext {
+            index,
+            phase: probe.phase,
+            simulated: self.simulated,
+            endpoint_name: endpoint.endpoint.clone(),
+            candidate: probe.candidate.clone(),
+            target_tps: probe.tps,
+            warmup_seconds: warmup.as_secs_f64(),
+            requirements: *self.plan.requirements(),
+        };
+        let mut step = StepResult::from_run(context, &run);
+        step.cloudwatch = result::ServerMetrics::unavailable("waiting for CloudWatch");
+        let path = self.dir.write_step(&step)?;
+        if !run.cancelled {
+            let window = MetricsWindow {
+                endpoint: endpoint.endpoint.clone(),
+                variant: "AllTraffic".into(),
+                from: run.measured_from,
+                to: run.measured_to,
+                period: self.pace.metrics_period,
+                expected_invocations: step.requests,
+            };
+            metrics_updates.borrow_mut().push(spawn_metrics_update(self.aws.cloudwatch.clone(), window, self.pace.clone(), step.clone(), path));
+        }
+        Ok(ProbeResult::Measured(Box::new(step)))
+    }
+
+    fn summarise(&self, strategy: &dyn Strategy, steps: &[StepResult], status: RunStatus, note: Option<String>, started_at: chrono::DateTime<Utc>) -> Summary {
+        let conclusion = strategy.conclusion();
+        let peak = self.plan.peak_tps();
+        let prices = self.plan.prices();
+        let recommendation = conclusion.recommendation.as_ref().map(|rec| {
+            let cost = prices.of(&rec.candidate, peak).expect("planned types have prices");
+            let verified_by_step = steps
+                .iter()
+                .rev()
+                .find(|s| s.phase == Phase::Endurance && s.passed && s.candidate().as_ref() == Some(&rec.candidate))
+                .map(|s| s.index);
+            Recommendation {
+                instance_type: rec.candidate.instance_type.to_string(),
+                instance_count: rec.candidate.count,
+                cost_per_hour: cost.per_hour,
+                cost_per_month: cost.per_month,
+                cost_per_million_inferences: cost.per_million_at_peak,
+                max_tps_per_instance: rec.max_tps_per_instance,
+                verified_by_step,
+                autoscaling: Autoscaling::new(
+                    "YOUR-ENDPOINT",
+                    rec.max_tps_per_instance,
+                    self.plan.safety_factor(),
+                    peak,
+                    rec.candidate.count,
+                    self.plan.min_instances(),
+                ),
+            }
+        });
+        let types = conclusion
+            .types
+            .into_iter()
+            .map(|summary| TypeOutcome {
+                price_per_hour: self.plan.price(&summary.instance_type),
+                cost_at_needed_count: summary.count_needed.and_then(|n| prices.of(&Candidate::new(summary.instance_type.clone(), n), peak).ok()),
+                summary,
+            })
+            .collect();
+        let ended_at = Utc::now();
+        let mut run_cost = prices.run_cost(self.env.ledger().lock().expect("ledger lock").usage(), ended_at);
+        run_cost.wall_seconds = ((ended_at - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        Summary {
+            perfsize_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: self.run_id.clone(),
+            simulated: self.simulated,
+            status,
+            note,
+            region: self.aws.region.clone(),
+            command_line: self.command_line.clone(),
+            started_at,
+            ended_at,
+            peak_tps: peak,
+            requirements: *self.plan.requirements(),
+            strategy: self.plan.search().strategy,
+            prices: prices.origin.clone(),
+            recommendation,
+            types,
+            steps: steps.iter().map(StepBrief::from).collect(),
+            run_cost,
+        }
+    }
+}
+
+/// Fetches a step's CloudWatch figures in the background and rewrites its file.
+fn spawn_metrics_update(client: aws_sdk_cloudwatch::Client, window: MetricsWindow, pace: Pace, mut step: StepResult, path: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        step.cloudwatch = result::cloudwatch::fetch(&client, &window, pace.metrics_wait, pace.metrics_poll).await;
+        if let Err(e) = result::write_json(&path, &step) {
+            tracing::warn!("cannot add CloudWatch figures to {}: {e}", path.display());
+        }
+    })
+}
+
+/// A resumed step answers a probe when it measured the same thing.
+fn same_probe(step: &StepResult, probe: &Probe) -> bool {
+    step.phase == probe.phase
+        && step.candidate().as_ref() == Some(&probe.candidate)
+        && (step.target_tps - probe.tps).abs() < 1e-9
+        && !step.misses.contains(&result::Miss::Interrupted)
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Search => "search",
+        Phase::Endurance => "endurance",
+        Phase::Load => "load",
+    }
+}
+
+/// One line about a finished step.
+pub fn describe(step: &StepResult) -> String {
+    let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
+    format!(
+        "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
+        phase_name(step.phase),
+        step.instance_type,
+        step.instance_count,
+        trim_number(step.target_tps),
+        if step.passed { "PASS" } else { "FAIL" },
+        step.error_percent,
+        if step.passed { String::new() } else { format!(" — {}", step.reasons.join("; ")) }
+    )
+}

@@ -1,0 +1,184 @@
+//! `summary.json`: the run's conclusion — the recommendation with its cost
+//! and auto-scaling policy, every step in brief, and what the run spent.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::cost::{ConfigCost, RunCost};
+use crate::plan::{Candidate, Requirements};
+use crate::result::{Percentiles, Phase, StepResult};
+use crate::step::{StrategyKind, TypeSummary};
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The strategy reached its conclusion.
+    Completed,
+    /// Ctrl-C: stopped, torn down, concluded from what was measured.
+    Interrupted,
+    /// --max-test-cost would have been exceeded by the next step.
+    BudgetReached,
+    /// AWS failed us mid-run.
+    Failed,
+}
+
+/// An application-autoscaling target-tracking policy for the recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Autoscaling {
+    pub metric: String,
+    /// SageMakerVariantInvocationsPerInstance target: invocations per instance per minute.
+    pub target_invocations_per_instance: u64,
+    pub safety_factor: f64,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub resource_id: String,
+    /// Ready-to-paste AWS CLI commands.
+    pub register_command: String,
+    pub policy_command: String,
+    pub policy: serde_json::Value,
+}
+
+impl Autoscaling {
+    /// Target = max TPS per instance × 60 × safety factor. The maximum count
+    /// lets the policy reach its target at peak; it is never below the
+    /// verified fixed count.
+    pub fn new(endpoint: &str, max_tps_per_instance: f64, safety_factor: f64, peak_tps: f64, verified_count: u32, min_instances: u32) -> Autoscaling {
+        let target = (max_tps_per_instance * 60.0 * safety_factor).floor().max(1.0) as u64;
+        let max_instances = ((peak_tps * 60.0 / target as f64).ceil() as u32).max(verified_count).max(min_instances);
+        let resource_id = format!("endpoint/{endpoint}/variant/AllTraffic");
+        let policy = serde_json::json!({
+            "TargetValue": target as f64,
+            "PredefinedMetricSpecification": { "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance" },
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+        });
+        Autoscaling {
+            metric: "SageMakerVariantInvocationsPerInstance".into(),
+            target_invocations_per_instance: target,
+            safety_factor,
+            min_instances,
+            max_instances,
+            register_command: format!(
+                "aws application-autoscaling register-scalable-target --service-namespace sagemaker --resource-id {resource_id} --scalable-dimension sagemaker:variant:DesiredInstanceCount --min-capacity {min_instances} --max-capacity {max_instances}"
+            ),
+            policy_command: format!(
+                "aws application-autoscaling put-scaling-policy --service-namespace sagemaker --resource-id {resource_id} --scalable-dimension sagemaker:variant:DesiredInstanceCount --policy-name perfsize-invocations-target --policy-type TargetTrackingScaling --target-tracking-scaling-policy-configuration '{}'",
+                serde_json::to_string(&policy).expect("a JSON value serializes")
+            ),
+            resource_id,
+            policy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub cost_per_hour: f64,
+    pub cost_per_month: f64,
+    pub cost_per_million_inferences: f64,
+    pub max_tps_per_instance: f64,
+    /// The endurance step that verified it.
+    pub verified_by_step: Option<u32>,
+    pub autoscaling: Autoscaling,
+}
+
+impl Recommendation {
+    pub fn candidate(&self) -> Option<Candidate> {
+        Some(Candidate::new(self.instance_type.parse().ok()?, self.instance_count))
+    }
+}
+
+/// One step in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepBrief {
+    pub index: u32,
+    pub phase: Phase,
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub target_tps: f64,
+    pub achieved_tps: f64,
+    pub passed: bool,
+    pub reasons: Vec<String>,
+    pub latency_ms: Option<Percentiles>,
+    pub error_percent: f64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub file: String,
+}
+
+impl From<&StepResult> for StepBrief {
+    fn from(s: &StepResult) -> StepBrief {
+        StepBrief {
+            index: s.index,
+            phase: s.phase,
+            instance_type: s.instance_type.clone(),
+            instance_count: s.instance_count,
+            target_tps: s.target_tps,
+            achieved_tps: s.achieved_tps,
+            passed: s.passed,
+            reasons: s.reasons.clone(),
+            latency_ms: s.latency_ms,
+            error_percent: s.error_percent,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            file: format!("steps/{}", s.file_name()),
+        }
+    }
+}
+
+/// Per-type outcome with its cost at the count the peak needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeOutcome {
+    #[serde(flatten)]
+    pub summary: TypeSummary,
+    pub price_per_hour: f64,
+    pub cost_at_needed_count: Option<ConfigCost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub perfsize_version: String,
+    pub run_id: String,
+    pub simulated: bool,
+    pub status: RunStatus,
+    /// Why the run ended early, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub region: String,
+    pub command_line: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub peak_tps: f64,
+    pub requirements: Requirements,
+    pub strategy: StrategyKind,
+    pub prices: String,
+    pub recommendation: Option<Recommendation>,
+    pub types: Vec<TypeOutcome>,
+    pub steps: Vec<StepBrief>,
+    pub run_cost: RunCost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_targets_half_the_measured_capacity_per_minute() {
+        let a = Autoscaling::new("e", 94.0, 0.5, 100.0, 2, 1);
+        assert_eq!(a.target_invocations_per_instance, 2820);
+        // 100/s × 60 = 6000 per minute at peak; 6000 / 2820 → 3 instances.
+        assert_eq!(a.max_instances, 3);
+        assert!(a.policy_command.contains("\"TargetValue\":2820.0"), "{}", a.policy_command);
+        assert!(a.register_command.contains("--resource-id endpoint/e/variant/AllTraffic"));
+    }
+
+    #[test]
+    fn the_maximum_never_drops_below_the_verified_count() {
+        let a = Autoscaling::new("e", 10.0, 1.0, 100.0, 12, 2);
+        assert_eq!(a.max_instances, 12);
+        assert_eq!(a.min_instances, 2);
+    }
+}
