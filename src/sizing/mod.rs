@@ -114,6 +114,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let mut note = None;
         let mut error: Option<SizingError> = None;
         let mut done = false;
+        let mut generator_retries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
 
         if let Err(e) = self.env.prepare().await {
             error = Some(e.into());
@@ -186,7 +187,18 @@ impl<'a, E: Environment> Sizing<'a, E> {
                     match result {
                         Ok(ProbeResult::Measured(step)) => {
                             self.progress.line(format!("step {}: {}", step.index, describe(&step)));
-                            if !step.misses.contains(&result::Miss::Interrupted) {
+                            let generator_behind = step.misses.iter().any(|m| matches!(m, result::Miss::Generator { .. }));
+                            let retries = generator_retries.entry(probe_key(&probe)).or_insert(0u32);
+                            if generator_behind && *retries < GENERATOR_RETRIES && !run_cancel.is_cancelled() {
+                                // The measurement says more about this machine than the
+                                // endpoint: measure again before judging the configuration.
+                                *retries += 1;
+                                self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
+                                let endpoint = lanes.remove(&probe.candidate.instance_type);
+                                let index = next_index;
+                                next_index += 1;
+                                tasks.push(Box::pin(self.probe(probe, endpoint, index, &run_cancel, &preflighted, &metrics_updates)));
+                            } else if !step.misses.contains(&result::Miss::Interrupted) {
                                 strategy.record(&probe, &Outcome::from_step(&step));
                             }
                             steps.push(*step);
@@ -444,6 +456,13 @@ fn spawn_metrics_update(client: aws_sdk_cloudwatch::Client, window: MetricsWindo
             tracing::warn!("cannot add CloudWatch figures to {}: {e}", path.display());
         }
     })
+}
+
+/// How often a step whose load generator fell behind is measured again.
+const GENERATOR_RETRIES: u32 = 2;
+
+fn probe_key(probe: &Probe) -> String {
+    format!("{:?}/{}/{}", probe.phase, probe.candidate, probe.tps)
 }
 
 /// A resumed step answers a probe when it measured the same thing.

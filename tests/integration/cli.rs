@@ -29,6 +29,7 @@ pub fn scratch(name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn load_simulate_writes_the_step_result_and_hgrm() {
+    let _turn = crate::support::traffic_turn().await;
     let dir = scratch("load-ok");
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();

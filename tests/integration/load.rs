@@ -29,6 +29,7 @@ impl Default for Drive {
 
 /// Deploys `name` on ml.m5.large × 1 and drives it; returns the judged step.
 async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Requirements) -> StepResult {
+    let _turn = traffic_turn().await;
     let sm = sagemaker(sim);
     deploy(&sm, name, "ml.m5.large", 1).await;
     assert_eq!(wait_while(&sm, name, "Creating").await, "InService");

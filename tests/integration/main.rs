@@ -7,3 +7,4 @@ mod support;
 mod cli;
 mod load;
 mod simulator;
+mod sizing;

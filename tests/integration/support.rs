@@ -8,6 +8,13 @@ use perfsize::simulator::{Profile, RunningSimulator};
 
 pub const REGION: &str = "us-west-2";
 
+/// Tests that drive real traffic take turns: on a busy 2-core machine,
+/// several at once would starve each other's load generators.
+pub async fn traffic_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// A profile whose endpoints deploy in a fraction of a second.
 pub fn fast_profile(types: &str) -> Profile {
     let text = format!(

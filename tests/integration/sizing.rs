@@ -1,0 +1,270 @@
+//! The sizing run end to end: in-process against --simulate, and as a real
+//! process against a standalone simulator for the signal and cleanup paths.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use perfsize::cli::exit;
+
+use crate::cli::{perfsize, scratch};
+use crate::support::*;
+
+/// Capacities known by construction: one worker each, fixed service times.
+/// ml.m5.large serves 50/s ($0.115/h), ml.c5.large 100/s ($0.102/h);
+/// ml.c5.xlarge never deploys.
+const PROFILE: &str = r#"
+deploy_seconds = 0.2
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 1
+service_ms = { median = 10.0, p99 = 10.0 }
+queue_limit = 20
+[instance_types."ml.m5.large"]
+service_ms = { median = 20.0, p99 = 20.0 }
+[instance_types."ml.c5.large"]
+service_ms = { median = 10.0, p99 = 10.0 }
+[instance_types."ml.c5.xlarge"]
+deploy_failure = "simulated: insufficient capacity for ml.c5.xlarge"
+"#;
+
+fn fixture(name: &str) -> (PathBuf, String, String) {
+    let dir = scratch(name);
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, PROFILE).unwrap();
+    (dir.clone(), payload.display().to_string(), profile.display().to_string())
+}
+
+fn summary(results: &Path) -> serde_json::Value {
+    let run = std::fs::read_dir(results).unwrap().next().expect("one run directory").unwrap().path();
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-two-types");
+    let results = dir.join("results");
+    let (code, error) = perfsize(&[
+        "--simulate", "--sim-profile", &profile, "--payload", &payload,
+        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large,ml.c5.xlarge",
+        "--start-tps", "20", "--tps-resolution", "0.25", "--duration", "1s", "--warmup", "0.3s",
+        "--endurance-duration", "2s", "--results-dir", results.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, exit::OK, "{error}");
+    let s = summary(&results);
+    assert_eq!(s["simulated"], true);
+    assert_eq!(s["status"], "completed");
+    // c5.large × 1 ($0.102) beats m5.large × 2 ($0.23): one c5 serves 100/s.
+    assert_eq!(s["recommendation"]["instance_type"], "ml.c5.large", "{}", s["types"]);
+    assert_eq!(s["recommendation"]["instance_count"], 1);
+    assert_eq!(s["recommendation"]["cost_per_hour"], 0.102);
+    assert!(s["recommendation"]["autoscaling"]["target_invocations_per_instance"].as_u64().unwrap() > 0);
+    let xlarge = s["types"].as_array().unwrap().iter().find(|t| t["instance_type"] == "ml.c5.xlarge").unwrap();
+    assert!(xlarge["verdict"].as_str().unwrap().contains("insufficient capacity"), "{xlarge}");
+    let steps = s["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|st| st["phase"] == "endurance" && st["passed"] == true));
+    for step in steps {
+        for key in ["instance_type", "instance_count", "target_tps", "achieved_tps", "passed", "reasons", "error_percent", "started_at", "ended_at"] {
+            assert!(!step[key].is_null(), "step.{key}");
+        }
+        assert!(step["latency_ms"]["p99"].is_number());
+    }
+    assert!(s["run_cost"]["endpoint_hours"].as_f64().unwrap() > 0.0);
+    assert!(s["run_cost"]["wall_seconds"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-perfsize");
+    let results = dir.join("results");
+    let (code, error) = perfsize(&[
+        "--simulate", "--sim-profile", &profile, "--payload", &payload, "--strategy", "perfsize",
+        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large",
+        "--tps-walk", "10,30,45,70", "--duration", "1s", "--warmup", "0.3s", "--endurance-duration", "2s",
+        "--results-dir", results.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, exit::OK, "{error}");
+    let s = summary(&results);
+    // m5.large passes 10, 30, 45 and fails 70: 45/s per instance → 2 instances.
+    assert_eq!(s["recommendation"]["instance_type"], "ml.m5.large");
+    assert_eq!(s["recommendation"]["instance_count"], 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_inputs_exit_2_before_anything_is_deployed() {
+    let (dir, payload, _) = fixture("sizing-bad");
+    let results = dir.join("results");
+    let r = results.to_str().unwrap();
+    for (args, expect) in [
+        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", "/no/such/file.json", "--results-dir", r], "/no/such/file.json"),
+        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m6g.large", "--payload", &payload, "--results-dir", r], "no price for ml.m6g.large"),
+        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", &payload, "--tps-resolution", "2", "--results-dir", r], "--tps-resolution"),
+        (vec!["--simulate", "--peak-tps", "10", "--payload", &payload, "--results-dir", r], "--type-walk is required"),
+        (vec!["--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", &payload, "--results-dir", r, "--region", "us-west-2"], "no model"),
+    ] {
+        let (code, error) = perfsize(&args).await;
+        assert_eq!(code, exit::USAGE, "{args:?}: {error}");
+        assert!(error.contains(expect), "{args:?}: {error}");
+    }
+    assert!(!results.exists() || std::fs::read_dir(&results).unwrap().next().is_none(), "no run directory for refused inputs");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A standalone `perfsize simulator` process; killed on drop.
+struct SimulatorProcess {
+    child: Child,
+    url: String,
+}
+
+impl SimulatorProcess {
+    fn start(profile: &str) -> SimulatorProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_perfsize"))
+            .args(["simulator", "--port", "0", "--profile", profile])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the simulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+        SimulatorProcess { child, url: line.trim().to_string() }
+    }
+
+    /// A perfsize command pointed at this simulator the standard AWS way.
+    fn perfsize(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perfsize"));
+        command
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    fn client(&self) -> aws_sdk_sagemaker::Client {
+        let config = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+            .region(aws_sdk_sagemaker::config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_sagemaker::Client::from_conf(config)
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names of every endpoint, config and model in the simulator.
+async fn everything(sm: &aws_sdk_sagemaker::Client) -> Vec<String> {
+    let mut names = Vec::new();
+    let endpoints = sm.list_endpoints().max_results(100).send().await.unwrap();
+    names.extend(endpoints.endpoints().iter().map(|e| format!("endpoint {}", e.endpoint_name().unwrap_or_default())));
+    let configs = sm.list_endpoint_configs().max_results(100).send().await.unwrap();
+    names.extend(configs.endpoint_configs().iter().map(|c| format!("config {}", c.endpoint_config_name().unwrap_or_default())));
+    let models = sm.list_models().max_results(100).send().await.unwrap();
+    names.extend(models.models().iter().map(|m| format!("model {}", m.model_name().unwrap_or_default())));
+    names
+}
+
+/// Starts a long sizing run against `sim` and waits until it is mid-step.
+async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
+    let results = dir.join("results");
+    let child = sim
+        .perfsize(&[
+            "--peak-tps", "20", "--type-walk", "ml.m5.large", "--payload", payload,
+            "--image", "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1", "--execution-role-arn", "arn:aws:iam::123456789012:role/test",
+            "--duration", "60s", "--warmup", "1s", "--poll-interval", "100ms", "--results-dir", results.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("perfsize starts");
+    let sm = sim.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let serving = sm.list_endpoints().status_equals("InService".into()).send().await.unwrap();
+        if !serving.endpoints().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never deployed its endpoint");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the first step's traffic start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("perfsize did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_run_tears_down_everything_and_exits_130() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-sigint");
+    let sim = SimulatorProcess::start(&profile);
+    let mut child = start_long_run(&sim, &dir, &payload).await;
+    assert!(!everything(&sim.client()).await.is_empty());
+    signal(&child, "INT");
+    let code = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(60))).await.unwrap();
+    assert_eq!(code, Some(exit::INTERRUPTED as i32));
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing left behind");
+    let s = summary(&dir.join("results"));
+    assert_eq!(s["status"], "interrupted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn cleanup_removes_what_a_killed_run_left() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-sigkill");
+    let sim = SimulatorProcess::start(&profile);
+    let mut child = start_long_run(&sim, &dir, &payload).await;
+    signal(&child, "KILL");
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let left = everything(&sim.client()).await;
+    assert_eq!(left.len(), 3, "endpoint, config and model survive a SIGKILL: {left:?}");
+
+    let run_id = std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
+    let dry = sim.perfsize(&["cleanup", "--run-id", &run_id, "--dry-run"]).status().unwrap();
+    assert!(dry.success());
+    assert_eq!(everything(&sim.client()).await.len(), 3, "--dry-run deletes nothing");
+    let cleaned = sim.perfsize(&["cleanup", "--run-id", &run_id]).status().unwrap();
+    assert!(cleaned.success());
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
