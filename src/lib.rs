@@ -18,6 +18,7 @@
 //! - [`load`]: open-model, coordinated-omission-free traffic through goose.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
 //! - [`run_dir`]: the results directory every step is written to as it ends.
+//! - [`report`]: report.html, junit.xml, .hgrm files, and `compare`.
 //! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
 //!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
 //! - [`cost`]: prices per region, configuration cost, what the run spent.
@@ -33,6 +34,7 @@ pub mod environment;
 pub mod load;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod result;
 pub mod run_dir;
 pub mod signals;

@@ -5,6 +5,7 @@
 pub mod args;
 mod cleanup;
 mod load;
+mod report;
 mod simulator;
 pub mod sizing;
 
@@ -57,6 +58,10 @@ pub enum Command {
     Plan(Box<sizing::SizingArgs>),
     /// Delete what a killed run left behind (resources tagged by perfsize).
     Cleanup(cleanup::CleanupArgs),
+    /// Rebuild report.html, junit.xml and the .hgrm files of a run directory.
+    Report(report::ReportArgs),
+    /// Compare two runs (or two load results); exit 1 when a figure regressed.
+    Compare(report::CompareArgs),
     /// Drive one load step at an existing endpoint and judge it (no deployment).
     Load(load::LoadArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
@@ -129,6 +134,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Plan(args)) => sizing::plan(*args).await,
         Some(Command::Cleanup(args)) => cleanup::run(args).await,
         Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::Report(args)) => report::run(args).await,
+        Some(Command::Compare(args)) => report::compare(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use serde::Serialize;
 
 use super::args::{AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive};
 use super::load::simulated_model;
@@ -20,7 +19,7 @@ use crate::progress::Progress;
 use crate::result::{Phase, trim_number};
 use crate::run_dir::RunDir;
 use crate::signals;
-use crate::sizing::{Pace, RunStatus, Sizing, SizingError, Summary};
+use crate::sizing::{Pace, PlanRecord, RunStatus, Sizing, SizingError, Summary};
 use crate::step::StrategyKind;
 
 fn parse_type(text: &str) -> Result<InstanceType, String> {
@@ -134,26 +133,6 @@ pub struct SizingArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub sim: SimArgs,
-}
-
-/// What plan.json records: the inputs of the run.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
-struct PlanRecord {
-    run_id: String,
-    perfsize_version: String,
-    simulated: bool,
-    region: String,
-    command_line: Vec<String>,
-    peak_tps: f64,
-    requirements: crate::plan::Requirements,
-    search: Search,
-    durations: Durations,
-    payloads: Vec<(String, f64, usize)>,
-    content_type: String,
-    accept: String,
-    prices: String,
-    safety_factor: f64,
-    max_test_cost: Option<f64>,
 }
 
 /// The command line as recorded: URL credentials and secret-looking values hidden.
@@ -458,6 +437,9 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     progress.finish();
     drop(env);
 
+    if let Err(e) = crate::report::write_all(&dir) {
+        progress.line(format!("cannot write the reports: {e} (perfsize report {} retries)", dir.root().display()));
+    }
     println!("{}", conclusion_text(&summary, dir.root()));
     if let Some(e) = error {
         let code = if matches!(e, SizingError::PayloadRejected(_)) { exit::USAGE } else { exit::INFRASTRUCTURE };
@@ -533,13 +515,13 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
     }
     let endurance = summary.steps.iter().filter(|s| s.phase == Phase::Endurance).count();
     out.push_str(&format!(
-        "{} steps ({} endurance), {:.3} endpoint-hours, {}, {}\nresults: {}",
+        "{} steps ({} endurance), {:.3} endpoint-hours, {}, {}\nreport: {}",
         summary.steps.len(),
         endurance,
         summary.run_cost.endpoint_hours,
         dollars(summary.run_cost.dollars),
         humantime::format_duration(Duration::from_secs(summary.run_cost.wall_seconds as u64)),
-        dir.display()
+        dir.join("report.html").display()
     ));
     out
 }

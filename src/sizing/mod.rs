@@ -31,7 +31,7 @@ use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, trim_nu
 use crate::run_dir::{RunDir, RunDirError};
 use crate::step::{Next, Outcome, Probe, Strategy};
 
-pub use summary::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+pub use summary::{Autoscaling, PlanRecord, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
 
 /// What stops a sizing run for good.
 #[derive(Debug, thiserror::Error)]

@@ -138,6 +138,26 @@ pub struct TypeOutcome {
     pub cost_at_needed_count: Option<ConfigCost>,
 }
 
+/// What plan.json records: the inputs of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanRecord {
+    pub run_id: String,
+    pub perfsize_version: String,
+    pub simulated: bool,
+    pub region: String,
+    pub command_line: Vec<String>,
+    pub peak_tps: f64,
+    pub requirements: Requirements,
+    pub search: crate::plan::Search,
+    pub durations: crate::plan::Durations,
+    pub payloads: Vec<(String, f64, usize)>,
+    pub content_type: String,
+    pub accept: String,
+    pub prices: String,
+    pub safety_factor: f64,
+    pub max_test_cost: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub perfsize_version: String,

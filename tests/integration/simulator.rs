@@ -532,3 +532,52 @@ where
     }
     out
 }
+
+/// boto3 (as Python users and the AWS CLI v1 drive SageMaker) works against
+/// the simulator unchanged. boto3 is installed into target/ when missing.
+#[tokio::test]
+async fn boto3_creates_invokes_reads_metrics_and_deletes() {
+    let sim = simulator(fast_profile("")).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/boto3_smoke.py");
+    let pythonpath = python_with_boto3().await;
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(sim.url())
+        .env("PYTHONPATH", pythonpath)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    sim.stop().await;
+}
+
+/// A PYTHONPATH under which `import boto3` works, installing it into
+/// target/python-deps when the machine's Python lacks it.
+async fn python_with_boto3() -> String {
+    let deps = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python-deps");
+    let importable = |path: &'static str| async move {
+        tokio::process::Command::new("python3")
+            .args(["-c", "import boto3"])
+            .env("PYTHONPATH", path)
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    };
+    if importable(deps).await {
+        return deps.to_string();
+    }
+    let installed = tokio::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--target", deps, "boto3"])
+        .status()
+        .await
+        .expect("python3 -m pip runs");
+    assert!(installed.success(), "could not install boto3 into {deps}");
+    deps.to_string()
+}

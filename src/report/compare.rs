@@ -1,0 +1,182 @@
+//! `perfsize compare BASELINE CURRENT`: the gate between two builds. Each
+//! side is a run directory (a sizing run) or a StepResult JSON (`perfsize
+//! load --json`). Figures compared: max TPS per instance of each type, p99 at
+//! peak, the recommended $/hour, and every step both runs measured alike.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{ReportError, RunData};
+use crate::result::{Phase, StepResult, trim_number};
+use crate::run_dir::{RunDir, RunDirError};
+
+/// Which direction is better for a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// One compared figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    pub group: String,
+    pub name: String,
+    pub unit: &'static str,
+    pub better: Better,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// (current − baseline) ÷ baseline × 100.
+    pub change_percent: Option<f64>,
+    pub regressed: bool,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub baseline: String,
+    pub current: String,
+    pub max_regression_percent: f64,
+    pub figures: Vec<Figure>,
+    pub regressions: usize,
+}
+
+/// A side of a comparison: its label and its steps, with the run summary if any.
+struct Side {
+    label: String,
+    data: Option<RunData>,
+    steps: Vec<StepResult>,
+}
+
+fn load(path: &Path) -> Result<Side, ReportError> {
+    let label = path.display().to_string();
+    if path.is_file() {
+        let bytes = std::fs::read(path).map_err(|e| RunDirError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        let step: StepResult = serde_json::from_slice(&bytes).map_err(|e| RunDirError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        return Ok(Side { label, data: None, steps: vec![step] });
+    }
+    let data = RunData::load(&RunDir::open(path)?)?;
+    Ok(Side { label, steps: data.steps.clone(), data: Some(data) })
+}
+
+fn figure(group: &str, name: String, unit: &'static str, better: Better, baseline: Option<f64>, current: Option<f64>, max_regression: f64) -> Figure {
+    let change_percent = match (baseline, current) {
+        (Some(b), Some(c)) if b != 0.0 => Some((c - b) / b * 100.0),
+        _ => None,
+    };
+    let regressed = match (better, change_percent) {
+        (Better::Lower, Some(change)) => change > max_regression,
+        (Better::Higher, Some(change)) => change < -max_regression,
+        _ => false,
+    };
+    Figure { group: group.to_string(), name, unit, better, baseline, current, change_percent, regressed, note: None }
+}
+
+/// A step's identity across runs: what it measured, not when.
+fn key(s: &StepResult) -> (Phase, String, u32, String) {
+    (s.phase, s.instance_type.clone(), s.instance_count, trim_number(s.target_tps))
+}
+
+pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> Result<Comparison, ReportError> {
+    let (b, c) = (load(baseline)?, load(current)?);
+    let r = max_regression_percent;
+    let mut figures = Vec::new();
+
+    if let (Some(bd), Some(cd)) = (&b.data, &c.data) {
+        let (bs, cs) = (&bd.summary, &cd.summary);
+        let cost = |s: &crate::sizing::Summary| s.recommendation.as_ref().map(|rec| rec.cost_per_hour);
+        let mut f = figure("recommendation", "recommended $/hour".into(), "$/h", Better::Lower, cost(bs), cost(cs), r);
+        let describe = |s: &crate::sizing::Summary| s.recommendation.as_ref().map_or("none".to_string(), |rec| format!("{} × {}", rec.instance_type, rec.instance_count));
+        f.note = Some(format!("{} → {}", describe(bs), describe(cs)));
+        if bs.recommendation.is_some() && cs.recommendation.is_none() {
+            f.regressed = true;
+            f.note = Some(format!("{} → no configuration met the requirements", describe(bs)));
+        }
+        figures.push(f);
+        for bt in &bs.types {
+            let ct = cs.types.iter().find(|t| t.summary.instance_type == bt.summary.instance_type);
+            figures.push(figure(
+                "capacity",
+                format!("max TPS per instance, {}", bt.summary.instance_type),
+                "TPS",
+                Better::Higher,
+                bt.summary.max_tps_per_instance,
+                ct.and_then(|t| t.summary.max_tps_per_instance),
+                r,
+            ));
+        }
+        let p99_at_peak = |d: &RunData| {
+            let rec = d.summary.recommendation.as_ref()?;
+            let step = d.steps.iter().find(|s| Some(s.index) == rec.verified_by_step)?;
+            step.latency_ms.map(|l| l.p99)
+        };
+        figures.push(figure("recommendation", "p99 at peak (recommended configuration)".into(), "ms", Better::Lower, p99_at_peak(bd), p99_at_peak(cd), r));
+    }
+
+    for bs in &b.steps {
+        // With repeated measurements of one probe, compare the last of each.
+        let Some(cs) = c.steps.iter().rev().find(|s| key(s) == key(bs)) else { continue };
+        if b.steps.iter().rev().find(|s| key(s) == key(bs)).map(|s| s.index) != Some(bs.index) {
+            continue;
+        }
+        let group = format!("{} {} × {} at {} TPS", match bs.phase { Phase::Search => "search", Phase::Endurance => "endurance", Phase::Load => "load" }, bs.instance_type, bs.instance_count, trim_number(bs.target_tps));
+        let lat = |s: &StepResult, f: fn(&crate::result::Percentiles) -> f64| s.latency_ms.as_ref().map(f);
+        figures.push(figure(&group, "p50".into(), "ms", Better::Lower, lat(bs, |l| l.p50), lat(cs, |l| l.p50), r));
+        figures.push(figure(&group, "p99".into(), "ms", Better::Lower, lat(bs, |l| l.p99), lat(cs, |l| l.p99), r));
+        figures.push(figure(&group, "achieved TPS".into(), "TPS", Better::Higher, Some(bs.achieved_tps), Some(cs.achieved_tps), r));
+        // Error rates: a change within the error budget's share is noise, not a regression.
+        let mut errors = figure(&group, "errors".into(), "%", Better::Lower, Some(bs.error_percent), Some(cs.error_percent), r);
+        let allowance = bs.requirements.max_error_percent * r / 100.0;
+        errors.regressed = cs.error_percent - bs.error_percent > allowance.max(1e-9);
+        figures.push(errors);
+        if bs.passed && !cs.passed {
+            let mut verdict = figure(&group, "verdict".into(), "", Better::Higher, Some(1.0), Some(0.0), r);
+            verdict.regressed = true;
+            verdict.note = Some(cs.reasons.join("; "));
+            figures.push(verdict);
+        }
+    }
+    let regressions = figures.iter().filter(|f| f.regressed).count();
+    Ok(Comparison { baseline: b.label, current: c.label, max_regression_percent: r, figures, regressions })
+}
+
+/// The comparison as a table for the terminal.
+pub fn text(c: &Comparison) -> String {
+    let mut out = format!("perfsize compare (regression bound {}%)\n  baseline {}\n  current  {}\n\n", trim_number(c.max_regression_percent), c.baseline, c.current);
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let mut group = String::new();
+    for f in &c.figures {
+        if f.group != group {
+            out.push_str(&format!("{}\n", f.group));
+            group = f.group.clone();
+        }
+        out.push_str(&format!(
+            "  {:<44} {:>12} {:>12} {:>9}  {}{}\n",
+            format!("{} ({})", f.name, f.unit),
+            show(f.baseline),
+            show(f.current),
+            f.change_percent.map_or("-".to_string(), |p| format!("{p:+.1}%")),
+            if f.regressed { "REGRESSED" } else { "ok" },
+            f.note.as_ref().map(|n| format!("  {n}")).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!("\n{} regression(s)\n", c.regressions));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figure_regresses_only_past_the_bound_in_its_worse_direction() {
+        assert!(!figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(109.0), 10.0).regressed);
+        assert!(figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(111.0), 10.0).regressed);
+        assert!(!figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(50.0), 10.0).regressed, "faster is not a regression");
+        assert!(figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(85.0), 10.0).regressed);
+        assert!(!figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(95.0), 10.0).regressed);
+        assert!(!figure("g", "x".into(), "ms", Better::Lower, None, Some(1.0), 10.0).regressed, "nothing to compare with");
+    }
+}

@@ -1,0 +1,123 @@
+//! `junit.xml`: one test case per step and one for the overall requirement,
+//! as Jenkins' JUnit step shows and trends them.
+//!
+//! Search steps above a type's capacity are how the search finds the limit,
+//! not test failures: they are reported as skipped, with the reason. An
+//! endurance or load step that misses a requirement is a failure, and so is
+//! a run without a recommendation.
+
+use std::fmt::Write;
+
+use super::RunData;
+use crate::result::{Phase, StepResult, trim_number};
+
+/// Escapes text for XML attributes and content.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn case_name(step: &StepResult) -> String {
+    format!(
+        "{:03} {} {} x{} at {} TPS",
+        step.index,
+        match step.phase {
+            Phase::Search => "search",
+            Phase::Endurance => "endurance",
+            Phase::Load => "load",
+        },
+        step.instance_type,
+        step.instance_count,
+        trim_number(step.target_tps)
+    )
+}
+
+fn step_case(out: &mut String, step: &StepResult) {
+    let time = (step.ended_at - step.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+    let _ = write!(
+        out,
+        r#"    <testcase classname="perfsize.{}" name="{}" time="{time:.3}">"#,
+        escape(&step.instance_type.replace('.', "_")),
+        escape(&case_name(step))
+    );
+    let reasons = step.reasons.join("; ");
+    if !step.passed {
+        if step.phase == Phase::Search {
+            let _ = write!(out, r#"<skipped message="above this type's capacity: {}"/>"#, escape(&reasons));
+        } else {
+            let _ = write!(out, r#"<failure message="{}" type="requirement">{}</failure>"#, escape(&reasons), escape(&reasons));
+        }
+    }
+    let p = step.latency_ms.map(|l| format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", l.p50, l.p99, l.max)).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "<system-out>{}</system-out></testcase>",
+        escape(&format!("offered {} TPS, achieved {} TPS, {} requests, {}% errors, {p}", step.offered_tps, step.achieved_tps, step.requests, step.error_percent))
+    );
+}
+
+pub fn render(data: &RunData) -> String {
+    let s = &data.summary;
+    let failures = data.steps.iter().filter(|st| !st.passed && st.phase != Phase::Search).count() + s.recommendation.is_none() as usize;
+    let skipped = data.steps.iter().filter(|st| !st.passed && st.phase == Phase::Search).count();
+    let tests = data.steps.len() + 1;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(out, r#"<testsuites name="perfsize" tests="{tests}" failures="{failures}" skipped="{skipped}">"#);
+    let _ = writeln!(
+        out,
+        r#"  <testsuite name="perfsize.{}" tests="{tests}" failures="{failures}" skipped="{skipped}" errors="0" time="{:.3}" timestamp="{}">"#,
+        escape(&s.run_id),
+        s.run_cost.wall_seconds,
+        s.started_at.format("%Y-%m-%dT%H:%M:%S")
+    );
+    for step in &data.steps {
+        step_case(&mut out, step);
+    }
+    let requirement = format!(
+        "peak {} TPS with {} at most {} ms and at most {}% errors",
+        trim_number(s.peak_tps),
+        s.requirements.percentile_label(),
+        s.requirements.latency_ms,
+        s.requirements.max_error_percent
+    );
+    let _ = write!(out, r#"    <testcase classname="perfsize" name="{}">"#, escape(&format!("recommendation: {requirement}")));
+    match &s.recommendation {
+        Some(rec) => {
+            let _ = write!(
+                out,
+                "<system-out>{}</system-out>",
+                escape(&format!("{} x {} at ${}/hour", rec.instance_type, rec.instance_count, rec.cost_per_hour))
+            );
+        }
+        None => {
+            let why: Vec<String> = s.types.iter().map(|t| format!("{}: {}", t.summary.instance_type, t.summary.verdict)).collect();
+            let message = if why.is_empty() { s.note.clone().unwrap_or_else(|| "no configuration met the requirements".into()) } else { why.join("; ") };
+            let _ = write!(out, r#"<failure message="no configuration met the requirements" type="requirement">{}</failure>"#, escape(&message));
+        }
+    }
+    out.push_str("</testcase>\n  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_is_escaped() {
+        assert_eq!(escape(r#"<script>"a" & 'b'</script>"#), "&lt;script&gt;&quot;a&quot; &amp; &apos;b&apos;&lt;/script&gt;");
+        assert_eq!(escape("bell\u{7}"), "bell?");
+    }
+}

@@ -1,0 +1,101 @@
+//! Reports: everything a run directory says, rendered for people and
+//! machines — `report.html` (self-contained: inline CSS and SVG, no network),
+//! `junit.xml` for Jenkins, a `.hgrm` percentile distribution per step — and
+//! `compare`, the regression gate between two runs. Reports are rebuilt from
+//! the directory alone, at any time, including a run that was interrupted.
+
+pub mod compare;
+mod html;
+pub mod junit;
+
+use std::path::PathBuf;
+
+use crate::result::{StepResult, histogram};
+use crate::run_dir::{RunDir, RunDirError};
+use crate::sizing::{PlanRecord, RunStatus, StepBrief, Summary};
+
+pub use html::{render_comparison, render_report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error("{0} holds neither summary.json nor plan.json: nothing to report")]
+    Empty(PathBuf),
+    #[error("cannot render {what}: {reason}")]
+    Render { what: &'static str, reason: String },
+}
+
+/// Everything known about a run.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub summary: Summary,
+    pub plan: Option<PlanRecord>,
+    pub steps: Vec<StepResult>,
+    /// The summary was rebuilt from plan.json and the steps: the run never finished.
+    pub partial: bool,
+}
+
+impl RunData {
+    pub fn load(dir: &RunDir) -> Result<RunData, ReportError> {
+        let plan: Option<PlanRecord> = dir.read_json("plan.json")?;
+        let steps = dir.steps()?;
+        match dir.read_json::<Summary>("summary.json")? {
+            Some(mut summary) => {
+                // Steps on disk carry the CloudWatch figures that arrived after the summary.
+                summary.steps = steps.iter().map(StepBrief::from).collect();
+                Ok(RunData { summary, plan, steps, partial: false })
+            }
+            None => {
+                let plan = plan.ok_or_else(|| ReportError::Empty(dir.root().to_path_buf()))?;
+                Ok(RunData { summary: partial_summary(&plan, &steps), plan: Some(plan), steps, partial: true })
+            }
+        }
+    }
+}
+
+/// A summary for a run that was killed before it could write one.
+fn partial_summary(plan: &PlanRecord, steps: &[StepResult]) -> Summary {
+    let started_at = steps.first().map_or_else(chrono::Utc::now, |s| s.started_at);
+    let ended_at = steps.last().map_or(started_at, |s| s.ended_at);
+    Summary {
+        perfsize_version: plan.perfsize_version.clone(),
+        run_id: plan.run_id.clone(),
+        simulated: plan.simulated,
+        status: RunStatus::Interrupted,
+        note: Some("the run stopped before writing its summary (killed?); this report shows the steps it finished".into()),
+        region: plan.region.clone(),
+        command_line: plan.command_line.clone(),
+        started_at,
+        ended_at,
+        peak_tps: plan.peak_tps,
+        requirements: plan.requirements,
+        strategy: plan.search.strategy,
+        prices: plan.prices.clone(),
+        recommendation: None,
+        types: Vec::new(),
+        steps: steps.iter().map(StepBrief::from).collect(),
+        run_cost: Default::default(),
+    }
+}
+
+/// Writes every report of a run directory; returns the files written.
+pub fn write_all(dir: &RunDir) -> Result<Vec<PathBuf>, ReportError> {
+    let data = RunData::load(dir)?;
+    let mut written = Vec::new();
+    let mut write = |path: PathBuf, bytes: &[u8]| -> Result<(), ReportError> {
+        crate::result::write_atomic(&path, bytes).map_err(|source| RunDirError::Write { path: path.clone(), source })?;
+        written.push(path);
+        Ok(())
+    };
+    for step in &data.steps {
+        if let Ok(h) = histogram::decode(&step.histogram) {
+            let path = dir.step_path(step).with_extension("hgrm");
+            write(path, histogram::hgrm(&h).as_bytes())?;
+        }
+    }
+    write(dir.path("junit.xml"), junit::render(&data).as_bytes())?;
+    let html = render_report(&data).map_err(|e| ReportError::Render { what: "report.html", reason: e.to_string() })?;
+    write(dir.path("report.html"), html.as_bytes())?;
+    Ok(written)
+}
