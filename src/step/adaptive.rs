@@ -1,18 +1,21 @@
-//! The adaptive strategy.
+//! The adaptive strategy: branch and bound over instance types.
 //!
-//! 1. Search, per instance type (up to `parallel` types at once, one endpoint
-//!    each): the highest rate one instance sustains within the requirements,
-//!    by geometric growth from a start rate then bisection to a resolution
-//!    (or over the user's TPS walk). Results near a limit are measured again.
-//! 2. Count: the instances the peak needs at that rate (from the count walk,
-//!    if one is given).
-//! 3. Verify, best-first by $/hour: an endurance run at peak on the cheapest
-//!    untried configuration; a failure queues the same type with one more
-//!    instance (up to `endurance_retries`). Because configurations are tried
-//!    in price order, the first one verified is the cheapest that works —
-//!    the others are never deployed at full size.
-
-use std::cmp::Ordering;
+//! Types are taken cheapest first (by the price of one instance), each
+//! through the same stages, up to `parallel` at once:
+//!
+//! 1. **Search**, on one instance: the highest rate it sustains within the
+//!    requirements, by geometric growth from a start rate, then bisection
+//!    (or galloping over the user's TPS walk). Results near a limit are
+//!    measured again. The search ends at the resolution — or as soon as the
+//!    bracket fixes the instance count the peak needs, since a finer
+//!    capacity could not change the configuration.
+//! 2. **Verify**: an endurance run at peak with that count; a failure tries
+//!    one more instance, up to `endurance_retries`.
+//!
+//! Once a configuration is verified, any type that cannot beat it — even with
+//! the fewest instances it could need — is dropped without another step. The
+//! answer is the cheapest verified configuration across all types, as a full
+//! search of every type would give, for a fraction of the load.
 
 use super::search::{Bracket, Rates};
 use super::{Conclusion, Next, Outcome, Probe, Recommended, Strategy, TypeSummary};
@@ -39,9 +42,14 @@ pub struct AdaptiveConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
+    Waiting,
     Searching,
-    Searched { max_tps: f64 },
+    /// Endurance at peak with `count` instances (the `attempt`-th count tried).
+    Verifying { count: u32, attempt: u32 },
+    Verified { count: u32 },
     Failed { verdict: String },
+    /// Dropped: it cannot beat a verified configuration.
+    Pruned { verdict: String },
 }
 
 #[derive(Debug, Clone)]
@@ -50,38 +58,18 @@ struct Lane {
     price: f64,
     bracket: Bracket,
     stage: Stage,
+    running: bool,
+    /// Highest rate one instance sustained, once the search ended.
+    max_tps: Option<f64>,
     last_reasons: Vec<String>,
-    /// Endurance counts still to try, in order.
-    counts: Vec<u32>,
-    /// Endurance counts tried and whether they passed.
+    /// Endurance counts tried: count, passed, reasons.
     tried: Vec<(u32, bool, Vec<String>)>,
-}
-
-/// An endurance configuration in the best-first queue.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Contender {
-    lane: usize,
-    count: u32,
-    cost: f64,
-}
-
-impl Contender {
-    fn order(&self, other: &Contender, lanes: &[Lane]) -> Ordering {
-        self.cost
-            .total_cmp(&other.cost)
-            .then(self.count.cmp(&other.count))
-            .then(lanes[self.lane].instance_type.cmp(&lanes[other.lane].instance_type))
-    }
 }
 
 pub struct Adaptive {
     config: AdaptiveConfig,
+    /// Cheapest instance first.
     lanes: Vec<Lane>,
-    /// Probes in flight: (lane, phase, count).
-    running: Vec<(usize, Phase, u32)>,
-    queue: Vec<Contender>,
-    queued: bool,
-    verified: Vec<Contender>,
 }
 
 impl Adaptive {
@@ -90,250 +78,255 @@ impl Adaptive {
             Some(walk) => Rates::Walk(walk.clone()),
             None => Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap: config.peak_tps, resolution: config.resolution },
         };
-        let lanes = config
+        let mut lanes: Vec<Lane> = config
             .types
             .iter()
             .map(|(t, price)| Lane {
                 instance_type: t.clone(),
                 price: *price,
                 bracket: Bracket::new(rates.clone()),
-                stage: Stage::Searching,
+                stage: Stage::Waiting,
+                running: false,
+                max_tps: None,
                 last_reasons: Vec::new(),
-                counts: Vec::new(),
                 tried: Vec::new(),
             })
             .collect();
-        Adaptive { config, lanes, running: Vec::new(), queue: Vec::new(), queued: false, verified: Vec::new() }
+        // Stable: equal prices keep the walk's order.
+        lanes.sort_by(|a, b| a.price.total_cmp(&b.price));
+        Adaptive { config, lanes }
     }
 
-    fn is_running(&self, lane: usize) -> bool {
-        self.running.iter().any(|(l, _, _)| *l == lane)
-    }
-
-    fn lane_of(&self, probe: &Probe) -> usize {
-        self.lanes.iter().position(|l| l.instance_type == probe.candidate.instance_type).expect("probes come from lanes")
-    }
-
-    /// Ends a lane's search once its bracket has nothing left to probe.
-    fn settle_search(&mut self, lane: usize) {
-        let l = &mut self.lanes[lane];
-        if l.stage != Stage::Searching || l.bracket.next_rate().is_some() {
-            return;
-        }
-        l.stage = match l.bracket.best() {
-            Some(max_tps) => Stage::Searched { max_tps },
-            None => {
-                let lowest = l.bracket.lowest_failure().map(trim_number).unwrap_or_default();
-                Stage::Failed {
-                    verdict: format!("one instance cannot sustain even {lowest} TPS: {}", l.last_reasons.join("; ")),
-                }
-            }
-        };
-    }
-
-    /// Endurance counts for a type that sustains `max_tps` per instance.
-    fn counts_for(&self, max_tps: f64) -> Vec<u32> {
-        let needed = (self.config.peak_tps / max_tps).ceil().max(1.0) as u32;
-        let tries = self.config.endurance_retries as usize + 1;
+    /// The smallest allowed count of at least `n` instances.
+    fn allowed_count(&self, n: u32) -> Option<u32> {
         match &self.config.count_walk {
-            Some(walk) => {
-                let mut walk = walk.clone();
-                walk.sort_unstable();
-                walk.dedup();
-                walk.into_iter().filter(|c| *c >= needed).take(tries).collect()
-            }
-            None => (needed..needed + tries as u32).collect(),
+            Some(walk) => walk.iter().copied().filter(|c| *c >= n).min(),
+            None => Some(n),
         }
     }
 
-    fn build_queue(&mut self) {
-        for lane in 0..self.lanes.len() {
-            if let Stage::Searched { max_tps } = self.lanes[lane].stage {
-                let counts = self.counts_for(max_tps);
-                if counts.is_empty() {
-                    self.lanes[lane].stage = Stage::Failed {
-                        verdict: format!(
-                            "needs {} instances for the peak, more than any count in --count-walk",
-                            (self.config.peak_tps / max_tps).ceil()
-                        ),
-                    };
-                    continue;
+    /// The next allowed count above `n`.
+    fn next_count(&self, n: u32) -> Option<u32> {
+        self.allowed_count(n + 1)
+    }
+
+    /// Instances the peak needs when one sustains `tps`.
+    fn needed(&self, tps: f64) -> u32 {
+        (self.config.peak_tps / tps).ceil().max(1.0) as u32
+    }
+
+    /// The fewest instances a type could need, given what its search showed:
+    /// capacity is below its lowest failing rate.
+    fn fewest_needed(&self, lane: &Lane) -> u32 {
+        match &lane.stage {
+            Stage::Verifying { count, .. } | Stage::Verified { count } => *count,
+            _ => match (lane.max_tps, lane.bracket.lowest_failure()) {
+                (Some(max), _) => self.needed(max),
+                (None, Some(fail)) => (self.config.peak_tps / fail).floor() as u32 + 1,
+                (None, None) => 1,
+            },
+        }
+    }
+
+    /// The cheapest verified configuration: (cost, count, lane).
+    fn best(&self) -> Option<(f64, u32, usize)> {
+        self.lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l.stage {
+                Stage::Verified { count } => Some((l.price * count as f64, count, i)),
+                _ => None,
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
+    }
+
+    /// Drops every idle type that cannot beat the best verified configuration.
+    fn prune(&mut self) {
+        let Some((best_cost, best_count, best_lane)) = self.best() else { return };
+        let best_name = format!("{} × {best_count}", self.lanes[best_lane].instance_type);
+        for i in 0..self.lanes.len() {
+            let lane = &self.lanes[i];
+            if lane.running || !matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. }) {
+                continue;
+            }
+            let Some(fewest) = self.allowed_count(self.fewest_needed(lane)) else { continue };
+            let bound = lane.price * fewest as f64;
+            if bound >= best_cost {
+                let what = match lane.stage {
+                    Stage::Waiting => "not searched".to_string(),
+                    _ => format!("dropped after measuring {} rates", lane.tried.len() + lane.bracket.decisions()),
+                };
+                let verdict = format!(
+                    "{what}: it needs at least {fewest} instance{} (${bound:.3}/h), no cheaper than the verified {best_name} (${best_cost:.3}/h)",
+                    if fewest == 1 { "" } else { "s" }
+                );
+                self.lanes[i].stage = Stage::Pruned { verdict };
+            }
+        }
+    }
+
+    /// Whether the search of `lane` has nothing left to learn: its bracket is
+    /// exhausted, or every rate inside it gives the same instance count.
+    fn search_over(&self, lane: &Lane) -> bool {
+        if lane.bracket.next_rate().is_none() {
+            return true;
+        }
+        match (lane.bracket.best(), lane.bracket.lowest_failure()) {
+            (Some(pass), Some(fail)) => self.needed(pass) == (self.config.peak_tps / fail).floor() as u32 + 1,
+            _ => false,
+        }
+    }
+
+    /// Moves a lane forward until it has a probe to run or is finished.
+    fn advance(&mut self, i: usize) -> Option<Probe> {
+        loop {
+            let lane = &self.lanes[i];
+            match lane.stage.clone() {
+                Stage::Waiting => self.lanes[i].stage = Stage::Searching,
+                Stage::Searching if !self.search_over(lane) => {
+                    let rate = lane.bracket.next_rate().expect("the search is not over");
+                    return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search });
                 }
-                self.lanes[lane].counts = counts;
-                self.enqueue_next(lane);
+                Stage::Searching => {
+                    self.lanes[i].stage = match lane.bracket.best() {
+                        Some(max) => {
+                            self.lanes[i].max_tps = Some(max);
+                            match self.allowed_count(self.needed(max)) {
+                                Some(count) => Stage::Verifying { count, attempt: 0 },
+                                None => Stage::Failed {
+                                    verdict: format!("{} TPS per instance needs {} instances, more than --count-walk allows", trim_number(max), self.needed(max)),
+                                },
+                            }
+                        }
+                        None => Stage::Failed {
+                            verdict: format!(
+                                "one instance cannot sustain even {} TPS: {}",
+                                lane.bracket.lowest_failure().map(trim_number).unwrap_or_default(),
+                                lane.last_reasons.join("; ")
+                            ),
+                        },
+                    };
+                    self.prune();
+                }
+                Stage::Verifying { count, .. } => {
+                    return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), count), tps: self.config.peak_tps, phase: Phase::Endurance });
+                }
+                Stage::Verified { .. } | Stage::Failed { .. } | Stage::Pruned { .. } => return None,
             }
         }
-        self.queued = true;
     }
 
-    fn enqueue_next(&mut self, lane: usize) {
-        if !self.lanes[lane].counts.is_empty() {
-            let count = self.lanes[lane].counts.remove(0);
-            let cost = self.lanes[lane].price * count as f64;
-            self.queue.push(Contender { lane, count, cost });
-        }
-    }
-
-    fn cheapest_queued(&self) -> Option<usize> {
-        (0..self.queue.len()).min_by(|a, b| self.queue[*a].order(&self.queue[*b], &self.lanes))
-    }
-
-    /// The cheapest verified option, if nothing cheaper is untried or running.
-    fn settled_winner(&self) -> Option<Contender> {
-        let best = self.verified.iter().min_by(|a, b| a.order(b, &self.lanes))?;
-        let cheaper_pending = self.queue.iter().any(|q| q.order(best, &self.lanes) == Ordering::Less)
-            || self.running.iter().any(|(lane, phase, count)| {
-                *phase == Phase::Endurance
-                    && Contender { lane: *lane, count: *count, cost: self.lanes[*lane].price * *count as f64 }.order(best, &self.lanes) == Ordering::Less
-            });
-        (!cheaper_pending).then_some(*best)
-    }
-
-    fn searching_lanes(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.lanes.len()).filter(|l| self.lanes[*l].stage == Stage::Searching)
+    fn lane_of(&self, instance_type: &InstanceType) -> Option<usize> {
+        self.lanes.iter().position(|l| &l.instance_type == instance_type)
     }
 }
 
 impl Strategy for Adaptive {
     fn next(&mut self) -> Next {
-        let parallel = self.config.parallel.max(1);
-        // 1. Search: one probe per lane at a time, up to `parallel` lanes.
-        let idle: Vec<usize> = self.searching_lanes().filter(|l| !self.is_running(*l)).collect();
-        for lane in idle {
-            if self.running.len() >= parallel {
-                return Next::Wait;
+        self.prune();
+        let running = self.lanes.iter().filter(|l| l.running).count();
+        if running < self.config.parallel.max(1) {
+            for i in 0..self.lanes.len() {
+                if self.lanes[i].running {
+                    continue;
+                }
+                if let Some(probe) = self.advance(i) {
+                    self.lanes[i].running = true;
+                    return Next::Run(probe);
+                }
             }
-            self.settle_search(lane);
-            if let Some(rate) = self.lanes[lane].bracket.next_rate().filter(|_| self.lanes[lane].stage == Stage::Searching) {
-                self.running.push((lane, Phase::Search, 1));
-                return Next::Run(Probe { candidate: Candidate::new(self.lanes[lane].instance_type.clone(), 1), tps: rate, phase: Phase::Search });
-            }
         }
-        if self.searching_lanes().next().is_some() {
-            return Next::Wait;
-        }
-        // 2. Verify, cheapest first.
-        if !self.queued {
-            self.build_queue();
-        }
-        if self.settled_winner().is_some() {
-            return if self.running.is_empty() { Next::Done } else { Next::Wait };
-        }
-        if self.running.len() < parallel
-            && let Some(i) = self.cheapest_queued()
-        {
-            let option = self.queue.remove(i);
-            self.running.push((option.lane, Phase::Endurance, option.count));
-            return Next::Run(Probe {
-                candidate: Candidate::new(self.lanes[option.lane].instance_type.clone(), option.count),
-                tps: self.config.peak_tps,
-                phase: Phase::Endurance,
-            });
-        }
-        if self.running.is_empty() { Next::Done } else { Next::Wait }
+        if self.lanes.iter().any(|l| l.running) { Next::Wait } else { Next::Done }
     }
 
     fn record(&mut self, probe: &Probe, outcome: &Outcome) {
-        let lane = self.lane_of(probe);
-        if let Some(i) = self.running.iter().position(|(l, phase, count)| *l == lane && *phase == probe.phase && *count == probe.candidate.count) {
-            self.running.remove(i);
+        let Some(i) = self.lane_of(&probe.candidate.instance_type) else { return };
+        self.lanes[i].running = false;
+        if let Outcome::NotDeployed { reason } = outcome {
+            self.lanes[i].stage = Stage::Failed { verdict: format!("could not be deployed: {reason}") };
+            return;
         }
-        match probe.phase {
-            Phase::Search => {
-                let l = &mut self.lanes[lane];
-                if let Outcome::NotDeployed { reason } = outcome {
-                    l.stage = Stage::Failed { verdict: format!("could not be deployed: {reason}") };
-                    return;
-                }
+        match (probe.phase, self.lanes[i].stage.clone()) {
+            (Phase::Search, Stage::Searching) => {
+                let lane = &mut self.lanes[i];
                 if !outcome.passed() {
-                    l.last_reasons = outcome.reasons();
+                    lane.last_reasons = outcome.reasons();
                 }
-                l.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
-                self.settle_search(lane);
+                lane.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
             }
-            Phase::Endurance | Phase::Load => {
-                let option = Contender { lane, count: probe.candidate.count, cost: self.lanes[lane].price * probe.candidate.count as f64 };
-                self.lanes[lane].tried.push((probe.candidate.count, outcome.passed(), outcome.reasons()));
-                match outcome {
-                    _ if outcome.passed() => self.verified.push(option),
-                    // A larger count of a type that cannot be deployed will not deploy either.
-                    Outcome::NotDeployed { .. } => self.lanes[lane].counts.clear(),
-                    _ => self.enqueue_next(lane),
-                }
+            (Phase::Endurance, Stage::Verifying { count, attempt }) => {
+                self.lanes[i].tried.push((count, outcome.passed(), outcome.reasons()));
+                self.lanes[i].stage = if outcome.passed() {
+                    Stage::Verified { count }
+                } else {
+                    match self.next_count(count).filter(|_| attempt < self.config.endurance_retries) {
+                        Some(next) => Stage::Verifying { count: next, attempt: attempt + 1 },
+                        None => Stage::Failed {
+                            verdict: format!(
+                                "{} TPS per instance, but endurance at peak failed with {}",
+                                self.lanes[i].max_tps.map(trim_number).unwrap_or_default(),
+                                self.lanes[i].tried.iter().map(|(c, _, why)| format!("{c} ({})", why.join("; "))).collect::<Vec<_>>().join(", ")
+                            ),
+                        },
+                    }
+                };
             }
+            // A probe of a lane pruned while it ran: the outcome changes nothing.
+            _ => {}
         }
     }
 
     fn conclusion(&self) -> Conclusion {
-        let winner = self.settled_winner().or_else(|| self.verified.iter().min_by(|a, b| a.order(b, &self.lanes)).copied());
-        let recommendation = winner.map(|w| {
-            let lane = &self.lanes[w.lane];
-            let max_tps = match lane.stage {
-                Stage::Searched { max_tps } => max_tps,
-                _ => self.config.peak_tps / w.count as f64,
-            };
-            Recommended { candidate: Candidate::new(lane.instance_type.clone(), w.count), max_tps_per_instance: max_tps }
+        let best = self.best();
+        let recommendation = best.map(|(_, count, i)| Recommended {
+            candidate: Candidate::new(self.lanes[i].instance_type.clone(), count),
+            max_tps_per_instance: self.lanes[i].max_tps.unwrap_or(self.config.peak_tps / count as f64),
         });
+        // Types in the order the user gave them.
         let types = self
-            .lanes
+            .config
+            .types
             .iter()
-            .enumerate()
-            .map(|(i, lane)| self.summarise(i, lane, winner))
+            .filter_map(|(t, _)| self.lane_of(t))
+            .map(|i| self.summarise(i, best.map(|(_, _, lane)| lane)))
             .collect();
         Conclusion { recommendation, types }
     }
 
     fn keep(&self, instance_type: &InstanceType) -> bool {
-        self.lanes.iter().position(|l| &l.instance_type == instance_type).is_some_and(|lane| self.keep_lane(lane))
+        self.lane_of(instance_type).is_some_and(|i| {
+            let lane = &self.lanes[i];
+            lane.running || matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. })
+        })
     }
 }
 
 impl Adaptive {
-    fn keep_lane(&self, lane: usize) -> bool {
-        match self.lanes[lane].stage {
-            Stage::Searching => true,
-            Stage::Failed { .. } => false,
-            Stage::Searched { .. } => {
-                self.running.iter().any(|(l, _, _)| *l == lane)
-                    || (self.settled_winner().is_none() && self.cheapest_queued().is_some_and(|i| self.queue[i].lane == lane))
+    fn summarise(&self, i: usize, winner: Option<usize>) -> TypeSummary {
+        let lane = &self.lanes[i];
+        let per = |max: f64| {
+            if max >= self.config.peak_tps {
+                format!("at least {} TPS per instance (the search stops at the peak)", trim_number(max))
+            } else {
+                format!("{} TPS per instance", trim_number(max))
             }
-        }
-    }
-
-    fn summarise(&self, index: usize, lane: &Lane, winner: Option<Contender>) -> TypeSummary {
-        let (max_tps, verdict) = match &lane.stage {
-            Stage::Failed { verdict } => (None, verdict.clone()),
-            Stage::Searching => (lane.bracket.best(), "search not finished".to_string()),
-            Stage::Searched { max_tps } => {
-                let per = if *max_tps >= self.config.peak_tps {
-                    format!("at least {} (the search stops at the peak)", trim_number(*max_tps))
-                } else {
-                    trim_number(*max_tps)
-                };
-                let passed = lane.tried.iter().find(|(_, ok, _)| *ok).map(|(c, _, _)| *c);
-                let failed: Vec<String> = lane.tried.iter().filter(|(_, ok, _)| !ok).map(|(c, _, why)| format!("{c} ({})", why.join("; "))).collect();
-                let verdict = match (passed, winner) {
-                    (Some(count), Some(w)) if w.lane == index => format!("{per} TPS per instance; {count} instances verified at peak — recommended"),
-                    (Some(count), _) => format!("{per} TPS per instance; {count} instances verified at peak, but not the cheapest"),
-                    (None, _) if !failed.is_empty() => format!("{per} TPS per instance, but endurance at peak failed with {}", failed.join(", ")),
-                    (None, Some(w)) => {
-                        let needed = self.counts_for(*max_tps).first().copied().unwrap_or(0);
-                        format!(
-                            "{per} TPS per instance; needs {needed} instances (${:.3}/h), not cheaper than the recommendation (${:.3}/h), so not verified",
-                            lane.price * needed as f64,
-                            w.cost
-                        )
-                    }
-                    (None, None) => format!("{per} TPS per instance; not verified"),
-                };
-                (Some(*max_tps), verdict)
+        };
+        let verdict = match &lane.stage {
+            Stage::Verified { count } if winner == Some(i) => {
+                format!("{}; {count} instance{} verified at peak — recommended", per(lane.max_tps.unwrap_or(0.0)), if *count == 1 { "" } else { "s" })
             }
+            Stage::Verified { count } => format!("{}; {count} verified at peak, but not the cheapest", per(lane.max_tps.unwrap_or(0.0))),
+            Stage::Failed { verdict } | Stage::Pruned { verdict } => verdict.clone(),
+            Stage::Waiting | Stage::Searching | Stage::Verifying { .. } => "not finished (the run stopped early)".to_string(),
         };
         TypeSummary {
             instance_type: lane.instance_type.clone(),
-            max_tps_per_instance: max_tps,
-            count_needed: max_tps.and_then(|m| self.counts_for(m).first().copied()),
-            verified_count: lane.tried.iter().find(|(_, ok, _)| *ok).map(|(c, _, _)| *c),
+            max_tps_per_instance: lane.max_tps,
+            count_needed: lane.max_tps.and_then(|m| self.allowed_count(self.needed(m))),
+            verified_count: match lane.stage {
+                Stage::Verified { count } => Some(count),
+                _ => None,
+            },
             verdict,
         }
     }
@@ -360,25 +353,44 @@ mod tests {
 
     #[test]
     fn recommends_the_cheapest_verified_configuration_across_types() {
-        // m5.large: 94/s at $0.115 → 2 needed ($0.23); c5.large: 117/s at $0.102 → 1 ($0.102).
-        let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0)]);
-        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)]));
+        // c5.large: 117/s at $0.102 → 1 ($0.102); m5.large: 94/s at $0.115 → 2 ($0.23);
+        // m5.xlarge $0.23 for one.
+        let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0), ("ml.m5.xlarge", 188.0)]);
+        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102), ("ml.m5.xlarge", 0.23)]));
         let conclusion = world.run(&mut strategy);
-        let rec = conclusion.recommendation.unwrap();
-        assert_eq!(rec.candidate, Candidate::new(t("ml.c5.large"), 1));
-        assert_eq!(world.steps(Phase::Endurance), 1, "the cheapest estimate verified first: nothing else needs an endurance run");
-        assert!(conclusion.types[0].verdict.contains("not cheaper"), "{}", conclusion.types[0].verdict);
+        assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.large"), 1));
+        assert!(world.log.iter().all(|p| p.candidate.instance_type == t("ml.c5.large")), "types that cannot beat $0.102 are never deployed");
+        assert_eq!(world.steps(Phase::Endurance), 1);
+        assert!(conclusion.types[0].verdict.contains("not searched"), "{}", conclusion.types[0].verdict);
+        assert_eq!(conclusion.types[0].instance_type, t("ml.m5.large"), "summaries keep the walk's order");
     }
 
     #[test]
-    fn the_search_finds_capacity_within_the_resolution() {
+    fn a_cheaper_type_is_searched_even_after_a_verification() {
+        // The cheapest instance needs 3 ($0.30); a pricier one needs 1 ($0.20).
+        let mut world = World::new(&[("ml.c5.large", 40.0), ("ml.c5.xlarge", 150.0)]);
+        let mut strategy = Adaptive::new(config(100.0, &[("ml.c5.large", 0.10), ("ml.c5.xlarge", 0.20)]));
+        let rec = world.run(&mut strategy).recommendation.unwrap();
+        assert_eq!(rec.candidate, Candidate::new(t("ml.c5.xlarge"), 1));
+        assert_eq!(world.steps(Phase::Endurance), 2);
+    }
+
+    #[test]
+    fn the_search_stops_once_the_count_is_settled() {
+        // 94/s per instance: after 80 passes and 100 fails, the peak of 100 needs 2 whatever lies between.
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
-        let mut strategy = Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)]));
-        let conclusion = world.run(&mut strategy);
+        let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
+        assert_eq!(world.steps(Phase::Search), 5, "10, 20, 40, 80, 100");
+        assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
+    }
+
+    #[test]
+    fn a_high_peak_searches_capacity_to_the_resolution() {
+        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        let conclusion = world.run(&mut Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)])));
         let max = conclusion.types[0].max_tps_per_instance.unwrap();
         assert!(max <= 94.0 && max >= 94.0 / 1.05, "{max}");
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, (1000.0 / max).ceil() as u32);
-        assert!(world.steps(Phase::Search) <= 12, "{}", world.steps(Phase::Search));
     }
 
     #[test]
@@ -386,8 +398,7 @@ mod tests {
         // Scaling is sub-linear: 2 × 60 × 0.8 = 96 < 100 at 2 instances, 3 × 60 × 0.64 = 115 at 3.
         let mut world = World::new(&[("ml.m5.large", 60.0)]);
         world.efficiency = 0.8;
-        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)]));
-        let rec = world.run(&mut strategy).recommendation.unwrap();
+        let rec = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)]))).recommendation.unwrap();
         assert_eq!(rec.candidate.count, 3);
         assert_eq!(world.steps(Phase::Endurance), 2);
     }
@@ -396,8 +407,7 @@ mod tests {
     fn a_type_that_cannot_deploy_is_skipped_with_its_reason() {
         let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0)]);
         world.broken.push("ml.c5.large".into());
-        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)]));
-        let conclusion = world.run(&mut strategy);
+        let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)])));
         assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.m5.large"), 2));
         assert!(conclusion.types[1].verdict.contains("simulated capacity shortage"), "{}", conclusion.types[1].verdict);
     }
@@ -405,23 +415,20 @@ mod tests {
     #[test]
     fn nothing_recommended_when_no_type_meets_the_requirements() {
         let mut world = World::new(&[("ml.m5.large", 0.2)]);
-        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)]));
-        let conclusion = world.run(&mut strategy);
+        let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
         assert!(conclusion.recommendation.is_none());
         assert!(conclusion.types[0].verdict.contains("cannot sustain even"), "{}", conclusion.types[0].verdict);
     }
 
     #[test]
     fn a_fluke_near_the_limit_is_measured_again_instead_of_trusted() {
-        // At 80/s, one measurement fails just over the limit (ratio 1.05): a
-        // single trust would put capacity below 80; re-measuring finds ~94.
-        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        // At 80/s one measurement fails just over the limit: trusted once, it
+        // would make the peak of 100 look like it needs 2 instances of a type
+        // that serves 150/s.
+        let mut world = World::new(&[("ml.m5.large", 150.0)]);
         world.flukes.push(("ml.m5.large".into(), 80.0));
-        let mut strategy = Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)]));
-        let conclusion = world.run(&mut strategy);
-        let max = conclusion.types[0].max_tps_per_instance.unwrap();
-        assert!(max >= 94.0 / 1.05, "{max}");
-        // The fluke and the clean pass disagree: a third measurement decides.
+        let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
+        assert_eq!(conclusion.recommendation.unwrap().candidate.count, 1);
         assert_eq!(world.log.iter().filter(|p| p.tps == 80.0).count(), 3, "80/s measured until a majority decides");
     }
 

@@ -92,6 +92,11 @@ impl Bracket {
         true
     }
 
+    /// How many rates were decided so far.
+    pub fn decisions(&self) -> usize {
+        self.decided.len()
+    }
+
     /// The highest rate that passed, once the search is over.
     pub fn best(&self) -> Option<f64> {
         let p = self.pass?;

@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// Capacities known by construction: one worker each, fixed service times.
 /// ml.m5.large serves 50/s ($0.115/h), ml.c5.large 100/s ($0.102/h);
-/// ml.c5.xlarge never deploys.
+/// ml.t2.medium ($0.056/h, so tried first) never deploys.
 const PROFILE: &str = r#"
 deploy_seconds = 0.2
 delete_seconds = 0.1
@@ -26,8 +26,8 @@ queue_limit = 20
 service_ms = { median = 20.0, p99 = 20.0 }
 [instance_types."ml.c5.large"]
 service_ms = { median = 10.0, p99 = 10.0 }
-[instance_types."ml.c5.xlarge"]
-deploy_failure = "simulated: insufficient capacity for ml.c5.xlarge"
+[instance_types."ml.t2.medium"]
+deploy_failure = "simulated: insufficient capacity for ml.t2.medium"
 "#;
 
 fn fixture(name: &str) -> (PathBuf, String, String) {
@@ -51,7 +51,7 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     let results = dir.join("results");
     let (code, error) = perfsize(&[
         "--simulate", "--sim-profile", &profile, "--payload", &payload,
-        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large,ml.c5.xlarge",
+        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large,ml.t2.medium",
         "--start-tps", "20", "--tps-resolution", "0.25", "--duration", "1s", "--warmup", "0.3s",
         "--endurance-duration", "2s", "--results-dir", results.to_str().unwrap(),
     ])
@@ -65,8 +65,11 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     assert_eq!(s["recommendation"]["instance_count"], 1);
     assert_eq!(s["recommendation"]["cost_per_hour"], 0.102);
     assert!(s["recommendation"]["autoscaling"]["target_invocations_per_instance"].as_u64().unwrap() > 0);
-    let xlarge = s["types"].as_array().unwrap().iter().find(|t| t["instance_type"] == "ml.c5.xlarge").unwrap();
-    assert!(xlarge["verdict"].as_str().unwrap().contains("insufficient capacity"), "{xlarge}");
+    let types = s["types"].as_array().unwrap();
+    let broken = types.iter().find(|t| t["instance_type"] == "ml.t2.medium").unwrap();
+    assert!(broken["verdict"].as_str().unwrap().contains("insufficient capacity"), "{broken}");
+    let m5 = types.iter().find(|t| t["instance_type"] == "ml.m5.large").unwrap();
+    assert!(m5["verdict"].as_str().unwrap().contains("no cheaper than the verified ml.c5.large × 1"), "{m5}");
     let steps = s["steps"].as_array().unwrap();
     assert!(steps.iter().any(|st| st["phase"] == "endurance" && st["passed"] == true));
     for step in steps {
