@@ -276,9 +276,10 @@ impl Plan {
         self.prices.hourly(instance_type).expect("Plan::new checked every type has a price")
     }
 
-    /// The lowest rate per instance the adaptive search tries before giving a type up.
+    /// The lowest rate per instance the adaptive search tries before giving a
+    /// type up: ten halvings below the start.
     pub fn floor_tps(&self) -> f64 {
-        (self.search.start_tps / 64.0).max(0.1)
+        (self.search.start_tps / 1024.0).max(0.1)
     }
 
     /// A fresh strategy for this plan.

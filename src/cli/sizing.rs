@@ -50,7 +50,7 @@ pub struct SizingArgs {
     /// How to search.
     #[arg(long, value_enum, default_value_t = StrategyKind::Adaptive)]
     pub strategy: StrategyKind,
-    /// First rate the adaptive search tries on one instance (default: a tenth of the peak).
+    /// First rate the adaptive search tries on one instance (default: the peak — can one instance take it?).
     #[arg(long, value_parser = parse_positive, value_name = "TPS")]
     pub start_tps: Option<f64>,
     /// Precision of the adaptive capacity search, as a fraction (0.05 = 5 %).
@@ -231,7 +231,7 @@ impl SizingArgs {
                 types,
                 count_walk: (!self.count_walk.is_empty()).then(|| self.count_walk.clone()),
                 tps_walk: (!self.tps_walk.is_empty()).then(|| self.tps_walk.clone()),
-                start_tps: self.start_tps.unwrap_or((peak_tps / 10.0).max(1.0)),
+                start_tps: self.start_tps.unwrap_or(peak_tps),
                 tps_resolution: self.tps_resolution,
                 endurance_retries: self.endurance_retries,
                 parallel: self.parallel as usize,

@@ -187,7 +187,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
                     match result {
                         Ok(ProbeResult::Measured(step)) => {
                             self.progress.line(format!("step {}: {}", step.index, describe(&step)));
-                            let generator_behind = step.misses.iter().any(|m| matches!(m, result::Miss::Generator { .. }));
+                            // Only CPU slip: running out of in-flight slots means the server is slow.
+                            let generator_behind = step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS;
                             let retries = generator_retries.entry(probe_key(&probe)).or_insert(0u32);
                             if generator_behind && *retries < GENERATOR_RETRIES && !run_cancel.is_cancelled() {
                                 // The measurement says more about this machine than the

@@ -1,7 +1,9 @@
-//! The adaptive strategy: branch and bound over instance types.
+//! The adaptive strategy: best-first branch and bound over instance types.
 //!
-//! Types are taken cheapest first (by the price of one instance), each
-//! through the same stages, up to `parallel` at once:
+//! Every type has a lower bound on what it could cost: its price times the
+//! fewest instances it could need, given what was measured so far (one,
+//! until a rate fails). The next probe always goes to the type with the
+//! lowest bound (up to `parallel` types at once), through two stages:
 //!
 //! 1. **Search**, on one instance: the highest rate it sustains within the
 //!    requirements, by geometric growth from a start rate, then bisection
@@ -12,10 +14,10 @@
 //! 2. **Verify**: an endurance run at peak with that count; a failure tries
 //!    one more instance, up to `endurance_retries`.
 //!
-//! Once a configuration is verified, any type that cannot beat it — even with
-//! the fewest instances it could need — is dropped without another step. The
-//! answer is the cheapest verified configuration across all types, as a full
-//! search of every type would give, for a fraction of the load.
+//! The run ends when a verified configuration costs no more than every other
+//! type's bound: types that cannot beat it are dropped without another step.
+//! The answer is the cheapest verified configuration across all types, as a
+//! full search of every type would give, for a fraction of the load.
 
 use super::search::{Bracket, Rates};
 use super::{Conclusion, Next, Outcome, Probe, Recommended, Strategy, TypeSummary};
@@ -68,7 +70,7 @@ struct Lane {
 
 pub struct Adaptive {
     config: AdaptiveConfig,
-    /// Cheapest instance first.
+    /// In the walk's order.
     lanes: Vec<Lane>,
 }
 
@@ -78,7 +80,7 @@ impl Adaptive {
             Some(walk) => Rates::Walk(walk.clone()),
             None => Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap: config.peak_tps, resolution: config.resolution },
         };
-        let mut lanes: Vec<Lane> = config
+        let lanes: Vec<Lane> = config
             .types
             .iter()
             .map(|(t, price)| Lane {
@@ -92,8 +94,6 @@ impl Adaptive {
                 tried: Vec::new(),
             })
             .collect();
-        // Stable: equal prices keep the walk's order.
-        lanes.sort_by(|a, b| a.price.total_cmp(&b.price));
         Adaptive { config, lanes }
     }
 
@@ -150,7 +150,7 @@ impl Adaptive {
                 continue;
             }
             let Some(fewest) = self.allowed_count(self.fewest_needed(lane)) else { continue };
-            let bound = lane.price * fewest as f64;
+            let bound = self.lower_bound(lane);
             if bound >= best_cost {
                 let what = match lane.stage {
                     Stage::Waiting => "not searched".to_string(),
@@ -177,43 +177,56 @@ impl Adaptive {
         }
     }
 
-    /// Moves a lane forward until it has a probe to run or is finished.
-    fn advance(&mut self, i: usize) -> Option<Probe> {
-        loop {
-            let lane = &self.lanes[i];
-            match lane.stage.clone() {
-                Stage::Waiting => self.lanes[i].stage = Stage::Searching,
-                Stage::Searching if !self.search_over(lane) => {
-                    let rate = lane.bracket.next_rate().expect("the search is not over");
-                    return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search });
-                }
-                Stage::Searching => {
-                    self.lanes[i].stage = match lane.bracket.best() {
-                        Some(max) => {
-                            self.lanes[i].max_tps = Some(max);
-                            match self.allowed_count(self.needed(max)) {
-                                Some(count) => Stage::Verifying { count, attempt: 0 },
-                                None => Stage::Failed {
-                                    verdict: format!("{} TPS per instance needs {} instances, more than --count-walk allows", trim_number(max), self.needed(max)),
-                                },
-                            }
-                        }
-                        None => Stage::Failed {
-                            verdict: format!(
-                                "one instance cannot sustain even {} TPS: {}",
-                                lane.bracket.lowest_failure().map(trim_number).unwrap_or_default(),
-                                lane.last_reasons.join("; ")
-                            ),
-                        },
-                    };
-                    self.prune();
-                }
-                Stage::Verifying { count, .. } => {
-                    return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), count), tps: self.config.peak_tps, phase: Phase::Endurance });
-                }
-                Stage::Verified { .. } | Stage::Failed { .. } | Stage::Pruned { .. } => return None,
+    /// What `lane` costs at the fewest instances it could need; infinite
+    /// when no allowed count is enough.
+    fn lower_bound(&self, lane: &Lane) -> f64 {
+        self.allowed_count(self.fewest_needed(lane)).map_or(f64::INFINITY, |n| lane.price * n as f64)
+    }
+
+    /// The idle, unfinished type with the lowest lower bound (cheaper
+    /// instance, then walk order, on a tie).
+    fn most_promising(&self) -> Option<usize> {
+        (0..self.lanes.len())
+            .filter(|i| !self.lanes[*i].running && matches!(self.lanes[*i].stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. }))
+            .min_by(|a, b| self.lower_bound(&self.lanes[*a]).total_cmp(&self.lower_bound(&self.lanes[*b])).then(a.cmp(b)))
+    }
+
+    /// Moves a lane one stage on; returns the probe it needs next, if it is
+    /// still the lane to probe (a stage change can raise its bound).
+    fn step_lane(&mut self, i: usize) -> Option<Probe> {
+        let lane = &self.lanes[i];
+        match lane.stage.clone() {
+            Stage::Waiting => self.lanes[i].stage = Stage::Searching,
+            Stage::Searching if !self.search_over(lane) => {
+                let rate = lane.bracket.next_rate().expect("the search is not over");
+                return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search });
             }
+            Stage::Searching => {
+                self.lanes[i].stage = match lane.bracket.best() {
+                    Some(max) => {
+                        self.lanes[i].max_tps = Some(max);
+                        match self.allowed_count(self.needed(max)) {
+                            Some(count) => Stage::Verifying { count, attempt: 0 },
+                            None => Stage::Failed {
+                                verdict: format!("{} TPS per instance needs {} instances, more than --count-walk allows", trim_number(max), self.needed(max)),
+                            },
+                        }
+                    }
+                    None => Stage::Failed {
+                        verdict: format!(
+                            "one instance cannot sustain even {} TPS: {}",
+                            lane.bracket.lowest_failure().map(trim_number).unwrap_or_default(),
+                            lane.last_reasons.join("; ")
+                        ),
+                    },
+                };
+            }
+            Stage::Verifying { count, .. } => {
+                return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), count), tps: self.config.peak_tps, phase: Phase::Endurance });
+            }
+            Stage::Verified { .. } | Stage::Failed { .. } | Stage::Pruned { .. } => {}
         }
+        None
     }
 
     fn lane_of(&self, instance_type: &InstanceType) -> Option<usize> {
@@ -223,20 +236,20 @@ impl Adaptive {
 
 impl Strategy for Adaptive {
     fn next(&mut self) -> Next {
-        self.prune();
-        let running = self.lanes.iter().filter(|l| l.running).count();
-        if running < self.config.parallel.max(1) {
-            for i in 0..self.lanes.len() {
-                if self.lanes[i].running {
-                    continue;
-                }
-                if let Some(probe) = self.advance(i) {
-                    self.lanes[i].running = true;
-                    return Next::Run(probe);
-                }
+        loop {
+            self.prune();
+            let running = self.lanes.iter().filter(|l| l.running).count();
+            if running >= self.config.parallel.max(1) {
+                return Next::Wait;
+            }
+            let Some(i) = self.most_promising() else {
+                return if running > 0 { Next::Wait } else { Next::Done };
+            };
+            if let Some(probe) = self.step_lane(i) {
+                self.lanes[i].running = true;
+                return Next::Run(probe);
             }
         }
-        if self.lanes.iter().any(|l| l.running) { Next::Wait } else { Next::Done }
     }
 
     fn record(&mut self, probe: &Probe, outcome: &Outcome) {
@@ -282,14 +295,7 @@ impl Strategy for Adaptive {
             candidate: Candidate::new(self.lanes[i].instance_type.clone(), count),
             max_tps_per_instance: self.lanes[i].max_tps.unwrap_or(self.config.peak_tps / count as f64),
         });
-        // Types in the order the user gave them.
-        let types = self
-            .config
-            .types
-            .iter()
-            .filter_map(|(t, _)| self.lane_of(t))
-            .map(|i| self.summarise(i, best.map(|(_, _, lane)| lane)))
-            .collect();
+        let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
         Conclusion { recommendation, types }
     }
 
@@ -366,13 +372,24 @@ mod tests {
     }
 
     #[test]
-    fn a_cheaper_type_is_searched_even_after_a_verification() {
+    fn the_type_with_the_lowest_bound_is_verified_first() {
         // The cheapest instance needs 3 ($0.30); a pricier one needs 1 ($0.20).
+        // Once the cheap one fails a rate, its bound passes the other's price.
         let mut world = World::new(&[("ml.c5.large", 40.0), ("ml.c5.xlarge", 150.0)]);
         let mut strategy = Adaptive::new(config(100.0, &[("ml.c5.large", 0.10), ("ml.c5.xlarge", 0.20)]));
-        let rec = world.run(&mut strategy).recommendation.unwrap();
-        assert_eq!(rec.candidate, Candidate::new(t("ml.c5.xlarge"), 1));
-        assert_eq!(world.steps(Phase::Endurance), 2);
+        let conclusion = world.run(&mut strategy);
+        assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.xlarge"), 1));
+        assert_eq!(world.steps(Phase::Endurance), 1, "the losing type is never verified");
+        assert!(conclusion.types[0].verdict.contains("no cheaper than the verified ml.c5.xlarge × 1"), "{}", conclusion.types[0].verdict);
+    }
+
+    #[test]
+    fn starting_at_the_peak_settles_a_count_in_few_steps() {
+        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        let conclusion = world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
+        assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
+        let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.tps).collect();
+        assert_eq!(rates, vec![100.0, 50.0], "fails the peak, passes half of it: 2 instances whatever lies between");
     }
 
     #[test]
