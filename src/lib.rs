@@ -27,6 +27,7 @@
 //! - [`signals`]: Ctrl-C handling that never skips teardown.
 
 pub mod aws;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod cost;

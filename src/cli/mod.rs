@@ -3,6 +3,7 @@
 //! Everything a command reads is checked here, before anything is deployed.
 
 pub mod args;
+mod bench;
 mod cleanup;
 mod load;
 mod report;
@@ -64,6 +65,8 @@ pub enum Command {
     Compare(report::CompareArgs),
     /// Drive one load step at an existing endpoint and judge it (no deployment).
     Load(load::LoadArgs),
+    /// Benchmarks that print figures (simulator, capacity, accuracy, stall, strategies).
+    Bench(bench::BenchArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
     Simulator(simulator::SimulatorArgs),
 }
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Report(args)) => report::run(args).await,
         Some(Command::Compare(args)) => report::compare(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,
+        Some(Command::Bench(args)) => bench::run(args).await,
     }
 }
 

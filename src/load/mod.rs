@@ -2,46 +2,43 @@
 //! duration, through goose, and measures it honestly.
 //!
 //! goose is closed-loop and its throttle is a cap, not a schedule, so pacing is
-//! ours: each goose user is one in-flight slot that claims the next request
-//! from a shared open-model [`schedule`], sleeps until it is due, sends it
-//! signed ([`signer`]), reads the whole answer and records completion minus
-//! *intended* start ([`recorder`]), as wrk2 does. A slot due while every user
-//! is busy is counted as the generator falling behind, never silently dropped.
+//! ours: a pacer thread releases each request of the open-model [`schedule`]
+//! at its due time to an idle goose user — each user is one in-flight slot —
+//! which sends it signed ([`signer`]), reads the whole answer and records
+//! completion minus *intended* start ([`recorder`]), as wrk2 does. A request
+//! due while every user is busy is counted as the generator falling behind,
+//! never silently dropped.
 //!
 //! [`preflight`] sends each payload once before the first step, so a model
 //! that rejects a payload is one clear error rather than a step full of 4xx.
 
+mod pacer;
 pub mod payload;
 pub mod preflight;
 pub mod recorder;
 pub mod schedule;
 pub mod signer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use goose::client::GooseClientBuilder;
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::goose::{GooseRequest, GooseUser, Scenario, Transaction, TransactionResult};
 use goose::GooseAttack;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use pacer::Pacer;
 
 pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
 pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};
 pub use schedule::{Arrivals, RateProfile, Schedule};
 pub use signer::{RequestSigner, SignerError};
 
-/// tokio's timer wakes on millisecond ticks, rounding deadlines up. Aiming half
-/// a tick early centres the send time on the due time instead of up to 1 ms late.
-const HALF_TICK: Duration = Duration::from_micros(500);
-/// A slot claimed this long after it fell due means no user was free for it.
-const LATE_CLAIM_TOLERANCE: Duration = Duration::from_millis(1);
-/// Time between the first user's start and the schedule's start, so goose can
-/// launch the other users before the first requests fall due.
-const START_DELAY: Duration = Duration::from_millis(200);
+/// If some users never start (goose launching slowly), pace anyway after this.
+const LAUNCH_WAIT: Duration = Duration::from_secs(3);
 /// How long a user whose schedule is over waits before handing back to goose.
 const EXHAUSTED_PAUSE: Duration = Duration::from_millis(200);
 /// Default and bounds of the in-flight limit derived from rate × timeout.
@@ -129,8 +126,9 @@ pub type ProgressFn = Arc<dyn Fn(&SecondStats) + Send + Sync>;
 struct Driver {
     spec: LoadSpec,
     url: String,
-    schedule: Mutex<Schedule>,
-    start: OnceLock<Instant>,
+    pacer: Pacer,
+    /// Users that have started; the last one to start starts the pacer.
+    launched: AtomicUsize,
     recorder: recorder::Recorder,
     signer: Arc<RequestSigner>,
     cancel: CancellationToken,
@@ -138,12 +136,18 @@ struct Driver {
 }
 
 impl Driver {
-    /// One goose user: claim a slot, wait for it, send, record; until the
-    /// schedule runs out or the step is cancelled.
+    /// One goose user: take the next request the pacer releases, send it,
+    /// record it; until the schedule runs out or the step is cancelled.
     async fn run_user(&self, user: &mut GooseUser) {
+        if self.launched.fetch_add(1, Ordering::AcqRel) + 1 == self.spec.max_in_flight {
+            self.pacer.start();
+        }
         while !self.cancel.is_cancelled() {
-            let claimed_at = Instant::now();
-            let Some((slot, due)) = self.schedule.lock().expect("schedule lock").claim() else {
+            let job = tokio::select! {
+                job = self.pacer.next() => job,
+                _ = self.cancel.cancelled() => return,
+            };
+            let Some(job) = job else {
                 // goose runs the transaction again until it tells the user to
                 // exit; pause so a finished user does not spin meanwhile.
                 tokio::select! {
@@ -152,26 +156,19 @@ impl Driver {
                 }
                 return;
             };
-            let start = *self.start.get_or_init(|| claimed_at + START_DELAY);
-            let intended = start + Duration::from_secs_f64(due);
-            let late_claim = claimed_at > intended + LATE_CLAIM_TOLERANCE;
-            tokio::select! {
-                _ = tokio::time::sleep_until(intended.checked_sub(HALF_TICK).unwrap_or(intended)) => {}
-                _ = self.cancel.cancelled() => return,
-            }
             let sent = Instant::now();
             let outcome = tokio::select! {
-                outcome = self.send(user, slot) => outcome,
+                outcome = self.send(user, job.slot) => outcome,
                 _ = self.cancel.cancelled() => return,
             };
             let done = Instant::now();
             self.recorder.record(Observation {
-                due,
+                due: job.due,
                 // From the intended start when sent late (the wait counts, as a
                 // real client's would); from the actual send when sent early.
-                latency: done - intended.min(sent),
-                slip: sent.saturating_duration_since(intended),
-                late_claim,
+                latency: done - job.intended.min(sent),
+                slip: sent.saturating_duration_since(job.intended),
+                late_claim: job.starved,
                 outcome,
             });
         }
@@ -240,17 +237,25 @@ fn goose_error(e: goose::GooseError) -> LoadError {
 /// run so far is returned with `cancelled` set.
 pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: CancellationToken, progress: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
     let started_at = Utc::now();
+    let step_cancel = cancel.child_token();
     let driver = Arc::new(Driver {
         url: spec.target.invocation_url(),
-        schedule: Mutex::new(Schedule::new(spec.rate, spec.arrivals, spec.seed)),
-        start: OnceLock::new(),
+        pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), step_cancel.clone()),
+        launched: AtomicUsize::new(0),
         recorder: recorder::Recorder::new(spec.warmup),
         signer,
-        cancel: cancel.child_token(),
+        cancel: step_cancel,
         signing_failed: AtomicBool::new(false),
         spec,
     });
     let ticker = tokio::spawn(tick_seconds(Arc::clone(&driver), progress));
+    let launch_fallback = tokio::spawn({
+        let driver = Arc::clone(&driver);
+        async move {
+            tokio::time::sleep(LAUNCH_WAIT).await;
+            driver.pacer.start();
+        }
+    });
 
     let user_driver = Arc::clone(&driver);
     let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
@@ -272,6 +277,8 @@ pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: Cancellat
     let result = attack.execute().await;
     // Every user is done: stop the clock for the per-second series too.
     driver.cancel.cancel();
+    launch_fallback.abort();
+    let _ = launch_fallback.await;
     let _ = ticker.await;
     result.map_err(goose_error)?;
 
@@ -281,7 +288,7 @@ pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: Cancellat
     let warmup = spec.warmup.as_secs_f64();
     let offered = (spec.rate.total() - spec.rate.cumulative(warmup)).round() as u64;
     // Wall-clock time of the schedule's start (or now, if no request was ever due).
-    let schedule_start = SystemTime::now() - driver.start.get().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(*s));
+    let schedule_start = SystemTime::now() - driver.pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
     Ok(LoadRun {
         started_at,
         ended_at: Utc::now(),
@@ -318,23 +325,23 @@ fn configure(attack: GooseAttack, host: &str, users: usize) -> Result<Box<GooseA
 
 /// Closes one row of the per-second series each second of the schedule.
 async fn tick_seconds(driver: Arc<Driver>, progress: Option<ProgressFn>) {
-    // The schedule starts when the first user claims a slot.
+    // The schedule starts when the pacer does.
     let start = loop {
-        if let Some(start) = driver.start.get() {
-            break *start;
+        if let Some(start) = driver.pacer.start_time() {
+            break start;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             _ = driver.cancel.cancelled() => return,
         }
     };
-    let profile = *driver.schedule.lock().expect("schedule lock").profile();
+    let profile = driver.spec.rate;
     // Past the schedule's end, rows go on (offering nothing) until the last
     // in-flight request has come back.
     for second in 0.. {
         let tick = start + Duration::from_secs(second as u64 + 1);
         let stopped = tokio::select! {
-            _ = tokio::time::sleep_until(tick) => false,
+            _ = tokio::time::sleep_until(tick.into()) => false,
             _ = driver.cancel.cancelled() => true,
         };
         let offered = (profile.cumulative(second as f64 + 1.0) - profile.cumulative(second as f64)).round() as u64;

@@ -105,6 +105,9 @@ pub struct Counts {
 #[derive(Debug, Clone)]
 pub struct Totals {
     pub all: Histogram<u64>,
+    /// Completion − actual send: what a closed-loop tool would report. Kept
+    /// to show how much coordinated omission would hide.
+    pub response: Histogram<u64>,
     pub success: Histogram<u64>,
     pub slip: Histogram<u64>,
     pub counts: Counts,
@@ -116,6 +119,7 @@ impl Totals {
     fn new() -> Totals {
         Totals {
             all: new_histogram(),
+            response: new_histogram(),
             success: new_histogram(),
             slip: new_histogram(),
             counts: Counts::default(),
@@ -127,6 +131,7 @@ impl Totals {
     fn add(&mut self, o: &Observation) {
         let latency = micros(o.latency);
         self.all.saturating_record(latency);
+        self.response.saturating_record(micros(o.latency.saturating_sub(o.slip)));
         self.slip.saturating_record(micros(o.slip));
         self.counts.sent += 1;
         self.counts.late_claims += o.late_claim as u64;

@@ -1,0 +1,386 @@
+//! `perfsize bench …`: the benchmarks behind BENCHMARKS.md. Each prints its
+//! figures; none asserts a timing (these machines are shared and noisy).
+//!
+//! The simulator runs as a separate `perfsize simulator` process, so the CPU
+//! each side spends per request is measured on its own.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{Aws, AwsOptions};
+use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
+use crate::load::{self, Arrivals, LoadRun, LoadSpec, Payload, PayloadMix, RateProfile, RequestSigner, Target};
+use crate::plan::Candidate;
+use crate::result::{MetricsWindow, histogram};
+
+/// CPU seconds (user + system) this process has used.
+fn own_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU seconds another process has used, from /proc.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the name).
+    (field(11) + field(12)) / ticks
+}
+
+/// A `perfsize simulator` process with a given profile; killed on drop.
+pub struct SimulatorProcess {
+    child: Child,
+    pub url: String,
+    _profile: tempfile_path::TempPath,
+}
+
+mod tempfile_path {
+    //! A file removed when dropped.
+    use std::path::{Path, PathBuf};
+
+    pub struct TempPath(PathBuf);
+
+    impl TempPath {
+        pub fn write(name: &str, text: &str) -> std::io::Result<TempPath> {
+            let path = std::env::temp_dir().join(format!("perfsize-{}-{name}", std::process::id()));
+            std::fs::write(&path, text)?;
+            Ok(TempPath(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl SimulatorProcess {
+    pub fn start(profile: &str) -> std::io::Result<SimulatorProcess> {
+        let file = tempfile_path::TempPath::write("bench-profile.toml", profile)?;
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["simulator", "--port", "0", "--profile"])
+            .arg(file.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        Ok(SimulatorProcess { child, url: line.trim().to_string(), _profile: file })
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(self.child.id())
+    }
+
+    async fn aws(&self) -> Aws {
+        Aws::connect(&AwsOptions { region: Some("us-east-1".into()), endpoint_url: Some(self.url.clone()), static_credentials: true, ..Default::default() })
+            .await
+            .expect("static options always connect")
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An endpoint deployed for a benchmark, taken down with `finish`.
+struct BenchEndpoint {
+    aws: Aws,
+    env: SageMakerEnvironment,
+    name: String,
+}
+
+impl BenchEndpoint {
+    async fn deploy(sim: &SimulatorProcess, instance_type: &str) -> BenchEndpoint {
+        let aws = sim.aws().await;
+        let model = ModelSource::Create { image: "bench".into(), model_data_url: None, execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(), environment: vec![] };
+        let env = SageMakerEnvironment::new(aws.sagemaker.clone(), RunId::generate(), model, Duration::from_millis(50), Duration::from_secs(60), Default::default());
+        env.prepare().await.expect("the simulator creates the model");
+        let candidate = Candidate::new(instance_type.parse().expect("a catalog type"), 1);
+        let name = env.deploy(&candidate, &CancellationToken::new()).await.expect("the simulator deploys").endpoint;
+        BenchEndpoint { aws, env, name }
+    }
+
+    fn spec(&self, tps: f64, seconds: f64, warmup: f64) -> LoadSpec {
+        self.spec_with(tps, seconds, warmup, LoadSpec::derived_max_in_flight(tps, Duration::from_secs(10)))
+    }
+
+    fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {
+        let warmup = Duration::from_secs_f64(warmup);
+        LoadSpec {
+            target: Target { endpoint: self.name.clone(), runtime_url: self.aws.runtime_url.clone() },
+            rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            warmup,
+            payloads: Arc::new(PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload")),
+            content_type: "application/json".into(),
+            accept: "application/json".into(),
+            max_in_flight,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn drive(&self, spec: LoadSpec) -> LoadRun {
+        let signer = RequestSigner::fixed(Credentials::new("AKIDBENCH", "bench-secret", None, None, "bench"), &self.aws.region);
+        load::drive(spec, signer, CancellationToken::new(), None).await.expect("the load step runs")
+    }
+
+    async fn finish(self) {
+        let _ = self.env.teardown().await;
+    }
+}
+
+const ZERO_SERVICE: &str = r#"
+deploy_seconds = 0.1
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 256
+service_ms = { median = 0.0, p99 = 0.0 }
+queue_limit = 100000
+"#;
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// The simulator's InvokeEndpoint throughput with a zero service time,
+/// driven by a closed-loop client in this process.
+pub async fn simulator(seconds: f64) {
+    let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let url = format!("{}/endpoints/{}/invocations", sim.url, endpoint.name);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("a client builds");
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = CancellationToken::new();
+    let (cpu_client, cpu_sim) = (own_cpu_seconds(), sim.cpu_seconds());
+    let started = Instant::now();
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, url, done, stop) = (client.clone(), url.clone(), Arc::clone(&done), stop.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let sent = client
+                        .post(&url)
+                        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=0")
+                        .header("content-type", "application/json")
+                        .body(r#"{"x":1}"#)
+                        .send()
+                        .await;
+                    if let Ok(response) = sent
+                        && response.status().is_success()
+                        && response.bytes().await.is_ok()
+                    {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.cancel();
+    let elapsed = started.elapsed().as_secs_f64();
+    for w in workers {
+        let _ = w.await;
+    }
+    let n = done.load(Ordering::Relaxed) as f64;
+    let (client_cpu, sim_cpu) = (own_cpu_seconds() - cpu_client, sim.cpu_seconds() - cpu_sim);
+    println!("simulator throughput (zero service time, 64 closed-loop connections, client and simulator sharing this machine)");
+    println!("  {:.0} InvokeEndpoint requests/s answered 200 over {elapsed:.1} s", n / elapsed);
+    println!("  simulator CPU {:.1} µs/request · client CPU {:.1} µs/request", sim_cpu / n * 1e6, client_cpu / n * 1e6);
+    endpoint.finish().await;
+}
+
+/// The highest signed rate perfsize's load manager sustains with schedule
+/// slip p99 ≤ 1 ms, and the CPU it spends per request.
+pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>) {
+    let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
+    println!("  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}", "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU");
+    let mut best = None;
+    for &rate in rates {
+        let spec = match max_in_flight {
+            Some(n) => endpoint.spec_with(rate, seconds, 2.0, n),
+            None => endpoint.spec(rate, seconds, 2.0),
+        };
+        let (cpu_self, cpu_sim) = (own_cpu_seconds(), sim.cpu_seconds());
+        let run = endpoint.drive(spec).await;
+        let sent = (run.totals.counts.sent as f64).max(1.0);
+        // The warm-up's requests cost CPU too: divide by every request sent.
+        let all_requests = sent * (seconds + 2.0) / seconds;
+        let (cpu_self, cpu_sim) = ((own_cpu_seconds() - cpu_self) / all_requests * 1e6, (sim.cpu_seconds() - cpu_sim) / all_requests * 1e6);
+        let t = &run.totals;
+        let achieved = (t.counts.succeeded + t.counts.answered_failures) as f64 / run.measured_seconds;
+        let slip_p99 = ms(t.slip.value_at_quantile(0.99));
+        println!(
+            "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs",
+            ms(t.slip.value_at_quantile(0.5)),
+            ms(t.all.value_at_quantile(0.99)),
+            t.counts.late_claims,
+            t.counts.failed,
+        );
+        if slip_p99 <= 1.0 && t.counts.failed == 0 && t.counts.late_claims == 0 && achieved >= 0.99 * rate {
+            best = Some((rate, cpu_self));
+        }
+    }
+    match best {
+        Some((rate, cpu)) => println!("  highest rate with slip p99 ≤ 1 ms and no errors: {rate:.0} TPS ({cpu:.1} µs of perfsize CPU per request)"),
+        None => println!("  no rate met slip p99 ≤ 1 ms"),
+    }
+    endpoint.finish().await;
+}
+
+/// Client-side percentiles against the simulator's own ModelLatency.
+pub async fn accuracy(tps: f64, seconds: f64) {
+    let profile = r#"
+deploy_seconds = 0.1
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 1024
+service_ms = { median = 20.0, p99 = 45.0 }
+queue_limit = 100000
+"#;
+    let sim = SimulatorProcess::start(profile).expect("the simulator starts");
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let run = endpoint.drive(endpoint.spec(tps, seconds, 3.0)).await;
+    let window = MetricsWindow {
+        endpoint: endpoint.name.clone(),
+        variant: "AllTraffic".into(),
+        from: run.measured_from,
+        to: run.measured_to,
+        // One period for the whole window: its percentiles are exact.
+        period: Duration::from_secs(86_400),
+        expected_invocations: run.totals.counts.sent,
+    };
+    let server = crate::result::cloudwatch::fetch(&endpoint.aws.cloudwatch, &window, Duration::from_secs(5), Duration::from_millis(200)).await;
+    let client = histogram::Percentiles::of(&run.totals.all).expect("requests were measured");
+    println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
+    match server.model_latency_ms {
+        Some(model) => {
+            let p50 = model.p50.unwrap_or(f64::NAN);
+            println!("  {:<34} {:>10} {:>10}", "", "p50 ms", "p99 ms");
+            println!("  {:<34} {:>10.3} {:>10.3}", "perfsize (client, intended start)", client.p50, client.p99);
+            println!("  {:<34} {:>10.3} {:>10.3}", "simulator ModelLatency (server)", p50, model.p99);
+            println!("  {:<34} {:>+10.3} {:>+10.3}   (targets: within 1 ms and 2 ms)", "difference (perfsize's overhead)", client.p50 - p50, client.p99 - model.p99);
+            if let Some(overhead) = server.overhead_latency_ms {
+                println!("  simulator OverheadLatency avg {:.3} ms; {} requests measured, {} by the server", overhead.avg, client.count, server.invocations.unwrap_or(0.0));
+            }
+        }
+        None => println!("  CloudWatch figures not available: {}", server.note.unwrap_or_default()),
+    }
+    endpoint.finish().await;
+}
+
+/// Percentiles through a periodic stall, against the open-model prediction.
+pub async fn stall(tps: f64, stall: f64, every: f64, seconds: f64) {
+    let profile = format!(
+        r#"
+deploy_seconds = 0.1
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 4096
+service_ms = {{ median = 1.0, p99 = 1.0 }}
+queue_limit = 1000000
+[stall]
+seconds = {stall}
+every_seconds = {every}
+"#
+    );
+    let sim = SimulatorProcess::start(&profile).expect("the simulator starts");
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let run = endpoint.drive(endpoint.spec(tps, seconds, 0.0)).await;
+    let t = &run.totals;
+    let share = stall / every;
+    // Requests due during a stall wait out the rest of it: uniform on (0, stall].
+    let predicted = |q: f64| if q <= 1.0 - share { 1.0 } else { 1.0 + stall * 1000.0 * (q - (1.0 - share)) / share };
+    println!("honesty under a stall: {tps:.0} TPS for {seconds} s; every {every} s the server stops for {stall} s ({:.0}% of the time)", share * 100.0);
+    println!("  {:<10} {:>14} {:>14} {:>18}", "", "open model", "perfsize", "closed-loop view");
+    for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999)] {
+        println!(
+            "  {label:<10} {:>11.1} ms {:>11.1} ms {:>15.1} ms",
+            predicted(q),
+            ms(t.all.value_at_quantile(q)),
+            ms(t.response.value_at_quantile(q))
+        );
+    }
+    println!("  max        {:>11.1} ms {:>11.1} ms", 1.0 + stall * 1000.0, ms(t.all.max()));
+    println!("  (closed-loop view: the clock started at the actual send, as a tool with coordinated omission would; with enough in-flight slots the two agree, which is the point: every request was sent on time)");
+    endpoint.finish().await;
+}
+
+/// Both strategies on the same simulated scenario.
+pub async fn strategies(results: PathBuf) {
+    let payload = tempfile_path::TempPath::write("bench-payload.json", r#"{"features":[1,2,3,4]}"#).expect("a temp file");
+    let types = "ml.m5.large,ml.c5.xlarge,ml.m5.xlarge,ml.c5.2xlarge,ml.m5.2xlarge";
+    println!("strategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),");
+    println!("  steps of 5 s after a 1 s warm-up, endurance 20 s; perfsize strategy with its Jenkins TPS walk 1…400");
+    println!("  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}", "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)");
+    let mut figures = Vec::new();
+    for strategy in ["perfsize", "adaptive"] {
+        let dir = results.join(strategy);
+        let args = [
+            "perfsize", "--simulate", "--strategy", strategy, "--peak-tps", "100", "--latency-p99-ms", "500", "--type-walk", types,
+            "--duration", "5s", "--warmup", "1s", "--endurance-duration", "20s", "--payload",
+        ];
+        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        argv.push(payload.path().display().to_string());
+        argv.extend(["--results-dir".to_string(), dir.display().to_string()]);
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).expect("benchmark arguments parse");
+        let started = Instant::now();
+        // Boxed: this runs inside `perfsize bench`, itself a `cli::run`.
+        let _ = Box::pin(crate::cli::run(cli)).await;
+        let wall = started.elapsed().as_secs_f64();
+        let Some(run) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path()) else {
+            println!("  {strategy}: the run left no results");
+            continue;
+        };
+        let data = crate::report::RunData::load(&crate::run_dir::RunDir::open(&run).expect("a run directory")).expect("its results");
+        let load_minutes: f64 = data.steps.iter().map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>() / 60.0;
+        let deployments = data.steps.iter().map(|s| s.endpoint_name.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+        let rec = data.summary.recommendation.as_ref().map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour));
+        println!(
+            "  {strategy:<10} {:>6} {load_minutes:>13.2} {deployments:>12} {:>15.4} {:>8.0}s {:>26}",
+            data.steps.len(),
+            data.summary.run_cost.endpoint_hours,
+            wall,
+            rec.as_ref().map_or("none".to_string(), |(name, cost)| format!("{name} (${cost:.3})"))
+        );
+        figures.push((load_minutes, rec.map(|(_, c)| c)));
+    }
+    if let [(perfsize_load, Some(perfsize_cost)), (adaptive_load, Some(adaptive_cost))] = figures[..] {
+        println!(
+            "  adaptive / perfsize: {:.2} of the load-minutes, {:.2} of the $/hour   (targets: ≤ 0.5 and ≤ 1.0)",
+            adaptive_load / perfsize_load,
+            adaptive_cost / perfsize_cost
+        );
+    }
+}

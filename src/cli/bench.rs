@@ -1,0 +1,73 @@
+//! `perfsize bench …`: benchmarks that print figures (see BENCHMARKS.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::args::parse_positive;
+use super::{Failure, exit};
+use crate::bench;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// InvokeEndpoint requests per second the simulator answers (zero service time).
+    Simulator {
+        #[arg(long, default_value = "10", value_parser = parse_positive)]
+        seconds: f64,
+    },
+    /// Highest signed rate perfsize sustains with schedule slip p99 ≤ 1 ms, and its CPU per request.
+    Capacity {
+        #[arg(long, default_value = "10", value_parser = parse_positive)]
+        seconds: f64,
+        #[arg(long, value_delimiter = ',', default_value = "1000,2000,3000,4000,5000,6000,7000,8000", value_parser = parse_positive)]
+        rates: Vec<f64>,
+        /// In-flight slots (goose users); default rate × 10 s timeout.
+        #[arg(long)]
+        max_in_flight: Option<usize>,
+    },
+    /// Client-side p50/p99 against the simulator's server-side ModelLatency.
+    Accuracy {
+        #[arg(long, default_value = "1000", value_parser = parse_positive)]
+        tps: f64,
+        #[arg(long, default_value = "30", value_parser = parse_positive)]
+        seconds: f64,
+    },
+    /// Percentiles through a periodic server stall, against the open-model prediction.
+    Stall {
+        #[arg(long, default_value = "200", value_parser = parse_positive)]
+        tps: f64,
+        #[arg(long, default_value = "1", value_parser = parse_positive)]
+        stall: f64,
+        #[arg(long, default_value = "10", value_parser = parse_positive)]
+        every: f64,
+        #[arg(long, default_value = "40", value_parser = parse_positive)]
+        seconds: f64,
+    },
+    /// The adaptive and perfsize strategies on the same simulated scenario.
+    Strategies {
+        #[arg(long, default_value = "perfsize-results/bench-strategies")]
+        results_dir: PathBuf,
+    },
+}
+
+pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
+    match args.which {
+        Which::Simulator { seconds } => bench::simulator(seconds).await,
+        Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight).await,
+        Which::Accuracy { tps, seconds } => bench::accuracy(tps, seconds).await,
+        Which::Stall { tps, stall, every, seconds } => {
+            if stall >= every {
+                return Err(Failure::usage("--stall must be shorter than --every"));
+            }
+            bench::stall(tps, stall, every, seconds).await
+        }
+        Which::Strategies { results_dir } => bench::strategies(results_dir).await,
+    }
+    Ok(exit::OK)
+}
