@@ -127,7 +127,7 @@ impl BenchEndpoint {
     }
 
     fn spec(&self, tps: f64, seconds: f64, warmup: f64) -> LoadSpec {
-        self.spec_with(tps, seconds, warmup, LoadSpec::derived_max_in_flight(tps, Duration::from_secs(10)))
+        self.spec_with(tps, seconds, warmup, LoadSpec::derived_max_in_flight(tps, Duration::from_millis(500), Duration::from_secs(10)))
     }
 
     fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {

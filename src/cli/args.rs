@@ -111,7 +111,7 @@ pub struct TrafficArgs {
     /// Traffic driven before measuring starts, excluded from the statistics.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub warmup: Option<Duration>,
-    /// Most requests in flight at once (default: peak rate × request timeout).
+    /// Most requests in flight at once (default: rate × 4 × the latency limit, at least 2 s worth).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// A request not answered by then counts as a timeout.

@@ -216,7 +216,9 @@ async fn measure(
         payloads,
         content_type: args.traffic.content_type.clone(),
         accept: args.traffic.accept.clone(),
-        max_in_flight: args.traffic.max_in_flight.unwrap_or_else(|| LoadSpec::derived_max_in_flight(args.tps, args.traffic.request_timeout)),
+        max_in_flight: args.traffic.max_in_flight.unwrap_or_else(|| {
+            LoadSpec::derived_max_in_flight(args.tps, Duration::from_secs_f64(requirements.latency_ms / 1000.0), args.traffic.request_timeout)
+        }),
         request_timeout: args.traffic.request_timeout,
     };
     progress.activity(format!("{} TPS at {endpoint} for {:?} (+{:?} warm-up)", args.tps, args.duration, warmup));

@@ -41,8 +41,9 @@ pub use signer::{RequestSigner, SignerError};
 const LAUNCH_WAIT: Duration = Duration::from_secs(3);
 /// How long a user whose schedule is over waits before handing back to goose.
 const EXHAUSTED_PAUSE: Duration = Duration::from_millis(200);
-/// Default and bounds of the in-flight limit derived from rate × timeout.
+/// Default and bounds of the derived in-flight limit.
 const MIN_IN_FLIGHT: usize = 16;
+const MIN_LONGEST_LATENCY: Duration = Duration::from_secs(2);
 const MAX_DERIVED_IN_FLIGHT: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +90,14 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
-    /// The in-flight bound Little's law asks for when every request could take
-    /// the full timeout: peak rate × timeout, within sane bounds.
-    pub fn derived_max_in_flight(peak_tps: f64, request_timeout: Duration) -> usize {
-        ((peak_tps * request_timeout.as_secs_f64()).ceil() as usize).clamp(MIN_IN_FLIGHT, MAX_DERIVED_IN_FLIGHT)
+    /// The in-flight bound: by Little's law, rate × the longest latency worth
+    /// measuring — four times the latency limit, at least 2 s, at most the
+    /// request timeout. Latency counts from the intended start, so a bound
+    /// that is hit only makes latency look worse, and a step whose latency
+    /// reaches it has failed its limit anyway.
+    pub fn derived_max_in_flight(tps: f64, latency_limit: Duration, request_timeout: Duration) -> usize {
+        let longest = (latency_limit * 4).clamp(MIN_LONGEST_LATENCY, request_timeout.max(MIN_LONGEST_LATENCY));
+        ((tps * longest.as_secs_f64()).ceil() as usize).clamp(MIN_IN_FLIGHT, MAX_DERIVED_IN_FLIGHT)
     }
 
     /// Length of the measured window.

@@ -346,7 +346,9 @@ impl<'a, E: Environment> Sizing<'a, E> {
             payloads: Arc::clone(&traffic.payloads),
             content_type: traffic.content_type.clone(),
             accept: traffic.accept.clone(),
-            max_in_flight: traffic.max_in_flight.unwrap_or_else(|| LoadSpec::derived_max_in_flight(probe.tps, traffic.request_timeout)),
+            max_in_flight: traffic.max_in_flight.unwrap_or_else(|| {
+                LoadSpec::derived_max_in_flight(probe.tps, Duration::from_secs_f64(self.plan.requirements().latency_ms / 1000.0), traffic.request_timeout)
+            }),
             request_timeout: traffic.request_timeout,
         };
         self.progress.activity(format!(

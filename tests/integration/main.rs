@@ -6,5 +6,6 @@ mod support;
 
 mod cli;
 mod load;
+mod report;
 mod simulator;
 mod sizing;
