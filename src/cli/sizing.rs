@@ -295,6 +295,9 @@ pub async fn plan(args: SizingArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// How many instances of any type the worst case assumes the peak needs.
+const ASSUMED_MAX_INSTANCES: u32 = 8;
+
 /// The worst case of a plan, in steps, endpoint-hours, wall time and dollars.
 pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     let s = plan.search();
@@ -313,29 +316,20 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         s.strategy
     );
     out.push_str(&format!("{:<20} {:>9} {:>14} {:>16} {:>12}\n", "instance type", "$/hour", "search steps", "endurance runs", "worst $"));
+    // Endurance runs try the count the peak needs, then up to `retries` more.
+    let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES.saturating_sub(s.endurance_retries).max(1)..=ASSUMED_MAX_INSTANCES).collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
     for t in &s.types {
         let price = plan.price(t);
-        // Assume the worst: one instance sustains only the first probed rate.
-        let (search_steps, counts): (usize, Vec<u32>) = match s.strategy {
-            StrategyKind::Adaptive => {
-                let growth = match &s.tps_walk {
-                    Some(walk) => (walk.len() as f64).log2().ceil() as usize * 2 + 1,
-                    None => (peak / s.start_tps).log2().ceil().max(0.0) as usize + (1.0 / s.tps_resolution).log2().ceil() as usize + 2,
-                };
-                let first = s.tps_walk.as_ref().and_then(|w| w.first().copied()).unwrap_or(s.start_tps);
-                let needed = (peak / first).ceil() as u32;
-                (growth + 4, (needed..=needed + s.endurance_retries).collect())
-            }
-            StrategyKind::Perfsize => {
-                let walk = s.tps_walk.as_ref().map_or(1, Vec::len);
-                let counts = s.count_walk.as_ref().map_or(1, Vec::len);
-                let first = s.tps_walk.as_ref().and_then(|w| w.first().copied()).unwrap_or(1.0);
-                let needed = (peak / first).ceil() as u32;
-                (counts + walk, (needed..=needed + s.endurance_retries).collect())
-            }
+        let search_steps = match (s.strategy, &s.tps_walk) {
+            (StrategyKind::Perfsize, walk) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
+            (StrategyKind::Adaptive, Some(walk)) => 2 * (walk.len() as f64).log2().ceil() as usize + 1,
+            // Halving from the start down to an eighth, then bisecting to the resolution.
+            (StrategyKind::Adaptive, None) => 3 + (1.0 / s.tps_resolution).log2().ceil() as usize + 1,
         };
-        let hours = (search_steps as f64 * step_hours + deploy_hours) + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
+        // Near-limit results are measured up to twice more.
+        let search_steps = search_steps + 2;
+        let hours = search_steps as f64 * step_hours + deploy_hours + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
         let dollars = hours * price;
         out.push_str(&format!("{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n", t.as_str(), price, search_steps, counts.len(), dollars));
         total_steps += search_steps;
@@ -354,10 +348,13 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         humantime::format_duration(Duration::from_secs(wall as u64)),
         total_dollars
     ));
+    out.push_str(&format!(
+        "(assuming the peak needs at most {ASSUMED_MAX_INSTANCES} instances of any type, i.e. one sustains at least {} TPS; --max-test-cost caps what a run may spend)\n",
+        trim_number(peak / ASSUMED_MAX_INSTANCES as f64)
+    ));
     if s.strategy == StrategyKind::Adaptive {
-        out.push_str("expected: far fewer — endurance runs go cheapest first and stop at the first verified configuration\n");
+        out.push_str("expected: far fewer — the type with the lowest possible cost goes first, and types that cannot beat a verified configuration are dropped\n");
     }
-    out.push_str("(the worst case assumes one instance sustains only the first rate tried; --max-test-cost caps what a run may spend)\n");
     out
 }
 
