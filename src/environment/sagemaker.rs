@@ -81,19 +81,14 @@ pub(super) async fn describe_endpoint(client: &aws_sdk_sagemaker::Client, endpoi
 /// already gone is not an error.
 pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str, poll: Duration) -> Result<(), ApiError> {
     loop {
-        match client.delete_endpoint().endpoint_name(endpoint).send().await {
-            Ok(_) => break,
-            Err(e) => {
-                let e = api_error("DeleteEndpoint", &e);
-                if is_not_found(&e) {
-                    break;
-                }
-                if !is_in_progress(&e) {
-                    return Err(e);
-                }
+        let deleted = client.delete_endpoint().endpoint_name(endpoint).send().await.map(|_| ()).map_err(|e| api_error("DeleteEndpoint", &e));
+        match already_gone_is_fine(deleted) {
+            Ok(()) => break,
+            Err(e) if is_in_progress(&e) => {
                 tracing::info!("{endpoint} is still deploying; deleting it once SageMaker allows");
                 tokio::time::sleep(poll).await;
             }
+            Err(e) => return Err(e),
         }
     }
     while describe_endpoint(client, endpoint).await?.is_some() {
@@ -103,22 +98,18 @@ pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint
 }
 
 pub(super) async fn delete_endpoint_config(client: &aws_sdk_sagemaker::Client, config: &str) -> Result<(), ApiError> {
-    match client.delete_endpoint_config().endpoint_config_name(config).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = api_error("DeleteEndpointConfig", &e);
-            if is_not_found(&e) { Ok(()) } else { Err(e) }
-        }
-    }
+    already_gone_is_fine(client.delete_endpoint_config().endpoint_config_name(config).send().await.map(|_| ()).map_err(|e| api_error("DeleteEndpointConfig", &e)))
 }
 
 pub(super) async fn delete_model(client: &aws_sdk_sagemaker::Client, model: &str) -> Result<(), ApiError> {
-    match client.delete_model().model_name(model).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = api_error("DeleteModel", &e);
-            if is_not_found(&e) { Ok(()) } else { Err(e) }
-        }
+    already_gone_is_fine(client.delete_model().model_name(model).send().await.map(|_| ()).map_err(|e| api_error("DeleteModel", &e)))
+}
+
+/// A deletion that finds nothing to delete has done its job.
+fn already_gone_is_fine(result: Result<(), ApiError>) -> Result<(), ApiError> {
+    match result {
+        Err(e) if is_not_found(&e) => Ok(()),
+        other => other,
     }
 }
 
