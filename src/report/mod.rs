@@ -5,6 +5,7 @@
 //! the directory alone, at any time, including a run that was interrupted.
 
 pub mod compare;
+mod charts;
 mod html;
 pub mod junit;
 
