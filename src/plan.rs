@@ -135,6 +135,9 @@ pub struct Search {
     pub parallel: usize,
 }
 
+/// A search step must measure at least this many requests to say anything.
+pub const MIN_MEASURED_REQUESTS: f64 = 20.0;
+
 /// perfsizesagemaker's Jenkins default TPS walk, used by `--strategy perfsize`
 /// when no walk is given.
 pub const PERFSIZE_DEFAULT_TPS_WALK: [f64; 22] =
@@ -277,9 +280,11 @@ impl Plan {
     }
 
     /// The lowest rate per instance the adaptive search tries before giving a
-    /// type up: ten halvings below the start.
+    /// type up: ten halvings below the start, but never so low that a step
+    /// would measure fewer than [`MIN_MEASURED_REQUESTS`] requests.
     pub fn floor_tps(&self) -> f64 {
-        (self.search.start_tps / 1024.0).max(0.1)
+        let measurable = MIN_MEASURED_REQUESTS / self.durations.step.as_secs_f64();
+        (self.search.start_tps / 1024.0).max(measurable).min(self.search.start_tps)
     }
 
     /// A fresh strategy for this plan.
@@ -317,5 +322,55 @@ impl Plan {
             }
             _ => (RateProfile::new(probe.tps, None, d.warmup + d.step), d.warmup),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{Payload, PayloadMix};
+
+    fn plan(peak: f64, step: Duration) -> Plan {
+        Plan::new(PlanParts {
+            peak_tps: peak,
+            requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
+            search: Search {
+                strategy: StrategyKind::Adaptive,
+                types: vec!["ml.m5.large".parse().unwrap(), "ml.m5.large".parse().unwrap()],
+                count_walk: None,
+                tps_walk: None,
+                start_tps: peak,
+                tps_resolution: 0.05,
+                endurance_retries: 3,
+                parallel: 1,
+            },
+            durations: Durations { step, warmup: Duration::from_secs(1), endurance: Duration::from_secs(10), endurance_ramp_start_tps: 0.0, endurance_ramp: Duration::ZERO },
+            traffic: Traffic {
+                payloads: Arc::new(PayloadMix::new(vec![Payload::new("p", &b"{}"[..], 1.0)]).unwrap()),
+                content_type: "application/json".into(),
+                accept: "application/json".into(),
+                arrivals: Arrivals::Uniform,
+                seed: 1,
+                max_in_flight: None,
+                request_timeout: Duration::from_secs(70),
+            },
+            prices: PriceTable::shipped("us-west-2").unwrap(),
+            safety_factor: 0.5,
+            min_instances: 1,
+            max_test_cost: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_search_never_probes_a_rate_its_steps_cannot_measure() {
+        assert_eq!(plan(100.0, Duration::from_secs(5)).floor_tps(), 4.0, "20 requests in a 5 s step");
+        assert!((plan(100.0, Duration::from_secs(60)).floor_tps() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(plan(10_000.0, Duration::from_secs(60)).floor_tps(), 10_000.0 / 1024.0);
+    }
+
+    #[test]
+    fn a_plan_lists_each_type_once() {
+        assert_eq!(plan(100.0, Duration::from_secs(5)).search().types.len(), 1);
     }
 }
