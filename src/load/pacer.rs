@@ -9,11 +9,18 @@
 //!
 //! It also knows when the in-flight bound is hit: a request released while
 //! no user is waiting for one is marked `starved`.
+//!
+//! The hand-off is a queue plus a tokio semaphore with one permit per queued
+//! request: the semaphore wakes one waiter in O(1) however many thousand
+//! users wait (a channel that scans its waiting receivers on every message
+//! would cost more per request than the request itself).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::Schedule;
@@ -38,36 +45,54 @@ pub struct Job {
     pub starved: bool,
 }
 
-pub struct Pacer {
-    jobs: flume::Receiver<Job>,
+/// What the pacer thread and the users share.
+struct HandOff {
+    queue: Mutex<VecDeque<Job>>,
+    /// One permit per queued job, plus one per user once the schedule is over.
+    ready: Semaphore,
+    over: AtomicBool,
     /// Users waiting for a job that the pacer has not handed one to yet.
-    idle: Arc<AtomicUsize>,
+    idle: AtomicUsize,
+}
+
+impl HandOff {
+    fn push(&self, job: Job) {
+        self.queue.lock().expect("pacer queue").push_back(job);
+        self.ready.add_permits(1);
+    }
+
+    /// Wakes every waiting user: nothing more is coming.
+    fn finish(&self) {
+        self.over.store(true, Ordering::Release);
+        self.ready.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+pub struct Pacer {
+    hand_off: Arc<HandOff>,
     start: Arc<OnceLock<Instant>>,
-    pending: Mutex<Option<(Schedule, flume::Sender<Job>)>>,
+    pending: Mutex<Option<Schedule>>,
     cancel: CancellationToken,
 }
 
 impl Pacer {
     pub fn new(schedule: Schedule, cancel: CancellationToken) -> Pacer {
-        let (tx, rx) = flume::unbounded();
-        Pacer {
-            jobs: rx,
-            idle: Arc::new(AtomicUsize::new(0)),
-            start: Arc::new(OnceLock::new()),
-            pending: Mutex::new(Some((schedule, tx))),
-            cancel,
-        }
+        let hand_off = HandOff { queue: Mutex::new(VecDeque::new()), ready: Semaphore::new(0), over: AtomicBool::new(false), idle: AtomicUsize::new(0) };
+        Pacer { hand_off: Arc::new(hand_off), start: Arc::new(OnceLock::new()), pending: Mutex::new(Some(schedule)), cancel }
     }
 
     /// Starts releasing requests (the first call only).
     pub fn start(&self) {
-        let Some((schedule, tx)) = self.pending.lock().expect("pacer lock").take() else { return };
+        let Some(schedule) = self.pending.lock().expect("pacer lock").take() else { return };
         let start = Instant::now() + START_DELAY;
         let _ = self.start.set(start);
-        let (idle, cancel) = (Arc::clone(&self.idle), self.cancel.clone());
+        let (hand_off, cancel) = (Arc::clone(&self.hand_off), self.cancel.clone());
         std::thread::Builder::new()
             .name("perfsize-pacer".into())
-            .spawn(move || release(schedule, start, tx, &idle, &cancel))
+            .spawn(move || {
+                release(schedule, start, &hand_off, &cancel);
+                hand_off.finish();
+            })
             .expect("the pacer thread starts");
     }
 
@@ -78,8 +103,13 @@ impl Pacer {
 
     /// The next request to send; None once the schedule is over.
     pub async fn next(&self) -> Option<Job> {
-        self.idle.fetch_add(1, Ordering::AcqRel);
-        self.jobs.recv_async().await.ok()
+        let h = &self.hand_off;
+        h.idle.fetch_add(1, Ordering::AcqRel);
+        h.ready.acquire().await.ok()?.forget();
+        // Every permit stands for a queued job until the schedule is over.
+        let job = h.queue.lock().expect("pacer queue").pop_front();
+        debug_assert!(job.is_some() || h.over.load(Ordering::Acquire));
+        job
     }
 }
 
@@ -88,17 +118,15 @@ fn take_idle(idle: &AtomicUsize) -> bool {
     idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
 }
 
-fn release(mut schedule: Schedule, start: Instant, tx: flume::Sender<Job>, idle: &AtomicUsize, cancel: &CancellationToken) {
+fn release(mut schedule: Schedule, start: Instant, hand_off: &HandOff, cancel: &CancellationToken) {
     fine_timer_slack();
     while let Some((slot, due)) = schedule.claim() {
         let intended = start + Duration::from_secs_f64(due);
         if !sleep_until(intended.checked_sub(HAND_OFF).unwrap_or(intended), cancel) {
             return;
         }
-        let starved = !take_idle(idle);
-        if tx.send(Job { slot, due, intended, starved }).is_err() {
-            return;
-        }
+        let starved = !take_idle(&hand_off.idle);
+        hand_off.push(Job { slot, due, intended, starved });
     }
 }
 
