@@ -44,6 +44,22 @@ fn process_cpu_seconds(pid: u32) -> f64 {
     (field(11) + field(12)) / ticks
 }
 
+/// The machine's CPU counters: (steal, total) jiffies from /proc/stat. Steal is
+/// time the hypervisor gave this VM's CPUs to someone else: on a shared
+/// machine it explains runs that are slow on both sides at once.
+fn cpu_counters() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    (fields.get(7).copied().unwrap_or(0), fields.iter().take(8).sum())
+}
+
+/// Share of CPU time stolen by the hypervisor since `before`, in percent.
+fn steal_since(before: (u64, u64)) -> f64 {
+    let after = cpu_counters();
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    after.0.saturating_sub(before.0) as f64 / total * 100.0
+}
+
 /// A `perfsize simulator` process with a given profile; killed on drop.
 pub struct SimulatorProcess {
     child: Child,
@@ -223,15 +239,16 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
     let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
     let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
     println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
-    println!("  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}", "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU");
+    println!("  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}", "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU", "steal");
     let mut best = None;
     for &rate in rates {
         let spec = match max_in_flight {
             Some(n) => endpoint.spec_with(rate, seconds, 2.0, n),
             None => endpoint.spec(rate, seconds, 2.0),
         };
-        let (cpu_self, cpu_sim) = (own_cpu_seconds(), sim.cpu_seconds());
+        let (cpu_self, cpu_sim, steal) = (own_cpu_seconds(), sim.cpu_seconds(), cpu_counters());
         let run = endpoint.drive(spec).await;
+        let steal = steal_since(steal);
         let sent = (run.totals.counts.sent as f64).max(1.0);
         // The warm-up's requests cost CPU too: divide by every request sent.
         let all_requests = sent * (seconds + 2.0) / seconds;
@@ -240,7 +257,7 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
         let achieved = (t.counts.succeeded + t.counts.answered_failures) as f64 / run.measured_seconds;
         let slip_p99 = ms(t.slip.value_at_quantile(0.99));
         println!(
-            "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs",
+            "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs {steal:>6.1}%",
             ms(t.slip.value_at_quantile(0.5)),
             ms(t.all.value_at_quantile(0.99)),
             t.counts.late_claims,
@@ -257,8 +274,8 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
     endpoint.finish().await;
 }
 
-/// Client-side percentiles against the simulator's own ModelLatency.
-pub async fn accuracy(tps: f64, seconds: f64) {
+/// Client-side percentiles against the simulator's own ModelLatency, `runs` times.
+pub async fn accuracy(tps: f64, seconds: f64, runs: u32) {
     let profile = r#"
 deploy_seconds = 0.1
 delete_seconds = 0.1
@@ -270,6 +287,28 @@ queue_limit = 100000
 "#;
     let sim = SimulatorProcess::start(profile).expect("the simulator starts");
     let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
+    println!("  {:<4} {:>22} {:>22} {:>22} {:>7}", "run", "perfsize p50 / p99", "ModelLatency p50 / p99", "difference p50 / p99", "steal");
+    for run in 1..=runs {
+        let steal = cpu_counters();
+        let (client, server) = accuracy_run(&endpoint, tps, seconds).await;
+        let steal = steal_since(steal);
+        match server.model_latency_ms {
+            Some(model) => {
+                let p50 = model.p50.unwrap_or(f64::NAN);
+                println!(
+                    "  {run:<4} {:>10.3} / {:>8.3} {:>10.3} / {:>8.3} {:>+10.3} / {:>+8.3} {steal:>6.1}%",
+                    client.p50, client.p99, p50, model.p99, client.p50 - p50, client.p99 - model.p99
+                );
+            }
+            None => println!("  {run:<4} CloudWatch figures not available: {}", server.note.unwrap_or_default()),
+        }
+    }
+    println!("  targets: the difference (perfsize's own overhead) within 1 ms at p50 and 2 ms at p99");
+    endpoint.finish().await;
+}
+
+async fn accuracy_run(endpoint: &BenchEndpoint, tps: f64, seconds: f64) -> (histogram::Percentiles, crate::result::ServerMetrics) {
     let run = endpoint.drive(endpoint.spec(tps, seconds, 3.0)).await;
     let window = MetricsWindow {
         endpoint: endpoint.name.clone(),
@@ -281,22 +320,7 @@ queue_limit = 100000
         expected_invocations: run.totals.counts.sent,
     };
     let server = crate::result::cloudwatch::fetch(&endpoint.aws.cloudwatch, &window, Duration::from_secs(5), Duration::from_millis(200)).await;
-    let client = histogram::Percentiles::of(&run.totals.all).expect("requests were measured");
-    println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
-    match server.model_latency_ms {
-        Some(model) => {
-            let p50 = model.p50.unwrap_or(f64::NAN);
-            println!("  {:<34} {:>10} {:>10}", "", "p50 ms", "p99 ms");
-            println!("  {:<34} {:>10.3} {:>10.3}", "perfsize (client, intended start)", client.p50, client.p99);
-            println!("  {:<34} {:>10.3} {:>10.3}", "simulator ModelLatency (server)", p50, model.p99);
-            println!("  {:<34} {:>+10.3} {:>+10.3}   (targets: within 1 ms and 2 ms)", "difference (perfsize's overhead)", client.p50 - p50, client.p99 - model.p99);
-            if let Some(overhead) = server.overhead_latency_ms {
-                println!("  simulator OverheadLatency avg {:.3} ms; {} requests measured, {} by the server", overhead.avg, client.count, server.invocations.unwrap_or(0.0));
-            }
-        }
-        None => println!("  CloudWatch figures not available: {}", server.note.unwrap_or_default()),
-    }
-    endpoint.finish().await;
+    (histogram::Percentiles::of(&run.totals.all).expect("requests were measured"), server)
 }
 
 /// Percentiles through a periodic stall, against the open-model prediction.

@@ -37,6 +37,9 @@ pub enum Which {
         tps: f64,
         #[arg(long, default_value = "30", value_parser = parse_positive)]
         seconds: f64,
+        /// Repeat the measurement this many times (the machine's noise shows between runs).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
     },
     /// Percentiles through a periodic server stall, against the open-model prediction.
     Stall {
@@ -60,7 +63,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     match args.which {
         Which::Simulator { seconds } => bench::simulator(seconds).await,
         Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight).await,
-        Which::Accuracy { tps, seconds } => bench::accuracy(tps, seconds).await,
+        Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs).await,
         Which::Stall { tps, stall, every, seconds } => {
             if stall >= every {
                 return Err(Failure::usage("--stall must be shorter than --every"));

@@ -54,6 +54,8 @@ pub enum LoadError {
     Signer(#[from] SignerError),
     #[error("payload {payload} was rejected by endpoint {endpoint}: {code}: {message}")]
     PayloadRejected { payload: String, endpoint: String, code: String, message: String },
+    #[error("not a usable runtime URL: {0}")]
+    BadUrl(String),
     #[error("cannot reach endpoint {endpoint} for the preflight request: {reason}")]
     Unreachable { endpoint: String, reason: String },
 }
@@ -130,7 +132,8 @@ pub type ProgressFn = Arc<dyn Fn(&SecondStats) + Send + Sync>;
 /// State shared by every goose user of one step.
 struct Driver {
     spec: LoadSpec,
-    url: String,
+    /// Parsed once: reqwest would parse (and IDNA-check) a string per request.
+    url: reqwest::Url,
     pacer: Pacer,
     /// Users that have started; the last one to start starts the pacer.
     launched: AtomicUsize,
@@ -182,7 +185,7 @@ impl Driver {
     async fn send(&self, user: &mut GooseUser, slot: u64) -> Outcome {
         let payload = self.spec.payloads.pick(slot);
         let headers = [("content-type", self.spec.content_type.as_str()), ("accept", self.spec.accept.as_str())];
-        let signature = match self.signer.sign(&self.url, &headers, &payload.sha256) {
+        let signature = match self.signer.sign(self.url.as_str(), &headers, &payload.sha256) {
             Ok(signature) => signature,
             Err(e) => {
                 if !self.signing_failed.swap(true, Ordering::Relaxed) {
@@ -191,7 +194,7 @@ impl Driver {
                 return Outcome::Connection;
             }
         };
-        let mut request = user.client.post(&self.url).body(payload.body.clone());
+        let mut request = user.client.post(self.url.clone()).body(payload.body.clone());
         for (name, value) in headers.into_iter().chain(signature.iter().map(|(n, v)| (*n, v.as_str()))) {
             request = request.header(name, value);
         }
@@ -244,7 +247,7 @@ pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: Cancellat
     let started_at = Utc::now();
     let step_cancel = cancel.child_token();
     let driver = Arc::new(Driver {
-        url: spec.target.invocation_url(),
+        url: reqwest::Url::parse(&spec.target.invocation_url()).map_err(|e| LoadError::BadUrl(format!("{}: {e}", spec.target.invocation_url())))?,
         pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), step_cancel.clone()),
         launched: AtomicUsize::new(0),
         recorder: recorder::Recorder::new(spec.warmup),
