@@ -365,10 +365,8 @@ every_seconds = {every}
 pub async fn strategies(results: PathBuf) {
     let payload = tempfile_path::TempPath::write("bench-payload.json", r#"{"features":[1,2,3,4]}"#).expect("a temp file");
     let types = "ml.m5.large,ml.c5.xlarge,ml.m5.xlarge,ml.c5.2xlarge,ml.m5.2xlarge";
-    println!("strategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),");
-    println!("  steps of 5 s after a 1 s warm-up, endurance 20 s; perfsize strategy with its Jenkins TPS walk 1…400");
-    println!("  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}", "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)");
     let mut figures = Vec::new();
+    let mut rows = Vec::new();
     for strategy in ["perfsize", "adaptive"] {
         let dir = results.join(strategy);
         let args = [
@@ -391,14 +389,21 @@ pub async fn strategies(results: PathBuf) {
         let load_minutes: f64 = data.steps.iter().map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>() / 60.0;
         let deployments = data.steps.iter().map(|s| s.endpoint_name.as_str()).collect::<std::collections::BTreeSet<_>>().len();
         let rec = data.summary.recommendation.as_ref().map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour));
-        println!(
+        rows.push(format!(
             "  {strategy:<10} {:>6} {load_minutes:>13.2} {deployments:>12} {:>15.4} {:>8.0}s {:>26}",
             data.steps.len(),
             data.summary.run_cost.endpoint_hours,
             wall,
             rec.as_ref().map_or("none".to_string(), |(name, cost)| format!("{name} (${cost:.3})"))
-        );
+        ));
         figures.push((load_minutes, rec.map(|(_, c)| c)));
+    }
+    // Printed after both runs, whose own output would interleave with the table.
+    println!("\nstrategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),");
+    println!("  steps of 5 s after a 1 s warm-up, endurance 20 s; perfsize strategy with its Jenkins TPS walk 1…400");
+    println!("  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}", "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)");
+    for row in rows {
+        println!("{row}");
     }
     if let [(perfsize_load, Some(perfsize_cost)), (adaptive_load, Some(adaptive_cost))] = figures[..] {
         println!(
