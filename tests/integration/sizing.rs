@@ -236,12 +236,15 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
 }
 
 #[tokio::test]
-async fn ctrl_c_mid_run_tears_down_everything_and_exits_130() {
+async fn ctrl_c_twice_mid_run_still_tears_down_everything_and_exits_130() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("sizing-sigint");
     let sim = SimulatorProcess::start(&profile);
     let mut child = start_long_run(&sim, &dir, &payload).await;
     assert!(!everything(&sim.client()).await.is_empty());
+    signal(&child, "INT");
+    // A second Ctrl-C during teardown only says teardown is still running.
+    std::thread::sleep(Duration::from_millis(200));
     signal(&child, "INT");
     let code = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(60))).await.unwrap();
     assert_eq!(code, Some(exit::INTERRUPTED as i32));
@@ -269,5 +272,69 @@ async fn cleanup_removes_what_a_killed_run_left() {
     let cleaned = sim.perfsize(&["cleanup", "--run-id", &run_id]).status().unwrap();
     assert!(cleaned.success());
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The sizing flags shared by the resume and budget tests.
+fn quick_run<'a>(profile: &'a str, payload: &'a str, results: &'a str) -> Vec<&'a str> {
+    vec![
+        "--simulate", "--sim-profile", profile, "--payload", payload, "--peak-tps", "60", "--latency-p99-ms", "200",
+        "--type-walk", "ml.m5.large,ml.c5.large", "--start-tps", "20", "--tps-resolution", "0.25",
+        "--duration", "1s", "--warmup", "0.3s", "--endurance-duration", "2s", "--results-dir", results,
+    ]
+}
+
+#[tokio::test]
+async fn resume_skips_the_steps_an_interrupted_run_finished() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-resume");
+    let results = dir.join("results");
+    let (code, error) = perfsize(&quick_run(&profile, &payload, results.to_str().unwrap())).await;
+    assert_eq!(code, exit::OK, "{error}");
+    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let first = summary(&results);
+    let finished = first["steps"].as_array().unwrap().len();
+
+    // Pretend the run died before its last step and its summary.
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(run.join("steps")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    steps.sort();
+    let kept: Vec<String> = steps[..steps.len() - 1].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    std::fs::remove_file(steps.last().unwrap()).unwrap();
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+
+    let mut args = quick_run(&profile, &payload, results.to_str().unwrap());
+    let resume = run.to_str().unwrap().to_string();
+    args.extend(["--resume", &resume]);
+    let (code, error) = perfsize(&args).await;
+    assert_eq!(code, exit::OK, "{error}");
+    let second = summary(&results);
+    assert_eq!(second["steps"].as_array().unwrap().len(), finished, "the same steps, no more");
+    assert_eq!(second["recommendation"]["instance_type"], first["recommendation"]["instance_type"]);
+    let after: Vec<String> = steps[..steps.len() - 1].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    assert_eq!(kept.len(), after.len());
+    for (before, now) in kept.iter().zip(&after) {
+        let (b, n): (serde_json::Value, serde_json::Value) = (serde_json::from_str(before).unwrap(), serde_json::from_str(now).unwrap());
+        assert_eq!(b["started_at"], n["started_at"], "finished steps are reused, not run again");
+    }
+    assert!(steps.last().unwrap().exists(), "the missing step was run again");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_run_stops_cleanly_before_exceeding_its_budget() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("sizing-budget");
+    let results = dir.join("results");
+    let mut args = quick_run(&profile, &payload, results.to_str().unwrap());
+    // One search step on ml.c5.large costs about $0.0001; the endurance runs more.
+    args.extend(["--max-test-cost", "0.0002"]);
+    let (code, error) = perfsize(&args).await;
+    assert_eq!(code, exit::NOT_MET, "{error}");
+    let s = summary(&results);
+    assert_eq!(s["status"], "budget_reached");
+    assert!(s["note"].as_str().unwrap().contains("--max-test-cost"), "{}", s["note"]);
+    assert!(s["run_cost"]["dollars"].as_f64().unwrap() <= 0.0002);
+    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    assert!(run.join("report.html").exists(), "the report is written all the same");
     let _ = std::fs::remove_dir_all(dir);
 }
