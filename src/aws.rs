@@ -138,8 +138,8 @@ mod tests {
             move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         };
         let both = env(&[("AWS_ENDPOINT_URL", "http://all:1"), ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://rt:2/")]);
-        assert_eq!(runtime_url_with(Some("http://127.0.0.1:9/"), "us-west-2", &both), "http://127.0.0.1:9");
-        assert_eq!(runtime_url_with(None, "us-west-2", &both), "http://rt:2");
+        assert_eq!(runtime_url_with(Some("http://127.0.0.1:9/"), "us-west-2", both), "http://127.0.0.1:9");
+        assert_eq!(runtime_url_with(None, "us-west-2", both), "http://rt:2");
         assert_eq!(runtime_url_with(None, "us-west-2", env(&[("AWS_ENDPOINT_URL", "http://all:1")])), "http://all:1");
         assert_eq!(runtime_url_with(None, "eu-west-1", env(&[])), "https://runtime.sagemaker.eu-west-1.amazonaws.com");
     }

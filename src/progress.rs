@@ -67,7 +67,7 @@ impl Progress {
         );
         match &self.bar {
             Some(bar) => bar.set_message(text),
-            None if (row.second + 1) % PLAIN_EVERY_SECONDS == 0 => self.line(format!("  {text}")),
+            None if (row.second + 1).is_multiple_of(PLAIN_EVERY_SECONDS) => self.line(format!("  {text}")),
             None => {}
         }
     }

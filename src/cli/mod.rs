@@ -64,7 +64,7 @@ pub enum Command {
     /// Compare two runs (or two load results); exit 1 when a figure regressed.
     Compare(report::CompareArgs),
     /// Drive one load step at an existing endpoint and judge it (no deployment).
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// Benchmarks that print figures (simulator, capacity, accuracy, stall, strategies).
     Bench(bench::BenchArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
@@ -136,7 +136,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         None => sizing::run(cli.sizing).await,
         Some(Command::Plan(args)) => sizing::plan(*args).await,
         Some(Command::Cleanup(args)) => cleanup::run(args).await,
-        Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::Load(args)) => load::run(*args).await,
         Some(Command::Report(args)) => report::run(args).await,
         Some(Command::Compare(args)) => report::compare(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,

@@ -18,7 +18,7 @@ pub async fn run(args: ReportArgs) -> Result<u8, Failure> {
     let dir = RunDir::open(&args.run_dir).map_err(Failure::usage)?;
     let written = report::write_all(&dir).map_err(Failure::usage)?;
     for path in &written {
-        if !path.extension().is_some_and(|e| e == "hgrm") {
+        if path.extension().is_none_or(|e| e != "hgrm") {
             println!("wrote {}", path.display());
         }
     }

@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(first.split_whitespace().count(), 4, "{first}");
         assert!(text.contains("Total count    =        10000]"), "{text}");
         assert!(text.contains("SubBuckets     =         2048]"), "{text}");
-        let last_data = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).last().unwrap();
+        let last_data = text.lines().rfind(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap();
         assert!(last_data.contains("1.000000000000"), "{last_data}");
     }
 }

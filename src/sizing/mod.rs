@@ -248,7 +248,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let budget = self.plan.max_test_cost()?;
         let spent = self.plan.prices().run_cost(self.env.ledger().lock().expect("ledger lock").usage(), Utc::now()).dollars;
         let (profile, _) = self.plan.rate_profile(probe);
-        let deploying = !lanes.get(&probe.candidate.instance_type).is_some_and(|d| d.candidate == probe.candidate);
+        let deploying = lanes.get(&probe.candidate.instance_type).is_none_or(|d| d.candidate != probe.candidate);
         let hours = (profile.length() + if deploying { self.pace.deploy_estimate } else { Duration::ZERO }).as_secs_f64() / 3600.0;
         let step_cost = hours * self.plan.price(&probe.candidate.instance_type) * probe.candidate.count as f64;
         // Endpoints kept alive meanwhile cost too.

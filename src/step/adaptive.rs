@@ -406,7 +406,7 @@ mod tests {
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
         let conclusion = world.run(&mut Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)])));
         let max = conclusion.types[0].max_tps_per_instance.unwrap();
-        assert!(max <= 94.0 && max >= 94.0 / 1.05, "{max}");
+        assert!((94.0 / 1.05..=94.0).contains(&max), "{max}");
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, (1000.0 / max).ceil() as u32);
     }
 

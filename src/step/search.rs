@@ -142,7 +142,7 @@ mod tests {
     fn continuous_search_grows_then_bisects_to_the_resolution() {
         let (best, probed) = search(Rates::Continuous { start: 10.0, floor: 0.5, cap: 1000.0, resolution: 0.05 }, 94.0);
         let best = best.unwrap();
-        assert!(best <= 94.0 && best >= 94.0 / 1.05, "{best}");
+        assert!((94.0 / 1.05..=94.0).contains(&best), "{best}");
         assert_eq!(&probed[..5], &[10.0, 20.0, 40.0, 80.0, 160.0]);
         assert!(probed.len() <= 10, "{probed:?}");
     }

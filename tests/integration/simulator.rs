@@ -520,10 +520,10 @@ async fn metric_sums(cw: &aws_sdk_cloudwatch::Client, endpoint: &str, names: &[&
     out.metric_data_results().iter().map(|r| r.values().iter().sum()).collect()
 }
 
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
-    F: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut out = Vec::new();
