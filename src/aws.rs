@@ -57,14 +57,12 @@ fn control_plane_retries() -> RetryConfig {
 impl Aws {
     /// Resolves region and credentials and builds the clients.
     pub async fn connect(options: &AwsOptions) -> Result<Aws, AwsSetupError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(control_plane_retries())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(control_plane_retries()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -86,11 +84,8 @@ impl Aws {
         let mut config = loader.load().await;
         let region = config.region().map(|r| r.to_string()).ok_or(AwsSetupError::NoRegion)?;
         if let Some(role) = &options.role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name("perfsize")
-                .configure(&config)
-                .build()
-                .await;
+            let provider =
+                aws_config::sts::AssumeRoleProvider::builder(role).session_name("perfsize").configure(&config).build().await;
             config = config.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         }
         Ok(Aws {
@@ -105,9 +100,7 @@ impl Aws {
 
     /// The credentials provider every client uses (for signing traffic).
     pub fn credentials(&self) -> Result<SharedCredentialsProvider, AwsSetupError> {
-        self.config
-            .credentials_provider()
-            .ok_or_else(|| AwsSetupError::NoCredentials("no provider in the configuration".into()))
+        self.config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no provider in the configuration".into()))
     }
 }
 

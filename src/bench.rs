@@ -49,7 +49,8 @@ fn process_cpu_seconds(pid: u32) -> f64 {
 /// machine it explains runs that are slow on both sides at once.
 fn cpu_counters() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     (fields.get(7).copied().unwrap_or(0), fields.iter().take(8).sum())
 }
 
@@ -111,9 +112,14 @@ impl SimulatorProcess {
     }
 
     async fn aws(&self) -> Aws {
-        Aws::connect(&AwsOptions { region: Some("us-east-1".into()), endpoint_url: Some(self.url.clone()), static_credentials: true, ..Default::default() })
-            .await
-            .expect("static options always connect")
+        Aws::connect(&AwsOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.url.clone()),
+            static_credentials: true,
+            ..Default::default()
+        })
+        .await
+        .expect("static options always connect")
     }
 }
 
@@ -134,8 +140,20 @@ struct BenchEndpoint {
 impl BenchEndpoint {
     async fn deploy(sim: &SimulatorProcess, instance_type: &str) -> BenchEndpoint {
         let aws = sim.aws().await;
-        let model = ModelSource::Create { image: "bench".into(), model_data_url: None, execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(), environment: vec![] };
-        let env = SageMakerEnvironment::new(aws.sagemaker.clone(), RunId::generate(), model, Duration::from_millis(50), Duration::from_secs(60), Default::default());
+        let model = ModelSource::Create {
+            image: "bench".into(),
+            model_data_url: None,
+            execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
+            environment: vec![],
+        };
+        let env = SageMakerEnvironment::new(
+            aws.sagemaker.clone(),
+            RunId::generate(),
+            model,
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+            Default::default(),
+        );
         env.prepare().await.expect("the simulator creates the model");
         let candidate = Candidate::new(instance_type.parse().expect("a catalog type"), 1);
         let name = env.deploy(&candidate, &CancellationToken::new()).await.expect("the simulator deploys").endpoint;
@@ -143,7 +161,12 @@ impl BenchEndpoint {
     }
 
     fn spec(&self, tps: f64, seconds: f64, warmup: f64) -> LoadSpec {
-        self.spec_with(tps, seconds, warmup, LoadSpec::derived_max_in_flight(tps, Duration::from_millis(500), Duration::from_secs(10)))
+        self.spec_with(
+            tps,
+            seconds,
+            warmup,
+            LoadSpec::derived_max_in_flight(tps, Duration::from_millis(500), Duration::from_secs(10)),
+        )
     }
 
     fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {
@@ -154,7 +177,9 @@ impl BenchEndpoint {
             arrivals: Arrivals::Uniform,
             seed: 1,
             warmup,
-            payloads: Arc::new(PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload")),
+            payloads: Arc::new(
+                PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload"),
+            ),
             content_type: "application/json".into(),
             accept: "application/json".into(),
             max_in_flight,
@@ -239,7 +264,10 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
     let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
     let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
     println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
-    println!("  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}", "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU", "steal");
+    println!(
+        "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}",
+        "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU", "steal"
+    );
     let mut best = None;
     for &rate in rates {
         let spec = match max_in_flight {
@@ -252,7 +280,8 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
         let sent = (run.totals.counts.sent as f64).max(1.0);
         // The warm-up's requests cost CPU too: divide by every request sent.
         let all_requests = sent * (seconds + 2.0) / seconds;
-        let (cpu_self, cpu_sim) = ((own_cpu_seconds() - cpu_self) / all_requests * 1e6, (sim.cpu_seconds() - cpu_sim) / all_requests * 1e6);
+        let (cpu_self, cpu_sim) =
+            ((own_cpu_seconds() - cpu_self) / all_requests * 1e6, (sim.cpu_seconds() - cpu_sim) / all_requests * 1e6);
         let t = &run.totals;
         let achieved = (t.counts.succeeded + t.counts.answered_failures) as f64 / run.measured_seconds;
         let slip_p99 = ms(t.slip.value_at_quantile(0.99));
@@ -268,7 +297,9 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
         }
     }
     match best {
-        Some((rate, cpu)) => println!("  highest rate with slip p99 ≤ 1 ms and no errors: {rate:.0} TPS ({cpu:.1} µs of perfsize CPU per request)"),
+        Some((rate, cpu)) => {
+            println!("  highest rate with slip p99 ≤ 1 ms and no errors: {rate:.0} TPS ({cpu:.1} µs of perfsize CPU per request)")
+        }
         None => println!("  no rate met slip p99 ≤ 1 ms"),
     }
     endpoint.finish().await;
@@ -288,7 +319,10 @@ queue_limit = 100000
     let sim = SimulatorProcess::start(profile).expect("the simulator starts");
     let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
     println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
-    println!("  {:<4} {:>22} {:>22} {:>22} {:>7}", "run", "perfsize p50 / p99", "ModelLatency p50 / p99", "difference p50 / p99", "steal");
+    println!(
+        "  {:<4} {:>22} {:>22} {:>22} {:>7}",
+        "run", "perfsize p50 / p99", "ModelLatency p50 / p99", "difference p50 / p99", "steal"
+    );
     for run in 1..=runs {
         let steal = cpu_counters();
         let (client, server) = accuracy_run(&endpoint, tps, seconds).await;
@@ -298,7 +332,12 @@ queue_limit = 100000
                 let p50 = model.p50.unwrap_or(f64::NAN);
                 println!(
                     "  {run:<4} {:>10.3} / {:>8.3} {:>10.3} / {:>8.3} {:>+10.3} / {:>+8.3} {steal:>6.1}%",
-                    client.p50, client.p99, p50, model.p99, client.p50 - p50, client.p99 - model.p99
+                    client.p50,
+                    client.p99,
+                    p50,
+                    model.p99,
+                    client.p50 - p50,
+                    client.p99 - model.p99
                 );
             }
             None => println!("  {run:<4} CloudWatch figures not available: {}", server.note.unwrap_or_default()),
@@ -308,7 +347,11 @@ queue_limit = 100000
     endpoint.finish().await;
 }
 
-async fn accuracy_run(endpoint: &BenchEndpoint, tps: f64, seconds: f64) -> (histogram::Percentiles, crate::result::ServerMetrics) {
+async fn accuracy_run(
+    endpoint: &BenchEndpoint,
+    tps: f64,
+    seconds: f64,
+) -> (histogram::Percentiles, crate::result::ServerMetrics) {
     let run = endpoint.drive(endpoint.spec(tps, seconds, 3.0)).await;
     let window = MetricsWindow {
         endpoint: endpoint.name.clone(),
@@ -319,7 +362,9 @@ async fn accuracy_run(endpoint: &BenchEndpoint, tps: f64, seconds: f64) -> (hist
         period: Duration::from_secs(86_400),
         expected_invocations: run.totals.counts.sent,
     };
-    let server = crate::result::cloudwatch::fetch(&endpoint.aws.cloudwatch, &window, Duration::from_secs(5), Duration::from_millis(200)).await;
+    let server =
+        crate::result::cloudwatch::fetch(&endpoint.aws.cloudwatch, &window, Duration::from_secs(5), Duration::from_millis(200))
+            .await;
     (histogram::Percentiles::of(&run.totals.all).expect("requests were measured"), server)
 }
 
@@ -346,7 +391,10 @@ every_seconds = {every}
     let share = stall / every;
     // Requests due during a stall wait out the rest of it: uniform on (0, stall].
     let predicted = |q: f64| if q <= 1.0 - share { 1.0 } else { 1.0 + stall * 1000.0 * (q - (1.0 - share)) / share };
-    println!("honesty under a stall: {tps:.0} TPS for {seconds} s; every {every} s the server stops for {stall} s ({:.0}% of the time)", share * 100.0);
+    println!(
+        "honesty under a stall: {tps:.0} TPS for {seconds} s; every {every} s the server stops for {stall} s ({:.0}% of the time)",
+        share * 100.0
+    );
     println!("  {:<10} {:>14} {:>14} {:>18}", "", "open model", "perfsize", "closed-loop view");
     for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999)] {
         println!(
@@ -357,7 +405,9 @@ every_seconds = {every}
         );
     }
     println!("  max        {:>11.1} ms {:>11.1} ms", 1.0 + stall * 1000.0, ms(t.all.max()));
-    println!("  (closed-loop view: the clock started at the actual send, as a tool with coordinated omission would; with enough in-flight slots the two agree, which is the point: every request was sent on time)");
+    println!(
+        "  (closed-loop view: the clock started at the actual send, as a tool with coordinated omission would; with enough in-flight slots the two agree, which is the point: every request was sent on time)"
+    );
     endpoint.finish().await;
 }
 
@@ -370,8 +420,23 @@ pub async fn strategies(results: PathBuf) {
     for strategy in ["perfsize", "adaptive"] {
         let dir = results.join(strategy);
         let args = [
-            "perfsize", "--simulate", "--strategy", strategy, "--peak-tps", "100", "--latency-p99-ms", "500", "--type-walk", types,
-            "--duration", "5s", "--warmup", "1s", "--endurance-duration", "20s", "--payload",
+            "perfsize",
+            "--simulate",
+            "--strategy",
+            strategy,
+            "--peak-tps",
+            "100",
+            "--latency-p99-ms",
+            "500",
+            "--type-walk",
+            types,
+            "--duration",
+            "5s",
+            "--warmup",
+            "1s",
+            "--endurance-duration",
+            "20s",
+            "--payload",
         ];
         let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         argv.push(payload.path().display().to_string());
@@ -385,10 +450,15 @@ pub async fn strategies(results: PathBuf) {
             println!("  {strategy}: the run left no results");
             continue;
         };
-        let data = crate::report::RunData::load(&crate::run_dir::RunDir::open(&run).expect("a run directory")).expect("its results");
+        let data =
+            crate::report::RunData::load(&crate::run_dir::RunDir::open(&run).expect("a run directory")).expect("its results");
         let load_minutes: f64 = data.steps.iter().map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>() / 60.0;
         let deployments = data.steps.iter().map(|s| s.endpoint_name.as_str()).collect::<std::collections::BTreeSet<_>>().len();
-        let rec = data.summary.recommendation.as_ref().map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour));
+        let rec = data
+            .summary
+            .recommendation
+            .as_ref()
+            .map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour));
         rows.push(format!(
             "  {strategy:<10} {:>6} {load_minutes:>13.2} {deployments:>12} {:>15.4} {:>8.0}s {:>26}",
             data.steps.len(),
@@ -399,9 +469,14 @@ pub async fn strategies(results: PathBuf) {
         figures.push((load_minutes, rec.map(|(_, c)| c)));
     }
     // Printed after both runs, whose own output would interleave with the table.
-    println!("\nstrategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),");
+    println!(
+        "\nstrategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),"
+    );
     println!("  steps of 5 s after a 1 s warm-up, endurance 20 s; perfsize strategy with its Jenkins TPS walk 1…400");
-    println!("  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}", "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)");
+    println!(
+        "  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}",
+        "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)"
+    );
     for row in rows {
         println!("{row}");
     }

@@ -76,9 +76,7 @@ pub struct UnknownInstanceType {
 
 fn suggestion(name: &str) -> String {
     let family = name.rsplit_once('.').map(|(family, _)| family).unwrap_or(name);
-    let sizes: Vec<&str> = all_types()
-        .filter(|t| t.rsplit_once('.').map(|(f, _)| f) == Some(family))
-        .collect();
+    let sizes: Vec<&str> = all_types().filter(|t| t.rsplit_once('.').map(|(f, _)| f) == Some(family)).collect();
     if !sizes.is_empty() {
         format!(" (known sizes of {family}: {})", sizes.join(", "))
     } else if !name.starts_with("ml.") {
@@ -96,9 +94,7 @@ impl FromStr for InstanceType {
         if spec(name).is_some() {
             Ok(InstanceType(name.to_string()))
         } else {
-            Err(UnknownInstanceType {
-                name: name.to_string(),
-            })
+            Err(UnknownInstanceType { name: name.to_string() })
         }
     }
 }

@@ -32,7 +32,9 @@ pub enum CostError {
     UnknownRegion { region: String },
     #[error("cannot read cost file {path}: {reason}")]
     Unreadable { path: String, reason: String },
-    #[error("cost file {path} is neither perfsize's format ({{\"prices_per_hour\": {{…}}}}) nor a flat {{\"ml.m5.large\": 0.115}} map: {reason}")]
+    #[error(
+        "cost file {path} is neither perfsize's format ({{\"prices_per_hour\": {{…}}}}) nor a flat {{\"ml.m5.large\": 0.115}} map: {reason}"
+    )]
     Malformed { path: String, reason: String },
     #[error("no price for {instance_type} in {origin}; add it to a --cost-file")]
     NoPrice { instance_type: String, origin: String },
@@ -63,17 +65,16 @@ pub struct PriceTable {
 impl PriceTable {
     /// The prices shipped for `region`.
     pub fn shipped(region: &str) -> Result<PriceTable, CostError> {
-        let (_, text) = SHIPPED
-            .iter()
-            .find(|(r, _)| *r == region)
-            .ok_or_else(|| CostError::UnknownRegion { region: region.to_string() })?;
+        let (_, text) =
+            SHIPPED.iter().find(|(r, _)| *r == region).ok_or_else(|| CostError::UnknownRegion { region: region.to_string() })?;
         PriceTable::parse(text, &format!("resources/cost/{region}.json"))
     }
 
     /// A cost file: perfsize's format, or perfsizesagemaker's flat map.
     pub fn load(path: &Path) -> Result<PriceTable, CostError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::Unreadable { path: origin.clone(), reason: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CostError::Unreadable { path: origin.clone(), reason: e.to_string() })?;
         PriceTable::parse(&text, &origin)
     }
 

@@ -199,7 +199,17 @@ pub struct PlanParts {
 
 impl Plan {
     pub fn new(parts: PlanParts) -> Result<Plan, PlanError> {
-        let PlanParts { peak_tps, requirements, mut search, durations, traffic, prices, safety_factor, min_instances, max_test_cost } = parts;
+        let PlanParts {
+            peak_tps,
+            requirements,
+            mut search,
+            durations,
+            traffic,
+            prices,
+            safety_factor,
+            min_instances,
+            max_test_cost,
+        } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
         search.types.retain(|t| seen.insert(t.clone()));
@@ -243,7 +253,17 @@ impl Plan {
             search.count_walk.get_or_insert_with(|| vec![1]);
             search.tps_walk.get_or_insert_with(|| PERFSIZE_DEFAULT_TPS_WALK.to_vec());
         }
-        Ok(Plan { peak_tps, requirements, search, durations, traffic, prices, safety_factor, min_instances: min_instances.max(1), max_test_cost })
+        Ok(Plan {
+            peak_tps,
+            requirements,
+            search,
+            durations,
+            traffic,
+            prices,
+            safety_factor,
+            min_instances: min_instances.max(1),
+            max_test_cost,
+        })
     }
 
     pub fn peak_tps(&self) -> f64 {
@@ -344,7 +364,13 @@ mod tests {
                 endurance_retries: 3,
                 parallel: 1,
             },
-            durations: Durations { step, warmup: Duration::from_secs(1), endurance: Duration::from_secs(10), endurance_ramp_start_tps: 0.0, endurance_ramp: Duration::ZERO },
+            durations: Durations {
+                step,
+                warmup: Duration::from_secs(1),
+                endurance: Duration::from_secs(10),
+                endurance_ramp_start_tps: 0.0,
+                endurance_ramp: Duration::ZERO,
+            },
             traffic: Traffic {
                 payloads: Arc::new(PayloadMix::new(vec![Payload::new("p", &b"{}"[..], 1.0)]).unwrap()),
                 content_type: "application/json".into(),

@@ -38,7 +38,9 @@ impl RunDir {
     /// Creates `results/<run id>` (and its steps/) and checks it can be written.
     pub fn create(results: &Path, run_id: &str) -> Result<RunDir, RunDirError> {
         let root = results.join(run_id);
-        let create = |path: &Path| std::fs::create_dir_all(path).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source });
+        let create = |path: &Path| {
+            std::fs::create_dir_all(path).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source })
+        };
         create(&root.join("steps"))?;
         let probe = root.join(".writable");
         std::fs::write(&probe, b"").map_err(|source| RunDirError::Create { path: root.clone(), source })?;
@@ -94,7 +96,9 @@ impl RunDir {
         let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         paths.sort();
         let mut steps: Vec<StepResult> = paths.iter().map(|p| read(p)).collect::<Result<_, _>>()?;

@@ -44,7 +44,9 @@ impl Interrupts {
     fn signal(&self) {
         match self.received.fetch_add(1, Ordering::SeqCst) + 1 {
             1 => {
-                eprintln!("\ninterrupted: stopping the current step and tearing down what perfsize deployed (Ctrl-C twice more forces an exit)");
+                eprintln!(
+                    "\ninterrupted: stopping the current step and tearing down what perfsize deployed (Ctrl-C twice more forces an exit)"
+                );
                 self.token.cancel();
             }
             2 => eprintln!("\nstill tearing down, so nothing is left billing; press Ctrl-C once more to exit anyway"),
@@ -67,11 +69,7 @@ pub fn install() -> &'static Interrupts {
     let mut first = false;
     let interrupts = INTERRUPTS.get_or_init(|| {
         first = true;
-        Interrupts {
-            received: AtomicU32::new(0),
-            token: CancellationToken::new(),
-            leftovers: Mutex::new(None),
-        }
+        Interrupts { received: AtomicU32::new(0), token: CancellationToken::new(), leftovers: Mutex::new(None) }
     });
     if first && let Err(e) = ctrlc::set_handler(|| install().signal()) {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");

@@ -26,7 +26,10 @@ pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
     let client = &session.aws.sagemaker;
     let leftovers = cleanup::find(client, args.run_id.as_ref()).await.map_err(Failure::infrastructure)?;
     if leftovers.is_empty() {
-        println!("nothing to clean up: no perfsize resources{}", args.run_id.as_ref().map(|r| format!(" of run {r}")).unwrap_or_default());
+        println!(
+            "nothing to clean up: no perfsize resources{}",
+            args.run_id.as_ref().map(|r| format!(" of run {r}")).unwrap_or_default()
+        );
         return Ok(exit::OK);
     }
     for l in &leftovers {

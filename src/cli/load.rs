@@ -193,7 +193,11 @@ async fn measure(
         None => {
             let endpoint = args.endpoint_name.clone().expect("clap requires --endpoint-name without --simulate");
             let candidate = crate::environment::inspect(&session.aws.sagemaker, &endpoint, &args.variant).await.map_err(|e| {
-                if e.code == "NotUsable" || e.code == "ValidationException" { Failure::usage(e) } else { Failure::infrastructure(e) }
+                if e.code == "NotUsable" || e.code == "ValidationException" {
+                    Failure::usage(e)
+                } else {
+                    Failure::infrastructure(e)
+                }
             })?;
             (endpoint, candidate)
         }
@@ -217,7 +221,11 @@ async fn measure(
         content_type: args.traffic.content_type.clone(),
         accept: args.traffic.accept.clone(),
         max_in_flight: args.traffic.max_in_flight.unwrap_or_else(|| {
-            LoadSpec::derived_max_in_flight(args.tps, Duration::from_secs_f64(requirements.latency_ms / 1000.0), args.traffic.request_timeout)
+            LoadSpec::derived_max_in_flight(
+                args.tps,
+                Duration::from_secs_f64(requirements.latency_ms / 1000.0),
+                args.traffic.request_timeout,
+            )
         }),
         request_timeout: args.traffic.request_timeout,
     };

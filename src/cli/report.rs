@@ -22,7 +22,10 @@ pub async fn run(args: ReportArgs) -> Result<u8, Failure> {
             println!("wrote {}", path.display());
         }
     }
-    println!("wrote {} step percentile distributions (.hgrm)", written.iter().filter(|p| p.extension().is_some_and(|e| e == "hgrm")).count());
+    println!(
+        "wrote {} step percentile distributions (.hgrm)",
+        written.iter().filter(|p| p.extension().is_some_and(|e| e == "hgrm")).count()
+    );
     Ok(exit::OK)
 }
 
@@ -52,14 +55,11 @@ pub async fn compare(args: CompareArgs) -> Result<u8, Failure> {
     let comparison = compare::compare(&args.baseline, &args.current, args.max_regression).map_err(Failure::usage)?;
     print!("{}", compare::text(&comparison));
     let html_path = args.html.clone().unwrap_or_else(|| {
-        if args.current.is_dir() {
-            args.current.join("comparison.html")
-        } else {
-            args.current.with_extension("comparison.html")
-        }
+        if args.current.is_dir() { args.current.join("comparison.html") } else { args.current.with_extension("comparison.html") }
     });
     let html = report::render_comparison(&comparison).map_err(Failure::infrastructure)?;
-    crate::result::write_atomic(&html_path, html.as_bytes()).map_err(|e| Failure::infrastructure(format!("cannot write {}: {e}", html_path.display())))?;
+    crate::result::write_atomic(&html_path, html.as_bytes())
+        .map_err(|e| Failure::infrastructure(format!("cannot write {}: {e}", html_path.display())))?;
     println!("wrote {}", html_path.display());
     Ok(if comparison.regressions > 0 { exit::NOT_MET } else { exit::OK })
 }

@@ -39,8 +39,6 @@ pub async fn run(args: SimulatorArgs) -> Result<u8, Failure> {
     );
     let _ = std::io::stdout().flush();
     let token = interrupts.token();
-    simulator::run(listener, profile, async move { token.cancelled().await })
-        .await
-        .map_err(Failure::infrastructure)?;
+    simulator::run(listener, profile, async move { token.cancelled().await }).await.map_err(Failure::infrastructure)?;
     Ok(exit::OK)
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive};
+use super::args::{
+    AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
+};
 use super::load::simulated_model;
 use super::{Failure, Session, exit};
 use crate::catalog::InstanceType;
@@ -197,15 +199,23 @@ impl SizingArgs {
                 let role = self.execution_role_arn.clone().or_else(|| self.aws.role_arn.clone()).ok_or_else(|| {
                     Failure::usage("--image needs an execution role for the model: pass --execution-role-arn (or --role-arn)")
                 })?;
-                Ok(ModelSource::Create { image: image.clone(), model_data_url: self.model_data_url.clone(), execution_role_arn: role, environment: Vec::new() })
+                Ok(ModelSource::Create {
+                    image: image.clone(),
+                    model_data_url: self.model_data_url.clone(),
+                    execution_role_arn: role,
+                    environment: Vec::new(),
+                })
             }
-            (None, None) => Err(Failure::usage("no model: pass --model-name of an existing SageMaker model, or --image to create one (or --simulate)")),
+            (None, None) => Err(Failure::usage(
+                "no model: pass --model-name of an existing SageMaker model, or --image to create one (or --simulate)",
+            )),
         }
     }
 
     /// Checks everything that needs no AWS call, and builds the plan for `region`.
     fn check(&self, region: &str) -> Result<Checked, Failure> {
-        let peak_tps = self.peak_tps.ok_or_else(|| Failure::usage("--peak-tps is required (the highest rate the endpoint must serve)"))?;
+        let peak_tps =
+            self.peak_tps.ok_or_else(|| Failure::usage("--peak-tps is required (the highest rate the endpoint must serve)"))?;
         let types = self.type_walk.clone();
         if types.is_empty() {
             return Err(Failure::usage("--type-walk is required (instance types to try, e.g. ml.m5.large,ml.c5.large)"));
@@ -213,7 +223,12 @@ impl SizingArgs {
         let requirements = self.requirements.requirements().map_err(Failure::usage)?;
         let payloads = self.traffic.payloads().map_err(Failure::usage)?;
         let model = self.model()?;
-        for (flag, value) in [("--endpoint_name", &self.legacy_endpoint_name), ("--endpoint_config_name", &self.legacy_endpoint_config_name), ("--jar_file", &self.legacy_jar_file), ("--logging_config", &self.legacy_logging_config)] {
+        for (flag, value) in [
+            ("--endpoint_name", &self.legacy_endpoint_name),
+            ("--endpoint_config_name", &self.legacy_endpoint_config_name),
+            ("--jar_file", &self.legacy_jar_file),
+            ("--logging_config", &self.legacy_logging_config),
+        ] {
             if value.is_some() {
                 eprintln!("note: {flag} is ignored: perfsize names its own endpoints and needs no Gatling jar or logging file");
             }
@@ -252,7 +267,8 @@ impl SizingArgs {
             max_test_cost: self.max_test_cost,
         })
         .map_err(Failure::usage)?;
-        let poll = self.poll_interval.unwrap_or(if self.sim.simulate { Duration::from_millis(100) } else { Duration::from_secs(15) });
+        let poll =
+            self.poll_interval.unwrap_or(if self.sim.simulate { Duration::from_millis(100) } else { Duration::from_secs(15) });
         Ok(Checked { plan, model, poll })
     }
 
@@ -281,9 +297,19 @@ impl SizingArgs {
 /// The timings of a session.
 fn pace(simulated: bool) -> Pace {
     if simulated {
-        Pace { metrics_period: Duration::from_secs(1), metrics_wait: Duration::from_secs(3), metrics_poll: Duration::from_millis(250), deploy_estimate: Duration::from_secs(5) }
+        Pace {
+            metrics_period: Duration::from_secs(1),
+            metrics_wait: Duration::from_secs(3),
+            metrics_poll: Duration::from_millis(250),
+            deploy_estimate: Duration::from_secs(5),
+        }
     } else {
-        Pace { metrics_period: Duration::from_secs(60), metrics_wait: Duration::from_secs(180), metrics_poll: Duration::from_secs(20), deploy_estimate: Duration::from_secs(8 * 60) }
+        Pace {
+            metrics_period: Duration::from_secs(60),
+            metrics_wait: Duration::from_secs(180),
+            metrics_poll: Duration::from_secs(20),
+            deploy_estimate: Duration::from_secs(8 * 60),
+        }
     }
 }
 
@@ -315,7 +341,10 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         plan.requirements().max_error_percent,
         s.strategy
     );
-    out.push_str(&format!("{:<20} {:>9} {:>14} {:>16} {:>12}\n", "instance type", "$/hour", "search steps", "endurance runs", "worst $"));
+    out.push_str(&format!(
+        "{:<20} {:>9} {:>14} {:>16} {:>12}\n",
+        "instance type", "$/hour", "search steps", "endurance runs", "worst $"
+    ));
     // Endurance runs try the count the peak needs, then up to `retries` more.
     let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES.saturating_sub(s.endurance_retries).max(1)..=ASSUMED_MAX_INSTANCES).collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
@@ -329,7 +358,9 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         };
         // Near-limit results are measured up to twice more.
         let search_steps = search_steps + 2;
-        let hours = search_steps as f64 * step_hours + deploy_hours + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
+        let hours = search_steps as f64 * step_hours
+            + deploy_hours
+            + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
         let dollars = hours * price;
         out.push_str(&format!("{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n", t.as_str(), price, search_steps, counts.len(), dollars));
         total_steps += search_steps;
@@ -369,12 +400,20 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let session = Session::open(&args.aws, profile).await?;
     let progress = Arc::new(Progress::new(session.simulated, false));
     let ledger = crate::environment::SharedLedger::default();
-    let env = SageMakerEnvironment::new(session.aws.sagemaker.clone(), run_id.clone(), checked.model, checked.poll, Duration::from_secs(if session.simulated { 120 } else { 3600 }), Arc::clone(&ledger));
+    let env = SageMakerEnvironment::new(
+        session.aws.sagemaker.clone(),
+        run_id.clone(),
+        checked.model,
+        checked.poll,
+        Duration::from_secs(if session.simulated { 120 } else { 3600 }),
+        Arc::clone(&ledger),
+    );
     {
         let ledger = Arc::clone(&ledger);
         let cleanup = cleanup_command(&run_id, &args.aws);
         interrupts.on_forced_exit(move || {
-            let mut lines: Vec<String> = ledger.lock().map(|l| l.live()).unwrap_or_default().into_iter().map(|r| format!("  still alive: {r}")).collect();
+            let mut lines: Vec<String> =
+                ledger.lock().map(|l| l.live()).unwrap_or_default().into_iter().map(|r| format!("  still alive: {r}")).collect();
             if !lines.is_empty() {
                 lines.push(format!("remove them with: {cleanup}"));
             }
@@ -400,7 +439,9 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     };
     if !resumed.is_empty()
         && let Ok(Some(previous)) = dir.read_json::<PlanRecord>("plan.json")
-        && (previous.peak_tps != record.peak_tps || previous.requirements != record.requirements || previous.search != record.search)
+        && (previous.peak_tps != record.peak_tps
+            || previous.requirements != record.requirements
+            || previous.search != record.search)
     {
         return Err(Failure::usage(format!(
             "--resume {}: that run was planned with other inputs (peak, requirements or search); resume it with the same flags",

@@ -48,16 +48,60 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: &str, filter: &str) -> R
     loop {
         let (page, next) = match kind {
             "endpoint" => {
-                let r = client.list_endpoints().name_contains(filter).max_results(100).set_next_token(token).send().await.map_err(|e| api_error("ListEndpoints", &e))?;
-                (r.endpoints().iter().map(|e| (e.endpoint_name.clone().unwrap_or_default(), e.endpoint_arn.clone().unwrap_or_default())).collect::<Vec<_>>(), r.next_token)
+                let r = client
+                    .list_endpoints()
+                    .name_contains(filter)
+                    .max_results(100)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("ListEndpoints", &e))?;
+                (
+                    r.endpoints()
+                        .iter()
+                        .map(|e| (e.endpoint_name.clone().unwrap_or_default(), e.endpoint_arn.clone().unwrap_or_default()))
+                        .collect::<Vec<_>>(),
+                    r.next_token,
+                )
             }
             "endpoint-config" => {
-                let r = client.list_endpoint_configs().name_contains(filter).max_results(100).set_next_token(token).send().await.map_err(|e| api_error("ListEndpointConfigs", &e))?;
-                (r.endpoint_configs().iter().map(|c| (c.endpoint_config_name.clone().unwrap_or_default(), c.endpoint_config_arn.clone().unwrap_or_default())).collect(), r.next_token)
+                let r = client
+                    .list_endpoint_configs()
+                    .name_contains(filter)
+                    .max_results(100)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("ListEndpointConfigs", &e))?;
+                (
+                    r.endpoint_configs()
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.endpoint_config_name.clone().unwrap_or_default(),
+                                c.endpoint_config_arn.clone().unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    r.next_token,
+                )
             }
             _ => {
-                let r = client.list_models().name_contains(filter).max_results(100).set_next_token(token).send().await.map_err(|e| api_error("ListModels", &e))?;
-                (r.models().iter().map(|m| (m.model_name.clone().unwrap_or_default(), m.model_arn.clone().unwrap_or_default())).collect(), r.next_token)
+                let r = client
+                    .list_models()
+                    .name_contains(filter)
+                    .max_results(100)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("ListModels", &e))?;
+                (
+                    r.models()
+                        .iter()
+                        .map(|m| (m.model_name.clone().unwrap_or_default(), m.model_arn.clone().unwrap_or_default()))
+                        .collect(),
+                    r.next_token,
+                )
             }
         };
         out.extend(page);
@@ -75,7 +119,12 @@ async fn run_tag(client: &aws_sdk_sagemaker::Client, arn: &str) -> Result<Option
 
 /// Deletes `leftovers` in order (endpoints, then configs, then models),
 /// reporting each as it goes; returns how many could not be deleted.
-pub async fn remove(client: &aws_sdk_sagemaker::Client, leftovers: &[Leftover], poll: Duration, report: impl Fn(&Leftover, Result<(), &ApiError>)) -> usize {
+pub async fn remove(
+    client: &aws_sdk_sagemaker::Client,
+    leftovers: &[Leftover],
+    poll: Duration,
+    report: impl Fn(&Leftover, Result<(), &ApiError>),
+) -> usize {
     let mut failed = 0;
     for kind in KINDS {
         for leftover in leftovers.iter().filter(|l| l.kind == kind) {

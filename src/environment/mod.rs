@@ -54,11 +54,7 @@ pub struct InvalidRunId(String);
 impl FromStr for RunId {
     type Err = InvalidRunId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() <= 32 && crate::simulator::valid_name(s) {
-            Ok(RunId(s.to_string()))
-        } else {
-            Err(InvalidRunId(s.to_string()))
-        }
+        if s.len() <= 32 && crate::simulator::valid_name(s) { Ok(RunId(s.to_string())) } else { Err(InvalidRunId(s.to_string())) }
     }
 }
 

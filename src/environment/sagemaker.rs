@@ -23,12 +23,7 @@ pub enum ModelSource {
     /// A SageMaker model that exists already; perfsize never modifies or deletes it.
     Existing(String),
     /// A model perfsize creates for the run and deletes at the end.
-    Create {
-        image: String,
-        model_data_url: Option<String>,
-        execution_role_arn: String,
-        environment: Vec<(String, String)>,
-    },
+    Create { image: String, model_data_url: Option<String>, execution_role_arn: String, environment: Vec<(String, String)> },
 }
 
 /// Deploys candidates as SageMaker endpoints.
@@ -62,7 +57,10 @@ where
 type EndpointState = (EndpointStatus, Option<String>, Option<i32>);
 
 /// The endpoint's state, or None once it no longer exists.
-pub(super) async fn describe_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
+pub(super) async fn describe_endpoint(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+) -> Result<Option<EndpointState>, ApiError> {
     match client.describe_endpoint().endpoint_name(endpoint).send().await {
         Ok(out) => Ok(Some((
             out.endpoint_status.clone().unwrap_or_else(|| EndpointStatus::from("missing")),
@@ -81,7 +79,13 @@ pub(super) async fn describe_endpoint(client: &aws_sdk_sagemaker::Client, endpoi
 /// already gone is not an error.
 pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str, poll: Duration) -> Result<(), ApiError> {
     loop {
-        let deleted = client.delete_endpoint().endpoint_name(endpoint).send().await.map(|_| ()).map_err(|e| api_error("DeleteEndpoint", &e));
+        let deleted = client
+            .delete_endpoint()
+            .endpoint_name(endpoint)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("DeleteEndpoint", &e));
         match already_gone_is_fine(deleted) {
             Ok(()) => break,
             Err(e) if is_in_progress(&e) => {
@@ -98,11 +102,21 @@ pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint
 }
 
 pub(super) async fn delete_endpoint_config(client: &aws_sdk_sagemaker::Client, config: &str) -> Result<(), ApiError> {
-    already_gone_is_fine(client.delete_endpoint_config().endpoint_config_name(config).send().await.map(|_| ()).map_err(|e| api_error("DeleteEndpointConfig", &e)))
+    already_gone_is_fine(
+        client
+            .delete_endpoint_config()
+            .endpoint_config_name(config)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("DeleteEndpointConfig", &e)),
+    )
 }
 
 pub(super) async fn delete_model(client: &aws_sdk_sagemaker::Client, model: &str) -> Result<(), ApiError> {
-    already_gone_is_fine(client.delete_model().model_name(model).send().await.map(|_| ()).map_err(|e| api_error("DeleteModel", &e)))
+    already_gone_is_fine(
+        client.delete_model().model_name(model).send().await.map(|_| ()).map_err(|e| api_error("DeleteModel", &e)),
+    )
 }
 
 /// A deletion that finds nothing to delete has done its job.
@@ -139,7 +153,16 @@ impl SageMakerEnvironment {
             ModelSource::Existing(name) => name.clone(),
             ModelSource::Create { .. } => resource_name(&run, &["model"]),
         };
-        SageMakerEnvironment { client, run, model, model_name, poll, deploy_timeout, ledger, used_names: Mutex::new(HashSet::new()) }
+        SageMakerEnvironment {
+            client,
+            run,
+            model,
+            model_name,
+            poll,
+            deploy_timeout,
+            ledger,
+            used_names: Mutex::new(HashSet::new()),
+        }
     }
 
     fn tags(&self) -> Vec<Tag> {
@@ -155,7 +178,13 @@ impl SageMakerEnvironment {
         let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
         let mut used = self.used_names.lock().expect("names lock");
         let name = (1..)
-            .map(|n| if n == 1 { base.clone() } else { resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string(), &format!("r{n}")]) })
+            .map(|n| {
+                if n == 1 {
+                    base.clone()
+                } else {
+                    resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string(), &format!("r{n}")])
+                }
+            })
             .find(|name| !used.contains(name))
             .expect("an unused name exists");
         used.insert(name.clone());
@@ -187,12 +216,21 @@ impl SageMakerEnvironment {
             let state = self.describe(endpoint).await?;
             match state {
                 Some((status, reason, count))
-                    if !matches!(status, EndpointStatus::Creating | EndpointStatus::Updating | EndpointStatus::SystemUpdating | EndpointStatus::RollingBack) =>
+                    if !matches!(
+                        status,
+                        EndpointStatus::Creating
+                            | EndpointStatus::Updating
+                            | EndpointStatus::SystemUpdating
+                            | EndpointStatus::RollingBack
+                    ) =>
                 {
                     return Ok((status, reason, count));
                 }
                 None => {
-                    return Err(DeployError::Rejected { candidate: candidate.clone(), reason: format!("endpoint {endpoint} disappeared") });
+                    return Err(DeployError::Rejected {
+                        candidate: candidate.clone(),
+                        reason: format!("endpoint {endpoint} disappeared"),
+                    });
                 }
                 _ => {}
             }
@@ -279,14 +317,29 @@ impl Environment for SageMakerEnvironment {
             .await;
         if let Err(e) = created {
             let e = api_error("CreateEndpointConfig", &e);
-            return Err(if is_rejection(&e) { DeployError::Rejected { candidate: candidate.clone(), reason: e.to_string() } } else { e.into() });
+            return Err(if is_rejection(&e) {
+                DeployError::Rejected { candidate: candidate.clone(), reason: e.to_string() }
+            } else {
+                e.into()
+            });
         }
         self.record_created("endpoint-config", &name);
 
-        let created = self.client.create_endpoint().endpoint_name(&name).endpoint_config_name(&name).set_tags(Some(self.tags())).send().await;
+        let created = self
+            .client
+            .create_endpoint()
+            .endpoint_name(&name)
+            .endpoint_config_name(&name)
+            .set_tags(Some(self.tags()))
+            .send()
+            .await;
         if let Err(e) = created {
             let e = api_error("CreateEndpoint", &e);
-            let error = if is_rejection(&e) { DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() } } else { e.into() };
+            let error = if is_rejection(&e) {
+                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
+            } else {
+                e.into()
+            };
             return Err(self.abandon(None, &name, error).await);
         }
         {
@@ -316,7 +369,9 @@ impl Environment for SageMakerEnvironment {
             .client
             .update_endpoint_weights_and_capacities()
             .endpoint_name(&deployed.endpoint)
-            .desired_weights_and_capacities(DesiredWeightAndCapacity::builder().variant_name(VARIANT).desired_instance_count(count as i32).build())
+            .desired_weights_and_capacities(
+                DesiredWeightAndCapacity::builder().variant_name(VARIANT).desired_instance_count(count as i32).build(),
+            )
             .send()
             .await;
         if let Err(e) = updated {
@@ -373,7 +428,8 @@ impl Environment for SageMakerEnvironment {
 /// which must be InService. Reads only; perfsize load uses it to label results.
 pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant: &str) -> Result<Candidate, ApiError> {
     let refuse = |message: String| ApiError { operation: "DescribeEndpoint", code: "NotUsable".into(), message };
-    let described = client.describe_endpoint().endpoint_name(endpoint).send().await.map_err(|e| api_error("DescribeEndpoint", &e))?;
+    let described =
+        client.describe_endpoint().endpoint_name(endpoint).send().await.map_err(|e| api_error("DescribeEndpoint", &e))?;
     let status = described.endpoint_status.clone().map(|s| s.as_str().to_string()).unwrap_or_default();
     if status != "InService" && status != "Updating" {
         return Err(refuse(format!("endpoint {endpoint} is {status}; it must be InService")));

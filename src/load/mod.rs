@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use goose::GooseAttack;
 use goose::client::GooseClientBuilder;
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::goose::{GooseRequest, GooseUser, Scenario, Transaction, TransactionResult};
-use goose::GooseAttack;
 use tokio_util::sync::CancellationToken;
 
 use pacer::Pacer;
@@ -243,11 +243,17 @@ fn goose_error(e: goose::GooseError) -> LoadError {
 
 /// Runs one load step. Cancelling `cancel` stops it within milliseconds; the
 /// run so far is returned with `cancelled` set.
-pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: CancellationToken, progress: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
+pub async fn drive(
+    spec: LoadSpec,
+    signer: Arc<RequestSigner>,
+    cancel: CancellationToken,
+    progress: Option<ProgressFn>,
+) -> Result<LoadRun, LoadError> {
     let started_at = Utc::now();
     let step_cancel = cancel.child_token();
     let driver = Arc::new(Driver {
-        url: reqwest::Url::parse(&spec.target.invocation_url()).map_err(|e| LoadError::BadUrl(format!("{}: {e}", spec.target.invocation_url())))?,
+        url: reqwest::Url::parse(&spec.target.invocation_url())
+            .map_err(|e| LoadError::BadUrl(format!("{}: {e}", spec.target.invocation_url())))?,
         pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), step_cancel.clone()),
         launched: AtomicUsize::new(0),
         recorder: recorder::Recorder::new(spec.warmup),
@@ -296,7 +302,8 @@ pub async fn drive(spec: LoadSpec, signer: Arc<RequestSigner>, cancel: Cancellat
     let warmup = spec.warmup.as_secs_f64();
     let offered = (spec.rate.total() - spec.rate.cumulative(warmup)).round() as u64;
     // Wall-clock time of the schedule's start (or now, if no request was ever due).
-    let schedule_start = SystemTime::now() - driver.pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
+    let schedule_start =
+        SystemTime::now() - driver.pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
     Ok(LoadRun {
         started_at,
         ended_at: Utc::now(),

@@ -77,7 +77,12 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(schedule: Schedule, cancel: CancellationToken) -> Pacer {
-        let hand_off = HandOff { queue: Mutex::new(VecDeque::new()), ready: Semaphore::new(0), over: AtomicBool::new(false), idle: AtomicUsize::new(0) };
+        let hand_off = HandOff {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Semaphore::new(0),
+            over: AtomicBool::new(false),
+            idle: AtomicUsize::new(0),
+        };
         Pacer { hand_off: Arc::new(hand_off), start: Arc::new(OnceLock::new()), pending: Mutex::new(Some(schedule)), cancel }
     }
 

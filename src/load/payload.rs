@@ -191,7 +191,10 @@ mod tests {
             for slot in window {
                 counts[(mix.pick(slot).body[0] - b'a') as usize] += 1;
             }
-            assert!((8..=12).contains(&counts[0]) && (17..=23).contains(&counts[1]) && (66..=74).contains(&counts[2]), "{counts:?}");
+            assert!(
+                (8..=12).contains(&counts[0]) && (17..=23).contains(&counts[1]) && (66..=74).contains(&counts[2]),
+                "{counts:?}"
+            );
         }
     }
 

@@ -27,7 +27,10 @@ pub enum Outcome {
     Success,
     /// An HTTP answer other than 200; `code` is the AWS error code when the
     /// service named one (`x-amzn-ErrorType`), e.g. ModelError.
-    Http { status: u16, code: Option<String> },
+    Http {
+        status: u16,
+        code: Option<String>,
+    },
     /// No answer within the request timeout.
     Timeout,
     /// The connection failed or broke.

@@ -48,11 +48,7 @@ impl RateProfile {
 
     /// Offered rate at `t` seconds.
     pub fn rate_at(&self, t: f64) -> f64 {
-        if t < self.ramp {
-            self.start + (self.target - self.start) * t / self.ramp
-        } else {
-            self.target
-        }
+        if t < self.ramp { self.start + (self.target - self.start) * t / self.ramp } else { self.target }
     }
 
     /// Arrivals expected in [0, t): N(t).

@@ -44,10 +44,7 @@ impl std::fmt::Debug for RequestSigner {
 impl RequestSigner {
     /// Resolves credentials once (failing early when there are none).
     pub async fn new(provider: SharedCredentialsProvider, region: impl Into<String>) -> Result<Arc<RequestSigner>, SignerError> {
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| SignerError::NoCredentials(crate::error_chain(&e)))?;
+        let credentials = provider.provide_credentials().await.map_err(|e| SignerError::NoCredentials(crate::error_chain(&e)))?;
         let expiry = credentials.expiry();
         Ok(Arc::new(RequestSigner {
             region: region.into(),
@@ -110,7 +107,12 @@ impl RequestSigner {
 
     /// The headers to add to a POST of a body with hash `body_sha256` to `url`
     /// carrying `headers` (which are signed too).
-    pub fn sign(&self, url: &str, headers: &[(&str, &str)], body_sha256: &str) -> Result<Vec<(&'static str, String)>, SignerError> {
+    pub fn sign(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body_sha256: &str,
+    ) -> Result<Vec<(&'static str, String)>, SignerError> {
         let identity = self.identity.read().expect("signer lock").0.clone();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -121,13 +123,9 @@ impl RequestSigner {
             .build()
             .map_err(|e| SignerError::Signing(e.to_string()))?
             .into();
-        let request = SignableRequest::new(
-            "POST",
-            url,
-            headers.iter().copied(),
-            SignableBody::Precomputed(body_sha256.to_string()),
-        )
-        .map_err(|e| SignerError::Signing(e.to_string()))?;
+        let request =
+            SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Precomputed(body_sha256.to_string()))
+                .map_err(|e| SignerError::Signing(e.to_string()))?;
         let (instructions, _) = sign(request, &params).map_err(|e| SignerError::Signing(e.to_string()))?.into_parts();
         let (headers, _) = instructions.into_parts();
         Ok(headers.into_iter().map(|h| (h.name(), h.value().to_string())).collect())
@@ -140,10 +138,8 @@ mod tests {
 
     #[test]
     fn requests_get_a_sigv4_authorization_for_sagemaker() {
-        let signer = RequestSigner::fixed(
-            Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test"),
-            "eu-west-1",
-        );
+        let signer =
+            RequestSigner::fixed(Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test"), "eu-west-1");
         let headers = signer
             .sign(
                 "http://127.0.0.1:9/endpoints/e/invocations",

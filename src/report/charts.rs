@@ -335,8 +335,10 @@ impl Canvas {
         chart.x_label = x.label.clone();
         chart.y_label = y.label.clone();
         let mut canvas = Canvas { x, y, chart };
-        canvas.chart.x_ticks = canvas.x.tick_values().into_iter().map(|v| Tick { at: canvas.px(v), label: (canvas.x.format)(v) }).collect();
-        canvas.chart.y_ticks = canvas.y.tick_values().into_iter().map(|v| Tick { at: canvas.py(v), label: (canvas.y.format)(v) }).collect();
+        canvas.chart.x_ticks =
+            canvas.x.tick_values().into_iter().map(|v| Tick { at: canvas.px(v), label: (canvas.x.format)(v) }).collect();
+        canvas.chart.y_ticks =
+            canvas.y.tick_values().into_iter().map(|v| Tick { at: canvas.py(v), label: (canvas.y.format)(v) }).collect();
         canvas
     }
 
@@ -355,7 +357,13 @@ impl Canvas {
         let (left, right) = (self.px(x0), self.px(x1));
         if right > left {
             let label_y = self.chart.frame.top + 11.0;
-            self.chart.bands.push(Band { x: left, width: round1(right - left), label: label.into(), label_x: left + 3.0, label_y });
+            self.chart.bands.push(Band {
+                x: left,
+                width: round1(right - left),
+                label: label.into(),
+                label_x: left + 3.0,
+                label_y,
+            });
         }
     }
 
@@ -371,7 +379,16 @@ impl Canvas {
         let f = self.chart.frame;
         let at = self.py(y);
         // Labelled at the left, where latency curves are usually low.
-        self.chart.rules.push(Rule { class, x1: f.left, y1: at, x2: f.right, y2: at, label: Some(label), label_x: f.left + 4.0, label_y: at - 4.0 });
+        self.chart.rules.push(Rule {
+            class,
+            x1: f.left,
+            y1: at,
+            x2: f.right,
+            y2: at,
+            label: Some(label),
+            label_x: f.left + 4.0,
+            label_y: at - 4.0,
+        });
     }
 
     /// A vertical reference line at `x`, named in the legend.
@@ -411,7 +428,16 @@ impl Canvas {
         // Labels point inwards so that they never leave the plot.
         let (label_x, label_anchor) = if x > f.center_x { (x - 9.0, "end") } else { (x + 9.0, "start") };
         self.key(dot.class, "dot", dot.key);
-        self.chart.marks.push(Mark { class: dot.class, x, y, title: dot.title, href: dot.href, label: dot.label, label_x, label_anchor });
+        self.chart.marks.push(Mark {
+            class: dot.class,
+            x,
+            y,
+            title: dot.title,
+            href: dot.href,
+            label: dot.label,
+            label_x,
+            label_anchor,
+        });
     }
 
     /// A legend entry, once per label.

@@ -54,14 +54,23 @@ fn load(path: &Path) -> Result<Side, ReportError> {
     let label = path.display().to_string();
     if path.is_file() {
         let bytes = std::fs::read(path).map_err(|e| RunDirError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-        let step: StepResult = serde_json::from_slice(&bytes).map_err(|e| RunDirError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        let step: StepResult =
+            serde_json::from_slice(&bytes).map_err(|e| RunDirError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
         return Ok(Side { label, data: None, steps: vec![step] });
     }
     let data = RunData::load(&RunDir::open(path)?)?;
     Ok(Side { label, steps: data.steps.clone(), data: Some(data) })
 }
 
-fn figure(group: &str, name: String, unit: &'static str, better: Better, baseline: Option<f64>, current: Option<f64>, max_regression: f64) -> Figure {
+fn figure(
+    group: &str,
+    name: String,
+    unit: &'static str,
+    better: Better,
+    baseline: Option<f64>,
+    current: Option<f64>,
+    max_regression: f64,
+) -> Figure {
     let change_percent = match (baseline, current) {
         (Some(b), Some(c)) if b != 0.0 => Some((c - b) / b * 100.0),
         _ => None,
@@ -88,7 +97,9 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         let (bs, cs) = (&bd.summary, &cd.summary);
         let cost = |s: &crate::sizing::Summary| s.recommendation.as_ref().map(|rec| rec.cost_per_hour);
         let mut f = figure("recommendation", "recommended $/hour".into(), "$/h", Better::Lower, cost(bs), cost(cs), r);
-        let describe = |s: &crate::sizing::Summary| s.recommendation.as_ref().map_or("none".to_string(), |rec| format!("{} × {}", rec.instance_type, rec.instance_count));
+        let describe = |s: &crate::sizing::Summary| {
+            s.recommendation.as_ref().map_or("none".to_string(), |rec| format!("{} × {}", rec.instance_type, rec.instance_count))
+        };
         f.note = Some(format!("{} → {}", describe(bs), describe(cs)));
         if bs.recommendation.is_some() && cs.recommendation.is_none() {
             f.regressed = true;
@@ -112,7 +123,15 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
             let step = d.steps.iter().find(|s| Some(s.index) == rec.verified_by_step)?;
             step.latency_ms.map(|l| l.p99)
         };
-        figures.push(figure("recommendation", "p99 at peak (recommended configuration)".into(), "ms", Better::Lower, p99_at_peak(bd), p99_at_peak(cd), r));
+        figures.push(figure(
+            "recommendation",
+            "p99 at peak (recommended configuration)".into(),
+            "ms",
+            Better::Lower,
+            p99_at_peak(bd),
+            p99_at_peak(cd),
+            r,
+        ));
     }
 
     for bs in &b.steps {
@@ -121,11 +140,29 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         if b.steps.iter().rev().find(|s| key(s) == key(bs)).map(|s| s.index) != Some(bs.index) {
             continue;
         }
-        let group = format!("{} {} × {} at {} TPS", match bs.phase { Phase::Search => "search", Phase::Endurance => "endurance", Phase::Load => "load" }, bs.instance_type, bs.instance_count, trim_number(bs.target_tps));
+        let group = format!(
+            "{} {} × {} at {} TPS",
+            match bs.phase {
+                Phase::Search => "search",
+                Phase::Endurance => "endurance",
+                Phase::Load => "load",
+            },
+            bs.instance_type,
+            bs.instance_count,
+            trim_number(bs.target_tps)
+        );
         let lat = |s: &StepResult, f: fn(&crate::result::Percentiles) -> f64| s.latency_ms.as_ref().map(f);
         figures.push(figure(&group, "p50".into(), "ms", Better::Lower, lat(bs, |l| l.p50), lat(cs, |l| l.p50), r));
         figures.push(figure(&group, "p99".into(), "ms", Better::Lower, lat(bs, |l| l.p99), lat(cs, |l| l.p99), r));
-        figures.push(figure(&group, "achieved TPS".into(), "TPS", Better::Higher, Some(bs.achieved_tps), Some(cs.achieved_tps), r));
+        figures.push(figure(
+            &group,
+            "achieved TPS".into(),
+            "TPS",
+            Better::Higher,
+            Some(bs.achieved_tps),
+            Some(cs.achieved_tps),
+            r,
+        ));
         // Error rates: a change within the error budget's share is noise, not a regression.
         let mut errors = figure(&group, "errors".into(), "%", Better::Lower, Some(bs.error_percent), Some(cs.error_percent), r);
         let allowance = bs.requirements.max_error_percent * r / 100.0;
@@ -144,7 +181,12 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
 
 /// The comparison as a table for the terminal.
 pub fn text(c: &Comparison) -> String {
-    let mut out = format!("perfsize compare (regression bound {}%)\n  baseline {}\n  current  {}\n\n", trim_number(c.max_regression_percent), c.baseline, c.current);
+    let mut out = format!(
+        "perfsize compare (regression bound {}%)\n  baseline {}\n  current  {}\n\n",
+        trim_number(c.max_regression_percent),
+        c.baseline,
+        c.current
+    );
     let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let mut group = String::new();
     for f in &c.figures {
@@ -174,7 +216,10 @@ mod tests {
     fn a_figure_regresses_only_past_the_bound_in_its_worse_direction() {
         assert!(!figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(109.0), 10.0).regressed);
         assert!(figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(111.0), 10.0).regressed);
-        assert!(!figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(50.0), 10.0).regressed, "faster is not a regression");
+        assert!(
+            !figure("g", "p99".into(), "ms", Better::Lower, Some(100.0), Some(50.0), 10.0).regressed,
+            "faster is not a regression"
+        );
         assert!(figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(85.0), 10.0).regressed);
         assert!(!figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(95.0), 10.0).regressed);
         assert!(!figure("g", "x".into(), "ms", Better::Lower, None, Some(1.0), 10.0).regressed, "nothing to compare with");

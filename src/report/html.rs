@@ -204,7 +204,11 @@ fn status_label(status: RunStatus) -> &'static str {
 /// The run's wall time: as the run measured it, else from its timestamps.
 fn run_seconds(data: &RunData) -> f64 {
     let s = &data.summary;
-    if s.run_cost.wall_seconds > 0.0 { s.run_cost.wall_seconds } else { (s.ended_at - s.started_at).num_milliseconds() as f64 / 1000.0 }
+    if s.run_cost.wall_seconds > 0.0 {
+        s.run_cost.wall_seconds
+    } else {
+        (s.ended_at - s.started_at).num_milliseconds() as f64 / 1000.0
+    }
 }
 
 /// "p99 ≤ 500 ms and errors ≤ 0.1% at 100 TPS".
@@ -235,7 +239,10 @@ fn verdict_view(data: &RunData) -> VerdictView {
                 RunStatus::Completed => ("Nothing met the requirements", format!("No configuration tried served {wanted}.")),
                 _ => (
                     "No verdict: the run stopped early",
-                    format!("The run stopped ({}) before any configuration was verified to serve {wanted}.", status_label(s.status)),
+                    format!(
+                        "The run stopped ({}) before any configuration was verified to serve {wanted}.",
+                        status_label(s.status)
+                    ),
                 ),
             };
             VerdictView { recommendation: None, headline, explanation, candidates, misses: candidate_misses(data) }
@@ -276,7 +283,10 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
                 a.min_instances,
                 a.max_instances
             ),
-            hint: a.resource_id.contains("YOUR-ENDPOINT").then(|| "Replace YOUR-ENDPOINT with the name of your endpoint.".to_string()),
+            hint: a
+                .resource_id
+                .contains("YOUR-ENDPOINT")
+                .then(|| "Replace YOUR-ENDPOINT with the name of your endpoint.".to_string()),
             register: a.register_command.clone(),
             policy: a.policy_command.clone(),
         },
@@ -339,7 +349,8 @@ fn type_names(data: &RunData) -> Vec<String> {
 }
 
 fn candidate_misses(data: &RunData) -> Vec<CandidateMisses> {
-    let verdicts: BTreeMap<String, String> = data.summary.types.iter().map(|t| (t.summary.instance_type.to_string(), t.summary.verdict.clone())).collect();
+    let verdicts: BTreeMap<String, String> =
+        data.summary.types.iter().map(|t| (t.summary.instance_type.to_string(), t.summary.verdict.clone())).collect();
     type_names(data)
         .into_iter()
         .map(|instance_type| {
@@ -359,9 +370,7 @@ fn candidate_misses(data: &RunData) -> Vec<CandidateMisses> {
 /// closest to meeting the requirements.
 fn closest_failure<'a>(steps: &'a [StepResult], instance_type: &str) -> Option<&'a StepResult> {
     let failed = || steps.iter().filter(move |s| s.instance_type == instance_type && !s.passed);
-    failed()
-        .rfind(|s| s.phase == Phase::Endurance)
-        .or_else(|| failed().min_by(|a, b| shortfall(a).total_cmp(&shortfall(b))))
+    failed().rfind(|s| s.phase == Phase::Endurance).or_else(|| failed().min_by(|a, b| shortfall(a).total_cmp(&shortfall(b))))
 }
 
 /// How far a step is from passing: its worst miss, relative to the limit.
@@ -408,7 +417,9 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
             format!("≤ {}% late, slip p99 ≤ {} ms", trim_number(MAX_LATE_SHARE * 100.0), trim_number(MAX_SLIP_P99_MS)),
             "the generator, not the endpoint, set the pace".into(),
         ),
-        Miss::NoTraffic => row("traffic".into(), "no request measured".into(), format!("{} requirements", r.percentile_label()), "–".into()),
+        Miss::NoTraffic => {
+            row("traffic".into(), "no request measured".into(), format!("{} requirements", r.percentile_label()), "–".into())
+        }
         Miss::Interrupted => row("completion".into(), "interrupted".into(), "the whole step".into(), "–".into()),
     }
 }
@@ -442,9 +453,18 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
         let d = &plan.durations;
         facts.push(fact(
             "durations",
-            format!("steps {} after {} warm-up; endurance {}", duration(d.step.as_secs_f64()), duration(d.warmup.as_secs_f64()), duration(d.endurance.as_secs_f64())),
+            format!(
+                "steps {} after {} warm-up; endurance {}",
+                duration(d.step.as_secs_f64()),
+                duration(d.warmup.as_secs_f64()),
+                duration(d.endurance.as_secs_f64())
+            ),
         ));
-        let payloads: Vec<String> = plan.payloads.iter().map(|(name, weight, bytes)| format!("{name} (weight {}, {bytes} bytes)", trim_number(*weight))).collect();
+        let payloads: Vec<String> = plan
+            .payloads
+            .iter()
+            .map(|(name, weight, bytes)| format!("{name} (weight {}, {bytes} bytes)", trim_number(*weight)))
+            .collect();
         facts.push(fact("payloads", payloads.join("; ")));
         facts.push(fact("auto-scaling safety factor", trim_number(plan.safety_factor)));
         if let Some(budget) = plan.max_test_cost {
@@ -468,7 +488,14 @@ fn phase_name(phase: Phase) -> &'static str {
 
 /// "step 13 · search · ml.m5.large × 1 at 95 TPS".
 fn step_heading(s: &StepResult) -> String {
-    format!("step {} · {} · {} × {} at {} TPS", s.index, phase_name(s.phase), s.instance_type, s.instance_count, tps(s.target_tps))
+    format!(
+        "step {} · {} · {} × {} at {} TPS",
+        s.index,
+        phase_name(s.phase),
+        s.instance_type,
+        s.instance_count,
+        tps(s.target_tps)
+    )
 }
 
 fn step_view(s: &StepResult, recommended: bool) -> StepView {
@@ -525,12 +552,26 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
         facts.push(fact("latency", format!("mean {} · p95 {} · p99.9 {} ms", ms(p.mean), ms(p.p95), ms(p.p99_9))));
     }
     if let Some(judged) = s.judged_latency_ms {
-        facts.push(fact("judged", format!("{} {} ms (limit {} ms)", s.requirements.percentile_label(), ms(judged), trim_number(s.requirements.latency_ms))));
+        facts.push(fact(
+            "judged",
+            format!(
+                "{} {} ms (limit {} ms)",
+                s.requirements.percentile_label(),
+                ms(judged),
+                trim_number(s.requirements.latency_ms)
+            ),
+        ));
     }
     let g = &s.generator;
     facts.push(fact(
         "load generator",
-        format!("up to {} in flight · {} late starts · slip p50 {} / p99 {} ms", g.max_in_flight, g.late_starts, ms(g.slip_p50_ms), ms(g.slip_p99_ms)),
+        format!(
+            "up to {} in flight · {} late starts · slip p50 {} / p99 {} ms",
+            g.max_in_flight,
+            g.late_starts,
+            ms(g.slip_p50_ms),
+            ms(g.slip_p99_ms)
+        ),
     ));
     let cw = &s.cloudwatch;
     let server = match (cw.available, cw.invocations) {
@@ -604,7 +645,11 @@ fn frontier_chart(data: &RunData) -> Chart {
         .filter_map(|st| Some((st, prices.get(&st.instance_type)? * st.instance_count as f64, st.judged_latency_ms?)))
         .collect();
     if points.is_empty() {
-        let why = if prices.is_empty() { "no prices recorded (the run never wrote its summary)" } else { "no configuration was measured at the peak rate" };
+        let why = if prices.is_empty() {
+            "no prices recorded (the run never wrote its summary)"
+        } else {
+            "no configuration was measured at the peak rate"
+        };
         return Chart::empty(title, why);
     }
     let max_cost = points.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -681,8 +726,12 @@ fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
     let y = latency_axis(latencies, r.latency_ms, "latency, ms");
     // Room on the right: the last probes sit at the peak, often on the capacity line.
     let x = Axis::linear(0.0, max_rate * 1.05, "offered rate, TPS", ms_tick);
-    let capacity: BTreeMap<String, f64> =
-        data.summary.types.iter().filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.max_tps_per_instance?))).collect();
+    let capacity: BTreeMap<String, f64> = data
+        .summary
+        .types
+        .iter()
+        .filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.max_tps_per_instance?)))
+        .collect();
     groups
         .into_iter()
         .map(|((instance_type, count), mut steps)| {
@@ -690,16 +739,36 @@ fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
             let mut canvas = Canvas::new(format!("{instance_type} × {count}: latency vs offered rate"), x.clone(), y.clone());
             canvas.hrule(r.latency_ms, "c-limit", limit_label(r));
             if let Some(per_instance) = capacity.get(instance_type) {
-                canvas.vrule(per_instance * count as f64, "c-capacity", format!("capacity {} TPS", tps(per_instance * count as f64)));
+                canvas.vrule(
+                    per_instance * count as f64,
+                    "c-capacity",
+                    format!("capacity {} TPS", tps(per_instance * count as f64)),
+                );
             }
-            let series = |f: fn(&crate::result::Percentiles) -> f64| steps.iter().map(move |s| s.latency_ms.map(|p| (s.offered_tps, f(&p)))).collect::<Vec<_>>();
+            let series = |f: fn(&crate::result::Percentiles) -> f64| {
+                steps.iter().map(move |s| s.latency_ms.map(|p| (s.offered_tps, f(&p)))).collect::<Vec<_>>()
+            };
             canvas.line("c-p50 dash", "p50", series(|p| p.p50));
             canvas.line("c-tail", "p99", series(|p| p.p99));
             for s in &steps {
                 let Some(p) = s.latency_ms else { continue };
-                let title = format!("step {}: {} TPS offered · p50 {} · p99 {} ms · {}", s.index, tps(s.offered_tps), ms(p.p50), ms(p.p99), if s.passed { "pass" } else { "fail" });
+                let title = format!(
+                    "step {}: {} TPS offered · p50 {} · p99 {} ms · {}",
+                    s.index,
+                    tps(s.offered_tps),
+                    ms(p.p50),
+                    ms(p.p99),
+                    if s.passed { "pass" } else { "fail" }
+                );
                 let (class, key) = verdict_dot(s);
-                canvas.dot(Dot { class, key, at: (s.offered_tps, p.p99), title, href: Some(format!("#{}", anchor(s.index))), label: None });
+                canvas.dot(Dot {
+                    class,
+                    key,
+                    at: (s.offered_tps, p.p99),
+                    title,
+                    href: Some(format!("#{}", anchor(s.index))),
+                    label: None,
+                });
             }
             canvas.finish()
         })
@@ -716,7 +785,8 @@ fn distribution_chart(s: &StepResult) -> Chart {
         Err(e) => return Chart::empty(TITLE, format!("the step's histogram is unreadable: {e}")),
     };
     let x = Axis::nines(h.len());
-    let points: Vec<(f64, f64)> = h.iter_quantiles(4).map(|v| (nines(v.quantile_iterated_to(), &x), v.value_iterated_to() as f64 / 1000.0)).collect();
+    let points: Vec<(f64, f64)> =
+        h.iter_quantiles(4).map(|v| (nines(v.quantile_iterated_to(), &x), v.value_iterated_to() as f64 / 1000.0)).collect();
     let r = &s.requirements;
     let y = latency_axis(points.iter().map(|p| p.1), r.latency_ms, "latency, ms");
     let judged_at = nines(r.percentile / 100.0, &x);
@@ -885,7 +955,13 @@ fn figure_value(v: f64, unit: &str) -> String {
 
 /// Milliseconds: three decimals under 1 ms (server overheads), one above.
 fn ms(v: f64) -> String {
-    if v.abs() < 1.0 { format!("{v:.3}") } else if v.abs() < 10_000.0 { format!("{v:.1}") } else { thousands(v.round()) }
+    if v.abs() < 1.0 {
+        format!("{v:.3}")
+    } else if v.abs() < 10_000.0 {
+        format!("{v:.1}")
+    } else {
+        thousands(v.round())
+    }
 }
 
 /// A rate: to a tenth, or to three decimals for the small rates of a search
@@ -937,7 +1013,10 @@ fn timestamp(t: DateTime<Utc>) -> String {
 /// shell characters single-quoted.
 fn shell_line(args: &[String]) -> String {
     let plain = |a: &str| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
-    args.iter().map(|a| if plain(a) { a.clone() } else { format!("'{}'", a.replace('\'', r"'\''")) }).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| if plain(a) { a.clone() } else { format!("'{}'", a.replace('\'', r"'\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -945,8 +1024,8 @@ mod tests {
     use super::*;
     use crate::cost::{ConfigCost, RunCost};
     use crate::load::recorder::new_histogram;
-    use crate::result::{Generator, Percentiles, ServerMetrics};
     use crate::result::cloudwatch::ServerLatency;
+    use crate::result::{Generator, Percentiles, ServerMetrics};
     use crate::sizing::{Autoscaling, StepBrief, Summary};
     use crate::step::{StrategyKind, TypeSummary};
 
@@ -1041,7 +1120,11 @@ mod tests {
                 verdict: verdict.into(),
             },
             price_per_hour: price,
-            cost_at_needed_count: max_tps.map(|_| ConfigCost { per_hour: price, per_month: price * 730.0, per_million_at_peak: 0.28 }),
+            cost_at_needed_count: max_tps.map(|_| ConfigCost {
+                per_hour: price,
+                per_month: price * 730.0,
+                per_million_at_peak: 0.28,
+            }),
         }
     }
 
@@ -1173,7 +1256,10 @@ mod tests {
         assert!(!html.contains("register-scalable-target"), "no policy without a recommendation");
         // The closest attempt of each type is its fastest step: steps 1 and 2 (20 and 15 ms base).
         for (instance_type, step) in [("ml.m5.large", 1), ("ml.c5.large", 2)] {
-            let card = html.split("class=\"miss-card\"").find(|c| c.contains(&format!("<h4>{instance_type}</h4>"))).expect("a card per type");
+            let card = html
+                .split("class=\"miss-card\"")
+                .find(|c| c.contains(&format!("<h4>{instance_type}</h4>")))
+                .expect("a card per type");
             assert!(card.contains(&format!("href=\"#step-{step}\"")), "{instance_type} closest attempt: {card}");
             assert!(card.contains("p99 latency") && card.contains("≤ 10 ms") && card.contains("(+"), "by how much: {card}");
         }
@@ -1211,7 +1297,19 @@ mod tests {
     fn the_page_requests_nothing_from_the_network() {
         let html = render(&recommended_run());
         let lower = html.to_lowercase();
-        for needle in ["src=\"http", "href=\"http", "src='http", "href='http", "url(http", "url(\"http", "url('http", "@import", "<link", "<img", "<iframe"] {
+        for needle in [
+            "src=\"http",
+            "href=\"http",
+            "src='http",
+            "href='http",
+            "url(http",
+            "url(\"http",
+            "url('http",
+            "@import",
+            "<link",
+            "<img",
+            "<iframe",
+        ] {
             assert!(!lower.contains(needle), "the page references {needle}");
         }
         assert!(lower.contains("content-security-policy"), "a policy that forbids requests");
@@ -1237,16 +1335,27 @@ mod tests {
 
     #[test]
     fn the_frontier_keeps_only_configurations_no_cheaper_one_beats() {
-        let (a, b, c) = (step(1, Phase::Search, "ml.m5.large", 1, 100.0, 10), step(2, Phase::Search, "ml.m5.large", 2, 100.0, 5), step(3, Phase::Search, "ml.m5.large", 3, 100.0, 8));
+        let (a, b, c) = (
+            step(1, Phase::Search, "ml.m5.large", 1, 100.0, 10),
+            step(2, Phase::Search, "ml.m5.large", 2, 100.0, 5),
+            step(3, Phase::Search, "ml.m5.large", 3, 100.0, 8),
+        );
         let stairs = frontier(&[(&c, 0.3, 8.0), (&a, 0.1, 10.0), (&b, 0.2, 5.0)], 0.4);
-        assert_eq!(stairs, [(0.1, 10.0), (0.2, 10.0), (0.2, 5.0), (0.4, 5.0)], "the dearer, slower configuration is off the frontier");
+        assert_eq!(
+            stairs,
+            [(0.1, 10.0), (0.2, 10.0), (0.2, 5.0), (0.4, 5.0)],
+            "the dearer, slower configuration is off the frontier"
+        );
     }
 
     #[test]
     fn misses_say_by_how_much() {
         let r = requirements();
         let latency = miss_view(&Miss::Latency { percentile: 99.0, measured_ms: 750.0, limit_ms: 500.0 }, &r);
-        assert_eq!((latency.measured.as_str(), latency.limit.as_str(), latency.by.as_str()), ("750.0 ms", "≤ 500 ms", "+250.0 ms (+50%)"));
+        assert_eq!(
+            (latency.measured.as_str(), latency.limit.as_str(), latency.by.as_str()),
+            ("750.0 ms", "≤ 500 ms", "+250.0 ms (+50%)")
+        );
         let rate = miss_view(&Miss::Rate { achieved_tps: 76.0, offered_tps: 100.0 }, &r);
         assert_eq!(rate.by, "−19 TPS (−20%)");
         let errors = miss_view(&Miss::Errors { measured_percent: 2.5, limit_percent: 0.1 }, &r);
@@ -1264,7 +1373,10 @@ mod tests {
         assert_eq!(tps(0.15625), "0.156");
         assert_eq!(duration(115.3), "1 m 55 s");
         assert_eq!(duration(20.0), "20 s");
-        assert_eq!(shell_line(&["perfsize".into(), "--payload".into(), "my file.json".into()]), "perfsize --payload 'my file.json'");
+        assert_eq!(
+            shell_line(&["perfsize".into(), "--payload".into(), "my file.json".into()]),
+            "perfsize --payload 'my file.json'"
+        );
     }
 
     fn comparison() -> Comparison {
@@ -1285,7 +1397,13 @@ mod tests {
             figure("search ml.m5.large × 1 at 100 TPS", "achieved TPS", "TPS", Better::Higher, 100.0, 101.0, false),
         ];
         figures[1].note = Some(HOSTILE.into());
-        Comparison { baseline: HOSTILE.into(), current: "runs/current".into(), max_regression_percent: 10.0, figures, regressions: 1 }
+        Comparison {
+            baseline: HOSTILE.into(),
+            current: "runs/current".into(),
+            max_regression_percent: 10.0,
+            figures,
+            regressions: 1,
+        }
     }
 
     #[test]

@@ -64,13 +64,17 @@ fn step_case(out: &mut String, step: &StepResult) {
     let _ = writeln!(
         out,
         "<system-out>{}</system-out></testcase>",
-        escape(&format!("offered {} TPS, achieved {} TPS, {} requests, {}% errors, {p}", step.offered_tps, step.achieved_tps, step.requests, step.error_percent))
+        escape(&format!(
+            "offered {} TPS, achieved {} TPS, {} requests, {}% errors, {p}",
+            step.offered_tps, step.achieved_tps, step.requests, step.error_percent
+        ))
     );
 }
 
 pub fn render(data: &RunData) -> String {
     let s = &data.summary;
-    let failures = data.steps.iter().filter(|st| !st.passed && st.phase != Phase::Search).count() + s.recommendation.is_none() as usize;
+    let failures =
+        data.steps.iter().filter(|st| !st.passed && st.phase != Phase::Search).count() + s.recommendation.is_none() as usize;
     let skipped = data.steps.iter().filter(|st| !st.passed && st.phase == Phase::Search).count();
     let tests = data.steps.len() + 1;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -102,9 +106,18 @@ pub fn render(data: &RunData) -> String {
             );
         }
         None => {
-            let why: Vec<String> = s.types.iter().map(|t| format!("{}: {}", t.summary.instance_type, t.summary.verdict)).collect();
-            let message = if why.is_empty() { s.note.clone().unwrap_or_else(|| "no configuration met the requirements".into()) } else { why.join("; ") };
-            let _ = write!(out, r#"<failure message="no configuration met the requirements" type="requirement">{}</failure>"#, escape(&message));
+            let why: Vec<String> =
+                s.types.iter().map(|t| format!("{}: {}", t.summary.instance_type, t.summary.verdict)).collect();
+            let message = if why.is_empty() {
+                s.note.clone().unwrap_or_else(|| "no configuration met the requirements".into())
+            } else {
+                why.join("; ")
+            };
+            let _ = write!(
+                out,
+                r#"<failure message="no configuration met the requirements" type="requirement">{}</failure>"#,
+                escape(&message)
+            );
         }
     }
     out.push_str("</testcase>\n  </testsuite>\n</testsuites>\n");

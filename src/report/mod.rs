@@ -4,8 +4,8 @@
 //! `compare`, the regression gate between two runs. Reports are rebuilt from
 //! the directory alone, at any time, including a run that was interrupted.
 
-pub mod compare;
 mod charts;
+pub mod compare;
 mod html;
 pub mod junit;
 

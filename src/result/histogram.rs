@@ -75,7 +75,8 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
             let q = v.quantile_iterated_to();
             let value = v.value_iterated_to() as f64 / 1000.0;
             if q < 1.0 {
-                let _ = writeln!(out, "{value:12.3} {q:2.12} {:10} {:14.2}", v.count_since_last_iteration_total(h), 1.0 / (1.0 - q));
+                let _ =
+                    writeln!(out, "{value:12.3} {q:2.12} {:10} {:14.2}", v.count_since_last_iteration_total(h), 1.0 / (1.0 - q));
             } else {
                 let _ = writeln!(out, "{value:12.3} {q:2.12} {:10}", v.count_since_last_iteration_total(h));
             }
@@ -142,7 +143,10 @@ mod tests {
     fn hgrm_has_the_standard_columns_and_footer() {
         let text = hgrm(&sample());
         let mut lines = text.lines();
-        assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]);
+        assert_eq!(
+            lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
         let first = text.lines().nth(2).unwrap();
         assert_eq!(first.split_whitespace().count(), 4, "{first}");
         assert!(text.contains("Total count    =        10000]"), "{text}");

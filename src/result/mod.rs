@@ -163,7 +163,11 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
     if let Some(measured) = judged_latency_ms
         && measured > requirements.latency_ms
     {
-        misses.push(Miss::Latency { percentile: requirements.percentile, measured_ms: measured, limit_ms: requirements.latency_ms });
+        misses.push(Miss::Latency {
+            percentile: requirements.percentile,
+            measured_ms: measured,
+            limit_ms: requirements.latency_ms,
+        });
     }
     if error_percent > requirements.max_error_percent {
         misses.push(Miss::Errors { measured_percent: error_percent, limit_percent: requirements.max_error_percent });
@@ -195,7 +199,8 @@ impl StepResult {
             saturated: t.counts.late_claims as f64 > MAX_LATE_SHARE * requests as f64 || slip_p99_ms > MAX_SLIP_P99_MS,
         };
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
-        let measured = Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted: run.cancelled };
+        let measured =
+            Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted: run.cancelled };
         let misses = judge(&context.requirements, &measured, &generator);
         StepResult {
             index: context.index,
@@ -248,10 +253,7 @@ impl StepResult {
             self.achieved_tps,
             trim_number(self.target_tps)
         ));
-        out.push_str(&format!(
-            "  requests  {} · failed {} ({:.3}%){errors}\n",
-            self.requests, self.failed, self.error_percent
-        ));
+        out.push_str(&format!("  requests  {} · failed {} ({:.3}%){errors}\n", self.requests, self.failed, self.error_percent));
         if let Some(p) = &self.latency_ms {
             out.push_str(&format!(
                 "  latency   p50 {:.1} · p90 {:.1} · p95 {:.1} · p99 {:.1} · p99.9 {:.1} · max {:.1} ms (all requests, from intended start)\n",
@@ -348,11 +350,24 @@ mod tests {
     use super::*;
 
     fn generator(saturated: bool) -> Generator {
-        Generator { max_in_flight: 100, late_starts: if saturated { 50 } else { 0 }, slip_p50_ms: 0.1, slip_p99_ms: 0.5, saturated }
+        Generator {
+            max_in_flight: 100,
+            late_starts: if saturated { 50 } else { 0 },
+            slip_p50_ms: 0.1,
+            slip_p99_ms: 0.5,
+            saturated,
+        }
     }
 
     fn measured(latency: Option<f64>, errors: f64, offered: f64, achieved: f64, requests: u64, interrupted: bool) -> Measured {
-        Measured { judged_latency_ms: latency, error_percent: errors, offered_tps: offered, achieved_tps: achieved, requests, interrupted }
+        Measured {
+            judged_latency_ms: latency,
+            error_percent: errors,
+            offered_tps: offered,
+            achieved_tps: achieved,
+            requests,
+            interrupted,
+        }
     }
 
     fn requirements() -> Requirements {
@@ -390,7 +405,10 @@ mod tests {
     #[test]
     fn an_interrupted_or_empty_step_never_passes() {
         assert_eq!(judge(&requirements(), &measured(None, 0.0, 100.0, 0.0, 0, false), &generator(false)), vec![Miss::NoTraffic]);
-        assert!(judge(&requirements(), &measured(Some(1.0), 0.0, 100.0, 100.0, 10, true), &generator(false)).contains(&Miss::Interrupted));
+        assert!(
+            judge(&requirements(), &measured(Some(1.0), 0.0, 100.0, 100.0, 10, true), &generator(false))
+                .contains(&Miss::Interrupted)
+        );
     }
 
     #[test]

@@ -157,7 +157,10 @@ fn run(store: &MetricStore, request: &Request) -> Result<Vec<Series>, AwsError> 
     let mut out = Vec::new();
     for q in request.queries.iter().filter(|q| q.return_data) {
         let stat = Stat::parse(&q.stat).ok_or_else(|| {
-            invalid(format!("Query {}: the statistic {:?} is not valid (Sum, Average, SampleCount, Minimum, Maximum or pNN).", q.id, q.stat))
+            invalid(format!(
+                "Query {}: the statistic {:?} is not valid (Sum, Average, SampleCount, Minimum, Maximum or pNN).",
+                q.id, q.stat
+            ))
         })?;
         let dim = |name: &str| q.dimensions.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         let mut points = match (MetricName::parse(&q.namespace, &q.metric_name), dim("EndpointName"), dim("VariantName")) {
@@ -171,11 +174,7 @@ fn run(store: &MetricStore, request: &Request) -> Result<Vec<Series>, AwsError> 
         if request.descending {
             points.reverse();
         }
-        out.push(Series {
-            id: q.id.clone(),
-            label: q.label.clone().unwrap_or_else(|| q.metric_name.clone()),
-            points,
-        });
+        out.push(Series { id: q.id.clone(), label: q.label.clone().unwrap_or_else(|| q.metric_name.clone()), points });
     }
     Ok(out)
 }
@@ -230,14 +229,16 @@ pub fn handle(store: &MetricStore, protocol: Protocol, operation: &str, body: &[
         }
         Ok(match protocol {
             Protocol::RpcV2Cbor => {
-                let doc: Cbor = ciborium::from_reader(body)
-                    .map_err(|e| AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed CBOR: {e}")))?;
+                let doc: Cbor = ciborium::from_reader(body).map_err(|e| {
+                    AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed CBOR: {e}"))
+                })?;
                 let series = run(store, &decode_request(&doc)?)?;
                 body_response(StatusCode::OK, protocol, encode_cbor_answer(&series))
             }
             _ => {
-                let doc: Json = serde_json::from_slice(body)
-                    .map_err(|e| AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed JSON: {e}")))?;
+                let doc: Json = serde_json::from_slice(body).map_err(|e| {
+                    AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed JSON: {e}"))
+                })?;
                 let series = run(store, &decode_request(&doc)?)?;
                 json_response(protocol, &encode_json_answer(&series))
             }
@@ -263,21 +264,39 @@ mod tests {
         let cbor_doc: Cbor = Cbor::Map(vec![
             (cbor_text("StartTime"), Cbor::Tag(1, Box::new(Cbor::Float(1000.0)))),
             (cbor_text("EndTime"), Cbor::Tag(1, Box::new(Cbor::Integer(1060.into())))),
-            (cbor_text("MetricDataQueries"), Cbor::Array(vec![Cbor::Map(vec![
-                (cbor_text("Id"), cbor_text("m1")),
-                (cbor_text("MetricStat"), Cbor::Map(vec![
-                    (cbor_text("Metric"), Cbor::Map(vec![
-                        (cbor_text("Namespace"), cbor_text("AWS/SageMaker")),
-                        (cbor_text("MetricName"), cbor_text("ModelLatency")),
-                        (cbor_text("Dimensions"), Cbor::Array(vec![
-                            Cbor::Map(vec![(cbor_text("Name"), cbor_text("EndpointName")), (cbor_text("Value"), cbor_text("e"))]),
-                            Cbor::Map(vec![(cbor_text("Name"), cbor_text("VariantName")), (cbor_text("Value"), cbor_text("AllTraffic"))]),
-                        ])),
-                    ])),
-                    (cbor_text("Period"), Cbor::Integer(60.into())),
-                    (cbor_text("Stat"), cbor_text("p99")),
-                ])),
-            ])])),
+            (
+                cbor_text("MetricDataQueries"),
+                Cbor::Array(vec![Cbor::Map(vec![
+                    (cbor_text("Id"), cbor_text("m1")),
+                    (
+                        cbor_text("MetricStat"),
+                        Cbor::Map(vec![
+                            (
+                                cbor_text("Metric"),
+                                Cbor::Map(vec![
+                                    (cbor_text("Namespace"), cbor_text("AWS/SageMaker")),
+                                    (cbor_text("MetricName"), cbor_text("ModelLatency")),
+                                    (
+                                        cbor_text("Dimensions"),
+                                        Cbor::Array(vec![
+                                            Cbor::Map(vec![
+                                                (cbor_text("Name"), cbor_text("EndpointName")),
+                                                (cbor_text("Value"), cbor_text("e")),
+                                            ]),
+                                            Cbor::Map(vec![
+                                                (cbor_text("Name"), cbor_text("VariantName")),
+                                                (cbor_text("Value"), cbor_text("AllTraffic")),
+                                            ]),
+                                        ]),
+                                    ),
+                                ]),
+                            ),
+                            (cbor_text("Period"), Cbor::Integer(60.into())),
+                            (cbor_text("Stat"), cbor_text("p99")),
+                        ]),
+                    ),
+                ])]),
+            ),
         ]);
         let from_json = decode_request(&serde_json::from_slice::<Json>(&bytes).unwrap()).unwrap();
         let from_cbor = decode_request(&cbor_doc).unwrap();

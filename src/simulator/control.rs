@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::ACCOUNT_ID;
 use super::metrics::{MetricStore, epoch_seconds};
 use super::profile::Profile;
 use super::runtime::{Deployment, Routing, VariantSpec};
 use super::wire::AwsError;
-use super::ACCOUNT_ID;
 
 /// What every SageMaker resource carries.
 #[derive(Debug, Clone)]
@@ -227,13 +227,8 @@ impl Registry {
                         Some(reason) => endpoint.failure_reason = Some(reason),
                         None => {
                             let previous = endpoint.serving.take();
-                            endpoint.serving = Some(Arc::new(Deployment::start(
-                                name,
-                                &plan,
-                                ctx.profile,
-                                ctx.store,
-                                previous.as_deref(),
-                            )));
+                            endpoint.serving =
+                                Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, previous.as_deref())));
                             endpoint.config_name = std::mem::take(config_name);
                             endpoint.variants = plan;
                             endpoint.failure_reason = None;
@@ -332,9 +327,7 @@ impl Registry {
     }
 
     fn model(&self, ctx: &Context<'_>, name: &str) -> Result<&Model, AwsError> {
-        self.models
-            .get(name)
-            .ok_or_else(|| AwsError::validation(format!("Could not find model \"{}\".", ctx.arn("model", name))))
+        self.models.get(name).ok_or_else(|| AwsError::validation(format!("Could not find model \"{}\".", ctx.arn("model", name))))
     }
 
     fn describe_model(&self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
@@ -368,20 +361,14 @@ impl Registry {
         let name = name_member(input, "EndpointConfigName", "endpointConfigName")?;
         let arn = ctx.arn("endpoint-config", name);
         if self.configs.contains_key(name) {
-            return Err(AwsError::validation(format!(
-                "Cannot create already existing endpoint configuration \"{arn}\"."
-            )));
+            return Err(AwsError::validation(format!("Cannot create already existing endpoint configuration \"{arn}\".")));
         }
         let variants = input
             .get("ProductionVariants")
             .and_then(Value::as_array)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| not_null("productionVariants"))?;
-        let specs = variants
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.variant_spec(ctx, i + 1, v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let specs = variants.iter().enumerate().map(|(i, v)| self.variant_spec(ctx, i + 1, v)).collect::<Result<Vec<_>, _>>()?;
         self.configs.insert(
             name.to_string(),
             EndpointConfig {
@@ -405,9 +392,14 @@ impl Registry {
                 "Member must satisfy enum value set: [ml.t2.medium, ml.m5.large, ml.m5.xlarge, ml.c5.large, ml.g4dn.xlarge, …]",
             ));
         }
-        let count = v.get("InitialInstanceCount").and_then(Value::as_i64).ok_or_else(|| not_null(&member("initialInstanceCount")))?;
+        let count =
+            v.get("InitialInstanceCount").and_then(Value::as_i64).ok_or_else(|| not_null(&member("initialInstanceCount")))?;
         if count < 1 {
-            return Err(constraint(&count.to_string(), &member("initialInstanceCount"), "Member must have value greater than or equal to 1"));
+            return Err(constraint(
+                &count.to_string(),
+                &member("initialInstanceCount"),
+                "Member must have value greater than or equal to 1",
+            ));
         }
         let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
         let routing = match v.get("RoutingConfig").and_then(|r| str_member(r, "RoutingStrategy")) {
@@ -433,10 +425,7 @@ impl Registry {
 
     fn config(&self, ctx: &Context<'_>, name: &str) -> Result<&EndpointConfig, AwsError> {
         self.configs.get(name).ok_or_else(|| {
-            AwsError::validation(format!(
-                "Could not find endpoint configuration \"{}\".",
-                ctx.arn("endpoint-config", name)
-            ))
+            AwsError::validation(format!("Could not find endpoint configuration \"{}\".", ctx.arn("endpoint-config", name)))
         })
     }
 
@@ -537,10 +526,7 @@ impl Registry {
             .desired()
             .iter()
             .map(|desired| {
-                let current = endpoint
-                    .serving
-                    .as_ref()
-                    .and_then(|d| d.variants.iter().find(|v| v.spec.name == desired.name));
+                let current = endpoint.serving.as_ref().and_then(|d| d.variants.iter().find(|v| v.spec.name == desired.name));
                 let mut summary = json!({
                     "VariantName": desired.name,
                     "DesiredWeight": desired.weight,
@@ -577,10 +563,7 @@ impl Registry {
     fn in_service_endpoint(&self, ctx: &Context<'_>, name: &str) -> Result<&Endpoint, AwsError> {
         let endpoint = self.endpoint(ctx, name)?;
         if !matches!(endpoint.phase, Phase::InService) {
-            return Err(AwsError::validation(format!(
-                "Cannot update in-progress endpoint \"{}\".",
-                endpoint.meta.arn
-            )));
+            return Err(AwsError::validation(format!("Cannot update in-progress endpoint \"{}\".", endpoint.meta.arn)));
         }
         Ok(endpoint)
     }
@@ -598,11 +581,8 @@ impl Registry {
         let plan = self.config(ctx, config_name)?.variants.clone();
         self.check_limits(ctx, &plan, &endpoint.variants)?;
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
-        endpoint.phase = Phase::Updating {
-            until: Instant::now() + ctx.profile.deploy,
-            plan,
-            config_name: config_name.to_string(),
-        };
+        endpoint.phase =
+            Phase::Updating { until: Instant::now() + ctx.profile.deploy, plan, config_name: config_name.to_string() };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
     }
@@ -617,7 +597,8 @@ impl Registry {
             .ok_or_else(|| not_null("desiredWeightsAndCapacities"))?;
         let mut plan = endpoint.variants.clone();
         for (i, change) in changes.iter().enumerate() {
-            let variant = required_str(change, "VariantName", &format!("desiredWeightsAndCapacities.{}.member.variantName", i + 1))?;
+            let variant =
+                required_str(change, "VariantName", &format!("desiredWeightsAndCapacities.{}.member.variantName", i + 1))?;
             let spec = plan.iter_mut().find(|v| v.name == variant).ok_or_else(|| {
                 AwsError::validation(format!(
                     "The variant(s) \"[{variant}]\" are not present in the current endpoint \"{}\".",
@@ -626,7 +607,11 @@ impl Registry {
             })?;
             if let Some(count) = change.get("DesiredInstanceCount").and_then(Value::as_i64) {
                 if count < 1 {
-                    return Err(constraint(&count.to_string(), "desiredInstanceCount", "Member must have value greater than or equal to 1"));
+                    return Err(constraint(
+                        &count.to_string(),
+                        "desiredInstanceCount",
+                        "Member must have value greater than or equal to 1",
+                    ));
                 }
                 spec.count = count as u32;
             }
@@ -636,11 +621,8 @@ impl Registry {
         }
         self.check_limits(ctx, &plan, &endpoint.variants)?;
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
-        endpoint.phase = Phase::Updating {
-            until: Instant::now() + ctx.profile.deploy,
-            plan,
-            config_name: endpoint.config_name.clone(),
-        };
+        endpoint.phase =
+            Phase::Updating { until: Instant::now() + ctx.profile.deploy, plan, config_name: endpoint.config_name.clone() };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
     }
@@ -649,10 +631,7 @@ impl Registry {
         let name = required_str(input, "EndpointName", "endpointName")?;
         let endpoint = self.endpoint(ctx, name)?;
         if !matches!(endpoint.phase, Phase::InService | Phase::Failed) {
-            return Err(AwsError::validation(format!(
-                "Cannot update in-progress endpoint \"{}\".",
-                endpoint.meta.arn
-            )));
+            return Err(AwsError::validation(format!("Cannot update in-progress endpoint \"{}\".", endpoint.meta.arn)));
         }
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
         endpoint.phase = Phase::Deleting { until: Instant::now() + ctx.profile.delete };
@@ -726,8 +705,7 @@ impl Registry {
             .chain(self.configs.values_mut().map(|c| &mut c.meta))
             .chain(self.endpoints.values_mut().map(|e| &mut e.meta))
             .find(|meta| meta.arn == arn);
-        meta.map(|m| &mut m.tags)
-            .ok_or_else(|| AwsError::validation(format!("Could not find resource \"{arn}\".")))
+        meta.map(|m| &mut m.tags).ok_or_else(|| AwsError::validation(format!("Could not find resource \"{arn}\".")))
     }
 
     fn add_tags(&mut self, input: &Value) -> Result<Value, AwsError> {
@@ -758,10 +736,7 @@ impl Registry {
 
 /// The failure reason when `plan` uses a type the profile says fails to deploy.
 fn deploy_failure(profile: &Profile, plan: &[VariantSpec]) -> Option<String> {
-    plan.iter()
-        .filter_map(|v| profile.behaviour(&v.instance_type))
-        .map(|b| b.deploy_failure)
-        .find(|reason| !reason.is_empty())
+    plan.iter().filter_map(|v| profile.behaviour(&v.instance_type)).map(|b| b.deploy_failure).find(|reason| !reason.is_empty())
 }
 
 /// One resource in a listing, with what filters and sorting look at.

@@ -131,11 +131,7 @@ struct Second {
 
 impl Second {
     fn busy_fraction(&self) -> f64 {
-        if self.worker_seconds_us == 0 {
-            0.0
-        } else {
-            (self.busy_us as f64 / self.worker_seconds_us as f64).min(1.0)
-        }
+        if self.worker_seconds_us == 0 { 0.0 } else { (self.busy_us as f64 / self.worker_seconds_us as f64).min(1.0) }
     }
 
     /// This second's samples of `metric` (per request for latencies, one per
@@ -150,9 +146,7 @@ impl Second {
             Invocation4XXErrors => out.push(self.errors_4xx as f64),
             Invocation5XXErrors => out.push(self.errors_5xx as f64),
             CpuUtilization => out.push(self.busy_fraction() * self.vcpus as f64 * 100.0),
-            MemoryUtilization => {
-                out.push((self.memory_percent + 10.0 * self.busy_fraction()).min(100.0))
-            }
+            MemoryUtilization => out.push((self.memory_percent + 10.0 * self.busy_fraction()).min(100.0)),
         }
     }
 }
@@ -198,8 +192,7 @@ impl VariantSeries {
         }
         s.busy_us += served.busy.as_micros() as u64;
         s.instances = capacity.instances;
-        s.worker_seconds_us =
-            capacity.instances as u64 * capacity.workers_per_instance as u64 * 1_000_000;
+        s.worker_seconds_us = capacity.instances as u64 * capacity.workers_per_instance as u64 * 1_000_000;
         s.vcpus = capacity.vcpus;
         s.memory_percent = capacity.memory_percent;
     }
@@ -239,10 +232,7 @@ pub struct MetricStore {
 
 impl MetricStore {
     pub fn new(retention: Duration) -> Self {
-        MetricStore {
-            series: Mutex::new(HashMap::new()),
-            retention,
-        }
+        MetricStore { series: Mutex::new(HashMap::new()), retention }
     }
 
     /// The series of a variant, created on first use. An endpoint re-created
@@ -251,10 +241,7 @@ impl MetricStore {
         let mut all = self.series.lock().expect("metrics lock");
         all.entry((endpoint.to_string(), variant.to_string()))
             .or_insert_with(|| {
-                Arc::new(VariantSeries {
-                    seconds: Mutex::new(BTreeMap::new()),
-                    retention_secs: self.retention.as_secs() as i64,
-                })
+                Arc::new(VariantSeries { seconds: Mutex::new(BTreeMap::new()), retention_secs: self.retention.as_secs() as i64 })
             })
             .clone()
     }

@@ -58,17 +58,17 @@ struct Shared {
 
 impl Shared {
     fn context<'a>(&'a self, region: &'a str) -> Context<'a> {
-        Context {
-            profile: &self.profile,
-            store: &self.store,
-            region,
-        }
+        Context { profile: &self.profile, store: &self.store, region }
     }
 }
 
 /// Serves the simulator on `listener` until `shutdown` resolves, then gives
 /// in-flight requests a short grace period.
-pub async fn run(listener: TcpListener, profile: Profile, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    profile: Profile,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
         profile,
@@ -108,11 +108,7 @@ impl RunningSimulator {
         let task = tokio::spawn(run(listener, profile, async move {
             let _ = rx.await;
         }));
-        Ok(RunningSimulator {
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        Ok(RunningSimulator { addr, shutdown: Some(tx), task: Some(task) })
     }
 
     /// The URL to give SDKs as their endpoint URL.
@@ -145,11 +141,7 @@ impl Drop for RunningSimulator {
 /// Sends each request to the part of the simulator whose protocol it speaks.
 async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
     let received = Instant::now();
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
     let path = request.uri().path().to_string();
 
     if let Some(target) = target {
@@ -246,10 +238,7 @@ async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, rece
         return *denied;
     }
     let headers = request.headers().clone();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES) {
         return payload_too_large(declared.unwrap_or_default());
     }
@@ -299,7 +288,9 @@ fn payload_too_large(size: usize) -> Response<Body> {
     AwsError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "ValidationError",
-        format!("Request payload of {size} bytes is larger than the maximum of {MAX_PAYLOAD_BYTES} bytes for a real-time endpoint."),
+        format!(
+            "Request payload of {size} bytes is larger than the maximum of {MAX_PAYLOAD_BYTES} bytes for a real-time endpoint."
+        ),
     )
     .into_response(Protocol::RestJson)
 }

@@ -98,8 +98,7 @@ impl Stall {
         let every = self.every.as_nanos();
         let into_window = elapsed.as_nanos() % every;
         let stall_starts = every - self.duration.as_nanos();
-        (into_window >= stall_starts)
-            .then(|| Duration::from_nanos((every - into_window) as u64))
+        (into_window >= stall_starts).then(|| Duration::from_nanos((every - into_window) as u64))
     }
 }
 
@@ -188,10 +187,7 @@ impl Profile {
 
     /// Reads and validates a profile file.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
         Profile::parse(&text, &path.display().to_string())
     }
 
@@ -202,12 +198,8 @@ impl Profile {
 
     /// Parses and validates profile text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
-        let invalid = |message: String| ProfileError::Invalid {
-            origin: origin.to_string(),
-            message,
-        };
-        let file: ProfileFile =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().replace('\n', " ")))?;
+        let invalid = |message: String| ProfileError::Invalid { origin: origin.to_string(), message };
+        let file: ProfileFile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().replace('\n', " ")))?;
         let seconds = |key: &str, value: f64, allow_zero: bool| {
             if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) {
                 Ok(Duration::from_secs_f64(value))
@@ -220,13 +212,8 @@ impl Profile {
         };
         let deploy = seconds("deploy_seconds", file.deploy_seconds, true)?;
         let delete = seconds("delete_seconds", file.delete_seconds, true)?;
-        let container_timeout =
-            seconds("container_timeout_seconds", file.container_timeout_seconds, false)?;
-        let metrics_retention = seconds(
-            "metrics_retention_minutes",
-            file.metrics_retention_minutes * 60.0,
-            false,
-        )?;
+        let container_timeout = seconds("container_timeout_seconds", file.container_timeout_seconds, false)?;
+        let metrics_retention = seconds("metrics_retention_minutes", file.metrics_retention_minutes * 60.0, false)?;
         let stall = match file.stall {
             Some(s) if s.seconds > 0.0 => {
                 let duration = seconds("stall.seconds", s.seconds, false)?;
@@ -248,13 +235,11 @@ impl Profile {
         if file.default.vcpus == 0 {
             return Err(invalid("`default.vcpus` must be at least 1".into()));
         }
-        let missing: Vec<&str> = [
-            ("workers", file.default.entry.workers.is_none()),
-            ("service_ms", file.default.entry.service_ms.is_none()),
-        ]
-        .iter()
-        .filter_map(|(k, missing)| missing.then_some(*k))
-        .collect();
+        let missing: Vec<&str> =
+            [("workers", file.default.entry.workers.is_none()), ("service_ms", file.default.entry.service_ms.is_none())]
+                .iter()
+                .filter_map(|(k, missing)| missing.then_some(*k))
+                .collect();
         if !missing.is_empty() {
             return Err(invalid(format!(
                 "`[default]` must set {} (it describes types not listed under [instance_types])",
@@ -293,10 +278,7 @@ impl Profile {
         } else if let Some(s) = entry.service_ms
             && !(s.median >= 0.0 && s.p99.is_finite() && s.p99 >= s.median)
         {
-            Some(format!(
-                "`service_ms` needs 0 <= median <= p99, got median {} and p99 {}",
-                s.median, s.p99
-            ))
+            Some(format!("`service_ms` needs 0 <= median <= p99, got median {} and p99 {}", s.median, s.p99))
         } else if let Some(rate) = entry.error_rate
             && !(0.0..=1.0).contains(&rate)
         {
@@ -313,10 +295,7 @@ impl Profile {
             None
         };
         match problem {
-            Some(message) => Err(ProfileError::Invalid {
-                origin: self.origin.clone(),
-                message: format!("`{key}`: {message}"),
-            }),
+            Some(message) => Err(ProfileError::Invalid { origin: self.origin.clone(), message: format!("`{key}`: {message}") }),
             None => Ok(()),
         }
     }
@@ -387,14 +366,16 @@ mod tests {
             .to_string();
         assert!(err.contains("wrkers"), "{err}");
 
-        let err = Profile::parse(&format!("{MINIMAL}\n[instance_types.\"ml.m5.large\"]\nservice_ms = {{ median = 50.0, p99 = 10.0 }}\n"), "my.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Profile::parse(
+            &format!("{MINIMAL}\n[instance_types.\"ml.m5.large\"]\nservice_ms = {{ median = 50.0, p99 = 10.0 }}\n"),
+            "my.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("instance_types.\"ml.m5.large\"") && err.contains("median"), "{err}");
 
-        let err = Profile::parse(&format!("{MINIMAL}\n[instance_types.\"ml.bogus.large\"]\n"), "my.toml")
-            .unwrap_err()
-            .to_string();
+        let err =
+            Profile::parse(&format!("{MINIMAL}\n[instance_types.\"ml.bogus.large\"]\n"), "my.toml").unwrap_err().to_string();
         assert!(err.contains("unknown instance type"), "{err}");
     }
 

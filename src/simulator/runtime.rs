@@ -147,11 +147,12 @@ impl Deployment {
         let variants = specs
             .iter()
             .map(|spec| {
-                let behaviour = profile
-                    .behaviour(&spec.instance_type)
-                    .expect("instance types are validated at CreateEndpointConfig");
+                let behaviour =
+                    profile.behaviour(&spec.instance_type).expect("instance types are validated at CreateEndpointConfig");
                 let kept = previous
-                    .and_then(|p| p.variants.iter().find(|v| v.spec.name == spec.name && v.spec.instance_type == spec.instance_type))
+                    .and_then(|p| {
+                        p.variants.iter().find(|v| v.spec.name == spec.name && v.spec.instance_type == spec.instance_type)
+                    })
                     .map(|v| v.instances.clone())
                     .unwrap_or_default();
                 let instances = (0..spec.count as usize)
@@ -161,13 +162,7 @@ impl Deployment {
                     .service_ms
                     .lognormal_params()
                     .map(|(mu, sigma)| LogNormal::new(mu, sigma).expect("sigma >= 0 is validated"));
-                ServingVariant {
-                    spec: spec.clone(),
-                    behaviour,
-                    instances,
-                    service,
-                    series: store.series(endpoint, &spec.name),
-                }
+                ServingVariant { spec: spec.clone(), behaviour, instances, service, series: store.series(endpoint, &spec.name) }
             })
             .collect();
         Deployment { variants }
@@ -264,12 +259,7 @@ pub async fn invoke(
     let reached_model = !matches!(result, Err(ref e) if e.code == "ServiceUnavailable");
     let overhead = (model_start - received) + model_end.elapsed();
     variant.series.record(
-        Served {
-            outcome,
-            model: reached_model.then_some(model),
-            overhead: reached_model.then_some(overhead),
-            busy,
-        },
+        Served { outcome, model: reached_model.then_some(model), overhead: reached_model.then_some(overhead), busy },
         variant.capacity(),
     );
     result
@@ -286,11 +276,10 @@ fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError 
         ),
         None => original.to_string(),
     };
-    let mut error = AwsError::new(StatusCode::FAILED_DEPENDENCY, "ModelError", message)
-        .with("LogStreamArn", format!(
-            "arn:aws:logs:us-east-1:{}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
-            super::ACCOUNT_ID
-        ));
+    let mut error = AwsError::new(StatusCode::FAILED_DEPENDENCY, "ModelError", message).with(
+        "LogStreamArn",
+        format!("arn:aws:logs:us-east-1:{}:log-group:/aws/sagemaker/Endpoints/{endpoint}", super::ACCOUNT_ID),
+    );
     if let Some(code) = status {
         error = error.with("OriginalStatusCode", code).with("OriginalMessage", original);
     }
@@ -300,7 +289,9 @@ fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError 
 enum Refusal {
     QueueFull,
     /// The container timeout passed; `busy` is how long a worker was held.
-    TimedOut { busy: Duration },
+    TimedOut {
+        busy: Duration,
+    },
 }
 
 struct Done {
@@ -310,12 +301,7 @@ struct Done {
 
 /// Waits for a worker (or refuses when the queue is full), sits out a stall,
 /// then holds the worker for a sampled service time — all before `deadline`.
-async fn serve(
-    variant: &ServingVariant,
-    instance: &Instance,
-    stall: Option<Stall>,
-    deadline: Instant,
-) -> Result<Done, Refusal> {
+async fn serve(variant: &ServingVariant, instance: &Instance, stall: Option<Stall>, deadline: Instant) -> Result<Done, Refusal> {
     let permit = match instance.workers.try_acquire() {
         Ok(permit) => permit,
         Err(_) => {
@@ -346,8 +332,5 @@ async fn serve(
         tokio::time::sleep_until(finish).await;
     }
     drop(permit);
-    Ok(Done {
-        service,
-        busy: started.elapsed(),
-    })
+    Ok(Done { service, busy: started.elapsed() })
 }

@@ -41,12 +41,7 @@ pub struct AwsError {
 
 impl AwsError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        AwsError {
-            status,
-            code,
-            message: message.into(),
-            extra: Vec::new(),
-        }
+        AwsError { status, code, message: message.into(), extra: Vec::new() }
     }
 
     /// SageMaker control plane's catch-all client error.
@@ -63,10 +58,7 @@ impl AwsError {
     pub fn into_response(self, protocol: Protocol) -> Response<Body> {
         let body = match protocol {
             Protocol::RpcV2Cbor => {
-                let mut map = vec![
-                    (cbor_text("__type"), cbor_text(self.code)),
-                    (cbor_text("message"), cbor_text(&self.message)),
-                ];
+                let mut map = vec![(cbor_text("__type"), cbor_text(self.code)), (cbor_text("message"), cbor_text(&self.message))];
                 for (k, v) in &self.extra {
                     map.push((cbor_text(k), json_to_cbor(v)));
                 }
@@ -113,37 +105,33 @@ pub fn body_response(status: StatusCode, protocol: Protocol, body: Vec<u8>) -> R
 
 /// A JSON success answer.
 pub fn json_response(protocol: Protocol, value: &serde_json::Value) -> Response<Body> {
-    body_response(
-        StatusCode::OK,
-        protocol,
-        serde_json::to_vec(value).expect("a JSON value serializes"),
-    )
+    body_response(StatusCode::OK, protocol, serde_json::to_vec(value).expect("a JSON value serializes"))
 }
 
 fn request_id() -> HeaderValue {
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        (id >> 96) as u32, (id >> 80) as u16, (id >> 64) as u16, (id >> 48) as u16, id & 0xffff_ffff_ffff))
-        .expect("hex is a valid header value")
+    HeaderValue::from_str(&format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (id >> 96) as u32,
+        (id >> 80) as u16,
+        (id >> 64) as u16,
+        (id >> 48) as u16,
+        id & 0xffff_ffff_ffff
+    ))
+    .expect("hex is a valid header value")
 }
 
 /// AWS answers a request with no SigV4 signature with 403 before looking at
 /// anything else. The simulator accepts any credentials, but not none.
 pub fn require_signature(headers: &HeaderMap, protocol: Protocol) -> Result<(), Box<Response<Body>>> {
-    let signed = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "));
+    let signed =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "));
     if signed {
         Ok(())
     } else {
         Err(Box::new(
-            AwsError::new(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token",
-            )
-            .into_response(protocol),
+            AwsError::new(StatusCode::FORBIDDEN, "MissingAuthenticationTokenException", "Missing Authentication Token")
+                .into_response(protocol),
         ))
     }
 }
@@ -178,9 +166,7 @@ fn json_to_cbor(value: &serde_json::Value) -> ciborium::Value {
         },
         serde_json::Value::String(s) => C::Text(s.clone()),
         serde_json::Value::Array(a) => C::Array(a.iter().map(json_to_cbor).collect()),
-        serde_json::Value::Object(o) => {
-            C::Map(o.iter().map(|(k, v)| (C::Text(k.clone()), json_to_cbor(v))).collect())
-        }
+        serde_json::Value::Object(o) => C::Map(o.iter().map(|(k, v)| (C::Text(k.clone()), json_to_cbor(v))).collect()),
     }
 }
 

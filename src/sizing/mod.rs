@@ -188,17 +188,26 @@ impl<'a, E: Environment> Sizing<'a, E> {
                         Ok(ProbeResult::Measured(step)) => {
                             self.progress.line(format!("step {}: {}", step.index, describe(&step)));
                             // Only CPU slip: running out of in-flight slots means the server is slow.
-                            let generator_behind = step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS;
+                            let generator_behind =
+                                step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS;
                             let retries = generator_retries.entry(probe_key(&probe)).or_insert(0u32);
                             if generator_behind && *retries < GENERATOR_RETRIES && !run_cancel.is_cancelled() {
                                 // The measurement says more about this machine than the
                                 // endpoint: measure again before judging the configuration.
                                 *retries += 1;
-                                self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
+                                self.progress
+                                    .line(format!("step {}: the load generator fell behind; measuring again", step.index));
                                 let endpoint = lanes.remove(&probe.candidate.instance_type);
                                 let index = next_index;
                                 next_index += 1;
-                                tasks.push(Box::pin(self.probe(probe, endpoint, index, &run_cancel, &preflighted, &metrics_updates)));
+                                tasks.push(Box::pin(self.probe(
+                                    probe,
+                                    endpoint,
+                                    index,
+                                    &run_cancel,
+                                    &preflighted,
+                                    &metrics_updates,
+                                )));
                             } else if !step.misses.contains(&result::Miss::Interrupted) {
                                 strategy.record(&probe, &Outcome::from_step(&step));
                             }
@@ -249,10 +258,12 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let spent = self.plan.prices().run_cost(self.env.ledger().lock().expect("ledger lock").usage(), Utc::now()).dollars;
         let (profile, _) = self.plan.rate_profile(probe);
         let deploying = lanes.get(&probe.candidate.instance_type).is_none_or(|d| d.candidate != probe.candidate);
-        let hours = (profile.length() + if deploying { self.pace.deploy_estimate } else { Duration::ZERO }).as_secs_f64() / 3600.0;
+        let hours =
+            (profile.length() + if deploying { self.pace.deploy_estimate } else { Duration::ZERO }).as_secs_f64() / 3600.0;
         let step_cost = hours * self.plan.price(&probe.candidate.instance_type) * probe.candidate.count as f64;
         // Endpoints kept alive meanwhile cost too.
-        let idle: f64 = lanes.values().map(|d| self.plan.price(&d.candidate.instance_type) * d.candidate.count as f64 * hours).sum();
+        let idle: f64 =
+            lanes.values().map(|d| self.plan.price(&d.candidate.instance_type) * d.candidate.count as f64 * hours).sum();
         (spent + step_cost + idle > budget).then(|| {
             format!(
                 "the next step ({} at {} TPS) would take the run to about ${:.2}, past --max-test-cost ${budget:.2} (spent ${spent:.2})",
@@ -328,12 +339,18 @@ impl<'a, E: Environment> Sizing<'a, E> {
     ) -> Result<ProbeResult, SizingError> {
         let traffic = self.plan.traffic();
         if !preflighted.borrow().contains(&endpoint.endpoint) {
-            load::preflight::check_payloads(&self.aws.runtime, &endpoint.endpoint, &traffic.payloads, &traffic.content_type, &traffic.accept)
-                .await
-                .map_err(|e| match e {
-                    LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
-                    other => SizingError::Load(other),
-                })?;
+            load::preflight::check_payloads(
+                &self.aws.runtime,
+                &endpoint.endpoint,
+                &traffic.payloads,
+                &traffic.content_type,
+                &traffic.accept,
+            )
+            .await
+            .map_err(|e| match e {
+                LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
+                other => SizingError::Load(other),
+            })?;
             preflighted.borrow_mut().insert(endpoint.endpoint.clone());
         }
         let (rate, warmup) = self.plan.rate_profile(probe);
@@ -347,7 +364,11 @@ impl<'a, E: Environment> Sizing<'a, E> {
             content_type: traffic.content_type.clone(),
             accept: traffic.accept.clone(),
             max_in_flight: traffic.max_in_flight.unwrap_or_else(|| {
-                LoadSpec::derived_max_in_flight(probe.tps, Duration::from_secs_f64(self.plan.requirements().latency_ms / 1000.0), traffic.request_timeout)
+                LoadSpec::derived_max_in_flight(
+                    probe.tps,
+                    Duration::from_secs_f64(self.plan.requirements().latency_ms / 1000.0),
+                    traffic.request_timeout,
+                )
             }),
             request_timeout: traffic.request_timeout,
         };
@@ -383,12 +404,25 @@ impl<'a, E: Environment> Sizing<'a, E> {
                 period: self.pace.metrics_period,
                 expected_invocations: step.requests,
             };
-            metrics_updates.borrow_mut().push(spawn_metrics_update(self.aws.cloudwatch.clone(), window, self.pace.clone(), step.clone(), path));
+            metrics_updates.borrow_mut().push(spawn_metrics_update(
+                self.aws.cloudwatch.clone(),
+                window,
+                self.pace.clone(),
+                step.clone(),
+                path,
+            ));
         }
         Ok(ProbeResult::Measured(Box::new(step)))
     }
 
-    fn summarise(&self, strategy: &dyn Strategy, steps: &[StepResult], status: RunStatus, note: Option<String>, started_at: chrono::DateTime<Utc>) -> Summary {
+    fn summarise(
+        &self,
+        strategy: &dyn Strategy,
+        steps: &[StepResult],
+        status: RunStatus,
+        note: Option<String>,
+        started_at: chrono::DateTime<Utc>,
+    ) -> Summary {
         let conclusion = strategy.conclusion();
         let peak = self.plan.peak_tps();
         let prices = self.plan.prices();
@@ -422,7 +456,9 @@ impl<'a, E: Environment> Sizing<'a, E> {
             .into_iter()
             .map(|summary| TypeOutcome {
                 price_per_hour: self.plan.price(&summary.instance_type),
-                cost_at_needed_count: summary.count_needed.and_then(|n| prices.of(&Candidate::new(summary.instance_type.clone(), n), peak).ok()),
+                cost_at_needed_count: summary
+                    .count_needed
+                    .and_then(|n| prices.of(&Candidate::new(summary.instance_type.clone(), n), peak).ok()),
                 summary,
             })
             .collect();
@@ -452,7 +488,13 @@ impl<'a, E: Environment> Sizing<'a, E> {
 }
 
 /// Fetches a step's CloudWatch figures in the background and rewrites its file.
-fn spawn_metrics_update(client: aws_sdk_cloudwatch::Client, window: MetricsWindow, pace: Pace, mut step: StepResult, path: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+fn spawn_metrics_update(
+    client: aws_sdk_cloudwatch::Client,
+    window: MetricsWindow,
+    pace: Pace,
+    mut step: StepResult,
+    path: std::path::PathBuf,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         step.cloudwatch = result::cloudwatch::fetch(&client, &window, pace.metrics_wait, pace.metrics_poll).await;
         if let Err(e) = result::write_json(&path, &step) {

@@ -43,7 +43,14 @@ impl Autoscaling {
     /// Target = max TPS per instance × 60 × safety factor. The maximum count
     /// lets the policy reach its target at peak; it is never below the
     /// verified fixed count.
-    pub fn new(endpoint: &str, max_tps_per_instance: f64, safety_factor: f64, peak_tps: f64, verified_count: u32, min_instances: u32) -> Autoscaling {
+    pub fn new(
+        endpoint: &str,
+        max_tps_per_instance: f64,
+        safety_factor: f64,
+        peak_tps: f64,
+        verified_count: u32,
+        min_instances: u32,
+    ) -> Autoscaling {
         let target = (max_tps_per_instance * 60.0 * safety_factor).floor().max(1.0) as u64;
         let max_instances = ((peak_tps * 60.0 / target as f64).ceil() as u32).max(verified_count).max(min_instances);
         let resource_id = format!("endpoint/{endpoint}/variant/AllTraffic");

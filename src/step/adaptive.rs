@@ -47,11 +47,20 @@ enum Stage {
     Waiting,
     Searching,
     /// Endurance at peak with `count` instances (the `attempt`-th count tried).
-    Verifying { count: u32, attempt: u32 },
-    Verified { count: u32 },
-    Failed { verdict: String },
+    Verifying {
+        count: u32,
+        attempt: u32,
+    },
+    Verified {
+        count: u32,
+    },
+    Failed {
+        verdict: String,
+    },
     /// Dropped: it cannot beat a verified configuration.
-    Pruned { verdict: String },
+    Pruned {
+        verdict: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -78,7 +87,12 @@ impl Adaptive {
     pub fn new(config: AdaptiveConfig) -> Adaptive {
         let rates = match &config.tps_walk {
             Some(walk) => Rates::Walk(walk.clone()),
-            None => Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap: config.peak_tps, resolution: config.resolution },
+            None => Rates::Continuous {
+                start: config.start_tps,
+                floor: config.floor_tps,
+                cap: config.peak_tps,
+                resolution: config.resolution,
+            },
         };
         let lanes: Vec<Lane> = config
             .types
@@ -187,7 +201,10 @@ impl Adaptive {
     /// instance, then walk order, on a tie).
     fn most_promising(&self) -> Option<usize> {
         (0..self.lanes.len())
-            .filter(|i| !self.lanes[*i].running && matches!(self.lanes[*i].stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. }))
+            .filter(|i| {
+                !self.lanes[*i].running
+                    && matches!(self.lanes[*i].stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. })
+            })
             .min_by(|a, b| self.lower_bound(&self.lanes[*a]).total_cmp(&self.lower_bound(&self.lanes[*b])).then(a.cmp(b)))
     }
 
@@ -208,7 +225,11 @@ impl Adaptive {
                         match self.allowed_count(self.needed(max)) {
                             Some(count) => Stage::Verifying { count, attempt: 0 },
                             None => Stage::Failed {
-                                verdict: format!("{} TPS per instance needs {} instances, more than --count-walk allows", trim_number(max), self.needed(max)),
+                                verdict: format!(
+                                    "{} TPS per instance needs {} instances, more than --count-walk allows",
+                                    trim_number(max),
+                                    self.needed(max)
+                                ),
                             },
                         }
                     }
@@ -222,7 +243,11 @@ impl Adaptive {
                 };
             }
             Stage::Verifying { count, .. } => {
-                return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), count), tps: self.config.peak_tps, phase: Phase::Endurance });
+                return Some(Probe {
+                    candidate: Candidate::new(lane.instance_type.clone(), count),
+                    tps: self.config.peak_tps,
+                    phase: Phase::Endurance,
+                });
             }
             Stage::Verified { .. } | Stage::Failed { .. } | Stage::Pruned { .. } => {}
         }
@@ -278,7 +303,12 @@ impl Strategy for Adaptive {
                             verdict: format!(
                                 "{} TPS per instance, but endurance at peak failed with {}",
                                 self.lanes[i].max_tps.map(trim_number).unwrap_or_default(),
-                                self.lanes[i].tried.iter().map(|(c, _, why)| format!("{c} ({})", why.join("; "))).collect::<Vec<_>>().join(", ")
+                                self.lanes[i]
+                                    .tried
+                                    .iter()
+                                    .map(|(c, _, why)| format!("{c} ({})", why.join("; ")))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         },
                     }
@@ -319,9 +349,15 @@ impl Adaptive {
         };
         let verdict = match &lane.stage {
             Stage::Verified { count } if winner == Some(i) => {
-                format!("{}; {count} instance{} verified at peak — recommended", per(lane.max_tps.unwrap_or(0.0)), if *count == 1 { "" } else { "s" })
+                format!(
+                    "{}; {count} instance{} verified at peak — recommended",
+                    per(lane.max_tps.unwrap_or(0.0)),
+                    if *count == 1 { "" } else { "s" }
+                )
             }
-            Stage::Verified { count } => format!("{}; {count} verified at peak, but not the cheapest", per(lane.max_tps.unwrap_or(0.0))),
+            Stage::Verified { count } => {
+                format!("{}; {count} verified at peak, but not the cheapest", per(lane.max_tps.unwrap_or(0.0)))
+            }
             Stage::Failed { verdict } | Stage::Pruned { verdict } => verdict.clone(),
             Stage::Waiting | Stage::Searching | Stage::Verifying { .. } => "not finished (the run stopped early)".to_string(),
         };
@@ -362,10 +398,14 @@ mod tests {
         // c5.large: 117/s at $0.102 → 1 ($0.102); m5.large: 94/s at $0.115 → 2 ($0.23);
         // m5.xlarge $0.23 for one.
         let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0), ("ml.m5.xlarge", 188.0)]);
-        let mut strategy = Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102), ("ml.m5.xlarge", 0.23)]));
+        let mut strategy =
+            Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102), ("ml.m5.xlarge", 0.23)]));
         let conclusion = world.run(&mut strategy);
         assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.large"), 1));
-        assert!(world.log.iter().all(|p| p.candidate.instance_type == t("ml.c5.large")), "types that cannot beat $0.102 are never deployed");
+        assert!(
+            world.log.iter().all(|p| p.candidate.instance_type == t("ml.c5.large")),
+            "types that cannot beat $0.102 are never deployed"
+        );
         assert_eq!(world.steps(Phase::Endurance), 1);
         assert!(conclusion.types[0].verdict.contains("not searched"), "{}", conclusion.types[0].verdict);
         assert_eq!(conclusion.types[0].instance_type, t("ml.m5.large"), "summaries keep the walk's order");
@@ -380,13 +420,18 @@ mod tests {
         let conclusion = world.run(&mut strategy);
         assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.xlarge"), 1));
         assert_eq!(world.steps(Phase::Endurance), 1, "the losing type is never verified");
-        assert!(conclusion.types[0].verdict.contains("no cheaper than the verified ml.c5.xlarge × 1"), "{}", conclusion.types[0].verdict);
+        assert!(
+            conclusion.types[0].verdict.contains("no cheaper than the verified ml.c5.xlarge × 1"),
+            "{}",
+            conclusion.types[0].verdict
+        );
     }
 
     #[test]
     fn starting_at_the_peak_settles_a_count_in_few_steps() {
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
-        let conclusion = world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
+        let conclusion =
+            world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
         let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.tps).collect();
         assert_eq!(rates, vec![100.0, 50.0], "fails the peak, passes half of it: 2 instances whatever lies between");
@@ -460,7 +505,8 @@ mod tests {
 
     #[test]
     fn parallel_lanes_search_types_at_once() {
-        let mut strategy = Adaptive::new(AdaptiveConfig { parallel: 2, ..config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)]) });
+        let mut strategy =
+            Adaptive::new(AdaptiveConfig { parallel: 2, ..config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)]) });
         let (Next::Run(a), Next::Run(b)) = (strategy.next(), strategy.next()) else { panic!("two probes at once") };
         assert_ne!(a.candidate.instance_type, b.candidate.instance_type);
         assert_eq!(strategy.next(), Next::Wait, "both lanes busy");

@@ -222,7 +222,13 @@ pub(crate) mod testing {
     }
 
     pub fn measured(passed: bool, latency_ratio: f64) -> Outcome {
-        Outcome::Measured { passed, latency_ratio: Some(latency_ratio), error_ratio: 0.0, hard_failure: false, reasons: if passed { vec![] } else { vec!["latency".into()] } }
+        Outcome::Measured {
+            passed,
+            latency_ratio: Some(latency_ratio),
+            error_ratio: 0.0,
+            hard_failure: false,
+            reasons: if passed { vec![] } else { vec!["latency".into()] },
+        }
     }
 
     pub fn t(name: &str) -> InstanceType {

@@ -30,11 +30,20 @@ pub struct PerfsizeConfig {
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
     /// Trying type × count combinations at the first rate.
-    FindType { type_index: usize, count_index: usize },
+    FindType {
+        type_index: usize,
+        count_index: usize,
+    },
     /// A combination passed; climbing the TPS walk.
-    Climb { type_index: usize, count_index: usize, tps_index: usize },
+    Climb {
+        type_index: usize,
+        count_index: usize,
+        tps_index: usize,
+    },
     /// Endurance at peak with `needed + extra` instances.
-    Endurance { extra: u32 },
+    Endurance {
+        extra: u32,
+    },
     Finished,
 }
 
@@ -53,7 +62,15 @@ impl Perfsize {
     pub fn new(mut config: PerfsizeConfig) -> Perfsize {
         // perfsizesagemaker tries the walk in the order given; only empty walks are refused upstream.
         config.count_walk.retain(|c| *c >= 1);
-        Perfsize { config, stage: Stage::FindType { type_index: 0, count_index: 0 }, waiting: false, found: None, needed: 0, recommended: None, failures: Vec::new() }
+        Perfsize {
+            config,
+            stage: Stage::FindType { type_index: 0, count_index: 0 },
+            waiting: false,
+            found: None,
+            needed: 0,
+            recommended: None,
+            failures: Vec::new(),
+        }
     }
 
     fn tps_per_instance(&self) -> Option<f64> {
@@ -142,7 +159,10 @@ impl Strategy for Perfsize {
 
     fn conclusion(&self) -> Conclusion {
         let per_instance = self.tps_per_instance();
-        let recommendation = self.recommended.clone().map(|candidate| Recommended { candidate, max_tps_per_instance: per_instance.unwrap_or(0.0) });
+        let recommendation = self
+            .recommended
+            .clone()
+            .map(|candidate| Recommended { candidate, max_tps_per_instance: per_instance.unwrap_or(0.0) });
         let types = self
             .config
             .types
@@ -152,9 +172,19 @@ impl Strategy for Perfsize {
                 let found_here = self.found.filter(|(t, _, _)| *t == i);
                 let failed_here: Vec<&str> = self.failures.iter().filter(|(t, _)| *t == i).map(|(_, why)| why.as_str()).collect();
                 let verdict = match (found_here, &self.recommended) {
-                    (Some((_, count, tps)), Some(rec)) => format!("passed {} TPS on {count}; {} instances verified at peak — recommended", trim_number(tps), rec.count),
-                    (Some((_, count, tps)), None) => format!("passed {} TPS on {count}, but endurance at peak failed up to {} instances", trim_number(tps), self.needed + self.config.endurance_retries),
-                    (None, _) if !failed_here.is_empty() => format!("failed the first rate of the walk: {}", failed_here.join("; ")),
+                    (Some((_, count, tps)), Some(rec)) => format!(
+                        "passed {} TPS on {count}; {} instances verified at peak — recommended",
+                        trim_number(tps),
+                        rec.count
+                    ),
+                    (Some((_, count, tps)), None) => format!(
+                        "passed {} TPS on {count}, but endurance at peak failed up to {} instances",
+                        trim_number(tps),
+                        self.needed + self.config.endurance_retries
+                    ),
+                    (None, _) if !failed_here.is_empty() => {
+                        format!("failed the first rate of the walk: {}", failed_here.join("; "))
+                    }
                     (None, _) => "not tried (an earlier type passed first)".to_string(),
                 };
                 TypeSummary {
@@ -189,7 +219,13 @@ mod tests {
     }
 
     fn config(peak: f64, types: &[&str]) -> PerfsizeConfig {
-        PerfsizeConfig { peak_tps: peak, types: types.iter().map(|n| t(n)).collect(), count_walk: vec![1], tps_walk: jenkins_walk(), endurance_retries: 3 }
+        PerfsizeConfig {
+            peak_tps: peak,
+            types: types.iter().map(|n| t(n)).collect(),
+            count_walk: vec![1],
+            tps_walk: jenkins_walk(),
+            endurance_retries: 3,
+        }
     }
 
     #[test]

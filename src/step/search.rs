@@ -83,12 +83,8 @@ impl Bracket {
         self.votes.clear();
         self.decided.push((self.position(rate), passed));
         self.fail = self.decided.iter().filter(|(_, ok)| !ok).map(|(at, _)| *at).reduce(f64::min);
-        self.pass = self
-            .decided
-            .iter()
-            .filter(|(at, ok)| *ok && self.fail.is_none_or(|f| *at < f))
-            .map(|(at, _)| *at)
-            .reduce(f64::max);
+        self.pass =
+            self.decided.iter().filter(|(at, ok)| *ok && self.fail.is_none_or(|f| *at < f)).map(|(at, _)| *at).reduce(f64::max);
         true
     }
 
@@ -118,7 +114,9 @@ impl Bracket {
     fn position(&self, rate: f64) -> f64 {
         match &self.rates {
             Rates::Continuous { .. } => rate,
-            Rates::Walk(walk) => walk.iter().position(|r| (*r - rate).abs() < 1e-9).expect("probed rates come from the walk") as f64,
+            Rates::Walk(walk) => {
+                walk.iter().position(|r| (*r - rate).abs() < 1e-9).expect("probed rates come from the walk") as f64
+            }
         }
     }
 }
@@ -165,7 +163,8 @@ mod tests {
 
     #[test]
     fn a_walk_is_galloped_then_bisected() {
-        let walk: Vec<f64> = vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 20., 30., 40., 50., 60., 70., 80., 90., 100., 200., 300., 400.];
+        let walk: Vec<f64> =
+            vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 20., 30., 40., 50., 60., 70., 80., 90., 100., 200., 300., 400.];
         let (best, probed) = search(Rates::Walk(walk), 94.0);
         assert_eq!(best, Some(90.0));
         // perfsizesagemaker's linear climb takes 19 steps to learn the same.

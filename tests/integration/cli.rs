@@ -36,9 +36,20 @@ async fn load_simulate_writes_the_step_result_and_hgrm() {
     let json = dir.join("out/step.json");
     let hgrm = dir.join("out/step.hgrm");
     let (code, error) = perfsize(&[
-        "load", "--simulate", "--tps", "20", "--duration", "2s", "--warmup", "0.5s",
-        "--payload", payload.to_str().unwrap(),
-        "--json", json.to_str().unwrap(), "--hgrm", hgrm.to_str().unwrap(),
+        "load",
+        "--simulate",
+        "--tps",
+        "20",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--hgrm",
+        hgrm.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::OK, "{error}");
@@ -89,7 +100,14 @@ async fn a_payload_the_model_rejects_is_one_clear_error() {
     )
     .unwrap();
     let (code, error) = perfsize(&[
-        "load", "--simulate", "--sim-profile", profile.to_str().unwrap(), "--tps", "5", "--payload", payload.to_str().unwrap(),
+        "load",
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--tps",
+        "5",
+        "--payload",
+        payload.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::USAGE, "{error}");

@@ -36,7 +36,11 @@ async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Req
     let warmup = Duration::from_secs_f64(how.warmup);
     let spec = LoadSpec {
         target: Target { endpoint: name.to_string(), runtime_url: sim.url() },
-        rate: RateProfile::new(how.tps, how.ramp.map(|(start, secs)| (start, Duration::from_secs_f64(secs))), warmup + Duration::from_secs_f64(how.seconds)),
+        rate: RateProfile::new(
+            how.tps,
+            how.ramp.map(|(start, secs)| (start, Duration::from_secs_f64(secs))),
+            warmup + Duration::from_secs_f64(how.seconds),
+        ),
         arrivals: how.arrivals,
         seed: 7,
         warmup,
@@ -131,7 +135,8 @@ async fn a_server_stall_shows_in_the_percentiles() {
 #[tokio::test]
 async fn a_ramp_offers_the_integral_of_its_rate() {
     let sim = simulator(fast_profile("")).await;
-    let how = Drive { tps: 60.0, seconds: 3.0, warmup: 0.0, ramp: Some((10.0, 2.0)), arrivals: Arrivals::Poisson, ..Drive::default() };
+    let how =
+        Drive { tps: 60.0, seconds: 3.0, warmup: 0.0, ramp: Some((10.0, 2.0)), arrivals: Arrivals::Poisson, ..Drive::default() };
     let step = drive(&sim, "ramp", how, lenient()).await;
     // (10 + 60) / 2 × 2 s + 60 × 1 s = 130 expected arrivals; Poisson varies around it.
     assert!((90..=170).contains(&step.requests), "{}", step.requests);

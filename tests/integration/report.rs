@@ -21,9 +21,27 @@ async fn sizing_run(dir: &Path) -> PathBuf {
     let results = dir.join("results");
     let _turn = traffic_turn().await;
     let (code, error) = perfsize(&[
-        "--simulate", "--sim-profile", profile.to_str().unwrap(), "--payload", payload.to_str().unwrap(),
-        "--peak-tps", "150", "--latency-p99-ms", "100", "--type-walk", "ml.m5.large", "--tps-resolution", "0.3",
-        "--duration", "1s", "--warmup", "0.3s", "--endurance-duration", "2s", "--results-dir", results.to_str().unwrap(),
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--payload",
+        payload.to_str().unwrap(),
+        "--peak-tps",
+        "150",
+        "--latency-p99-ms",
+        "100",
+        "--type-walk",
+        "ml.m5.large",
+        "--tps-resolution",
+        "0.3",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--results-dir",
+        results.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::OK, "{error}");
@@ -40,7 +58,8 @@ async fn a_run_directory_yields_every_report_and_a_schema_valid_summary() {
     let run = sizing_run(&dir).await;
 
     // summary.json as written by a real run validates against the shipped schema.
-    let schema: serde_json::Value = serde_json::from_str(&read(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json")))).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json")))).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&read(&run.join("summary.json"))).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
     let errors: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
@@ -96,8 +115,20 @@ async fn load_result(dir: &Path) -> serde_json::Value {
     let json = dir.join("step.json");
     let _turn = traffic_turn().await;
     let (code, error) = perfsize(&[
-        "load", "--simulate", "--tps", "20", "--duration", "1s", "--warmup", "0.3s", "--cloudwatch-wait", "0s",
-        "--payload", payload.to_str().unwrap(), "--json", json.to_str().unwrap(),
+        "load",
+        "--simulate",
+        "--tps",
+        "20",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--cloudwatch-wait",
+        "0s",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::OK, "{error}");

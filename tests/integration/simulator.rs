@@ -35,10 +35,7 @@ async fn endpoint_lifecycle_runs_through_every_status() {
     deploy(&sm, "life", "ml.m5.large", 1).await;
     let created = sm.describe_endpoint().endpoint_name("life").send().await.unwrap();
     assert_eq!(created.endpoint_status, Some(EndpointStatus::Creating));
-    assert_eq!(
-        created.endpoint_arn.as_deref(),
-        Some("arn:aws:sagemaker:us-west-2:123456789012:endpoint/life")
-    );
+    assert_eq!(created.endpoint_arn.as_deref(), Some("arn:aws:sagemaker:us-west-2:123456789012:endpoint/life"));
     let (not_ready, why) = invoke(&rt, "life").await.unwrap_err();
     assert_eq!(not_ready, "ValidationError", "{why}");
 
@@ -135,14 +132,8 @@ async fn control_plane_errors_are_those_sagemaker_gives() {
     assert!(message(&too_long).contains("length less than or equal to 63"));
 
     deploy(&sm, "first", "ml.m5.large", 2).await;
-    let duplicate = sm
-        .create_endpoint()
-        .endpoint_name("first")
-        .endpoint_config_name("first")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let duplicate =
+        sm.create_endpoint().endpoint_name("first").endpoint_config_name("first").send().await.unwrap_err().into_service_error();
     assert!(message(&duplicate).contains("Cannot create already existing endpoint"));
 
     let in_progress = sm
@@ -159,7 +150,8 @@ async fn control_plane_errors_are_those_sagemaker_gives() {
     let deleting_too_early = sm.delete_endpoint().endpoint_name("first").send().await.unwrap_err().into_service_error();
     assert!(message(&deleting_too_early).contains("in-progress"), "a Creating endpoint cannot be deleted yet");
     wait_while(&sm, "first", "Creating").await;
-    let same_config = sm.update_endpoint().endpoint_name("first").endpoint_config_name("first").send().await.unwrap_err().into_service_error();
+    let same_config =
+        sm.update_endpoint().endpoint_name("first").endpoint_config_name("first").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&same_config), "ValidationException", "an endpoint cannot be updated to the config it already uses");
 
     // 2 instances used, limit 3: another 2 is over.
@@ -176,7 +168,14 @@ async fn control_plane_errors_are_those_sagemaker_gives() {
         .send()
         .await
         .unwrap();
-    let limit = sm.create_endpoint().endpoint_name("second").endpoint_config_name("second").send().await.unwrap_err().into_service_error();
+    let limit = sm
+        .create_endpoint()
+        .endpoint_name("second")
+        .endpoint_config_name("second")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
     assert_eq!(code(&limit), "ResourceLimitExceeded");
     assert!(message(&limit).contains("current utilization of 2 Instances"), "{}", message(&limit));
 
@@ -310,12 +309,8 @@ async fn invoke_errors_are_those_the_runtime_gives() {
     assert!(refused.is_err(), "a payload over 6 MB is refused");
 
     // No signature at all: 403, as AWS answers before anything else.
-    let unsigned = reqwest::Client::new()
-        .post(format!("{}/endpoints/broken/invocations", sim.url()))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let unsigned =
+        reqwest::Client::new().post(format!("{}/endpoints/broken/invocations", sim.url())).body("{}").send().await.unwrap();
     assert_eq!(unsigned.status().as_u16(), 403);
     sim.stop().await;
 }
@@ -377,10 +372,7 @@ async fn load_above_capacity_queues_then_answers_503() {
     });
     let results = futures_join_all(calls).await;
     let ok: Vec<Duration> = results.iter().filter(|(r, _)| r.is_ok()).map(|(_, d)| *d).collect();
-    let unavailable = results
-        .iter()
-        .filter(|(r, _)| matches!(r, Err((code, _)) if code == "ServiceUnavailable"))
-        .count();
+    let unavailable = results.iter().filter(|(r, _)| matches!(r, Err((code, _)) if code == "ServiceUnavailable")).count();
     assert_eq!(ok.len() + unavailable, 30, "every request either served or refused with 503");
     assert!(unavailable >= 20, "a full queue answers 503 ({unavailable} of 30)");
     assert!(ok.len() >= 6, "two in service and four queued are served ({} served)", ok.len());
@@ -410,18 +402,16 @@ async fn cloudwatch_reports_what_was_served() {
         invoke(&rt, "measured").await.unwrap();
     }
     let cw = cloudwatch(&sim);
-    let sums = metric_sums(&cw, "measured", &["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationsPerInstance"]).await;
+    let sums =
+        metric_sums(&cw, "measured", &["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationsPerInstance"])
+            .await;
     assert_eq!(sums, vec![25.0, 0.0, 0.0, 12.5]);
 
     let latency = |stat: &str| {
         MetricDataQuery::builder()
             .id(format!("m{}", stat.replace('.', "_")))
             .metric_stat(
-                MetricStat::builder()
-                    .metric(metric("AWS/SageMaker", "ModelLatency", "measured"))
-                    .period(60)
-                    .stat(stat)
-                    .build(),
+                MetricStat::builder().metric(metric("AWS/SageMaker", "ModelLatency", "measured")).period(60).stat(stat).build(),
             )
             .build()
     };
@@ -468,7 +458,10 @@ async fn cloudwatch_answers_awsjson_1_0_too() {
         .post(sim.url())
         .header("x-amz-target", "GraniteServiceVersion20100801.GetMetricData")
         .header("content-type", "application/x-amz-json-1.0")
-        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-west-2/monitoring/aws4_request, SignedHeaders=host, Signature=0")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-west-2/monitoring/aws4_request, SignedHeaders=host, Signature=0",
+        )
         .body(body.to_string())
         .send()
         .await
@@ -492,10 +485,7 @@ fn metric(namespace: &str, name: &str, endpoint: &str) -> Metric {
 
 fn window() -> (DateTime, DateTime) {
     let now = SystemTime::now();
-    (
-        DateTime::from(now - Duration::from_secs(300)),
-        DateTime::from(now + Duration::from_secs(60)),
-    )
+    (DateTime::from(now - Duration::from_secs(300)), DateTime::from(now + Duration::from_secs(60)))
 }
 
 /// The Sum over the last few minutes of each AWS/SageMaker metric in `names`.
@@ -506,13 +496,7 @@ async fn metric_sums(cw: &aws_sdk_cloudwatch::Client, endpoint: &str, names: &[&
         request = request.metric_data_queries(
             MetricDataQuery::builder()
                 .id(format!("q{i}"))
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(metric("AWS/SageMaker", name, endpoint))
-                        .period(60)
-                        .stat("Sum")
-                        .build(),
-                )
+                .metric_stat(MetricStat::builder().metric(metric("AWS/SageMaker", name, endpoint)).period(60).stat("Sum").build())
                 .build(),
         );
     }
@@ -549,12 +533,7 @@ async fn boto3_creates_invokes_reads_metrics_and_deletes() {
         .output()
         .await
         .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     sim.stop().await;
 }
 

@@ -50,10 +50,29 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     let (dir, payload, profile) = fixture("sizing-two-types");
     let results = dir.join("results");
     let (code, error) = perfsize(&[
-        "--simulate", "--sim-profile", &profile, "--payload", &payload,
-        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large,ml.t2.medium",
-        "--start-tps", "20", "--tps-resolution", "0.25", "--duration", "1s", "--warmup", "0.3s",
-        "--endurance-duration", "2s", "--results-dir", results.to_str().unwrap(),
+        "--simulate",
+        "--sim-profile",
+        &profile,
+        "--payload",
+        &payload,
+        "--peak-tps",
+        "60",
+        "--latency-p99-ms",
+        "200",
+        "--type-walk",
+        "ml.m5.large,ml.c5.large,ml.t2.medium",
+        "--start-tps",
+        "20",
+        "--tps-resolution",
+        "0.25",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--results-dir",
+        results.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::OK, "{error}");
@@ -73,7 +92,17 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     let steps = s["steps"].as_array().unwrap();
     assert!(steps.iter().any(|st| st["phase"] == "endurance" && st["passed"] == true));
     for step in steps {
-        for key in ["instance_type", "instance_count", "target_tps", "achieved_tps", "passed", "reasons", "error_percent", "started_at", "ended_at"] {
+        for key in [
+            "instance_type",
+            "instance_count",
+            "target_tps",
+            "achieved_tps",
+            "passed",
+            "reasons",
+            "error_percent",
+            "started_at",
+            "ended_at",
+        ] {
             assert!(!step[key].is_null(), "step.{key}");
         }
         assert!(step["latency_ms"]["p99"].is_number());
@@ -89,10 +118,29 @@ async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
     let (dir, payload, profile) = fixture("sizing-perfsize");
     let results = dir.join("results");
     let (code, error) = perfsize(&[
-        "--simulate", "--sim-profile", &profile, "--payload", &payload, "--strategy", "perfsize",
-        "--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", "ml.m5.large,ml.c5.large",
-        "--tps-walk", "10,30,45,70", "--duration", "1s", "--warmup", "0.3s", "--endurance-duration", "2s",
-        "--results-dir", results.to_str().unwrap(),
+        "--simulate",
+        "--sim-profile",
+        &profile,
+        "--payload",
+        &payload,
+        "--strategy",
+        "perfsize",
+        "--peak-tps",
+        "60",
+        "--latency-p99-ms",
+        "200",
+        "--type-walk",
+        "ml.m5.large,ml.c5.large",
+        "--tps-walk",
+        "10,30,45,70",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--results-dir",
+        results.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, exit::OK, "{error}");
@@ -109,11 +157,56 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
     let results = dir.join("results");
     let r = results.to_str().unwrap();
     for (args, expect) in [
-        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", "/no/such/file.json", "--results-dir", r], "/no/such/file.json"),
-        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m6g.large", "--payload", &payload, "--results-dir", r], "no price for ml.m6g.large"),
-        (vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", &payload, "--tps-resolution", "2", "--results-dir", r], "--tps-resolution"),
+        (
+            vec![
+                "--simulate",
+                "--peak-tps",
+                "10",
+                "--type-walk",
+                "ml.m5.large",
+                "--payload",
+                "/no/such/file.json",
+                "--results-dir",
+                r,
+            ],
+            "/no/such/file.json",
+        ),
+        (
+            vec!["--simulate", "--peak-tps", "10", "--type-walk", "ml.m6g.large", "--payload", &payload, "--results-dir", r],
+            "no price for ml.m6g.large",
+        ),
+        (
+            vec![
+                "--simulate",
+                "--peak-tps",
+                "10",
+                "--type-walk",
+                "ml.m5.large",
+                "--payload",
+                &payload,
+                "--tps-resolution",
+                "2",
+                "--results-dir",
+                r,
+            ],
+            "--tps-resolution",
+        ),
         (vec!["--simulate", "--peak-tps", "10", "--payload", &payload, "--results-dir", r], "--type-walk is required"),
-        (vec!["--peak-tps", "10", "--type-walk", "ml.m5.large", "--payload", &payload, "--results-dir", r, "--region", "us-west-2"], "no model"),
+        (
+            vec![
+                "--peak-tps",
+                "10",
+                "--type-walk",
+                "ml.m5.large",
+                "--payload",
+                &payload,
+                "--results-dir",
+                r,
+                "--region",
+                "us-west-2",
+            ],
+            "no model",
+        ),
     ] {
         let (code, error) = perfsize(&args).await;
         assert_eq!(code, exit::USAGE, "{args:?}: {error}");
@@ -195,9 +288,24 @@ async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Ch
     let results = dir.join("results");
     let child = sim
         .perfsize(&[
-            "--peak-tps", "20", "--type-walk", "ml.m5.large", "--payload", payload,
-            "--image", "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1", "--execution-role-arn", "arn:aws:iam::123456789012:role/test",
-            "--duration", "60s", "--warmup", "1s", "--poll-interval", "100ms", "--results-dir", results.to_str().unwrap(),
+            "--peak-tps",
+            "20",
+            "--type-walk",
+            "ml.m5.large",
+            "--payload",
+            payload,
+            "--image",
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+            "--execution-role-arn",
+            "arn:aws:iam::123456789012:role/test",
+            "--duration",
+            "60s",
+            "--warmup",
+            "1s",
+            "--poll-interval",
+            "100ms",
+            "--results-dir",
+            results.to_str().unwrap(),
         ])
         .spawn()
         .expect("perfsize starts");
@@ -265,7 +373,8 @@ async fn cleanup_removes_what_a_killed_run_left() {
     let left = everything(&sim.client()).await;
     assert_eq!(left.len(), 3, "endpoint, config and model survive a SIGKILL: {left:?}");
 
-    let run_id = std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
+    let run_id =
+        std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
     let dry = sim.perfsize(&["cleanup", "--run-id", &run_id, "--dry-run"]).status().unwrap();
     assert!(dry.success());
     assert_eq!(everything(&sim.client()).await.len(), 3, "--dry-run deletes nothing");
@@ -278,9 +387,29 @@ async fn cleanup_removes_what_a_killed_run_left() {
 /// The sizing flags shared by the resume and budget tests.
 fn quick_run<'a>(profile: &'a str, payload: &'a str, results: &'a str) -> Vec<&'a str> {
     vec![
-        "--simulate", "--sim-profile", profile, "--payload", payload, "--peak-tps", "60", "--latency-p99-ms", "200",
-        "--type-walk", "ml.m5.large,ml.c5.large", "--start-tps", "20", "--tps-resolution", "0.25",
-        "--duration", "1s", "--warmup", "0.3s", "--endurance-duration", "2s", "--results-dir", results,
+        "--simulate",
+        "--sim-profile",
+        profile,
+        "--payload",
+        payload,
+        "--peak-tps",
+        "60",
+        "--latency-p99-ms",
+        "200",
+        "--type-walk",
+        "ml.m5.large,ml.c5.large",
+        "--start-tps",
+        "20",
+        "--tps-resolution",
+        "0.25",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--results-dir",
+        results,
     ]
 }
 
@@ -296,7 +425,11 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     let finished = first["steps"].as_array().unwrap().len();
 
     // Pretend the run died before its last step and its summary.
-    let mut steps: Vec<PathBuf> = std::fs::read_dir(run.join("steps")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(run.join("steps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     steps.sort();
     let kept: Vec<String> = steps[..steps.len() - 1].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
     std::fs::remove_file(steps.last().unwrap()).unwrap();
@@ -313,7 +446,8 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     let after: Vec<String> = steps[..steps.len() - 1].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
     assert_eq!(kept.len(), after.len());
     for (before, now) in kept.iter().zip(&after) {
-        let (b, n): (serde_json::Value, serde_json::Value) = (serde_json::from_str(before).unwrap(), serde_json::from_str(now).unwrap());
+        let (b, n): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(before).unwrap(), serde_json::from_str(now).unwrap());
         assert_eq!(b["started_at"], n["started_at"], "finished steps are reused, not run again");
     }
     assert!(steps.last().unwrap().exists(), "the missing step was run again");
