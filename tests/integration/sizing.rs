@@ -30,13 +30,14 @@ service_ms = { median = 10.0, p99 = 10.0 }
 deploy_failure = "simulated: insufficient capacity for ml.t2.medium"
 "#;
 
-fn fixture(name: &str) -> (PathBuf, String, String) {
+fn fixture(name: &str) -> (crate::cli::Scratch, String, String) {
     let dir = scratch(name);
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
     let profile = dir.join("profile.toml");
     std::fs::write(&profile, PROFILE).unwrap();
-    (dir.clone(), payload.display().to_string(), profile.display().to_string())
+    let (payload, profile) = (payload.display().to_string(), profile.display().to_string());
+    (dir, payload, profile)
 }
 
 fn summary(results: &Path) -> serde_json::Value {
@@ -109,7 +110,6 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     }
     assert!(s["run_cost"]["endpoint_hours"].as_f64().unwrap() > 0.0);
     assert!(s["run_cost"]["wall_seconds"].as_f64().unwrap() > 0.0);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -148,7 +148,6 @@ async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
     // m5.large passes 10, 30, 45 and fails 70: 45/s per instance → 2 instances.
     assert_eq!(s["recommendation"]["instance_type"], "ml.m5.large");
     assert_eq!(s["recommendation"]["instance_count"], 2);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -213,7 +212,6 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
         assert!(error.contains(expect), "{args:?}: {error}");
     }
     assert!(!results.exists() || std::fs::read_dir(&results).unwrap().next().is_none(), "no run directory for refused inputs");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A standalone `perfsize simulator` process; killed on drop.
@@ -359,7 +357,6 @@ async fn ctrl_c_twice_mid_run_still_tears_down_everything_and_exits_130() {
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing left behind");
     let s = summary(&dir.join("results"));
     assert_eq!(s["status"], "interrupted");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -381,7 +378,6 @@ async fn cleanup_removes_what_a_killed_run_left() {
     let cleaned = sim.perfsize(&["cleanup", "--run-id", &run_id]).status().unwrap();
     assert!(cleaned.success());
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The sizing flags shared by the resume and budget tests.
@@ -451,7 +447,6 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
         assert_eq!(b["started_at"], n["started_at"], "finished steps are reused, not run again");
     }
     assert!(steps.last().unwrap().exists(), "the missing step was run again");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -470,5 +465,4 @@ async fn a_run_stops_cleanly_before_exceeding_its_budget() {
     assert!(s["run_cost"]["dollars"].as_f64().unwrap() <= 0.0002);
     let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
     assert!(run.join("report.html").exists(), "the report is written all the same");
-    let _ = std::fs::remove_dir_all(dir);
 }
