@@ -289,10 +289,10 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
             "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs {steal:>6.1}%",
             ms(t.slip.value_at_quantile(0.5)),
             ms(t.all.value_at_quantile(0.99)),
-            t.counts.late_claims,
+            t.counts.late_starts,
             t.counts.failed,
         );
-        if slip_p99 <= 1.0 && t.counts.failed == 0 && t.counts.late_claims == 0 && achieved >= 0.99 * rate {
+        if slip_p99 <= 1.0 && t.counts.failed == 0 && t.counts.late_starts == 0 && achieved >= 0.99 * rate {
             best = Some((rate, cpu_self));
         }
     }
@@ -362,9 +362,14 @@ async fn accuracy_run(
         period: Duration::from_secs(86_400),
         expected_invocations: run.totals.counts.sent,
     };
-    let server =
-        crate::result::cloudwatch::fetch(&endpoint.aws.cloudwatch, &window, Duration::from_secs(5), Duration::from_millis(200))
-            .await;
+    let server = crate::result::cloudwatch::fetch(
+        &endpoint.aws.cloudwatch,
+        &window,
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        &CancellationToken::new(),
+    )
+    .await;
     (histogram::Percentiles::of(&run.totals.all).expect("requests were measured"), server)
 }
 

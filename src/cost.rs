@@ -143,7 +143,9 @@ pub struct ConfigCost {
 /// What a sizing run spent.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunCost {
-    /// Instance-hours of every endpoint the run deployed.
+    /// Instance-hours of every endpoint the run deployed (named for what
+    /// perfsizesagemaker users call them; an endpoint of 2 instances for an
+    /// hour counts 2).
     pub endpoint_hours: f64,
     pub dollars: f64,
     pub wall_seconds: f64,

@@ -112,8 +112,8 @@ pub struct TrafficArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub warmup: Option<Duration>,
     /// Most requests in flight at once (default: rate × 4 × the latency limit, at least 2 s worth).
-    #[arg(long, value_name = "N")]
-    pub max_in_flight: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: Option<u32>,
     /// A request not answered by then counts as a timeout.
     #[arg(long, value_parser = parse_duration, default_value = "70s", value_name = "DURATION")]
     pub request_timeout: Duration,

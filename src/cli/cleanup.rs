@@ -10,10 +10,14 @@ use super::{Failure, Session, exit};
 use crate::environment::{RunId, cleanup};
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["run_id", "all"]))]
 pub struct CleanupArgs {
-    /// Only this run's resources (default: every perfsize run's).
+    /// The run whose resources to delete (its directory's name under the results dir).
     #[arg(long, value_parser = |s: &str| s.parse::<RunId>().map_err(|e| e.to_string()))]
     pub run_id: Option<RunId>,
+    /// Every perfsize run's resources — including runs still going, on a shared account.
+    #[arg(long)]
+    pub all: bool,
     /// List what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,

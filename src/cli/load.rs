@@ -16,6 +16,7 @@ use crate::plan::Candidate;
 use crate::progress::Progress;
 use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, histogram};
 use crate::signals;
+use crate::sizing::Pace;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -42,7 +43,7 @@ pub struct LoadArgs {
     /// Write the latency percentile distribution here (HdrHistogram .hgrm text).
     #[arg(long, value_name = "PATH")]
     pub hgrm: Option<PathBuf>,
-    /// How long to wait for CloudWatch figures (default 90s on AWS; 0 skips them).
+    /// How long to wait for CloudWatch figures (default 3m on AWS; 0 skips them).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub cloudwatch_wait: Option<Duration>,
     /// Instance type of the endpoint --simulate deploys.
@@ -69,37 +70,6 @@ pub fn ensure_writable(flag: &str, path: &Path) -> Result<(), Failure> {
         return Err(Failure::usage(format!("cannot write {flag} {}: it is a directory", path.display())));
     }
     Ok(())
-}
-
-/// Timing that differs between AWS and the simulator.
-pub struct Pace {
-    pub poll: Duration,
-    pub deploy_timeout: Duration,
-    pub metrics_period: Duration,
-    pub metrics_wait: Duration,
-    pub metrics_poll: Duration,
-}
-
-impl Pace {
-    pub fn for_session(simulated: bool) -> Pace {
-        if simulated {
-            Pace {
-                poll: Duration::from_millis(100),
-                deploy_timeout: Duration::from_secs(120),
-                metrics_period: Duration::from_secs(1),
-                metrics_wait: Duration::from_secs(3),
-                metrics_poll: Duration::from_millis(250),
-            }
-        } else {
-            Pace {
-                poll: Duration::from_secs(15),
-                deploy_timeout: Duration::from_secs(60 * 60),
-                metrics_period: Duration::from_secs(60),
-                metrics_wait: Duration::from_secs(90),
-                metrics_poll: Duration::from_secs(15),
-            }
-        }
-    }
 }
 
 /// A model that stands in for the user's under --simulate.
@@ -220,7 +190,7 @@ async fn measure(
         payloads,
         content_type: args.traffic.content_type.clone(),
         accept: args.traffic.accept.clone(),
-        max_in_flight: args.traffic.max_in_flight.unwrap_or_else(|| {
+        max_in_flight: args.traffic.max_in_flight.map(|n| n as usize).unwrap_or_else(|| {
             LoadSpec::derived_max_in_flight(
                 args.tps,
                 Duration::from_secs_f64(requirements.latency_ms / 1000.0),
@@ -257,7 +227,7 @@ async fn measure(
             period: pace.metrics_period,
             expected_invocations: step.requests,
         };
-        step.cloudwatch = result::cloudwatch::fetch(&session.aws.cloudwatch, &window, wait, pace.metrics_poll).await;
+        step.cloudwatch = result::cloudwatch::fetch(&session.aws.cloudwatch, &window, wait, pace.metrics_poll, cancel).await;
     }
     Ok(step)
 }

@@ -1,11 +1,13 @@
 //! The main job, `perfsize --peak-tps … --type-walk …`, and `perfsize plan`
 //! (the same flags; prints what the run may cost and deploys nothing).
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use futures::FutureExt;
 
 use super::args::{
     AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
@@ -14,7 +16,7 @@ use super::load::simulated_model;
 use super::{Failure, Session, exit};
 use crate::catalog::InstanceType;
 use crate::cost::PriceTable;
-use crate::environment::{ModelSource, RunId, SageMakerEnvironment};
+use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
 use crate::load::RequestSigner;
 use crate::plan::{Durations, Plan, PlanParts, Search, Traffic};
 use crate::progress::Progress;
@@ -258,7 +260,7 @@ impl SizingArgs {
                 accept: self.traffic.accept.clone(),
                 arrivals: self.traffic.arrivals,
                 seed: self.traffic.seed,
-                max_in_flight: self.traffic.max_in_flight,
+                max_in_flight: self.traffic.max_in_flight.map(|n| n as usize),
                 request_timeout: self.traffic.request_timeout,
             },
             prices,
@@ -294,30 +296,11 @@ impl SizingArgs {
     }
 }
 
-/// The timings of a session.
-fn pace(simulated: bool) -> Pace {
-    if simulated {
-        Pace {
-            metrics_period: Duration::from_secs(1),
-            metrics_wait: Duration::from_secs(3),
-            metrics_poll: Duration::from_millis(250),
-            deploy_estimate: Duration::from_secs(5),
-        }
-    } else {
-        Pace {
-            metrics_period: Duration::from_secs(60),
-            metrics_wait: Duration::from_secs(180),
-            metrics_poll: Duration::from_secs(20),
-            deploy_estimate: Duration::from_secs(8 * 60),
-        }
-    }
-}
-
 /// `perfsize plan`: the steps the run may take and what they may cost.
 pub async fn plan(args: SizingArgs) -> Result<u8, Failure> {
     let region = args.region().await?;
     let checked = args.check(&region)?;
-    print!("{}", estimate(&checked.plan, args.sim.simulate, &pace(args.sim.simulate)));
+    print!("{}", estimate(&checked.plan, args.sim.simulate, &Pace::for_session(args.sim.simulate)));
     Ok(exit::OK)
 }
 
@@ -405,7 +388,7 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         run_id.clone(),
         checked.model,
         checked.poll,
-        Duration::from_secs(if session.simulated { 120 } else { 3600 }),
+        Pace::for_session(session.simulated).deploy_timeout,
         Arc::clone(&ledger),
     );
     {
@@ -437,20 +420,20 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         safety_factor: checked.plan.safety_factor(),
         max_test_cost: checked.plan.max_test_cost(),
     };
-    if !resumed.is_empty()
-        && let Ok(Some(previous)) = dir.read_json::<PlanRecord>("plan.json")
-        && (previous.peak_tps != record.peak_tps
-            || previous.requirements != record.requirements
-            || previous.search != record.search)
-    {
-        return Err(Failure::usage(format!(
-            "--resume {}: that run was planned with other inputs (peak, requirements or search); resume it with the same flags",
-            dir.root().display()
-        )));
+    if args.resume.is_some() {
+        let previous = dir.read_json::<PlanRecord>("plan.json").map_err(Failure::usage)?;
+        if previous.is_some_and(|previous| !previous.measures_like(&record)) {
+            return Err(Failure::usage(format!(
+                "--resume {}: that run measured other things (simulated or not, region, peak, requirements, search, durations or payloads); resume it with the same flags",
+                dir.root().display()
+            )));
+        }
+        // A killed run may have left resources under the names this run will use.
+        remove_leftovers(&session, &run_id, &progress).await?;
     }
     dir.write_json("plan.json", &record).map_err(Failure::usage)?;
     progress.line(format!("run {run_id}: results in {}", dir.root().display()));
-    let estimate = estimate(&checked.plan, session.simulated, &pace(session.simulated));
+    let estimate = estimate(&checked.plan, session.simulated, &Pace::for_session(session.simulated));
     progress.line(estimate.lines().find(|l| l.starts_with("worst case")).unwrap_or_default());
 
     let credentials = session.aws.credentials().map_err(Failure::usage)?;
@@ -462,7 +445,7 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         aws: &session.aws,
         dir: &dir,
         progress: Arc::clone(&progress),
-        pace: pace(session.simulated),
+        pace: Pace::for_session(session.simulated),
         simulated: session.simulated,
         signer,
         cancel: interrupts.token(),
@@ -470,7 +453,26 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         command_line: record.command_line.clone(),
         resumed,
     };
-    let (summary, error) = sizing.run().await;
+    let (summary, error) = match AssertUnwindSafe(sizing.run()).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            // A bug must not leave endpoints billing: tear down, then report it.
+            progress.line("perfsize hit an internal error; tearing down everything this run deployed");
+            let teardown = env.teardown().await;
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(Failure::infrastructure(format!(
+                "internal error: {message}; {}",
+                match teardown {
+                    Ok(()) => "everything the run deployed was torn down".to_string(),
+                    Err(e) => format!("teardown failed ({e}): run {}", cleanup_command(&run_id, &args.aws)),
+                }
+            )));
+        }
+    };
     refresher.abort();
     progress.finish();
     drop(env);
@@ -480,7 +482,11 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     }
     println!("{}", conclusion_text(&summary, dir.root()));
     if let Some(e) = error {
-        let code = if matches!(e, SizingError::PayloadRejected(_)) { exit::USAGE } else { exit::INFRASTRUCTURE };
+        let code = if matches!(e, SizingError::PayloadRejected(_) | SizingError::ModelNotFound(_)) {
+            exit::USAGE
+        } else {
+            exit::INFRASTRUCTURE
+        };
         return Err(Failure { code, error: Box::new(e) });
     }
     Ok(match summary.status {
@@ -488,6 +494,24 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         _ if summary.recommendation.is_some() => exit::OK,
         _ => exit::NOT_MET,
     })
+}
+
+/// Deletes what an earlier, killed session of this run left behind.
+async fn remove_leftovers(session: &Session, run_id: &RunId, progress: &Progress) -> Result<(), Failure> {
+    let client = &session.aws.sagemaker;
+    let leftovers = crate::environment::cleanup::find(client, Some(run_id)).await.map_err(Failure::infrastructure)?;
+    if leftovers.is_empty() {
+        return Ok(());
+    }
+    progress.activity(format!("removing {} resources the interrupted session left", leftovers.len()));
+    let failed =
+        crate::environment::cleanup::remove(client, &leftovers, Pace::for_session(session.simulated).poll, |_, _| {}).await;
+    if failed > 0 {
+        return Err(Failure::infrastructure(format!(
+            "{failed} resources of run {run_id} could not be deleted; run perfsize cleanup --run-id {run_id}"
+        )));
+    }
+    Ok(())
 }
 
 fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Vec<crate::result::StepResult>), Failure> {

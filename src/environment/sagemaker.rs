@@ -127,6 +127,15 @@ fn already_gone_is_fine(result: Result<(), ApiError>) -> Result<(), ApiError> {
     }
 }
 
+/// A create call that finds our own uniquely named resource already there
+/// succeeded earlier: its answer was lost and the SDK retried.
+fn created_or_ours(result: Result<(), ApiError>) -> Result<(), ApiError> {
+    match result {
+        Err(e) if e.code == "ValidationException" && e.message.contains("already existing") => Ok(()),
+        other => other,
+    }
+}
+
 fn is_not_found(e: &ApiError) -> bool {
     e.code == "ValidationException" && e.message.contains("Could not find")
 }
@@ -177,14 +186,15 @@ impl SageMakerEnvironment {
     fn name_for(&self, candidate: &Candidate) -> String {
         let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
         let mut used = self.used_names.lock().expect("names lock");
-        let name = (1..)
-            .map(|n| {
-                if n == 1 {
-                    base.clone()
-                } else {
-                    resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string(), &format!("r{n}")])
-                }
-            })
+        // The suffix goes on after the base is cut to fit, so names stay distinct.
+        let with_suffix = |n: u32| {
+            let suffix = format!("-r{n}");
+            let mut name = base.clone();
+            name.truncate(63 - suffix.len());
+            format!("{}{suffix}", name.trim_end_matches('-'))
+        };
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(with_suffix))
             .find(|name| !used.contains(name))
             .expect("an unused name exists");
         used.insert(name.clone());
@@ -275,7 +285,15 @@ impl SageMakerEnvironment {
 impl Environment for SageMakerEnvironment {
     async fn prepare(&self) -> Result<(), ApiError> {
         let ModelSource::Create { image, model_data_url, execution_role_arn, environment } = &self.model else {
-            return Ok(());
+            // An existing model must exist before anything is deployed for it.
+            return self
+                .client
+                .describe_model()
+                .model_name(&self.model_name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| api_error("DescribeModel", &e));
         };
         let mut container = ContainerDefinition::builder().image(image);
         if let Some(url) = model_data_url {
@@ -284,7 +302,10 @@ impl Environment for SageMakerEnvironment {
         for (k, v) in environment {
             container = container.environment(k, v);
         }
-        self.client
+        // In the ledger before the call: if the answer is lost, teardown still deletes it.
+        self.record_created("model", &self.model_name);
+        let created = self
+            .client
             .create_model()
             .model_name(&self.model_name)
             .execution_role_arn(execution_role_arn)
@@ -292,9 +313,9 @@ impl Environment for SageMakerEnvironment {
             .set_tags(Some(self.tags()))
             .send()
             .await
-            .map_err(|e| api_error("CreateModel", &e))?;
-        self.record_created("model", &self.model_name);
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| api_error("CreateModel", &e));
+        created_or_ours(created)
     }
 
     async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError> {
@@ -307,6 +328,9 @@ impl Environment for SageMakerEnvironment {
             .initial_instance_count(candidate.count as i32)
             .initial_variant_weight(1.0)
             .build();
+        // Each resource is in the ledger before its create call: if the answer
+        // is lost, teardown still deletes it (deleting what is not there is fine).
+        self.record_created("endpoint-config", &name);
         let created = self
             .client
             .create_endpoint_config()
@@ -314,27 +338,10 @@ impl Environment for SageMakerEnvironment {
             .production_variants(variant)
             .set_tags(Some(self.tags()))
             .send()
-            .await;
-        if let Err(e) = created {
-            let e = api_error("CreateEndpointConfig", &e);
-            return Err(if is_rejection(&e) {
-                DeployError::Rejected { candidate: candidate.clone(), reason: e.to_string() }
-            } else {
-                e.into()
-            });
-        }
-        self.record_created("endpoint-config", &name);
-
-        let created = self
-            .client
-            .create_endpoint()
-            .endpoint_name(&name)
-            .endpoint_config_name(&name)
-            .set_tags(Some(self.tags()))
-            .send()
-            .await;
-        if let Err(e) = created {
-            let e = api_error("CreateEndpoint", &e);
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("CreateEndpointConfig", &e));
+        if let Err(e) = created_or_ours(created) {
             let error = if is_rejection(&e) {
                 DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
             } else {
@@ -346,6 +353,24 @@ impl Environment for SageMakerEnvironment {
             let mut ledger = self.ledger.lock().expect("ledger lock");
             ledger.created("endpoint", &name);
             ledger.open(&name, candidate);
+        }
+        let created = self
+            .client
+            .create_endpoint()
+            .endpoint_name(&name)
+            .endpoint_config_name(&name)
+            .set_tags(Some(self.tags()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("CreateEndpoint", &e));
+        if let Err(e) = created_or_ours(created) {
+            let error = if is_rejection(&e) {
+                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
+            } else {
+                e.into()
+            };
+            return Err(self.abandon(Some(&name), &name, error).await);
         }
         match self.wait_settled(candidate, &name, cancel).await {
             Ok((EndpointStatus::InService, _, _)) => Ok(Deployed {

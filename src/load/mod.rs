@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod signer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -116,7 +116,7 @@ pub struct LoadRun {
     /// Wall-clock bounds of the measured window (after warm-up), for CloudWatch.
     pub measured_from: SystemTime,
     pub measured_to: SystemTime,
-    /// Requests due in the measured window.
+    /// Requests released in the measured window (counted, not expected).
     pub offered: u64,
     pub measured_seconds: f64,
     pub totals: Totals,
@@ -140,7 +140,7 @@ struct Driver {
     recorder: recorder::Recorder,
     signer: Arc<RequestSigner>,
     cancel: CancellationToken,
-    signing_failed: AtomicBool,
+    signing_failed: std::sync::Mutex<Option<SignerError>>,
 }
 
 impl Driver {
@@ -176,7 +176,7 @@ impl Driver {
                 // real client's would); from the actual send when sent early.
                 latency: done - job.intended.min(sent),
                 slip: sent.saturating_duration_since(job.intended),
-                late_claim: job.starved,
+                late_start: job.late_start,
                 outcome,
             });
         }
@@ -188,9 +188,10 @@ impl Driver {
         let signature = match self.signer.sign(self.url.as_str(), &headers, &payload.sha256) {
             Ok(signature) => signature,
             Err(e) => {
-                if !self.signing_failed.swap(true, Ordering::Relaxed) {
-                    tracing::error!("{e}");
-                }
+                // A step that cannot sign its requests measures nothing about
+                // the endpoint: stop it and say why.
+                self.signing_failed.lock().expect("signing lock").get_or_insert(e);
+                self.cancel.cancel();
                 return Outcome::Connection;
             }
         };
@@ -224,11 +225,16 @@ async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Outcom
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(':').next().unwrap_or(v).to_string());
-    match response.bytes().await {
-        Ok(_) if status == 200 => Outcome::Success,
-        Ok(_) => Outcome::Http { status, code },
-        Err(e) if e.is_timeout() => Outcome::Timeout,
-        Err(_) => Outcome::Connection,
+    // Read to the end without keeping the answer: the clock stops after it.
+    let mut response = response;
+    loop {
+        match response.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) if status == 200 => return Outcome::Success,
+            Ok(None) => return Outcome::Http { status, code },
+            Err(e) if e.is_timeout() => return Outcome::Timeout,
+            Err(_) => return Outcome::Connection,
+        }
     }
 }
 
@@ -251,15 +257,18 @@ pub async fn drive(
 ) -> Result<LoadRun, LoadError> {
     let started_at = Utc::now();
     let step_cancel = cancel.child_token();
+    // Whatever way this function returns, the pacer, the ticker and the
+    // launch fallback stop with it.
+    let _stop_step = step_cancel.clone().drop_guard();
     let driver = Arc::new(Driver {
         url: reqwest::Url::parse(&spec.target.invocation_url())
             .map_err(|e| LoadError::BadUrl(format!("{}: {e}", spec.target.invocation_url())))?,
-        pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), step_cancel.clone()),
+        pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), spec.warmup, step_cancel.clone()),
         launched: AtomicUsize::new(0),
         recorder: recorder::Recorder::new(spec.warmup),
         signer,
         cancel: step_cancel,
-        signing_failed: AtomicBool::new(false),
+        signing_failed: std::sync::Mutex::new(None),
         spec,
     });
     let ticker = tokio::spawn(tick_seconds(Arc::clone(&driver), progress));
@@ -295,12 +304,12 @@ pub async fn drive(
     let _ = launch_fallback.await;
     let _ = ticker.await;
     result.map_err(goose_error)?;
+    if let Some(e) = driver.signing_failed.lock().expect("signing lock").take() {
+        return Err(LoadError::Signer(e));
+    }
 
-    let driver = Arc::into_inner(driver).expect("every goose user has exited");
-    let spec = driver.spec;
+    let spec = &driver.spec;
     let (totals, series) = driver.recorder.finish();
-    let warmup = spec.warmup.as_secs_f64();
-    let offered = (spec.rate.total() - spec.rate.cumulative(warmup)).round() as u64;
     // Wall-clock time of the schedule's start (or now, if no request was ever due).
     let schedule_start =
         SystemTime::now() - driver.pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
@@ -309,7 +318,7 @@ pub async fn drive(
         ended_at: Utc::now(),
         measured_from: schedule_start + spec.warmup,
         measured_to: schedule_start + spec.rate.length(),
-        offered,
+        offered: driver.pacer.offered(),
         measured_seconds: spec.measured().as_secs_f64(),
         totals,
         series,

@@ -5,10 +5,11 @@
 //! again, so a task that sleeps until its due time wakes 1–2 ms late. A
 //! single thread sleeping on the kernel's high-resolution timer (timer slack
 //! set to 1 ns) releases requests within tens of microseconds instead, and
-//! thousands of idle users cost nothing while they wait on the channel.
+//! thousands of idle users cost nothing while they wait.
 //!
-//! It also knows when the in-flight bound is hit: a request released while
-//! no user is waiting for one is marked `starved`.
+//! It also tells when the in-flight bound is hit: a request that was already
+//! waiting in the queue when a user came for it found no user free at its
+//! due time — a late start.
 //!
 //! The hand-off is a queue plus a tokio semaphore with one permit per queued
 //! request: the semaphore wakes one waiter in O(1) however many thousand
@@ -16,11 +17,11 @@
 //! would cost more per request than the request itself).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::Schedule;
@@ -31,6 +32,8 @@ use super::schedule::Schedule;
 const HAND_OFF: Duration = Duration::from_micros(30);
 /// Between the pacer's start and the first due time.
 const START_DELAY: Duration = Duration::from_millis(100);
+/// Picked up this long after its due time, a request counts as a late start.
+const LATE: Duration = Duration::from_millis(1);
 /// The pacer checks for cancellation at least this often while it sleeps.
 const CANCEL_CHECK: Duration = Duration::from_millis(20);
 
@@ -41,8 +44,8 @@ pub struct Job {
     /// Seconds from the schedule's start.
     pub due: f64,
     pub intended: Instant,
-    /// No user was free when it fell due.
-    pub starved: bool,
+    /// No user was free when it fell due: every in-flight slot was busy.
+    pub late_start: bool,
 }
 
 /// What the pacer thread and the users share.
@@ -51,8 +54,8 @@ struct HandOff {
     /// One permit per queued job, plus one per user once the schedule is over.
     ready: Semaphore,
     over: AtomicBool,
-    /// Users waiting for a job that the pacer has not handed one to yet.
-    idle: AtomicUsize,
+    /// Jobs released that are due at or after the measured window's start.
+    measured: AtomicU64,
 }
 
 impl HandOff {
@@ -72,18 +75,28 @@ pub struct Pacer {
     hand_off: Arc<HandOff>,
     start: Arc<OnceLock<Instant>>,
     pending: Mutex<Option<Schedule>>,
+    /// Seconds from the schedule's start at which measuring begins (the warm-up).
+    measured_from: f64,
     cancel: CancellationToken,
 }
 
 impl Pacer {
-    pub fn new(schedule: Schedule, cancel: CancellationToken) -> Pacer {
+    /// A pacer for `schedule`; requests due before `warmup` are released but
+    /// not counted as offered.
+    pub fn new(schedule: Schedule, warmup: Duration, cancel: CancellationToken) -> Pacer {
         let hand_off = HandOff {
             queue: Mutex::new(VecDeque::new()),
             ready: Semaphore::new(0),
             over: AtomicBool::new(false),
-            idle: AtomicUsize::new(0),
+            measured: AtomicU64::new(0),
         };
-        Pacer { hand_off: Arc::new(hand_off), start: Arc::new(OnceLock::new()), pending: Mutex::new(Some(schedule)), cancel }
+        Pacer {
+            hand_off: Arc::new(hand_off),
+            start: Arc::new(OnceLock::new()),
+            pending: Mutex::new(Some(schedule)),
+            measured_from: warmup.as_secs_f64(),
+            cancel,
+        }
     }
 
     /// Starts releasing requests (the first call only).
@@ -91,11 +104,11 @@ impl Pacer {
         let Some(schedule) = self.pending.lock().expect("pacer lock").take() else { return };
         let start = Instant::now() + START_DELAY;
         let _ = self.start.set(start);
-        let (hand_off, cancel) = (Arc::clone(&self.hand_off), self.cancel.clone());
+        let (hand_off, cancel, measured_from) = (Arc::clone(&self.hand_off), self.cancel.clone(), self.measured_from);
         std::thread::Builder::new()
             .name("perfsize-pacer".into())
             .spawn(move || {
-                release(schedule, start, &hand_off, &cancel);
+                release(schedule, start, measured_from, &hand_off, &cancel);
                 hand_off.finish();
             })
             .expect("the pacer thread starts");
@@ -106,32 +119,46 @@ impl Pacer {
         self.start.get().copied()
     }
 
+    /// Requests released so far that fall in the measured window: what was
+    /// really offered (with Poisson arrivals, not the expected count).
+    pub fn offered(&self) -> u64 {
+        self.hand_off.measured.load(Ordering::Acquire)
+    }
+
     /// The next request to send; None once the schedule is over.
     pub async fn next(&self) -> Option<Job> {
         let h = &self.hand_off;
-        h.idle.fetch_add(1, Ordering::AcqRel);
-        h.ready.acquire().await.ok()?.forget();
+        // The semaphore hands new permits to waiting users first, so a permit
+        // free for the taking belongs to a job that found nobody waiting.
+        let waited_in_queue = match h.ready.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(TryAcquireError::NoPermits) => {
+                h.ready.acquire().await.ok()?.forget();
+                false
+            }
+            Err(TryAcquireError::Closed) => return None,
+        };
         // Every permit stands for a queued job until the schedule is over.
-        let job = h.queue.lock().expect("pacer queue").pop_front();
-        debug_assert!(job.is_some() || h.over.load(Ordering::Acquire));
-        job
+        let mut job = h.queue.lock().expect("pacer queue").pop_front()?;
+        job.late_start = waited_in_queue && Instant::now() > job.intended + LATE;
+        Some(job)
     }
 }
 
-/// Hands the pacer one waiting user, if there is one.
-fn take_idle(idle: &AtomicUsize) -> bool {
-    idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
-}
-
-fn release(mut schedule: Schedule, start: Instant, hand_off: &HandOff, cancel: &CancellationToken) {
+fn release(mut schedule: Schedule, start: Instant, measured_from: f64, hand_off: &HandOff, cancel: &CancellationToken) {
     fine_timer_slack();
     while let Some((slot, due)) = schedule.claim() {
         let intended = start + Duration::from_secs_f64(due);
         if !sleep_until(intended.checked_sub(HAND_OFF).unwrap_or(intended), cancel) {
             return;
         }
-        let starved = !take_idle(&hand_off.idle);
-        hand_off.push(Job { slot, due, intended, starved });
+        if due >= measured_from {
+            hand_off.measured.fetch_add(1, Ordering::AcqRel);
+        }
+        hand_off.push(Job { slot, due, intended, late_start: false });
     }
 }
 
@@ -167,30 +194,27 @@ mod tests {
     #[tokio::test]
     async fn releases_every_slot_in_order_then_ends() {
         let schedule = Schedule::new(RateProfile::new(200.0, None, Duration::from_millis(100)), Arrivals::Uniform, 1);
-        let pacer = Pacer::new(schedule, CancellationToken::new());
+        let pacer = Pacer::new(schedule, Duration::from_millis(50), CancellationToken::new());
         pacer.start();
         let mut slots = Vec::new();
         while let Some(job) = pacer.next().await {
             slots.push(job.slot);
         }
         assert_eq!(slots, (0..20).collect::<Vec<_>>());
+        assert_eq!(pacer.offered(), 10, "half the schedule falls after the warm-up");
     }
 
     #[tokio::test]
-    async fn a_job_nobody_waits_for_is_marked_starved() {
+    async fn every_job_nobody_was_waiting_for_is_a_late_start() {
         let schedule = Schedule::new(RateProfile::new(1000.0, None, Duration::from_millis(10)), Arrivals::Uniform, 1);
-        let pacer = Pacer::new(schedule, CancellationToken::new());
+        let pacer = Pacer::new(schedule, Duration::ZERO, CancellationToken::new());
         pacer.start();
-        // Nobody asks until everything is due.
+        // Every user is busy until everything is due: all ten start late.
         tokio::time::sleep(START_DELAY + Duration::from_millis(50)).await;
-        let first = pacer.next().await.unwrap();
-        assert!(first.starved);
-    }
-
-    #[test]
-    fn idle_users_are_handed_out_once() {
-        let idle = AtomicUsize::new(1);
-        assert!(take_idle(&idle));
-        assert!(!take_idle(&idle));
+        let mut late = 0;
+        while let Some(job) = pacer.next().await {
+            late += job.late_start as u32;
+        }
+        assert_eq!(late, 10);
     }
 }

@@ -69,8 +69,8 @@ pub struct Observation {
     pub latency: Duration,
     /// Actual send − intended send, zero when on time or early.
     pub slip: Duration,
-    /// The slot was still unclaimed when it fell due: every in-flight slot was busy.
-    pub late_claim: bool,
+    /// No user was free when it fell due: every in-flight slot was busy.
+    pub late_start: bool,
     pub outcome: Outcome,
 }
 
@@ -101,7 +101,7 @@ pub struct Counts {
     /// Failed requests that still got an HTTP answer.
     pub answered_failures: u64,
     /// Requests that started late because no in-flight slot was free.
-    pub late_claims: u64,
+    pub late_starts: u64,
 }
 
 /// Everything recorded for the measured window.
@@ -137,7 +137,7 @@ impl Totals {
         self.response.saturating_record(micros(o.latency.saturating_sub(o.slip)));
         self.slip.saturating_record(micros(o.slip));
         self.counts.sent += 1;
-        self.counts.late_claims += o.late_claim as u64;
+        self.counts.late_starts += o.late_start as u64;
         match (&o.outcome, o.outcome.status_key(), o.outcome.code_key()) {
             (Outcome::Success, _, _) => {
                 self.counts.succeeded += 1;
@@ -217,10 +217,10 @@ impl Recorder {
         row
     }
 
-    /// The measured-window totals and the per-second series.
-    pub fn finish(self) -> (Totals, Vec<SecondStats>) {
-        let inner = self.inner.into_inner().expect("recorder lock");
-        (inner.totals, inner.series)
+    /// The measured-window totals and the per-second series, taken out.
+    pub fn finish(&self) -> (Totals, Vec<SecondStats>) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        (std::mem::replace(&mut inner.totals, Totals::new()), std::mem::take(&mut inner.series))
     }
 }
 
@@ -229,7 +229,7 @@ mod tests {
     use super::*;
 
     fn observation(due: f64, ms: u64, outcome: Outcome) -> Observation {
-        Observation { due, latency: Duration::from_millis(ms), slip: Duration::ZERO, late_claim: false, outcome }
+        Observation { due, latency: Duration::from_millis(ms), slip: Duration::ZERO, late_start: false, outcome }
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl RateProfile {
     }
 
     /// Offered rate at `t` seconds.
-    pub fn rate_at(&self, t: f64) -> f64 {
+    #[cfg(test)]
+    fn rate_at(&self, t: f64) -> f64 {
         if t < self.ramp { self.start + (self.target - self.start) * t / self.ramp } else { self.target }
     }
 
@@ -87,15 +88,10 @@ impl RateProfile {
     pub fn length(&self) -> Duration {
         Duration::from_secs_f64(self.length)
     }
-
-    pub fn target(&self) -> f64 {
-        self.target
-    }
 }
 
 /// Hands out request slots in order: slot k and its due time (seconds from
-/// the schedule's start). Not thread-safe by itself; the load manager keeps it
-/// behind a lock so slots are claimed exactly once.
+/// the schedule's start). The pacer thread owns it and claims slots in order.
 #[derive(Debug)]
 pub struct Schedule {
     profile: RateProfile,
@@ -125,10 +121,6 @@ impl Schedule {
         let slot = self.next;
         self.next += 1;
         Some((slot, due))
-    }
-
-    pub fn profile(&self) -> &RateProfile {
-        &self.profile
     }
 }
 

@@ -108,30 +108,44 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         figures.push(f);
         for bt in &bs.types {
             let ct = cs.types.iter().find(|t| t.summary.instance_type == bt.summary.instance_type);
-            figures.push(figure(
+            let current = ct.and_then(|t| t.summary.max_tps_per_instance);
+            let mut f = figure(
                 "capacity",
                 format!("max TPS per instance, {}", bt.summary.instance_type),
                 "TPS",
                 Better::Higher,
                 bt.summary.max_tps_per_instance,
-                ct.and_then(|t| t.summary.max_tps_per_instance),
+                current,
+                r,
+            );
+            // Searched now and sustaining nothing, where it sustained a rate before.
+            if let Some(ct) = ct.filter(|t| {
+                bt.summary.max_tps_per_instance.is_some() && current.is_none() && !t.summary.verdict.starts_with("not searched")
+            }) {
+                f.regressed = true;
+                f.note = Some(ct.summary.verdict.clone());
+            }
+            figures.push(f);
+        }
+        // p99 at peak compares like with like: the same configuration on both sides.
+        let verified = |d: &RunData| {
+            let rec = d.summary.recommendation.as_ref()?;
+            let step = d.steps.iter().find(|s| Some(s.index) == rec.verified_by_step)?;
+            Some((rec.candidate(), step.latency_ms.map(|l| l.p99)))
+        };
+        if let (Some((b_candidate, b_p99)), Some((c_candidate, c_p99))) = (verified(bd), verified(cd))
+            && b_candidate == c_candidate
+        {
+            figures.push(figure(
+                "recommendation",
+                "p99 at peak (recommended configuration)".into(),
+                "ms",
+                Better::Lower,
+                b_p99,
+                c_p99,
                 r,
             ));
         }
-        let p99_at_peak = |d: &RunData| {
-            let rec = d.summary.recommendation.as_ref()?;
-            let step = d.steps.iter().find(|s| Some(s.index) == rec.verified_by_step)?;
-            step.latency_ms.map(|l| l.p99)
-        };
-        figures.push(figure(
-            "recommendation",
-            "p99 at peak (recommended configuration)".into(),
-            "ms",
-            Better::Lower,
-            p99_at_peak(bd),
-            p99_at_peak(cd),
-            r,
-        ));
     }
 
     for bs in &b.steps {
@@ -140,17 +154,8 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         if b.steps.iter().rev().find(|s| key(s) == key(bs)).map(|s| s.index) != Some(bs.index) {
             continue;
         }
-        let group = format!(
-            "{} {} × {} at {} TPS",
-            match bs.phase {
-                Phase::Search => "search",
-                Phase::Endurance => "endurance",
-                Phase::Load => "load",
-            },
-            bs.instance_type,
-            bs.instance_count,
-            trim_number(bs.target_tps)
-        );
+        let group =
+            format!("{} {} × {} at {} TPS", bs.phase.as_str(), bs.instance_type, bs.instance_count, trim_number(bs.target_tps));
         let lat = |s: &StepResult, f: fn(&crate::result::Percentiles) -> f64| s.latency_ms.as_ref().map(f);
         figures.push(figure(&group, "p50".into(), "ms", Better::Lower, lat(bs, |l| l.p50), lat(cs, |l| l.p50), r));
         figures.push(figure(&group, "p99".into(), "ms", Better::Lower, lat(bs, |l| l.p99), lat(cs, |l| l.p99), r));
@@ -174,6 +179,22 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
             verdict.note = Some(cs.reasons.join("; "));
             figures.push(verdict);
         }
+    }
+    if let ([bs], [cs], None, None) = (&b.steps[..], &c.steps[..], &b.data, &c.data)
+        && key(bs) != key(cs)
+    {
+        return Err(ReportError::NotComparable(format!(
+            "the two load results measured different things ({} × {} at {} TPS vs {} × {} at {} TPS)",
+            bs.instance_type,
+            bs.instance_count,
+            trim_number(bs.target_tps),
+            cs.instance_type,
+            cs.instance_count,
+            trim_number(cs.target_tps)
+        )));
+    }
+    if figures.is_empty() {
+        return Err(ReportError::NotComparable("the two runs measured nothing alike".into()));
     }
     let regressions = figures.iter().filter(|f| f.regressed).count();
     Ok(Comparison { baseline: b.label, current: c.label, max_regression_percent: r, figures, regressions })

@@ -478,24 +478,9 @@ fn anchor(index: u32) -> String {
     format!("step-{index}")
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Search => "search",
-        Phase::Endurance => "endurance",
-        Phase::Load => "load",
-    }
-}
-
 /// "step 13 · search · ml.m5.large × 1 at 95 TPS".
 fn step_heading(s: &StepResult) -> String {
-    format!(
-        "step {} · {} · {} × {} at {} TPS",
-        s.index,
-        phase_name(s.phase),
-        s.instance_type,
-        s.instance_count,
-        tps(s.target_tps)
-    )
+    format!("step {} · {} · {} × {} at {} TPS", s.index, s.phase.as_str(), s.instance_type, s.instance_count, tps(s.target_tps))
 }
 
 fn step_view(s: &StepResult, recommended: bool) -> StepView {
@@ -512,7 +497,7 @@ fn step_view(s: &StepResult, recommended: bool) -> StepView {
         index: s.index,
         anchor: anchor(s.index),
         heading: step_heading(s),
-        phase: phase_name(s.phase),
+        phase: s.phase.as_str(),
         configuration: format!("{} × {}", s.instance_type, s.instance_count),
         offered: tps(s.offered_tps),
         achieved: tps(s.achieved_tps),

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use super::RunData;
-use crate::result::{Phase, StepResult, trim_number};
+use crate::result::{Miss, Phase, StepResult, trim_number};
 
 /// Escapes text for XML attributes and content.
 pub fn escape(text: &str) -> String {
@@ -29,35 +29,57 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// What a step measured, without its place in the run: the same name in
+/// every build, so Jenkins can trend it.
 fn case_name(step: &StepResult) -> String {
-    format!(
-        "{:03} {} {} x{} at {} TPS",
-        step.index,
-        match step.phase {
-            Phase::Search => "search",
-            Phase::Endurance => "endurance",
-            Phase::Load => "load",
-        },
-        step.instance_type,
-        step.instance_count,
-        trim_number(step.target_tps)
-    )
+    format!("{} {} x{} at {} TPS", step.phase.as_str(), step.instance_type, step.instance_count, trim_number(step.target_tps))
 }
 
-fn step_case(out: &mut String, step: &StepResult) {
+/// Whether a step missed only requirements — what a search is there to find.
+fn missed_only_requirements(step: &StepResult) -> bool {
+    step.misses.iter().all(|m| matches!(m, Miss::Latency { .. } | Miss::Errors { .. } | Miss::Rate { .. }))
+}
+
+/// How a step shows in JUnit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Passed,
+    /// A search probe above the type's capacity: how the search finds the limit.
+    Skipped,
+    /// A requirement missed where it had to be met.
+    Failure,
+    /// The step measured nothing trustworthy (interrupted, no traffic, generator behind).
+    Error,
+}
+
+fn verdict(step: &StepResult) -> Verdict {
+    match (step.passed, missed_only_requirements(step), step.phase) {
+        (true, _, _) => Verdict::Passed,
+        (false, false, _) => Verdict::Error,
+        (false, true, Phase::Search) => Verdict::Skipped,
+        (false, true, _) => Verdict::Failure,
+    }
+}
+
+fn step_case(out: &mut String, step: &StepResult, name: &str) {
     let time = (step.ended_at - step.started_at).num_milliseconds().max(0) as f64 / 1000.0;
     let _ = write!(
         out,
         r#"    <testcase classname="perfsize.{}" name="{}" time="{time:.3}">"#,
         escape(&step.instance_type.replace('.', "_")),
-        escape(&case_name(step))
+        escape(name)
     );
-    let reasons = step.reasons.join("; ");
-    if !step.passed {
-        if step.phase == Phase::Search {
-            let _ = write!(out, r#"<skipped message="above this type's capacity: {}"/>"#, escape(&reasons));
-        } else {
-            let _ = write!(out, r#"<failure message="{}" type="requirement">{}</failure>"#, escape(&reasons), escape(&reasons));
+    let reasons = escape(&step.reasons.join("; "));
+    match verdict(step) {
+        Verdict::Passed => {}
+        Verdict::Skipped => {
+            let _ = write!(out, r#"<skipped message="above this type's capacity: {reasons}"/>"#);
+        }
+        Verdict::Failure => {
+            let _ = write!(out, r#"<failure message="{reasons}" type="requirement">{reasons}</failure>"#);
+        }
+        Verdict::Error => {
+            let _ = write!(out, r#"<error message="{reasons}" type="measurement">{reasons}</error>"#);
         }
     }
     let p = step.latency_ms.map(|l| format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", l.p50, l.p99, l.max)).unwrap_or_default();
@@ -73,21 +95,30 @@ fn step_case(out: &mut String, step: &StepResult) {
 
 pub fn render(data: &RunData) -> String {
     let s = &data.summary;
-    let failures =
-        data.steps.iter().filter(|st| !st.passed && st.phase != Phase::Search).count() + s.recommendation.is_none() as usize;
-    let skipped = data.steps.iter().filter(|st| !st.passed && st.phase == Phase::Search).count();
+    let count = |v: Verdict| data.steps.iter().filter(|st| verdict(st) == v).count();
+    let failures = count(Verdict::Failure) + s.recommendation.is_none() as usize;
+    let errors = count(Verdict::Error);
+    let skipped = count(Verdict::Skipped);
     let tests = data.steps.len() + 1;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, r#"<testsuites name="perfsize" tests="{tests}" failures="{failures}" skipped="{skipped}">"#);
     let _ = writeln!(
         out,
-        r#"  <testsuite name="perfsize.{}" tests="{tests}" failures="{failures}" skipped="{skipped}" errors="0" time="{:.3}" timestamp="{}">"#,
+        r#"<testsuites name="perfsize" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"  <testsuite name="perfsize.{}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{:.3}" timestamp="{}">"#,
         escape(&s.run_id),
         s.run_cost.wall_seconds,
         s.started_at.format("%Y-%m-%dT%H:%M:%S")
     );
+    // A probe measured again keeps its name with a count, so names stay unique.
+    let mut seen = std::collections::HashMap::new();
     for step in &data.steps {
-        step_case(&mut out, step);
+        let name = case_name(step);
+        let n = seen.entry(name.clone()).and_modify(|n| *n += 1).or_insert(1);
+        let name = if *n == 1 { name } else { format!("{name} ({n})") };
+        step_case(&mut out, step, &name);
     }
     let requirement = format!(
         "peak {} TPS with {} at most {} ms and at most {}% errors",

@@ -23,6 +23,8 @@ pub enum ReportError {
     RunDir(#[from] RunDirError),
     #[error("{0} holds neither summary.json nor plan.json: nothing to report")]
     Empty(PathBuf),
+    #[error("nothing to compare: {0}")]
+    NotComparable(String),
     #[error("cannot render {what}: {reason}")]
     Render { what: &'static str, reason: String },
 }

@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDataResult, MetricStat};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// Average and tail of a server-side latency metric, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ServerLatency {
     pub avg: f64,
+    /// Only when the window is one CloudWatch period (medians do not combine).
     pub p50: Option<f64>,
     /// With several periods in the window: the largest per-period p99.
     pub p99: f64,
@@ -86,34 +88,59 @@ fn query(window: &MetricsWindow, (id, namespace, name, stat): (&str, &str, &str,
 }
 
 /// Fetches the step's figures, polling every `poll` until CloudWatch has
-/// counted the step's requests or `wait` has passed.
-pub async fn fetch(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow, wait: Duration, poll: Duration) -> ServerMetrics {
+/// counted the step's requests, `wait` has passed, or `cancel` fires —
+/// whichever comes first; the best answer so far is kept.
+pub async fn fetch(
+    client: &aws_sdk_cloudwatch::Client,
+    window: &MetricsWindow,
+    wait: Duration,
+    poll: Duration,
+    cancel: &CancellationToken,
+) -> ServerMetrics {
     let started = tokio::time::Instant::now();
+    let mut best: Option<ServerMetrics> = None;
+    let mut last_error = None;
     loop {
-        let attempt = fetch_once(client, window).await;
-        let complete = match &attempt {
-            Ok(m) => m.invocations.unwrap_or(0.0) >= 0.95 * window.expected_invocations as f64,
-            Err(_) => false,
-        };
-        if complete || started.elapsed() + poll > wait {
-            return match attempt {
-                Ok(mut metrics) => {
-                    if !complete {
-                        metrics.note = Some(format!(
-                            "CloudWatch had counted {} of {} requests after waiting {:?}; figures may be partial",
-                            metrics.invocations.unwrap_or(0.0),
-                            window.expected_invocations,
-                            started.elapsed()
-                        ));
-                    }
+        match fetch_once(client, window).await {
+            Ok(metrics) => best = Some(metrics),
+            Err(reason) => last_error = Some(reason),
+        }
+        let counted = best.as_ref().and_then(|m| m.invocations).unwrap_or(0.0);
+        let complete = counted >= 0.95 * window.expected_invocations as f64 && best.is_some();
+        if complete || started.elapsed() + poll > wait || cancel.is_cancelled() {
+            return match best {
+                Some(mut metrics) => {
                     metrics.available = metrics.invocations.is_some();
+                    metrics.note = note(window, complete, counted, started.elapsed());
                     metrics
                 }
-                Err(reason) => ServerMetrics::unavailable(reason),
+                None => ServerMetrics::unavailable(last_error.unwrap_or_else(|| "no answer from CloudWatch".into())),
             };
         }
-        tokio::time::sleep(poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = cancel.cancelled() => {}
+        }
     }
+}
+
+/// What a reader should know about these figures.
+fn note(window: &MetricsWindow, complete: bool, counted: f64, waited: Duration) -> Option<String> {
+    let mut notes = Vec::new();
+    if !complete {
+        notes.push(format!(
+            "CloudWatch had counted {counted} of {} requests after {}; figures may be partial",
+            window.expected_invocations,
+            humantime::format_duration(Duration::from_secs(waited.as_secs()))
+        ));
+    }
+    if window.period >= Duration::from_secs(60) {
+        notes.push(format!(
+            "CloudWatch aggregates whole {}-second periods, so these figures also hold traffic just before and after the step",
+            window.period.as_secs()
+        ));
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow) -> Result<ServerMetrics, String> {

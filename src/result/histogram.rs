@@ -23,8 +23,9 @@ pub struct Percentiles {
     pub count: u64,
 }
 
+/// Microseconds as milliseconds, to the microsecond.
 fn ms(micros: u64) -> f64 {
-    (micros as f64 / 1000.0 * 1000.0).round() / 1000.0
+    micros as f64 / 1000.0
 }
 
 impl Percentiles {
@@ -37,7 +38,7 @@ impl Percentiles {
             p99: ms(h.value_at_quantile(0.99)),
             p99_9: ms(h.value_at_quantile(0.999)),
             max: ms(h.max()),
-            mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            mean: (h.mean()).round() / 1000.0,
             count: h.len(),
         })
     }
@@ -70,16 +71,16 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, DecodeError> {
 pub fn hgrm(h: &Histogram<u64>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
-    if !h.is_empty() {
-        for v in h.iter_quantiles(5) {
-            let q = v.quantile_iterated_to();
-            let value = v.value_iterated_to() as f64 / 1000.0;
-            if q < 1.0 {
-                let _ =
-                    writeln!(out, "{value:12.3} {q:2.12} {:10} {:14.2}", v.count_since_last_iteration_total(h), 1.0 / (1.0 - q));
-            } else {
-                let _ = writeln!(out, "{value:12.3} {q:2.12} {:10}", v.count_since_last_iteration_total(h));
-            }
+    // The text format prints the running total of counts up to each value.
+    let mut total = 0;
+    for v in h.iter_quantiles(5).filter(|_| !h.is_empty()) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / 1000.0;
+        if q < 1.0 {
+            let _ = writeln!(out, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q));
+        } else {
+            let _ = writeln!(out, "{value:12.3} {q:2.12} {total:10}");
         }
     }
     let _ = writeln!(out, "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
@@ -91,17 +92,6 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
 /// HdrHistogram's sub-bucket count for a precision: 2^⌈log2(2·10^digits)⌉.
 fn sub_buckets(significant_digits: u8) -> u64 {
     (2 * 10u64.pow(significant_digits as u32)).next_power_of_two()
-}
-
-/// Running total count up to an iteration value, as the text format prints it.
-trait TotalCount {
-    fn count_since_last_iteration_total(&self, h: &Histogram<u64>) -> u64;
-}
-
-impl TotalCount for hdrhistogram::iterators::IterationValue<u64> {
-    fn count_since_last_iteration_total(&self, h: &Histogram<u64>) -> u64 {
-        h.count_between(h.low(), self.value_iterated_to())
-    }
 }
 
 #[cfg(test)]

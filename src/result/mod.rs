@@ -36,6 +36,16 @@ pub enum Phase {
     Load,
 }
 
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Search => "search",
+            Phase::Endurance => "endurance",
+            Phase::Load => "load",
+        }
+    }
+}
+
 /// What the load generator itself looked like during the step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generator {
@@ -96,7 +106,11 @@ pub struct StepResult {
     pub instance_type: String,
     pub instance_count: u32,
     pub target_tps: f64,
+    /// Requests released in the measured window, per second.
     pub offered_tps: f64,
+    /// Requests of the measured window that got an answer (of any status),
+    /// per second: below offered only when requests time out or connections
+    /// fail — an overloaded endpoint that answers 503 still achieves the rate.
     pub achieved_tps: f64,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
@@ -193,10 +207,10 @@ impl StepResult {
         let slip_p99_ms = histogram::at_percentile(&t.slip, 99.0).unwrap_or(0.0);
         let generator = Generator {
             max_in_flight: run.max_in_flight,
-            late_starts: t.counts.late_claims,
+            late_starts: t.counts.late_starts,
             slip_p50_ms: histogram::at_percentile(&t.slip, 50.0).unwrap_or(0.0),
             slip_p99_ms,
-            saturated: t.counts.late_claims as f64 > MAX_LATE_SHARE * requests as f64 || slip_p99_ms > MAX_SLIP_P99_MS,
+            saturated: t.counts.late_starts as f64 > MAX_LATE_SHARE * requests as f64 || slip_p99_ms > MAX_SLIP_P99_MS,
         };
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
         let measured =
@@ -296,21 +310,12 @@ impl StepResult {
         Some(Candidate::new(self.instance_type.parse().ok()?, self.instance_count))
     }
 
-    /// Throughput per instance this step demonstrated.
-    pub fn tps_per_instance(&self) -> f64 {
-        self.target_tps / self.instance_count.max(1) as f64
-    }
-
     /// A file name that sorts in run order and says what the step was.
     pub fn file_name(&self) -> String {
         format!(
             "{:03}-{}-{}-x{}-{}tps.json",
             self.index,
-            match self.phase {
-                Phase::Search => "search",
-                Phase::Endurance => "endurance",
-                Phase::Load => "load",
-            },
+            self.phase.as_str(),
             self.instance_type,
             self.instance_count,
             trim_number(self.target_tps)

@@ -103,7 +103,8 @@ impl Doc for Json {
 }
 
 fn required<'d, D: Doc>(doc: &'d D, key: &str) -> Result<&'d D, AwsError> {
-    doc.get(key).ok_or_else(|| invalid(format!("The parameter {key} is required.")))
+    doc.get(key)
+        .ok_or_else(|| AwsError::new(StatusCode::BAD_REQUEST, "MissingParameter", format!("The parameter {key} is required.")))
 }
 
 fn decode_request<D: Doc>(doc: &D) -> Result<Request, AwsError> {

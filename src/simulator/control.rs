@@ -82,6 +82,7 @@ impl Endpoint {
 
     /// Instances of `instance_type` this endpoint holds against the account limit.
     fn instances_of(&self, instance_type: &str) -> u32 {
+        // Counts are at most 100,000 per variant (`instance_count`), so sums fit.
         if matches!(self.phase, Phase::Failed | Phase::Deleting { .. }) {
             return 0;
         }
@@ -165,6 +166,17 @@ fn name_member<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str,
     Ok(name)
 }
 
+/// An instance count member: a whole number from 1 to 100,000 (a bound far
+/// above any account limit that keeps arithmetic on counts safe).
+fn instance_count(value: Option<&Value>, member: &str) -> Result<u32, AwsError> {
+    let value = value.ok_or_else(|| not_null(member))?;
+    match value.as_i64() {
+        Some(n) if n < 1 => Err(constraint(&n.to_string(), member, "Member must have value greater than or equal to 1")),
+        Some(n) if n <= 100_000 => Ok(n as u32),
+        _ => Err(constraint(&value.to_string(), member, "Member must have value less than or equal to 100000")),
+    }
+}
+
 fn tags_member(input: &Value) -> Result<Vec<(String, String)>, AwsError> {
     let Some(tags) = input.get("Tags").and_then(Value::as_array) else {
         return Ok(Vec::new());
@@ -199,55 +211,59 @@ impl Registry {
     /// Applies every transition whose time has come; endpoints whose deletion
     /// finished disappear.
     pub fn settle(&mut self, ctx: &Context<'_>) {
-        let now = Instant::now();
-        let mut gone = Vec::new();
-        for (name, endpoint) in self.endpoints.iter_mut() {
-            match &mut endpoint.phase {
-                Phase::Creating { until, plan } if *until <= now => {
-                    let at = wall_time(*until);
-                    let plan = std::mem::take(plan);
-                    endpoint.modified = at;
-                    match deploy_failure(ctx.profile, &plan) {
-                        Some(reason) => {
-                            endpoint.failure_reason = Some(reason);
-                            endpoint.phase = Phase::Failed;
-                        }
-                        None => {
-                            endpoint.serving = Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, None)));
-                            endpoint.phase = Phase::InService;
-                        }
-                    }
-                    endpoint.variants = plan;
-                }
-                Phase::Updating { until, plan, config_name } if *until <= now => {
-                    endpoint.modified = wall_time(*until);
-                    let plan = std::mem::take(plan);
-                    match deploy_failure(ctx.profile, &plan) {
-                        // The update rolls back: the old deployment keeps serving.
-                        Some(reason) => endpoint.failure_reason = Some(reason),
-                        None => {
-                            let previous = endpoint.serving.take();
-                            endpoint.serving =
-                                Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, previous.as_deref())));
-                            endpoint.config_name = std::mem::take(config_name);
-                            endpoint.variants = plan;
-                            endpoint.failure_reason = None;
-                        }
-                    }
-                    endpoint.phase = Phase::InService;
-                }
-                Phase::Deleting { until } if *until <= now => gone.push(name.clone()),
-                _ => {}
-            }
+        let names: Vec<String> = self.endpoints.keys().cloned().collect();
+        for name in names {
+            self.settle_one(ctx, &name);
         }
-        for name in gone {
-            self.endpoints.remove(&name);
+    }
+
+    /// Applies the transition of one endpoint if its time has come.
+    fn settle_one(&mut self, ctx: &Context<'_>, name: &str) {
+        let now = Instant::now();
+        let Some(endpoint) = self.endpoints.get_mut(name) else { return };
+        match &mut endpoint.phase {
+            Phase::Creating { until, plan } if *until <= now => {
+                endpoint.modified = wall_time(*until);
+                let plan = std::mem::take(plan);
+                match deploy_failure(ctx.profile, &plan) {
+                    Some(reason) => {
+                        endpoint.failure_reason = Some(reason);
+                        endpoint.phase = Phase::Failed;
+                    }
+                    None => {
+                        endpoint.serving = Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, None)));
+                        endpoint.phase = Phase::InService;
+                    }
+                }
+                endpoint.variants = plan;
+            }
+            Phase::Updating { until, plan, config_name } if *until <= now => {
+                endpoint.modified = wall_time(*until);
+                let plan = std::mem::take(plan);
+                match deploy_failure(ctx.profile, &plan) {
+                    // The update rolls back: the old deployment keeps serving.
+                    Some(reason) => endpoint.failure_reason = Some(reason),
+                    None => {
+                        let previous = endpoint.serving.take();
+                        endpoint.serving =
+                            Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, previous.as_deref())));
+                        endpoint.config_name = std::mem::take(config_name);
+                        endpoint.variants = plan;
+                        endpoint.failure_reason = None;
+                    }
+                }
+                endpoint.phase = Phase::InService;
+            }
+            Phase::Deleting { until } if *until <= now => {
+                self.endpoints.remove(name);
+            }
+            _ => {}
         }
     }
 
     /// The deployment serving `endpoint`, or the error InvokeEndpoint gives.
     pub fn serving(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<Arc<Deployment>, AwsError> {
-        self.settle(ctx);
+        self.settle_one(ctx, endpoint);
         let not_found = || {
             AwsError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -392,15 +408,7 @@ impl Registry {
                 "Member must satisfy enum value set: [ml.t2.medium, ml.m5.large, ml.m5.xlarge, ml.c5.large, ml.g4dn.xlarge, …]",
             ));
         }
-        let count =
-            v.get("InitialInstanceCount").and_then(Value::as_i64).ok_or_else(|| not_null(&member("initialInstanceCount")))?;
-        if count < 1 {
-            return Err(constraint(
-                &count.to_string(),
-                &member("initialInstanceCount"),
-                "Member must have value greater than or equal to 1",
-            ));
-        }
+        let count = instance_count(v.get("InitialInstanceCount"), &member("initialInstanceCount"))?;
         let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
         let routing = match v.get("RoutingConfig").and_then(|r| str_member(r, "RoutingStrategy")) {
             None | Some("RANDOM") => Routing::Random,
@@ -417,7 +425,7 @@ impl Registry {
             name: name.to_string(),
             model_name: model_name.to_string(),
             instance_type: instance_type.to_string(),
-            count: count as u32,
+            count,
             weight,
             routing,
         })
@@ -468,12 +476,12 @@ impl Registry {
     fn check_limits(&self, ctx: &Context<'_>, plan: &[VariantSpec], current: &[VariantSpec]) -> Result<(), AwsError> {
         for spec in plan {
             let limit = ctx.profile.behaviour(&spec.instance_type).map_or(0, |b| b.max_instances);
-            let used: u32 = self.endpoints.values().map(|e| e.instances_of(&spec.instance_type)).sum();
-            let count_in = |variants: &[VariantSpec]| -> u32 {
-                variants.iter().filter(|v| v.instance_type == spec.instance_type).map(|v| v.count).sum()
+            let used: u64 = self.endpoints.values().map(|e| e.instances_of(&spec.instance_type) as u64).sum();
+            let count_in = |variants: &[VariantSpec]| -> u64 {
+                variants.iter().filter(|v| v.instance_type == spec.instance_type).map(|v| v.count as u64).sum()
             };
             let delta = count_in(plan).saturating_sub(count_in(current));
-            if used + delta > limit {
+            if used + delta > limit as u64 {
                 return Err(AwsError::new(
                     axum::http::StatusCode::BAD_REQUEST,
                     "ResourceLimitExceeded",
@@ -605,15 +613,8 @@ impl Registry {
                     endpoint.meta.arn
                 ))
             })?;
-            if let Some(count) = change.get("DesiredInstanceCount").and_then(Value::as_i64) {
-                if count < 1 {
-                    return Err(constraint(
-                        &count.to_string(),
-                        "desiredInstanceCount",
-                        "Member must have value greater than or equal to 1",
-                    ));
-                }
-                spec.count = count as u32;
+            if let Some(count) = change.get("DesiredInstanceCount") {
+                spec.count = instance_count(Some(count), "desiredInstanceCount")?;
             }
             if let Some(weight) = change.get("DesiredWeight").and_then(Value::as_f64) {
                 spec.weight = weight;
@@ -793,7 +794,7 @@ fn list_page(input: &Value, mut rows: Vec<Row<'_>>, key: &str) -> Result<Value, 
             .and_then(|n| n.parse::<usize>().ok())
             .ok_or_else(|| AwsError::validation(format!("Invalid pagination token \"{token}\".")))?,
     };
-    let end = (start + max as usize).min(rows.len());
+    let end = start.saturating_add(max as usize).min(rows.len());
     let page: Vec<Value> = rows.get(start..end).unwrap_or_default().iter().map(|r| r.summary.clone()).collect();
     let mut out = json!({ key: page });
     if end < rows.len() {

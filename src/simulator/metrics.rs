@@ -6,7 +6,7 @@
 //! as CloudWatch metrics do, until the profile's retention drops them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The CloudWatch metrics the simulator publishes.
@@ -170,7 +170,7 @@ impl VariantSeries {
     /// Records one request that ended now.
     pub fn record(&self, served: Served, capacity: Capacity) {
         let second = epoch_seconds(SystemTime::now()) as i64;
-        let mut seconds = self.seconds.lock().expect("metrics lock");
+        let mut seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
         if !seconds.contains_key(&second) {
             let horizon = second - self.retention_secs;
             while seconds.first_key_value().is_some_and(|(&s, _)| s < horizon) {
@@ -197,29 +197,32 @@ impl VariantSeries {
         s.memory_percent = capacity.memory_percent;
     }
 
-    /// Datapoints of `metric` for `stat` over periods of `period` seconds
-    /// (aligned to multiples of the period) that start in `[start, end)`;
-    /// periods without samples are absent, as in CloudWatch.
+    /// Datapoints of `metric` for `stat` over whole periods of `period`
+    /// seconds, aligned to multiples of the period, from the one holding
+    /// `start` up to `end` (exclusive) — as CloudWatch rounds its window.
+    /// Periods without samples are absent, as in CloudWatch.
     pub fn datapoints(&self, metric: MetricName, stat: Stat, period: i64, start: i64, end: i64) -> Vec<(i64, f64)> {
         let period = period.max(1);
         let first = start.div_euclid(period) * period;
-        let seconds = self.seconds.lock().expect("metrics lock");
-        let mut points = Vec::new();
-        let mut samples = Vec::new();
-        let mut period_start = first;
-        while period_start < end {
-            samples.clear();
-            let lo = period_start.max(start);
-            let hi = (period_start + period).min(end);
-            for (_, second) in seconds.range(lo..hi) {
-                second.samples(metric, &mut samples);
+        // Copy the samples out so requests being served never wait on the
+        // sorting a percentile needs.
+        let by_period: Vec<(i64, Vec<f64>)> = {
+            let seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut by_period = Vec::new();
+            let mut period_start = first;
+            while period_start < end {
+                let mut samples = Vec::new();
+                for (_, second) in seconds.range(period_start..period_start.saturating_add(period)) {
+                    second.samples(metric, &mut samples);
+                }
+                if !samples.is_empty() {
+                    by_period.push((period_start, samples));
+                }
+                period_start = period_start.saturating_add(period);
             }
-            if !samples.is_empty() {
-                points.push((period_start, stat.apply(&mut samples)));
-            }
-            period_start += period;
-        }
-        points
+            by_period
+        };
+        by_period.into_iter().map(|(at, mut samples)| (at, stat.apply(&mut samples))).collect()
     }
 }
 
@@ -238,7 +241,7 @@ impl MetricStore {
     /// The series of a variant, created on first use. An endpoint re-created
     /// under the same name continues its series, as in CloudWatch.
     pub fn series(&self, endpoint: &str, variant: &str) -> Arc<VariantSeries> {
-        let mut all = self.series.lock().expect("metrics lock");
+        let mut all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         all.entry((endpoint.to_string(), variant.to_string()))
             .or_insert_with(|| {
                 Arc::new(VariantSeries { seconds: Mutex::new(BTreeMap::new()), retention_secs: self.retention.as_secs() as i64 })
@@ -248,7 +251,7 @@ impl MetricStore {
 
     /// The series of a variant, if it ever served a request.
     pub fn find(&self, endpoint: &str, variant: &str) -> Option<Arc<VariantSeries>> {
-        let all = self.series.lock().expect("metrics lock");
+        let all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         all.get(&(endpoint.to_string(), variant.to_string())).cloned()
     }
 }
@@ -297,9 +300,9 @@ mod tests {
         let s = series_with(&[(100, &[10], 0), (105, &[20], 0), (131, &[30], 0)]);
         let points = s.datapoints(MetricName::Invocations, Stat::Sum, 10, 95, 140);
         assert_eq!(points, vec![(100, 2.0), (130, 1.0)]);
-        // The window cuts the first period short: second 95..100 holds nothing.
+        // As CloudWatch does, a window starting inside a period takes all of it.
         let points = s.datapoints(MetricName::Invocations, Stat::Sum, 10, 102, 140);
-        assert_eq!(points, vec![(100, 1.0), (130, 1.0)]);
+        assert_eq!(points, vec![(100, 2.0), (130, 1.0)]);
     }
 
     #[test]

@@ -57,6 +57,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// The registry, even after a panic elsewhere poisoned its lock: one bad
+    /// request must not take the whole simulator down.
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn context<'a>(&'a self, region: &'a str) -> Context<'a> {
         Context { profile: &self.profile, store: &self.store, region }
     }
@@ -100,7 +106,7 @@ pub struct RunningSimulator {
 }
 
 impl RunningSimulator {
-    /// Starts a simulator on `127.0.0.1:port` (0 picks a free port).
+    /// Starts a simulator on `host:port` (port 0 picks a free one).
     pub async fn start(profile: Profile, host: &str, port: u16) -> std::io::Result<RunningSimulator> {
         let listener = TcpListener::bind((host, port)).await?;
         let addr = listener.local_addr()?;
@@ -178,16 +184,15 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
     .into_response(Protocol::RestJson)
 }
 
-async fn read_body(request: Request, limit: usize, protocol: Protocol) -> Result<axum::body::Bytes, Box<Response<Body>>> {
-    axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
-        Box::new(
-            AwsError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "ValidationError",
-                format!("Request body is larger than the {limit} bytes this operation accepts."),
-            )
-            .into_response(protocol),
-        )
+async fn read_body(body: Body, limit: usize, protocol: Protocol) -> Result<axum::body::Bytes, Box<Response<Body>>> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        let message = format!("Request body is larger than the {limit} bytes this operation accepts.");
+        // The runtime answers 413 with its own error shape; the JSON RPC services a 400.
+        let error = match protocol {
+            Protocol::RestJson => AwsError::new(StatusCode::PAYLOAD_TOO_LARGE, "ValidationError", message),
+            _ => AwsError::validation(message),
+        };
+        Box::new(error.into_response(protocol))
     })
 }
 
@@ -197,7 +202,7 @@ async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Re
         return *denied;
     }
     let region = wire::signing_region(request.headers()).unwrap_or_else(|| "us-east-1".to_string());
-    let body = match read_body(request, MAX_PAYLOAD_BYTES, protocol).await {
+    let body = match read_body(request.into_body(), MAX_PAYLOAD_BYTES, protocol).await {
         Ok(body) => body,
         Err(response) => return *response,
     };
@@ -212,10 +217,7 @@ async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Re
             }
         }
     };
-    let result = {
-        let mut registry = shared.registry.lock().expect("registry lock");
-        registry.call(&shared.context(&region), operation, &input)
-    };
+    let result = { shared.registry().call(&shared.context(&region), operation, &input) };
     match result {
         Ok(output) => wire::json_response(protocol, &output),
         Err(error) => error.into_response(protocol),
@@ -226,7 +228,7 @@ async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, requ
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }
-    match read_body(request, MAX_PAYLOAD_BYTES, protocol).await {
+    match read_body(request.into_body(), MAX_PAYLOAD_BYTES, protocol).await {
         Ok(body) => cloudwatch::handle(&shared.store, protocol, operation, &body),
         Err(response) => *response,
     }
@@ -237,22 +239,16 @@ async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, rece
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }
-    let headers = request.headers().clone();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES) {
         return payload_too_large(declared.unwrap_or_default());
     }
-    let body = match read_body(request, MAX_PAYLOAD_BYTES, protocol).await {
-        Ok(body) => body,
-        Err(_) => return payload_too_large(MAX_PAYLOAD_BYTES + 1),
-    };
-    drop(body);
-
-    let deployment = {
-        let region = wire::signing_region(&headers).unwrap_or_else(|| "us-east-1".to_string());
-        let mut registry = shared.registry.lock().expect("registry lock");
-        registry.serving(&shared.context(&region), endpoint)
-    };
+    if read_body(body, MAX_PAYLOAD_BYTES, protocol).await.is_err() {
+        return payload_too_large(MAX_PAYLOAD_BYTES + 1);
+    }
+    let deployment = shared.registry().serving(&shared.context("us-east-1"), endpoint);
     let deployment = match deployment {
         Ok(deployment) => deployment,
         Err(error) => return error.into_response(protocol),
@@ -272,6 +268,7 @@ async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, rece
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let out = response.headers_mut();
             out.insert(header::CONTENT_TYPE, content_type);
+            out.insert("x-amzn-requestid", wire::request_id());
             if let Ok(name) = HeaderValue::from_str(&variant.spec.name) {
                 out.insert("x-amzn-invoked-production-variant", name);
             }

@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::catalog;
 
+/// The longest duration a profile may set, in seconds (one day).
+const MAX_SECONDS: f64 = 86_400.0;
+
 const DEFAULT_PROFILE: &str = include_str!("../../resources/simulator/default.toml");
 
 /// A malformed or unreadable profile. The message names the file, the key and
@@ -47,7 +50,8 @@ impl ServiceTime {
     }
 
     /// Mean of the distribution in milliseconds.
-    pub fn mean_ms(&self) -> f64 {
+    #[cfg(test)]
+    fn mean_ms(&self) -> f64 {
         match self.lognormal_params() {
             Some((mu, sigma)) => (mu + sigma * sigma / 2.0).exp(),
             None => 0.0,
@@ -74,7 +78,8 @@ pub struct TypeBehaviour {
 
 impl TypeBehaviour {
     /// Requests per second one instance serves when saturated.
-    pub fn capacity_per_instance(&self) -> f64 {
+    #[cfg(test)]
+    fn capacity_per_instance(&self) -> f64 {
         let mean = self.service_ms.mean_ms();
         if mean == 0.0 { f64::INFINITY } else { self.workers as f64 * 1000.0 / mean }
     }
@@ -145,7 +150,7 @@ fn default_timeout() -> f64 {
     60.0
 }
 fn default_retention() -> f64 {
-    180.0
+    60.0
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,12 +205,13 @@ impl Profile {
     pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         let invalid = |message: String| ProfileError::Invalid { origin: origin.to_string(), message };
         let file: ProfileFile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().replace('\n', " ")))?;
+        // A day bounds every duration: far beyond any use, and safe to add to an Instant.
         let seconds = |key: &str, value: f64, allow_zero: bool| {
-            if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) {
+            if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) && value <= MAX_SECONDS {
                 Ok(Duration::from_secs_f64(value))
             } else {
                 Err(invalid(format!(
-                    "`{key}` must be a {} number of seconds, got {value}",
+                    "`{key}` must be a {} number of seconds up to {MAX_SECONDS}, got {value}",
                     if allow_zero { "non-negative" } else { "positive" }
                 )))
             }

@@ -108,7 +108,8 @@ pub fn json_response(protocol: Protocol, value: &serde_json::Value) -> Response<
     body_response(StatusCode::OK, protocol, serde_json::to_vec(value).expect("a JSON value serializes"))
 }
 
-fn request_id() -> HeaderValue {
+/// A fresh request id, as every AWS answer carries one.
+pub fn request_id() -> HeaderValue {
     let id: u128 = rand::random();
     HeaderValue::from_str(&format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",

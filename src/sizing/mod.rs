@@ -41,6 +41,12 @@ pub enum SizingError {
     PayloadRejected(LoadError),
     #[error(transparent)]
     Load(LoadError),
+    #[error("the model to size does not exist: {0} (check --model-name)")]
+    ModelNotFound(ApiError),
+    #[error(
+        "the load generator cannot keep up with {tps} TPS on this machine (schedule slip p99 {slip_p99_ms:.1} ms after {GENERATOR_RETRIES} retries): run perfsize on a bigger or quieter machine, or lower --max-in-flight"
+    )]
+    Generator { tps: f64, slip_p99_ms: f64 },
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
@@ -50,11 +56,41 @@ pub enum SizingError {
 /// Timing that differs between AWS and the simulator.
 #[derive(Debug, Clone)]
 pub struct Pace {
+    /// How often to ask SageMaker whether an endpoint is ready.
+    pub poll: Duration,
+    /// How long an endpoint may take to deploy before it counts as failed.
+    pub deploy_timeout: Duration,
+    /// CloudWatch period: SageMaker publishes per minute on AWS.
     pub metrics_period: Duration,
+    /// How long to wait for CloudWatch figures, which arrive late on AWS.
     pub metrics_wait: Duration,
     pub metrics_poll: Duration,
-    /// Assumed time to deploy an endpoint, for budget estimates.
+    /// Assumed time to deploy an endpoint, for budget and plan estimates.
     pub deploy_estimate: Duration,
+}
+
+impl Pace {
+    pub fn for_session(simulated: bool) -> Pace {
+        if simulated {
+            Pace {
+                poll: Duration::from_millis(100),
+                deploy_timeout: Duration::from_secs(120),
+                metrics_period: Duration::from_secs(1),
+                metrics_wait: Duration::from_secs(3),
+                metrics_poll: Duration::from_millis(250),
+                deploy_estimate: Duration::from_secs(5),
+            }
+        } else {
+            Pace {
+                poll: Duration::from_secs(15),
+                deploy_timeout: Duration::from_secs(60 * 60),
+                metrics_period: Duration::from_secs(60),
+                metrics_wait: Duration::from_secs(180),
+                metrics_poll: Duration::from_secs(20),
+                deploy_estimate: Duration::from_secs(8 * 60),
+            }
+        }
+    }
 }
 
 /// Everything a sizing run works with.
@@ -117,7 +153,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let mut generator_retries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
 
         if let Err(e) = self.env.prepare().await {
-            error = Some(e.into());
+            let not_found = e.code == "ValidationException" && e.message.contains("Could not find");
+            error = Some(if not_found { SizingError::ModelNotFound(e) } else { e.into() });
             done = true;
             status = RunStatus::Failed;
         }
@@ -166,7 +203,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
             }
             let task = tokio::select! {
                 task = tasks.next() => task.expect("tasks is not empty"),
-                _ = self.cancel.cancelled(), if status != RunStatus::Interrupted && !run_cancel.is_cancelled() => {
+                _ = self.cancel.cancelled(), if status != RunStatus::Interrupted => {
                     status = RunStatus::Interrupted;
                     note = Some("interrupted by Ctrl-C".into());
                     run_cancel.cancel();
@@ -176,6 +213,9 @@ impl<'a, E: Environment> Sizing<'a, E> {
             match task {
                 Task::Released(instance_type, Err(e)) => {
                     self.progress.line(format!("cannot take down the {instance_type} endpoint: {e}"));
+                    if status == RunStatus::Completed {
+                        status = RunStatus::Failed;
+                    }
                     error.get_or_insert(e.into());
                     run_cancel.cancel();
                 }
@@ -187,11 +227,24 @@ impl<'a, E: Environment> Sizing<'a, E> {
                     match result {
                         Ok(ProbeResult::Measured(step)) => {
                             self.progress.line(format!("step {}: {}", step.index, describe(&step)));
-                            // Only CPU slip: running out of in-flight slots means the server is slow.
-                            let generator_behind =
-                                step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS;
+                            let generator_behind = generator_fell_behind(&step);
                             let retries = generator_retries.entry(probe_key(&probe)).or_insert(0u32);
-                            if generator_behind && *retries < GENERATOR_RETRIES && !run_cancel.is_cancelled() {
+                            if generator_behind && *retries >= GENERATOR_RETRIES {
+                                // Blaming the endpoint would be wrong, and so would any answer.
+                                self.progress.line(format!(
+                                    "stopping: the load generator cannot keep up with {} TPS on this machine",
+                                    trim_number(probe.tps)
+                                ));
+                                if status == RunStatus::Completed {
+                                    status = RunStatus::Failed;
+                                }
+                                error.get_or_insert(SizingError::Generator {
+                                    tps: probe.tps,
+                                    slip_p99_ms: step.generator.slip_p99_ms,
+                                });
+                                run_cancel.cancel();
+                            } else if generator_behind && !run_cancel.is_cancelled() && self.over_budget(&probe, &lanes).is_none()
+                            {
                                 // The measurement says more about this machine than the
                                 // endpoint: measure again before judging the configuration.
                                 *retries += 1;
@@ -231,6 +284,11 @@ impl<'a, E: Environment> Sizing<'a, E> {
             }
         }
 
+        // Ctrl-C before the first probe, or in the same poll a task finished, ends the run too.
+        if self.cancel.is_cancelled() && status == RunStatus::Completed {
+            status = RunStatus::Interrupted;
+            note = Some("interrupted by Ctrl-C".into());
+        }
         self.progress.activity("tearing down everything this run deployed");
         if let Err(e) = self.env.teardown().await {
             self.progress.line(format!("teardown failed: {e} — run `perfsize cleanup --run-id {}`", self.run_id));
@@ -255,21 +313,25 @@ impl<'a, E: Environment> Sizing<'a, E> {
     /// Whether starting `probe` could take the run past --max-test-cost.
     fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
         let budget = self.plan.max_test_cost()?;
-        let spent = self.plan.prices().run_cost(self.env.ledger().lock().expect("ledger lock").usage(), Utc::now()).dollars;
+        let ledger = self.env.ledger();
+        let ledger = ledger.lock().expect("ledger lock");
+        let spent = self.plan.prices().run_cost(ledger.usage(), Utc::now()).dollars;
+        // Everything alive keeps billing while the step runs, including the
+        // endpoints of probes still in flight.
+        let price = |t: &InstanceType| self.plan.price(t);
+        let alive_per_hour: f64 =
+            ledger.usage().iter().filter(|u| u.to.is_none()).map(|u| price(&u.instance_type) * u.count as f64).sum();
         let (profile, _) = self.plan.rate_profile(probe);
-        let deploying = lanes.get(&probe.candidate.instance_type).is_none_or(|d| d.candidate != probe.candidate);
-        let hours =
-            (profile.length() + if deploying { self.pace.deploy_estimate } else { Duration::ZERO }).as_secs_f64() / 3600.0;
-        let step_cost = hours * self.plan.price(&probe.candidate.instance_type) * probe.candidate.count as f64;
-        // Endpoints kept alive meanwhile cost too.
-        let idle: f64 =
-            lanes.values().map(|d| self.plan.price(&d.candidate.instance_type) * d.candidate.count as f64 * hours).sum();
-        (spent + step_cost + idle > budget).then(|| {
+        let current = lanes.get(&probe.candidate.instance_type).map_or(0, |d| d.candidate.count);
+        let added_per_hour = price(&probe.candidate.instance_type) * probe.candidate.count.saturating_sub(current) as f64;
+        let waiting = if current == probe.candidate.count { Duration::ZERO } else { self.pace.deploy_estimate };
+        let hours = (profile.length() + waiting).as_secs_f64() / 3600.0;
+        let estimate = spent + (alive_per_hour + added_per_hour) * hours;
+        (estimate > budget).then(|| {
             format!(
-                "the next step ({} at {} TPS) would take the run to about ${:.2}, past --max-test-cost ${budget:.2} (spent ${spent:.2})",
+                "the next step ({} at {} TPS) would take the run to about ${estimate:.4}, past --max-test-cost ${budget:.4} (spent ${spent:.4})",
                 probe.candidate,
                 trim_number(probe.tps),
-                spent + step_cost + idle
             )
         })
     }
@@ -374,7 +436,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
         };
         self.progress.activity(format!(
             "step {index} · {} {} at {} TPS for {}",
-            phase_name(probe.phase),
+            probe.phase.as_str(),
             probe.candidate,
             trim_number(probe.tps),
             humantime::format_duration(Duration::from_secs(rate.length().as_secs()))
@@ -410,6 +472,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
                 self.pace.clone(),
                 step.clone(),
                 path,
+                self.cancel.clone(),
             ));
         }
         Ok(ProbeResult::Measured(Box::new(step)))
@@ -494,9 +557,10 @@ fn spawn_metrics_update(
     pace: Pace,
     mut step: StepResult,
     path: std::path::PathBuf,
+    cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        step.cloudwatch = result::cloudwatch::fetch(&client, &window, pace.metrics_wait, pace.metrics_poll).await;
+        step.cloudwatch = result::cloudwatch::fetch(&client, &window, pace.metrics_wait, pace.metrics_poll, &cancel).await;
         if let Err(e) = result::write_json(&path, &step) {
             tracing::warn!("cannot add CloudWatch figures to {}: {e}", path.display());
         }
@@ -510,20 +574,21 @@ fn probe_key(probe: &Probe) -> String {
     format!("{:?}/{}/{}", probe.phase, probe.candidate, probe.tps)
 }
 
-/// A resumed step answers a probe when it measured the same thing.
+/// Whether a step measured this machine's CPU rather than the endpoint: only
+/// schedule slip counts, since running out of in-flight slots means the
+/// server is slow.
+fn generator_fell_behind(step: &StepResult) -> bool {
+    step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS
+}
+
+/// A resumed step answers a probe when it measured the same thing and the
+/// run trusted it (not interrupted, not measured again for the generator).
 fn same_probe(step: &StepResult, probe: &Probe) -> bool {
     step.phase == probe.phase
         && step.candidate().as_ref() == Some(&probe.candidate)
         && (step.target_tps - probe.tps).abs() < 1e-9
         && !step.misses.contains(&result::Miss::Interrupted)
-}
-
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Search => "search",
-        Phase::Endurance => "endurance",
-        Phase::Load => "load",
-    }
+        && !generator_fell_behind(step)
 }
 
 /// One line about a finished step.
@@ -531,7 +596,7 @@ pub fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
     format!(
         "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
-        phase_name(step.phase),
+        step.phase.as_str(),
         step.instance_type,
         step.instance_count,
         trim_number(step.target_tps),

@@ -165,6 +165,24 @@ pub struct PlanRecord {
     pub max_test_cost: Option<f64>,
 }
 
+impl PlanRecord {
+    /// Whether steps measured under `other` answer this plan's probes too:
+    /// everything that shapes a measurement matches (not `--parallel`, not
+    /// the budget, not the command line).
+    pub fn measures_like(&self, other: &PlanRecord) -> bool {
+        let search = |r: &PlanRecord| crate::plan::Search { parallel: 1, ..r.search.clone() };
+        self.simulated == other.simulated
+            && self.region == other.region
+            && self.peak_tps == other.peak_tps
+            && self.requirements == other.requirements
+            && search(self) == search(other)
+            && self.durations == other.durations
+            && self.payloads == other.payloads
+            && self.content_type == other.content_type
+            && self.accept == other.accept
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub perfsize_version: String,

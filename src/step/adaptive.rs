@@ -86,7 +86,8 @@ pub struct Adaptive {
 impl Adaptive {
     pub fn new(config: AdaptiveConfig) -> Adaptive {
         let rates = match &config.tps_walk {
-            Some(walk) => Rates::Walk(walk.clone()),
+            // Rates above the peak tell nothing: one instance that takes the peak is enough.
+            Some(walk) => Rates::Walk(walk_up_to(walk, config.peak_tps)),
             None => Rates::Continuous {
                 start: config.start_tps,
                 floor: config.floor_tps,
@@ -126,7 +127,7 @@ impl Adaptive {
 
     /// Instances the peak needs when one sustains `tps`.
     fn needed(&self, tps: f64) -> u32 {
-        (self.config.peak_tps / tps).ceil().max(1.0) as u32
+        super::instances_needed(self.config.peak_tps, tps)
     }
 
     /// The fewest instances a type could need, given what its search showed:
@@ -156,14 +157,23 @@ impl Adaptive {
 
     /// Drops every idle type that cannot beat the best verified configuration.
     fn prune(&mut self) {
-        let Some((best_cost, best_count, best_lane)) = self.best() else { return };
-        let best_name = format!("{} × {best_count}", self.lanes[best_lane].instance_type);
+        let (best_cost, best_name) = match self.best() {
+            Some((cost, count, lane)) => (cost, format!("{} × {count}", self.lanes[lane].instance_type)),
+            None => (f64::INFINITY, String::new()),
+        };
         for i in 0..self.lanes.len() {
             let lane = &self.lanes[i];
             if lane.running || !matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. }) {
                 continue;
             }
-            let Some(fewest) = self.allowed_count(self.fewest_needed(lane)) else { continue };
+            let Some(fewest) = self.allowed_count(self.fewest_needed(lane)) else {
+                let verdict = format!(
+                    "needs more than {} instances, more than --count-walk allows",
+                    self.fewest_needed(lane).saturating_sub(1)
+                );
+                self.lanes[i].stage = Stage::Failed { verdict };
+                continue;
+            };
             let bound = self.lower_bound(lane);
             if bound >= best_cost {
                 let what = match lane.stage {
@@ -186,6 +196,7 @@ impl Adaptive {
             return true;
         }
         match (lane.bracket.best(), lane.bracket.lowest_failure()) {
+            (Some(pass), _) if pass >= self.config.peak_tps => true,
             (Some(pass), Some(fail)) => self.needed(pass) == (self.config.peak_tps / fail).floor() as u32 + 1,
             _ => false,
         }
@@ -254,6 +265,16 @@ impl Adaptive {
         None
     }
 
+    /// Once the recommendation is settled, the next probe that sharpens its
+    /// capacity per instance — the figure the auto-scaling target is built
+    /// on — until the bracket is within the resolution.
+    fn refinement(&self) -> Option<(usize, Probe)> {
+        let (_, _, i) = self.best()?;
+        let lane = &self.lanes[i];
+        let rate = lane.bracket.next_rate()?;
+        Some((i, Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search }))
+    }
+
     fn lane_of(&self, instance_type: &InstanceType) -> Option<usize> {
         self.lanes.iter().position(|l| &l.instance_type == instance_type)
     }
@@ -268,7 +289,16 @@ impl Strategy for Adaptive {
                 return Next::Wait;
             }
             let Some(i) = self.most_promising() else {
-                return if running > 0 { Next::Wait } else { Next::Done };
+                if running > 0 {
+                    return Next::Wait;
+                }
+                return match self.refinement() {
+                    Some((i, probe)) => {
+                        self.lanes[i].running = true;
+                        Next::Run(probe)
+                    }
+                    None => Next::Done,
+                };
             };
             if let Some(probe) = self.step_lane(i) {
                 self.lanes[i].running = true;
@@ -291,6 +321,12 @@ impl Strategy for Adaptive {
                     lane.last_reasons = outcome.reasons();
                 }
                 lane.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
+            }
+            // Refining the winner's capacity: the count is settled, the figure is not.
+            (Phase::Search, Stage::Verified { .. }) => {
+                let lane = &mut self.lanes[i];
+                lane.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
+                lane.max_tps = lane.bracket.best().or(lane.max_tps);
             }
             (Phase::Endurance, Stage::Verifying { count, attempt }) => {
                 self.lanes[i].tried.push((count, outcome.passed(), outcome.reasons()));
@@ -332,9 +368,20 @@ impl Strategy for Adaptive {
     fn keep(&self, instance_type: &InstanceType) -> bool {
         self.lane_of(instance_type).is_some_and(|i| {
             let lane = &self.lanes[i];
-            lane.running || matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. })
+            lane.running
+                || matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. })
+                || (self.best().is_some_and(|(_, _, winner)| winner == i) && lane.bracket.next_rate().is_some())
         })
     }
+}
+
+/// The walk's rates up to and including the first that reaches the peak.
+fn walk_up_to(walk: &[f64], peak: f64) -> Vec<f64> {
+    let mut sorted = walk.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let keep = sorted.iter().position(|r| *r >= peak).map_or(sorted.len(), |i| i + 1);
+    sorted.truncate(keep);
+    sorted
 }
 
 impl Adaptive {
@@ -434,7 +481,31 @@ mod tests {
             world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
         let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.tps).collect();
-        assert_eq!(rates, vec![100.0, 50.0], "fails the peak, passes half of it: 2 instances whatever lies between");
+        assert_eq!(&rates[..2], &[100.0, 50.0], "fails the peak, passes half of it: 2 instances whatever lies between");
+        assert_eq!(world.log[2].phase, Phase::Endurance, "so the count is verified straight away");
+    }
+
+    #[test]
+    fn the_winners_capacity_is_refined_after_it_is_verified() {
+        // The count settles at 2 after 100 fails and 50 passes; the auto-scaling
+        // target needs the capacity itself, 94/s, not the 50 that settled it.
+        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        let conclusion =
+            world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
+        let rec = conclusion.recommendation.unwrap();
+        assert_eq!(rec.candidate.count, 2);
+        assert!((94.0 / 1.05..=94.0).contains(&rec.max_tps_per_instance), "{}", rec.max_tps_per_instance);
+        let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
+        assert!(
+            world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1),
+            "refinement comes after verification"
+        );
+    }
+
+    #[test]
+    fn a_tps_walk_stops_at_the_peak() {
+        assert_eq!(walk_up_to(&[400.0, 1.0, 10.0, 100.0, 200.0], 150.0), vec![1.0, 10.0, 100.0, 200.0]);
+        assert_eq!(walk_up_to(&[1.0, 10.0], 150.0), vec![1.0, 10.0]);
     }
 
     #[test]
@@ -442,7 +513,8 @@ mod tests {
         // 94/s per instance: after 80 passes and 100 fails, the peak of 100 needs 2 whatever lies between.
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
         let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
-        assert_eq!(world.steps(Phase::Search), 5, "10, 20, 40, 80, 100");
+        let before_verifying = world.log.iter().take_while(|p| p.phase == Phase::Search).count();
+        assert_eq!(before_verifying, 5, "10, 20, 40, 80, 100, then the count is verified");
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
     }
 
@@ -452,7 +524,7 @@ mod tests {
         let conclusion = world.run(&mut Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)])));
         let max = conclusion.types[0].max_tps_per_instance.unwrap();
         assert!((94.0 / 1.05..=94.0).contains(&max), "{max}");
-        assert_eq!(conclusion.recommendation.unwrap().candidate.count, (1000.0 / max).ceil() as u32);
+        assert_eq!(conclusion.recommendation.unwrap().candidate.count, crate::step::instances_needed(1000.0, max));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! type × count, rate, phase) or concludes with a recommendation. No I/O: the
 //! sizing run feeds it outcomes, and unit tests feed it hand-made ones.
 //!
-//! - [`adaptive`] (default): per type, geometric growth then bisection to the
-//!   highest rate one instance sustains; the instance count for the peak;
-//!   endurance runs best-first by price, so the first verified configuration
-//!   is the cheapest.
+//! - [`adaptive`] (default): best-first branch and bound over instance types
+//!   by the lowest cost each could still reach; a search per type that starts
+//!   at the peak; endurance runs at peak; types that cannot beat a verified
+//!   configuration are dropped.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
 
 pub mod adaptive;
@@ -50,6 +50,13 @@ pub enum Outcome {
 
 /// Within this relative distance of a limit, a single measurement is not trusted.
 pub const NOISE_BAND: f64 = 0.10;
+
+/// Instances the peak needs when one sustains `per_instance` TPS. Floating
+/// point must not turn an exact 15 into 16: the ratio is rounded a hair down
+/// before the ceiling, as perfsizesagemaker's decimals would compute it.
+pub fn instances_needed(peak_tps: f64, per_instance: f64) -> u32 {
+    ((peak_tps / per_instance) * (1.0 - 1e-12)).ceil().clamp(1.0, u32::MAX as f64) as u32
+}
 
 impl Outcome {
     pub fn from_step(step: &StepResult) -> Outcome {
@@ -202,6 +209,7 @@ pub(crate) mod testing {
         }
 
         pub fn run(&mut self, strategy: &mut dyn Strategy) -> Conclusion {
+            assert_eq!(instances_needed(21.0, 7.0 / 5.0), 15, "no floating-point overshoot");
             for _ in 0..500 {
                 match strategy.next() {
                     Next::Run(probe) => {

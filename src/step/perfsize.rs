@@ -79,7 +79,7 @@ impl Perfsize {
 
     fn start_endurance(&mut self) {
         let per_instance = self.tps_per_instance().expect("endurance follows a found type");
-        self.needed = (self.config.peak_tps / per_instance).ceil().max(1.0) as u32;
+        self.needed = super::instances_needed(self.config.peak_tps, per_instance);
         self.stage = Stage::Endurance { extra: 0 };
     }
 }
