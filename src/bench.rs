@@ -234,11 +234,15 @@ pub async fn simulator(seconds: f64) {
                         .body(r#"{"x":1}"#)
                         .send()
                         .await;
-                    if let Ok(response) = sent
-                        && response.status().is_success()
-                        && response.bytes().await.is_ok()
-                    {
+                    let answered = match sent {
+                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if answered {
                         done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        // Do not spin on a refused connection.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
             })
@@ -422,6 +426,8 @@ pub async fn strategies(results: PathBuf) {
     let types = "ml.m5.large,ml.c5.xlarge,ml.m5.xlarge,ml.c5.2xlarge,ml.m5.2xlarge";
     let mut figures = Vec::new();
     let mut rows = Vec::new();
+    // A fresh directory each time, so the figures are this invocation's runs.
+    let results = results.join(chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
     for strategy in ["perfsize", "adaptive"] {
         let dir = results.join(strategy);
         let args = [
@@ -449,7 +455,10 @@ pub async fn strategies(results: PathBuf) {
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).expect("benchmark arguments parse");
         let started = Instant::now();
         // Boxed: this runs inside `perfsize bench`, itself a `cli::run`.
-        let _ = Box::pin(crate::cli::run(cli)).await;
+        if let Err(failure) = Box::pin(crate::cli::run(cli)).await {
+            println!("  {strategy}: the run failed: {}", crate::error_chain(failure.error.as_ref()));
+            continue;
+        }
         let wall = started.elapsed().as_secs_f64();
         let Some(run) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path()) else {
             println!("  {strategy}: the run left no results");

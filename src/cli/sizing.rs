@@ -329,18 +329,21 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         "instance type", "$/hour", "search steps", "endurance runs", "worst $"
     ));
     // Endurance runs try the count the peak needs, then up to `retries` more.
-    let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES.saturating_sub(s.endurance_retries).max(1)..=ASSUMED_MAX_INSTANCES).collect();
+    let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries).collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
     for t in &s.types {
         let price = plan.price(t);
-        let search_steps = match (s.strategy, &s.tps_walk) {
+        let decisions = match (s.strategy, &s.tps_walk) {
             (StrategyKind::Perfsize, walk) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
             (StrategyKind::Adaptive, Some(walk)) => 2 * (walk.len() as f64).log2().ceil() as usize + 1,
-            // Halving from the start down to an eighth, then bisecting to the resolution.
-            (StrategyKind::Adaptive, None) => 3 + (1.0 / s.tps_resolution).log2().ceil() as usize + 1,
+            // Halving from the start down to the floor, then bisecting to the resolution.
+            (StrategyKind::Adaptive, None) => {
+                (s.start_tps / plan.floor_tps()).log2().ceil() as usize + (1.0 / s.tps_resolution).log2().ceil() as usize + 1
+            }
         };
-        // Near-limit results are measured up to twice more.
-        let search_steps = search_steps + 2;
+        // The adaptive search measures a near-limit rate up to three times;
+        // perfsizesagemaker trusts every result once.
+        let search_steps = if s.strategy == StrategyKind::Adaptive { decisions * 3 } else { decisions };
         let hours = search_steps as f64 * step_hours
             + deploy_hours
             + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
@@ -351,7 +354,8 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         total_hours += hours;
         total_dollars += dollars;
     }
-    let wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / s.parallel as f64
+    let parallel = if s.strategy == StrategyKind::Adaptive { s.parallel } else { 1 };
+    let wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
         + total_endurance as f64 * (endurance_hours * 3600.0 + pace.deploy_estimate.as_secs_f64())
         + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64();
     out.push_str(&format!(

@@ -20,7 +20,7 @@ use super::charts::{Axis, Canvas, Chart, Dot, dollar_tick, ms_tick, nines};
 use super::compare::{Better, Comparison, Figure};
 use crate::load::SecondStats;
 use crate::plan::Requirements;
-use crate::result::{MAX_LATE_SHARE, MAX_SLIP_P99_MS, MIN_ACHIEVED_SHARE, Miss, Phase, StepResult, histogram, trim_number};
+use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, Phase, StepResult, histogram, slip_limit_ms, trim_number};
 use crate::sizing::{Recommendation, RunStatus, TypeOutcome};
 
 /// The run's report page.
@@ -414,7 +414,7 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
         Miss::Generator { late_starts, slip_p99_ms } => row(
             "load generator".into(),
             format!("{late_starts} late starts, slip p99 {} ms", ms(slip_p99_ms)),
-            format!("≤ {}% late, slip p99 ≤ {} ms", trim_number(MAX_LATE_SHARE * 100.0), trim_number(MAX_SLIP_P99_MS)),
+            format!("≤ {}% late, slip p99 ≤ {} ms", trim_number(MAX_LATE_SHARE * 100.0), trim_number(slip_limit_ms(r))),
             "the generator, not the endpoint, set the pace".into(),
         ),
         Miss::NoTraffic => {

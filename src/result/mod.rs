@@ -25,6 +25,15 @@ pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
 pub const MAX_LATE_SHARE: f64 = 0.001;
 /// Schedule slip p99 beyond this means the generator's CPU could not keep up.
 pub const MAX_SLIP_P99_MS: f64 = 10.0;
+/// ... or beyond this share of the latency limit, when that is more: slip
+/// counts into latency, and only matters next to the latency being judged.
+pub const MAX_SLIP_SHARE_OF_LIMIT: f64 = 0.05;
+
+/// The schedule slip p99 a step may show before its generator counts as
+/// having fallen behind.
+pub fn slip_limit_ms(requirements: &Requirements) -> f64 {
+    MAX_SLIP_P99_MS.max(MAX_SLIP_SHARE_OF_LIMIT * requirements.latency_ms)
+}
 
 /// Why a step is in the results: sizing search, endurance at peak, or a
 /// stand-alone `perfsize load`.
@@ -210,7 +219,8 @@ impl StepResult {
             late_starts: t.counts.late_starts,
             slip_p50_ms: histogram::at_percentile(&t.slip, 50.0).unwrap_or(0.0),
             slip_p99_ms,
-            saturated: t.counts.late_starts as f64 > MAX_LATE_SHARE * requests as f64 || slip_p99_ms > MAX_SLIP_P99_MS,
+            saturated: t.counts.late_starts as f64 > MAX_LATE_SHARE * requests as f64
+                || slip_p99_ms > slip_limit_ms(&context.requirements),
         };
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
         let measured =
@@ -414,6 +424,12 @@ mod tests {
             judge(&requirements(), &measured(Some(1.0), 0.0, 100.0, 100.0, 10, true), &generator(false))
                 .contains(&Miss::Interrupted)
         );
+    }
+
+    #[test]
+    fn slip_is_judged_against_the_latency_limit() {
+        assert_eq!(slip_limit_ms(&Requirements::new(100.0, 99.0, 0.1).unwrap()), 10.0);
+        assert_eq!(slip_limit_ms(&Requirements::new(1000.0, 99.0, 0.1).unwrap()), 50.0);
     }
 
     #[test]

@@ -578,7 +578,7 @@ fn probe_key(probe: &Probe) -> String {
 /// schedule slip counts, since running out of in-flight slots means the
 /// server is slow.
 fn generator_fell_behind(step: &StepResult) -> bool {
-    step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::MAX_SLIP_P99_MS
+    step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::slip_limit_ms(&step.requirements)
 }
 
 /// A resumed step answers a probe when it measured the same thing and the

@@ -455,14 +455,15 @@ async fn a_run_stops_cleanly_before_exceeding_its_budget() {
     let (dir, payload, profile) = fixture("sizing-budget");
     let results = dir.join("results");
     let mut args = quick_run(&profile, &payload, results.to_str().unwrap());
-    // One search step on ml.c5.large costs about $0.0001; the endurance runs more.
-    args.extend(["--max-test-cost", "0.0002"]);
+    // Deploying and measuring the first candidate costs about $0.0002: too much.
+    args.extend(["--max-test-cost", "0.00001"]);
     let (code, error) = perfsize(&args).await;
     assert_eq!(code, exit::NOT_MET, "{error}");
     let s = summary(&results);
     assert_eq!(s["status"], "budget_reached");
     assert!(s["note"].as_str().unwrap().contains("--max-test-cost"), "{}", s["note"]);
-    assert!(s["run_cost"]["dollars"].as_f64().unwrap() <= 0.0002);
+    assert_eq!(s["steps"].as_array().unwrap().len(), 0, "nothing was deployed or measured");
+    assert!(s["run_cost"]["dollars"].as_f64().unwrap() <= 0.00001);
     let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
     assert!(run.join("report.html").exists(), "the report is written all the same");
 }
