@@ -27,6 +27,12 @@ impl Candidate {
         assert!(count >= 1, "a candidate has at least one instance");
         Candidate { instance_type, count }
     }
+
+    /// The candidate a result file names, if its type is one perfsize knows.
+    pub fn parse(instance_type: &str, count: u32) -> Option<Candidate> {
+        (count >= 1).then_some(())?;
+        Some(Candidate::new(instance_type.parse().ok()?, count))
+    }
 }
 
 impl fmt::Display for Candidate {
@@ -325,8 +331,9 @@ impl Plan {
             StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
                 peak_tps: self.peak_tps,
                 types: s.types.clone(),
-                count_walk: s.count_walk.clone().unwrap_or_else(|| vec![1]),
-                tps_walk: s.tps_walk.clone().unwrap_or_else(|| PERFSIZE_DEFAULT_TPS_WALK.to_vec()),
+                // Plan::new gave the perfsize strategy its default walks.
+                count_walk: s.count_walk.clone().unwrap_or_default(),
+                tps_walk: s.tps_walk.clone().unwrap_or_default(),
                 endurance_retries: s.endurance_retries,
             })),
         }

@@ -6,19 +6,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::sagemaker::{api_error, delete_endpoint, delete_endpoint_config, delete_model};
-use super::{ApiError, NAME_PREFIX, RUN_TAG, RunId};
+use super::sagemaker::{api_error, delete};
+use super::{ApiError, Kind, NAME_PREFIX, RUN_TAG, RunId};
 
 /// A perfsize resource still alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leftover {
-    /// `endpoint`, `endpoint-config` or `model`, in deletion order.
-    pub kind: &'static str,
+    pub kind: Kind,
     pub name: String,
     pub run_id: String,
 }
-
-const KINDS: [&str; 3] = ["endpoint", "endpoint-config", "model"];
 
 /// Every perfsize resource (of `run`, if given), endpoints first.
 pub async fn find(client: &aws_sdk_sagemaker::Client, run: Option<&RunId>) -> Result<Vec<Leftover>, ApiError> {
@@ -27,7 +24,7 @@ pub async fn find(client: &aws_sdk_sagemaker::Client, run: Option<&RunId>) -> Re
         None => NAME_PREFIX.to_string(),
     };
     let mut found = Vec::new();
-    for kind in KINDS {
+    for kind in Kind::DELETION_ORDER {
         for (name, arn) in list(client, kind, &prefix).await? {
             if !name.starts_with(NAME_PREFIX) {
                 continue;
@@ -42,12 +39,12 @@ pub async fn find(client: &aws_sdk_sagemaker::Client, run: Option<&RunId>) -> Re
 }
 
 /// Names and ARNs of every resource of `kind` whose name contains `filter`.
-async fn list(client: &aws_sdk_sagemaker::Client, kind: &str, filter: &str) -> Result<Vec<(String, String)>, ApiError> {
+async fn list(client: &aws_sdk_sagemaker::Client, kind: Kind, filter: &str) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
         let (page, next) = match kind {
-            "endpoint" => {
+            Kind::Endpoint => {
                 let r = client
                     .list_endpoints()
                     .name_contains(filter)
@@ -64,7 +61,7 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: &str, filter: &str) -> R
                     r.next_token,
                 )
             }
-            "endpoint-config" => {
+            Kind::EndpointConfig => {
                 let r = client
                     .list_endpoint_configs()
                     .name_contains(filter)
@@ -86,7 +83,7 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: &str, filter: &str) -> R
                     r.next_token,
                 )
             }
-            _ => {
+            Kind::Model => {
                 let r = client
                     .list_models()
                     .name_contains(filter)
@@ -126,13 +123,9 @@ pub async fn remove(
     report: impl Fn(&Leftover, Result<(), &ApiError>),
 ) -> usize {
     let mut failed = 0;
-    for kind in KINDS {
+    for kind in Kind::DELETION_ORDER {
         for leftover in leftovers.iter().filter(|l| l.kind == kind) {
-            let result = match kind {
-                "endpoint" => delete_endpoint(client, &leftover.name, poll).await,
-                "endpoint-config" => delete_endpoint_config(client, &leftover.name).await,
-                _ => delete_model(client, &leftover.name).await,
-            };
+            let result = delete(client, kind, &leftover.name, poll).await;
             failed += result.is_err() as usize;
             report(leftover, result.as_ref().map(|_| ()));
         }

@@ -96,6 +96,34 @@ pub fn resource_name(run: &RunId, parts: &[&str]) -> String {
     clean.trim_end_matches('-').to_string()
 }
 
+/// The kinds of resource perfsize creates, in the order they are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Endpoint,
+    EndpointConfig,
+    Model,
+}
+
+impl Kind {
+    /// Endpoints first (they use configs), models last (configs name them).
+    pub const DELETION_ORDER: [Kind; 3] = [Kind::Endpoint, Kind::EndpointConfig, Kind::Model];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Endpoint => "endpoint",
+            Kind::EndpointConfig => "endpoint-config",
+            Kind::Model => "model",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failure to reach or use the SageMaker API.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed: {code}: {message}")]
@@ -153,7 +181,7 @@ impl Usage {
 #[derive(Debug, Default)]
 pub struct Ledger {
     usage: Vec<Usage>,
-    live: Vec<(&'static str, String)>,
+    live: Vec<(Kind, String)>,
 }
 
 impl Ledger {
@@ -174,11 +202,11 @@ impl Ledger {
         }
     }
 
-    fn created(&mut self, kind: &'static str, name: &str) {
+    fn created(&mut self, kind: Kind, name: &str) {
         self.live.push((kind, name.to_string()));
     }
 
-    fn deleted(&mut self, kind: &'static str, name: &str) {
+    fn deleted(&mut self, kind: Kind, name: &str) {
         self.live.retain(|(k, n)| !(*k == kind && n == name));
     }
 

@@ -11,7 +11,7 @@ use aws_sdk_sagemaker::types::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, DeployError, Deployed, Environment, RUN_TAG, RunId, SharedLedger, resource_name};
+use super::{ApiError, DeployError, Deployed, Environment, Kind, RUN_TAG, RunId, SharedLedger, resource_name};
 use crate::plan::Candidate;
 
 /// The variant every perfsize endpoint serves through.
@@ -99,6 +99,16 @@ pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint
         tokio::time::sleep(poll).await;
     }
     Ok(())
+}
+
+/// Deletes one resource, endpoints waiting until they are gone; something
+/// already gone is not an error.
+pub(super) async fn delete(client: &aws_sdk_sagemaker::Client, kind: Kind, name: &str, poll: Duration) -> Result<(), ApiError> {
+    match kind {
+        Kind::Endpoint => delete_endpoint(client, name, poll).await,
+        Kind::EndpointConfig => delete_endpoint_config(client, name).await,
+        Kind::Model => delete_model(client, name).await,
+    }
 }
 
 pub(super) async fn delete_endpoint_config(client: &aws_sdk_sagemaker::Client, config: &str) -> Result<(), ApiError> {
@@ -201,11 +211,11 @@ impl SageMakerEnvironment {
         name
     }
 
-    fn record_created(&self, kind: &'static str, name: &str) {
+    fn record_created(&self, kind: Kind, name: &str) {
         self.ledger.lock().expect("ledger lock").created(kind, name);
     }
 
-    fn record_deleted(&self, kind: &'static str, name: &str) {
+    fn record_deleted(&self, kind: Kind, name: &str) {
         self.ledger.lock().expect("ledger lock").deleted(kind, name);
     }
 
@@ -258,13 +268,13 @@ impl SageMakerEnvironment {
         delete_endpoint(&self.client, endpoint, self.poll).await?;
         let mut ledger = self.ledger.lock().expect("ledger lock");
         ledger.close(endpoint);
-        ledger.deleted("endpoint", endpoint);
+        ledger.deleted(Kind::Endpoint, endpoint);
         Ok(())
     }
 
     async fn delete_config(&self, config: &str) -> Result<(), ApiError> {
         delete_endpoint_config(&self.client, config).await?;
-        self.record_deleted("endpoint-config", config);
+        self.record_deleted(Kind::EndpointConfig, config);
         Ok(())
     }
 
@@ -303,7 +313,7 @@ impl Environment for SageMakerEnvironment {
             container = container.environment(k, v);
         }
         // In the ledger before the call: if the answer is lost, teardown still deletes it.
-        self.record_created("model", &self.model_name);
+        self.record_created(Kind::Model, &self.model_name);
         let created = self
             .client
             .create_model()
@@ -330,7 +340,7 @@ impl Environment for SageMakerEnvironment {
             .build();
         // Each resource is in the ledger before its create call: if the answer
         // is lost, teardown still deletes it (deleting what is not there is fine).
-        self.record_created("endpoint-config", &name);
+        self.record_created(Kind::EndpointConfig, &name);
         let created = self
             .client
             .create_endpoint_config()
@@ -351,7 +361,7 @@ impl Environment for SageMakerEnvironment {
         }
         {
             let mut ledger = self.ledger.lock().expect("ledger lock");
-            ledger.created("endpoint", &name);
+            ledger.created(Kind::Endpoint, &name);
             ledger.open(&name, candidate);
         }
         let created = self
@@ -426,14 +436,14 @@ impl Environment for SageMakerEnvironment {
     }
 
     async fn teardown(&self) -> Result<(), ApiError> {
-        let live: Vec<(&'static str, String)> = self.ledger.lock().expect("ledger lock").live.clone();
+        let live: Vec<(Kind, String)> = self.ledger.lock().expect("ledger lock").live.clone();
         let mut first_error = None;
-        for kind in ["endpoint", "endpoint-config", "model"] {
+        for kind in Kind::DELETION_ORDER {
             for (_, name) in live.iter().filter(|(k, _)| *k == kind) {
                 let result = match kind {
-                    "endpoint" => self.delete_endpoint(name).await,
-                    "endpoint-config" => self.delete_config(name).await,
-                    _ => delete_model(&self.client, name).await.map(|()| self.record_deleted("model", name)),
+                    // An endpoint also closes its billing period in the ledger.
+                    Kind::Endpoint => self.delete_endpoint(name).await,
+                    _ => delete(&self.client, kind, name, self.poll).await.map(|()| self.record_deleted(kind, name)),
                 };
                 if let Err(e) = result {
                     tracing::error!("teardown: cannot delete {kind} {name}: {e}");

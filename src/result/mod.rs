@@ -317,7 +317,7 @@ impl StepResult {
     }
 
     pub fn candidate(&self) -> Option<Candidate> {
-        Some(Candidate::new(self.instance_type.parse().ok()?, self.instance_count))
+        Candidate::parse(&self.instance_type, self.instance_count)
     }
 
     /// A file name that sorts in run order and says what the step was.

@@ -94,7 +94,7 @@ pub struct Recommendation {
 
 impl Recommendation {
     pub fn candidate(&self) -> Option<Candidate> {
-        Some(Candidate::new(self.instance_type.parse().ok()?, self.instance_count))
+        Candidate::parse(&self.instance_type, self.instance_count)
     }
 }
 

@@ -59,9 +59,8 @@ pub struct Perfsize {
 }
 
 impl Perfsize {
-    pub fn new(mut config: PerfsizeConfig) -> Perfsize {
-        // perfsizesagemaker tries the walk in the order given; only empty walks are refused upstream.
-        config.count_walk.retain(|c| *c >= 1);
+    /// The walks come from a Plan: non-empty, counts ≥ 1, tried in the order given.
+    pub fn new(config: PerfsizeConfig) -> Perfsize {
         Perfsize {
             config,
             stage: Stage::FindType { type_index: 0, count_index: 0 },
