@@ -111,6 +111,66 @@ pub struct Sizing<'a, E: Environment> {
     pub resumed: Vec<StepResult>,
 }
 
+/// What probes borrow for the whole run.
+struct Shared {
+    /// Cancelled by Ctrl-C or by a failure that ends the run.
+    run_cancel: CancellationToken,
+    /// Endpoints whose payloads were already sent once.
+    preflighted: RefCell<HashSet<String>>,
+    /// Background CloudWatch fetches, awaited before the summary.
+    metrics_updates: RefCell<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The run loop's state.
+struct RunState {
+    strategy: Box<dyn Strategy>,
+    steps: Vec<StepResult>,
+    /// Steps of an earlier session not yet used to answer a probe.
+    resumed: Vec<StepResult>,
+    /// The endpoint of each instance type, while no probe uses it.
+    lanes: BTreeMap<InstanceType, Deployed>,
+    next_index: u32,
+    status: RunStatus,
+    note: Option<String>,
+    error: Option<SizingError>,
+    /// No more probes will be started.
+    done: bool,
+    generator_retries: std::collections::HashMap<String, u32>,
+}
+
+impl RunState {
+    fn new(strategy: Box<dyn Strategy>, resumed: Vec<StepResult>) -> RunState {
+        let next_index = resumed.iter().map(|s| s.index).max().unwrap_or(0) + 1;
+        RunState {
+            strategy,
+            steps: Vec::new(),
+            resumed,
+            lanes: BTreeMap::new(),
+            next_index,
+            status: RunStatus::Completed,
+            note: None,
+            error: None,
+            done: false,
+            generator_retries: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Ends the run on an error; the first error is the one reported.
+    fn fail(&mut self, error: SizingError, run_cancel: &CancellationToken) {
+        if self.status == RunStatus::Completed {
+            self.status = RunStatus::Failed;
+        }
+        self.error.get_or_insert(error);
+        self.done = true;
+        run_cancel.cancel();
+    }
+
+    fn interrupted(&mut self) {
+        self.status = RunStatus::Interrupted;
+        self.note = Some("interrupted by Ctrl-C".into());
+    }
+}
+
 /// A probe that ran (or could not).
 struct ProbeDone {
     probe: Probe,
@@ -136,178 +196,173 @@ impl<'a, E: Environment> Sizing<'a, E> {
     /// writes summary.json. The summary is returned even when AWS failed.
     pub async fn run(self) -> (Summary, Option<SizingError>) {
         let started_at = Utc::now();
-        // Declared before `tasks`, which borrows them.
-        let run_cancel = self.cancel.child_token();
-        let preflighted = RefCell::new(HashSet::new());
-        let metrics_updates = RefCell::new(Vec::new());
-        let mut strategy = self.plan.strategy();
-        let mut steps: Vec<StepResult> = Vec::new();
-        let mut resumed = self.resumed.clone();
-        let mut lanes: BTreeMap<InstanceType, Deployed> = BTreeMap::new();
+        // Declared before `tasks`, whose futures borrow it.
+        let shared = Shared {
+            run_cancel: self.cancel.child_token(),
+            preflighted: RefCell::new(HashSet::new()),
+            metrics_updates: RefCell::new(Vec::new()),
+        };
         let mut tasks: FuturesUnordered<TaskFuture<'_>> = FuturesUnordered::new();
-        let mut next_index = resumed.iter().map(|s| s.index).max().unwrap_or(0) + 1;
-        let mut status = RunStatus::Completed;
-        let mut note = None;
-        let mut error: Option<SizingError> = None;
-        let mut done = false;
-        let mut generator_retries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-
+        let mut st = RunState::new(self.plan.strategy(), self.resumed.clone());
         if let Err(e) = self.env.prepare().await {
             let not_found = e.code == "ValidationException" && e.message.contains("Could not find");
-            error = Some(if not_found { SizingError::ModelNotFound(e) } else { e.into() });
-            done = true;
-            status = RunStatus::Failed;
+            st.fail(if not_found { SizingError::ModelNotFound(e) } else { e.into() }, &shared.run_cancel);
         }
         loop {
-            // Start every probe the strategy allows now.
-            while !done && !run_cancel.is_cancelled() {
-                match strategy.next() {
-                    Next::Run(probe) => {
-                        if let Some(i) = resumed.iter().position(|s| same_probe(s, &probe)) {
-                            let step = resumed.remove(i);
-                            self.progress.line(format!("resumed step {}: {}", step.index, describe(&step)));
-                            strategy.record(&probe, &Outcome::from_step(&step));
-                            steps.push(step);
-                            continue;
-                        }
-                        if let Some(reason) = self.over_budget(&probe, &lanes) {
-                            status = RunStatus::BudgetReached;
-                            note = Some(reason.clone());
-                            self.progress.line(format!("stopping: {reason}"));
-                            done = true;
-                            break;
-                        }
-                        let endpoint = lanes.remove(&probe.candidate.instance_type);
-                        let index = next_index;
-                        next_index += 1;
-                        tasks.push(Box::pin(self.probe(probe, endpoint, index, &run_cancel, &preflighted, &metrics_updates)));
-                    }
-                    Next::Wait => break,
-                    Next::Done => {
-                        done = true;
-                        break;
-                    }
-                }
-            }
-            // Take down endpoints no coming probe needs.
-            let idle: Vec<InstanceType> = lanes.keys().filter(|t| !strategy.keep(t)).cloned().collect();
-            for instance_type in idle {
-                let deployed = lanes.remove(&instance_type).expect("listed above");
-                tasks.push(Box::pin(async move {
-                    let result = self.env.release(&deployed).await;
-                    Task::Released(instance_type, result)
-                }));
-            }
+            self.start_probes(&mut st, &mut tasks, &shared);
+            self.release_idle(&mut st, &mut tasks);
             if tasks.is_empty() {
                 break;
             }
             let task = tokio::select! {
                 task = tasks.next() => task.expect("tasks is not empty"),
-                _ = self.cancel.cancelled(), if status != RunStatus::Interrupted => {
-                    status = RunStatus::Interrupted;
-                    note = Some("interrupted by Ctrl-C".into());
-                    run_cancel.cancel();
+                _ = self.cancel.cancelled(), if st.status != RunStatus::Interrupted => {
+                    st.interrupted();
+                    shared.run_cancel.cancel();
                     continue;
                 }
             };
-            match task {
-                Task::Released(instance_type, Err(e)) => {
-                    self.progress.line(format!("cannot take down the {instance_type} endpoint: {e}"));
-                    if status == RunStatus::Completed {
-                        status = RunStatus::Failed;
+            self.on_task(task, &mut st, &mut tasks, &shared);
+        }
+        drop(tasks);
+        self.conclude(st, shared, started_at).await
+    }
+
+    /// Starts every probe the strategy allows now (answering those a resumed
+    /// run already measured), until it waits, finishes, or the budget stops it.
+    fn start_probes<'r>(&'r self, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
+        while !st.done && !shared.run_cancel.is_cancelled() {
+            match st.strategy.next() {
+                Next::Run(probe) => {
+                    if let Some(i) = st.resumed.iter().position(|s| same_probe(s, &probe)) {
+                        let step = st.resumed.remove(i);
+                        self.progress.line(format!("resumed step {}: {}", step.index, describe(&step)));
+                        st.strategy.record(&probe, &Outcome::from_step(&step));
+                        st.steps.push(step);
+                        continue;
                     }
-                    error.get_or_insert(e.into());
-                    run_cancel.cancel();
+                    if let Some(reason) = self.over_budget(&probe, &st.lanes) {
+                        self.progress.line(format!("stopping: {reason}"));
+                        st.status = RunStatus::BudgetReached;
+                        st.note = Some(reason);
+                        st.done = true;
+                        return;
+                    }
+                    self.launch(probe, st, tasks, shared);
                 }
-                Task::Released(..) => {}
-                Task::Probe(ProbeDone { probe, endpoint, result }) => {
-                    if let Some(endpoint) = endpoint {
-                        lanes.insert(endpoint.candidate.instance_type.clone(), endpoint);
-                    }
-                    match result {
-                        Ok(ProbeResult::Measured(step)) => {
-                            self.progress.line(format!("step {}: {}", step.index, describe(&step)));
-                            let generator_behind = generator_fell_behind(&step);
-                            let retries = generator_retries.entry(probe_key(&probe)).or_insert(0u32);
-                            if generator_behind && *retries >= GENERATOR_RETRIES {
-                                // Blaming the endpoint would be wrong, and so would any answer.
-                                self.progress.line(format!(
-                                    "stopping: the load generator cannot keep up with {} TPS on this machine",
-                                    trim_number(probe.tps)
-                                ));
-                                if status == RunStatus::Completed {
-                                    status = RunStatus::Failed;
-                                }
-                                error.get_or_insert(SizingError::Generator {
-                                    tps: probe.tps,
-                                    slip_p99_ms: step.generator.slip_p99_ms,
-                                });
-                                run_cancel.cancel();
-                            } else if generator_behind && !run_cancel.is_cancelled() && self.over_budget(&probe, &lanes).is_none()
-                            {
-                                // The measurement says more about this machine than the
-                                // endpoint: measure again before judging the configuration.
-                                *retries += 1;
-                                self.progress
-                                    .line(format!("step {}: the load generator fell behind; measuring again", step.index));
-                                let endpoint = lanes.remove(&probe.candidate.instance_type);
-                                let index = next_index;
-                                next_index += 1;
-                                tasks.push(Box::pin(self.probe(
-                                    probe,
-                                    endpoint,
-                                    index,
-                                    &run_cancel,
-                                    &preflighted,
-                                    &metrics_updates,
-                                )));
-                            } else if !step.misses.contains(&result::Miss::Interrupted) {
-                                strategy.record(&probe, &Outcome::from_step(&step));
-                            }
-                            steps.push(*step);
-                        }
-                        Ok(ProbeResult::NotDeployed(reason)) => {
-                            self.progress.line(format!("{} cannot be deployed: {reason}", probe.candidate));
-                            strategy.record(&probe, &Outcome::NotDeployed { reason });
-                        }
-                        Ok(ProbeResult::Interrupted) => {}
-                        Err(e) => {
-                            self.progress.line(format!("stopping: {e}"));
-                            if status == RunStatus::Completed {
-                                status = RunStatus::Failed;
-                            }
-                            error.get_or_insert(e);
-                            run_cancel.cancel();
-                        }
-                    }
+                Next::Wait => return,
+                Next::Done => {
+                    st.done = true;
+                    return;
                 }
             }
         }
+    }
 
+    fn launch<'r>(&'r self, probe: Probe, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
+        let endpoint = st.lanes.remove(&probe.candidate.instance_type);
+        let index = st.next_index;
+        st.next_index += 1;
+        tasks.push(Box::pin(self.probe(probe, endpoint, index, shared)));
+    }
+
+    /// Takes down endpoints no coming probe needs, rather than pay for them idle.
+    fn release_idle<'r>(&'r self, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>) {
+        let idle: Vec<InstanceType> = st.lanes.keys().filter(|t| !st.strategy.keep(t)).cloned().collect();
+        for instance_type in idle {
+            let deployed = st.lanes.remove(&instance_type).expect("listed above");
+            tasks.push(Box::pin(async move {
+                let result = self.env.release(&deployed).await;
+                Task::Released(instance_type, result)
+            }));
+        }
+    }
+
+    /// Takes in whatever a task came back with.
+    fn on_task<'r>(&'r self, task: Task, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
+        let ProbeDone { probe, endpoint, result } = match task {
+            Task::Released(_, Ok(())) => return,
+            Task::Released(instance_type, Err(e)) => {
+                self.progress.line(format!("cannot take down the {instance_type} endpoint: {e}"));
+                st.fail(e.into(), &shared.run_cancel);
+                return;
+            }
+            Task::Probe(done) => done,
+        };
+        if let Some(endpoint) = endpoint {
+            st.lanes.insert(endpoint.candidate.instance_type.clone(), endpoint);
+        }
+        match result {
+            Ok(ProbeResult::Measured(step)) => self.on_measured(probe, *step, st, tasks, shared),
+            Ok(ProbeResult::NotDeployed(reason)) => {
+                self.progress.line(format!("{} cannot be deployed: {reason}", probe.candidate));
+                st.strategy.record(&probe, &Outcome::NotDeployed { reason });
+            }
+            Ok(ProbeResult::Interrupted) => {}
+            Err(e) => {
+                self.progress.line(format!("stopping: {e}"));
+                st.fail(e, &shared.run_cancel);
+            }
+        }
+    }
+
+    /// A step that measured something: judged by the strategy, unless it
+    /// measured this machine's CPU rather than the endpoint.
+    fn on_measured<'r>(
+        &'r self,
+        probe: Probe,
+        step: StepResult,
+        st: &mut RunState,
+        tasks: &mut FuturesUnordered<TaskFuture<'r>>,
+        shared: &'r Shared,
+    ) {
+        self.progress.line(format!("step {}: {}", step.index, describe(&step)));
+        let behind = generator_fell_behind(&step);
+        let retries = *st.generator_retries.get(&probe_key(&probe)).unwrap_or(&0);
+        if behind && retries >= GENERATOR_RETRIES {
+            // Blaming the endpoint would be wrong, and so would any answer.
+            self.progress
+                .line(format!("stopping: the load generator cannot keep up with {} TPS on this machine", trim_number(probe.tps)));
+            st.fail(SizingError::Generator { tps: probe.tps, slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
+        } else if behind && !shared.run_cancel.is_cancelled() && self.over_budget(&probe, &st.lanes).is_none() {
+            st.generator_retries.insert(probe_key(&probe), retries + 1);
+            self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
+            self.launch(probe, st, tasks, shared);
+        } else if !step.misses.contains(&result::Miss::Interrupted) {
+            st.strategy.record(&probe, &Outcome::from_step(&step));
+        }
+        st.steps.push(step);
+    }
+
+    /// Tears down, waits for the last CloudWatch figures, and writes the summary.
+    async fn conclude(
+        &self,
+        mut st: RunState,
+        shared: Shared,
+        started_at: chrono::DateTime<Utc>,
+    ) -> (Summary, Option<SizingError>) {
         // Ctrl-C before the first probe, or in the same poll a task finished, ends the run too.
-        if self.cancel.is_cancelled() && status == RunStatus::Completed {
-            status = RunStatus::Interrupted;
-            note = Some("interrupted by Ctrl-C".into());
+        if self.cancel.is_cancelled() && st.status == RunStatus::Completed {
+            st.interrupted();
         }
         self.progress.activity("tearing down everything this run deployed");
         if let Err(e) = self.env.teardown().await {
             self.progress.line(format!("teardown failed: {e} — run `perfsize cleanup --run-id {}`", self.run_id));
-            error.get_or_insert(e.into());
+            st.error.get_or_insert(e.into());
         }
-        drop(tasks);
         // CloudWatch figures trickle in after each step; wait for the last ones.
-        for update in metrics_updates.into_inner() {
+        for update in shared.metrics_updates.into_inner() {
             let _ = update.await;
         }
         let steps = match self.dir.steps() {
-            Ok(on_disk) if on_disk.len() >= steps.len() => on_disk,
-            _ => steps,
+            Ok(on_disk) if on_disk.len() >= st.steps.len() => on_disk,
+            _ => st.steps,
         };
-        let summary = self.summarise(strategy.as_ref(), &steps, status, note, started_at);
+        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, started_at);
         if let Err(e) = self.dir.write_json("summary.json", &summary) {
-            error.get_or_insert(e.into());
+            st.error.get_or_insert(e.into());
         }
-        (summary, error)
+        (summary, st.error)
     }
 
     /// Whether starting `probe` could take the run past --max-test-cost.
@@ -337,15 +392,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
     }
 
     /// Deploys (or reuses, or resizes) the endpoint, then measures.
-    async fn probe(
-        &self,
-        probe: Probe,
-        endpoint: Option<Deployed>,
-        index: u32,
-        cancel: &CancellationToken,
-        preflighted: &RefCell<HashSet<String>>,
-        metrics_updates: &RefCell<Vec<tokio::task::JoinHandle<()>>>,
-    ) -> Task {
+    async fn probe(&self, probe: Probe, endpoint: Option<Deployed>, index: u32, shared: &Shared) -> Task {
+        let cancel = &shared.run_cancel;
         let candidate = probe.candidate.clone();
         let endpoint = match self.endpoint_for(&candidate, endpoint, cancel).await {
             Ok(endpoint) => endpoint,
@@ -361,7 +409,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
             }
             Err((kept, DeployError::Api(e))) => return Task::Probe(ProbeDone { probe, endpoint: kept, result: Err(e.into()) }),
         };
-        let result = self.measure(&probe, &endpoint, index, cancel, preflighted, metrics_updates).await;
+        let result = self.measure(&probe, &endpoint, index, shared).await;
         Task::Probe(ProbeDone { probe, endpoint: Some(endpoint), result })
     }
 
@@ -390,15 +438,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
         }
     }
 
-    async fn measure(
-        &self,
-        probe: &Probe,
-        endpoint: &Deployed,
-        index: u32,
-        cancel: &CancellationToken,
-        preflighted: &RefCell<HashSet<String>>,
-        metrics_updates: &RefCell<Vec<tokio::task::JoinHandle<()>>>,
-    ) -> Result<ProbeResult, SizingError> {
+    async fn measure(&self, probe: &Probe, endpoint: &Deployed, index: u32, shared: &Shared) -> Result<ProbeResult, SizingError> {
+        let (cancel, preflighted, metrics_updates) = (&shared.run_cancel, &shared.preflighted, &shared.metrics_updates);
         let traffic = self.plan.traffic();
         if !preflighted.borrow().contains(&endpoint.endpoint) {
             load::preflight::check_payloads(
