@@ -29,7 +29,7 @@ async fn sizing_run(dir: &Path) -> PathBuf {
         "--peak-tps",
         "150",
         "--latency-p99-ms",
-        "100",
+        "400",
         "--type-walk",
         "ml.m5.large",
         "--tps-resolution",

@@ -359,6 +359,8 @@ async fn load_above_capacity_queues_then_answers_503() {
     .await;
     let sm = sagemaker(&sim);
     let rt = runtime(&sim);
+    // A burst of 30 at once would disturb a neighbour's measured step.
+    let _turn = traffic_turn().await;
     deploy(&sm, "busy", "ml.m5.large", 1).await;
     wait_while(&sm, "busy", "Creating").await;
 
@@ -523,6 +525,9 @@ where
 async fn boto3_creates_invokes_reads_metrics_and_deletes() {
     let sim = simulator(fast_profile("")).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/boto3_smoke.py");
+    // Installing boto3 and starting Python take a core for seconds: not while a
+    // neighbour measures.
+    let _turn = traffic_turn().await;
     let pythonpath = python_with_boto3().await;
     let output = tokio::process::Command::new("python3")
         .arg(script)
