@@ -20,6 +20,27 @@ pub async fn perfsize(args: &[&str]) -> (u8, String) {
     }
 }
 
+/// A simulated sizing run with one-second steps, sized by `sizing`.
+pub fn quick_run<'a>(profile: &'a str, payload: &'a str, results: &'a Path, sizing: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--simulate",
+        "--sim-profile",
+        profile,
+        "--payload",
+        payload,
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--results-dir",
+        results.to_str().expect("test paths are UTF-8"),
+    ];
+    args.extend_from_slice(sizing);
+    args
+}
+
 /// A directory of one test's own, removed when the test ends, passed or failed.
 pub struct Scratch(PathBuf);
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use perfsize::cli::exit;
 
-use crate::cli::{perfsize, scratch};
+use crate::cli::{perfsize, quick_run, scratch};
 use crate::support::traffic_turn;
 
 /// A finished simulated sizing run: its run directory.
@@ -20,30 +20,9 @@ async fn sizing_run(dir: &Path) -> PathBuf {
     .unwrap();
     let results = dir.join("results");
     let _turn = traffic_turn().await;
-    let (code, error) = perfsize(&[
-        "--simulate",
-        "--sim-profile",
-        profile.to_str().unwrap(),
-        "--payload",
-        payload.to_str().unwrap(),
-        "--peak-tps",
-        "150",
-        "--latency-p99-ms",
-        "400",
-        "--type-walk",
-        "ml.m5.large",
-        "--tps-resolution",
-        "0.3",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0.3s",
-        "--endurance-duration",
-        "2s",
-        "--results-dir",
-        results.to_str().unwrap(),
-    ])
-    .await;
+    let (profile, payload) = (profile.display().to_string(), payload.display().to_string());
+    let sizing = ["--peak-tps", "150", "--latency-p99-ms", "400", "--type-walk", "ml.m5.large", "--tps-resolution", "0.3"];
+    let (code, error) = perfsize(&quick_run(&profile, &payload, &results, &sizing)).await;
     assert_eq!(code, exit::OK, "{error}");
     std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use perfsize::cli::exit;
 
-use crate::cli::{perfsize, scratch};
+use crate::cli::{perfsize, quick_run, scratch};
 use crate::support::*;
 
 /// Capacities known by construction: one worker each, fixed service times.
@@ -50,32 +50,8 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("sizing-two-types");
     let results = dir.join("results");
-    let (code, error) = perfsize(&[
-        "--simulate",
-        "--sim-profile",
-        &profile,
-        "--payload",
-        &payload,
-        "--peak-tps",
-        "60",
-        "--latency-p99-ms",
-        "200",
-        "--type-walk",
-        "ml.m5.large,ml.c5.large,ml.t2.medium",
-        "--start-tps",
-        "20",
-        "--tps-resolution",
-        "0.25",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0.3s",
-        "--endurance-duration",
-        "2s",
-        "--results-dir",
-        results.to_str().unwrap(),
-    ])
-    .await;
+    let sizing = sixty_tps("ml.m5.large,ml.c5.large,ml.t2.medium");
+    let (code, error) = perfsize(&quick_run(&profile, &payload, &results, &sizing)).await;
     assert_eq!(code, exit::OK, "{error}");
     let s = summary(&results);
     assert_eq!(s["simulated"], true);
@@ -117,12 +93,7 @@ async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("sizing-perfsize");
     let results = dir.join("results");
-    let (code, error) = perfsize(&[
-        "--simulate",
-        "--sim-profile",
-        &profile,
-        "--payload",
-        &payload,
+    let sizing = [
         "--strategy",
         "perfsize",
         "--peak-tps",
@@ -133,16 +104,8 @@ async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
         "ml.m5.large,ml.c5.large",
         "--tps-walk",
         "10,30,45,70",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0.3s",
-        "--endurance-duration",
-        "2s",
-        "--results-dir",
-        results.to_str().unwrap(),
-    ])
-    .await;
+    ];
+    let (code, error) = perfsize(&quick_run(&profile, &payload, &results, &sizing)).await;
     assert_eq!(code, exit::OK, "{error}");
     let s = summary(&results);
     // m5.large passes 10, 30, 45 and fails 70: 45/s per instance → 2 instances.
@@ -380,33 +343,9 @@ async fn cleanup_removes_what_a_killed_run_left() {
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
 }
 
-/// The sizing flags shared by the resume and budget tests.
-fn quick_run<'a>(profile: &'a str, payload: &'a str, results: &'a str) -> Vec<&'a str> {
-    vec![
-        "--simulate",
-        "--sim-profile",
-        profile,
-        "--payload",
-        payload,
-        "--peak-tps",
-        "60",
-        "--latency-p99-ms",
-        "200",
-        "--type-walk",
-        "ml.m5.large,ml.c5.large",
-        "--start-tps",
-        "20",
-        "--tps-resolution",
-        "0.25",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0.3s",
-        "--endurance-duration",
-        "2s",
-        "--results-dir",
-        results,
-    ]
+/// Peak 60 TPS within 200 ms over `types`: by PROFILE, one ml.c5.large.
+fn sixty_tps(types: &str) -> [&str; 10] {
+    ["--peak-tps", "60", "--latency-p99-ms", "200", "--type-walk", types, "--start-tps", "20", "--tps-resolution", "0.25"]
 }
 
 #[tokio::test]
@@ -414,7 +353,8 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("sizing-resume");
     let results = dir.join("results");
-    let (code, error) = perfsize(&quick_run(&profile, &payload, results.to_str().unwrap())).await;
+    let sizing = sixty_tps("ml.m5.large,ml.c5.large");
+    let (code, error) = perfsize(&quick_run(&profile, &payload, &results, &sizing)).await;
     assert_eq!(code, exit::OK, "{error}");
     let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
     let first = summary(&results);
@@ -431,7 +371,7 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     std::fs::remove_file(steps.last().unwrap()).unwrap();
     std::fs::remove_file(run.join("summary.json")).unwrap();
 
-    let mut args = quick_run(&profile, &payload, results.to_str().unwrap());
+    let mut args = quick_run(&profile, &payload, &results, &sizing);
     let resume = run.to_str().unwrap().to_string();
     args.extend(["--resume", &resume]);
     let (code, error) = perfsize(&args).await;
@@ -454,7 +394,8 @@ async fn a_run_stops_cleanly_before_exceeding_its_budget() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("sizing-budget");
     let results = dir.join("results");
-    let mut args = quick_run(&profile, &payload, results.to_str().unwrap());
+    let sizing = sixty_tps("ml.m5.large,ml.c5.large");
+    let mut args = quick_run(&profile, &payload, &results, &sizing);
     // Deploying and measuring the first candidate costs about $0.0002: too much.
     args.extend(["--max-test-cost", "0.00001"]);
     let (code, error) = perfsize(&args).await;
