@@ -85,6 +85,40 @@ async fn report_rebuilds_a_run_killed_before_its_summary() {
     assert_eq!(code, exit::USAGE);
 }
 
+/// A copy of run directory `run` at `to`.
+fn copy_run(run: &Path, to: &Path) {
+    for entry in walk(run) {
+        let target = to.join(entry.strip_prefix(run).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).flat_map(|p| if p.is_dir() { walk(&p) } else { vec![p] }).collect()
+}
+
+#[tokio::test]
+async fn compare_gates_one_run_directory_against_another() {
+    let dir = scratch("compare-runs");
+    let run = sizing_run(&dir).await;
+    let (code, error) = perfsize(&["compare", run.to_str().unwrap(), run.to_str().unwrap()]).await;
+    assert_eq!(code, exit::OK, "a run against itself regresses nothing: {error}");
+
+    // The same run, had the model become half as fast per instance.
+    let slower = dir.join("slower");
+    copy_run(&run, &slower);
+    let mut summary: serde_json::Value = serde_json::from_str(&read(&slower.join("summary.json"))).unwrap();
+    for t in summary["types"].as_array_mut().unwrap() {
+        t["max_tps_per_instance"] = serde_json::json!(t["max_tps_per_instance"].as_f64().unwrap() / 2.0);
+    }
+    std::fs::write(slower.join("summary.json"), serde_json::to_vec(&summary).unwrap()).unwrap();
+    let (code, _) = perfsize(&["compare", run.to_str().unwrap(), slower.to_str().unwrap(), "--max-regression", "10%"]).await;
+    assert_eq!(code, exit::NOT_MET, "half the capacity per instance is a regression");
+    let page = read(&slower.join("comparison.html"));
+    assert!(page.contains("max TPS per instance, ml.m5.large"), "the page names the figure that regressed");
+}
+
 /// A real StepResult from `perfsize load --json`.
 async fn load_result(dir: &Path) -> serde_json::Value {
     let payload = dir.join("req.json");
