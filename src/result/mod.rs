@@ -64,6 +64,8 @@ pub struct Generator {
     /// Send time minus due time, milliseconds.
     pub slip_p50_ms: f64,
     pub slip_p99_ms: f64,
+    /// Too many late starts, or slip beyond the limit: the generator fell
+    /// behind, and the step's latencies include its delay.
     pub saturated: bool,
 }
 
@@ -198,7 +200,11 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
     if achieved_tps < MIN_ACHIEVED_SHARE * offered_tps {
         misses.push(Miss::Rate { achieved_tps, offered_tps });
     }
-    if generator.saturated {
+    // Latency counts from the intended start, so schedule slip only makes a
+    // step look worse: it casts doubt on a failure, never on a pass.
+    let late = generator.late_starts as f64 > MAX_LATE_SHARE * requests as f64;
+    let slipped = generator.slip_p99_ms > slip_limit_ms(requirements);
+    if late || (slipped && !misses.is_empty()) {
         misses.push(Miss::Generator { late_starts: generator.late_starts, slip_p99_ms: generator.slip_p99_ms });
     }
     misses
@@ -307,6 +313,12 @@ impl StepResult {
                 self.error_percent,
                 self.requirements.max_error_percent
             ));
+            if self.generator.saturated {
+                out.push_str(&format!(
+                    "            the load generator fell behind (slip p99 {:.1} ms); latency counts it, so the pass stands\n",
+                    self.generator.slip_p99_ms
+                ));
+            }
         } else {
             out.push_str("  verdict   FAIL\n");
             for reason in &self.reasons {
@@ -424,6 +436,19 @@ mod tests {
             judge(&requirements(), &measured(Some(1.0), 0.0, 100.0, 100.0, 10, true), &generator(false))
                 .contains(&Miss::Interrupted)
         );
+    }
+
+    #[test]
+    fn slip_casts_doubt_on_a_failure_but_never_on_a_pass() {
+        let slow_client = Generator { slip_p99_ms: 30.0, saturated: true, ..generator(false) };
+        let within = measured(Some(400.0), 0.0, 100.0, 100.0, 6000, false);
+        assert!(
+            judge(&requirements(), &within, &slow_client).is_empty(),
+            "the latency includes the slip and still meets the limit"
+        );
+        let above = measured(Some(520.0), 0.0, 100.0, 100.0, 6000, false);
+        let misses = judge(&requirements(), &above, &slow_client);
+        assert!(matches!(misses[..], [Miss::Latency { .. }, Miss::Generator { late_starts: 0, .. }]), "{misses:?}");
     }
 
     #[test]

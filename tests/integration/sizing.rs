@@ -59,10 +59,14 @@ fn digest(summary: &serde_json::Value) -> String {
         .collect()
 }
 
-/// How many endurance runs of `instance_type` failed, each adding an instance.
+/// Instances added because endurance failed: the counts of `instance_type`
+/// whose every endurance run failed (one measured again and passed adds none).
 fn endurance_failures(summary: &serde_json::Value, instance_type: &str) -> usize {
     let steps = summary["steps"].as_array().into_iter().flatten();
-    steps.filter(|st| st["instance_type"] == instance_type && st["phase"] == "endurance" && st["passed"] == false).count()
+    let endurance: Vec<_> = steps.filter(|st| st["instance_type"] == instance_type && st["phase"] == "endurance").collect();
+    let counts: std::collections::BTreeSet<u64> = endurance.iter().map(|st| st["instance_count"].as_u64().unwrap()).collect();
+    let failed_at = |n: u64| endurance.iter().filter(|st| st["instance_count"] == n).all(|st| st["passed"] == false);
+    counts.into_iter().filter(|n| failed_at(*n)).count()
 }
 
 fn summary(results: &Path) -> serde_json::Value {
