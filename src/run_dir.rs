@@ -1,13 +1,17 @@
 //! A run's directory, `RESULTS_DIR/<run id>/`: `plan.json` (what was asked,
 //! written first), `steps/NNN-….json` (one StepResult each, written the
-//! moment the step ends), `summary.json` (the conclusion), and the reports.
-//! Everything downstream — reports, `compare`, `--resume` — reads it back.
+//! moment the step ends), `usage.json` (what the run has spent, rewritten with
+//! each step), `summary.json` (the conclusion), and the reports. Everything
+//! downstream — reports, `compare`, `--resume` — reads it back.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
 use crate::result::StepResult;
+
+/// The run's spend across sessions: an [`crate::environment::Spend`].
+pub const SPEND_FILE: &str = "usage.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {

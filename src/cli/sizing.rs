@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -16,12 +16,12 @@ use super::load::simulated_model;
 use super::{Failure, Session, exit};
 use crate::catalog::InstanceType;
 use crate::cost::PriceTable;
-use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
+use crate::environment::{Environment, Ledger, ModelSource, RunId, SageMakerEnvironment, SharedLedger, Spend};
 use crate::load::RequestSigner;
 use crate::plan::{Durations, Plan, PlanParts, Search, Traffic};
 use crate::progress::Progress;
 use crate::result::{Phase, trim_number};
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, SPEND_FILE};
 use crate::signals;
 use crate::sizing::{Pace, PlanRecord, RunStatus, Sizing, SizingError, Summary};
 use crate::step::StrategyKind;
@@ -386,7 +386,11 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let interrupts = signals::install();
     let session = Session::open(&args.aws, profile).await?;
     let progress = Arc::new(Progress::new(session.simulated, false));
-    let ledger = crate::environment::SharedLedger::default();
+    let earlier = match args.resume {
+        Some(_) => dir.read_json::<Spend>(SPEND_FILE).map_err(Failure::usage)?,
+        None => None,
+    };
+    let ledger: SharedLedger = Arc::new(Mutex::new(earlier.as_ref().map(Ledger::resumed).unwrap_or_default()));
     let env = SageMakerEnvironment::new(
         session.aws.sagemaker.clone(),
         run_id.clone(),
@@ -456,6 +460,7 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         run_id: run_id.to_string(),
         command_line: record.command_line.clone(),
         resumed,
+        earlier_wall_seconds: earlier.map_or(0.0, |e| e.run_cost.wall_seconds),
     };
     let (summary, error) = match AssertUnwindSafe(sizing.run()).catch_unwind().await {
         Ok(outcome) => outcome,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::InstanceType;
+use crate::cost::RunCost;
 use crate::plan::Candidate;
 
 pub use sagemaker::{ModelSource, SageMakerEnvironment, inspect};
@@ -185,6 +186,15 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// A ledger that carries the billing periods of a run's earlier sessions
+    /// (`--resume`), so that what it reports spent is the whole run's. A
+    /// period still open when `earlier` was written belongs to a session that
+    /// was killed; it counts up to then.
+    pub fn resumed(earlier: &Spend) -> Ledger {
+        let close = |u: &Usage| Usage { to: Some(u.to.unwrap_or(earlier.written_at)), ..u.clone() };
+        Ledger { usage: earlier.usage.iter().map(close).collect(), live: Vec::new() }
+    }
+
     fn open(&mut self, endpoint: &str, candidate: &Candidate) {
         self.usage.push(Usage {
             endpoint: endpoint.to_string(),
@@ -221,6 +231,17 @@ impl Ledger {
 }
 
 pub type SharedLedger = Arc<Mutex<Ledger>>;
+
+/// What a run has spent so far, across all its sessions: `usage.json` in the
+/// run directory, rewritten as each step ends and when the run concludes, so
+/// that `--resume` and the report of a killed run know it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spend {
+    pub written_at: DateTime<Utc>,
+    /// Up to `written_at`; `wall_seconds` sums the sessions.
+    pub run_cost: RunCost,
+    pub usage: Vec<Usage>,
+}
 
 /// Makes configurations real and takes them away.
 #[allow(async_fn_in_trait)]
@@ -264,5 +285,31 @@ mod tests {
             to: Some(from + chrono::Duration::minutes(15)),
         };
         assert!((usage.instance_hours(Utc::now()) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_resumed_ledger_bills_a_killed_session_up_to_its_last_record() {
+        let from = Utc::now() - chrono::Duration::hours(2);
+        let period = |endpoint: &str, to| Usage {
+            endpoint: endpoint.into(),
+            instance_type: "ml.m5.large".parse().unwrap(),
+            count: 1,
+            from,
+            to,
+        };
+        let killed_at = from + chrono::Duration::minutes(30);
+        let earlier = Spend {
+            written_at: killed_at,
+            run_cost: RunCost::default(),
+            usage: vec![period("released", Some(from + chrono::Duration::minutes(6))), period("alive-when-killed", None)],
+        };
+        let mut ledger = Ledger::resumed(&earlier);
+        let hours: f64 = ledger.usage().iter().map(|u| u.instance_hours(Utc::now())).sum();
+        assert!((hours - 0.6).abs() < 1e-9, "6 + 30 minutes, not until now: {hours}");
+        assert!(ledger.live().is_empty(), "the earlier session's resources are not this one's to delete");
+        // This session reuses the killed session's endpoint name: only its own period closes.
+        ledger.open("alive-when-killed", &Candidate::new("ml.m5.large".parse().unwrap(), 1));
+        ledger.close("alive-when-killed");
+        assert_eq!(ledger.usage()[1].to, Some(killed_at));
     }
 }

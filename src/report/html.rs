@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::RunData;
 use super::charts::{Axis, Canvas, Chart, Dot, dollar_tick, ms_tick, nines};
 use super::compare::{Better, Comparison, Figure};
+use super::{CostKnown, RunData};
 use crate::load::SecondStats;
 use crate::plan::Requirements;
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, Phase, StepResult, histogram, slip_limit_ms, trim_number};
@@ -434,10 +434,17 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
         fact("duration", duration(run_seconds(data))),
         fact(
             "cost of this run",
-            if data.partial {
-                "unknown: the run never wrote its summary".to_string()
-            } else {
-                format!("{} for {} endpoint-hours", money(s.run_cost.dollars), trim_number(s.run_cost.endpoint_hours))
+            match data.cost {
+                CostKnown::Complete => {
+                    format!("{} for {} endpoint-hours", money(s.run_cost.dollars), trim_number(s.run_cost.endpoint_hours))
+                }
+                CostKnown::AtLeast(at) => format!(
+                    "at least {} for {} endpoint-hours, up to {}: what the run left running bills until it is removed",
+                    money(s.run_cost.dollars),
+                    trim_number(s.run_cost.endpoint_hours),
+                    timestamp(at)
+                ),
+                CostKnown::Unknown => "unknown: the run never wrote its summary".to_string(),
             },
         ),
         fact("steps", format!("{} ({} passed)", data.steps.len(), data.steps.iter().filter(|st| st.passed).count())),
@@ -1178,7 +1185,7 @@ mod tests {
             steps: steps.iter().map(StepBrief::from).collect(),
             run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
         };
-        RunData { summary, plan: None, steps, partial: false }
+        RunData { summary, plan: None, steps, partial: false, cost: CostKnown::Complete }
     }
 
     fn render(data: &RunData) -> String {
@@ -1224,6 +1231,7 @@ mod tests {
     fn a_partial_run_says_so() {
         let mut data = recommended_run();
         data.partial = true;
+        data.cost = CostKnown::Unknown;
         data.summary.types.clear();
         data.summary.recommendation = None;
         data.summary.status = RunStatus::Interrupted;
@@ -1232,6 +1240,9 @@ mod tests {
         assert!(html.contains("No verdict: the run stopped early"));
         assert!(html.contains("The run stopped (interrupted)"));
         assert!(html.contains("unknown: the run never wrote its summary"), "no made-up run cost");
+
+        data.cost = CostKnown::AtLeast(data.summary.ended_at);
+        assert!(render(&data).contains("at least $0.0052 for 0.05 endpoint-hours, up to"), "a lower bound, said as one");
     }
 
     #[test]

@@ -11,8 +11,11 @@ pub mod junit;
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
+use crate::environment::Spend;
 use crate::result::{StepResult, histogram};
-use crate::run_dir::{RunDir, RunDirError};
+use crate::run_dir::{RunDir, RunDirError, SPEND_FILE};
 use crate::sizing::{PlanRecord, RunStatus, StepBrief, Summary};
 
 pub use html::{render_comparison, render_report};
@@ -37,6 +40,18 @@ pub struct RunData {
     pub steps: Vec<StepResult>,
     /// The summary was rebuilt from plan.json and the steps: the run never finished.
     pub partial: bool,
+    pub cost: CostKnown,
+}
+
+/// How much of the run's own cost is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CostKnown {
+    /// The summary holds all the run spent.
+    Complete,
+    /// A run that never finished spent at least the summary's figure, as
+    /// recorded at this time; what it left running bills until removed.
+    AtLeast(DateTime<Utc>),
+    Unknown,
 }
 
 impl RunData {
@@ -47,20 +62,24 @@ impl RunData {
             Some(mut summary) => {
                 // Steps on disk carry the CloudWatch figures that arrived after the summary.
                 summary.steps = steps.iter().map(StepBrief::from).collect();
-                Ok(RunData { summary, plan, steps, partial: false })
+                Ok(RunData { summary, plan, steps, partial: false, cost: CostKnown::Complete })
             }
             None => {
                 let plan = plan.ok_or_else(|| ReportError::Empty(dir.root().to_path_buf()))?;
-                Ok(RunData { summary: partial_summary(&plan, &steps), plan: Some(plan), steps, partial: true })
+                let spend: Option<Spend> = dir.read_json(SPEND_FILE)?;
+                let cost = spend.as_ref().map_or(CostKnown::Unknown, |s| CostKnown::AtLeast(s.written_at));
+                let summary = partial_summary(&plan, &steps, spend);
+                Ok(RunData { summary, plan: Some(plan), steps, partial: true, cost })
             }
         }
     }
 }
 
 /// A summary for a run that was killed before it could write one.
-fn partial_summary(plan: &PlanRecord, steps: &[StepResult]) -> Summary {
-    let started_at = steps.first().map_or_else(chrono::Utc::now, |s| s.started_at);
-    let ended_at = steps.last().map_or(started_at, |s| s.ended_at);
+fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>) -> Summary {
+    let started_at = steps.first().map_or_else(Utc::now, |s| s.started_at);
+    let last_step = steps.last().map_or(started_at, |s| s.ended_at);
+    let ended_at = spend.as_ref().map_or(last_step, |s| s.written_at.max(last_step));
     Summary {
         perfsize_version: plan.perfsize_version.clone(),
         run_id: plan.run_id.clone(),
@@ -78,7 +97,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult]) -> Summary {
         recommendation: None,
         types: Vec::new(),
         steps: steps.iter().map(StepBrief::from).collect(),
-        run_cost: Default::default(),
+        run_cost: spend.map(|s| s.run_cost).unwrap_or_default(),
     }
 }
 

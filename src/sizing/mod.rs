@@ -16,19 +16,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
 use crate::catalog::InstanceType;
-use crate::environment::{ApiError, DeployError, Deployed, Environment};
+use crate::environment::{ApiError, DeployError, Deployed, Environment, Spend};
 use crate::load::{self, LoadError, LoadSpec, RequestSigner, Target};
 use crate::plan::{Candidate, Plan};
 use crate::progress::Progress;
 use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, trim_number};
-use crate::run_dir::{RunDir, RunDirError};
+use crate::run_dir::{RunDir, RunDirError, SPEND_FILE};
 use crate::step::{Next, Outcome, Probe, Strategy};
 
 pub use summary::{Autoscaling, PlanRecord, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
@@ -109,10 +109,14 @@ pub struct Sizing<'a, E: Environment> {
     pub command_line: Vec<String>,
     /// Steps of an interrupted run being resumed, reused instead of re-run.
     pub resumed: Vec<StepResult>,
+    /// Wall time of the run's earlier sessions (`--resume`); their billing
+    /// periods are in the environment's ledger.
+    pub earlier_wall_seconds: f64,
 }
 
 /// What probes borrow for the whole run.
 struct Shared {
+    started_at: DateTime<Utc>,
     /// Cancelled by Ctrl-C or by a failure that ends the run.
     run_cancel: CancellationToken,
     /// Endpoints whose payloads were already sent once.
@@ -195,9 +199,9 @@ impl<'a, E: Environment> Sizing<'a, E> {
     /// Runs to a conclusion (or until stopped), tears everything down and
     /// writes summary.json. The summary is returned even when AWS failed.
     pub async fn run(self) -> (Summary, Option<SizingError>) {
-        let started_at = Utc::now();
         // Declared before `tasks`, whose futures borrow it.
         let shared = Shared {
+            started_at: Utc::now(),
             run_cancel: self.cancel.child_token(),
             preflighted: RefCell::new(HashSet::new()),
             metrics_updates: RefCell::new(Vec::new()),
@@ -225,7 +229,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
             self.on_task(task, &mut st, &mut tasks, &shared);
         }
         drop(tasks);
-        self.conclude(st, shared, started_at).await
+        self.conclude(st, shared).await
     }
 
     /// Starts every probe the strategy allows now (answering those a resumed
@@ -335,12 +339,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
     }
 
     /// Tears down, waits for the last CloudWatch figures, and writes the summary.
-    async fn conclude(
-        &self,
-        mut st: RunState,
-        shared: Shared,
-        started_at: chrono::DateTime<Utc>,
-    ) -> (Summary, Option<SizingError>) {
+    async fn conclude(&self, mut st: RunState, shared: Shared) -> (Summary, Option<SizingError>) {
         // Ctrl-C before the first probe, or in the same poll a task finished, ends the run too.
         if self.cancel.is_cancelled() && st.status == RunStatus::Completed {
             st.interrupted();
@@ -358,11 +357,25 @@ impl<'a, E: Environment> Sizing<'a, E> {
             Ok(on_disk) if on_disk.len() >= st.steps.len() => on_disk,
             _ => st.steps,
         };
-        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, started_at);
+        let spend = self.spend(shared.started_at);
+        if let Err(e) = self.dir.write_json(SPEND_FILE, &spend) {
+            st.error.get_or_insert(e.into());
+        }
+        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, shared.started_at, spend);
         if let Err(e) = self.dir.write_json("summary.json", &summary) {
             st.error.get_or_insert(e.into());
         }
         (summary, st.error)
+    }
+
+    /// What the whole run has spent up to now, all sessions included.
+    fn spend(&self, started_at: DateTime<Utc>) -> Spend {
+        let now = Utc::now();
+        let ledger = self.env.ledger();
+        let ledger = ledger.lock().expect("ledger lock");
+        let mut run_cost = self.plan.prices().run_cost(ledger.usage(), now);
+        run_cost.wall_seconds = self.earlier_wall_seconds + ((now - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        Spend { written_at: now, run_cost, usage: ledger.usage().to_vec() }
     }
 
     /// Whether starting `probe` could take the run past --max-test-cost.
@@ -498,6 +511,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let mut step = StepResult::from_run(context, &run);
         step.cloudwatch = result::ServerMetrics::unavailable("waiting for CloudWatch");
         let path = self.dir.write_step(&step)?;
+        self.dir.write_json(SPEND_FILE, &self.spend(shared.started_at))?;
         if !run.cancelled {
             let window = MetricsWindow {
                 endpoint: endpoint.endpoint.clone(),
@@ -525,7 +539,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
         steps: &[StepResult],
         status: RunStatus,
         note: Option<String>,
-        started_at: chrono::DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        spend: Spend,
     ) -> Summary {
         let conclusion = strategy.conclusion();
         let peak = self.plan.peak_tps();
@@ -566,9 +581,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
                 summary,
             })
             .collect();
-        let ended_at = Utc::now();
-        let mut run_cost = prices.run_cost(self.env.ledger().lock().expect("ledger lock").usage(), ended_at);
-        run_cost.wall_seconds = ((ended_at - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        let ended_at = spend.written_at;
+        let run_cost = spend.run_cost;
         Summary {
             perfsize_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: self.run_id.clone(),

@@ -78,6 +78,7 @@ async fn report_rebuilds_a_run_killed_before_its_summary() {
     assert_eq!(code, exit::OK, "{error}");
     let html = read(&run.join("report.html"));
     assert!(html.to_lowercase().contains("partial"), "the page says the run did not finish");
+    assert!(html.contains("at least $"), "what the run spent before it stopped, from usage.json");
     let junit = read(&run.join("junit.xml"));
     assert!(junit.contains("no configuration met the requirements"), "an unfinished run recommends nothing");
 

@@ -412,11 +412,25 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     let mut args = quick_run(&profile, &payload, &results, &sizing);
     let resume = run.to_str().unwrap().to_string();
     args.extend(["--resume", &resume]);
+
+    // The first session spent the whole budget: the resumed one knows it.
+    let spent = first["run_cost"]["dollars"].to_string();
+    let over_budget = [args.as_slice(), &["--max-test-cost", &spent]].concat();
+    let (code, error) = perfsize(&over_budget).await;
+    assert_eq!(code, exit::NOT_MET, "{error}");
+    let stopped = summary(&results);
+    assert_eq!(stopped["status"], "budget_reached", "{}", stopped["note"]);
+    assert_eq!(stopped["steps"].as_array().unwrap().len(), finished - 1, "nothing new was measured");
+
     let (code, error) = perfsize(&args).await;
     assert_eq!(code, exit::OK, "{error}");
     let second = summary(&results);
     assert_eq!(second["steps"].as_array().unwrap().len(), finished, "the same steps, no more");
     assert_eq!(second["recommendation"]["instance_type"], first["recommendation"]["instance_type"]);
+    for figure in ["endpoint_hours", "wall_seconds"] {
+        let (before, after) = (first["run_cost"][figure].as_f64().unwrap(), second["run_cost"][figure].as_f64().unwrap());
+        assert!(after > before, "run_cost.{figure} counts every session: {before} then {after}");
+    }
     let after: Vec<String> = steps[..steps.len() - 1].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
     assert_eq!(kept.len(), after.len());
     for (before, now) in kept.iter().zip(&after) {
