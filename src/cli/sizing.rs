@@ -381,16 +381,12 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let region = args.region().await?;
     let checked = args.check(&region)?;
     let profile = Session::simulator_profile(&args.sim)?;
-    let (run_id, dir, resumed) = open_run_dir(&args)?;
+    let (run_id, dir, earlier) = open_run_dir(&args)?;
 
     let interrupts = signals::install();
     let session = Session::open(&args.aws, profile).await?;
     let progress = Arc::new(Progress::new(session.simulated, false));
-    let earlier = match args.resume {
-        Some(_) => dir.read_json::<Spend>(SPEND_FILE).map_err(Failure::usage)?,
-        None => None,
-    };
-    let ledger: SharedLedger = Arc::new(Mutex::new(earlier.as_ref().map(Ledger::resumed).unwrap_or_default()));
+    let ledger: SharedLedger = Arc::new(Mutex::new(earlier.spend.as_ref().map(Ledger::resumed).unwrap_or_default()));
     let env = SageMakerEnvironment::new(
         session.aws.sagemaker.clone(),
         run_id.clone(),
@@ -459,8 +455,8 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
         cancel: interrupts.token(),
         run_id: run_id.to_string(),
         command_line: record.command_line.clone(),
-        resumed,
-        earlier_wall_seconds: earlier.map_or(0.0, |e| e.run_cost.wall_seconds),
+        resumed: earlier.steps,
+        earlier_wall_seconds: earlier.spend.map_or(0.0, |s| s.run_cost.wall_seconds),
     };
     let (summary, error) = match AssertUnwindSafe(sizing.run()).catch_unwind().await {
         Ok(outcome) => outcome,
@@ -523,18 +519,26 @@ async fn remove_leftovers(session: &Session, run_id: &RunId, progress: &Progress
     Ok(())
 }
 
-fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Vec<crate::result::StepResult>), Failure> {
+/// What the earlier sessions of a resumed run left in its directory.
+#[derive(Default)]
+struct Earlier {
+    steps: Vec<crate::result::StepResult>,
+    spend: Option<Spend>,
+}
+
+fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Earlier), Failure> {
     match &args.resume {
         Some(path) => {
             let dir = RunDir::open(path).map_err(Failure::usage)?;
             let run_id: RunId = dir.run_id().parse().map_err(Failure::usage)?;
             let steps = dir.steps().map_err(Failure::usage)?;
-            Ok((run_id, dir, steps))
+            let spend = dir.read_json(SPEND_FILE).map_err(Failure::usage)?;
+            Ok((run_id, dir, Earlier { steps, spend }))
         }
         None => {
             let run_id = RunId::generate();
             let dir = RunDir::create(&args.results_dir, run_id.as_str()).map_err(Failure::usage)?;
-            Ok((run_id, dir, Vec::new()))
+            Ok((run_id, dir, Earlier::default()))
         }
     }
 }

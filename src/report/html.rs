@@ -170,7 +170,7 @@ impl ReportPage {
         ReportPage {
             run_id: s.run_id.clone(),
             simulated: s.simulated,
-            partial: data.partial,
+            partial: data.partial(),
             status: status_view(s.status, s.note.clone()),
             subtitle: format!("{} · {} · {}", s.region, timestamp(s.started_at), duration(run_seconds(data))),
             verdict: verdict_view(data),
@@ -1185,7 +1185,7 @@ mod tests {
             steps: steps.iter().map(StepBrief::from).collect(),
             run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
         };
-        RunData { summary, plan: None, steps, partial: false, cost: CostKnown::Complete }
+        RunData { summary, plan: None, steps, cost: CostKnown::Complete }
     }
 
     fn render(data: &RunData) -> String {
@@ -1230,7 +1230,6 @@ mod tests {
     #[test]
     fn a_partial_run_says_so() {
         let mut data = recommended_run();
-        data.partial = true;
         data.cost = CostKnown::Unknown;
         data.summary.types.clear();
         data.summary.recommendation = None;

@@ -38,15 +38,13 @@ pub struct RunData {
     pub summary: Summary,
     pub plan: Option<PlanRecord>,
     pub steps: Vec<StepResult>,
-    /// The summary was rebuilt from plan.json and the steps: the run never finished.
-    pub partial: bool,
     pub cost: CostKnown,
 }
 
 /// How much of the run's own cost is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CostKnown {
-    /// The summary holds all the run spent.
+    /// The run finished: its summary holds all it spent.
     Complete,
     /// A run that never finished spent at least the summary's figure, as
     /// recorded at this time; what it left running bills until removed.
@@ -55,6 +53,11 @@ pub enum CostKnown {
 }
 
 impl RunData {
+    /// The summary was rebuilt from plan.json and the steps: the run never finished.
+    pub fn partial(&self) -> bool {
+        self.cost != CostKnown::Complete
+    }
+
     pub fn load(dir: &RunDir) -> Result<RunData, ReportError> {
         let plan: Option<PlanRecord> = dir.read_json("plan.json")?;
         let steps = dir.steps()?;
@@ -62,14 +65,14 @@ impl RunData {
             Some(mut summary) => {
                 // Steps on disk carry the CloudWatch figures that arrived after the summary.
                 summary.steps = steps.iter().map(StepBrief::from).collect();
-                Ok(RunData { summary, plan, steps, partial: false, cost: CostKnown::Complete })
+                Ok(RunData { summary, plan, steps, cost: CostKnown::Complete })
             }
             None => {
                 let plan = plan.ok_or_else(|| ReportError::Empty(dir.root().to_path_buf()))?;
                 let spend: Option<Spend> = dir.read_json(SPEND_FILE)?;
                 let cost = spend.as_ref().map_or(CostKnown::Unknown, |s| CostKnown::AtLeast(s.written_at));
                 let summary = partial_summary(&plan, &steps, spend);
-                Ok(RunData { summary, plan: Some(plan), steps, partial: true, cost })
+                Ok(RunData { summary, plan: Some(plan), steps, cost })
             }
         }
     }

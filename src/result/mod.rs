@@ -69,6 +69,18 @@ pub struct Generator {
     pub saturated: bool,
 }
 
+impl Generator {
+    /// Requests waited for an in-flight slot beyond MAX_LATE_SHARE: the server is slow.
+    pub fn ran_out_of_slots(&self, requests: u64) -> bool {
+        self.late_starts as f64 > MAX_LATE_SHARE * requests as f64
+    }
+
+    /// Sends fell behind schedule beyond what `requirements` tolerate.
+    pub fn slipped(&self, requirements: &Requirements) -> bool {
+        self.slip_p99_ms > slip_limit_ms(requirements)
+    }
+}
+
 /// One requirement a step missed, and by how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "requirement", rename_all = "snake_case")]
@@ -202,9 +214,7 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
     }
     // Latency counts from the intended start, so schedule slip only makes a
     // step look worse: it casts doubt on a failure, never on a pass.
-    let late = generator.late_starts as f64 > MAX_LATE_SHARE * requests as f64;
-    let slipped = generator.slip_p99_ms > slip_limit_ms(requirements);
-    if late || (slipped && !misses.is_empty()) {
+    if generator.ran_out_of_slots(requests) || (generator.slipped(requirements) && !misses.is_empty()) {
         misses.push(Miss::Generator { late_starts: generator.late_starts, slip_p99_ms: generator.slip_p99_ms });
     }
     misses
@@ -219,15 +229,14 @@ impl StepResult {
         let offered_tps = run.offered as f64 / seconds;
         let achieved_tps = (t.counts.succeeded + t.counts.answered_failures) as f64 / seconds;
         let error_percent = if requests == 0 { 0.0 } else { t.counts.failed as f64 / requests as f64 * 100.0 };
-        let slip_p99_ms = histogram::at_percentile(&t.slip, 99.0).unwrap_or(0.0);
-        let generator = Generator {
+        let mut generator = Generator {
             max_in_flight: run.max_in_flight,
             late_starts: t.counts.late_starts,
             slip_p50_ms: histogram::at_percentile(&t.slip, 50.0).unwrap_or(0.0),
-            slip_p99_ms,
-            saturated: t.counts.late_starts as f64 > MAX_LATE_SHARE * requests as f64
-                || slip_p99_ms > slip_limit_ms(&context.requirements),
+            slip_p99_ms: histogram::at_percentile(&t.slip, 99.0).unwrap_or(0.0),
+            saturated: false,
         };
+        generator.saturated = generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements);
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
         let measured =
             Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted: run.cancelled };

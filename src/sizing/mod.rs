@@ -633,7 +633,7 @@ fn probe_key(probe: &Probe) -> String {
 /// endpoint: only schedule slip counts, since running out of in-flight slots
 /// means the server is slow, and a pass despite slip is a pass.
 fn generator_fell_behind(step: &StepResult) -> bool {
-    !step.passed && step.generator.late_starts == 0 && step.generator.slip_p99_ms > result::slip_limit_ms(&step.requirements)
+    !step.passed && step.generator.late_starts == 0 && step.generator.slipped(&step.requirements)
 }
 
 /// A resumed step answers a probe when it measured the same thing and the
