@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::args::parse_positive;
 use super::{Failure, exit};
-use crate::bench;
+use crate::{bench, signals};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -60,17 +60,26 @@ pub enum Which {
 }
 
 pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
-    match args.which {
+    if let Which::Stall { stall, every, .. } = args.which
+        && stall >= every
+    {
+        return Err(Failure::usage("--stall must be shorter than --every"));
+    }
+    // Ctrl-C drops the benchmark, and with it the simulator process and the
+    // temporary files it made: every benchmark runs on simulators alone.
+    let interrupted = signals::install().token();
+    tokio::select! {
+        () = bench(args.which) => Ok(exit::OK),
+        () = interrupted.cancelled() => Ok(exit::INTERRUPTED),
+    }
+}
+
+async fn bench(which: Which) {
+    match which {
         Which::Simulator { seconds } => bench::simulator(seconds).await,
         Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight).await,
         Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs).await,
-        Which::Stall { tps, stall, every, seconds } => {
-            if stall >= every {
-                return Err(Failure::usage("--stall must be shorter than --every"));
-            }
-            bench::stall(tps, stall, every, seconds).await
-        }
+        Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds).await,
         Which::Strategies { results_dir } => bench::strategies(results_dir).await,
     }
-    Ok(exit::OK)
 }
