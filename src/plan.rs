@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
-use crate::load::{Arrivals, PayloadMix, RateProfile};
+use crate::load::{Arrivals, LoadSpec, PayloadMix, RateProfile, Target};
 use crate::result::Phase;
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
@@ -91,9 +91,40 @@ pub struct Traffic {
     pub accept: String,
     pub arrivals: Arrivals,
     pub seed: u64,
-    /// None: derived from each step's rate × the request timeout.
+    /// None: derived from each step's rate and the latency limit.
     pub max_in_flight: Option<usize>,
     pub request_timeout: Duration,
+}
+
+impl Traffic {
+    /// The load of one step: `rate` at `target`, its first `warmup` not
+    /// measured, Poisson arrivals seeded afresh for each `step`, and the
+    /// in-flight bound the user set or one derived from the rate and the
+    /// latency limit of `requirements`.
+    pub fn load_spec(
+        &self,
+        target: Target,
+        rate: RateProfile,
+        warmup: Duration,
+        step: u32,
+        requirements: &Requirements,
+    ) -> LoadSpec {
+        let latency_limit = Duration::from_secs_f64(requirements.latency_ms / 1000.0);
+        LoadSpec {
+            target,
+            rate,
+            arrivals: self.arrivals,
+            seed: self.seed.wrapping_add(step as u64),
+            warmup,
+            payloads: Arc::clone(&self.payloads),
+            content_type: self.content_type.clone(),
+            accept: self.accept.clone(),
+            max_in_flight: self
+                .max_in_flight
+                .unwrap_or_else(|| LoadSpec::derived_max_in_flight(rate.target(), latency_limit, self.request_timeout)),
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// How long each kind of step runs.

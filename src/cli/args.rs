@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::aws::AwsOptions;
 use crate::load::{Arrivals, PayloadMix, PayloadSpec, payload};
-use crate::plan::Requirements;
+use crate::plan::{Requirements, Traffic};
 
 /// A duration as people write it: "90s", "3m", "1h 30m", "250ms"; a bare
 /// number is seconds.
@@ -123,8 +123,21 @@ pub struct TrafficArgs {
 }
 
 impl TrafficArgs {
-    /// Reads every payload file; a missing file or bad weight is a usage error.
-    pub fn payloads(&self) -> Result<Arc<PayloadMix>, payload::PayloadError> {
+    /// The traffic these flags describe, every payload file read; a missing
+    /// file or bad weight is a usage error.
+    pub fn traffic(&self) -> Result<Traffic, payload::PayloadError> {
+        Ok(Traffic {
+            payloads: self.payloads()?,
+            content_type: self.content_type.clone(),
+            accept: self.accept.clone(),
+            arrivals: self.arrivals,
+            seed: self.seed,
+            max_in_flight: self.max_in_flight.map(|n| n as usize),
+            request_timeout: self.request_timeout,
+        })
+    }
+
+    fn payloads(&self) -> Result<Arc<PayloadMix>, payload::PayloadError> {
         let mut specs: Vec<PayloadSpec> = self.payloads.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
         if let Some(json) = &self.scenario_requests {
             specs.extend(payload::parse_scenario_requests(json)?);

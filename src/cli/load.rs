@@ -11,8 +11,8 @@ use super::args::{AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration
 use super::{Failure, Session, exit};
 use crate::catalog::InstanceType;
 use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
-use crate::load::{self, LoadSpec, RateProfile, RequestSigner, Target};
-use crate::plan::Candidate;
+use crate::load::{self, RateProfile, RequestSigner, Target};
+use crate::plan::{Candidate, Traffic};
 use crate::progress::Progress;
 use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, histogram};
 use crate::signals;
@@ -85,7 +85,7 @@ pub fn simulated_model() -> ModelSource {
 pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
     // Everything the user typed is checked before anything else happens.
     let requirements = args.requirements.requirements().map_err(Failure::usage)?;
-    let payloads = args.traffic.payloads().map_err(Failure::usage)?;
+    let traffic = args.traffic.traffic().map_err(Failure::usage)?;
     let profile = Session::simulator_profile(&args.sim)?;
     for (flag, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
         if let Some(path) = path {
@@ -116,7 +116,7 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
         interrupts.on_forced_exit(move || ledger.lock().map(|l| l.live()).unwrap_or_default());
         env
     });
-    let outcome = measure(&args, &session, &pace, environment.as_ref(), requirements, payloads, &progress, &cancel).await;
+    let outcome = measure(&args, &session, &pace, environment.as_ref(), requirements, &traffic, &progress, &cancel).await;
     if let Some(env) = &environment {
         progress.activity("tearing down the simulated endpoint");
         env.teardown().await.map_err(Failure::infrastructure)?;
@@ -149,7 +149,7 @@ async fn measure(
     pace: &Pace,
     environment: Option<&SageMakerEnvironment>,
     requirements: crate::plan::Requirements,
-    payloads: Arc<load::PayloadMix>,
+    traffic: &Traffic,
     progress: &Arc<Progress>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<StepResult, Failure> {
@@ -173,7 +173,7 @@ async fn measure(
         }
     };
     progress.activity(format!("preflight: sending each payload once to {endpoint}"));
-    load::preflight::check_payloads(&session.aws.runtime, &endpoint, &payloads, &args.traffic.content_type, &args.traffic.accept)
+    load::preflight::check_payloads(&session.aws.runtime, &endpoint, &traffic.payloads, &traffic.content_type, &traffic.accept)
         .await
         .map_err(Failure::usage)?;
 
@@ -181,24 +181,9 @@ async fn measure(
     let signer = RequestSigner::new(credentials, session.aws.region.clone()).await.map_err(Failure::usage)?;
     let refresher = signer.keep_fresh(cancel.child_token());
     let warmup = args.traffic.warmup.unwrap_or(Duration::from_secs(5));
-    let spec = LoadSpec {
-        target: Target { endpoint: endpoint.clone(), runtime_url: session.aws.runtime_url.clone() },
-        rate: RateProfile::new(args.tps, args.ramp.map(|ramp| (args.ramp_start_tps, ramp)), warmup + args.duration),
-        arrivals: args.traffic.arrivals,
-        seed: args.traffic.seed,
-        warmup,
-        payloads,
-        content_type: args.traffic.content_type.clone(),
-        accept: args.traffic.accept.clone(),
-        max_in_flight: args.traffic.max_in_flight.map(|n| n as usize).unwrap_or_else(|| {
-            LoadSpec::derived_max_in_flight(
-                args.tps,
-                Duration::from_secs_f64(requirements.latency_ms / 1000.0),
-                args.traffic.request_timeout,
-            )
-        }),
-        request_timeout: args.traffic.request_timeout,
-    };
+    let target = Target { endpoint: endpoint.clone(), runtime_url: session.aws.runtime_url.clone() };
+    let rate = RateProfile::new(args.tps, args.ramp.map(|ramp| (args.ramp_start_tps, ramp)), warmup + args.duration);
+    let spec = traffic.load_spec(target, rate, warmup, 0, &requirements);
     progress.activity(format!("{} TPS at {endpoint} for {:?} (+{:?} warm-up)", args.tps, args.duration, warmup));
     let live = Arc::clone(progress);
     let run = load::drive(spec, signer, cancel.clone(), Some(Arc::new(move |row| live.second(row)))).await;

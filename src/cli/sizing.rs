@@ -18,7 +18,7 @@ use crate::catalog::InstanceType;
 use crate::cost::PriceTable;
 use crate::environment::{Environment, Ledger, ModelSource, RunId, SageMakerEnvironment, SharedLedger, Spend};
 use crate::load::RequestSigner;
-use crate::plan::{Durations, Plan, PlanParts, Search, Traffic};
+use crate::plan::{Durations, Plan, PlanParts, Search};
 use crate::progress::Progress;
 use crate::result::{Phase, trim_number};
 use crate::run_dir::{RunDir, SPEND_FILE};
@@ -223,7 +223,7 @@ impl SizingArgs {
             return Err(Failure::usage("--type-walk is required (instance types to try, e.g. ml.m5.large,ml.c5.large)"));
         }
         let requirements = self.requirements.requirements().map_err(Failure::usage)?;
-        let payloads = self.traffic.payloads().map_err(Failure::usage)?;
+        let traffic = self.traffic.traffic().map_err(Failure::usage)?;
         let model = self.model()?;
         for (flag, value) in [
             ("--endpoint_name", &self.legacy_endpoint_name),
@@ -254,15 +254,7 @@ impl SizingArgs {
                 parallel: self.parallel as usize,
             },
             durations: self.durations(),
-            traffic: Traffic {
-                payloads,
-                content_type: self.traffic.content_type.clone(),
-                accept: self.traffic.accept.clone(),
-                arrivals: self.traffic.arrivals,
-                seed: self.traffic.seed,
-                max_in_flight: self.traffic.max_in_flight.map(|n| n as usize),
-                request_timeout: self.traffic.request_timeout,
-            },
+            traffic,
             prices,
             safety_factor: self.safety_factor,
             min_instances: self.min_instances,

@@ -88,6 +88,11 @@ impl RateProfile {
     pub fn length(&self) -> Duration {
         Duration::from_secs_f64(self.length)
     }
+
+    /// The rate reached at the end of any ramp.
+    pub fn target(&self) -> f64 {
+        self.target
+    }
 }
 
 /// Hands out request slots in order: slot k and its due time (seconds from

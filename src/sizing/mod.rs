@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::Aws;
 use crate::catalog::InstanceType;
 use crate::environment::{ApiError, DeployError, Deployed, Environment, Spend};
-use crate::load::{self, LoadError, LoadSpec, RequestSigner, Target};
+use crate::load::{self, LoadError, RequestSigner, Target};
 use crate::plan::{Candidate, Plan};
 use crate::progress::Progress;
 use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, trim_number};
@@ -470,24 +470,8 @@ impl<'a, E: Environment> Sizing<'a, E> {
             preflighted.borrow_mut().insert(endpoint.endpoint.clone());
         }
         let (rate, warmup) = self.plan.rate_profile(probe);
-        let spec = LoadSpec {
-            target: Target { endpoint: endpoint.endpoint.clone(), runtime_url: self.aws.runtime_url.clone() },
-            rate,
-            arrivals: traffic.arrivals,
-            seed: traffic.seed.wrapping_add(index as u64),
-            warmup,
-            payloads: Arc::clone(&traffic.payloads),
-            content_type: traffic.content_type.clone(),
-            accept: traffic.accept.clone(),
-            max_in_flight: traffic.max_in_flight.unwrap_or_else(|| {
-                LoadSpec::derived_max_in_flight(
-                    probe.tps,
-                    Duration::from_secs_f64(self.plan.requirements().latency_ms / 1000.0),
-                    traffic.request_timeout,
-                )
-            }),
-            request_timeout: traffic.request_timeout,
-        };
+        let target = Target { endpoint: endpoint.endpoint.clone(), runtime_url: self.aws.runtime_url.clone() };
+        let spec = traffic.load_spec(target, rate, warmup, index, self.plan.requirements());
         self.progress.activity(format!(
             "step {index} · {} {} at {} TPS for {}",
             probe.phase.as_str(),
