@@ -36,6 +36,12 @@ pub enum AwsSetupError {
     NoCredentials(String),
 }
 
+impl crate::error::HasKind for AwsSetupError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 /// The clients of one command.
 #[derive(Debug, Clone)]
 pub struct Aws {

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Aws, AwsOptions};
 use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
 use crate::load::{self, Arrivals, LoadRun, LoadSpec, Payload, PayloadMix, RateProfile, RequestSigner, Target};
-use crate::plan::Candidate;
 use crate::result::{MetricsWindow, histogram};
+use crate::vocab::Candidate;
 
 /// CPU seconds (user + system) this process has used.
 fn own_cpu_seconds() -> f64 {
@@ -452,12 +452,23 @@ pub async fn strategies(results: PathBuf) {
         let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         argv.push(payload.path().display().to_string());
         argv.extend(["--results-dir".to_string(), dir.display().to_string()]);
-        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).expect("benchmark arguments parse");
         let started = Instant::now();
-        // Boxed: this runs inside `perfsize bench`, itself a `cli::run`.
-        if let Err(failure) = Box::pin(crate::cli::run(cli)).await {
-            println!("  {strategy}: the run failed: {}", crate::error_chain(failure.error.as_ref()));
-            continue;
+        // The run is perfsize itself, as a user runs it: a child process that
+        // an interrupt of the benchmark stops (and that tears down on its own).
+        let exe = std::env::current_exe().expect("the running perfsize binary");
+        let status = tokio::process::Command::new(exe)
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status()
+            .await;
+        match status {
+            Ok(status) if status.code().is_some_and(|c| c <= 1) => {}
+            other => {
+                println!("  {strategy}: the run failed ({other:?})");
+                continue;
+            }
         }
         let wall = started.elapsed().as_secs_f64();
         let Some(run) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path()) else {
@@ -465,7 +476,7 @@ pub async fn strategies(results: PathBuf) {
             continue;
         };
         let data =
-            crate::report::RunData::load(&crate::run_dir::RunDir::open(&run).expect("a run directory")).expect("its results");
+            crate::report::RunData::load(&crate::record::RunDir::open(&run).expect("a run directory")).expect("its results");
         let load_minutes: f64 = data.steps.iter().map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>() / 60.0;
         let deployments = data.steps.iter().map(|s| s.endpoint_name.as_str()).collect::<std::collections::BTreeSet<_>>().len();
         let rec = data

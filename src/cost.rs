@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
-use crate::environment::Usage;
-use crate::plan::Candidate;
+use crate::vocab::Candidate;
 
 /// Hours in a month, as AWS's pricing pages count them.
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -38,6 +37,12 @@ pub enum CostError {
     Malformed { path: String, reason: String },
     #[error("no price for {instance_type} in {origin}; add it to a --cost-file")]
     NoPrice { instance_type: String, origin: String },
+}
+
+impl crate::error::HasKind for CostError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
 }
 
 fn shipped_regions() -> String {
@@ -151,6 +156,34 @@ pub struct RunCost {
     pub wall_seconds: f64,
 }
 
+/// One period during which instances were billed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub endpoint: String,
+    pub instance_type: InstanceType,
+    pub count: u32,
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Usage {
+    pub fn instance_hours(&self, now: DateTime<Utc>) -> f64 {
+        let end = self.to.unwrap_or(now);
+        (end - self.from).num_milliseconds().max(0) as f64 / 3_600_000.0 * self.count as f64
+    }
+}
+
+/// What a run has spent so far, across all its sessions: `usage.json` in the
+/// run directory, rewritten as each step ends and when the run concludes, so
+/// that `--resume` and the report of a killed run know it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spend {
+    pub written_at: DateTime<Utc>,
+    /// Up to `written_at`; `wall_seconds` sums the sessions.
+    pub run_cost: RunCost,
+    pub usage: Vec<Usage>,
+}
+
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
@@ -190,6 +223,19 @@ mod tests {
         std::fs::write(&bad, r#"{"ml.m5.large": -1}"#).unwrap();
         assert!(PriceTable::load(&bad).unwrap_err().to_string().contains("positive"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn usage_counts_instance_hours() {
+        let from = Utc::now() - chrono::Duration::minutes(30);
+        let usage = Usage {
+            endpoint: "e".into(),
+            instance_type: "ml.m5.large".parse().unwrap(),
+            count: 2,
+            from,
+            to: Some(from + chrono::Duration::minutes(15)),
+        };
+        assert!((usage.instance_hours(Utc::now()) - 0.5).abs() < 1e-9);
     }
 
     #[test]

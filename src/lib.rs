@@ -31,30 +31,20 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod cost;
+pub mod engine;
 pub mod environment;
+pub mod error;
+pub mod format;
 pub mod load;
 pub mod plan;
 pub mod progress;
+pub mod record;
 pub mod report;
 pub mod result;
-pub mod run_dir;
+pub mod sagemaker;
 pub mod signals;
 pub mod simulator;
-pub mod sizing;
 pub mod step;
+pub mod vocab;
 
-/// An error and all its causes on one line, for logs and messages that must
-/// stay one line (`a: b: c`).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use error::error_chain;

@@ -1,7 +1,6 @@
 //! The vocabulary of a sizing run: candidate configurations, requirements,
 //! and the validated [`Plan`] the CLI builds once from the command line.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,78 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
 use crate::load::{Arrivals, LoadSpec, PayloadMix, RateProfile, Target};
-use crate::result::Phase;
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
-use crate::step::{Adaptive, Perfsize, Probe, Strategy, StrategyKind};
-
-/// One configuration to try: an instance type and how many instances.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Candidate {
-    pub instance_type: InstanceType,
-    pub count: u32,
-}
-
-impl Candidate {
-    pub fn new(instance_type: InstanceType, count: u32) -> Candidate {
-        assert!(count >= 1, "a candidate has at least one instance");
-        Candidate { instance_type, count }
-    }
-
-    /// The candidate a result file names, if its type is one perfsize knows.
-    pub fn parse(instance_type: &str, count: u32) -> Option<Candidate> {
-        (count >= 1).then_some(())?;
-        Some(Candidate::new(instance_type.parse().ok()?, count))
-    }
-}
-
-impl fmt::Display for Candidate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} × {}", self.instance_type, self.count)
-    }
-}
-
-/// What a configuration must achieve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Requirements {
-    /// Latency limit in milliseconds at `percentile`.
-    pub latency_ms: f64,
-    /// The latency percentile judged, 0 < p < 100 (99 by default).
-    pub percentile: f64,
-    /// Largest acceptable share of failed requests, in percent.
-    pub max_error_percent: f64,
-}
-
-/// A requirement that cannot be met by any measurement.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RequirementError {
-    #[error("the latency limit must be a positive number of milliseconds, got {0}")]
-    Latency(f64),
-    #[error("the latency percentile must be between 0 and 100 (exclusive), got {0}")]
-    Percentile(f64),
-    #[error("the error budget must be a percentage between 0 and 100, got {0}")]
-    ErrorPercent(f64),
-}
-
-impl Requirements {
-    pub fn new(latency_ms: f64, percentile: f64, max_error_percent: f64) -> Result<Requirements, RequirementError> {
-        if !(latency_ms.is_finite() && latency_ms > 0.0) {
-            return Err(RequirementError::Latency(latency_ms));
-        }
-        if !(percentile > 0.0 && percentile < 100.0) {
-            return Err(RequirementError::Percentile(percentile));
-        }
-        if !(0.0..=100.0).contains(&max_error_percent) {
-            return Err(RequirementError::ErrorPercent(max_error_percent));
-        }
-        Ok(Requirements { latency_ms, percentile, max_error_percent })
-    }
-
-    /// `p99`, `p99.9`: how the judged percentile is written.
-    pub fn percentile_label(&self) -> String {
-        format!("p{}", self.percentile)
-    }
-}
+use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
+use crate::vocab::{Phase, Probe, Requirements};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -203,6 +134,12 @@ pub enum PlanError {
     BadBudget(f64),
     #[error(transparent)]
     Price(#[from] CostError),
+}
+
+impl crate::error::HasKind for PlanError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
 }
 
 /// A sizing run's inputs, checked. The only way to make one is [`Plan::new`],

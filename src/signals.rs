@@ -12,9 +12,6 @@ use std::sync::{Mutex, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-/// Exit code of a run stopped by Ctrl-C.
-pub const INTERRUPTED_EXIT_CODE: i32 = 130;
-
 type LeftoverReport = Box<dyn Fn() -> Vec<String> + Send>;
 
 /// The process's interrupt state.
@@ -22,6 +19,8 @@ pub struct Interrupts {
     received: AtomicU32,
     token: CancellationToken,
     leftovers: Mutex<Option<LeftoverReport>>,
+    /// The exit code of a forced exit: the CLI's, for an interrupt.
+    forced_exit_code: i32,
 }
 
 impl Interrupts {
@@ -33,7 +32,7 @@ impl Interrupts {
     /// Registers what to print if the user forces an exit during teardown:
     /// one line per resource still alive, then the command that removes them.
     pub fn on_forced_exit(&self, report: impl Fn() -> Vec<String> + Send + 'static) {
-        *self.leftovers.lock().expect("interrupt lock") = Some(Box::new(report));
+        *crate::error::lock(&self.leftovers) = Some(Box::new(report));
     }
 
     /// Whether the user asked to stop.
@@ -52,26 +51,40 @@ impl Interrupts {
             2 => eprintln!("\nstill tearing down, so nothing is left billing; press Ctrl-C once more to exit anyway"),
             _ => {
                 eprintln!("\nforced exit during teardown");
-                if let Some(report) = self.leftovers.lock().ok().as_deref().and_then(Option::as_ref) {
+                if let Some(report) = crate::error::lock(&self.leftovers).as_ref() {
                     for line in report() {
                         eprintln!("{line}");
                     }
                 }
-                std::process::exit(INTERRUPTED_EXIT_CODE);
+                std::process::exit(self.forced_exit_code);
             }
         }
     }
 }
 
-/// Installs the process-wide handler (once) and returns its state.
-pub fn install() -> &'static Interrupts {
-    static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
+impl Interrupts {
+    fn new(forced_exit_code: i32) -> Interrupts {
+        Interrupts { received: AtomicU32::new(0), token: CancellationToken::new(), leftovers: Mutex::new(None), forced_exit_code }
+    }
+
+    /// Interrupt state no signal reaches, for tests of the engine.
+    #[cfg(test)]
+    pub(crate) fn detached() -> &'static Interrupts {
+        Box::leak(Box::new(Interrupts::new(1)))
+    }
+}
+
+static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
+
+/// Installs the process-wide handler (once) and returns its state; a forced
+/// exit ends the process with `forced_exit_code`.
+pub fn install(forced_exit_code: i32) -> &'static Interrupts {
     let mut first = false;
     let interrupts = INTERRUPTS.get_or_init(|| {
         first = true;
-        Interrupts { received: AtomicU32::new(0), token: CancellationToken::new(), leftovers: Mutex::new(None) }
+        Interrupts::new(forced_exit_code)
     });
-    if first && let Err(e) = ctrlc::set_handler(|| install().signal()) {
+    if first && let Err(e) = ctrlc::set_handler(|| INTERRUPTS.get().expect("installed before the handler").signal()) {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");
     }
     interrupts

@@ -10,7 +10,8 @@ use clap::Args;
 
 use crate::aws::AwsOptions;
 use crate::load::{Arrivals, PayloadMix, PayloadSpec, payload};
-use crate::plan::{Requirements, Traffic};
+use crate::plan::Traffic;
+use crate::vocab::Requirements;
 
 /// A duration as people write it: "90s", "3m", "1h 30m", "250ms"; a bare
 /// number is seconds.
@@ -126,15 +127,20 @@ impl TrafficArgs {
     /// The traffic these flags describe, every payload file read; a missing
     /// file or bad weight is a usage error.
     pub fn traffic(&self) -> Result<Traffic, payload::PayloadError> {
-        Ok(Traffic {
-            payloads: self.payloads()?,
+        Ok(self.traffic_of(self.payloads()?))
+    }
+
+    /// The traffic these flags describe, carrying `payloads`.
+    pub fn traffic_of(&self, payloads: Arc<PayloadMix>) -> Traffic {
+        Traffic {
+            payloads,
             content_type: self.content_type.clone(),
             accept: self.accept.clone(),
             arrivals: self.arrivals,
             seed: self.seed,
             max_in_flight: self.max_in_flight.map(|n| n as usize),
             request_timeout: self.request_timeout,
-        })
+        }
     }
 
     fn payloads(&self) -> Result<Arc<PayloadMix>, payload::PayloadError> {
@@ -161,7 +167,7 @@ pub struct RequirementArgs {
 }
 
 impl RequirementArgs {
-    pub fn requirements(&self) -> Result<Requirements, crate::plan::RequirementError> {
+    pub fn requirements(&self) -> Result<Requirements, crate::vocab::RequirementError> {
         Requirements::new(self.latency_p99_ms, self.latency_percentile, self.max_error_percent)
     }
 }

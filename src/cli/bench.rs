@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::args::parse_positive;
 use super::{Failure, exit};
-use crate::{bench, signals};
+use crate::bench;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -67,7 +67,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     }
     // Ctrl-C drops the benchmark, and with it the simulator process and the
     // temporary files it made: every benchmark runs on simulators alone.
-    let interrupted = signals::install().token();
+    let interrupted = super::interrupts().token();
     tokio::select! {
         () = bench(args.which) => Ok(exit::OK),
         () = interrupted.cancelled() => Ok(exit::INTERRUPTED),

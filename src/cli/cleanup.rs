@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::AwsArgs;
-use super::{Failure, Session, exit};
+use super::{Failure, exit};
 use crate::environment::{RunId, cleanup};
 
 #[derive(Debug, Args)]
@@ -26,9 +26,9 @@ pub struct CleanupArgs {
 }
 
 pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
-    let session = Session::open(&args.aws, None).await?;
+    let session = super::open_session(&args.aws, None).await?;
     let client = &session.aws.sagemaker;
-    let leftovers = cleanup::find(client, args.run_id.as_ref()).await.map_err(Failure::infrastructure)?;
+    let leftovers = cleanup::find(client, args.run_id.as_ref()).await?;
     if leftovers.is_empty() {
         println!(
             "nothing to clean up: no perfsize resources{}",

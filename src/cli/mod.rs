@@ -1,10 +1,12 @@
-//! The command line: clap types (one module per command), the session every
-//! AWS command opens, and `main`, which maps outcomes to perfsize's exit codes.
-//! Everything a command reads is checked here, before anything is deployed.
+//! The command line: clap types (one module per command), and `main`. Each
+//! command is parse → validate → call the engine → map to an exit code;
+//! this module alone turns an [`ErrorKind`] into an exit code, and alone
+//! starts the in-process simulator that `--simulate` points the engine at.
 
 pub mod args;
 mod bench;
 mod cleanup;
+pub mod config;
 mod load;
 mod report;
 mod simulator;
@@ -14,12 +16,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::aws::{Aws, AwsOptions};
-use crate::simulator::{Profile, RunningSimulator};
+use crate::aws::AwsOptions;
+use crate::engine::Session;
+use crate::error::{ErrorKind, HasKind};
+use crate::signals::{self, Interrupts};
+use crate::simulator::{Profile, ProfileError, RunningSimulator};
 use args::{AwsArgs, SimArgs};
+use config::ConfigOrClap;
 
 /// Exit codes, as Jenkins jobs and scripts read them.
 pub mod exit {
+    use crate::error::ErrorKind;
+
     /// A recommendation was found (or the command did what it was asked).
     pub const OK: u8 = 0;
     /// No configuration meets the requirements, a load step failed them, or a
@@ -31,6 +39,21 @@ pub mod exit {
     pub const INFRASTRUCTURE: u8 = 3;
     /// Stopped by Ctrl-C; everything deployed was torn down.
     pub const INTERRUPTED: u8 = 130;
+
+    /// The exit code of a failure of `kind`.
+    pub fn code(kind: ErrorKind) -> u8 {
+        match kind {
+            ErrorKind::Usage => USAGE,
+            ErrorKind::NotMet => NOT_MET,
+            ErrorKind::Infrastructure => INFRASTRUCTURE,
+            ErrorKind::Interrupted => INTERRUPTED,
+        }
+    }
+
+    /// The exit code of a job that ended with `failure` (None: success).
+    pub fn of(failure: Option<ErrorKind>) -> u8 {
+        failure.map_or(OK, code)
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -71,20 +94,34 @@ pub enum Command {
     Simulator(simulator::SimulatorArgs),
 }
 
-/// A failed command: what to print and which exit code to use.
+/// A failed command: what to print, and its kind.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: u8,
+    pub kind: ErrorKind,
     pub error: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl Failure {
+    /// The user's input is wrong: a message of the CLI's own.
     pub fn usage(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Failure { code: exit::USAGE, error: error.into() }
+        Failure { kind: ErrorKind::Usage, error: error.into() }
     }
 
     pub fn infrastructure(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Failure { code: exit::INFRASTRUCTURE, error: error.into() }
+        Failure { kind: ErrorKind::Infrastructure, error: error.into() }
+    }
+}
+
+/// Every error of the engine and the managers knows its kind.
+impl<E: HasKind + std::error::Error + Send + Sync + 'static> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure { kind: error.kind(), error: Box::new(error) }
+    }
+}
+
+impl HasKind for ProfileError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
     }
 }
 
@@ -103,7 +140,14 @@ pub fn print_error(error: &(dyn std::error::Error + 'static)) {
 
 /// Entry point of the `perfsize` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse_with_config(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ConfigOrClap::Clap(e)) => e.exit(),
+        Err(ConfigOrClap::Config(e)) => {
+            print_error(&e);
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -119,7 +163,7 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             print_error(failure.error.as_ref());
-            ExitCode::from(failure.code)
+            ExitCode::from(exit::code(failure.kind))
         }
     }
 }
@@ -144,41 +188,63 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// The AWS side of a command: clients, and the in-process simulator they
-/// talk to under --simulate (stopped when the session is dropped).
-pub struct Session {
-    pub aws: Aws,
-    pub simulated: bool,
-    /// Kept alive for the session's lifetime.
-    pub simulator: Option<RunningSimulator>,
+/// The process's interrupt handling; a forced exit is an interrupt too.
+pub fn interrupts() -> &'static Interrupts {
+    signals::install(exit::INTERRUPTED as i32)
 }
 
-impl Session {
-    /// Loads the simulator profile (a usage error when malformed); call before
-    /// anything else so bad input never reaches a deployment.
-    pub fn simulator_profile(sim: &SimArgs) -> Result<Option<Profile>, Failure> {
-        if !sim.simulate {
-            return Ok(None);
-        }
-        Profile::load_or_builtin(sim.sim_profile.as_deref()).map(Some).map_err(Failure::usage)
-    }
+/// The engine's session for a command, and the in-process simulator it
+/// talks to under `--simulate` (stopped when this is dropped).
+pub struct CliSession {
+    pub session: Session,
+    _simulator: Option<RunningSimulator>,
+}
 
-    pub async fn open(aws: &AwsArgs, profile: Option<Profile>) -> Result<Session, Failure> {
-        let (options, simulator) = match profile {
-            Some(profile) => {
-                let simulator = RunningSimulator::start(profile, "127.0.0.1", 0).await.map_err(Failure::infrastructure)?;
-                let options = AwsOptions {
-                    region: Some(aws.region.clone().unwrap_or_else(|| "us-east-1".into())),
-                    endpoint_url: Some(simulator.url()),
-                    static_credentials: true,
-                    ..AwsOptions::default()
-                };
-                (options, Some(simulator))
-            }
-            None => (aws.options(), None),
-        };
-        let aws = Aws::connect(&options).await.map_err(Failure::usage)?;
-        Ok(Session { aws, simulated: simulator.is_some(), simulator })
+impl std::ops::Deref for CliSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// Loads the simulator profile of `--simulate` (a usage error when
+/// malformed); call before anything else so bad input never reaches a deployment.
+pub fn simulator_profile(sim: &SimArgs) -> Result<Option<Profile>, Failure> {
+    if !sim.simulate {
+        return Ok(None);
+    }
+    Ok(Some(Profile::load_or_builtin(sim.sim_profile.as_deref())?))
+}
+
+/// Opens the session: on AWS as `aws` says, or on a simulator started here with `profile`.
+pub async fn open_session(aws: &AwsArgs, profile: Option<Profile>) -> Result<CliSession, Failure> {
+    let (options, simulator) = match profile {
+        Some(profile) => {
+            let simulator = RunningSimulator::start(profile, "127.0.0.1", 0).await.map_err(Failure::infrastructure)?;
+            let options = AwsOptions {
+                region: Some(aws.region.clone().unwrap_or_else(|| SIMULATED_REGION.into())),
+                endpoint_url: Some(simulator.url()),
+                static_credentials: true,
+                ..AwsOptions::default()
+            };
+            (options, Some(simulator))
+        }
+        None => (aws.options(), None),
+    };
+    let session = Session::open(&options, simulator.is_some(), interrupts()).await?;
+    Ok(CliSession { session, _simulator: simulator })
+}
+
+/// The region a simulated run claims when none is given.
+pub const SIMULATED_REGION: &str = "us-east-1";
+
+/// A model that stands in for the user's under --simulate.
+pub fn simulated_model() -> crate::environment::ModelSource {
+    crate::environment::ModelSource::Create {
+        image: "perfsize/simulated-model:latest".into(),
+        model_data_url: None,
+        execution_role_arn: format!("arn:aws:iam::{}:role/perfsize-simulated", crate::simulator::ACCOUNT_ID),
+        environment: Vec::new(),
     }
 }
 

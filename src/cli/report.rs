@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Failure, exit};
+use crate::record::RunDir;
 use crate::report::{self, compare};
-use crate::run_dir::RunDir;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -15,8 +15,8 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: ReportArgs) -> Result<u8, Failure> {
-    let dir = RunDir::open(&args.run_dir).map_err(Failure::usage)?;
-    let written = report::write_all(&dir).map_err(Failure::usage)?;
+    let dir = RunDir::open(&args.run_dir)?;
+    let written = report::write_all(&dir)?;
     for path in &written {
         if path.extension().is_none_or(|e| e != "hgrm") {
             println!("wrote {}", path.display());
@@ -52,13 +52,13 @@ pub struct CompareArgs {
 }
 
 pub async fn compare(args: CompareArgs) -> Result<u8, Failure> {
-    let comparison = compare::compare(&args.baseline, &args.current, args.max_regression).map_err(Failure::usage)?;
+    let comparison = compare::compare(&args.baseline, &args.current, args.max_regression)?;
     print!("{}", compare::text(&comparison));
     let html_path = args.html.clone().unwrap_or_else(|| {
         if args.current.is_dir() { args.current.join("comparison.html") } else { args.current.with_extension("comparison.html") }
     });
     let html = report::render_comparison(&comparison).map_err(Failure::infrastructure)?;
-    crate::result::write_atomic(&html_path, html.as_bytes())
+    crate::record::write_atomic(&html_path, html.as_bytes())
         .map_err(|e| Failure::infrastructure(format!("cannot write {}: {e}", html_path.display())))?;
     println!("wrote {}", html_path.display());
     Ok(if comparison.regressions > 0 { exit::NOT_MET } else { exit::OK })

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Failure, exit};
-use crate::signals;
 use crate::simulator::{self, Profile};
 
 #[derive(Debug, Args)]
@@ -23,8 +22,8 @@ pub struct SimulatorArgs {
 }
 
 pub async fn run(args: SimulatorArgs) -> Result<u8, Failure> {
-    let profile = Profile::load_or_builtin(args.profile.as_deref()).map_err(Failure::usage)?;
-    let interrupts = signals::install();
+    let profile = Profile::load_or_builtin(args.profile.as_deref())?;
+    let interrupts = super::interrupts();
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on {}:{}: {e}", args.host, args.port)))?;

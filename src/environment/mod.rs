@@ -16,13 +16,14 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::InstanceType;
-use crate::cost::RunCost;
-use crate::plan::Candidate;
+use crate::cost::{Spend, Usage};
+use crate::error::{ErrorKind, HasKind};
+use crate::sagemaker::AwsErrorKind;
+use crate::vocab::Candidate;
 
 pub use sagemaker::{ModelSource, SageMakerEnvironment, inspect};
 
@@ -52,10 +53,16 @@ impl RunId {
 #[error("invalid run id `{0}`: use letters, digits and single dashes, at most 32 characters")]
 pub struct InvalidRunId(String);
 
+impl HasKind for InvalidRunId {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
+}
+
 impl FromStr for RunId {
     type Err = InvalidRunId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() <= 32 && crate::simulator::valid_name(s) { Ok(RunId(s.to_string())) } else { Err(InvalidRunId(s.to_string())) }
+        if s.len() <= 32 && crate::sagemaker::valid_name(s) { Ok(RunId(s.to_string())) } else { Err(InvalidRunId(s.to_string())) }
     }
 }
 
@@ -134,6 +141,22 @@ pub struct ApiError {
     pub message: String,
 }
 
+impl ApiError {
+    /// What the error code means, classified once in [`crate::sagemaker`].
+    pub fn aws_kind(&self) -> AwsErrorKind {
+        AwsErrorKind::classify(&self.code, &self.message)
+    }
+}
+
+impl HasKind for ApiError {
+    fn kind(&self) -> ErrorKind {
+        match self.aws_kind() {
+            AwsErrorKind::Credentials => ErrorKind::Usage,
+            _ => ErrorKind::Infrastructure,
+        }
+    }
+}
+
 /// Why a candidate could not be deployed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DeployError {
@@ -158,23 +181,6 @@ pub struct Deployed {
     pub candidate: Candidate,
     /// Seconds from CreateEndpoint (or the last resize) to InService.
     pub deploy_seconds: f64,
-}
-
-/// One period during which instances were billed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    pub endpoint: String,
-    pub instance_type: InstanceType,
-    pub count: u32,
-    pub from: DateTime<Utc>,
-    pub to: Option<DateTime<Utc>>,
-}
-
-impl Usage {
-    pub fn instance_hours(&self, now: DateTime<Utc>) -> f64 {
-        let end = self.to.unwrap_or(now);
-        (end - self.from).num_milliseconds().max(0) as f64 / 3_600_000.0 * self.count as f64
-    }
 }
 
 /// What the run has spent, and what is alive now. Shared with the Ctrl-C
@@ -232,17 +238,6 @@ impl Ledger {
 
 pub type SharedLedger = Arc<Mutex<Ledger>>;
 
-/// What a run has spent so far, across all its sessions: `usage.json` in the
-/// run directory, rewritten as each step ends and when the run concludes, so
-/// that `--resume` and the report of a killed run know it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Spend {
-    pub written_at: DateTime<Utc>,
-    /// Up to `written_at`; `wall_seconds` sums the sessions.
-    pub run_cost: RunCost,
-    pub usage: Vec<Usage>,
-}
-
 /// Makes configurations real and takes them away.
 #[allow(async_fn_in_trait)]
 pub trait Environment {
@@ -263,28 +258,16 @@ pub trait Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::RunCost;
 
     #[test]
     fn names_are_valid_sagemaker_names_within_63_characters() {
         let run: RunId = "20261122-190512-a1b2".parse().unwrap();
         assert_eq!(resource_name(&run, &["ml.m5.large", "2"]), "perfsize-20261122-190512-a1b2-ml-m5-large-2");
         let long = resource_name(&run, &["ml.inf2.48xlarge", "12", "extra-long-suffix-for-testing"]);
-        assert!(long.len() <= 63 && crate::simulator::valid_name(&long), "{long}");
+        assert!(long.len() <= 63 && crate::sagemaker::valid_name(&long), "{long}");
         assert!("bad_id".parse::<RunId>().is_err());
-        assert!(crate::simulator::valid_name(RunId::generate().as_str()));
-    }
-
-    #[test]
-    fn usage_counts_instance_hours() {
-        let from = Utc::now() - chrono::Duration::minutes(30);
-        let usage = Usage {
-            endpoint: "e".into(),
-            instance_type: "ml.m5.large".parse().unwrap(),
-            count: 2,
-            from,
-            to: Some(from + chrono::Duration::minutes(15)),
-        };
-        assert!((usage.instance_hours(Utc::now()) - 0.5).abs() < 1e-9);
+        assert!(crate::sagemaker::valid_name(RunId::generate().as_str()));
     }
 
     #[test]

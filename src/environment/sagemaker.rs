@@ -12,10 +12,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, DeployError, Deployed, Environment, Kind, RUN_TAG, RunId, SharedLedger, resource_name};
-use crate::plan::Candidate;
+use crate::sagemaker::AwsErrorKind;
+use crate::vocab::Candidate;
 
 /// The variant every perfsize endpoint serves through.
-const VARIANT: &str = "AllTraffic";
+use crate::sagemaker::VARIANT_NAME as VARIANT;
 
 /// Where the model under test comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,22 +142,23 @@ fn already_gone_is_fine(result: Result<(), ApiError>) -> Result<(), ApiError> {
 /// succeeded earlier: its answer was lost and the SDK retried.
 fn created_or_ours(result: Result<(), ApiError>) -> Result<(), ApiError> {
     match result {
-        Err(e) if e.code == "ValidationException" && e.message.contains("already existing") => Ok(()),
+        Err(e) if e.aws_kind() == AwsErrorKind::AlreadyExists => Ok(()),
         other => other,
     }
 }
 
 fn is_not_found(e: &ApiError) -> bool {
-    e.code == "ValidationException" && e.message.contains("Could not find")
+    e.aws_kind() == AwsErrorKind::NotFound
 }
 
 fn is_in_progress(e: &ApiError) -> bool {
-    e.code == "ValidationException" && e.message.contains("in-progress")
+    e.aws_kind() == AwsErrorKind::InProgress
 }
 
-/// SageMaker's own refusals of a configuration, as opposed to AWS failing us.
+/// SageMaker's own refusals of a configuration (a quota, a validation), as
+/// opposed to AWS failing us (throttling past retries, credentials, outages).
 fn is_rejection(e: &ApiError) -> bool {
-    matches!(e.code.as_str(), "ResourceLimitExceeded" | "ValidationException")
+    !matches!(e.aws_kind(), AwsErrorKind::Throttled | AwsErrorKind::Credentials | AwsErrorKind::Other)
 }
 
 impl SageMakerEnvironment {
@@ -195,7 +197,7 @@ impl SageMakerEnvironment {
     /// in one run gets a suffix, since the first may still be deleting).
     fn name_for(&self, candidate: &Candidate) -> String {
         let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
-        let mut used = self.used_names.lock().expect("names lock");
+        let mut used = crate::error::lock(&self.used_names);
         // The suffix goes on after the base is cut to fit, so names stay distinct.
         let with_suffix = |n: u32| {
             let suffix = format!("-r{n}");
@@ -212,11 +214,11 @@ impl SageMakerEnvironment {
     }
 
     fn record_created(&self, kind: Kind, name: &str) {
-        self.ledger.lock().expect("ledger lock").created(kind, name);
+        crate::error::lock(&self.ledger).created(kind, name);
     }
 
     fn record_deleted(&self, kind: Kind, name: &str) {
-        self.ledger.lock().expect("ledger lock").deleted(kind, name);
+        crate::error::lock(&self.ledger).deleted(kind, name);
     }
 
     async fn describe(&self, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
@@ -266,7 +268,7 @@ impl SageMakerEnvironment {
 
     async fn delete_endpoint(&self, endpoint: &str) -> Result<(), ApiError> {
         delete_endpoint(&self.client, endpoint, self.poll).await?;
-        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let mut ledger = crate::error::lock(&self.ledger);
         ledger.close(endpoint);
         ledger.deleted(Kind::Endpoint, endpoint);
         Ok(())
@@ -360,7 +362,7 @@ impl Environment for SageMakerEnvironment {
             return Err(self.abandon(None, &name, error).await);
         }
         {
-            let mut ledger = self.ledger.lock().expect("ledger lock");
+            let mut ledger = crate::error::lock(&self.ledger);
             ledger.created(Kind::Endpoint, &name);
             ledger.open(&name, candidate);
         }
@@ -421,7 +423,7 @@ impl Environment for SageMakerEnvironment {
             });
         }
         {
-            let mut ledger = self.ledger.lock().expect("ledger lock");
+            let mut ledger = crate::error::lock(&self.ledger);
             ledger.close(&deployed.endpoint);
             ledger.open(&deployed.endpoint, &target);
         }
@@ -436,7 +438,7 @@ impl Environment for SageMakerEnvironment {
     }
 
     async fn teardown(&self) -> Result<(), ApiError> {
-        let live: Vec<(Kind, String)> = self.ledger.lock().expect("ledger lock").live.clone();
+        let live: Vec<(Kind, String)> = crate::error::lock(&self.ledger).live.clone();
         let mut first_error = None;
         for kind in Kind::DELETION_ORDER {
             for (_, name) in live.iter().filter(|(k, _)| *k == kind) {

@@ -12,6 +12,7 @@
 //! [`preflight`] sends each payload once before the first step, so a model
 //! that rejects a payload is one clear error rather than a step full of 4xx.
 
+mod invoke;
 mod pacer;
 pub mod payload;
 pub mod preflight;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use pacer::Pacer;
 
+pub use invoke::{Driver, InvokeEndpoint};
 pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
 pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};
 pub use schedule::{Arrivals, RateProfile, Schedule};
@@ -58,6 +60,16 @@ pub enum LoadError {
     BadUrl(String),
     #[error("cannot reach endpoint {endpoint} for the preflight request: {reason}")]
     Unreachable { endpoint: String, reason: String },
+}
+
+impl crate::error::HasKind for LoadError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            LoadError::PayloadRejected { .. } | LoadError::BadUrl(_) => crate::error::ErrorKind::Usage,
+            LoadError::Signer(e) => crate::error::HasKind::kind(e),
+            LoadError::Goose(_) | LoadError::Unreachable { .. } => crate::error::ErrorKind::Infrastructure,
+        }
+    }
 }
 
 /// Where traffic goes: one endpoint behind a runtime URL.
@@ -130,7 +142,7 @@ pub struct LoadRun {
 pub type ProgressFn = Arc<dyn Fn(&SecondStats) + Send + Sync>;
 
 /// State shared by every goose user of one step.
-struct Driver {
+struct Step {
     spec: LoadSpec,
     /// Parsed once: reqwest would parse (and IDNA-check) a string per request.
     url: reqwest::Url,
@@ -143,7 +155,7 @@ struct Driver {
     signing_failed: std::sync::Mutex<Option<SignerError>>,
 }
 
-impl Driver {
+impl Step {
     /// One goose user: take the next request the pacer releases, send it,
     /// record it; until the schedule runs out or the step is cancelled.
     async fn run_user(&self, user: &mut GooseUser) {
@@ -260,7 +272,7 @@ pub async fn drive(
     // Whatever way this function returns, the pacer, the ticker and the
     // launch fallback stop with it.
     let _stop_step = step_cancel.clone().drop_guard();
-    let driver = Arc::new(Driver {
+    let driver = Arc::new(Step {
         url: reqwest::Url::parse(&spec.target.invocation_url())
             .map_err(|e| LoadError::BadUrl(format!("{}: {e}", spec.target.invocation_url())))?,
         pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), spec.warmup, step_cancel.clone()),
@@ -348,7 +360,7 @@ fn configure(attack: GooseAttack, host: &str, users: usize) -> Result<Box<GooseA
 }
 
 /// Closes one row of the per-second series each second of the schedule.
-async fn tick_seconds(driver: Arc<Driver>, progress: Option<ProgressFn>) {
+async fn tick_seconds(driver: Arc<Step>, progress: Option<ProgressFn>) {
     // The schedule starts when the pacer does.
     let start = loop {
         if let Some(start) = driver.pacer.start_time() {

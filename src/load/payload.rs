@@ -8,7 +8,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::simulator::MAX_PAYLOAD_BYTES;
+use crate::sagemaker::MAX_PAYLOAD_BYTES;
+
+impl crate::error::HasKind for PayloadError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
 
 /// What is wrong with a payload argument or file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -27,6 +27,15 @@ pub enum SignerError {
     Signing(String),
 }
 
+impl crate::error::HasKind for SignerError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            SignerError::NoCredentials(_) => crate::error::ErrorKind::Usage,
+            SignerError::Signing(_) => crate::error::ErrorKind::Infrastructure,
+        }
+    }
+}
+
 /// Signs runtime requests for one region.
 pub struct RequestSigner {
     region: String,

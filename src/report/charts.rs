@@ -4,7 +4,7 @@
 //! `templates/parts.html` only places what it is given; every chart of the
 //! report is one [`Chart`], drawn by that one macro.
 
-use crate::result::trim_number;
+use crate::format::trim_number;
 
 /// The SVG user space of every chart. CSS scales it to the column width, so
 /// these sizes only set proportions and the text size relative to the plot.

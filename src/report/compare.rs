@@ -8,8 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{ReportError, RunData};
-use crate::result::{Phase, StepResult, trim_number};
-use crate::run_dir::{RunDir, RunDirError};
+use crate::format::trim_number;
+use crate::record::{RunDir, RunDirError, Summary};
+use crate::result::StepResult;
+use crate::vocab::Phase;
 
 /// Which direction is better for a figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,9 +97,9 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
 
     if let (Some(bd), Some(cd)) = (&b.data, &c.data) {
         let (bs, cs) = (&bd.summary, &cd.summary);
-        let cost = |s: &crate::sizing::Summary| s.recommendation.as_ref().map(|rec| rec.cost_per_hour);
+        let cost = |s: &Summary| s.recommendation.as_ref().map(|rec| rec.cost_per_hour);
         let mut f = figure("recommendation", "recommended $/hour".into(), "$/h", Better::Lower, cost(bs), cost(cs), r);
-        let describe = |s: &crate::sizing::Summary| {
+        let describe = |s: &Summary| {
             s.recommendation.as_ref().map_or("none".to_string(), |rec| format!("{} × {}", rec.instance_type, rec.instance_count))
         };
         f.note = Some(format!("{} → {}", describe(bs), describe(cs)));

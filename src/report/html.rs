@@ -18,10 +18,11 @@ use chrono::{DateTime, Utc};
 use super::charts::{Axis, Canvas, Chart, Dot, dollar_tick, ms_tick, nines};
 use super::compare::{Better, Comparison, Figure};
 use super::{CostKnown, RunData};
+use crate::format::trim_number;
 use crate::load::SecondStats;
-use crate::plan::Requirements;
-use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, Phase, StepResult, histogram, slip_limit_ms, trim_number};
-use crate::sizing::{Recommendation, RunStatus, TypeOutcome};
+use crate::record::{Recommendation, RunStatus, TypeOutcome};
+use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, histogram, slip_limit_ms};
+use crate::vocab::{Phase, Requirements};
 
 /// The run's report page.
 pub fn render_report(data: &RunData) -> Result<String, askama::Error> {
@@ -1016,9 +1017,9 @@ mod tests {
     use super::*;
     use crate::cost::{ConfigCost, RunCost};
     use crate::load::recorder::new_histogram;
+    use crate::record::{Autoscaling, StepBrief, Summary};
     use crate::result::cloudwatch::ServerLatency;
     use crate::result::{Generator, Percentiles, ServerMetrics};
-    use crate::sizing::{Autoscaling, StepBrief, Summary};
     use crate::step::{StrategyKind, TypeSummary};
 
     const HOSTILE: &str = "<script>alert(1)</script>";

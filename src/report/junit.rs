@@ -9,7 +9,9 @@
 use std::fmt::Write;
 
 use super::RunData;
-use crate::result::{Miss, Phase, StepResult, trim_number};
+use crate::format::trim_number;
+use crate::result::{Miss, StepResult};
+use crate::vocab::Phase;
 
 /// Escapes text for XML attributes and content.
 pub fn escape(text: &str) -> String {

@@ -13,10 +13,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::environment::Spend;
+use crate::cost::Spend;
+use crate::record::{JUNIT_FILE, PlanRecord, REPORT_FILE, RunDir, RunDirError, RunStatus, StepBrief, Summary};
 use crate::result::{StepResult, histogram};
-use crate::run_dir::{RunDir, RunDirError, SPEND_FILE};
-use crate::sizing::{PlanRecord, RunStatus, StepBrief, Summary};
 
 pub use html::{render_comparison, render_report};
 
@@ -30,6 +29,16 @@ pub enum ReportError {
     NotComparable(String),
     #[error("cannot render {what}: {reason}")]
     Render { what: &'static str, reason: String },
+}
+
+impl crate::error::HasKind for ReportError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ReportError::RunDir(e) => e.kind(),
+            ReportError::Empty(_) | ReportError::NotComparable(_) => crate::error::ErrorKind::Usage,
+            ReportError::Render { .. } => crate::error::ErrorKind::Infrastructure,
+        }
+    }
 }
 
 /// Everything known about a run.
@@ -59,9 +68,9 @@ impl RunData {
     }
 
     pub fn load(dir: &RunDir) -> Result<RunData, ReportError> {
-        let plan: Option<PlanRecord> = dir.read_json("plan.json")?;
+        let plan = dir.plan()?;
         let steps = dir.steps()?;
-        match dir.read_json::<Summary>("summary.json")? {
+        match dir.summary()? {
             Some(mut summary) => {
                 // Steps on disk carry the CloudWatch figures that arrived after the summary.
                 summary.steps = steps.iter().map(StepBrief::from).collect();
@@ -69,7 +78,7 @@ impl RunData {
             }
             None => {
                 let plan = plan.ok_or_else(|| ReportError::Empty(dir.root().to_path_buf()))?;
-                let spend: Option<Spend> = dir.read_json(SPEND_FILE)?;
+                let spend = dir.spend()?;
                 let cost = spend.as_ref().map_or(CostKnown::Unknown, |s| CostKnown::AtLeast(s.written_at));
                 let summary = partial_summary(&plan, &steps, spend);
                 Ok(RunData { summary, plan: Some(plan), steps, cost })
@@ -108,19 +117,16 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
 pub fn write_all(dir: &RunDir) -> Result<Vec<PathBuf>, ReportError> {
     let data = RunData::load(dir)?;
     let mut written = Vec::new();
-    let mut write = |path: PathBuf, bytes: &[u8]| -> Result<(), ReportError> {
-        crate::result::write_atomic(&path, bytes).map_err(|source| RunDirError::Write { path: path.clone(), source })?;
-        written.push(path);
-        Ok(())
-    };
     for step in &data.steps {
         if let Ok(h) = histogram::decode(&step.histogram) {
             let path = dir.step_path(step).with_extension("hgrm");
-            write(path, histogram::hgrm(&h).as_bytes())?;
+            crate::record::write_atomic(&path, histogram::hgrm(&h).as_bytes())
+                .map_err(|source| RunDirError::Write { path: path.clone(), source })?;
+            written.push(path);
         }
     }
-    write(dir.path("junit.xml"), junit::render(&data).as_bytes())?;
-    let html = render_report(&data).map_err(|e| ReportError::Render { what: "report.html", reason: e.to_string() })?;
-    write(dir.path("report.html"), html.as_bytes())?;
+    written.push(dir.write_file(JUNIT_FILE, junit::render(&data).as_bytes())?);
+    let html = render_report(&data).map_err(|e| ReportError::Render { what: REPORT_FILE, reason: e.to_string() })?;
+    written.push(dir.write_file(REPORT_FILE, html.as_bytes())?);
     Ok(written)
 }

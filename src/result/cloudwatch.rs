@@ -56,6 +56,20 @@ pub struct MetricsWindow {
     pub expected_invocations: u64,
 }
 
+impl MetricsWindow {
+    /// The measured window of `run` (after its warm-up) on `endpoint`.
+    pub fn of_run(endpoint: &str, variant: &str, run: &crate::load::LoadRun, period: Duration) -> MetricsWindow {
+        MetricsWindow {
+            endpoint: endpoint.to_string(),
+            variant: variant.to_string(),
+            from: run.measured_from,
+            to: run.measured_to,
+            period,
+            expected_invocations: run.totals.counts.sent,
+        }
+    }
+}
+
 /// (id, namespace, metric, stat)
 const QUERIES: [(&str, &str, &str, &str); 13] = [
     ("inv", "AWS/SageMaker", "Invocations", "Sum"),

@@ -7,13 +7,13 @@ pub mod cloudwatch;
 pub mod histogram;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::format::trim_number;
 use crate::load::{LoadRun, SecondStats};
-use crate::plan::{Candidate, Requirements};
+use crate::vocab::{Candidate, Phase, Requirements};
 
 pub use cloudwatch::{MetricsWindow, ServerMetrics};
 pub use histogram::Percentiles;
@@ -33,26 +33,6 @@ pub const MAX_SLIP_SHARE_OF_LIMIT: f64 = 0.05;
 /// having fallen behind.
 pub fn slip_limit_ms(requirements: &Requirements) -> f64 {
     MAX_SLIP_P99_MS.max(MAX_SLIP_SHARE_OF_LIMIT * requirements.latency_ms)
-}
-
-/// Why a step is in the results: sizing search, endurance at peak, or a
-/// stand-alone `perfsize load`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Search,
-    Endurance,
-    Load,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Search => "search",
-            Phase::Endurance => "endurance",
-            Phase::Load => "load",
-        }
-    }
 }
 
 /// What the load generator itself looked like during the step.
@@ -356,29 +336,6 @@ impl StepResult {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-/// 12.5 → "12.5", 100.0 → "100".
-pub fn trim_number(x: f64) -> String {
-    let text = format!("{x:.3}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Writes `bytes` to `path` so a reader never sees half a file: a temporary
-/// sibling, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("result")));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Writes a value as pretty JSON, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

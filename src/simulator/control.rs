@@ -14,6 +14,7 @@ use super::metrics::{MetricStore, epoch_seconds};
 use super::profile::Profile;
 use super::runtime::{Deployment, Routing, VariantSpec};
 use super::wire::AwsError;
+use crate::sagemaker::valid_name;
 
 /// What every SageMaker resource carries.
 #[derive(Debug, Clone)]
@@ -118,16 +119,6 @@ impl Context<'_> {
     fn arn(&self, kind: &str, name: &str) -> String {
         format!("arn:aws:sagemaker:{}:{ACCOUNT_ID}:{kind}/{}", self.region, name.to_lowercase())
     }
-}
-
-/// SageMaker's rule for resource names: `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`.
-pub fn valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
 }
 
 fn constraint(value: &str, member: &str, rule: &str) -> AwsError {

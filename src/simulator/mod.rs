@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use control::valid_name;
+use crate::sagemaker::MAX_PAYLOAD_BYTES;
 pub use profile::{Profile, ProfileError};
 
 use control::{Context, Registry};
@@ -41,9 +41,6 @@ use wire::{AwsError, Protocol};
 
 /// The account every simulated resource belongs to.
 pub const ACCOUNT_ID: &str = "123456789012";
-
-/// The largest request body SageMaker accepts for a real-time invocation.
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 const CLOUDWATCH_SERVICE: &str = "GraniteServiceVersion20100801";
 

@@ -20,10 +20,10 @@
 //! full search of every type would give, for a fraction of the load.
 
 use super::search::{Bracket, Rates};
-use super::{Conclusion, Next, Outcome, Probe, Recommended, Strategy, TypeSummary};
+use super::{Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
-use crate::plan::Candidate;
-use crate::result::{Phase, trim_number};
+use crate::format::trim_number;
+use crate::vocab::{Candidate, Phase, Probe};
 
 /// What the adaptive strategy needs to know.
 #[derive(Debug, Clone, PartialEq)]

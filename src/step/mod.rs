@@ -16,19 +16,11 @@ mod search;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
-use crate::plan::Candidate;
-use crate::result::{Miss, Phase, StepResult};
+use crate::result::{Miss, StepResult};
+use crate::vocab::{Candidate, Probe};
 
 pub use adaptive::Adaptive;
 pub use perfsize::Perfsize;
-
-/// One load step a strategy asks for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    pub candidate: Candidate,
-    pub tps: f64,
-    pub phase: Phase,
-}
 
 /// What a probe showed, reduced to what decisions need.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,7 +143,7 @@ pub trait Strategy: Send {
 }
 
 /// Strategies' names on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
     /// Search each type's capacity, verify the cheapest configuration first.
@@ -160,12 +152,34 @@ pub enum StrategyKind {
     Perfsize,
 }
 
+impl StrategyKind {
+    pub const ALL: [StrategyKind; 2] = [StrategyKind::Adaptive, StrategyKind::Perfsize];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Adaptive => "adaptive",
+            StrategyKind::Perfsize => "perfsize",
+        }
+    }
+}
+
+impl std::str::FromStr for StrategyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StrategyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown strategy `{s}`: use adaptive or perfsize"))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! A synthetic world for strategy tests: each type has a true capacity per
     //! instance; a probe passes when its rate per instance is within it.
 
     use super::*;
+    use crate::vocab::Phase;
     use std::collections::BTreeMap;
 
     pub struct World {

@@ -13,10 +13,10 @@
 //! strict `<` made `--percent_fail 0` impossible to meet) and the endurance
 //! ramp flags are honoured (perfsizesagemaker parsed and ignored them).
 
-use super::{Conclusion, Next, Outcome, Probe, Recommended, Strategy, TypeSummary};
+use super::{Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
-use crate::plan::Candidate;
-use crate::result::{Phase, trim_number};
+use crate::format::trim_number;
+use crate::vocab::{Candidate, Phase, Probe};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfsizeConfig {

@@ -2,21 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use perfsize::cli::{Cli, exit, run};
+use perfsize::cli::config::parse_with_config;
+use perfsize::cli::{exit, run};
 
 /// Runs a perfsize command line in this process; returns the exit code and
 /// the error text, if any.
 pub async fn perfsize(args: &[&str]) -> (u8, String) {
     let mut argv = vec!["perfsize"];
     argv.extend_from_slice(args);
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match parse_with_config(argv) {
         Ok(cli) => cli,
-        Err(e) => return (e.exit_code() as u8, e.to_string()),
+        Err(e) => return (e.exit_code(), e.to_string()),
     };
     match run(cli).await {
         Ok(code) => (code, String::new()),
-        Err(failure) => (failure.code, perfsize::error_chain(failure.error.as_ref())),
+        Err(failure) => (exit::code(failure.kind), perfsize::error_chain(failure.error.as_ref())),
     }
 }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use perfsize::load::{self, Arrivals, LoadSpec, Payload, PayloadMix, RateProfile, RequestSigner, Target};
-use perfsize::plan::{Candidate, Requirements};
-use perfsize::result::{Miss, Phase, StepContext, StepResult};
+use perfsize::result::{Miss, StepContext, StepResult};
 use perfsize::simulator::RunningSimulator;
+use perfsize::vocab::{Candidate, Phase, Requirements};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;

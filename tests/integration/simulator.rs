@@ -304,7 +304,7 @@ async fn invoke_errors_are_those_the_runtime_gives() {
         other => panic!("expected ModelError, got {other:?}"),
     }
 
-    let huge = vec![b'x'; perfsize::simulator::MAX_PAYLOAD_BYTES + 1];
+    let huge = vec![b'x'; perfsize::sagemaker::MAX_PAYLOAD_BYTES + 1];
     let refused = rt.invoke_endpoint().endpoint_name("broken").body(Blob::new(huge)).send().await;
     assert!(refused.is_err(), "a payload over 6 MB is refused");
 

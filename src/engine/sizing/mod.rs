@@ -1,41 +1,65 @@
 //! The sizing run: asks the step manager what to test, has the environment
 //! manager deploy it (reusing or resizing an endpoint where it can), drives
-//! it with the load manager, judges it with the result manager, writes each
-//! step to disk the moment it ends, and concludes with a summary.
+//! it through the load driver, judges it with the result manager, writes each
+//! step to the run's record the moment it ends, and concludes with a summary.
+//!
+//! [`run`] is the job the CLI calls: it opens the run (plan record, leftovers
+//! of a resumed run, environment, traffic), runs the loop, survives a panic
+//! with teardown, and writes the reports. [`Sizing`] is the loop itself, over
+//! any environment and driver, so that it is unit-tested with fakes.
 //!
 //! Up to `--parallel` probes run at once, each on its own endpoint. Teardown
-//! runs on every path — conclusion, budget, Ctrl-C, AWS failure — before the
-//! summary is written.
+//! runs on every path — conclusion, budget, Ctrl-C, AWS failure, a bug —
+//! before the summary is written.
 
-pub mod summary;
+mod estimate;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::Aws;
+use super::load_step::drive_and_judge;
+use super::{Pace, Session, SessionError};
 use crate::catalog::InstanceType;
-use crate::environment::{ApiError, DeployError, Deployed, Environment, Spend};
-use crate::load::{self, LoadError, RequestSigner, Target};
-use crate::plan::{Candidate, Plan};
+use crate::cost::Spend;
+use crate::environment::{ApiError, DeployError, Deployed, Environment, Ledger, ModelSource, RunId, SharedLedger};
+use crate::error::{ErrorKind, HasKind};
+use crate::format::trim_number;
+use crate::load::{Driver, LoadError};
+use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::result::{self, MetricsWindow, Phase, StepContext, StepResult, trim_number};
-use crate::run_dir::{RunDir, RunDirError, SPEND_FILE};
-use crate::step::{Next, Outcome, Probe, Strategy};
+use crate::record::{Autoscaling, PlanRecord, Recommendation, RunDir, RunDirError, RunStatus, StepBrief, Summary, TypeOutcome};
+use crate::result::{self, MetricsWindow, StepContext, StepResult};
+use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
+use crate::step::{Next, Outcome, Strategy};
+use crate::vocab::{Candidate, Phase, Probe};
 
-pub use summary::{Autoscaling, PlanRecord, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+pub use estimate::estimate;
 
 /// What stops a sizing run for good.
 #[derive(Debug, thiserror::Error)]
 pub enum SizingError {
+    #[error(
+        "--resume {0}: that run measured other things (simulated or not, region, peak, requirements, search, durations or payloads); resume it with the same inputs"
+    )]
+    ResumeMismatch(PathBuf),
+    #[error("{failed} resources of run {run_id} could not be deleted; run perfsize cleanup --run-id {run_id}")]
+    Leftovers { failed: usize, run_id: RunId },
+    #[error("internal error: {message}; {teardown}")]
+    Internal { message: String, teardown: String },
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// The model rejected a payload: the user's input, found after deploying.
     #[error(transparent)]
     PayloadRejected(LoadError),
@@ -53,56 +77,167 @@ pub enum SizingError {
     RunDir(#[from] RunDirError),
 }
 
-/// Timing that differs between AWS and the simulator.
-#[derive(Debug, Clone)]
-pub struct Pace {
-    /// How often to ask SageMaker whether an endpoint is ready.
-    pub poll: Duration,
-    /// How long an endpoint may take to deploy before it counts as failed.
-    pub deploy_timeout: Duration,
-    /// CloudWatch period: SageMaker publishes per minute on AWS.
-    pub metrics_period: Duration,
-    /// How long to wait for CloudWatch figures, which arrive late on AWS.
-    pub metrics_wait: Duration,
-    pub metrics_poll: Duration,
-    /// Assumed time to deploy an endpoint, for budget and plan estimates.
-    pub deploy_estimate: Duration,
-}
-
-impl Pace {
-    pub fn for_session(simulated: bool) -> Pace {
-        if simulated {
-            Pace {
-                poll: Duration::from_millis(100),
-                deploy_timeout: Duration::from_secs(120),
-                metrics_period: Duration::from_secs(1),
-                metrics_wait: Duration::from_secs(3),
-                metrics_poll: Duration::from_millis(250),
-                deploy_estimate: Duration::from_secs(5),
-            }
-        } else {
-            Pace {
-                poll: Duration::from_secs(15),
-                deploy_timeout: Duration::from_secs(60 * 60),
-                metrics_period: Duration::from_secs(60),
-                metrics_wait: Duration::from_secs(180),
-                metrics_poll: Duration::from_secs(20),
-                deploy_estimate: Duration::from_secs(8 * 60),
+impl HasKind for SizingError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SizingError::PayloadRejected(_) | SizingError::ModelNotFound(_) | SizingError::ResumeMismatch(_) => ErrorKind::Usage,
+            SizingError::Session(e) => e.kind(),
+            SizingError::RunDir(e) => e.kind(),
+            SizingError::Load(e) => e.kind(),
+            SizingError::Api(e) => e.kind(),
+            SizingError::Leftovers { .. } | SizingError::Internal { .. } | SizingError::Generator { .. } => {
+                ErrorKind::Infrastructure
             }
         }
     }
 }
 
+/// What a run is, besides its plan: its id, the model it sizes, and what its
+/// earlier sessions left when it is resumed.
+pub struct RunSetup {
+    pub run_id: RunId,
+    pub model: ModelSource,
+    /// How often to poll SageMaker while an endpoint deploys.
+    pub poll: Duration,
+    /// The effective arguments, as recorded in plan.json.
+    pub arguments: Vec<String>,
+    pub command_line: Vec<String>,
+    /// `--resume`: the steps and spend of the run's earlier sessions.
+    pub earlier: Option<Earlier>,
+    /// The command that removes what a killed run leaves, for messages.
+    pub cleanup_command: String,
+}
+
+/// What the earlier sessions of a resumed run left in its directory.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    pub steps: Vec<StepResult>,
+    pub spend: Option<Spend>,
+}
+
+impl Earlier {
+    pub fn read(dir: &RunDir) -> Result<Earlier, RunDirError> {
+        Ok(Earlier { steps: dir.steps()?, spend: dir.spend()? })
+    }
+}
+
+/// How a sizing run ended: its summary (written to the record), and the
+/// error that stopped it early, if one did.
+#[derive(Debug)]
+pub struct SizingOutcome {
+    pub summary: Summary,
+    pub error: Option<SizingError>,
+    /// The reports could not be written (the record is intact; `perfsize report` retries).
+    pub report_error: Option<crate::report::ReportError>,
+}
+
+impl SizingOutcome {
+    /// None when a configuration was recommended; otherwise what kind of
+    /// failure the run was.
+    pub fn failure(&self) -> Option<ErrorKind> {
+        if let Some(e) = &self.error {
+            return Some(e.kind());
+        }
+        match self.summary.status {
+            RunStatus::Interrupted => Some(ErrorKind::Interrupted),
+            _ if self.summary.recommendation.is_some() => None,
+            _ => Some(ErrorKind::NotMet),
+        }
+    }
+}
+
+/// The sizing job: runs `plan` in `dir` on `session` to a conclusion, tears
+/// down everything it deployed whatever happens (a panic included), writes
+/// the summary and the reports. Errors before the first deployment (a resume
+/// of another run, leftovers that will not go) come back as `Err`.
+pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) -> Result<SizingOutcome, SizingError> {
+    let RunSetup { run_id, model, poll, arguments, command_line, earlier, cleanup_command } = setup;
+    let progress = Arc::new(Progress::new(session.simulated, false));
+    let record = PlanRecord::of(plan, run_id.as_str(), session.simulated, &session.aws.region, command_line, arguments);
+    if earlier.is_some() {
+        if dir.plan()?.is_some_and(|previous| !previous.measures_like(&record)) {
+            return Err(SizingError::ResumeMismatch(dir.root().to_path_buf()));
+        }
+        // A killed run may have left resources under the names this run will use.
+        remove_leftovers(session, &run_id, &progress).await?;
+    }
+    let earlier = earlier.unwrap_or_default();
+    dir.write_plan(&record)?;
+    progress.line(format!("run {run_id}: results in {}", dir.root().display()));
+    let worst = estimate(plan, session.simulated, &session.pace);
+    progress.line(worst.lines().find(|l| l.starts_with("worst case")).unwrap_or_default());
+
+    let driver = session.invoke_endpoint().await?;
+    let ledger: SharedLedger = Arc::new(Mutex::new(earlier.spend.as_ref().map(Ledger::resumed).unwrap_or_default()));
+    let env = session.environment(run_id.clone(), model, poll, ledger, cleanup_command.clone());
+    let sizing = Sizing {
+        plan,
+        env: &env,
+        driver: &driver,
+        cloudwatch: Some(session.aws.cloudwatch.clone()),
+        region: session.aws.region.clone(),
+        dir,
+        progress: Arc::clone(&progress),
+        pace: session.pace.clone(),
+        simulated: session.simulated,
+        cancel: session.cancel_token(),
+        run_id: run_id.to_string(),
+        command_line: record.command_line.clone(),
+        resumed: earlier.steps,
+        earlier_wall_seconds: earlier.spend.map_or(0.0, |s| s.run_cost.wall_seconds),
+    };
+    let (summary, error) = match AssertUnwindSafe(sizing.run()).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            // A bug must not leave endpoints billing: tear down, then report it.
+            progress.line("perfsize hit an internal error; tearing down everything this run deployed");
+            let teardown = match env.teardown().await {
+                Ok(()) => "everything the run deployed was torn down".to_string(),
+                Err(e) => format!("teardown failed ({e}): run {cleanup_command}"),
+            };
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(SizingError::Internal { message, teardown });
+        }
+    };
+    drop(driver);
+    progress.finish();
+    let report_error = crate::report::write_all(dir).err();
+    Ok(SizingOutcome { summary, error, report_error })
+}
+
+/// Deletes what an earlier, killed session of this run left behind.
+async fn remove_leftovers(session: &Session, run_id: &RunId, progress: &Progress) -> Result<(), SizingError> {
+    let client = &session.aws.sagemaker;
+    let leftovers = crate::environment::cleanup::find(client, Some(run_id)).await?;
+    if leftovers.is_empty() {
+        return Ok(());
+    }
+    progress.activity(format!("removing {} resources the interrupted session left", leftovers.len()));
+    let failed = crate::environment::cleanup::remove(client, &leftovers, session.pace.poll, |_, _| {}).await;
+    if failed > 0 {
+        return Err(SizingError::Leftovers { failed, run_id: run_id.clone() });
+    }
+    Ok(())
+}
+
 /// Everything a sizing run works with.
-pub struct Sizing<'a, E: Environment> {
+pub struct Sizing<'a, E: Environment, D: Driver> {
     pub plan: &'a Plan,
+    /// What is deployed: the environment manager.
     pub env: &'a E,
-    pub aws: &'a Aws,
+    /// How requests are sent and measured.
+    pub driver: &'a D,
+    /// Where the server's figures come from (None: not fetched).
+    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    pub region: String,
     pub dir: &'a RunDir,
     pub progress: Arc<Progress>,
     pub pace: Pace,
     pub simulated: bool,
-    pub signer: Arc<RequestSigner>,
     /// Cancelled by the first Ctrl-C.
     pub cancel: CancellationToken,
     pub run_id: String,
@@ -195,7 +330,7 @@ enum Task {
 
 type TaskFuture<'a> = Pin<Box<dyn Future<Output = Task> + 'a>>;
 
-impl<'a, E: Environment> Sizing<'a, E> {
+impl<'a, E: Environment, D: Driver> Sizing<'a, E, D> {
     /// Runs to a conclusion (or until stopped), tears everything down and
     /// writes summary.json. The summary is returned even when AWS failed.
     pub async fn run(self) -> (Summary, Option<SizingError>) {
@@ -209,7 +344,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
         let mut tasks: FuturesUnordered<TaskFuture<'_>> = FuturesUnordered::new();
         let mut st = RunState::new(self.plan.strategy(), self.resumed.clone());
         if let Err(e) = self.env.prepare().await {
-            let not_found = e.code == "ValidationException" && e.message.contains("Could not find");
+            let not_found = e.aws_kind() == AwsErrorKind::NotFound;
             st.fail(if not_found { SizingError::ModelNotFound(e) } else { e.into() }, &shared.run_cancel);
         }
         loop {
@@ -358,11 +493,11 @@ impl<'a, E: Environment> Sizing<'a, E> {
             _ => st.steps,
         };
         let spend = self.spend(shared.started_at);
-        if let Err(e) = self.dir.write_json(SPEND_FILE, &spend) {
+        if let Err(e) = self.dir.write_spend(&spend) {
             st.error.get_or_insert(e.into());
         }
         let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, shared.started_at, spend);
-        if let Err(e) = self.dir.write_json("summary.json", &summary) {
+        if let Err(e) = self.dir.write_summary(&summary) {
             st.error.get_or_insert(e.into());
         }
         (summary, st.error)
@@ -372,7 +507,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
     fn spend(&self, started_at: DateTime<Utc>) -> Spend {
         let now = Utc::now();
         let ledger = self.env.ledger();
-        let ledger = ledger.lock().expect("ledger lock");
+        let ledger = crate::error::lock(&ledger);
         let mut run_cost = self.plan.prices().run_cost(ledger.usage(), now);
         run_cost.wall_seconds = self.earlier_wall_seconds + ((now - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
         Spend { written_at: now, run_cost, usage: ledger.usage().to_vec() }
@@ -382,7 +517,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
     fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
         let budget = self.plan.max_test_cost()?;
         let ledger = self.env.ledger();
-        let ledger = ledger.lock().expect("ledger lock");
+        let ledger = crate::error::lock(&ledger);
         let spent = self.plan.prices().run_cost(ledger.usage(), Utc::now()).dollars;
         // Everything alive keeps billing while the step runs, including the
         // endpoints of probes still in flight.
@@ -453,25 +588,16 @@ impl<'a, E: Environment> Sizing<'a, E> {
 
     async fn measure(&self, probe: &Probe, endpoint: &Deployed, index: u32, shared: &Shared) -> Result<ProbeResult, SizingError> {
         let (cancel, preflighted, metrics_updates) = (&shared.run_cancel, &shared.preflighted, &shared.metrics_updates);
-        let traffic = self.plan.traffic();
+        let (rate, warmup) = self.plan.rate_profile(probe);
+        let target = self.driver.target(&endpoint.endpoint);
+        let spec = self.plan.traffic().load_spec(target, rate, warmup, index, self.plan.requirements());
         if !preflighted.borrow().contains(&endpoint.endpoint) {
-            load::preflight::check_payloads(
-                &self.aws.runtime,
-                &endpoint.endpoint,
-                &traffic.payloads,
-                &traffic.content_type,
-                &traffic.accept,
-            )
-            .await
-            .map_err(|e| match e {
+            self.driver.preflight(&spec).await.map_err(|e| match e {
                 LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
                 other => SizingError::Load(other),
             })?;
             preflighted.borrow_mut().insert(endpoint.endpoint.clone());
         }
-        let (rate, warmup) = self.plan.rate_profile(probe);
-        let target = Target { endpoint: endpoint.endpoint.clone(), runtime_url: self.aws.runtime_url.clone() };
-        let spec = traffic.load_spec(target, rate, warmup, index, self.plan.requirements());
         self.progress.activity(format!(
             "step {index} · {} {} at {} TPS for {}",
             probe.phase.as_str(),
@@ -479,9 +605,6 @@ impl<'a, E: Environment> Sizing<'a, E> {
             trim_number(probe.tps),
             humantime::format_duration(Duration::from_secs(rate.length().as_secs()))
         ));
-        let progress = Arc::clone(&self.progress);
-        let live: load::ProgressFn = Arc::new(move |row| progress.second(row));
-        let run = load::drive(spec, Arc::clone(&self.signer), cancel.clone(), Some(live)).await.map_err(SizingError::Load)?;
         let context = StepContext {
             index,
             phase: probe.phase,
@@ -492,25 +615,23 @@ impl<'a, E: Environment> Sizing<'a, E> {
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),
         };
-        let mut step = StepResult::from_run(context, &run);
-        step.cloudwatch = result::ServerMetrics::unavailable("waiting for CloudWatch");
-        let path = self.dir.write_step(&step)?;
-        self.dir.write_json(SPEND_FILE, &self.spend(shared.started_at))?;
-        if !run.cancelled {
-            let window = MetricsWindow {
-                endpoint: endpoint.endpoint.clone(),
-                variant: "AllTraffic".into(),
-                from: run.measured_from,
-                to: run.measured_to,
-                period: self.pace.metrics_period,
-                expected_invocations: step.requests,
-            };
+        let (mut step, run) =
+            drive_and_judge(self.driver, spec, context, &self.progress, cancel).await.map_err(SizingError::Load)?;
+        step.cloudwatch = result::ServerMetrics::unavailable(if self.cloudwatch.is_some() {
+            "waiting for CloudWatch"
+        } else {
+            "CloudWatch not read"
+        });
+        self.dir.write_step(&step)?;
+        self.dir.write_spend(&self.spend(shared.started_at))?;
+        if let Some(client) = self.cloudwatch.clone().filter(|_| !run.cancelled) {
+            let window = MetricsWindow::of_run(&endpoint.endpoint, VARIANT_NAME, &run, self.pace.metrics_period);
             metrics_updates.borrow_mut().push(spawn_metrics_update(
-                self.aws.cloudwatch.clone(),
+                client,
                 window,
                 self.pace.clone(),
                 step.clone(),
-                path,
+                self.dir.clone(),
                 self.cancel.clone(),
             ));
         }
@@ -573,7 +694,7 @@ impl<'a, E: Environment> Sizing<'a, E> {
             simulated: self.simulated,
             status,
             note,
-            region: self.aws.region.clone(),
+            region: self.region.clone(),
             command_line: self.command_line.clone(),
             started_at,
             ended_at,
@@ -595,13 +716,13 @@ fn spawn_metrics_update(
     window: MetricsWindow,
     pace: Pace,
     mut step: StepResult,
-    path: std::path::PathBuf,
+    dir: RunDir,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         step.cloudwatch = result::cloudwatch::fetch(&client, &window, pace.metrics_wait, pace.metrics_poll, &cancel).await;
-        if let Err(e) = result::write_json(&path, &step) {
-            tracing::warn!("cannot add CloudWatch figures to {}: {e}", path.display());
+        if let Err(e) = dir.write_step(&step) {
+            tracing::warn!("cannot add CloudWatch figures to step {}: {e}", step.index);
         }
     })
 }

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::{ConfigCost, RunCost};
-use crate::plan::{Candidate, Requirements};
-use crate::result::{Percentiles, Phase, StepResult};
+use crate::plan::{Durations, Plan, Search};
+use crate::result::{Percentiles, StepResult};
 use crate::step::{StrategyKind, TypeSummary};
+use crate::vocab::{Candidate, Phase, Requirements};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +132,7 @@ impl From<&StepResult> for StepBrief {
             error_percent: s.error_percent,
             started_at: s.started_at,
             ended_at: s.ended_at,
-            file: format!("steps/{}", s.file_name()),
+            file: super::RunDir::step_file(s),
         }
     }
 }
@@ -153,10 +154,14 @@ pub struct PlanRecord {
     pub simulated: bool,
     pub region: String,
     pub command_line: Vec<String>,
+    /// The run's effective settings as arguments (command line and
+    /// perfsize.toml together): what `--resume RUN_DIR` continues with.
+    #[serde(default)]
+    pub arguments: Vec<String>,
     pub peak_tps: f64,
     pub requirements: Requirements,
-    pub search: crate::plan::Search,
-    pub durations: crate::plan::Durations,
+    pub search: Search,
+    pub durations: Durations,
     pub payloads: Vec<(String, f64, usize)>,
     pub content_type: String,
     pub accept: String,
@@ -166,11 +171,41 @@ pub struct PlanRecord {
 }
 
 impl PlanRecord {
+    /// The record of `plan`, as run `run_id` runs it.
+    pub fn of(
+        plan: &Plan,
+        run_id: &str,
+        simulated: bool,
+        region: &str,
+        command_line: Vec<String>,
+        arguments: Vec<String>,
+    ) -> PlanRecord {
+        let traffic = plan.traffic();
+        PlanRecord {
+            run_id: run_id.to_string(),
+            perfsize_version: env!("CARGO_PKG_VERSION").into(),
+            simulated,
+            region: region.to_string(),
+            command_line,
+            arguments,
+            peak_tps: plan.peak_tps(),
+            requirements: *plan.requirements(),
+            search: plan.search().clone(),
+            durations: *plan.durations(),
+            payloads: traffic.payloads.payloads().iter().map(|p| (p.name.clone(), p.weight, p.body.len())).collect(),
+            content_type: traffic.content_type.clone(),
+            accept: traffic.accept.clone(),
+            prices: plan.prices().origin.clone(),
+            safety_factor: plan.safety_factor(),
+            max_test_cost: plan.max_test_cost(),
+        }
+    }
+
     /// Whether steps measured under `other` answer this plan's probes too:
     /// everything that shapes a measurement matches (not `--parallel`, not
     /// the budget, not the command line).
     pub fn measures_like(&self, other: &PlanRecord) -> bool {
-        let search = |r: &PlanRecord| crate::plan::Search { parallel: 1, ..r.search.clone() };
+        let search = |r: &PlanRecord| Search { parallel: 1, ..r.search.clone() };
         self.simulated == other.simulated
             && self.region == other.region
             && self.peak_tps == other.peak_tps

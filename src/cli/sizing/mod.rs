@@ -1,0 +1,360 @@
+//! The main job, `perfsize --peak-tps … --type-walk …`, and `perfsize plan`
+//! (the same flags; prints what the run may cost and deploys nothing).
+
+mod output;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::{
+    AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
+};
+use super::{Failure, exit, simulated_model};
+use crate::catalog::InstanceType;
+use crate::cost::PriceTable;
+use crate::engine::Pace;
+use crate::engine::sizing::{self, Earlier, RunSetup};
+use crate::environment::{ModelSource, RunId};
+use crate::plan::{Durations, Plan, PlanParts, Search};
+use crate::record::RunDir;
+use crate::step::StrategyKind;
+
+fn parse_type(text: &str) -> Result<InstanceType, String> {
+    text.parse::<InstanceType>().map_err(|e| e.to_string())
+}
+
+fn parse_strategy(text: &str) -> Result<StrategyKind, String> {
+    text.parse()
+}
+
+fn parse_count(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not an instance count (a whole number ≥ 1)")),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SizingArgs {
+    /// Highest rate the endpoint must serve, requests per second.
+    #[arg(long, alias = "peak_tps", value_parser = parse_positive, value_name = "TPS")]
+    pub peak_tps: Option<f64>,
+    /// Instance types to try, comma separated.
+    #[arg(long, alias = "type_walk", value_parser = parse_type, value_delimiter = ',', value_name = "TYPES")]
+    pub type_walk: Vec<InstanceType>,
+    /// Instance counts allowed, comma separated (perfsize strategy: the counts to try).
+    #[arg(long, alias = "count_walk", value_parser = parse_count, value_delimiter = ',', value_name = "COUNTS")]
+    pub count_walk: Vec<u32>,
+    /// Rates allowed, comma separated (perfsize strategy: the rates to climb).
+    #[arg(long, alias = "tps_walk", value_parser = parse_positive, value_delimiter = ',', value_name = "RATES")]
+    pub tps_walk: Vec<f64>,
+    /// How to search.
+    #[arg(long, default_value = "adaptive", value_parser = parse_strategy, value_name = "adaptive|perfsize")]
+    pub strategy: StrategyKind,
+    /// First rate the adaptive search tries on one instance (default: the peak — can one instance take it?).
+    #[arg(long, value_parser = parse_positive, value_name = "TPS")]
+    pub start_tps: Option<f64>,
+    /// Precision of the adaptive capacity search, as a fraction (0.05 = 5 %).
+    #[arg(long, value_parser = parse_positive, default_value = "0.05")]
+    pub tps_resolution: f64,
+    #[command(flatten)]
+    pub requirements: RequirementArgs,
+    /// Length of each search step, after the warm-up (default 60s; 5s with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// perfsizesagemaker's --duration_minutes.
+    #[arg(long = "duration_minutes", value_parser = parse_minutes, hide = true, conflicts_with = "duration")]
+    pub duration_minutes: Option<Duration>,
+    /// Length of an endurance run at peak, after its ramp (default 10m; 20s with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub endurance_duration: Option<Duration>,
+    #[arg(long = "endurance_steady_state_minutes", value_parser = parse_minutes, hide = true, conflicts_with = "endurance_duration")]
+    pub endurance_minutes: Option<Duration>,
+    /// Ramp up to the peak at the start of an endurance run.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub endurance_ramp: Option<Duration>,
+    #[arg(long = "endurance_ramp_minutes", value_parser = parse_minutes, hide = true, conflicts_with = "endurance_ramp")]
+    pub endurance_ramp_minutes: Option<Duration>,
+    /// Rate the endurance ramp starts from.
+    #[arg(long, alias = "endurance_ramp_start_tps", value_parser = parse_non_negative, default_value = "0", value_name = "TPS")]
+    pub endurance_ramp_start_tps: f64,
+    /// Extra instances to try when an endurance run fails.
+    #[arg(long, alias = "endurance_retries", default_value_t = 3)]
+    pub endurance_retries: u32,
+    /// Test up to N instance types at once, each on its own endpoint.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub parallel: u32,
+    /// Auto-scaling target = max TPS per instance × 60 × this.
+    #[arg(long, value_parser = parse_positive, default_value = "0.5")]
+    pub safety_factor: f64,
+    /// Smallest instance count of the auto-scaling policy.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_instances: u32,
+    /// Stop (cleanly, with a report) before the run would spend more than this many dollars.
+    #[arg(long, value_parser = parse_positive, value_name = "USD")]
+    pub max_test_cost: Option<f64>,
+    /// Where run directories go.
+    #[arg(long, alias = "perfsize_results_dir", default_value = "perfsize-results", value_name = "DIR")]
+    pub results_dir: PathBuf,
+    /// Continue an interrupted run with its own settings: steps already in RUN_DIR are not run again.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Read settings from this TOML file (keys named like the long flags; flags override them).
+    #[arg(long, value_name = "FILE", default_value = None, long_help = "Read settings from this TOML file: keys named like the long flags (peak-tps = 100, type-walk = [\"ml.m5.large\"], simulate = true); a flag on the command line overrides its key. Default: perfsize.toml in the working directory, if there is one.")]
+    pub config: Option<PathBuf>,
+    /// The effective arguments (command line and config file), filled in after parsing.
+    #[arg(skip)]
+    pub arguments: Vec<String>,
+    /// Prices (perfsize's format or perfsizesagemaker's flat map); default: shipped for the region.
+    #[arg(long, alias = "cost_file", value_name = "FILE")]
+    pub cost_file: Option<PathBuf>,
+    /// An existing SageMaker model to size (never modified or deleted).
+    #[arg(long, alias = "model_name", value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// Or: a container image to create a model from for the run (deleted at the end).
+    #[arg(long, value_name = "URI", conflicts_with = "model_name")]
+    pub image: Option<String>,
+    /// The model artifact for --image (s3://…/model.tar.gz).
+    #[arg(long, value_name = "S3_URI", requires = "image")]
+    pub model_data_url: Option<String>,
+    /// Execution role of a model created from --image (default: --role-arn).
+    #[arg(long, value_name = "ARN", requires = "image")]
+    pub execution_role_arn: Option<String>,
+    /// How often to poll SageMaker while an endpoint deploys (default 15s; 100ms with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Option<Duration>,
+    /// perfsizesagemaker's flags that perfsize does not need; accepted so Jenkins jobs move over unchanged.
+    #[arg(long = "host", hide = true)]
+    pub legacy_host: Option<String>,
+    #[arg(long = "endpoint_name", hide = true)]
+    pub legacy_endpoint_name: Option<String>,
+    #[arg(long = "endpoint_config_name", hide = true)]
+    pub legacy_endpoint_config_name: Option<String>,
+    #[arg(long = "jar_file", hide = true)]
+    pub legacy_jar_file: Option<String>,
+    #[arg(long = "logging_config", hide = true)]
+    pub legacy_logging_config: Option<String>,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+struct Checked {
+    plan: Plan,
+    model: ModelSource,
+    poll: Duration,
+}
+
+impl SizingArgs {
+    fn durations(&self) -> Durations {
+        let simulated = self.sim.simulate;
+        let pick = |explicit: Option<Duration>, legacy: Option<Duration>, aws: u64, sim: u64| {
+            explicit.or(legacy).unwrap_or(Duration::from_secs(if simulated { sim } else { aws }))
+        };
+        Durations {
+            step: pick(self.duration, self.duration_minutes, 60, 5),
+            warmup: self.traffic.warmup.unwrap_or(Duration::from_secs(if simulated { 1 } else { 10 })),
+            endurance: pick(self.endurance_duration, self.endurance_minutes, 600, 20),
+            endurance_ramp_start_tps: self.endurance_ramp_start_tps,
+            endurance_ramp: self.endurance_ramp.or(self.endurance_ramp_minutes).unwrap_or(Duration::ZERO),
+        }
+    }
+
+    /// The model to size; None when none is given (a missing input).
+    fn model(&self) -> Result<Option<ModelSource>, Failure> {
+        if self.sim.simulate {
+            return Ok(Some(simulated_model()));
+        }
+        match (&self.model_name, &self.image) {
+            (Some(name), _) => Ok(Some(ModelSource::Existing(name.clone()))),
+            (None, Some(image)) => {
+                let role = self.execution_role_arn.clone().or_else(|| self.aws.role_arn.clone()).ok_or_else(|| {
+                    Failure::usage("--image needs an execution role for the model: pass --execution-role-arn (or --role-arn)")
+                })?;
+                Ok(Some(ModelSource::Create {
+                    image: image.clone(),
+                    model_data_url: self.model_data_url.clone(),
+                    execution_role_arn: role,
+                    environment: Vec::new(),
+                }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn has_payload(&self) -> bool {
+        !self.traffic.payloads.is_empty() || self.traffic.scenario_requests.is_some()
+    }
+
+    /// Checks everything that needs no AWS call, and builds the plan for
+    /// `region`. Every required input that is missing is named in one error.
+    fn check(&self, region: Option<&str>) -> Result<Checked, Failure> {
+        let model = self.model()?;
+        let mut missing = Vec::new();
+        if self.peak_tps.is_none() {
+            missing.push("--peak-tps (the highest rate the endpoint must serve)");
+        }
+        if self.type_walk.is_empty() {
+            missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large)");
+        }
+        if region.is_none() {
+            missing.push("a region (--region or AWS_REGION)");
+        }
+        if model.is_none() {
+            missing.push("a model (--model-name of an existing SageMaker model, or --image to create one)");
+        }
+        if !self.has_payload() && !self.sim.simulate {
+            missing.push("a payload (--payload FILE, or --scenario-requests JSON)");
+        }
+        if !missing.is_empty() {
+            return Err(Failure::usage(format!(
+                "missing {}; or try it on the built-in simulator with --simulate (settings may also come from {})",
+                missing.join(", "),
+                super::config::DEFAULT_CONFIG
+            )));
+        }
+        let (Some(peak_tps), Some(region), Some(model)) = (self.peak_tps, region, model) else {
+            unreachable!("each is in `missing` when absent")
+        };
+        let requirements = self.requirements.requirements()?;
+        let traffic = if self.has_payload() {
+            self.traffic.traffic()?
+        } else {
+            eprintln!("note: no --payload given; sending perfsize's sample payload {SAMPLE_PAYLOAD_NAME} to the simulated model");
+            self.traffic.traffic_of(std::sync::Arc::new(crate::load::PayloadMix::new(vec![sample_payload()])?))
+        };
+        for (flag, value) in [
+            ("--endpoint_name", &self.legacy_endpoint_name),
+            ("--endpoint_config_name", &self.legacy_endpoint_config_name),
+            ("--jar_file", &self.legacy_jar_file),
+            ("--logging_config", &self.legacy_logging_config),
+        ] {
+            if value.is_some() {
+                eprintln!("note: {flag} is ignored: perfsize names its own endpoints and needs no Gatling jar or logging file");
+            }
+        }
+        let prices = match &self.cost_file {
+            Some(path) => PriceTable::load(path),
+            None => PriceTable::shipped(region),
+        }?;
+        let plan = Plan::new(PlanParts {
+            peak_tps,
+            requirements,
+            search: Search {
+                strategy: self.strategy,
+                types: self.type_walk.clone(),
+                count_walk: (!self.count_walk.is_empty()).then(|| self.count_walk.clone()),
+                tps_walk: (!self.tps_walk.is_empty()).then(|| self.tps_walk.clone()),
+                start_tps: self.start_tps.unwrap_or(peak_tps),
+                tps_resolution: self.tps_resolution,
+                endurance_retries: self.endurance_retries,
+                parallel: self.parallel as usize,
+            },
+            durations: self.durations(),
+            traffic,
+            prices,
+            safety_factor: self.safety_factor,
+            min_instances: self.min_instances,
+            max_test_cost: self.max_test_cost,
+        })?;
+        let poll = self.poll_interval.unwrap_or(Pace::for_session(self.sim.simulate).poll);
+        Ok(Checked { plan, model, poll })
+    }
+
+    /// The region prices are looked up for, from the flag, the environment or
+    /// the AWS config file — never from the instance metadata service, whose
+    /// probe would print a page of warnings on a machine outside AWS.
+    async fn region(&self) -> Option<String> {
+        if self.sim.simulate {
+            return Some(self.aws.region.clone().unwrap_or_else(|| super::SIMULATED_REGION.into()));
+        }
+        if let Some(region) = &self.aws.region {
+            return Some(region.clone());
+        }
+        use aws_config::meta::region::ProvideRegion;
+        if let Some(region) = aws_config::environment::region::EnvironmentVariableRegionProvider::new().region().await {
+            return Some(region.to_string());
+        }
+        let mut profile = aws_config::profile::ProfileFileRegionProvider::builder();
+        if let Some(name) = &self.aws.aws_profile {
+            profile = profile.profile_name(name);
+        }
+        profile.build().region().await.map(|r| r.to_string())
+    }
+}
+
+/// The body sent to a simulated model when no payload is given.
+const SAMPLE_PAYLOAD_NAME: &str = "samples/payloads/small.json";
+
+fn sample_payload() -> crate::load::Payload {
+    crate::load::Payload::new(SAMPLE_PAYLOAD_NAME, &include_bytes!("../../../samples/payloads/small.json")[..], 1.0)
+}
+
+/// `perfsize plan`: the steps the run may take and what they may cost.
+pub async fn plan(args: SizingArgs) -> Result<u8, Failure> {
+    let region = args.region().await;
+    let checked = args.check(region.as_deref())?;
+    print!("{}", sizing::estimate(&checked.plan, args.sim.simulate, &Pace::for_session(args.sim.simulate)));
+    Ok(exit::OK)
+}
+
+/// `perfsize --peak-tps …`: the sizing run.
+pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
+    let region = args.region().await;
+    let checked = args.check(region.as_deref())?;
+    let profile = super::simulator_profile(&args.sim)?;
+    let (run_id, dir, earlier) = open_run_dir(&args)?;
+    let session = super::open_session(&args.aws, profile).await?;
+    let setup = RunSetup {
+        cleanup_command: cleanup_command(&run_id, &args.aws),
+        run_id,
+        model: checked.model,
+        poll: checked.poll,
+        arguments: output::redacted(&args.arguments),
+        command_line: output::redacted_command_line(),
+        earlier,
+    };
+    let outcome = sizing::run(&checked.plan, &session, &dir, setup).await?;
+    if let Some(e) = &outcome.report_error {
+        eprintln!("cannot write the reports: {e} (perfsize report {} retries)", dir.root().display());
+    }
+    println!("{}", output::conclusion_text(&outcome.summary, dir.root()));
+    let failure = outcome.failure();
+    match outcome.error {
+        Some(error) => Err(error.into()),
+        None => Ok(exit::of(failure)),
+    }
+}
+
+/// The run's id and directory: new, or the one `--resume` names with what
+/// its earlier sessions left.
+fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Option<Earlier>), Failure> {
+    match &args.resume {
+        Some(path) => {
+            let dir = RunDir::open(path)?;
+            let run_id: RunId = dir.run_id().parse()?;
+            let earlier = Earlier::read(&dir)?;
+            Ok((run_id, dir, Some(earlier)))
+        }
+        None => {
+            let run_id = RunId::generate();
+            let dir = RunDir::create(&args.results_dir, run_id.as_str())?;
+            Ok((run_id, dir, None))
+        }
+    }
+}
+
+fn cleanup_command(run_id: &RunId, aws: &AwsArgs) -> String {
+    let mut command = format!("perfsize cleanup --run-id {run_id}");
+    for (flag, value) in [("--region", &aws.region), ("--profile", &aws.aws_profile), ("--endpoint-url", &aws.endpoint_url)] {
+        if let Some(v) = value {
+            command.push_str(&format!(" {flag} {v}"));
+        }
+    }
+    command
+}

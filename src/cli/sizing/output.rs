@@ -1,0 +1,104 @@
+//! What the sizing run shows: the conclusion on the terminal, and the
+//! command line as recorded (secrets hidden).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::format::{dollars, trim_number};
+use crate::record::{REPORT_FILE, Summary};
+use crate::vocab::Phase;
+
+/// The command line as recorded: URL credentials and secret-looking values hidden.
+pub fn redacted_command_line() -> Vec<String> {
+    redacted(&std::env::args().collect::<Vec<_>>())
+}
+
+/// `args` with URL credentials and the values of secret-looking flags hidden.
+pub fn redacted(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for arg in args.iter().cloned() {
+        if hide_next {
+            out.push("***".to_string());
+            hide_next = false;
+            continue;
+        }
+        let lower = arg.to_lowercase();
+        let secret_flag = lower.starts_with("--") && ["secret", "token", "password", "key"].iter().any(|w| lower.contains(w));
+        if secret_flag && !arg.contains('=') {
+            hide_next = true;
+            out.push(arg);
+        } else if secret_flag {
+            out.push(format!("{}=***", arg.split('=').next().unwrap_or_default()));
+        } else {
+            out.push(hide_url_credentials(&arg));
+        }
+    }
+    out
+}
+
+fn hide_url_credentials(arg: &str) -> String {
+    match (arg.find("://"), arg.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &arg[..scheme], &arg[at + 1..]),
+        _ => arg.to_string(),
+    }
+}
+
+/// What the run concluded, for the terminal.
+pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
+    let mut out = String::new();
+    if summary.simulated {
+        out.push_str("SIMULATED RUN — figures come from perfsize's simulator, not AWS\n");
+    }
+    match &summary.recommendation {
+        Some(rec) => {
+            out.push_str(&format!(
+                "recommendation: {} × {}  ${:.3}/hour · ${:.2}/month · ${:.4} per million inferences at {} TPS\n",
+                rec.instance_type,
+                rec.instance_count,
+                rec.cost_per_hour,
+                rec.cost_per_month,
+                rec.cost_per_million_inferences,
+                trim_number(summary.peak_tps)
+            ));
+            out.push_str(&format!(
+                "  one instance sustains {} TPS within the requirements; auto-scaling: target {} invocations/instance/minute, {}–{} instances\n",
+                trim_number(rec.max_tps_per_instance),
+                rec.autoscaling.target_invocations_per_instance,
+                rec.autoscaling.min_instances,
+                rec.autoscaling.max_instances
+            ));
+        }
+        None => {
+            out.push_str("no configuration met the requirements:\n");
+            for t in &summary.types {
+                out.push_str(&format!("  {}: {}\n", t.summary.instance_type, t.summary.verdict));
+            }
+        }
+    }
+    if let Some(note) = &summary.note {
+        out.push_str(&format!("run ended early: {note}\n"));
+    }
+    let endurance = summary.steps.iter().filter(|s| s.phase == Phase::Endurance).count();
+    out.push_str(&format!(
+        "{} steps ({} endurance), {:.3} endpoint-hours, {}, {}\nreport: {}",
+        summary.steps.len(),
+        endurance,
+        summary.run_cost.endpoint_hours,
+        dollars(summary.run_cost.dollars),
+        humantime::format_duration(Duration::from_secs(summary.run_cost.wall_seconds as u64)),
+        dir.join(REPORT_FILE).display()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(hide_url_credentials("http://user:pw@host:1/x"), "http://***@host:1/x");
+        assert_eq!(hide_url_credentials("http://host:1"), "http://host:1");
+    }
+}

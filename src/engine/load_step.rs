@@ -1,0 +1,155 @@
+//! One judged load step at an endpoint — `perfsize load`, the quick
+//! regression check of a Jenkins job — and the measuring half every step
+//! shares with the sizing run: drive the traffic, judge what it measured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Session;
+use crate::environment::{ApiError, DeployError, Environment, ModelSource, RunId, inspect};
+use crate::error::{ErrorKind, HasKind};
+use crate::load::{Driver, LoadError, LoadRun, LoadSpec, RateProfile};
+use crate::plan::Traffic;
+use crate::progress::Progress;
+use crate::result::{StepContext, StepResult};
+use crate::sagemaker::AwsErrorKind;
+use crate::vocab::{Candidate, Phase, Requirements};
+
+/// Which endpoint a load step drives.
+#[derive(Debug, Clone)]
+pub enum LoadTarget {
+    /// One that exists and is InService; never modified.
+    Existing { endpoint: String, variant: String },
+    /// One deployed for the step and always taken away after it.
+    Deployed { candidate: Candidate, model: ModelSource },
+}
+
+/// A load step: where, how fast, how long, what traffic, judged by what.
+#[derive(Debug, Clone)]
+pub struct LoadJob {
+    pub target: LoadTarget,
+    pub rate: RateProfile,
+    pub warmup: Duration,
+    pub traffic: Traffic,
+    pub requirements: Requirements,
+    /// How long to wait for CloudWatch figures; zero skips them.
+    pub cloudwatch_wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadJobError {
+    #[error(transparent)]
+    Session(#[from] super::SessionError),
+    #[error("endpoint {endpoint}: {source}")]
+    Endpoint {
+        endpoint: String,
+        #[source]
+        source: ApiError,
+    },
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl HasKind for LoadJobError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LoadJobError::Session(e) => e.kind(),
+            // The endpoint the user named does not exist or does not serve.
+            LoadJobError::Endpoint { source, .. }
+                if matches!(source.aws_kind(), AwsErrorKind::NotFound | AwsErrorKind::Validation) =>
+            {
+                ErrorKind::Usage
+            }
+            LoadJobError::Endpoint { source, .. } | LoadJobError::Api(source) => source.kind(),
+            LoadJobError::Deploy(_) => ErrorKind::Infrastructure,
+            LoadJobError::Load(e) => e.kind(),
+        }
+    }
+}
+
+/// Runs `job` on `session`: deploys its endpoint if asked (and always takes
+/// it away), sends each payload once, drives and judges the step, and adds
+/// the server's CloudWatch figures.
+pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> Result<StepResult, LoadJobError> {
+    match &job.target {
+        LoadTarget::Existing { endpoint, variant } => {
+            let candidate = inspect(&session.aws.sagemaker, endpoint, variant)
+                .await
+                .map_err(|source| LoadJobError::Endpoint { endpoint: endpoint.clone(), source })?;
+            measure(session, job, endpoint, variant, candidate, progress).await
+        }
+        LoadTarget::Deployed { candidate, model } => {
+            let run_id = RunId::generate();
+            let cleanup = format!("perfsize cleanup --run-id {run_id}");
+            let env = session.environment(run_id, model.clone(), session.pace.poll, Default::default(), cleanup);
+            progress.activity(format!("deploying {candidate}"));
+            let outcome = async {
+                env.prepare().await?;
+                let deployed = env.deploy(candidate, &session.cancel_token()).await?;
+                let variant = crate::sagemaker::VARIANT_NAME;
+                measure(session, job, &deployed.endpoint, variant, candidate.clone(), progress).await
+            }
+            .await;
+            progress.activity("tearing down the endpoint deployed for the step");
+            let teardown = env.teardown().await;
+            let step = outcome?;
+            teardown?;
+            Ok(step)
+        }
+    }
+}
+
+async fn measure(
+    session: &Session,
+    job: &LoadJob,
+    endpoint: &str,
+    variant: &str,
+    candidate: Candidate,
+    progress: &Arc<Progress>,
+) -> Result<StepResult, LoadJobError> {
+    let driver = session.invoke_endpoint().await?;
+    let spec = job.traffic.load_spec(driver.target(endpoint), job.rate, job.warmup, 0, &job.requirements);
+    progress.activity(format!("preflight: sending each payload once to {endpoint}"));
+    driver.preflight(&spec).await?;
+    progress.activity(format!(
+        "{} TPS at {endpoint} for {:?} (+{:?} warm-up)",
+        crate::format::trim_number(job.rate.target()),
+        spec.measured(),
+        job.warmup
+    ));
+    let context = StepContext {
+        index: 1,
+        phase: Phase::Load,
+        simulated: session.simulated,
+        endpoint_name: endpoint.to_string(),
+        candidate,
+        target_tps: job.rate.target(),
+        warmup_seconds: job.warmup.as_secs_f64(),
+        requirements: job.requirements,
+    };
+    let (mut step, run) = drive_and_judge(&driver, spec, context, progress, &session.cancel_token()).await?;
+    if !job.cloudwatch_wait.is_zero() && !run.cancelled {
+        progress.activity("waiting for CloudWatch figures");
+        step.cloudwatch = session.server_metrics(endpoint, Some(variant), &run, job.cloudwatch_wait).await;
+    }
+    Ok(step)
+}
+
+/// Drives `spec` with a live per-second view, and judges what it measured.
+pub(super) async fn drive_and_judge<D: Driver>(
+    driver: &D,
+    spec: LoadSpec,
+    context: StepContext,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<(StepResult, LoadRun), LoadError> {
+    let live = Arc::clone(progress);
+    let run = driver.drive(spec, cancel.clone(), Some(Arc::new(move |row| live.second(row)))).await?;
+    Ok((StepResult::from_run(context, &run), run))
+}

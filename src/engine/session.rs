@@ -1,0 +1,134 @@
+//! A session: the AWS clients of one command, the timing that differs
+//! between AWS and the simulator, the interrupt token, and the pieces every
+//! job builds from them — the environment manager (whose live resources a
+//! forced exit prints), signed InvokeEndpoint traffic, CloudWatch figures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{Aws, AwsOptions, AwsSetupError};
+use crate::environment::{ModelSource, RunId, SageMakerEnvironment, SharedLedger};
+use crate::load::{InvokeEndpoint, LoadRun, RequestSigner, SignerError};
+use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
+use crate::sagemaker::VARIANT_NAME;
+use crate::signals::Interrupts;
+
+/// Timing that differs between AWS and the simulator.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    /// How often to ask SageMaker whether an endpoint is ready.
+    pub poll: Duration,
+    /// How long an endpoint may take to deploy before it counts as failed.
+    pub deploy_timeout: Duration,
+    /// CloudWatch period: SageMaker publishes per minute on AWS.
+    pub metrics_period: Duration,
+    /// How long to wait for CloudWatch figures, which arrive late on AWS.
+    pub metrics_wait: Duration,
+    pub metrics_poll: Duration,
+    /// Assumed time to deploy an endpoint, for budget and plan estimates.
+    pub deploy_estimate: Duration,
+}
+
+impl Pace {
+    pub fn for_session(simulated: bool) -> Pace {
+        if simulated {
+            Pace {
+                poll: Duration::from_millis(100),
+                deploy_timeout: Duration::from_secs(120),
+                metrics_period: Duration::from_secs(1),
+                metrics_wait: Duration::from_secs(3),
+                metrics_poll: Duration::from_millis(250),
+                deploy_estimate: Duration::from_secs(5),
+            }
+        } else {
+            Pace {
+                poll: Duration::from_secs(15),
+                deploy_timeout: Duration::from_secs(60 * 60),
+                metrics_period: Duration::from_secs(60),
+                metrics_wait: Duration::from_secs(180),
+                metrics_poll: Duration::from_secs(20),
+                deploy_estimate: Duration::from_secs(8 * 60),
+            }
+        }
+    }
+}
+
+/// Why a session or one of its pieces could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Setup(#[from] AwsSetupError),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+impl crate::error::HasKind for SessionError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        // Missing region or credentials: the user's configuration.
+        crate::error::ErrorKind::Usage
+    }
+}
+
+/// The AWS side of one command.
+pub struct Session {
+    pub aws: Aws,
+    /// Talking to perfsize's simulator: every figure says SIMULATED.
+    pub simulated: bool,
+    pub pace: Pace,
+    interrupts: &'static Interrupts,
+}
+
+impl Session {
+    pub async fn open(options: &AwsOptions, simulated: bool, interrupts: &'static Interrupts) -> Result<Session, SessionError> {
+        let aws = Aws::connect(options).await?;
+        Ok(Session { aws, simulated, pace: Pace::for_session(simulated), interrupts })
+    }
+
+    /// Cancelled at the first Ctrl-C.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.interrupts.token()
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupts.interrupted()
+    }
+
+    /// Signed InvokeEndpoint traffic with the session's credentials, renewed
+    /// in the background while the returned driver lives.
+    pub async fn invoke_endpoint(&self) -> Result<InvokeEndpoint, SessionError> {
+        let credentials = self.aws.credentials()?;
+        let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
+        Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
+    }
+
+    /// The environment manager of run `run_id`. A forced exit (third Ctrl-C)
+    /// prints what it still has alive and `cleanup`, the command that removes it.
+    pub fn environment(
+        &self,
+        run_id: RunId,
+        model: ModelSource,
+        poll: Duration,
+        ledger: SharedLedger,
+        cleanup: String,
+    ) -> SageMakerEnvironment {
+        let live = Arc::clone(&ledger);
+        self.interrupts.on_forced_exit(move || {
+            let mut lines: Vec<String> =
+                crate::error::lock(&live).live().into_iter().map(|r| format!("  still alive: {r}")).collect();
+            if !lines.is_empty() {
+                lines.push(format!("remove them with: {cleanup}"));
+            }
+            lines
+        });
+        SageMakerEnvironment::new(self.aws.sagemaker.clone(), run_id, model, poll, self.pace.deploy_timeout, ledger)
+    }
+
+    /// The server's CloudWatch figures for the measured window of `run` on
+    /// `endpoint`, waiting at most `wait` for them to arrive.
+    pub async fn server_metrics(&self, endpoint: &str, variant: Option<&str>, run: &LoadRun, wait: Duration) -> ServerMetrics {
+        let window = MetricsWindow::of_run(endpoint, variant.unwrap_or(VARIANT_NAME), run, self.pace.metrics_period);
+        cloudwatch::fetch(&self.aws.cloudwatch, &window, wait, self.pace.metrics_poll, &self.cancel_token()).await
+    }
+}

@@ -1,0 +1,81 @@
+//! `perfsize plan`: the worst case of a plan — steps, endpoint-hours, wall
+//! time and dollars — before anything is deployed.
+
+use std::time::Duration;
+
+use crate::engine::Pace;
+use crate::format::trim_number;
+use crate::plan::Plan;
+use crate::step::StrategyKind;
+
+/// How many instances of any type the worst case assumes the peak needs.
+const ASSUMED_MAX_INSTANCES: u32 = 8;
+
+/// The worst case of a plan, in steps, endpoint-hours, wall time and dollars.
+pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
+    let s = plan.search();
+    let d = plan.durations();
+    let peak = plan.peak_tps();
+    let step_hours = (d.warmup + d.step).as_secs_f64() / 3600.0;
+    let endurance_hours = (d.endurance_ramp + d.endurance).as_secs_f64() / 3600.0;
+    let deploy_hours = pace.deploy_estimate.as_secs_f64() / 3600.0;
+    let mut out = format!(
+        "perfsize plan{}: peak {} TPS, {} ≤ {} ms, errors ≤ {}%, strategy {:?}\n\n",
+        if simulated { " (SIMULATED)" } else { "" },
+        trim_number(peak),
+        plan.requirements().percentile_label(),
+        plan.requirements().latency_ms,
+        plan.requirements().max_error_percent,
+        s.strategy
+    );
+    out.push_str(&format!(
+        "{:<20} {:>9} {:>14} {:>16} {:>12}\n",
+        "instance type", "$/hour", "search steps", "endurance runs", "worst $"
+    ));
+    // Endurance runs try the count the peak needs, then up to `retries` more.
+    let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries).collect();
+    let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
+    for t in &s.types {
+        let price = plan.price(t);
+        let decisions = match (s.strategy, &s.tps_walk) {
+            (StrategyKind::Perfsize, walk) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
+            (StrategyKind::Adaptive, Some(walk)) => 2 * (walk.len() as f64).log2().ceil() as usize + 1,
+            // Halving from the start down to the floor, then bisecting to the resolution.
+            (StrategyKind::Adaptive, None) => {
+                (s.start_tps / plan.floor_tps()).log2().ceil() as usize + (1.0 / s.tps_resolution).log2().ceil() as usize + 1
+            }
+        };
+        // The adaptive search measures a near-limit rate up to three times;
+        // perfsizesagemaker trusts every result once.
+        let search_steps = if s.strategy == StrategyKind::Adaptive { decisions * 3 } else { decisions };
+        let hours = search_steps as f64 * step_hours
+            + deploy_hours
+            + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
+        let dollars = hours * price;
+        out.push_str(&format!("{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n", t.as_str(), price, search_steps, counts.len(), dollars));
+        total_steps += search_steps;
+        total_endurance += counts.len();
+        total_hours += hours;
+        total_dollars += dollars;
+    }
+    let parallel = if s.strategy == StrategyKind::Adaptive { s.parallel } else { 1 };
+    let wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
+        + total_endurance as f64 * (endurance_hours * 3600.0 + pace.deploy_estimate.as_secs_f64())
+        + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64();
+    out.push_str(&format!(
+        "\nworst case: {total_steps} search steps of {} and {total_endurance} endurance runs of {}; {:.2} endpoint-hours, {}, ${:.2}\n",
+        humantime::format_duration(d.warmup + d.step),
+        humantime::format_duration(d.endurance_ramp + d.endurance),
+        total_hours,
+        humantime::format_duration(Duration::from_secs(wall as u64)),
+        total_dollars
+    ));
+    out.push_str(&format!(
+        "(assuming the peak needs at most {ASSUMED_MAX_INSTANCES} instances of any type, i.e. one sustains at least {} TPS; --max-test-cost caps what a run may spend)\n",
+        trim_number(peak / ASSUMED_MAX_INSTANCES as f64)
+    ));
+    if s.strategy == StrategyKind::Adaptive {
+        out.push_str("expected: far fewer — the type with the lowest possible cost goes first, and types that cannot beat a verified configuration are dropped\n");
+    }
+    out
+}
