@@ -66,12 +66,6 @@ impl Interrupts {
     fn new(forced_exit_code: i32) -> Interrupts {
         Interrupts { received: AtomicU32::new(0), token: CancellationToken::new(), leftovers: Mutex::new(None), forced_exit_code }
     }
-
-    /// Interrupt state no signal reaches, for tests of the engine.
-    #[cfg(test)]
-    pub(crate) fn detached() -> &'static Interrupts {
-        Box::leak(Box::new(Interrupts::new(1)))
-    }
 }
 
 static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();

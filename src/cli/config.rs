@@ -114,7 +114,8 @@ fn file_arguments(path: &Path, given: &ArgMatches) -> Result<Vec<String>, Config
         std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let table: toml::Table =
         toml::from_str(&text).map_err(|e| ConfigError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-    let command = Cli::command();
+    let mut command = Cli::command();
+    command.build();
     let mut out = Vec::new();
     for (key, value) in table {
         let arg = command
@@ -130,7 +131,7 @@ fn file_arguments(path: &Path, given: &ArgMatches) -> Result<Vec<String>, Config
         }
         let flag = format!("--{}", arg.get_long().expect("found by its long name"));
         let bad = || ConfigError::BadValue { path: path.to_path_buf(), key: key.clone() };
-        let takes_value = arg.get_num_args().is_none_or(|n| n.takes_values());
+        let takes_value = arg.get_action().takes_values();
         match value {
             toml::Value::Boolean(on) if !takes_value => {
                 if on {
@@ -174,8 +175,10 @@ fn resumed_arguments(dir: &Path, given: &ArgMatches) -> Result<Vec<String>, Conf
     let recorded = Cli::command()
         .try_get_matches_from(recorded_argv)
         .map_err(|e| resume(format!("its recorded arguments do not parse: {e}")))?;
+    let mut command = Cli::command();
+    command.build();
     let mut out = Vec::new();
-    for arg in Cli::command().get_arguments() {
+    for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
         let now = given.value_source(id) == Some(ValueSource::CommandLine);
         let then = recorded.value_source(id) == Some(ValueSource::CommandLine);
@@ -190,7 +193,7 @@ fn resumed_arguments(dir: &Path, given: &ArgMatches) -> Result<Vec<String>, Conf
         if then && !now {
             let flag = format!("--{}", arg.get_long().unwrap_or(id));
             let values = raw(&recorded);
-            if arg.get_num_args().is_some_and(|n| !n.takes_values()) {
+            if !arg.get_action().takes_values() {
                 out.push(flag);
             } else {
                 values.into_iter().for_each(|v| out.extend([flag.clone(), v]));

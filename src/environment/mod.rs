@@ -201,7 +201,8 @@ impl Ledger {
         Ledger { usage: earlier.usage.iter().map(close).collect(), live: Vec::new() }
     }
 
-    fn open(&mut self, endpoint: &str, candidate: &Candidate) {
+    /// Instances of `candidate` start billing on `endpoint`.
+    pub fn open(&mut self, endpoint: &str, candidate: &Candidate) {
         self.usage.push(Usage {
             endpoint: endpoint.to_string(),
             instance_type: candidate.instance_type.clone(),
@@ -211,18 +212,20 @@ impl Ledger {
         });
     }
 
-    fn close(&mut self, endpoint: &str) {
+    /// Every open billing period of `endpoint` ends now.
+    pub fn close(&mut self, endpoint: &str) {
         let now = Utc::now();
         for usage in self.usage.iter_mut().filter(|u| u.endpoint == endpoint && u.to.is_none()) {
             usage.to = Some(now);
         }
     }
 
-    fn created(&mut self, kind: Kind, name: &str) {
+    /// A resource of `kind` exists until [`Ledger::deleted`].
+    pub fn created(&mut self, kind: Kind, name: &str) {
         self.live.push((kind, name.to_string()));
     }
 
-    fn deleted(&mut self, kind: Kind, name: &str) {
+    pub fn deleted(&mut self, kind: Kind, name: &str) {
         self.live.retain(|(k, n)| !(*k == kind && n == name));
     }
 

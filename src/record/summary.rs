@@ -203,7 +203,7 @@ impl PlanRecord {
 
     /// Whether steps measured under `other` answer this plan's probes too:
     /// everything that shapes a measurement matches (not `--parallel`, not
-    /// the budget, not the command line).
+    /// the budget, not the durations of what is left, not the command line).
     pub fn measures_like(&self, other: &PlanRecord) -> bool {
         let search = |r: &PlanRecord| Search { parallel: 1, ..r.search.clone() };
         self.simulated == other.simulated
@@ -211,7 +211,6 @@ impl PlanRecord {
             && self.peak_tps == other.peak_tps
             && self.requirements == other.requirements
             && search(self) == search(other)
-            && self.durations == other.durations
             && self.payloads == other.payloads
             && self.content_type == other.content_type
             && self.accept == other.accept

@@ -148,3 +148,57 @@ async fn a_payload_the_model_rejects_is_one_clear_error() {
     assert_eq!(code, exit::USAGE, "{error}");
     assert!(error.contains("bad-input.json") && error.contains("ModelError"), "{error}");
 }
+
+/// The `perfsize` binary run in `dir` with no AWS configuration at all, as
+/// on a newcomer's machine; returns the exit code, stdout and stderr.
+fn perfsize_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_perfsize"));
+    command.args(args).current_dir(dir).env("HOME", dir).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("AWS_")) {
+        command.env_remove(name);
+    }
+    let out = command.output().expect("the perfsize binary runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn the_mission_command_without_aws_names_every_missing_input_in_one_line() {
+    let dir = scratch("missing-inputs");
+    let (code, stdout, stderr) = perfsize_in(&dir, &["--peak-tps", "100", "--type-walk", "ml.m5.large,ml.m5.xlarge"]);
+    assert_eq!(code, exit::USAGE as i32, "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, no SDK warnings: {stderr}");
+    for input in ["a region", "a model (--model-name", "--image", "a payload (--payload"] {
+        assert!(stderr.contains(input), "{input} is named: {stderr}");
+    }
+    assert!(std::fs::read_dir(&*dir).unwrap().all(|e| e.unwrap().file_name() != "perfsize-results"), "nothing was created");
+}
+
+#[test]
+fn a_run_reads_its_settings_from_perfsize_toml_and_flags_override_them() {
+    let dir = scratch("config-file");
+    std::fs::write(
+        dir.join("perfsize.toml"),
+        "simulate = true\npeak-tps = 40\ntype-walk = [\"ml.m5.large\", \"ml.c5.large\"]\nlatency-p99-ms = 300\nduration = \"2s\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = perfsize_in(&dir, &["plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("peak 40 TPS, p99 ≤ 300 ms"), "{stdout}");
+    assert!(stdout.contains("ml.m5.large") && stdout.contains("ml.c5.large"), "{stdout}");
+    assert!(stderr.contains("sample payload"), "--simulate without a payload says what it sends: {stderr}");
+
+    let (code, stdout, stderr) = perfsize_in(&dir, &["plan", "--peak-tps", "25", "--type-walk", "ml.c5.xlarge"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("peak 25 TPS") && stdout.contains("ml.c5.xlarge") && !stdout.contains("ml.m5.large"), "{stdout}");
+
+    // An explicit --config wins over the working directory's file; its keys are checked like flags.
+    std::fs::write(dir.join("bad.toml"), "peak-tps = 40\npeek-tps = 50\n").unwrap();
+    let (code, _, stderr) = perfsize_in(&dir, &["plan", "--config", "bad.toml"]);
+    assert_eq!(code, exit::USAGE as i32, "{stderr}");
+    assert!(stderr.contains("unknown key `peek-tps`"), "{stderr}");
+    std::fs::write(dir.join("bad.toml"), "simulate = true\npeak-tps = \"lots\"\ntype-walk = [\"ml.m5.large\"]\n").unwrap();
+    let (code, _, stderr) = perfsize_in(&dir, &["plan", "--config", "bad.toml"]);
+    assert_eq!(code, exit::USAGE as i32, "{stderr}");
+    assert!(stderr.contains("--peak-tps") && stderr.contains("lots"), "a bad value reads as a bad flag: {stderr}");
+}

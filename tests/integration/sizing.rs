@@ -191,7 +191,7 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
             ],
             "--tps-resolution",
         ),
-        (vec!["--simulate", "--peak-tps", "10", "--payload", &payload, "--results-dir", r], "--type-walk is required"),
+        (vec!["--simulate", "--peak-tps", "10", "--payload", &payload, "--results-dir", r], "missing --type-walk"),
         (
             vec![
                 "--peak-tps",
@@ -205,7 +205,7 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
                 "--region",
                 "us-west-2",
             ],
-            "no model",
+            "missing a model (--model-name",
         ),
     ] {
         let (code, error) = perfsize(&args).await;
@@ -422,7 +422,12 @@ async fn resume_skips_the_steps_an_interrupted_run_finished() {
     assert_eq!(stopped["status"], "budget_reached", "{}", stopped["note"]);
     assert_eq!(stopped["steps"].as_array().unwrap().len(), finished - 1, "nothing new was measured");
 
-    let (code, error) = perfsize(&args).await;
+    // A flag that changes what was measured is refused; the run's own plan
+    // is all `--resume` needs.
+    let (code, error) = perfsize(&["--resume", &resume, "--peak-tps", "999"]).await;
+    assert_eq!(code, exit::USAGE, "{error}");
+    assert!(error.contains("--peak-tps 999 contradicts the run's plan"), "{error}");
+    let (code, error) = perfsize(&["--resume", &resume]).await;
     assert_eq!(code, exit::OK, "{error}");
     let second = summary(&results);
     assert_eq!(second["steps"].as_array().unwrap().len(), finished, "the same steps, no more");

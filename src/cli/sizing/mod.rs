@@ -212,8 +212,9 @@ impl SizingArgs {
             missing.push("a payload (--payload FILE, or --scenario-requests JSON)");
         }
         if !missing.is_empty() {
+            let simulate = if self.sim.simulate { "" } else { ", or try perfsize on its built-in simulator with --simulate" };
             return Err(Failure::usage(format!(
-                "missing {}; or try it on the built-in simulator with --simulate (settings may also come from {})",
+                "missing {} (as flags or keys of {}){simulate}",
                 missing.join(", "),
                 super::config::DEFAULT_CONFIG
             )));

@@ -45,6 +45,9 @@ use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
 use crate::step::{Next, Outcome, Strategy};
 use crate::vocab::{Candidate, Phase, Probe};
 
+#[cfg(test)]
+mod tests;
+
 pub use estimate::estimate;
 
 /// What stops a sizing run for good.
@@ -153,10 +156,17 @@ impl SizingOutcome {
 pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) -> Result<SizingOutcome, SizingError> {
     let RunSetup { run_id, model, poll, arguments, command_line, earlier, cleanup_command } = setup;
     let progress = Arc::new(Progress::new(session.simulated, false));
-    let record = PlanRecord::of(plan, run_id.as_str(), session.simulated, &session.aws.region, command_line, arguments);
+    let mut record = PlanRecord::of(plan, run_id.as_str(), session.simulated, &session.aws.region, command_line, arguments);
     if earlier.is_some() {
-        if dir.plan()?.is_some_and(|previous| !previous.measures_like(&record)) {
-            return Err(SizingError::ResumeMismatch(dir.root().to_path_buf()));
+        if let Some(previous) = dir.plan()? {
+            if !previous.measures_like(&record) {
+                return Err(SizingError::ResumeMismatch(dir.root().to_path_buf()));
+            }
+            // The run's settings stay those it started with: a budget or a
+            // duration given to resume it applies to this session alone.
+            if !previous.arguments.is_empty() {
+                record.arguments = previous.arguments;
+            }
         }
         // A killed run may have left resources under the names this run will use.
         remove_leftovers(session, &run_id, &progress).await?;

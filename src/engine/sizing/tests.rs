@@ -1,0 +1,377 @@
+//! The run loop against a fake environment and a fake load driver: a
+//! synthetic world where each instance type has a true capacity per
+//! instance, deployments are instant, and a step "measures" 20 ms when the
+//! rate per instance is within capacity and 2 s when it is not.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::cost::PriceTable;
+use crate::environment::Kind as ResourceKind;
+use crate::load::recorder::new_histogram;
+use crate::load::{Arrivals, Counts, LoadRun, LoadSpec, Payload, PayloadMix, ProgressFn, Target, Totals};
+use crate::plan::{Durations, PlanParts, Search, Traffic};
+use crate::step::StrategyKind;
+use crate::vocab::Requirements;
+
+/// What the fakes saw, shared by the environment and the driver.
+#[derive(Default)]
+struct World {
+    /// Requests per second one instance of each type sustains.
+    capacity: BTreeMap<String, f64>,
+    /// Endpoint name → what it serves now.
+    endpoints: BTreeMap<String, Candidate>,
+    drives: u32,
+    /// Drives in flight now, and the most there ever were.
+    in_flight: u32,
+    most_in_flight: u32,
+    /// The next drives report this much schedule slip (ms), one per entry.
+    slips: Vec<f64>,
+    /// The nth drive (from 1) fails as if the endpoint could not be reached.
+    unreachable_at: Option<u32>,
+    /// The nth drive (from 1) is interrupted by Ctrl-C half-way.
+    interrupt_at: Option<u32>,
+    /// What Ctrl-C cancels: the run's own token.
+    ctrl_c: CancellationToken,
+    torn_down: bool,
+}
+
+type SharedWorld = Arc<Mutex<World>>;
+
+struct FakeEnvironment {
+    world: SharedWorld,
+    ledger: SharedLedger,
+}
+
+impl Environment for FakeEnvironment {
+    async fn prepare(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    async fn deploy(&self, candidate: &Candidate, _cancel: &CancellationToken) -> Result<Deployed, DeployError> {
+        let name = format!("fake-{}", candidate.instance_type);
+        let mut ledger = crate::error::lock(&self.ledger);
+        ledger.created(ResourceKind::Endpoint, &name);
+        ledger.open(&name, candidate);
+        self.world.lock().unwrap().endpoints.insert(name.clone(), candidate.clone());
+        Ok(Deployed { endpoint: name.clone(), config: name, candidate: candidate.clone(), deploy_seconds: 0.0 })
+    }
+
+    async fn resize(&self, deployed: &mut Deployed, count: u32, _cancel: &CancellationToken) -> Result<(), DeployError> {
+        deployed.candidate.count = count;
+        let mut ledger = crate::error::lock(&self.ledger);
+        ledger.close(&deployed.endpoint);
+        ledger.open(&deployed.endpoint, &deployed.candidate);
+        self.world.lock().unwrap().endpoints.insert(deployed.endpoint.clone(), deployed.candidate.clone());
+        Ok(())
+    }
+
+    async fn release(&self, deployed: &Deployed) -> Result<(), ApiError> {
+        let mut ledger = crate::error::lock(&self.ledger);
+        ledger.close(&deployed.endpoint);
+        ledger.deleted(ResourceKind::Endpoint, &deployed.endpoint);
+        self.world.lock().unwrap().endpoints.remove(&deployed.endpoint);
+        Ok(())
+    }
+
+    async fn teardown(&self) -> Result<(), ApiError> {
+        let mut world = self.world.lock().unwrap();
+        let mut ledger = crate::error::lock(&self.ledger);
+        for name in std::mem::take(&mut world.endpoints).into_keys() {
+            ledger.close(&name);
+            ledger.deleted(ResourceKind::Endpoint, &name);
+        }
+        world.torn_down = true;
+        Ok(())
+    }
+
+    fn ledger(&self) -> SharedLedger {
+        Arc::clone(&self.ledger)
+    }
+}
+
+struct FakeDriver {
+    world: SharedWorld,
+}
+
+impl Driver for FakeDriver {
+    fn target(&self, endpoint: &str) -> Target {
+        Target { endpoint: endpoint.to_string(), runtime_url: "http://fake".into() }
+    }
+
+    async fn preflight(&self, _spec: &LoadSpec) -> Result<(), LoadError> {
+        Ok(())
+    }
+
+    async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, _live: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
+        let (n, candidate, capacity, slip_ms, interrupt) = {
+            let mut world = self.world.lock().unwrap();
+            world.drives += 1;
+            world.in_flight += 1;
+            world.most_in_flight = world.most_in_flight.max(world.in_flight);
+            let n = world.drives;
+            let candidate = world.endpoints[&spec.target.endpoint].clone();
+            let capacity = world.capacity[candidate.instance_type.as_str()];
+            let slip_ms = if world.slips.is_empty() { 0.0 } else { world.slips.remove(0) };
+            (n, candidate, capacity, slip_ms, world.interrupt_at == Some(n))
+        };
+        // Let another lane's drive start while this one "runs".
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.world.lock().unwrap().in_flight -= 1;
+        if self.world.lock().unwrap().unreachable_at == Some(n) {
+            return Err(LoadError::Unreachable { endpoint: spec.target.endpoint, reason: "connection refused".into() });
+        }
+        if interrupt {
+            self.world.lock().unwrap().ctrl_c.cancel();
+        }
+        let within = spec.rate.target() / candidate.count as f64 <= capacity;
+        Ok(synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled()))
+    }
+}
+
+/// A measured window in which every request took `latency_ms`.
+fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool) -> LoadRun {
+    let seconds = spec.measured().as_secs_f64();
+    let requests = (spec.rate.target() * seconds).round().max(1.0) as u64;
+    let mut totals = Totals {
+        all: new_histogram(),
+        response: new_histogram(),
+        success: new_histogram(),
+        slip: new_histogram(),
+        counts: Counts { sent: requests, succeeded: requests, ..Counts::default() },
+        errors_by_status: BTreeMap::new(),
+        errors_by_code: BTreeMap::new(),
+    };
+    let micros = (latency_ms * 1000.0) as u64;
+    for h in [&mut totals.all, &mut totals.response, &mut totals.success] {
+        h.record_n(micros, requests).unwrap();
+    }
+    totals.slip.record_n(((slip_ms * 1000.0) as u64).max(1), requests).unwrap();
+    let now = SystemTime::now();
+    LoadRun {
+        started_at: Utc::now(),
+        ended_at: Utc::now(),
+        measured_from: now,
+        measured_to: now,
+        offered: requests,
+        measured_seconds: seconds,
+        totals,
+        series: Vec::new(),
+        max_in_flight: spec.max_in_flight,
+        cancelled,
+    }
+}
+
+fn plan(types: &[&str], parallel: usize, max_test_cost: Option<f64>) -> Plan {
+    Plan::new(PlanParts {
+        peak_tps: 100.0,
+        requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
+        search: Search {
+            strategy: StrategyKind::Adaptive,
+            types: types.iter().map(|t| t.parse().unwrap()).collect(),
+            count_walk: None,
+            tps_walk: None,
+            start_tps: 100.0,
+            tps_resolution: 0.05,
+            endurance_retries: 2,
+            parallel,
+        },
+        durations: Durations {
+            step: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            endurance: Duration::from_secs(20),
+            endurance_ramp_start_tps: 0.0,
+            endurance_ramp: Duration::ZERO,
+        },
+        traffic: Traffic {
+            payloads: Arc::new(PayloadMix::new(vec![Payload::new("p", &b"{}"[..], 1.0)]).unwrap()),
+            content_type: "application/json".into(),
+            accept: "application/json".into(),
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            max_in_flight: None,
+            request_timeout: Duration::from_secs(70),
+        },
+        prices: PriceTable::shipped("us-west-2").unwrap(),
+        safety_factor: 0.5,
+        min_instances: 1,
+        max_test_cost,
+    })
+    .unwrap()
+}
+
+/// A results directory of its own for each run of a test.
+fn scratch() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("perfsize-engine-{}-{n}", std::process::id()))
+}
+
+struct Outcome {
+    summary: Summary,
+    error: Option<SizingError>,
+    world: SharedWorld,
+    ledger: SharedLedger,
+    dir: RunDir,
+}
+
+/// Runs the loop on `plan` in a world where one instance of each type
+/// sustains the given rate; `tweak` sets the world's faults.
+async fn size(plan: &Plan, capacity: &[(&str, f64)], resumed: Vec<StepResult>, tweak: impl FnOnce(&mut World)) -> Outcome {
+    let dir = RunDir::create(&scratch(), "run").unwrap();
+    let cancel = CancellationToken::new();
+    let world: SharedWorld =
+        Arc::new(Mutex::new(World { capacity: capacity.iter().map(|(t, c)| (t.to_string(), *c)).collect(), ..World::default() }));
+    world.lock().unwrap().ctrl_c = cancel.clone();
+    tweak(&mut world.lock().unwrap());
+    let ledger: SharedLedger = Arc::default();
+    let env = FakeEnvironment { world: Arc::clone(&world), ledger: Arc::clone(&ledger) };
+    let driver = FakeDriver { world: Arc::clone(&world) };
+    let sizing = Sizing {
+        plan,
+        env: &env,
+        driver: &driver,
+        cloudwatch: None,
+        region: "us-west-2".into(),
+        dir: &dir,
+        progress: Arc::new(Progress::new(true, true)),
+        pace: Pace::for_session(true),
+        simulated: true,
+        cancel,
+        run_id: "run".into(),
+        command_line: Vec::new(),
+        resumed,
+        earlier_wall_seconds: 0.0,
+    };
+    let (summary, error) = sizing.run().await;
+    Outcome { summary, error, world, ledger, dir }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.dir.root().parent().expect("results/run"));
+    }
+}
+
+impl Outcome {
+    fn nothing_left(&self) {
+        let world = self.world.lock().unwrap();
+        assert!(world.torn_down, "teardown ran");
+        assert!(world.endpoints.is_empty(), "no endpoint left: {:?}", world.endpoints);
+        let ledger = crate::error::lock(&self.ledger);
+        assert!(ledger.live().is_empty(), "nothing alive: {:?}", ledger.live());
+        assert!(ledger.usage().iter().all(|u| u.to.is_some()), "every billing period closed");
+    }
+
+    fn recommended(&self) -> Option<String> {
+        self.summary.recommendation.as_ref().map(|r| format!("{} × {}", r.instance_type, r.instance_count))
+    }
+}
+
+#[tokio::test]
+async fn a_run_recommends_the_cheapest_verified_configuration_and_tears_down() {
+    let plan = plan(&["ml.m5.large", "ml.c5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 60.0), ("ml.c5.large", 120.0)], Vec::new(), |_| {}).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.summary.status, RunStatus::Completed);
+    assert_eq!(run.recommended().as_deref(), Some("ml.c5.large × 1"), "one c5 ($0.102/h) beats two m5 ($0.23/h)");
+    assert_eq!(run.dir.steps().unwrap().len(), run.summary.steps.len(), "every step is on disk");
+    assert!(run.dir.summary().unwrap().is_some() && run.dir.spend().unwrap().is_some());
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn the_budget_stops_the_run_before_a_step_that_would_pass_it() {
+    // A 6 s search step of one ml.m5.large costs about $0.0002; a 20 s
+    // endurance run about $0.0006: the budget admits searches, not endurance.
+    let plan = plan(&["ml.m5.large"], 1, Some(0.0005));
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |_| {}).await;
+    assert_eq!(run.summary.status, RunStatus::BudgetReached);
+    assert!(run.summary.note.as_deref().is_some_and(|n| n.contains("--max-test-cost")), "{:?}", run.summary.note);
+    assert!(run.summary.steps.iter().all(|s| s.phase == Phase::Search), "no endurance run started");
+    assert!(run.error.is_none());
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_step_whose_generator_fell_behind_is_measured_again() {
+    // The first step at the peak slips 700 ms: within capacity but over the
+    // limit because of the slip, so the step is not blamed on the endpoint.
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.slips = vec![700.0]).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let first_two: Vec<_> = run.summary.steps.iter().take(2).map(|s| (s.phase, s.target_tps, s.passed)).collect();
+    assert_eq!(first_two, [(Phase::Search, 100.0, false), (Phase::Search, 100.0, true)], "the same probe again, then a pass");
+    assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_generator_that_never_keeps_up_stops_the_run_rather_than_blame_the_endpoint() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.slips = vec![700.0; 10]).await;
+    assert!(matches!(run.error, Some(SizingError::Generator { .. })), "{:?}", run.error);
+    assert_eq!(run.summary.status, RunStatus::Failed);
+    assert_eq!(run.summary.steps.len(), 1 + GENERATOR_RETRIES as usize);
+    assert!(run.summary.recommendation.is_none());
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_resumed_run_reuses_the_steps_it_already_measured() {
+    let plan = plan(&["ml.m5.large", "ml.c5.large"], 1, None);
+    // Neither type takes the peak on one instance: each is searched.
+    let capacity = [("ml.m5.large", 40.0), ("ml.c5.large", 45.0)];
+    let first = size(&plan, &capacity, Vec::new(), |_| {}).await;
+    let earlier = first.dir.steps().unwrap();
+    assert!(earlier.len() >= 4, "{}", earlier.len());
+    // The session was killed half-way; the second one goes on from there.
+    let kept: Vec<StepResult> = earlier.iter().take(earlier.len() / 2).cloned().collect();
+    let resumed = size(&plan, &capacity, kept.clone(), |_| {}).await;
+    assert_eq!(resumed.world.lock().unwrap().drives as usize, first.world.lock().unwrap().drives as usize - kept.len());
+    assert_eq!(resumed.recommended(), first.recommended());
+    let new_steps = resumed.dir.steps().unwrap();
+    assert!(new_steps.iter().all(|s| s.index > kept.last().unwrap().index), "new steps number on");
+    assert_eq!(resumed.summary.steps.len(), kept.len() + new_steps.len(), "the summary holds both sessions' steps");
+    resumed.nothing_left();
+}
+
+#[tokio::test]
+async fn parallel_lanes_measure_two_types_at_once_and_tear_both_down() {
+    let plan = plan(&["ml.m5.large", "ml.c5.large"], 2, None);
+    let run = size(&plan, &[("ml.m5.large", 60.0), ("ml.c5.large", 120.0)], Vec::new(), |_| {}).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.world.lock().unwrap().most_in_flight, 2, "two steps ran at once");
+    let types: std::collections::BTreeSet<_> = run.summary.steps.iter().map(|s| s.instance_type.clone()).collect();
+    assert_eq!(types.len(), 2);
+    assert_eq!(run.recommended().as_deref(), Some("ml.c5.large × 1"));
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn an_error_mid_run_still_tears_everything_down() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.unreachable_at = Some(2)).await;
+    assert!(matches!(run.error, Some(SizingError::Load(LoadError::Unreachable { .. }))), "{:?}", run.error);
+    assert_eq!(run.summary.status, RunStatus::Failed);
+    assert_eq!(run.summary.steps.len(), 1, "the step before the failure is kept");
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn an_interrupt_mid_step_stops_the_run_and_tears_everything_down() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.interrupt_at = Some(2)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.summary.status, RunStatus::Interrupted);
+    assert_eq!(run.world.lock().unwrap().drives, 2, "no step starts after the interrupt");
+    let last = run.dir.steps().unwrap().pop().unwrap();
+    assert!(last.misses.contains(&crate::result::Miss::Interrupted), "the cut step says so: {:?}", last.reasons);
+    run.nothing_left();
+}
