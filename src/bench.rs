@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{Aws, AwsOptions};
+use crate::aws::AwsOptions;
+use crate::engine::Session;
 use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
-use crate::load::{self, Arrivals, LoadRun, LoadSpec, Payload, PayloadMix, RateProfile, RequestSigner, Target};
+use crate::load::{Arrivals, Driver, InvokeEndpoint, LoadRun, LoadSpec, Payload, PayloadMix, RateProfile};
 use crate::result::{MetricsWindow, histogram};
+use crate::sagemaker::VARIANT_NAME;
+use crate::signals::Interrupts;
 use crate::vocab::Candidate;
 
 /// CPU seconds (user + system) this process has used.
@@ -111,15 +113,15 @@ impl SimulatorProcess {
         process_cpu_seconds(self.child.id())
     }
 
-    async fn aws(&self) -> Aws {
-        Aws::connect(&AwsOptions {
+    /// An engine session on this simulator, as `perfsize --simulate` opens one.
+    async fn session(&self, interrupts: &'static Interrupts) -> Session {
+        let options = AwsOptions {
             region: Some("us-east-1".into()),
             endpoint_url: Some(self.url.clone()),
             static_credentials: true,
             ..Default::default()
-        })
-        .await
-        .expect("static options always connect")
+        };
+        Session::open(&options, true, interrupts).await.expect("static options always connect")
     }
 }
 
@@ -130,34 +132,32 @@ impl Drop for SimulatorProcess {
     }
 }
 
-/// An endpoint deployed for a benchmark, taken down with `finish`.
+/// An endpoint deployed for a benchmark through the engine's own pieces,
+/// taken down with `finish`.
 struct BenchEndpoint {
-    aws: Aws,
+    session: Session,
     env: SageMakerEnvironment,
+    driver: InvokeEndpoint,
     name: String,
 }
 
 impl BenchEndpoint {
-    async fn deploy(sim: &SimulatorProcess, instance_type: &str) -> BenchEndpoint {
-        let aws = sim.aws().await;
+    async fn deploy(sim: &SimulatorProcess, instance_type: &str, interrupts: &'static Interrupts) -> BenchEndpoint {
+        let session = sim.session(interrupts).await;
         let model = ModelSource::Create {
             image: "bench".into(),
             model_data_url: None,
             execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
             environment: vec![],
         };
-        let env = SageMakerEnvironment::new(
-            aws.sagemaker.clone(),
-            RunId::generate(),
-            model,
-            Duration::from_millis(50),
-            Duration::from_secs(60),
-            Default::default(),
-        );
+        let run_id = RunId::generate();
+        let cleanup = format!("perfsize cleanup --run-id {run_id} --endpoint-url {}", sim.url);
+        let env = session.environment(run_id, model, Duration::from_millis(50), Default::default(), cleanup);
         env.prepare().await.expect("the simulator creates the model");
         let candidate = Candidate::new(instance_type.parse().expect("a catalog type"), 1);
         let name = env.deploy(&candidate, &CancellationToken::new()).await.expect("the simulator deploys").endpoint;
-        BenchEndpoint { aws, env, name }
+        let driver = session.invoke_endpoint().await.expect("static credentials sign");
+        BenchEndpoint { session, env, driver, name }
     }
 
     fn spec(&self, tps: f64, seconds: f64, warmup: f64) -> LoadSpec {
@@ -172,7 +172,7 @@ impl BenchEndpoint {
     fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {
         let warmup = Duration::from_secs_f64(warmup);
         LoadSpec {
-            target: Target { endpoint: self.name.clone(), runtime_url: self.aws.runtime_url.clone() },
+            target: self.driver.target(&self.name),
             rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
             arrivals: Arrivals::Uniform,
             seed: 1,
@@ -188,8 +188,7 @@ impl BenchEndpoint {
     }
 
     async fn drive(&self, spec: LoadSpec) -> LoadRun {
-        let signer = RequestSigner::fixed(Credentials::new("AKIDBENCH", "bench-secret", None, None, "bench"), &self.aws.region);
-        load::drive(spec, signer, CancellationToken::new(), None).await.expect("the load step runs")
+        self.driver.drive(spec, CancellationToken::new(), None).await.expect("the load step runs")
     }
 
     async fn finish(self) {
@@ -213,9 +212,9 @@ fn ms(us: u64) -> f64 {
 
 /// The simulator's InvokeEndpoint throughput with a zero service time,
 /// driven by a closed-loop client in this process.
-pub async fn simulator(seconds: f64) {
+pub async fn simulator(seconds: f64, interrupts: &'static Interrupts) {
     let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
     let url = format!("{}/endpoints/{}/invocations", sim.url, endpoint.name);
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("a client builds");
     let done = Arc::new(AtomicU64::new(0));
@@ -264,9 +263,9 @@ pub async fn simulator(seconds: f64) {
 
 /// The highest signed rate perfsize's load manager sustains with schedule
 /// slip p99 ≤ 1 ms, and the CPU it spends per request.
-pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>) {
+pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>, interrupts: &'static Interrupts) {
     let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
     println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
     println!(
         "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}",
@@ -310,7 +309,7 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>)
 }
 
 /// Client-side percentiles against the simulator's own ModelLatency, `runs` times.
-pub async fn accuracy(tps: f64, seconds: f64, runs: u32) {
+pub async fn accuracy(tps: f64, seconds: f64, runs: u32, interrupts: &'static Interrupts) {
     let profile = r#"
 deploy_seconds = 0.1
 delete_seconds = 0.1
@@ -321,7 +320,7 @@ service_ms = { median = 20.0, p99 = 45.0 }
 queue_limit = 100000
 "#;
     let sim = SimulatorProcess::start(profile).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
     println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
     println!(
         "  {:<4} {:>22} {:>22} {:>22} {:>7}",
@@ -357,17 +356,10 @@ async fn accuracy_run(
     seconds: f64,
 ) -> (histogram::Percentiles, crate::result::ServerMetrics) {
     let run = endpoint.drive(endpoint.spec(tps, seconds, 3.0)).await;
-    let window = MetricsWindow {
-        endpoint: endpoint.name.clone(),
-        variant: "AllTraffic".into(),
-        from: run.measured_from,
-        to: run.measured_to,
-        // One period for the whole window: its percentiles are exact.
-        period: Duration::from_secs(86_400),
-        expected_invocations: run.totals.counts.sent,
-    };
+    // One period for the whole window: its percentiles are exact.
+    let window = MetricsWindow::of_run(&endpoint.name, VARIANT_NAME, &run, Duration::from_secs(86_400));
     let server = crate::result::cloudwatch::fetch(
-        &endpoint.aws.cloudwatch,
+        &endpoint.session.aws.cloudwatch,
         &window,
         Duration::from_secs(5),
         Duration::from_millis(200),
@@ -378,7 +370,7 @@ async fn accuracy_run(
 }
 
 /// Percentiles through a periodic stall, against the open-model prediction.
-pub async fn stall(tps: f64, stall: f64, every: f64, seconds: f64) {
+pub async fn stall(tps: f64, stall: f64, every: f64, seconds: f64, interrupts: &'static Interrupts) {
     let profile = format!(
         r#"
 deploy_seconds = 0.1
@@ -394,7 +386,7 @@ every_seconds = {every}
 "#
     );
     let sim = SimulatorProcess::start(&profile).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large").await;
+    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
     let run = endpoint.drive(endpoint.spec(tps, seconds, 0.0)).await;
     let t = &run.totals;
     let share = stall / every;

@@ -2,29 +2,49 @@
 //! it deploys candidate configurations, drives real traffic at them, measures,
 //! and recommends the cheapest configuration that meets the requirements.
 //!
-//! The pipeline, one module each:
+//! The pipeline:
 //!
 //! ```text
-//! cli ──► Plan ──► step ──► environment ──► load ──► result ──► report
-//!                   ▲                                   │
-//!                   └────────── StepResult ◄────────────┘
+//! cli ─► Plan ─► engine ──────────────────────────────────────────► record ─► report
+//!  (parse,        │  Session: clients, pace, interrupts, teardown      ▲   (plan.json, steps/,
+//!   validate,     │                                                    │    usage.json,
+//!   exit code)    ▼                                                    │    summary.json)
+//!           step (strategy) ─► Probe ─► environment ─► load driver ─► result
+//!                 ▲            (what is deployed)   (how requests   (judged StepResult)
+//!                 └──────────── Outcome ◄─────────── are sent) ◄──────┘
 //! ```
 //!
-//! - [`cli`]: clap types, turned once into validated inputs; the exit codes.
-//! - [`plan`]: the validated inputs of a run — candidates, requirements, walks.
-//! - [`sizing`]: the sizing run that drives the loop and writes the results.
+//! Each command in [`cli`] parses, validates into a [`plan::Plan`], calls a
+//! job of the [`engine`], and maps its outcome to an exit code. The engine
+//! reaches endpoints through two seams, each a trait with today's one kind
+//! behind it — a new kind of endpoint is a new module beside its sibling:
+//!
+//! - *what is deployed*: [`environment::Environment`] (instance type × count
+//!   on a SageMaker endpoint: [`environment::SageMakerEnvironment`]);
+//! - *how one request is sent and measured*: [`load::Driver`] (signed
+//!   real-time InvokeEndpoint through goose: [`load::InvokeEndpoint`]).
+//!
+//! The managers, one module each:
+//!
+//! - [`vocab`]: the words they share — candidate, requirements, phase, probe.
+//! - [`plan`]: a run's validated inputs.
+//! - [`engine`]: the session, the sizing run and the single load step.
 //! - [`step`]: the step manager — pure decision logic, two strategies.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
-//! - [`load`]: open-model, coordinated-omission-free traffic through goose.
+//! - [`load`]: open-model, coordinated-omission-free traffic.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
-//! - [`run_dir`]: the results directory every step is written to as it ends.
+//! - [`record`]: the run directory — what a run writes and everything downstream reads.
 //! - [`report`]: report.html, junit.xml, .hgrm files, and `compare`.
-//! - [`simulator`]: a SageMaker-compatible server (control plane, runtime,
-//!   CloudWatch) with a capacity model, for tests, demos and benchmarks.
 //! - [`cost`]: prices per region, configuration cost, what the run spent.
-//! - [`catalog`]: the instance types that exist and their hardware.
-//! - [`aws`]: the SDK configuration and clients of a command.
-//! - [`signals`]: Ctrl-C handling that never skips teardown.
+//!
+//! Leaves they all use: [`catalog`] (instance types), [`sagemaker`]
+//! (SageMaker's own facts and error codes), [`format`] (how numbers read),
+//! [`error`] (the error kinds), [`aws`] (SDK configuration), [`signals`]
+//! (Ctrl-C that never skips teardown), [`progress`] (what the terminal shows).
+//!
+//! Beside the product, never imported by it: [`simulator`], a
+//! SageMaker-compatible server (control plane, runtime, CloudWatch) with a
+//! capacity model, for tests, demos and benchmarks; and [`bench`].
 
 pub mod aws;
 pub mod bench;

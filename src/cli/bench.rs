@@ -75,11 +75,12 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
 }
 
 async fn bench(which: Which) {
+    let interrupts = super::interrupts();
     match which {
-        Which::Simulator { seconds } => bench::simulator(seconds).await,
-        Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight).await,
-        Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs).await,
-        Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds).await,
+        Which::Simulator { seconds } => bench::simulator(seconds, interrupts).await,
+        Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight, interrupts).await,
+        Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs, interrupts).await,
+        Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds, interrupts).await,
         Which::Strategies { results_dir } => bench::strategies(results_dir).await,
     }
 }
