@@ -11,6 +11,14 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::engine::Pace;
+use crate::environment::{ApiError, DeployError, Deployed, Environment, SharedLedger};
+use crate::load::{Driver, LoadError};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::record::{RunDir, RunStatus, Summary};
+use crate::result::StepResult;
+use crate::vocab::{Candidate, Phase};
 use crate::cost::PriceTable;
 use crate::environment::Kind as ResourceKind;
 use crate::load::recorder::new_histogram;

@@ -1,0 +1,53 @@
+//! What the run has spent, across its sessions, and whether the next probe
+//! would take it past `--max-test-cost`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Sizing;
+use crate::catalog::InstanceType;
+use crate::cost::Spend;
+use crate::environment::{Deployed, Environment};
+use crate::format::trim_number;
+use crate::load::Driver;
+use crate::vocab::Probe;
+
+impl<E: Environment, D: Driver> Sizing<'_, E, D> {
+    /// What the whole run has spent up to now, all sessions included.
+    pub(super) fn spend(&self, started_at: DateTime<Utc>) -> Spend {
+        let now = Utc::now();
+        let ledger = self.env.ledger();
+        let ledger = crate::error::lock(&ledger);
+        let mut run_cost = self.plan.prices().run_cost(ledger.usage(), now);
+        run_cost.wall_seconds = self.earlier_wall_seconds + ((now - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        Spend { written_at: now, run_cost, usage: ledger.usage().to_vec() }
+    }
+
+    /// Whether starting `probe` could take the run past --max-test-cost.
+    pub(super) fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
+        let budget = self.plan.max_test_cost()?;
+        let ledger = self.env.ledger();
+        let ledger = crate::error::lock(&ledger);
+        let spent = self.plan.prices().run_cost(ledger.usage(), Utc::now()).dollars;
+        // Everything alive keeps billing while the step runs, including the
+        // endpoints of probes still in flight.
+        let price = |t: &InstanceType| self.plan.price(t);
+        let alive_per_hour: f64 =
+            ledger.usage().iter().filter(|u| u.to.is_none()).map(|u| price(&u.instance_type) * u.count as f64).sum();
+        let (profile, _) = self.plan.rate_profile(probe);
+        let current = lanes.get(&probe.candidate.instance_type).map_or(0, |d| d.candidate.count);
+        let added_per_hour = price(&probe.candidate.instance_type) * probe.candidate.count.saturating_sub(current) as f64;
+        let waiting = if current == probe.candidate.count { Duration::ZERO } else { self.pace.deploy_estimate };
+        let hours = (profile.length() + waiting).as_secs_f64() / 3600.0;
+        let estimate = spent + (alive_per_hour + added_per_hour) * hours;
+        (estimate > budget).then(|| {
+            format!(
+                "the next step ({} at {} TPS) would take the run to about ${estimate:.4}, past --max-test-cost ${budget:.4} (spent ${spent:.4})",
+                probe.candidate,
+                trim_number(probe.tps),
+            )
+        })
+    }
+}
