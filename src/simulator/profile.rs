@@ -1,5 +1,19 @@
 //! The simulator profile: how the simulated model behaves on each instance type
 //! (TOML; `resources/simulator/default.toml` is the shipped default).
+//!
+//! A profile file names only what differs from the shipped profile; every key
+//! is optional. For instance type X and field f the first of these that sets f
+//! wins:
+//!
+//! 1. the file's `[instance_types."X"]`;
+//! 2. the file's `[default]` (workers and queue_limit scaled by vCPUs);
+//! 3. the shipped `[instance_types."X"]`;
+//! 4. the shipped `[default]` (scaled likewise; `vcpus` too comes from the
+//!    file's `[default]` if it sets it, else from the shipped one).
+//!
+//! So a file's `[default]` reaches every type, shipped entries included, and a
+//! full profile written for an earlier version means what it meant then.
+//! Top-level keys and `[stall]` fall back key by key to the shipped profile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -122,24 +136,58 @@ pub struct Profile {
     pub origin: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A profile file as written: every key optional.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileFile {
-    #[serde(default = "default_deploy")]
-    deploy_seconds: f64,
-    #[serde(default = "default_delete")]
-    delete_seconds: f64,
-    #[serde(default = "default_timeout")]
-    container_timeout_seconds: f64,
-    #[serde(default = "default_retention")]
-    metrics_retention_minutes: f64,
-    default: DefaultFile,
+    deploy_seconds: Option<f64>,
+    delete_seconds: Option<f64>,
+    container_timeout_seconds: Option<f64>,
+    metrics_retention_minutes: Option<f64>,
+    #[serde(default)]
+    default: EntryFile,
     #[serde(default)]
     instance_types: BTreeMap<String, EntryFile>,
-    #[serde(default)]
     stall: Option<StallFile>,
 }
 
+impl ProfileFile {
+    fn parse(text: &str) -> Result<ProfileFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    }
+
+    /// The shipped profile file.
+    fn shipped() -> ProfileFile {
+        ProfileFile::parse(DEFAULT_PROFILE).expect("the shipped profile is valid (checked by a unit test)")
+    }
+
+    /// This file laid over `base` (see the module documentation for the order).
+    fn over(self, base: ProfileFile) -> ProfileFile {
+        let mut types: BTreeMap<String, EntryFile> =
+            base.instance_types.into_iter().map(|(name, entry)| (name, entry.without(&self.default))).collect();
+        for (name, entry) in self.instance_types {
+            let merged = match types.remove(&name) {
+                Some(below) => entry.over(below),
+                None => entry,
+            };
+            types.insert(name, merged);
+        }
+        ProfileFile {
+            deploy_seconds: self.deploy_seconds.or(base.deploy_seconds),
+            delete_seconds: self.delete_seconds.or(base.delete_seconds),
+            container_timeout_seconds: self.container_timeout_seconds.or(base.container_timeout_seconds),
+            metrics_retention_minutes: self.metrics_retention_minutes.or(base.metrics_retention_minutes),
+            default: self.default.over(base.default),
+            instance_types: types,
+            stall: match (self.stall, base.stall) {
+                (Some(stall), Some(below)) => Some(stall.over(below)),
+                (stall, below) => stall.or(below),
+            },
+        }
+    }
+}
+
+// Used when neither the file nor the shipped profile sets the key.
 fn default_deploy() -> f64 {
     3.0
 }
@@ -153,19 +201,13 @@ fn default_retention() -> f64 {
     60.0
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DefaultFile {
-    vcpus: u32,
-    #[serde(flatten)]
-    entry: EntryFile,
-}
-
-/// One `[instance_types."…"]` table; every field is optional and falls back to
-/// `[default]` scaled by vCPUs.
+/// `[default]` or one `[instance_types."…"]` table; every field is optional.
+/// `vcpus` belongs to `[default]` only (a listed type's vCPUs come from the
+/// catalog); it is accepted here so that misuse gets a message of its own.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EntryFile {
+    vcpus: Option<u32>,
     workers: Option<usize>,
     service_ms: Option<ServiceTime>,
     queue_limit: Option<usize>,
@@ -176,17 +218,58 @@ struct EntryFile {
     memory_percent: Option<f64>,
 }
 
+impl EntryFile {
+    /// Each field from `self` where it is set, else from `below`.
+    fn over(self, below: EntryFile) -> EntryFile {
+        EntryFile {
+            vcpus: self.vcpus.or(below.vcpus),
+            workers: self.workers.or(below.workers),
+            service_ms: self.service_ms.or(below.service_ms),
+            queue_limit: self.queue_limit.or(below.queue_limit),
+            error_rate: self.error_rate.or(below.error_rate),
+            error_status: self.error_status.or(below.error_status),
+            deploy_failure: self.deploy_failure.or(below.deploy_failure),
+            max_instances: self.max_instances.or(below.max_instances),
+            memory_percent: self.memory_percent.or(below.memory_percent),
+        }
+    }
+
+    /// `self` without the fields `mask` sets.
+    fn without(self, mask: &EntryFile) -> EntryFile {
+        fn keep<T>(value: Option<T>, masked: bool) -> Option<T> {
+            if masked { None } else { value }
+        }
+        EntryFile {
+            vcpus: keep(self.vcpus, mask.vcpus.is_some()),
+            workers: keep(self.workers, mask.workers.is_some()),
+            service_ms: keep(self.service_ms, mask.service_ms.is_some()),
+            queue_limit: keep(self.queue_limit, mask.queue_limit.is_some()),
+            error_rate: keep(self.error_rate, mask.error_rate.is_some()),
+            error_status: keep(self.error_status, mask.error_status.is_some()),
+            deploy_failure: keep(self.deploy_failure, mask.deploy_failure.is_some()),
+            max_instances: keep(self.max_instances, mask.max_instances.is_some()),
+            memory_percent: keep(self.memory_percent, mask.memory_percent.is_some()),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StallFile {
-    seconds: f64,
-    every_seconds: f64,
+    seconds: Option<f64>,
+    every_seconds: Option<f64>,
+}
+
+impl StallFile {
+    fn over(self, below: StallFile) -> StallFile {
+        StallFile { seconds: self.seconds.or(below.seconds), every_seconds: self.every_seconds.or(below.every_seconds) }
+    }
 }
 
 impl Profile {
     /// The shipped default profile.
     pub fn builtin() -> Profile {
-        Profile::parse(DEFAULT_PROFILE, "resources/simulator/default.toml")
+        Profile::build(ProfileFile::shipped(), "resources/simulator/default.toml")
             .expect("the shipped profile is valid (checked by a unit test)")
     }
 
@@ -201,10 +284,16 @@ impl Profile {
         path.map_or_else(|| Ok(Profile::builtin()), Profile::load)
     }
 
-    /// Parses and validates profile text; `origin` names it in messages.
+    /// Parses and validates profile text, laid over the shipped profile;
+    /// `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let file = ProfileFile::parse(text).map_err(|message| ProfileError::Invalid { origin: origin.to_string(), message })?;
+        Profile::build(file.over(ProfileFile::shipped()), origin)
+    }
+
+    /// Validates a complete (merged) profile file.
+    fn build(file: ProfileFile, origin: &str) -> Result<Profile, ProfileError> {
         let invalid = |message: String| ProfileError::Invalid { origin: origin.to_string(), message };
-        let file: ProfileFile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().replace('\n', " ")))?;
         // A day bounds every duration: far beyond any use, and safe to add to an Instant.
         let seconds = |key: &str, value: f64, allow_zero: bool| {
             if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) && value <= MAX_SECONDS {
@@ -216,47 +305,47 @@ impl Profile {
                 )))
             }
         };
-        let deploy = seconds("deploy_seconds", file.deploy_seconds, true)?;
-        let delete = seconds("delete_seconds", file.delete_seconds, true)?;
-        let container_timeout = seconds("container_timeout_seconds", file.container_timeout_seconds, false)?;
-        let metrics_retention = seconds("metrics_retention_minutes", file.metrics_retention_minutes * 60.0, false)?;
+        let deploy = seconds("deploy_seconds", file.deploy_seconds.unwrap_or_else(default_deploy), true)?;
+        let delete = seconds("delete_seconds", file.delete_seconds.unwrap_or_else(default_delete), true)?;
+        let container_timeout =
+            seconds("container_timeout_seconds", file.container_timeout_seconds.unwrap_or_else(default_timeout), false)?;
+        let metrics_retention =
+            seconds("metrics_retention_minutes", file.metrics_retention_minutes.unwrap_or_else(default_retention) * 60.0, false)?;
         let stall = match file.stall {
-            Some(s) if s.seconds > 0.0 => {
-                let duration = seconds("stall.seconds", s.seconds, false)?;
-                let every = seconds("stall.every_seconds", s.every_seconds, false)?;
+            Some(StallFile { seconds: Some(stall_seconds), every_seconds }) if stall_seconds > 0.0 => {
+                let Some(every_seconds) = every_seconds else {
+                    return Err(invalid("`stall.every_seconds` must be set when `stall.seconds` is above 0".into()));
+                };
+                let duration = seconds("stall.seconds", stall_seconds, false)?;
+                let every = seconds("stall.every_seconds", every_seconds, false)?;
                 if duration >= every {
                     return Err(invalid(format!(
-                        "`stall.seconds` ({}) must be shorter than `stall.every_seconds` ({})",
-                        s.seconds, s.every_seconds
+                        "`stall.seconds` ({stall_seconds}) must be shorter than `stall.every_seconds` ({every_seconds})"
                     )));
                 }
                 Some(Stall { duration, every })
             }
-            Some(s) => {
-                seconds("stall.seconds", s.seconds, true)?;
+            Some(StallFile { seconds: Some(stall_seconds), .. }) => {
+                seconds("stall.seconds", stall_seconds, true)?;
                 None
             }
-            None => None,
+            _ => None,
         };
-        if file.default.vcpus == 0 {
-            return Err(invalid("`default.vcpus` must be at least 1".into()));
-        }
-        let missing: Vec<&str> =
-            [("workers", file.default.entry.workers.is_none()), ("service_ms", file.default.entry.service_ms.is_none())]
-                .iter()
-                .filter_map(|(k, missing)| missing.then_some(*k))
-                .collect();
-        if !missing.is_empty() {
-            return Err(invalid(format!(
-                "`[default]` must set {} (it describes types not listed under [instance_types])",
-                missing.join(" and ")
-            )));
-        }
-        for name in file.instance_types.keys() {
+        let default_vcpus = match file.default.vcpus {
+            Some(vcpus) if vcpus >= 1 => vcpus,
+            _ => return Err(invalid("`default.vcpus` must be at least 1".into())),
+        };
+        for (name, entry) in &file.instance_types {
             if catalog::spec(name).is_none() {
                 return Err(invalid(format!(
                     "`instance_types.\"{name}\"`: {}",
                     catalog::UnknownInstanceType { name: name.clone() }
+                )));
+            }
+            if entry.vcpus.is_some() {
+                return Err(invalid(format!(
+                    "`instance_types.\"{name}\"`: `vcpus` belongs in `[default]` only; \
+                     the vCPUs of {name} come from resources/instances.json"
                 )));
             }
         }
@@ -266,8 +355,8 @@ impl Profile {
             container_timeout,
             stall,
             metrics_retention,
-            default: file.default.entry,
-            default_vcpus: file.default.vcpus,
+            default: file.default,
+            default_vcpus,
             types: file.instance_types,
             origin: origin.to_string(),
         };
@@ -306,8 +395,8 @@ impl Profile {
         }
     }
 
-    /// How the model behaves on `instance_type`: its own entry where it sets a
-    /// field, otherwise `[default]` scaled by vCPU count. None for a type the
+    /// How the model behaves on `instance_type`: its own (merged) entry where it
+    /// sets a field, otherwise the (merged) `[default]` scaled by vCPU count. None for a type the
     /// catalog does not know.
     pub fn behaviour(&self, instance_type: &str) -> Option<TypeBehaviour> {
         let vcpus = catalog::spec(instance_type)?.vcpus;
@@ -383,6 +472,135 @@ mod tests {
         let err =
             Profile::parse(&format!("{MINIMAL}\n[instance_types.\"ml.bogus.large\"]\n"), "my.toml").unwrap_err().to_string();
         assert!(err.contains("unknown instance type"), "{err}");
+    }
+
+    /// Every shipped instance type and a few unlisted ones.
+    fn some_types() -> Vec<&'static str> {
+        let mut types: Vec<&str> =
+            DEFAULT_PROFILE.lines().filter_map(|line| line.strip_prefix("[instance_types.\"")?.strip_suffix("\"]")).collect();
+        assert!(types.len() >= 5, "{types:?}");
+        types.extend(["ml.t2.medium", "ml.r5.large", "ml.m5.12xlarge", "ml.c6i.8xlarge"]);
+        types
+    }
+
+    #[test]
+    fn one_instance_type_table_is_a_whole_profile() {
+        let shipped = Profile::builtin();
+        let p = Profile::parse("[instance_types.\"ml.m5.large\"]\nworkers = 3\n", "one.toml").unwrap();
+        let m5 = p.behaviour("ml.m5.large").unwrap();
+        assert_eq!(m5, TypeBehaviour { workers: 3, ..shipped.behaviour("ml.m5.large").unwrap() });
+        assert_eq!(m5.service_ms, ServiceTime { median: 20.0, p99: 45.0 }, "from the shipped entry");
+        for name in some_types().into_iter().filter(|t| *t != "ml.m5.large") {
+            assert_eq!(p.behaviour(name), shipped.behaviour(name), "{name}");
+        }
+        assert_eq!(
+            (p.deploy, p.delete, p.container_timeout, p.metrics_retention, p.stall),
+            (shipped.deploy, shipped.delete, shipped.container_timeout, shipped.metrics_retention, shipped.stall)
+        );
+
+        // A shipped entry is overridden field by field: the rest of it stays.
+        let p = Profile::parse("[instance_types.\"ml.g4dn.xlarge\"]\nqueue_limit = 8\n", "one.toml").unwrap();
+        let gpu = p.behaviour("ml.g4dn.xlarge").unwrap();
+        assert_eq!(gpu, TypeBehaviour { queue_limit: 8, ..shipped.behaviour("ml.g4dn.xlarge").unwrap() });
+        assert_eq!((gpu.workers, gpu.max_instances), (8, 4));
+
+        // A type the shipped profile does not list starts from the default.
+        let p = Profile::parse("[instance_types.\"ml.r5.large\"]\nerror_rate = 0.5\n", "one.toml").unwrap();
+        assert_eq!(
+            p.behaviour("ml.r5.large").unwrap(),
+            TypeBehaviour { error_rate: 0.5, ..shipped.behaviour("ml.r5.large").unwrap() }
+        );
+
+        // Nothing at all is the shipped profile.
+        let p = Profile::parse("", "empty.toml").unwrap();
+        for name in some_types() {
+            assert_eq!(p.behaviour(name), shipped.behaviour(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_default_key_overrides_that_key_only_for_every_type() {
+        let shipped = Profile::builtin();
+        let p = Profile::parse("[default]\nerror_rate = 0.25\n", "d.toml").unwrap();
+        for name in some_types() {
+            let expected = TypeBehaviour { error_rate: 0.25, ..shipped.behaviour(name).unwrap() };
+            assert_eq!(p.behaviour(name).unwrap(), expected, "{name}");
+        }
+
+        // A key the shipped entries set too: the file's [default] wins over them,
+        // and workers still scale by vCPUs.
+        let p = Profile::parse("[default]\nworkers = 1\nservice_ms = { median = 5.0, p99 = 9.0 }\n", "d.toml").unwrap();
+        for name in some_types() {
+            let before = shipped.behaviour(name).unwrap();
+            let expected = TypeBehaviour {
+                workers: (before.vcpus as usize / 2).max(1),
+                service_ms: ServiceTime { median: 5.0, p99: 9.0 },
+                ..before
+            };
+            assert_eq!(p.behaviour(name).unwrap(), expected, "{name}");
+        }
+
+        // A file's own entry still beats its [default].
+        let p = Profile::parse("[default]\nmax_instances = 2\n[instance_types.\"ml.c5.large\"]\nmax_instances = 7\n", "d.toml")
+            .unwrap();
+        assert_eq!(p.behaviour("ml.c5.large").unwrap().max_instances, 7);
+        assert_eq!(p.behaviour("ml.g4dn.xlarge").unwrap().max_instances, 2);
+
+        // Top-level keys and [stall] likewise, key by key.
+        let p = Profile::parse("deploy_seconds = 0.5\n[stall]\nseconds = 2.0\n", "d.toml").unwrap();
+        assert_eq!((p.deploy, p.delete), (Duration::from_millis(500), shipped.delete));
+        assert_eq!(p.stall, Some(Stall { duration: Duration::from_secs(2), every: Duration::from_secs(60) }));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        for (text, key) in [
+            ("deploy_secs = 1.0\n", "deploy_secs"),
+            ("[default]\nwrkers = 2\n", "wrkers"),
+            ("[instance_types.\"ml.m5.large\"]\nqueue_limt = 2\n", "queue_limt"),
+            ("[stall]\nsecond = 2.0\n", "second"),
+            ("[default]\nservice_ms = { median = 1.0, p99 = 2.0, p50 = 1.0 }\n", "p50"),
+        ] {
+            let err = Profile::parse(text, "typo.toml").unwrap_err().to_string();
+            assert!(err.contains("typo.toml") && err.contains(&format!("unknown field `{key}`")), "{text}: {err}");
+        }
+        let err = Profile::parse("[instance_types.\"ml.m5.large\"]\nvcpus = 4\n", "typo.toml").unwrap_err().to_string();
+        assert!(err.contains("instance_types.\"ml.m5.large\"") && err.contains("`vcpus` belongs in `[default]`"), "{err}");
+    }
+
+    #[test]
+    fn a_full_profile_means_what_it_says() {
+        // Every key set, as before profiles were layered: nothing shipped shows through.
+        let p = Profile::parse(
+            r#"
+            deploy_seconds = 0.2
+            delete_seconds = 0.1
+            container_timeout_seconds = 5.0
+            metrics_retention_minutes = 10
+            [default]
+            vcpus = 2
+            workers = 1
+            service_ms = { median = 10.0, p99 = 10.0 }
+            queue_limit = 20
+            error_rate = 0.0
+            error_status = 503
+            deploy_failure = ""
+            max_instances = 20
+            memory_percent = 40.0
+            [instance_types."ml.m5.large"]
+            service_ms = { median = 20.0, p99 = 20.0 }
+            [stall]
+            seconds = 0.0
+            every_seconds = 60.0
+            "#,
+            "full.toml",
+        )
+        .unwrap();
+        let m5 = p.behaviour("ml.m5.large").unwrap();
+        assert_eq!((m5.workers, m5.service_ms.median, m5.queue_limit, m5.memory_percent), (1, 20.0, 20, 40.0));
+        let c5 = p.behaviour("ml.c5.2xlarge").unwrap();
+        assert_eq!((c5.workers, c5.service_ms.median, c5.queue_limit, c5.max_instances), (4, 10.0, 80, 20));
+        assert_eq!(c5.error_status, 503);
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! Endpoint configs: CreateEndpointConfig (and the production variants it
+//! describes), DescribeEndpointConfig, DeleteEndpointConfig and
+//! ListEndpointConfigs.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::listing::{Row, list_page};
+use super::tags::tags_member;
+use super::validation::{constraint, instance_count, name_member, not_null, required_str, str_member};
+use super::{Context, Meta, Registry, time};
+use crate::simulator::runtime::{Routing, VariantSpec};
+use crate::simulator::wire::AwsError;
+
+#[derive(Debug)]
+pub(super) struct EndpointConfig {
+    pub(super) meta: Meta,
+    pub(super) variants: Vec<VariantSpec>,
+}
+
+impl Registry {
+    pub(super) fn create_endpoint_config(&mut self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
+        let name = name_member(input, "EndpointConfigName", "endpointConfigName")?;
+        let arn = ctx.arn("endpoint-config", name);
+        if self.configs.contains_key(name) {
+            return Err(AwsError::validation(format!("Cannot create already existing endpoint configuration \"{arn}\".")));
+        }
+        let variants = input
+            .get("ProductionVariants")
+            .and_then(Value::as_array)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| not_null("productionVariants"))?;
+        let specs = variants.iter().enumerate().map(|(i, v)| self.variant_spec(ctx, i + 1, v)).collect::<Result<Vec<_>, _>>()?;
+        self.configs.insert(
+            name.to_string(),
+            EndpointConfig {
+                meta: Meta { arn: arn.clone(), created: SystemTime::now(), tags: tags_member(input)? },
+                variants: specs,
+            },
+        );
+        Ok(json!({ "EndpointConfigArn": arn }))
+    }
+
+    fn variant_spec(&self, ctx: &Context<'_>, index: usize, v: &Value) -> Result<VariantSpec, AwsError> {
+        let member = |field: &str| format!("productionVariants.{index}.member.{field}");
+        let name = name_member(v, "VariantName", &member("variantName"))?;
+        let model_name = required_str(v, "ModelName", &member("modelName"))?;
+        self.model(ctx, model_name)?;
+        let instance_type = required_str(v, "InstanceType", &member("instanceType"))?;
+        if ctx.profile.behaviour(instance_type).is_none() {
+            return Err(constraint(
+                instance_type,
+                &member("instanceType"),
+                "Member must satisfy enum value set: [ml.t2.medium, ml.m5.large, ml.m5.xlarge, ml.c5.large, ml.g4dn.xlarge, …]",
+            ));
+        }
+        let count = instance_count(v.get("InitialInstanceCount"), &member("initialInstanceCount"))?;
+        let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
+        let routing = match v.get("RoutingConfig").and_then(|r| str_member(r, "RoutingStrategy")) {
+            None | Some("RANDOM") => Routing::Random,
+            Some("LEAST_OUTSTANDING_REQUESTS") => Routing::LeastOutstandingRequests,
+            Some(other) => {
+                return Err(constraint(
+                    other,
+                    &member("routingConfig.routingStrategy"),
+                    "Member must satisfy enum value set: [LEAST_OUTSTANDING_REQUESTS, RANDOM]",
+                ));
+            }
+        };
+        Ok(VariantSpec {
+            name: name.to_string(),
+            model_name: model_name.to_string(),
+            instance_type: instance_type.to_string(),
+            count,
+            weight,
+            routing,
+        })
+    }
+
+    pub(super) fn config(&self, ctx: &Context<'_>, name: &str) -> Result<&EndpointConfig, AwsError> {
+        self.configs.get(name).ok_or_else(|| {
+            AwsError::validation(format!("Could not find endpoint configuration \"{}\".", ctx.arn("endpoint-config", name)))
+        })
+    }
+
+    pub(super) fn describe_endpoint_config(&self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
+        let name = required_str(input, "EndpointConfigName", "endpointConfigName")?;
+        let config = self.config(ctx, name)?;
+        let variants: Vec<Value> = config
+            .variants
+            .iter()
+            .map(|v| {
+                json!({
+                    "VariantName": v.name,
+                    "ModelName": v.model_name,
+                    "InitialInstanceCount": v.count,
+                    "InstanceType": v.instance_type,
+                    "InitialVariantWeight": v.weight,
+                    "RoutingConfig": { "RoutingStrategy": v.routing.as_str() },
+                })
+            })
+            .collect();
+        Ok(json!({
+            "EndpointConfigName": name,
+            "EndpointConfigArn": config.meta.arn,
+            "ProductionVariants": variants,
+            "CreationTime": time(config.meta.created),
+        }))
+    }
+
+    pub(super) fn delete_endpoint_config(&mut self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
+        let name = required_str(input, "EndpointConfigName", "endpointConfigName")?;
+        // As in SageMaker, a config may go while endpoints use it: they keep
+        // what they deployed.
+        self.config(ctx, name)?;
+        self.configs.remove(name);
+        Ok(json!({}))
+    }
+
+    pub(super) fn list_endpoint_configs(&self, input: &Value) -> Result<Value, AwsError> {
+        let rows = self
+            .configs
+            .iter()
+            .map(|(name, c)| Row {
+                name,
+                created: c.meta.created,
+                modified: None,
+                status: None,
+                summary: json!({
+                    "EndpointConfigName": name,
+                    "EndpointConfigArn": c.meta.arn,
+                    "CreationTime": time(c.meta.created),
+                }),
+            })
+            .collect();
+        list_page(input, rows, "EndpointConfigs")
+    }
+}

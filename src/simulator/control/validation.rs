@@ -1,0 +1,72 @@
+//! Request members: reading them, checking them as SageMaker does, and the
+//! ValidationException messages it gives for each misuse.
+
+use serde_json::Value;
+
+use crate::sagemaker::valid_name;
+use crate::simulator::wire::AwsError;
+
+pub(super) fn constraint(value: &str, member: &str, rule: &str) -> AwsError {
+    AwsError::validation(format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
+    ))
+}
+
+pub(super) fn not_null(member: &str) -> AwsError {
+    AwsError::validation(format!(
+        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
+pub(super) fn str_member<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
+    input.get(key).and_then(Value::as_str)
+}
+
+pub(super) fn required_str<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
+    str_member(input, key).ok_or_else(|| not_null(member))
+}
+
+/// A resource name from `key`, checked against SageMaker's naming rule.
+pub(super) fn name_member<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
+    let name = required_str(input, key, member)?;
+    if name.len() > 63 {
+        return Err(constraint(name, member, "Member must have length less than or equal to 63"));
+    }
+    if !valid_name(name) {
+        return Err(constraint(
+            name,
+            member,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+        ));
+    }
+    Ok(name)
+}
+
+/// An instance count member: a whole number from 1 to 100,000 (a bound far
+/// above any account limit that keeps arithmetic on counts safe).
+pub(super) fn instance_count(value: Option<&Value>, member: &str) -> Result<u32, AwsError> {
+    let value = value.ok_or_else(|| not_null(member))?;
+    match value.as_i64() {
+        Some(n) if n < 1 => Err(constraint(&n.to_string(), member, "Member must have value greater than or equal to 1")),
+        Some(n) if n <= 100_000 => Ok(n as u32),
+        _ => Err(constraint(&value.to_string(), member, "Member must have value less than or equal to 100000")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_sagemaker_rules() {
+        assert!(valid_name("perfsize-abc-ml-m5-large-2"));
+        assert!(valid_name("a"));
+        assert!(valid_name("a--b"));
+        assert!(!valid_name("-a"));
+        assert!(!valid_name("a-"));
+        assert!(!valid_name("a_b"));
+        assert!(!valid_name("ml.m5"));
+        assert!(!valid_name(&"a".repeat(64)));
+        assert!(valid_name(&"a".repeat(63)));
+    }
+}
