@@ -95,12 +95,27 @@ pub fn parse_with_config<I: IntoIterator<Item = T>, T: Into<OsString>>(argv: I) 
     let mut full = argv;
     full.extend(extra.into_iter().map(OsString::from));
     let mut cli = Cli::from_arg_matches(&Cli::command().try_get_matches_from(&full)?)?;
-    let args = match &mut cli.command {
-        Some(super::Command::Plan(args)) => args.as_mut(),
-        _ => &mut cli.sizing,
-    };
-    args.arguments = full.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).filter(|a| a != "plan").collect();
+    if cli.command.is_none() {
+        cli.sizing.arguments = recordable(&full[1..]);
+    }
     Ok(cli)
+}
+
+/// The arguments a run records as its settings: all but `--resume` and
+/// `--config` (the file's keys are among the arguments already).
+fn recordable(args: &[OsString]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--resume" | "--config" => {
+                args.next();
+            }
+            _ if arg.starts_with("--resume=") || arg.starts_with("--config=") => {}
+            _ => out.push(arg),
+        }
+    }
+    out
 }
 
 /// `--config FILE`, or perfsize.toml in the working directory if there is one.
@@ -201,4 +216,18 @@ fn resumed_arguments(dir: &Path, given: &ArgMatches) -> Result<Vec<String>, Conf
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_records_its_settings_without_resume_or_config() {
+        let args: Vec<OsString> = ["--peak-tps", "5", "--resume", "dir", "--config=x.toml", "--results-dir", "plan"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(recordable(&args), ["--peak-tps", "5", "--results-dir", "plan"]);
+    }
 }
