@@ -321,17 +321,19 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::load::{Payload, PayloadMix};
 
-    fn plan(peak: f64, step: Duration) -> Plan {
-        Plan::new(PlanParts {
+    /// The parts of a small plan: `peak` TPS on ml.m5.large, 500 ms at p99,
+    /// 5 s search steps after 1 s of warm-up, 20 s endurance runs, one payload.
+    pub fn parts(peak: f64) -> PlanParts {
+        PlanParts {
             peak_tps: peak,
             requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
             search: Search {
                 strategy: StrategyKind::Adaptive,
-                types: vec!["ml.m5.large".parse().unwrap(), "ml.m5.large".parse().unwrap()],
+                types: vec!["ml.m5.large".parse().unwrap()],
                 count_walk: None,
                 tps_walk: None,
                 start_tps: peak,
@@ -340,9 +342,9 @@ mod tests {
                 parallel: 1,
             },
             durations: Durations {
-                step,
+                step: Duration::from_secs(5),
                 warmup: Duration::from_secs(1),
-                endurance: Duration::from_secs(10),
+                endurance: Duration::from_secs(20),
                 endurance_ramp_start_tps: 0.0,
                 endurance_ramp: Duration::ZERO,
             },
@@ -359,8 +361,19 @@ mod tests {
             safety_factor: 0.5,
             min_instances: 1,
             max_test_cost: None,
-        })
-        .unwrap()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(peak: f64, step: Duration) -> Plan {
+        let mut parts = testing::parts(peak);
+        parts.search.types.push("ml.m5.large".parse().unwrap());
+        parts.durations.step = step;
+        Plan::new(parts).unwrap()
     }
 
     #[test]

@@ -12,20 +12,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::engine::Pace;
+use crate::environment::Kind as ResourceKind;
 use crate::environment::{ApiError, DeployError, Deployed, Environment, SharedLedger};
+use crate::load::recorder::new_histogram;
+use crate::load::{Counts, LoadRun, LoadSpec, ProgressFn, Target, Totals};
 use crate::load::{Driver, LoadError};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::record::{RunDir, RunStatus, Summary};
 use crate::result::StepResult;
 use crate::vocab::{Candidate, Phase};
-use crate::cost::PriceTable;
-use crate::environment::Kind as ResourceKind;
-use crate::load::recorder::new_histogram;
-use crate::load::{Arrivals, Counts, LoadRun, LoadSpec, Payload, PayloadMix, ProgressFn, Target, Totals};
-use crate::plan::{Durations, PlanParts, Search, Traffic};
-use crate::step::StrategyKind;
-use crate::vocab::Requirements;
 
 /// What the fakes saw, shared by the environment and the driver.
 #[derive(Default)]
@@ -177,41 +173,12 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
 }
 
 fn plan(types: &[&str], parallel: usize, max_test_cost: Option<f64>) -> Plan {
-    Plan::new(PlanParts {
-        peak_tps: 100.0,
-        requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
-        search: Search {
-            strategy: StrategyKind::Adaptive,
-            types: types.iter().map(|t| t.parse().unwrap()).collect(),
-            count_walk: None,
-            tps_walk: None,
-            start_tps: 100.0,
-            tps_resolution: 0.05,
-            endurance_retries: 2,
-            parallel,
-        },
-        durations: Durations {
-            step: Duration::from_secs(5),
-            warmup: Duration::from_secs(1),
-            endurance: Duration::from_secs(20),
-            endurance_ramp_start_tps: 0.0,
-            endurance_ramp: Duration::ZERO,
-        },
-        traffic: Traffic {
-            payloads: Arc::new(PayloadMix::new(vec![Payload::new("p", &b"{}"[..], 1.0)]).unwrap()),
-            content_type: "application/json".into(),
-            accept: "application/json".into(),
-            arrivals: Arrivals::Uniform,
-            seed: 1,
-            max_in_flight: None,
-            request_timeout: Duration::from_secs(70),
-        },
-        prices: PriceTable::shipped("us-west-2").unwrap(),
-        safety_factor: 0.5,
-        min_instances: 1,
-        max_test_cost,
-    })
-    .unwrap()
+    let mut parts = crate::plan::testing::parts(100.0);
+    parts.search.types = types.iter().map(|t| t.parse().unwrap()).collect();
+    parts.search.endurance_retries = 2;
+    parts.search.parallel = parallel;
+    parts.max_test_cost = max_test_cost;
+    Plan::new(parts).unwrap()
 }
 
 /// A results directory of its own for each run of a test.
