@@ -23,7 +23,7 @@ pub struct LoadArgs {
     #[arg(long, required_unless_present = "simulate")]
     pub endpoint_name: Option<String>,
     /// Its production variant (for CloudWatch figures).
-    #[arg(long, default_value = "AllTraffic")]
+    #[arg(long, default_value = crate::sagemaker::VARIANT_NAME)]
     pub variant: String,
     /// Target rate, requests per second.
     #[arg(long, value_parser = parse_positive, value_name = "TPS")]

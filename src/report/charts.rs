@@ -1,10 +1,11 @@
 //! Chart geometry for report.html: scales (linear, logarithmic, and the
-//! "nines" axis of a percentile distribution), ticks, and SVG path data. The
+//! "nines" axis of a percentile distribution), ticks (labelled through
+//! [`crate::format`]), and SVG path data. The
 //! numbers are computed here so that the `chart` macro of
 //! `templates/parts.html` only places what it is given; every chart of the
 //! report is one [`Chart`], drawn by that one macro.
 
-use crate::format::trim_number;
+use crate::format::{compact, percent};
 
 /// The SVG user space of every chart. CSS scales it to the column width, so
 /// these sizes only set proportions and the text size relative to the plot.
@@ -61,7 +62,7 @@ impl Axis {
     /// a linear scale would flatten everything but the tail.
     pub fn latency(values: impl IntoIterator<Item = f64>, label: impl Into<String>) -> Axis {
         let (lo, hi) = bounds(values).unwrap_or((1.0, 10.0));
-        if lo > 0.0 && hi / lo > 10.0 { Axis::log(lo, hi, label, ms_tick) } else { Axis::linear(0.0, hi, label, ms_tick) }
+        if lo > 0.0 && hi / lo > 10.0 { Axis::log(lo, hi, label, compact) } else { Axis::linear(0.0, hi, label, compact) }
     }
 
     /// The percentile axis of a distribution of `count` values: from 0 % to
@@ -147,19 +148,9 @@ fn round_125(v: f64, up: bool) -> f64 {
     pick.unwrap_or(v)
 }
 
-/// Tick labels for milliseconds, rates and counts: as short as the value allows.
-pub fn ms_tick(v: f64) -> String {
-    if v >= 10_000.0 { format!("{}k", trim_number(v / 1000.0)) } else { trim_number((v * 100.0).round() / 100.0) }
-}
-
-/// Tick labels for dollars per hour.
-pub fn dollar_tick(v: f64) -> String {
-    format!("${}", trim_number(v))
-}
-
 /// 0 → "0%", 2 → "99%", 3 → "99.9%".
 fn nines_tick(n: f64) -> String {
-    format!("{}%", trim_number(100.0 - 100.0 / 10f64.powf(n)))
+    percent(100.0 - 100.0 / 10f64.powf(n))
 }
 
 /// A tick's position (pixels along its axis) and text.
@@ -464,19 +455,19 @@ mod tests {
 
     #[test]
     fn linear_axes_round_out_to_nice_ticks() {
-        let axis = Axis::linear(0.0, 97.0, "", ms_tick);
+        let axis = Axis::linear(0.0, 97.0, "", compact);
         assert_eq!(axis.hi, 100.0);
         assert_eq!(axis.tick_values(), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        let flat = Axis::linear(0.0, 0.0, "", ms_tick);
+        let flat = Axis::linear(0.0, 0.0, "", compact);
         assert!(flat.hi > 0.0, "a flat series still gets a domain");
     }
 
     #[test]
     fn log_axes_tick_on_one_two_five() {
-        let axis = Axis::log(17.0, 430.0, "", ms_tick);
+        let axis = Axis::log(17.0, 430.0, "", compact);
         assert_eq!((axis.lo, axis.hi), (10.0, 500.0));
         assert_eq!(axis.tick_values(), [10.0, 20.0, 50.0, 100.0, 200.0, 500.0]);
-        let wide = Axis::log(0.5, 60_000.0, "", ms_tick);
+        let wide = Axis::log(0.5, 60_000.0, "", compact);
         assert_eq!(wide.tick_values().len(), 6, "only powers of ten over many decades");
     }
 
@@ -499,7 +490,7 @@ mod tests {
 
     #[test]
     fn lines_break_at_missing_values_and_rules_outside_become_notes() {
-        let mut canvas = Canvas::new("t", Axis::linear(0.0, 10.0, "x", ms_tick), Axis::linear(0.0, 10.0, "y", ms_tick));
+        let mut canvas = Canvas::new("t", Axis::linear(0.0, 10.0, "x", compact), Axis::linear(0.0, 10.0, "y", compact));
         canvas.line("c", "series", [Some((0.0, 0.0)), None, Some((5.0, 5.0)), Some((10.0, 10.0))]);
         canvas.hrule(50.0, "limit", "limit 50 ms");
         let chart = canvas.finish();

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{ReportError, RunData};
-use crate::format::trim_number;
+use crate::format::{percent, signed_percent, trim_number};
 use crate::record::{RunDir, RunDirError, Summary};
 use crate::result::StepResult;
 use crate::vocab::Phase;
@@ -205,8 +205,8 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
 /// The comparison as a table for the terminal.
 pub fn text(c: &Comparison) -> String {
     let mut out = format!(
-        "perfsize compare (regression bound {}%)\n  baseline {}\n  current  {}\n\n",
-        trim_number(c.max_regression_percent),
+        "perfsize compare (regression bound {})\n  baseline {}\n  current  {}\n\n",
+        percent(c.max_regression_percent),
         c.baseline,
         c.current
     );
@@ -222,7 +222,7 @@ pub fn text(c: &Comparison) -> String {
             format!("{} ({})", f.name, f.unit),
             show(f.baseline),
             show(f.current),
-            f.change_percent.map_or("-".to_string(), |p| format!("{p:+.1}%")),
+            f.change_percent.map_or("-".to_string(), signed_percent),
             if f.regressed { "REGRESSED" } else { "ok" },
             f.note.as_ref().map(|n| format!("  {n}")).unwrap_or_default()
         ));

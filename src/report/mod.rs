@@ -3,11 +3,21 @@
 //! `junit.xml` for Jenkins, a `.hgrm` percentile distribution per step — and
 //! `compare`, the regression gate between two runs. Reports are rebuilt from
 //! the directory alone, at any time, including a run that was interrupted.
+//!
+//! - `page`: report.html — its view model, built from [`RunData`];
+//! - `page_charts`: the charts of report.html, assembled from the steps;
+//! - `charts`: chart geometry (axes, ticks, SVG paths) for the `chart` macro;
+//! - [`compare`]: the figures of two runs compared; `compare_page` renders them;
+//! - [`junit`]: junit.xml.
+//!
+//! How numbers read comes from [`crate::format`], which the terminal shares.
 
 mod charts;
 pub mod compare;
-mod html;
+mod compare_page;
 pub mod junit;
+mod page;
+mod page_charts;
 
 use std::path::PathBuf;
 
@@ -17,7 +27,8 @@ use crate::cost::Spend;
 use crate::record::{JUNIT_FILE, PlanRecord, REPORT_FILE, RunDir, RunDirError, RunStatus, StepBrief, Summary};
 use crate::result::{StepResult, histogram};
 
-pub use html::{render_comparison, render_report};
+pub use compare_page::render_comparison;
+pub use page::render_report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -130,3 +141,6 @@ pub fn write_all(dir: &RunDir) -> Result<Vec<PathBuf>, ReportError> {
     written.push(dir.write_file(REPORT_FILE, html.as_bytes())?);
     Ok(written)
 }
+
+#[cfg(test)]
+mod fixtures;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::format::{dollars, trim_number};
+use crate::format::{money, trim_number};
 use crate::record::{REPORT_FILE, Summary};
 use crate::vocab::Phase;
 
@@ -53,12 +53,12 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
     match &summary.recommendation {
         Some(rec) => {
             out.push_str(&format!(
-                "recommendation: {} × {}  ${:.3}/hour · ${:.2}/month · ${:.4} per million inferences at {} TPS\n",
+                "recommendation: {} × {}  {}/hour · {}/month · {} per million inferences at {} TPS\n",
                 rec.instance_type,
                 rec.instance_count,
-                rec.cost_per_hour,
-                rec.cost_per_month,
-                rec.cost_per_million_inferences,
+                money(rec.cost_per_hour),
+                money(rec.cost_per_month),
+                money(rec.cost_per_million_inferences),
                 trim_number(summary.peak_tps)
             ));
             out.push_str(&format!(
@@ -85,7 +85,7 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
         summary.steps.len(),
         endurance,
         summary.run_cost.endpoint_hours,
-        dollars(summary.run_cost.dollars),
+        money(summary.run_cost.dollars),
         humantime::format_duration(Duration::from_secs(summary.run_cost.wall_seconds as u64)),
         dir.join(REPORT_FILE).display()
     ));

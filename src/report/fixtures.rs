@@ -1,0 +1,184 @@
+//! Test fixtures shared by the report's tests: steps with real histograms
+//! and per-second series, and whole runs — one with a recommendation, one in
+//! which nothing met the requirements — plus a hostile string to escape.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{CostKnown, RunData};
+use crate::cost::{ConfigCost, RunCost};
+use crate::load::SecondStats;
+use crate::load::recorder::new_histogram;
+use crate::record::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+use crate::result::cloudwatch::ServerLatency;
+use crate::result::{Generator, Miss, Percentiles, ServerMetrics, StepResult, histogram};
+use crate::step::{StrategyKind, TypeSummary};
+use crate::vocab::{Phase, Requirements};
+
+pub(super) const HOSTILE: &str = "<script>alert(1)</script>";
+pub(super) const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+
+pub(super) fn requirements() -> Requirements {
+    Requirements::new(500.0, 99.0, 0.1).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc)
+}
+
+/// A step whose requests took `base_ms` .. `base_ms × 3`, judged against the usual requirements.
+pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, target_tps: f64, base_ms: u64) -> StepResult {
+    let mut h = new_histogram();
+    for i in 0..500u64 {
+        h.record((base_ms * 1000) + i * base_ms * 4).unwrap();
+    }
+    let latency = Percentiles::of(&h);
+    let judged = histogram::at_percentile(&h, 99.0);
+    let r = requirements();
+    let misses = match judged {
+        Some(j) if j > r.latency_ms => vec![Miss::Latency { percentile: 99.0, measured_ms: j, limit_ms: r.latency_ms }],
+        _ => Vec::new(),
+    };
+    let series = (0..6u32)
+        .map(|second| SecondStats {
+            second,
+            warmup: second == 0,
+            offered: target_tps as u64,
+            completed: target_tps as u64,
+            errors: 0,
+            p50_ms: Some(base_ms as f64 * 2.0),
+            p99_ms: Some(base_ms as f64 * 3.0),
+        })
+        .collect();
+    StepResult {
+        index,
+        phase,
+        simulated: true,
+        endpoint_name: format!("perfsize-test-{index}"),
+        instance_type: instance_type.into(),
+        instance_count: count,
+        target_tps,
+        offered_tps: target_tps,
+        achieved_tps: target_tps,
+        started_at: t0(),
+        ended_at: t0() + chrono::Duration::seconds(6),
+        duration_seconds: 5.0,
+        warmup_seconds: 1.0,
+        requests: 500,
+        succeeded: 500,
+        failed: 0,
+        error_percent: 0.0,
+        latency_ms: latency,
+        success_latency_ms: latency,
+        judged_latency_ms: judged,
+        errors_by_status: BTreeMap::new(),
+        errors_by_code: BTreeMap::new(),
+        generator: Generator { max_in_flight: 100, late_starts: 0, slip_p50_ms: 0.1, slip_p99_ms: 0.5, saturated: false },
+        requirements: r,
+        passed: misses.is_empty(),
+        reasons: misses.iter().map(Miss::describe).collect(),
+        misses,
+        cloudwatch: ServerMetrics {
+            available: true,
+            note: None,
+            period_seconds: 60,
+            invocations: Some(500.0),
+            invocations_4xx: Some(0.0),
+            invocations_5xx: Some(0.0),
+            model_latency_ms: Some(ServerLatency { avg: base_ms as f64, p50: None, p99: base_ms as f64 * 2.5 }),
+            overhead_latency_ms: Some(ServerLatency { avg: 0.02, p50: None, p99: 0.1 }),
+            cpu_utilization_avg: Some(80.0),
+            memory_utilization_avg: Some(30.0),
+        },
+        series,
+        histogram: histogram::encode(&h),
+        success_histogram: histogram::encode(&h),
+    }
+}
+
+fn outcome(instance_type: &str, price: f64, max_tps: Option<f64>, verdict: &str) -> TypeOutcome {
+    TypeOutcome {
+        summary: TypeSummary {
+            instance_type: instance_type.parse().unwrap(),
+            max_tps_per_instance: max_tps,
+            count_needed: max_tps.map(|_| 1),
+            verified_count: max_tps.map(|_| 1),
+            verdict: verdict.into(),
+        },
+        price_per_hour: price,
+        cost_at_needed_count: max_tps.map(|_| ConfigCost {
+            per_hour: price,
+            per_month: price * 730.0,
+            per_million_at_peak: 0.28,
+        }),
+    }
+}
+
+/// A completed run: two types searched, ml.c5.large × 1 verified at peak and recommended.
+pub(super) fn recommended_run() -> RunData {
+    let steps = vec![
+        step(1, Phase::Search, "ml.m5.large", 1, 50.0, 20),
+        step(2, Phase::Search, "ml.c5.large", 1, 50.0, 15),
+        step(3, Phase::Search, "ml.m5.large", 1, 100.0, 200),
+        step(4, Phase::Search, "ml.c5.large", 1, 100.0, 40),
+        step(5, Phase::Endurance, "ml.c5.large", 1, 100.0, 45),
+    ];
+    let recommendation = Recommendation {
+        instance_type: "ml.c5.large".into(),
+        instance_count: 1,
+        cost_per_hour: 0.102,
+        cost_per_month: 74.46,
+        cost_per_million_inferences: 0.2833,
+        max_tps_per_instance: 100.0,
+        verified_by_step: Some(5),
+        autoscaling: Autoscaling::new("YOUR-ENDPOINT", 100.0, 0.5, 100.0, 1, 1),
+    };
+    let types = vec![
+        outcome("ml.m5.large", 0.115, None, "fails at 100 TPS"),
+        outcome("ml.c5.large", 0.102, Some(100.0), "100 TPS per instance — recommended"),
+    ];
+    run(steps, Some(recommendation), types)
+}
+
+/// A completed run in which every step missed a 10 ms limit.
+pub(super) fn unmet_run() -> RunData {
+    let mut data = recommended_run();
+    data.summary.requirements = Requirements::new(10.0, 99.0, 0.1).unwrap();
+    for s in &mut data.steps {
+        s.requirements = data.summary.requirements;
+        let measured_ms = s.judged_latency_ms.unwrap();
+        s.misses = vec![Miss::Latency { percentile: 99.0, measured_ms, limit_ms: 10.0 }];
+        s.reasons = s.misses.iter().map(Miss::describe).collect();
+        s.passed = false;
+    }
+    data.summary.recommendation = None;
+    data.summary.types = vec![
+        outcome("ml.m5.large", 0.115, None, "one instance cannot sustain even 50 TPS"),
+        outcome("ml.c5.large", 0.102, None, "one instance cannot sustain even 50 TPS"),
+    ];
+    data
+}
+
+fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Vec<TypeOutcome>) -> RunData {
+    let summary = Summary {
+        perfsize_version: "0.1.0".into(),
+        run_id: "20260102-030405-abcd".into(),
+        simulated: false,
+        status: RunStatus::Completed,
+        note: None,
+        region: "us-east-1".into(),
+        command_line: ["perfsize", "--peak-tps", "100", "--type-walk", "ml.m5.large,ml.c5.large"].map(String::from).to_vec(),
+        started_at: t0(),
+        ended_at: t0() + chrono::Duration::seconds(115),
+        peak_tps: 100.0,
+        requirements: requirements(),
+        strategy: StrategyKind::Adaptive,
+        prices: "resources/cost/us-east-1.json".into(),
+        recommendation,
+        types,
+        steps: steps.iter().map(StepBrief::from).collect(),
+        run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
+    };
+    RunData { summary, plan: None, steps, cost: CostKnown::Complete }
+}
