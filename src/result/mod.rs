@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::format::trim_number;
+use crate::format::{ms, tps, trim_number};
 use crate::load::{LoadRun, SecondStats};
 use crate::vocab::{Candidate, Phase, Requirements};
 
@@ -267,24 +267,29 @@ impl StepResult {
             format!(": {}", codes.join(", "))
         };
         out.push_str(&format!(
-            "  rate      offered {:.1}/s · achieved {:.1}/s (target {})\n",
-            self.offered_tps,
-            self.achieved_tps,
-            trim_number(self.target_tps)
+            "  rate      offered {}/s · achieved {}/s (target {})\n",
+            tps(self.offered_tps),
+            tps(self.achieved_tps),
+            tps(self.target_tps)
         ));
         out.push_str(&format!("  requests  {} · failed {} ({:.3}%){errors}\n", self.requests, self.failed, self.error_percent));
         if let Some(p) = &self.latency_ms {
             out.push_str(&format!(
-                "  latency   p50 {:.1} · p90 {:.1} · p95 {:.1} · p99 {:.1} · p99.9 {:.1} · max {:.1} ms (all requests, from intended start)\n",
-                p.p50, p.p90, p.p95, p.p99, p.p99_9, p.max
+                "  latency   p50 {} · p90 {} · p95 {} · p99 {} · p99.9 {} · max {} ms (all requests, from intended start)\n",
+                ms(p.p50),
+                ms(p.p90),
+                ms(p.p95),
+                ms(p.p99),
+                ms(p.p99_9),
+                ms(p.max)
             ));
         }
         let cw = &self.cloudwatch;
         match (&cw.model_latency_ms, cw.available) {
             (Some(model), true) => {
-                out.push_str(&format!("  server    ModelLatency avg {:.1} · p99 {:.1} ms", model.avg, model.p99));
+                out.push_str(&format!("  server    ModelLatency avg {} · p99 {} ms", ms(model.avg), ms(model.p99)));
                 if let Some(overhead) = &cw.overhead_latency_ms {
-                    out.push_str(&format!(" · OverheadLatency avg {:.2} ms", overhead.avg));
+                    out.push_str(&format!(" · OverheadLatency avg {} ms", ms(overhead.avg)));
                 }
                 if let Some(cpu) = cw.cpu_utilization_avg {
                     out.push_str(&format!(" · CPU {cpu:.0}%"));
@@ -295,17 +300,17 @@ impl StepResult {
         }
         if self.passed {
             out.push_str(&format!(
-                "  verdict   PASS ({} {:.1} ms ≤ {} ms, errors {:.3}% ≤ {}%)\n",
+                "  verdict   PASS ({} {} ms ≤ {} ms, errors {:.3}% ≤ {}%)\n",
                 self.requirements.percentile_label(),
-                self.judged_latency_ms.unwrap_or(0.0),
-                self.requirements.latency_ms,
+                ms(self.judged_latency_ms.unwrap_or(0.0)),
+                trim_number(self.requirements.latency_ms),
                 self.error_percent,
                 self.requirements.max_error_percent
             ));
             if self.generator.saturated {
                 out.push_str(&format!(
-                    "            the load generator fell behind (slip p99 {:.1} ms); latency counts it, so the pass stands\n",
-                    self.generator.slip_p99_ms
+                    "            the load generator fell behind (slip p99 {} ms); latency counts it, so the pass stands\n",
+                    ms(self.generator.slip_p99_ms)
                 ));
             }
         } else {
