@@ -101,6 +101,15 @@ pub struct Search {
     pub tps_resolution: f64,
     pub endurance_retries: u32,
     pub parallel: usize,
+    /// The highest utilisation of the highest sustainable rate a recommended
+    /// count may run at at peak (adaptive strategy).
+    #[serde(default = "no_margin")]
+    pub max_utilization: f64,
+}
+
+/// Runs recorded before the margin existed were sized without one.
+fn no_margin() -> f64 {
+    1.0
 }
 
 /// A search step must measure at least this many requests to say anything.
@@ -124,6 +133,8 @@ pub enum PlanError {
     BadResolution(f64),
     #[error("--safety-factor must be above 0 and at most 1, got {0}")]
     BadSafetyFactor(f64),
+    #[error("--max-utilization must be above 0 and at most 1 (0.9 is 90 %), got {0}")]
+    BadUtilization(f64),
     #[error("--parallel must be at least 1")]
     BadParallel,
     #[error("--{name} must be longer than zero")]
@@ -205,6 +216,9 @@ impl Plan {
         }
         if !(safety_factor > 0.0 && safety_factor <= 1.0) {
             return Err(PlanError::BadSafetyFactor(safety_factor));
+        }
+        if !(search.max_utilization > 0.0 && search.max_utilization <= 1.0) {
+            return Err(PlanError::BadUtilization(search.max_utilization));
         }
         if search.parallel == 0 {
             return Err(PlanError::BadParallel);
@@ -295,6 +309,7 @@ impl Plan {
                 count_walk: s.count_walk.clone(),
                 endurance_retries: s.endurance_retries,
                 parallel: s.parallel,
+                max_utilization: s.max_utilization,
             })),
             StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
                 peak_tps: self.peak_tps,
@@ -340,6 +355,7 @@ pub(crate) mod testing {
                 tps_resolution: 0.05,
                 endurance_retries: 3,
                 parallel: 1,
+                max_utilization: 0.9,
             },
             durations: Durations {
                 step: Duration::from_secs(5),

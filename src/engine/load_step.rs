@@ -17,6 +17,10 @@ use crate::result::{StepContext, StepResult};
 use crate::sagemaker::AwsErrorKind;
 use crate::vocab::{Candidate, Phase, Requirements};
 
+/// How far `perfsize load` projects the latency of a rate it cannot hold:
+/// AWS's usual endurance run.
+const LOAD_HORIZON: Duration = Duration::from_secs(600);
+
 /// Which endpoint a load step drives.
 #[derive(Debug, Clone)]
 pub enum LoadTarget {
@@ -132,6 +136,7 @@ async fn measure(
         target_tps: job.rate.target(),
         warmup_seconds: job.warmup.as_secs_f64(),
         requirements: job.requirements,
+        horizon: LOAD_HORIZON,
     };
     let (mut step, run) = drive_and_judge(&driver, spec, context, progress, &session.cancel_token()).await?;
     if !job.cloudwatch_wait.is_zero() && !run.cancelled {

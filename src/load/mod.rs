@@ -177,6 +177,7 @@ impl Step {
                 return;
             };
             let sent = Instant::now();
+            self.recorder.sent();
             let outcome = tokio::select! {
                 outcome = self.send(user, job.slot) => outcome,
                 _ = self.cancel.cancelled() => return,

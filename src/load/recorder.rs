@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -86,6 +87,9 @@ pub struct SecondStats {
     /// Requests completed in this second (any outcome).
     pub completed: u64,
     pub errors: u64,
+    /// Requests sent and not yet answered at the end of this second.
+    #[serde(default)]
+    pub in_flight: u64,
     /// Latency of the requests completed in this second, milliseconds.
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -164,12 +168,17 @@ struct Inner {
     totals: Totals,
     current: CurrentSecond,
     series: Vec<SecondStats>,
+    /// Requests answered since the schedule started.
+    completed: u64,
 }
 
 /// Shared by every goose user of one load step.
 pub struct Recorder {
     warmup: f64,
     inner: Mutex<Inner>,
+    /// Requests sent since the schedule started: an atomic, so that a send
+    /// costs no lock.
+    sent: AtomicU64,
 }
 
 impl Recorder {
@@ -181,8 +190,15 @@ impl Recorder {
                 totals: Totals::new(),
                 current: CurrentSecond { completed: 0, errors: 0, latency: new_histogram() },
                 series: Vec::new(),
+                completed: 0,
             }),
+            sent: AtomicU64::new(0),
         }
+    }
+
+    /// A request is on its way.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record(&self, o: Observation) {
@@ -199,6 +215,8 @@ impl Recorder {
     /// requests due in it, and returns its row.
     pub fn close_second(&self, second: u32, offered: u64) -> SecondStats {
         let mut inner = self.inner.lock().expect("recorder lock");
+        inner.completed += inner.current.completed;
+        let in_flight = self.sent.load(Ordering::Relaxed).saturating_sub(inner.completed);
         let current = &mut inner.current;
         let quantile = |q: f64| (!current.latency.is_empty()).then(|| current.latency.value_at_quantile(q) as f64 / 1000.0);
         let row = SecondStats {
@@ -207,6 +225,7 @@ impl Recorder {
             offered,
             completed: current.completed,
             errors: current.errors,
+            in_flight,
             p50_ms: quantile(0.5),
             p99_ms: quantile(0.99),
         };

@@ -112,6 +112,10 @@ pub struct StepBrief {
     pub reasons: Vec<String>,
     pub latency_ms: Option<Percentiles>,
     pub error_percent: f64,
+    /// Whether the rate could be held (the work in flight stayed level);
+    /// None when the window was too short to tell.
+    #[serde(default)]
+    pub stationary: Option<bool>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub file: String,
@@ -130,6 +134,7 @@ impl From<&StepResult> for StepBrief {
             reasons: s.reasons.clone(),
             latency_ms: s.latency_ms,
             error_percent: s.error_percent,
+            stationary: s.stationarity.as_ref().map(|st| st.stationary),
             started_at: s.started_at,
             ended_at: s.ended_at,
             file: super::RunDir::step_file(s),

@@ -47,6 +47,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
             offered: target_tps as u64,
             completed: target_tps as u64,
             errors: 0,
+            in_flight: target_tps as u64 / 10,
             p50_ms: Some(base_ms as f64 * 2.0),
             p99_ms: Some(base_ms as f64 * 3.0),
         })
@@ -75,6 +76,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         errors_by_status: BTreeMap::new(),
         errors_by_code: BTreeMap::new(),
         generator: Generator { max_in_flight: 100, late_starts: 0, slip_p50_ms: 0.1, slip_p99_ms: 0.5, saturated: false },
+        stationarity: None,
         requirements: r,
         passed: misses.is_empty(),
         reasons: misses.iter().map(Miss::describe).collect(),

@@ -373,6 +373,8 @@ fn shortfall(step: &StepResult) -> f64 {
             Miss::Latency { measured_ms, limit_ms, .. } => measured_ms / limit_ms - 1.0,
             Miss::Errors { measured_percent, limit_percent } => (measured_percent - limit_percent) / limit_percent.max(0.01),
             Miss::Rate { achieved_tps, offered_tps } => 1.0 - achieved_tps / (MIN_ACHIEVED_SHARE * offered_tps),
+            // How far the queue grew relative to where it started.
+            Miss::Unsustainable { in_flight_from, in_flight_to, .. } => in_flight_to / in_flight_from.max(1.0) - 1.0,
             // Not a measurement of the endpoint: the last resort as a "closest attempt".
             Miss::Generator { .. } | Miss::NoTraffic | Miss::Interrupted => f64::INFINITY,
         })
@@ -409,6 +411,22 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
             format!("≤ {} late, slip p99 ≤ {} ms", percent(MAX_LATE_SHARE * 100.0), trim_number(slip_limit_ms(r))),
             "the generator, not the endpoint, set the pace".into(),
         ),
+        Miss::Unsustainable { in_flight_from, in_flight_to, seconds, latency_ratio, projected_latency_ms, horizon_seconds } => {
+            row(
+                "sustainable rate".into(),
+                format!(
+                    "in flight {in_flight_from:.0} → {in_flight_to:.0} over {seconds} s{}",
+                    latency_ratio.map_or(String::new(), |r| format!(", latency ×{r:.1}"))
+                ),
+                "work in flight level through the step".into(),
+                format!(
+                    "{} {} ms after {} at this rate",
+                    r.percentile_label(),
+                    ms(projected_latency_ms),
+                    crate::format::duration(horizon_seconds)
+                ),
+            )
+        }
         Miss::NoTraffic => {
             row("traffic".into(), "no request measured".into(), format!("{} requirements", r.percentile_label()), "–".into())
         }
@@ -542,6 +560,7 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
             ),
         ));
     }
+    facts.push(fact("sustainable", sustainability(s)));
     let g = &s.generator;
     facts.push(fact(
         "load generator",
@@ -571,6 +590,23 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
     facts.push(fact("CloudWatch", server));
     facts.push(fact("endpoint", s.endpoint_name.clone()));
     facts
+}
+
+/// Whether the step's rate could be held: the work in flight stayed level.
+fn sustainability(s: &StepResult) -> String {
+    match &s.stationarity {
+        None => "not judged (fewer than five whole seconds measured)".into(),
+        Some(st) if st.stationary => {
+            format!("yes: in flight level over {} s ({:.0} → {:.0})", st.seconds, st.in_flight_from, st.in_flight_to)
+        }
+        Some(st) => format!(
+            "no: in flight grew {:.0} → {:.0} over {} s{}",
+            st.in_flight_from,
+            st.in_flight_to,
+            st.seconds,
+            st.onset_second.map_or(String::new(), |at| format!(", climbing from second {at}"))
+        ),
+    }
 }
 
 /// Failed requests by HTTP status and by error code.

@@ -5,6 +5,8 @@
 
 pub mod cloudwatch;
 pub mod histogram;
+pub mod sustain;
+pub mod trend;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,7 @@ use crate::vocab::{Candidate, Phase, Requirements};
 
 pub use cloudwatch::{MetricsWindow, ServerMetrics};
 pub use histogram::Percentiles;
+pub use sustain::Stationarity;
 
 /// A step whose achieved rate is below this share of the offered rate fails.
 pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
@@ -65,10 +68,33 @@ impl Generator {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "requirement", rename_all = "snake_case")]
 pub enum Miss {
-    Latency { percentile: f64, measured_ms: f64, limit_ms: f64 },
-    Errors { measured_percent: f64, limit_percent: f64 },
-    Rate { achieved_tps: f64, offered_tps: f64 },
-    Generator { late_starts: u64, slip_p99_ms: f64 },
+    Latency {
+        percentile: f64,
+        measured_ms: f64,
+        limit_ms: f64,
+    },
+    Errors {
+        measured_percent: f64,
+        limit_percent: f64,
+    },
+    Rate {
+        achieved_tps: f64,
+        offered_tps: f64,
+    },
+    Generator {
+        late_starts: u64,
+        slip_p99_ms: f64,
+    },
+    /// The work in flight grew through the step: the rate cannot be held.
+    Unsustainable {
+        in_flight_from: f64,
+        in_flight_to: f64,
+        seconds: u32,
+        latency_ratio: Option<f64>,
+        /// The judged latency projected to the end of `horizon_seconds` more at this rate.
+        projected_latency_ms: f64,
+        horizon_seconds: f64,
+    },
     NoTraffic,
     Interrupted,
 }
@@ -92,6 +118,21 @@ impl Miss {
             Miss::Generator { late_starts, slip_p99_ms } => format!(
                 "the load generator could not keep up ({late_starts} late starts, schedule slip p99 {slip_p99_ms:.1} ms): raise --max-in-flight or use a bigger machine"
             ),
+            Miss::Unsustainable {
+                in_flight_from,
+                in_flight_to,
+                seconds,
+                latency_ratio,
+                projected_latency_ms,
+                horizon_seconds,
+            } => {
+                let latency = latency_ratio.map_or(String::new(), |r| format!("; latency rose {r:.1}×"));
+                format!(
+                    "not sustainable: in-flight grew from {in_flight_from:.0} to {in_flight_to:.0} over {seconds} s{latency}; projected {} ms after {} at this rate",
+                    crate::format::ms(*projected_latency_ms),
+                    humantime::format_duration(std::time::Duration::from_secs(*horizon_seconds as u64))
+                )
+            }
             Miss::NoTraffic => "no request was measured".to_string(),
             Miss::Interrupted => "interrupted before the end of the step".to_string(),
         }
@@ -131,6 +172,10 @@ pub struct StepResult {
     pub errors_by_status: BTreeMap<String, u64>,
     pub errors_by_code: BTreeMap<String, u64>,
     pub generator: Generator,
+    /// Whether the rate could be held indefinitely; None for a window too
+    /// short to tell (and for results written before perfsize judged it).
+    #[serde(default)]
+    pub stationarity: Option<Stationarity>,
     pub requirements: Requirements,
     pub passed: bool,
     pub reasons: Vec<String>,
@@ -153,6 +198,9 @@ pub struct StepContext {
     pub target_tps: f64,
     pub warmup_seconds: f64,
     pub requirements: Requirements,
+    /// How long the rate would have to be held (the endurance duration): how
+    /// far an unsustainable step's latency is projected.
+    pub horizon: std::time::Duration,
 }
 
 /// The figures a step is judged on.
@@ -164,11 +212,22 @@ pub struct Measured {
     pub achieved_tps: f64,
     pub requests: u64,
     pub interrupted: bool,
+    pub stationarity: Option<Stationarity>,
+    pub horizon: std::time::Duration,
 }
 
 /// Judges measured figures against `requirements`; empty means passed.
 pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Generator) -> Vec<Miss> {
-    let Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted } = *measured;
+    let Measured {
+        judged_latency_ms,
+        error_percent,
+        offered_tps,
+        achieved_tps,
+        requests,
+        interrupted,
+        ref stationarity,
+        horizon,
+    } = *measured;
     let mut misses = Vec::new();
     if interrupted {
         misses.push(Miss::Interrupted);
@@ -191,6 +250,16 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
     }
     if achieved_tps < MIN_ACHIEVED_SHARE * offered_tps {
         misses.push(Miss::Rate { achieved_tps, offered_tps });
+    }
+    if let Some(s) = stationarity.as_ref().filter(|s| !s.stationary) {
+        misses.push(Miss::Unsustainable {
+            in_flight_from: s.in_flight_from,
+            in_flight_to: s.in_flight_to,
+            seconds: s.seconds,
+            latency_ratio: s.latency_ratio,
+            projected_latency_ms: s.projected_latency_ms(judged_latency_ms.unwrap_or(0.0), horizon),
+            horizon_seconds: horizon.as_secs_f64(),
+        });
     }
     // Latency counts from the intended start, so schedule slip only makes a
     // step look worse: it casts doubt on a failure, never on a pass.
@@ -218,8 +287,19 @@ impl StepResult {
         };
         generator.saturated = generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements);
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
-        let measured =
-            Measured { judged_latency_ms, error_percent, offered_tps, achieved_tps, requests, interrupted: run.cancelled };
+        let warmup = std::time::Duration::from_secs_f64(context.warmup_seconds);
+        let stationarity =
+            Stationarity::assess(&run.series, warmup, warmup + std::time::Duration::from_secs_f64(run.measured_seconds));
+        let measured = Measured {
+            judged_latency_ms,
+            error_percent,
+            offered_tps,
+            achieved_tps,
+            requests,
+            interrupted: run.cancelled,
+            stationarity: stationarity.clone(),
+            horizon: context.horizon,
+        };
         let misses = judge(&context.requirements, &measured, &generator);
         StepResult {
             index: context.index,
@@ -245,6 +325,7 @@ impl StepResult {
             errors_by_status: t.errors_by_status.clone(),
             errors_by_code: t.errors_by_code.clone(),
             generator,
+            stationarity,
             requirements: context.requirements,
             passed: misses.is_empty(),
             reasons: misses.iter().map(Miss::describe).collect(),
@@ -365,6 +446,8 @@ mod tests {
             achieved_tps: achieved,
             requests,
             interrupted,
+            stationarity: None,
+            horizon: std::time::Duration::from_secs(600),
         }
     }
 

@@ -40,6 +40,10 @@ pub struct AdaptiveConfig {
     pub count_walk: Option<Vec<u32>>,
     pub endurance_retries: u32,
     pub parallel: usize,
+    /// The highest utilisation a recommended count may run at at peak: the
+    /// peak needs enough instances that each runs at most this share of the
+    /// highest sustainable rate one was measured to hold.
+    pub max_utilization: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,15 +89,14 @@ pub struct Adaptive {
 
 impl Adaptive {
     pub fn new(config: AdaptiveConfig) -> Adaptive {
+        // Rates above what one instance needs to hold the peak within the
+        // utilisation margin tell nothing: one such instance is enough.
+        let enough = config.peak_tps / config.max_utilization;
         let rates = match &config.tps_walk {
-            // Rates above the peak tell nothing: one instance that takes the peak is enough.
-            Some(walk) => Rates::Walk(walk_up_to(walk, config.peak_tps)),
-            None => Rates::Continuous {
-                start: config.start_tps,
-                floor: config.floor_tps,
-                cap: config.peak_tps,
-                resolution: config.resolution,
-            },
+            Some(walk) => Rates::Walk(walk_up_to(walk, enough)),
+            None => {
+                Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap: enough, resolution: config.resolution }
+            }
         };
         let lanes: Vec<Lane> = config
             .types
@@ -125,9 +128,16 @@ impl Adaptive {
         self.allowed_count(n + 1)
     }
 
-    /// Instances the peak needs when one sustains `tps`.
+    /// Instances the peak needs when one sustains `tps`, none of them above
+    /// the utilisation margin.
     fn needed(&self, tps: f64) -> u32 {
-        super::instances_needed(self.config.peak_tps, tps)
+        super::instances_needed(self.config.peak_tps, tps * self.config.max_utilization)
+    }
+
+    /// The fewest instances the peak needs when one instance fails at `fail`:
+    /// its capacity is below it.
+    fn fewest_below(&self, fail: f64) -> u32 {
+        (self.config.peak_tps / (fail * self.config.max_utilization)).floor() as u32 + 1
     }
 
     /// The fewest instances a type could need, given what its search showed:
@@ -137,7 +147,7 @@ impl Adaptive {
             Stage::Verifying { count, .. } | Stage::Verified { count } => *count,
             _ => match (lane.max_tps, lane.bracket.lowest_failure()) {
                 (Some(max), _) => self.needed(max),
-                (None, Some(fail)) => (self.config.peak_tps / fail).floor() as u32 + 1,
+                (None, Some(fail)) => self.fewest_below(fail),
                 (None, None) => 1,
             },
         }
@@ -196,8 +206,8 @@ impl Adaptive {
             return true;
         }
         match (lane.bracket.best(), lane.bracket.lowest_failure()) {
-            (Some(pass), _) if pass >= self.config.peak_tps => true,
-            (Some(pass), Some(fail)) => self.needed(pass) == (self.config.peak_tps / fail).floor() as u32 + 1,
+            (Some(pass), _) if self.needed(pass) == 1 => true,
+            (Some(pass), Some(fail)) => self.needed(pass) == self.fewest_below(fail),
             _ => false,
         }
     }
@@ -375,11 +385,11 @@ impl Strategy for Adaptive {
     }
 }
 
-/// The walk's rates up to and including the first that reaches the peak.
-fn walk_up_to(walk: &[f64], peak: f64) -> Vec<f64> {
+/// The walk's rates up to and including the first that reaches `enough`.
+fn walk_up_to(walk: &[f64], enough: f64) -> Vec<f64> {
     let mut sorted = walk.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let keep = sorted.iter().position(|r| *r >= peak).map_or(sorted.len(), |i| i + 1);
+    let keep = sorted.iter().position(|r| *r >= enough).map_or(sorted.len(), |i| i + 1);
     sorted.truncate(keep);
     sorted
 }
@@ -437,7 +447,20 @@ mod tests {
             count_walk: None,
             endurance_retries: 3,
             parallel: 1,
+            max_utilization: 1.0,
         }
+    }
+
+    #[test]
+    fn the_count_keeps_every_instance_below_the_utilisation_margin() {
+        // One c5.large holds 126/s: two would run at 99 % for a peak of 250.
+        let at = |max_utilization: f64| {
+            let mut world = World::new(&[("ml.c5.large", 126.0)]);
+            let config = AdaptiveConfig { max_utilization, start_tps: 250.0, ..config(250.0, &[("ml.c5.large", 0.102)]) };
+            world.run(&mut Adaptive::new(config)).recommendation.unwrap().candidate.count
+        };
+        assert_eq!(at(1.0), 2);
+        assert_eq!(at(0.9), 3);
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub enum Outcome {
         latency_ratio: Option<f64>,
         /// Error percent ÷ the error budget (0 when there is no budget and no error).
         error_ratio: f64,
-        /// Failed for a reason noise cannot explain (rate not delivered, generator saturated, no traffic).
+        /// Failed for a reason noise cannot explain (rate not delivered, a queue that grew through the
+        /// step — already a statistical verdict —, generator saturated, no traffic).
         hard_failure: bool,
         /// Short reasons, for conclusions.
         reasons: Vec<String>,
@@ -61,10 +62,12 @@ impl Outcome {
         } else {
             0.0
         };
-        let hard_failure = step
-            .misses
-            .iter()
-            .any(|m| matches!(m, Miss::Rate { .. } | Miss::Generator { .. } | Miss::NoTraffic | Miss::Interrupted));
+        let hard_failure = step.misses.iter().any(|m| {
+            matches!(
+                m,
+                Miss::Rate { .. } | Miss::Generator { .. } | Miss::Unsustainable { .. } | Miss::NoTraffic | Miss::Interrupted
+            )
+        });
         Outcome::Measured { passed: step.passed, latency_ratio, error_ratio, hard_failure, reasons: step.reasons.clone() }
     }
 

@@ -202,3 +202,73 @@ fn a_run_reads_its_settings_from_perfsize_toml_and_flags_override_them() {
     assert_eq!(code, exit::USAGE as i32, "{stderr}");
     assert!(stderr.contains("--peak-tps") && stderr.contains("lots"), "a bad value reads as a bad flag: {stderr}");
 }
+
+/// One ml.c5.large serves 12 requests at once in about 95.5 ms each (median
+/// 95 ms, p99 120 ms): its capacity is 12 / 0.0955 s ≈ 126 requests a second.
+/// Its queue is deep enough that an overload queues rather than sheds.
+pub const KNOWN_CAPACITY: f64 = 125.7;
+pub const KNOWN_CAPACITY_PROFILE: &str = r#"
+deploy_seconds = 0.2
+delete_seconds = 0.1
+[instance_types."ml.c5.large"]
+workers = 12
+service_ms = { median = 95.0, p99 = 120.0 }
+queue_limit = 100000
+"#;
+
+/// A ten-second `perfsize load` at `share` of the known capacity, judged
+/// against a latency limit so generous that only sustainability can fail it.
+async fn step_at_share_of_capacity(dir: &Path, share: f64) -> serde_json::Value {
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, KNOWN_CAPACITY_PROFILE).unwrap();
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
+    let json = dir.join(format!("step-{share}.json"));
+    let tps = format!("{:.1}", KNOWN_CAPACITY * share);
+    let (code, error) = perfsize(&[
+        "load",
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--instance-type",
+        "ml.c5.large",
+        "--tps",
+        &tps,
+        "--duration",
+        "10s",
+        "--warmup",
+        "2s",
+        "--latency-p99-ms",
+        "60000",
+        "--cloudwatch-wait",
+        "0s",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    assert!(code == exit::OK || code == exit::NOT_MET, "{error}");
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_rate_above_capacity_is_unsustainable_whatever_the_latency_limit() {
+    let _turn = crate::support::traffic_turn().await;
+    let dir = scratch("unsustainable");
+    let step = step_at_share_of_capacity(&dir, 1.05).await;
+    assert_eq!(step["passed"], false, "{}", step["reasons"]);
+    assert_eq!(step["stationarity"]["stationary"], false, "{}", step["stationarity"]);
+    let reasons = step["reasons"].to_string();
+    assert!(reasons.contains("not sustainable: in-flight grew from"), "{reasons}");
+    assert!(reasons.contains("projected"), "{reasons}");
+}
+
+#[tokio::test]
+async fn a_rate_well_below_capacity_is_sustainable() {
+    let _turn = crate::support::traffic_turn().await;
+    let dir = scratch("sustainable");
+    let step = step_at_share_of_capacity(&dir, 0.85).await;
+    assert_eq!(step["stationarity"]["stationary"], true, "{}", step["stationarity"]);
+    assert_eq!(step["passed"], true, "{}", step["reasons"]);
+}

@@ -61,6 +61,7 @@ async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Req
         target_tps: how.tps,
         warmup_seconds: how.warmup,
         requirements,
+        horizon: Duration::from_secs(600),
     };
     StepResult::from_run(context, &run)
 }

@@ -92,7 +92,8 @@ async fn a_two_type_run_recommends_the_cheapest_configuration_that_works() {
     let recommended = &s["recommendation"];
     assert_eq!(recommended["instance_type"], "ml.c5.large", "{log}");
     let per_instance = recommended["max_tps_per_instance"].as_f64().unwrap();
-    let count = (60.0 / per_instance).ceil() as usize + endurance_failures(&s, "ml.c5.large");
+    // No instance may run above --max-utilization (0.9) of the rate one sustained.
+    let count = (60.0 / (per_instance * 0.9) * (1.0 - 1e-12)).ceil() as usize + endurance_failures(&s, "ml.c5.large");
     assert_eq!(recommended["instance_count"], count, "{log}");
     assert!((recommended["cost_per_hour"].as_f64().unwrap() - 0.102 * count as f64).abs() < 1e-9);
     assert!(recommended["autoscaling"]["target_invocations_per_instance"].as_u64().unwrap() > 0);
@@ -464,4 +465,53 @@ async fn a_run_stops_cleanly_before_exceeding_its_budget() {
     assert!(s["run_cost"]["dollars"].as_f64().unwrap() <= 0.00001);
     let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
     assert!(run.join("report.html").exists(), "the report is written all the same");
+}
+
+/// The sizing run of issue 10: one ml.c5.large holds about 126 requests a
+/// second (see `KNOWN_CAPACITY_PROFILE`), the peak is 250 and the latency
+/// limit a generous second. Two instances would run at 99 % — a queue that
+/// grows without bound — so the run must recommend three (or a configuration
+/// no dearer), with steps long enough to see a queue build.
+#[tokio::test]
+async fn a_peak_two_instances_could_only_hold_at_saturation_gets_three() {
+    let _turn = traffic_turn().await;
+    let (dir, payload, _) = fixture("sizing-sustainable");
+    let profile = dir.join("capacity.toml");
+    std::fs::write(&profile, crate::cli::KNOWN_CAPACITY_PROFILE).unwrap();
+    let results = dir.join("results");
+    let (code, error) = perfsize(&[
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--payload",
+        &payload,
+        "--peak-tps",
+        "250",
+        "--latency-p99-ms",
+        "1000",
+        "--type-walk",
+        "ml.c5.large",
+        "--duration",
+        "10s",
+        "--warmup",
+        "1s",
+        "--endurance-duration",
+        "15s",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, exit::OK, "{error}");
+    let s = summary(&results);
+    let log = digest(&s);
+    let recommended = &s["recommendation"];
+    assert_eq!(recommended["instance_type"], "ml.c5.large", "{log}");
+    assert!(recommended["instance_count"].as_u64().unwrap() >= 3, "{log}");
+    let per_instance = recommended["max_tps_per_instance"].as_f64().unwrap();
+    assert!(per_instance < crate::cli::KNOWN_CAPACITY * 1.03, "the capacity found is one an instance can hold: {log}");
+    let steps = s["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|st| st["stationary"] == false && st["reasons"].to_string().contains("not sustainable")),
+        "a rate above capacity was found unsustainable: {log}"
+    );
 }

@@ -83,6 +83,9 @@ pub struct SizingArgs {
     /// Extra instances to try when an endurance run fails.
     #[arg(long, alias = "endurance_retries", default_value_t = 3)]
     pub endurance_retries: u32,
+    /// Recommend enough instances that none runs above this share of the highest rate one sustained (adaptive strategy).
+    #[arg(long, value_parser = parse_positive, default_value = "0.9", value_name = "FRACTION")]
+    pub max_utilization: f64,
     /// Test up to N instance types at once, each on its own endpoint.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub parallel: u32,
@@ -255,6 +258,7 @@ impl SizingArgs {
                 tps_resolution: self.tps_resolution,
                 endurance_retries: self.endurance_retries,
                 parallel: self.parallel as usize,
+                max_utilization: self.max_utilization,
             },
             durations: self.durations(),
             traffic,

@@ -355,6 +355,7 @@ impl<'a, E: Environment, D: Driver> Sizing<'a, E, D> {
             target_tps: probe.tps,
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),
+            horizon: self.plan.durations().endurance,
         };
         let (mut step, run) =
             drive_and_judge(self.driver, spec, context, &self.progress, cancel).await.map_err(SizingError::Load)?;
