@@ -14,11 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::trend::Trend;
 use crate::load::SecondStats;
 
-/// A rising trend must be this unlikely under a level series (Mann–Kendall z,
-/// about one chance in sixty): five seconds that all rise pass it, so a
-/// five-second step can tell; the growth limits below keep noise out.
-const Z_LIMIT: f64 = 2.1;
-/// ... and grow the work in flight by at least this share of where it started,
+/// A rising trend (see [`Trend::rises`]) must grow the work in flight by at
+/// least this share of where it started,
 const MIN_RELATIVE_GROWTH: f64 = 0.5;
 /// ... and by at least this many requests.
 const MIN_GROWTH_REQUESTS: f64 = 5.0;
@@ -33,14 +30,16 @@ pub struct Stationarity {
     /// Seconds judged.
     pub seconds: u32,
     /// Requests in flight at the start and at the end of the window
-    /// (medians of its first and last third).
+    /// (the robust line through the series, at its ends).
     pub in_flight_from: f64,
     pub in_flight_to: f64,
     /// How fast the work in flight grew: seconds of waiting added per second.
     pub backlog_growth: f64,
-    /// Mann–Kendall z of the work in flight.
+    /// The two tests of a rising trend in the work in flight: Mann–Kendall z
+    /// and the least-squares slope's t.
     pub z: f64,
-    /// Per-second median latency, last third over first third.
+    pub t: f64,
+    /// Per-second median latency, at the end of the window over its start.
     pub latency_ratio: Option<f64>,
     /// The second (from the schedule start) from which the work in flight
     /// stayed above where it started: where the queue began to build.
@@ -61,7 +60,7 @@ impl Stationarity {
         let in_flight: Vec<f64> = window.iter().map(|r| r.in_flight as f64).collect();
         let (work_trend, requests) = (Trend::of(&work)?, Trend::of(&in_flight)?);
         let growth = work_trend.last - work_trend.first;
-        let stationary = !(work_trend.rises(Z_LIMIT)
+        let stationary = !(work_trend.rises()
             && growth >= MIN_RELATIVE_GROWTH * work_trend.first
             && requests.last - requests.first >= MIN_GROWTH_REQUESTS);
         let onset = (!stationary).then(|| {
@@ -70,7 +69,7 @@ impl Stationarity {
             window[last_below.map_or(0, |i| (i + 1).min(window.len() - 1))].second
         });
         let latencies: Vec<f64> = window.iter().filter_map(|r| r.p50_ms).collect();
-        let latency_ratio = Trend::of(&latencies).filter(|t| t.first > 0.0).map(|t| t.last / t.first);
+        let latency_ratio = Trend::of(&latencies).filter(|t| t.first > 0.0).map(|t| (t.last / t.first).max(0.0));
         Some(Stationarity {
             stationary,
             seconds: window.len() as u32,
@@ -78,6 +77,7 @@ impl Stationarity {
             in_flight_to: requests.last,
             backlog_growth: work_trend.slope.max(0.0),
             z: work_trend.z,
+            t: work_trend.t,
             latency_ratio,
             onset_second: onset,
         })

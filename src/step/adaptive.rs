@@ -398,8 +398,8 @@ impl Adaptive {
     fn summarise(&self, i: usize, winner: Option<usize>) -> TypeSummary {
         let lane = &self.lanes[i];
         let per = |max: f64| {
-            if max >= self.config.peak_tps {
-                format!("at least {} TPS per instance (the search stops at the peak)", trim_number(max))
+            if self.needed(max) == 1 {
+                format!("at least {} TPS per instance (the search stops where one instance is enough)", trim_number(max))
             } else {
                 format!("{} TPS per instance", trim_number(max))
             }

@@ -40,13 +40,13 @@ mod tests;
 
 pub use estimate::estimate;
 use run_loop::GENERATOR_RETRIES;
-pub use run_loop::{Sizing, describe};
+pub use run_loop::Sizing;
 
 /// What stops a sizing run for good.
 #[derive(Debug, thiserror::Error)]
 pub enum SizingError {
     #[error(
-        "--resume {0}: that run measured other things (simulated or not, region, peak, requirements, search, durations or payloads); resume it with the same inputs"
+        "--resume {0}: that run measured other things (simulated or not, region, peak, requirements, search or payloads); resume it with the same inputs"
     )]
     ResumeMismatch(PathBuf),
     #[error("{failed} resources of run {run_id} could not be deleted; run perfsize cleanup --run-id {run_id}")]

@@ -423,7 +423,7 @@ fn same_probe(step: &StepResult, probe: &Probe) -> bool {
 }
 
 /// One line about a finished step.
-pub fn describe(step: &StepResult) -> String {
+fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
     format!(
         "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
