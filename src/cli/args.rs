@@ -107,7 +107,7 @@ pub struct TrafficArgs {
     #[arg(long, default_value = "application/json")]
     pub accept: String,
     /// How arrivals are spaced.
-    #[arg(long, value_enum, default_value_t = Arrivals::Uniform)]
+    #[arg(long, default_value = "uniform", value_parser = |s: &str| s.parse::<Arrivals>(), value_name = "uniform|poisson")]
     pub arrivals: Arrivals,
     /// Traffic driven before measuring starts, excluded from the statistics.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

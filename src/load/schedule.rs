@@ -15,13 +15,24 @@ use rand_distr::{Distribution, Exp1};
 use serde::{Deserialize, Serialize};
 
 /// How arrivals are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrivals {
     /// Evenly spaced: request k at N⁻¹(k).
     Uniform,
     /// Exponential gaps (seeded, so a run can be repeated).
     Poisson,
+}
+
+impl std::str::FromStr for Arrivals {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "uniform" => Ok(Arrivals::Uniform),
+            "poisson" => Ok(Arrivals::Poisson),
+            _ => Err(format!("unknown arrivals `{s}`: use uniform or poisson")),
+        }
+    }
 }
 
 /// The offered rate over time: `start` rising linearly to `target` over
