@@ -101,10 +101,9 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
             }
             .await;
             progress.activity("tearing down the endpoint deployed for the step");
-            let teardown = env.teardown().await;
-            let step = outcome?;
-            teardown?;
-            Ok(step)
+            // A teardown that failed outranks the step's own error: it bills.
+            env.teardown().await?;
+            outcome
         }
     }
 }
