@@ -8,7 +8,7 @@
 //! - `page_charts`: the charts of report.html, assembled from the steps;
 //! - `charts`: chart geometry (axes, ticks, SVG paths) for the `chart` macro;
 //! - [`compare`]: the figures of two runs compared; `compare_page` renders them;
-//! - [`junit`]: junit.xml.
+//! - [`junit`]: the JUnit XML of a run.
 //!
 //! How numbers read comes from [`crate::format`], which the terminal shares.
 
