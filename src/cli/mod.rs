@@ -253,6 +253,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_error_kind_has_its_exit_code_and_errors_bring_their_kind() {
+        assert_eq!(
+            [ErrorKind::Usage, ErrorKind::NotMet, ErrorKind::Infrastructure, ErrorKind::Interrupted].map(exit::code),
+            [2, 1, 3, 130]
+        );
+        assert_eq!(exit::of(None), exit::OK);
+        let refused: Failure = crate::plan::PlanError::BadParallel.into();
+        assert_eq!(refused.kind, ErrorKind::Usage);
+        let aws =
+            crate::environment::ApiError { operation: "CreateEndpoint", code: "InternalFailure".into(), message: "boom".into() };
+        assert_eq!(Failure::from(aws).kind, ErrorKind::Infrastructure);
+        let expired = crate::environment::ApiError {
+            operation: "DescribeEndpoint",
+            code: "ExpiredTokenException".into(),
+            message: "".into(),
+        };
+        assert_eq!(Failure::from(expired).kind, ErrorKind::Usage, "credentials are the user's to fix");
+    }
+
+    #[test]
     fn the_command_line_is_well_formed() {
         <Cli as clap::CommandFactory>::command().debug_assert();
     }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
 use crate::environment::{ModelSource, RunId, SageMakerEnvironment, SharedLedger};
+use crate::error::{ErrorKind, HasKind};
 use crate::load::{InvokeEndpoint, LoadRun, RequestSigner, SignerError};
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
 use crate::sagemaker::VARIANT_NAME;
@@ -64,10 +65,13 @@ pub enum SessionError {
     Signer(#[from] SignerError),
 }
 
-impl crate::error::HasKind for SessionError {
-    fn kind(&self) -> crate::error::ErrorKind {
-        // Missing region or credentials: the user's configuration.
-        crate::error::ErrorKind::Usage
+impl HasKind for SessionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Missing region or credentials: the user's configuration.
+            SessionError::Setup(_) => ErrorKind::Usage,
+            SessionError::Signer(e) => e.kind(),
+        }
     }
 }
 
