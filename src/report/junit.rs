@@ -39,7 +39,9 @@ fn case_name(step: &StepResult) -> String {
 
 /// Whether a step missed only requirements — what a search is there to find.
 fn missed_only_requirements(step: &StepResult) -> bool {
-    step.misses.iter().all(|m| matches!(m, Miss::Latency { .. } | Miss::Errors { .. } | Miss::Rate { .. }))
+    step.misses
+        .iter()
+        .all(|m| matches!(m, Miss::Latency { .. } | Miss::Errors { .. } | Miss::Rate { .. } | Miss::Unsustainable { .. }))
 }
 
 /// How a step shows in JUnit.
@@ -160,6 +162,23 @@ pub fn render(data: &RunData) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_step_above_a_sustainable_rate_is_skipped_an_endurance_run_fails() {
+        let mut step = crate::report::fixtures::step(1, Phase::Search, "ml.c5.large", 1, 133.0, 90);
+        step.passed = false;
+        step.misses = vec![Miss::Unsustainable {
+            in_flight_from: 40.0,
+            in_flight_to: 99.0,
+            seconds: 10,
+            latency_ratio: Some(2.6),
+            projected_latency_ms: 1822.0,
+            horizon_seconds: 15.0,
+        }];
+        assert_eq!(verdict(&step), Verdict::Skipped, "finding the limit is what a search is for");
+        step.phase = Phase::Endurance;
+        assert_eq!(verdict(&step), Verdict::Failure);
+    }
 
     #[test]
     fn hostile_text_is_escaped() {
