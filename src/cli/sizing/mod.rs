@@ -229,7 +229,6 @@ impl SizingArgs {
         let traffic = if self.has_payload() {
             self.traffic.traffic()?
         } else {
-            eprintln!("note: no --payload given; sending perfsize's sample payload {SAMPLE_PAYLOAD_NAME} to the simulated model");
             self.traffic.traffic_of(std::sync::Arc::new(crate::load::PayloadMix::new(vec![sample_payload()])?))
         };
         for (flag, value) in [
@@ -267,6 +266,10 @@ impl SizingArgs {
             min_instances: self.min_instances,
             max_test_cost: self.max_test_cost,
         })?;
+        // Said once the inputs are known good: a refused input stays one line.
+        if !self.has_payload() {
+            eprintln!("note: no --payload given; sending perfsize's sample payload {SAMPLE_PAYLOAD_NAME} to the simulated model");
+        }
         let poll = self.poll_interval.unwrap_or(Pace::for_session(self.sim.simulate).poll);
         Ok(Checked { plan, model, poll })
     }
