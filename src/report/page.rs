@@ -484,6 +484,7 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
             .collect();
         facts.push(fact("payloads", payloads.join("; ")));
         facts.push(fact("auto-scaling safety factor", trim_number(plan.safety_factor)));
+        facts.push(fact("highest utilisation at peak", percent(plan.search.max_utilization * 100.0)));
         if let Some(budget) = plan.max_test_cost {
             facts.push(fact("test budget", money(budget)));
         }

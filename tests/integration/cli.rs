@@ -216,40 +216,46 @@ service_ms = { median = 95.0, p99 = 120.0 }
 queue_limit = 100000
 "#;
 
+/// `perfsize load --simulate` with `args`, a one-line payload and no
+/// CloudWatch wait, in `dir`: its exit code, error text and StepResult.
+pub async fn simulated_load(dir: &Path, args: &[&str]) -> (u8, String, serde_json::Value) {
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
+    let json = dir.join("step.json");
+    let mut argv = vec!["load", "--simulate", "--cloudwatch-wait", "0s"];
+    argv.extend_from_slice(args);
+    argv.extend(["--payload", payload.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let (code, error) = perfsize(&argv).await;
+    let step = std::fs::read_to_string(&json).map_or(serde_json::Value::Null, |text| serde_json::from_str(&text).unwrap());
+    (code, error, step)
+}
+
 /// A ten-second `perfsize load` at `share` of the known capacity, judged
 /// against a latency limit so generous that only sustainability can fail it.
 async fn step_at_share_of_capacity(dir: &Path, share: f64) -> serde_json::Value {
     let profile = dir.join("profile.toml");
     std::fs::write(&profile, KNOWN_CAPACITY_PROFILE).unwrap();
-    let payload = dir.join("req.json");
-    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
-    let json = dir.join(format!("step-{share}.json"));
     let tps = format!("{:.1}", KNOWN_CAPACITY * share);
-    let (code, error) = perfsize(&[
-        "load",
-        "--simulate",
-        "--sim-profile",
-        profile.to_str().unwrap(),
-        "--instance-type",
-        "ml.c5.large",
-        "--tps",
-        &tps,
-        "--duration",
-        "10s",
-        "--warmup",
-        "2s",
-        "--latency-p99-ms",
-        "60000",
-        "--cloudwatch-wait",
-        "0s",
-        "--payload",
-        payload.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ])
+    let (code, error, step) = simulated_load(
+        dir,
+        &[
+            "--sim-profile",
+            profile.to_str().unwrap(),
+            "--instance-type",
+            "ml.c5.large",
+            "--tps",
+            &tps,
+            "--duration",
+            "10s",
+            "--warmup",
+            "2s",
+            "--latency-p99-ms",
+            "60000",
+        ],
+    )
     .await;
     assert!(code == exit::OK || code == exit::NOT_MET, "{error}");
-    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    step
 }
 
 #[tokio::test]

@@ -122,29 +122,10 @@ async fn compare_gates_one_run_directory_against_another() {
 
 /// A real StepResult from `perfsize load --json`.
 async fn load_result(dir: &Path) -> serde_json::Value {
-    let payload = dir.join("req.json");
-    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
-    let json = dir.join("step.json");
     let _turn = traffic_turn().await;
-    let (code, error) = perfsize(&[
-        "load",
-        "--simulate",
-        "--tps",
-        "20",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0.3s",
-        "--cloudwatch-wait",
-        "0s",
-        "--payload",
-        payload.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .await;
+    let (code, error, step) = crate::cli::simulated_load(dir, &["--tps", "20", "--duration", "1s", "--warmup", "0.3s"]).await;
     assert_eq!(code, exit::OK, "{error}");
-    serde_json::from_str(&read(&json)).unwrap()
+    step
 }
 
 /// `step` with its latency percentiles scaled by `factor`.
