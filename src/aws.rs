@@ -50,6 +50,8 @@ pub struct Aws {
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub runtime: aws_sdk_sagemakerruntime::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Application Auto Scaling: the policies the auto-scaling test applies.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Base URL InvokeEndpoint traffic goes to.
     pub runtime_url: String,
 }
@@ -98,6 +100,7 @@ impl Aws {
             sagemaker: aws_sdk_sagemaker::Client::new(&config),
             runtime: aws_sdk_sagemakerruntime::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             runtime_url: runtime_url(options.endpoint_url.as_deref(), &region),
             region,
             config,

@@ -62,6 +62,7 @@ pub mod record;
 pub mod report;
 pub mod result;
 pub mod sagemaker;
+pub mod scaling;
 pub mod signals;
 pub mod simulator;
 pub mod step;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
 use crate::load::{Arrivals, LoadSpec, PayloadMix, RateProfile, Target};
+use crate::scaling::ScalingMetric;
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
@@ -89,6 +90,38 @@ mod humantime_serde_compat {
     }
 }
 
+/// The auto-scaling test that follows the fixed-scale answer: the
+/// recommended policy applied at candidate minimum counts, under traffic that
+/// ramps from 0 to the peak and holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingTest {
+    #[serde(with = "humantime_serde_compat")]
+    pub ramp: Duration,
+    /// How long the peak is held after the ramp.
+    #[serde(with = "humantime_serde_compat")]
+    pub hold: Duration,
+    /// Also jump to the peak at once, at the minimum the ramp found.
+    pub spike: bool,
+    /// Each metric's policy is tested on its own.
+    pub metrics: Vec<ScalingMetric>,
+    #[serde(with = "humantime_serde_compat")]
+    pub scale_out_cooldown: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub scale_in_cooldown: Duration,
+}
+
+impl ScalingTest {
+    /// The traffic of a test: a ramp from zero to `peak`, or a spike straight
+    /// to it, then the hold.
+    pub fn rate(&self, peak: f64, spike: bool) -> RateProfile {
+        if spike {
+            RateProfile::new(peak, None, self.hold)
+        } else {
+            RateProfile::new(peak, Some((0.0, self.ramp)), self.ramp + self.hold)
+        }
+    }
+}
+
 /// How the search behaves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Search {
@@ -141,6 +174,8 @@ pub enum PlanError {
     ZeroDuration { name: &'static str },
     #[error("--endurance-ramp-start-tps {start} is above the peak {peak}")]
     RampAbovePeak { start: f64, peak: f64 },
+    #[error("--scaling-metric names no metric: use invocations, concurrency or both")]
+    NoScalingMetric,
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
@@ -166,6 +201,7 @@ pub struct Plan {
     safety_factor: f64,
     min_instances: u32,
     max_test_cost: Option<f64>,
+    scaling: Option<ScalingTest>,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -180,6 +216,7 @@ pub struct PlanParts {
     pub safety_factor: f64,
     pub min_instances: u32,
     pub max_test_cost: Option<f64>,
+    pub scaling: Option<ScalingTest>,
 }
 
 impl Plan {
@@ -194,6 +231,7 @@ impl Plan {
             safety_factor,
             min_instances,
             max_test_cost,
+            mut scaling,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
@@ -236,6 +274,18 @@ impl Plan {
         {
             return Err(PlanError::BadBudget(budget));
         }
+        if let Some(test) = &mut scaling {
+            for (name, d) in [("scaling-ramp", test.ramp), ("ramp-hold", test.hold)] {
+                if d.is_zero() {
+                    return Err(PlanError::ZeroDuration { name });
+                }
+            }
+            test.metrics.sort();
+            test.metrics.dedup();
+            if test.metrics.is_empty() {
+                return Err(PlanError::NoScalingMetric);
+            }
+        }
         prices.check(&search.types)?;
         if search.strategy == StrategyKind::Perfsize {
             search.count_walk.get_or_insert_with(|| vec![1]);
@@ -251,6 +301,7 @@ impl Plan {
             safety_factor,
             min_instances: min_instances.max(1),
             max_test_cost,
+            scaling,
         })
     }
 
@@ -280,6 +331,10 @@ impl Plan {
     }
     pub fn max_test_cost(&self) -> Option<f64> {
         self.max_test_cost
+    }
+    /// The auto-scaling test, when asked for.
+    pub fn scaling(&self) -> Option<&ScalingTest> {
+        self.scaling.as_ref()
     }
 
     /// $/hour of one instance of a planned type (every planned type has a price).
@@ -377,6 +432,7 @@ pub(crate) mod testing {
             safety_factor: 0.5,
             min_instances: 1,
             max_test_cost: None,
+            scaling: None,
         }
     }
 }

@@ -50,9 +50,12 @@ impl AwsErrorKind {
             "ValidationException" if message.contains("already existing") => AwsErrorKind::AlreadyExists,
             "ValidationException" if message.contains("in-progress") => AwsErrorKind::InProgress,
             "ValidationException" | "ValidationError" | "InvalidParameterValue" | "NotUsable" => AwsErrorKind::Validation,
-            "ResourceNotFound" | "ResourceNotFoundException" | "NoSuchKey" | "NoSuchBucket" | "NotFound" => {
-                AwsErrorKind::NotFound
-            }
+            "ResourceNotFound"
+            | "ResourceNotFoundException"
+            | "ObjectNotFoundException"
+            | "NoSuchKey"
+            | "NoSuchBucket"
+            | "NotFound" => AwsErrorKind::NotFound,
             "ResourceInUse" | "ConflictException" => AwsErrorKind::InProgress,
             "ResourceLimitExceeded" | "LimitExceededException" | "ServiceQuotaExceededException" => AwsErrorKind::LimitExceeded,
             "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" => AwsErrorKind::Throttled,

@@ -83,13 +83,14 @@ impl Requirements {
     }
 }
 
-/// Why a step is in the results: sizing search, endurance at peak, or a
-/// stand-alone `perfsize load`.
+/// Why a step is in the results: sizing search, endurance at peak, a test
+/// of the auto-scaling policy, or a stand-alone `perfsize load`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Search,
     Endurance,
+    Scaling,
     Load,
 }
 
@@ -98,6 +99,7 @@ impl Phase {
         match self {
             Phase::Search => "search",
             Phase::Endurance => "endurance",
+            Phase::Scaling => "scaling",
             Phase::Load => "load",
         }
     }

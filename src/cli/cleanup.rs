@@ -27,8 +27,8 @@ pub struct CleanupArgs {
 
 pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
     let session = super::open_session(&args.aws, None).await?;
-    let client = &session.aws.sagemaker;
-    let leftovers = cleanup::find(client, args.run_id.as_ref()).await?;
+    let clients = session.clients();
+    let leftovers = cleanup::find(&clients, args.run_id.as_ref()).await?;
     if leftovers.is_empty() {
         println!(
             "nothing to clean up: no perfsize resources{}",
@@ -42,7 +42,7 @@ pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
     if args.dry_run {
         return Ok(exit::OK);
     }
-    let failed = cleanup::remove(client, &leftovers, Duration::from_secs(5), |l, result| match result {
+    let failed = cleanup::remove(&clients, &leftovers, Duration::from_secs(5), |l, result| match result {
         Ok(()) => println!("deleted {} {}", l.kind, l.name),
         Err(e) => eprintln!("could not delete {} {}: {e}", l.kind, l.name),
     })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
-use crate::environment::{ModelSource, RunId, SageMakerEnvironment, SharedLedger};
+use crate::environment::{Clients, ModelSource, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
 use crate::load::{InvokeEndpoint, LoadRun, RequestSigner, SignerError};
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
@@ -126,7 +126,12 @@ impl Session {
             }
             lines
         });
-        SageMakerEnvironment::new(self.aws.sagemaker.clone(), run_id, model, poll, self.pace.deploy_timeout, ledger)
+        SageMakerEnvironment::new(self.clients(), run_id, model, poll, self.pace.deploy_timeout, ledger)
+    }
+
+    /// The clients of what an environment creates (and cleanup deletes).
+    pub fn clients(&self) -> Clients {
+        Clients { sagemaker: self.aws.sagemaker.clone(), autoscaling: self.aws.autoscaling.clone() }
     }
 
     /// The server's CloudWatch figures for the measured window of `run` on

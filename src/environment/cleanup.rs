@@ -1,12 +1,15 @@
 //! `perfsize cleanup`: finds what a killed run left behind — resources named
-//! `perfsize-…` that carry the `perfsize:run-id` tag — and deletes them,
-//! endpoints first. Resources without the tag are never touched.
+//! `perfsize-…` that carry the `perfsize:run-id` tag, and the scalable targets
+//! of their endpoints — and deletes them, scaling first, then endpoints.
+//! Resources without the tag are never touched; a scalable target whose
+//! endpoint is gone counts as perfsize's only when its name carries the run id.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::sagemaker::{api_error, delete};
+use super::autoscaling::registered_endpoints;
+use super::sagemaker::{Clients, api_error, delete};
 use super::{ApiError, Kind, NAME_PREFIX, RUN_TAG, RunId};
 
 /// A perfsize resource still alive.
@@ -17,14 +20,15 @@ pub struct Leftover {
     pub run_id: String,
 }
 
-/// Every perfsize resource (of `run`, if given), endpoints first.
-pub async fn find(client: &aws_sdk_sagemaker::Client, run: Option<&RunId>) -> Result<Vec<Leftover>, ApiError> {
+/// Every perfsize resource (of `run`, if given), in deletion order.
+pub async fn find(clients: &Clients, run: Option<&RunId>) -> Result<Vec<Leftover>, ApiError> {
+    let client = &clients.sagemaker;
     let prefix = match run {
         Some(run) => format!("{NAME_PREFIX}{run}"),
         None => NAME_PREFIX.to_string(),
     };
     let mut found = Vec::new();
-    for kind in Kind::DELETION_ORDER {
+    for kind in [Kind::Endpoint, Kind::EndpointConfig, Kind::Model] {
         for (name, arn) in list(client, kind, &prefix).await? {
             if !name.starts_with(NAME_PREFIX) {
                 continue;
@@ -35,7 +39,26 @@ pub async fn find(client: &aws_sdk_sagemaker::Client, run: Option<&RunId>) -> Re
             }
         }
     }
-    Ok(found)
+    let targets = scaling_leftovers(&registered_endpoints(&clients.autoscaling).await?, &found, run);
+    Ok(targets.into_iter().chain(found).collect())
+}
+
+/// The scalable targets among `registered` (endpoint names) that are
+/// perfsize's: those of an endpoint found tagged, and those whose endpoint is
+/// gone but whose name starts with `run`'s names.
+fn scaling_leftovers(registered: &[String], found: &[Leftover], run: Option<&RunId>) -> Vec<Leftover> {
+    registered
+        .iter()
+        .filter_map(|endpoint| {
+            let tagged = found.iter().find(|l| l.kind == Kind::Endpoint && &l.name == endpoint);
+            let run_id = match (tagged, run) {
+                (Some(leftover), _) => leftover.run_id.clone(),
+                (None, Some(run)) if endpoint.starts_with(&format!("{NAME_PREFIX}{run}-")) => run.to_string(),
+                _ => return None,
+            };
+            Some(Leftover { kind: Kind::ScalableTarget, name: endpoint.clone(), run_id })
+        })
+        .collect()
 }
 
 /// Names and ARNs of every resource of `kind` whose name contains `filter`.
@@ -44,6 +67,7 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: Kind, filter: &str) -> R
     let mut token = None;
     loop {
         let (page, next) = match kind {
+            Kind::ScalableTarget => unreachable!("scalable targets are listed by registered_endpoints"),
             Kind::Endpoint => {
                 let r = client
                     .list_endpoints()
@@ -114,10 +138,10 @@ async fn run_tag(client: &aws_sdk_sagemaker::Client, arn: &str) -> Result<Option
     Ok(tags.tags().iter().find(|t| t.key() == Some(RUN_TAG)).and_then(|t| t.value().map(str::to_string)))
 }
 
-/// Deletes `leftovers` in order (endpoints, then configs, then models),
+/// Deletes `leftovers` in order (scaling, endpoints, configs, then models),
 /// reporting each as it goes; returns how many could not be deleted.
 pub async fn remove(
-    client: &aws_sdk_sagemaker::Client,
+    clients: &Clients,
     leftovers: &[Leftover],
     poll: Duration,
     report: impl Fn(&Leftover, Result<(), &ApiError>),
@@ -125,10 +149,30 @@ pub async fn remove(
     let mut failed = 0;
     for kind in Kind::DELETION_ORDER {
         for leftover in leftovers.iter().filter(|l| l.kind == kind) {
-            let result = delete(client, kind, &leftover.name, poll).await;
+            let result = delete(clients, kind, &leftover.name, poll).await;
             failed += result.is_err() as usize;
             report(leftover, result.as_ref().map(|_| ()));
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scalable_target_is_perfsizes_by_its_tagged_endpoint_or_by_its_runs_name() {
+        let run: RunId = "20261129-030000-ab12".parse().unwrap();
+        let found = [Leftover { kind: Kind::Endpoint, name: "perfsize-x-ml-m5-large-1".into(), run_id: "x".into() }];
+        let registered = [
+            "perfsize-x-ml-m5-large-1".to_string(),
+            "perfsize-20261129-030000-ab12-ml-c5-large-2".to_string(),
+            "perfsize-20261129-030000-ab123-other".to_string(),
+            "someone-elses".to_string(),
+        ];
+        let names = |run| scaling_leftovers(&registered, &found, run).into_iter().map(|l| l.name).collect::<Vec<_>>();
+        assert_eq!(names(None), ["perfsize-x-ml-m5-large-1"]);
+        assert_eq!(names(Some(&run)), ["perfsize-x-ml-m5-large-1", "perfsize-20261129-030000-ab12-ml-c5-large-2"]);
+    }
 }

@@ -8,6 +8,7 @@
 //! touches a resource it did not create; [`cleanup`] finds what a killed run
 //! left by its tags.
 
+mod autoscaling;
 pub mod cleanup;
 mod sagemaker;
 
@@ -23,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cost::{Spend, Usage};
 use crate::error::{ErrorKind, HasKind};
 use crate::sagemaker::AwsErrorKind;
+use crate::scaling::{Activity, Instances, Policy};
 use crate::vocab::Candidate;
 
-pub use sagemaker::{ModelSource, SageMakerEnvironment, inspect};
+pub use sagemaker::{Clients, ModelSource, SageMakerEnvironment, inspect};
 
 /// The tag that marks a resource as perfsize's, with the run id as value.
 pub const RUN_TAG: &str = "perfsize:run-id";
@@ -108,17 +110,22 @@ pub fn resource_name(run: &RunId, parts: &[&str]) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// An endpoint variant registered with Application Auto Scaling, named
+    /// after its endpoint; deregistering it removes its policies and alarms.
+    ScalableTarget,
     Endpoint,
     EndpointConfig,
     Model,
 }
 
 impl Kind {
-    /// Endpoints first (they use configs), models last (configs name them).
-    pub const DELETION_ORDER: [Kind; 3] = [Kind::Endpoint, Kind::EndpointConfig, Kind::Model];
+    /// Scaling first (it would act on a deleting endpoint), then endpoints
+    /// (they use configs), models last (configs name them).
+    pub const DELETION_ORDER: [Kind; 4] = [Kind::ScalableTarget, Kind::Endpoint, Kind::EndpointConfig, Kind::Model];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::ScalableTarget => "scalable-target",
             Kind::Endpoint => "endpoint",
             Kind::EndpointConfig => "endpoint-config",
             Kind::Model => "model",
@@ -212,6 +219,15 @@ impl Ledger {
         });
     }
 
+    /// `endpoint` now bills for `candidate` (its count changed), if it did not already.
+    pub fn rebill(&mut self, endpoint: &str, candidate: &Candidate) {
+        let open = self.usage.iter().find(|u| u.endpoint == endpoint && u.to.is_none());
+        if open.is_some_and(|u| u.count != candidate.count || u.instance_type != candidate.instance_type) {
+            self.close(endpoint);
+            self.open(endpoint, candidate);
+        }
+    }
+
     /// Every open billing period of `endpoint` ends now.
     pub fn close(&mut self, endpoint: &str) {
         let now = Utc::now();
@@ -256,6 +272,22 @@ pub trait Environment {
     async fn teardown(&self) -> Result<(), ApiError>;
     /// Instance-hours spent and resources alive.
     fn ledger(&self) -> SharedLedger;
+}
+
+/// Puts auto-scaling on endpoints the environment deployed, watches it act,
+/// and takes it away — on every path, before the endpoint goes.
+#[allow(async_fn_in_trait)]
+pub trait Autoscaler {
+    /// Registers the endpoint's variant as a scalable target within the
+    /// policy's bounds and puts the policy on it.
+    async fn apply_policy(&self, endpoint: &str, policy: &Policy) -> Result<(), ApiError>;
+    /// Deregisters the endpoint's scalable target; its policies and their
+    /// alarms go with it. One already gone is not an error.
+    async fn remove_policy(&self, endpoint: &str) -> Result<(), ApiError>;
+    /// Instances desired and in service now; the ledger bills what it sees.
+    async fn instances(&self, deployed: &Deployed) -> Result<Instances, ApiError>;
+    /// The scaling activities on the endpoint's variant, oldest first.
+    async fn activities(&self, endpoint: &str) -> Result<Vec<Activity>, ApiError>;
 }
 
 #[cfg(test)]

@@ -27,15 +27,23 @@ pub enum ModelSource {
     Create { image: String, model_data_url: Option<String>, execution_role_arn: String, environment: Vec<(String, String)> },
 }
 
+/// The clients of what the environment creates.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sagemaker: aws_sdk_sagemaker::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+}
+
 /// Deploys candidates as SageMaker endpoints.
 pub struct SageMakerEnvironment {
-    client: aws_sdk_sagemaker::Client,
+    pub(super) client: aws_sdk_sagemaker::Client,
+    pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
     run: RunId,
     model: ModelSource,
     model_name: String,
     poll: Duration,
     deploy_timeout: Duration,
-    ledger: SharedLedger,
+    pub(super) ledger: SharedLedger,
     used_names: Mutex<HashSet<String>>,
 }
 
@@ -102,13 +110,22 @@ pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint
     Ok(())
 }
 
+/// Desired and in-service instances of an endpoint's variant.
+pub(super) async fn describe_variant(client: &aws_sdk_sagemaker::Client, endpoint: &str) -> Result<(u32, u32), ApiError> {
+    let out = client.describe_endpoint().endpoint_name(endpoint).send().await.map_err(|e| api_error("DescribeEndpoint", &e))?;
+    let variant = out.production_variants().iter().find(|v| v.variant_name() == Some(VARIANT));
+    let count = |n: Option<i32>| n.unwrap_or(0).max(0) as u32;
+    Ok(variant.map_or((0, 0), |v| (count(v.desired_instance_count), count(v.current_instance_count))))
+}
+
 /// Deletes one resource, endpoints waiting until they are gone; something
 /// already gone is not an error.
-pub(super) async fn delete(client: &aws_sdk_sagemaker::Client, kind: Kind, name: &str, poll: Duration) -> Result<(), ApiError> {
+pub(super) async fn delete(clients: &Clients, kind: Kind, name: &str, poll: Duration) -> Result<(), ApiError> {
     match kind {
-        Kind::Endpoint => delete_endpoint(client, name, poll).await,
-        Kind::EndpointConfig => delete_endpoint_config(client, name).await,
-        Kind::Model => delete_model(client, name).await,
+        Kind::ScalableTarget => super::autoscaling::deregister(&clients.autoscaling, name).await,
+        Kind::Endpoint => delete_endpoint(&clients.sagemaker, name, poll).await,
+        Kind::EndpointConfig => delete_endpoint_config(&clients.sagemaker, name).await,
+        Kind::Model => delete_model(&clients.sagemaker, name).await,
     }
 }
 
@@ -131,7 +148,7 @@ pub(super) async fn delete_model(client: &aws_sdk_sagemaker::Client, model: &str
 }
 
 /// A deletion that finds nothing to delete has done its job.
-fn already_gone_is_fine(result: Result<(), ApiError>) -> Result<(), ApiError> {
+pub(super) fn already_gone_is_fine(result: Result<(), ApiError>) -> Result<(), ApiError> {
     match result {
         Err(e) if is_not_found(&e) => Ok(()),
         other => other,
@@ -163,7 +180,7 @@ fn is_rejection(e: &ApiError) -> bool {
 
 impl SageMakerEnvironment {
     pub fn new(
-        client: aws_sdk_sagemaker::Client,
+        clients: Clients,
         run: RunId,
         model: ModelSource,
         poll: Duration,
@@ -175,7 +192,8 @@ impl SageMakerEnvironment {
             ModelSource::Create { .. } => resource_name(&run, &["model"]),
         };
         SageMakerEnvironment {
-            client,
+            client: clients.sagemaker,
+            autoscaling: clients.autoscaling,
             run,
             model,
             model_name,
@@ -213,12 +231,16 @@ impl SageMakerEnvironment {
         name
     }
 
-    fn record_created(&self, kind: Kind, name: &str) {
+    pub(super) fn record_created(&self, kind: Kind, name: &str) {
         crate::error::lock(&self.ledger).created(kind, name);
     }
 
-    fn record_deleted(&self, kind: Kind, name: &str) {
+    pub(super) fn record_deleted(&self, kind: Kind, name: &str) {
         crate::error::lock(&self.ledger).deleted(kind, name);
+    }
+
+    fn clients(&self) -> Clients {
+        Clients { sagemaker: self.client.clone(), autoscaling: self.autoscaling.clone() }
     }
 
     async fn describe(&self, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
@@ -445,7 +467,7 @@ impl Environment for SageMakerEnvironment {
                 let result = match kind {
                     // An endpoint also closes its billing period in the ledger.
                     Kind::Endpoint => self.delete_endpoint(name).await,
-                    _ => delete(&self.client, kind, name, self.poll).await.map(|()| self.record_deleted(kind, name)),
+                    _ => delete(&self.clients(), kind, name, self.poll).await.map(|()| self.record_deleted(kind, name)),
                 };
                 if let Err(e) = result {
                     tracing::error!("teardown: cannot delete {kind} {name}: {e}");

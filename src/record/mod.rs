@@ -6,6 +6,7 @@
 //! names live here alone; the orchestrator writes the record, and the
 //! reports, `compare` and `--resume` read it, without knowing each other.
 
+mod scaling;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::cost::Spend;
 use crate::result::StepResult;
 
+pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 pub use summary::{Autoscaling, PlanRecord, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
 
 /// What was asked: a [`PlanRecord`], written before the first step.
@@ -25,6 +27,8 @@ const SPEND_FILE: &str = "usage.json";
 /// The conclusion: a [`Summary`].
 const SUMMARY_FILE: &str = "summary.json";
 const STEPS_DIR: &str = "steps";
+/// The auto-scaling test's trials: one [`ScalingTrial`] each.
+const SCALING_DIR: &str = "scaling";
 /// The reports rendered from the rest of the record.
 pub const REPORT_FILE: &str = "report.html";
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -144,6 +148,21 @@ impl RunDir {
         Ok(path)
     }
 
+    /// Writes a trial of the auto-scaling test the moment it ends.
+    pub fn write_trial(&self, trial: &ScalingTrial) -> Result<PathBuf, RunDirError> {
+        let path = self.root.join(SCALING_DIR).join(trial.file_name());
+        write_json(&path, trial).map_err(|source| RunDirError::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    /// Every trial of the auto-scaling test written so far, in run order.
+    pub fn trials(&self) -> Result<Vec<ScalingTrial>, RunDirError> {
+        let mut trials: Vec<ScalingTrial> =
+            json_files(&self.root.join(SCALING_DIR)).iter().map(|p| read(p)).collect::<Result<_, _>>()?;
+        trials.sort_by_key(|t| t.index);
+        Ok(trials)
+    }
+
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunDirError> {
         let path = self.path(name);
         write_json(&path, value).map_err(|source| RunDirError::Write { path, source })
@@ -159,19 +178,25 @@ impl RunDir {
 
     /// Every step written so far, in run order.
     pub fn steps(&self) -> Result<Vec<StepResult>, RunDirError> {
-        let dir = self.root.join(STEPS_DIR);
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        paths.sort();
-        let mut steps: Vec<StepResult> = paths.iter().map(|p| read(p)).collect::<Result<_, _>>()?;
+        let mut steps: Vec<StepResult> =
+            json_files(&self.root.join(STEPS_DIR)).iter().map(|p| read(p)).collect::<Result<_, _>>()?;
         steps.sort_by_key(|s| s.index);
         Ok(steps)
     }
+}
+
+/// The JSON files in `dir` (none if it does not exist), by name, without the
+/// hidden temporaries of writes in progress.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    paths
 }
 
 fn read<T: DeserializeOwned>(path: &Path) -> Result<T, RunDirError> {

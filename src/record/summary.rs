@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::{ConfigCost, RunCost};
-use crate::plan::{Durations, Plan, Search};
+use crate::plan::{Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
 use crate::step::{StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Phase, Requirements};
@@ -173,6 +173,9 @@ pub struct PlanRecord {
     pub prices: String,
     pub safety_factor: f64,
     pub max_test_cost: Option<f64>,
+    /// The auto-scaling test, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingTest>,
 }
 
 impl PlanRecord {
@@ -203,6 +206,7 @@ impl PlanRecord {
             prices: plan.prices().origin.clone(),
             safety_factor: plan.safety_factor(),
             max_test_cost: plan.max_test_cost(),
+            scaling: plan.scaling().cloned(),
         }
     }
 

@@ -17,8 +17,9 @@ use crate::cost::PriceTable;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
-use crate::plan::{Durations, Plan, PlanParts, Search};
+use crate::plan::{Durations, Plan, PlanParts, ScalingTest, Search};
 use crate::record::RunDir;
+use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
 
 fn parse_type(text: &str) -> Result<InstanceType, String> {
@@ -75,8 +76,27 @@ pub struct SizingArgs {
     /// Ramp up to the peak at the start of an endurance run.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub endurance_ramp: Option<Duration>,
-    #[arg(long = "endurance_ramp_minutes", value_parser = parse_minutes, hide = true, conflicts_with = "endurance_ramp")]
+    /// Test the recommended auto-scaling policy: from a minimum count, traffic ramps from 0 to the peak over this long, then holds it; the lowest minimum that meets the requirements is found by bisection.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub scaling_ramp: Option<Duration>,
+    /// perfsizesagemaker's --endurance_ramp_minutes: above 0, it turns the auto-scaling test on, as it does there.
+    #[arg(long = "endurance_ramp_minutes", value_parser = parse_minutes, hide = true, conflicts_with = "scaling_ramp")]
     pub endurance_ramp_minutes: Option<Duration>,
+    /// How long the auto-scaling test holds the peak after its ramp (default: --endurance-duration).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ramp_hold: Option<Duration>,
+    /// Auto-scaling test: also jump to the peak at once (a spike), at the minimum the ramp found.
+    #[arg(long)]
+    pub spike: bool,
+    /// What the tested policy tracks: invocations (per instance per minute), concurrency (high-resolution, reacts sooner), or both to compare.
+    #[arg(long, value_delimiter = ',', default_value = "invocations", value_parser = |s: &str| s.parse::<ScalingMetric>(), value_name = "invocations|concurrency")]
+    pub scaling_metric: Vec<ScalingMetric>,
+    /// The tested policy's ScaleOutCooldown.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub scale_out_cooldown: Duration,
+    /// The tested policy's ScaleInCooldown.
+    #[arg(long, value_parser = parse_duration, default_value = "300s", value_name = "DURATION")]
+    pub scale_in_cooldown: Duration,
     /// Rate the endurance ramp starts from.
     #[arg(long, alias = "endurance_ramp_start_tps", value_parser = parse_non_negative, default_value = "0", value_name = "TPS")]
     pub endurance_ramp_start_tps: f64,
@@ -164,8 +184,30 @@ impl SizingArgs {
             warmup: self.traffic.warmup.unwrap_or(Duration::from_secs(if simulated { 1 } else { 10 })),
             endurance: pick(self.endurance_duration, self.endurance_minutes, 600, 20),
             endurance_ramp_start_tps: self.endurance_ramp_start_tps,
-            endurance_ramp: self.endurance_ramp.or(self.endurance_ramp_minutes).unwrap_or(Duration::ZERO),
+            endurance_ramp: self.endurance_ramp.unwrap_or(Duration::ZERO),
         }
+    }
+
+    /// The auto-scaling test, when `--scaling-ramp` (or perfsizesagemaker's
+    /// `--endurance_ramp_minutes` above 0) asks for one.
+    fn scaling_test(&self, endurance: Duration) -> Result<Option<ScalingTest>, Failure> {
+        let ramp = self.scaling_ramp.or(self.endurance_ramp_minutes.filter(|d| !d.is_zero()));
+        let Some(ramp) = ramp else {
+            if self.spike || self.ramp_hold.is_some() {
+                return Err(Failure::usage(
+                    "--spike and --ramp-hold belong to the auto-scaling test: add --scaling-ramp DURATION",
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(Some(ScalingTest {
+            ramp,
+            hold: self.ramp_hold.unwrap_or(endurance),
+            spike: self.spike,
+            metrics: self.scaling_metric.clone(),
+            scale_out_cooldown: self.scale_out_cooldown,
+            scale_in_cooldown: self.scale_in_cooldown,
+        }))
     }
 
     /// The model to size; None when none is given (a missing input).
@@ -245,6 +287,8 @@ impl SizingArgs {
             Some(path) => PriceTable::load(path),
             None => PriceTable::shipped(region),
         }?;
+        let durations = self.durations();
+        let scaling = self.scaling_test(durations.endurance)?;
         let plan = Plan::new(PlanParts {
             peak_tps,
             requirements,
@@ -259,12 +303,13 @@ impl SizingArgs {
                 parallel: self.parallel as usize,
                 max_utilization: self.max_utilization,
             },
-            durations: self.durations(),
+            durations,
             traffic,
             prices,
             safety_factor: self.safety_factor,
             min_instances: self.min_instances,
             max_test_cost: self.max_test_cost,
+            scaling,
         })?;
         // Said once the inputs are known good: a refused input stays one line.
         if !self.has_payload() {

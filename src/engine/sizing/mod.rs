@@ -213,13 +213,13 @@ pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) 
 
 /// Deletes what an earlier, killed session of this run left behind.
 async fn remove_leftovers(session: &Session, run_id: &RunId, progress: &Progress) -> Result<(), SizingError> {
-    let client = &session.aws.sagemaker;
-    let leftovers = crate::environment::cleanup::find(client, Some(run_id)).await?;
+    let clients = session.clients();
+    let leftovers = crate::environment::cleanup::find(&clients, Some(run_id)).await?;
     if leftovers.is_empty() {
         return Ok(());
     }
     progress.activity(format!("removing {} resources the interrupted session left", leftovers.len()));
-    let failed = crate::environment::cleanup::remove(client, &leftovers, session.pace.poll, |_, _| {}).await;
+    let failed = crate::environment::cleanup::remove(&clients, &leftovers, session.pace.poll, |_, _| {}).await;
     if failed > 0 {
         return Err(SizingError::Leftovers { failed, run_id: run_id.clone() });
     }

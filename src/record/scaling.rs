@@ -1,0 +1,147 @@
+//! The auto-scaling test in the record: each trial of a policy at one
+//! minimum count (`scaling/NNN-<metric>-<shape>-min-K.json`, written the moment
+//! it ends, its traffic also a step in `steps/`), and the verdict the summary
+//! carries — the minimum found for each metric, every trial in brief, and
+//! what to do when no minimum works.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scaling::{Activity, Policy, Timeline};
+
+/// How the traffic of a trial reaches the peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// From 0 to the peak over the ramp, then held.
+    Ramp,
+    /// The peak at once, then held.
+    Spike,
+}
+
+impl Shape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Ramp => "ramp",
+            Shape::Spike => "spike",
+        }
+    }
+}
+
+/// One policy, tested from one minimum count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingTrial {
+    /// The index of its step in `steps/`.
+    pub index: u32,
+    pub shape: Shape,
+    pub policy: Policy,
+    pub endpoint: String,
+    pub passed: bool,
+    pub reasons: Vec<String>,
+    pub judged_latency_ms: Option<f64>,
+    pub error_percent: f64,
+    pub requests: u64,
+    pub timeline: Timeline,
+    pub activities: Vec<Activity>,
+    /// The instances it used, priced: mean instances in service × $/hour.
+    pub cost_per_hour: f64,
+    /// The verified fixed-scale count, priced the same way.
+    pub fixed_cost_per_hour: f64,
+}
+
+impl ScalingTrial {
+    pub fn file_name(&self) -> String {
+        format!("{:03}-{}-{}-min-{}.json", self.index, self.policy.metric, self.shape.as_str(), self.policy.min)
+    }
+
+    /// The trial in brief, for the summary.
+    pub fn brief(&self) -> TrialBrief {
+        let t = &self.timeline;
+        TrialBrief {
+            index: self.index,
+            shape: self.shape,
+            min: self.policy.min,
+            passed: self.passed,
+            reasons: self.reasons.clone(),
+            judged_latency_ms: self.judged_latency_ms,
+            error_percent: self.error_percent,
+            peak_instances: t.peak_instances,
+            mean_instances: t.mean_instances,
+            first_scale_out_after_breach: t.scale_outs.first().and_then(|o| o.after_breach),
+            disruption_errors: t.disruption.errors,
+            disruption_slow_seconds: t.disruption.slow_seconds,
+            cost_per_hour: self.cost_per_hour,
+            file: format!("{}/{}", super::SCALING_DIR, self.file_name()),
+        }
+    }
+}
+
+/// A trial in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialBrief {
+    pub index: u32,
+    pub shape: Shape,
+    pub min: u32,
+    pub passed: bool,
+    pub reasons: Vec<String>,
+    pub judged_latency_ms: Option<f64>,
+    pub error_percent: f64,
+    pub peak_instances: u32,
+    pub mean_instances: f64,
+    /// Seconds from the first breach of the target to the first new instance serving.
+    pub first_scale_out_after_breach: Option<f64>,
+    pub disruption_errors: u64,
+    pub disruption_slow_seconds: u32,
+    pub cost_per_hour: f64,
+    pub file: String,
+}
+
+/// What the test found for one metric's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricVerdict {
+    /// The policy as tested; its `min` is the lowest that passed (the fixed
+    /// count when none below it did).
+    pub policy: Policy,
+    /// A minimum below the fixed-scale count met the requirements under the ramp.
+    pub scales: bool,
+    pub trials: Vec<TrialBrief>,
+    pub spike: Option<TrialBrief>,
+    /// What to change when no minimum worked.
+    pub suggestion: Option<String>,
+}
+
+/// The auto-scaling test's conclusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingVerdict {
+    /// The fixed-scale count the search verified: the known-good upper end.
+    pub fixed_count: u32,
+    pub ramp_seconds: f64,
+    pub hold_seconds: f64,
+    pub metrics: Vec<MetricVerdict>,
+    /// Why the test stopped early, if it did.
+    pub note: Option<String>,
+}
+
+impl ScalingVerdict {
+    /// The metric whose policy scales from the lowest minimum (the cheaper
+    /// one on ties: fewer instances idle at night), if any scales at all.
+    pub fn best(&self) -> Option<&MetricVerdict> {
+        self.metrics.iter().filter(|m| m.scales).min_by_key(|m| m.policy.min)
+    }
+
+    /// One sentence on what the test found.
+    pub fn conclusion(&self) -> String {
+        match self.best() {
+            Some(m) => format!(
+                "auto-scaling meets the requirements under the ramp from {} instance{} ({} target {})",
+                m.policy.min,
+                if m.policy.min == 1 { "" } else { "s" },
+                m.policy.metric,
+                crate::format::trim_number(m.policy.target)
+            ),
+            None if self.metrics.iter().all(|m| m.trials.is_empty()) => {
+                format!("one configuration of {} instance(s) holds the peak: nothing to scale", self.fixed_count)
+            }
+            None => format!("auto-scaling cannot meet this ramp; use fixed scale at {}", self.fixed_count),
+        }
+    }
+}
