@@ -30,6 +30,8 @@ pub struct Pace {
     pub metrics_poll: Duration,
     /// Assumed time to deploy an endpoint, for budget and plan estimates.
     pub deploy_estimate: Duration,
+    /// How often the auto-scaling test looks at the instances in service.
+    pub scaling_poll: Duration,
 }
 
 impl Pace {
@@ -42,6 +44,7 @@ impl Pace {
                 metrics_wait: Duration::from_secs(3),
                 metrics_poll: Duration::from_millis(250),
                 deploy_estimate: Duration::from_secs(5),
+                scaling_poll: Duration::from_millis(250),
             }
         } else {
             Pace {
@@ -51,6 +54,7 @@ impl Pace {
                 metrics_wait: Duration::from_secs(180),
                 metrics_poll: Duration::from_secs(20),
                 deploy_estimate: Duration::from_secs(8 * 60),
+                scaling_poll: Duration::from_secs(10),
             }
         }
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ScalingVerdict;
 use crate::cost::{ConfigCost, RunCost};
 use crate::plan::{Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
@@ -247,6 +248,9 @@ pub struct Summary {
     pub types: Vec<TypeOutcome>,
     pub steps: Vec<StepBrief>,
     pub run_cost: RunCost,
+    /// The auto-scaling test, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingVerdict>,
 }
 
 #[cfg(test)]

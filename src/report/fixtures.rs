@@ -181,6 +181,7 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         types,
         steps: steps.iter().map(StepBrief::from).collect(),
         run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
+        scaling: None,
     };
     RunData { summary, plan: None, steps, cost: CostKnown::Complete }
 }

@@ -121,6 +121,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         types: Vec::new(),
         steps: steps.iter().map(StepBrief::from).collect(),
         run_cost: spend.map(|s| s.run_cost).unwrap_or_default(),
+        scaling: None,
     }
 }
 

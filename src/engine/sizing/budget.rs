@@ -12,7 +12,7 @@ use crate::cost::Spend;
 use crate::environment::{Deployed, Environment};
 use crate::format::trim_number;
 use crate::load::Driver;
-use crate::vocab::Probe;
+use crate::vocab::{Candidate, Probe};
 
 impl<E: Environment, D: Driver> Sizing<'_, E, D> {
     /// What the whole run has spent up to now, all sessions included.
@@ -27,26 +27,40 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
 
     /// Whether starting `probe` could take the run past --max-test-cost.
     pub(super) fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
+        let (profile, _) = self.plan.rate_profile(probe);
+        let current = lanes.get(&probe.candidate.instance_type).map_or(0, |d| d.candidate.count);
+        let added_per_hour =
+            self.plan.price(&probe.candidate.instance_type) * probe.candidate.count.saturating_sub(current) as f64;
+        let waiting = if current == probe.candidate.count { Duration::ZERO } else { self.pace.deploy_estimate };
+        self.would_exceed(added_per_hour, profile.length() + waiting, || {
+            format!("the next step ({} at {} TPS)", probe.candidate, trim_number(probe.tps))
+        })
+    }
+
+    /// Whether a trial of the auto-scaling test that runs `length` and may
+    /// scale up to `most` could take the run past --max-test-cost.
+    pub(super) fn over_budget_for(&self, most: &Candidate, length: Duration) -> Option<String> {
+        let per_hour = self.plan.price(&most.instance_type) * most.count as f64;
+        self.would_exceed(per_hour, length + self.pace.deploy_estimate, || format!("the next auto-scaling trial (up to {most})"))
+    }
+
+    /// Whether what is spent, plus everything alive and `added_per_hour`
+    /// more billing for `length`, is past the budget; the reason if so.
+    fn would_exceed(&self, added_per_hour: f64, length: Duration, what: impl Fn() -> String) -> Option<String> {
         let budget = self.plan.max_test_cost()?;
         let ledger = self.env.ledger();
         let ledger = crate::error::lock(&ledger);
         let spent = self.plan.prices().run_cost(ledger.usage(), Utc::now()).dollars;
-        // Everything alive keeps billing while the step runs, including the
-        // endpoints of probes still in flight.
+        // Everything alive keeps billing meanwhile, including the endpoints
+        // of probes still in flight.
         let price = |t: &InstanceType| self.plan.price(t);
         let alive_per_hour: f64 =
             ledger.usage().iter().filter(|u| u.to.is_none()).map(|u| price(&u.instance_type) * u.count as f64).sum();
-        let (profile, _) = self.plan.rate_profile(probe);
-        let current = lanes.get(&probe.candidate.instance_type).map_or(0, |d| d.candidate.count);
-        let added_per_hour = price(&probe.candidate.instance_type) * probe.candidate.count.saturating_sub(current) as f64;
-        let waiting = if current == probe.candidate.count { Duration::ZERO } else { self.pace.deploy_estimate };
-        let hours = (profile.length() + waiting).as_secs_f64() / 3600.0;
-        let estimate = spent + (alive_per_hour + added_per_hour) * hours;
+        let estimate = spent + (alive_per_hour + added_per_hour) * length.as_secs_f64() / 3600.0;
         (estimate > budget).then(|| {
             format!(
-                "the next step ({} at {} TPS) would take the run to about ${estimate:.4}, past --max-test-cost ${budget:.4} (spent ${spent:.4})",
-                probe.candidate,
-                trim_number(probe.tps),
+                "{} would take the run to about ${estimate:.4}, past --max-test-cost ${budget:.4} (spent ${spent:.4})",
+                what()
             )
         })
     }

@@ -6,16 +6,22 @@ use chrono::{DateTime, Utc};
 use super::run_loop::{RunState, Shared};
 use super::{Sizing, SizingError};
 use crate::cost::Spend;
-use crate::environment::Environment;
+use crate::environment::{Autoscaler, Environment};
 use crate::load::Driver;
-use crate::record::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+use crate::record::{Autoscaling, Recommendation, RunStatus, ScalingVerdict, StepBrief, Summary, TypeOutcome};
 use crate::result::StepResult;
+use crate::scaling::ScalingMetric;
 use crate::step::Strategy;
 use crate::vocab::{Candidate, Phase};
 
-impl<E: Environment, D: Driver> Sizing<'_, E, D> {
+impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     /// Tears down, waits for the last CloudWatch figures, and writes the summary.
-    pub(super) async fn conclude(&self, mut st: RunState, shared: Shared) -> (Summary, Option<SizingError>) {
+    pub(super) async fn conclude(
+        &self,
+        mut st: RunState,
+        shared: Shared,
+        scaling: Option<ScalingVerdict>,
+    ) -> (Summary, Option<SizingError>) {
         // Ctrl-C before the first probe, or in the same poll a task finished, ends the run too.
         if self.cancel.is_cancelled() && st.status == RunStatus::Completed {
             st.interrupted();
@@ -37,7 +43,7 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
         if let Err(e) = self.dir.write_spend(&spend) {
             st.error.get_or_insert(e.into());
         }
-        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, shared.started_at, spend);
+        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, shared.started_at, spend, scaling);
         if let Err(e) = self.dir.write_summary(&summary) {
             st.error.get_or_insert(e.into());
         }
@@ -52,6 +58,7 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
         note: Option<String>,
         started_at: DateTime<Utc>,
         spend: Spend,
+        scaling: Option<ScalingVerdict>,
     ) -> Summary {
         let conclusion = strategy.conclusion();
         let peak = self.plan.peak_tps();
@@ -77,7 +84,7 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
                     self.plan.safety_factor(),
                     peak,
                     rec.candidate.count,
-                    self.plan.min_instances(),
+                    tested_minimum(scaling.as_ref()).unwrap_or(self.plan.min_instances()),
                 ),
             }
         });
@@ -112,6 +119,13 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
             types,
             steps: steps.iter().map(StepBrief::from).collect(),
             run_cost,
+            scaling,
         }
     }
+}
+
+/// The minimum the auto-scaling test found for the invocations policy, the
+/// one the recommendation spells out, when one below fixed scale held.
+fn tested_minimum(scaling: Option<&ScalingVerdict>) -> Option<u32> {
+    scaling?.metrics.iter().find(|m| m.policy.metric == ScalingMetric::Invocations && m.scales).map(|m| m.policy.min)
 }

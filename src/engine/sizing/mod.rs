@@ -16,6 +16,7 @@ mod budget;
 mod conclusion;
 mod estimate;
 mod run_loop;
+mod scaling;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;

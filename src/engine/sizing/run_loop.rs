@@ -20,7 +20,7 @@ use super::SizingError;
 use crate::catalog::InstanceType;
 use crate::engine::Pace;
 use crate::engine::load_step::drive_and_judge;
-use crate::environment::{ApiError, DeployError, Deployed, Environment};
+use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
 use crate::format::trim_number;
 use crate::load::{Driver, LoadError};
 use crate::plan::Plan;
@@ -102,7 +102,7 @@ impl RunState {
     }
 
     /// Ends the run on an error; the first error is the one reported.
-    fn fail(&mut self, error: SizingError, run_cancel: &CancellationToken) {
+    pub(super) fn fail(&mut self, error: SizingError, run_cancel: &CancellationToken) {
         if self.status == RunStatus::Completed {
             self.status = RunStatus::Failed;
         }
@@ -137,7 +137,7 @@ enum Task {
 
 type TaskFuture<'a> = Pin<Box<dyn Future<Output = Task> + 'a>>;
 
-impl<'a, E: Environment, D: Driver> Sizing<'a, E, D> {
+impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
     /// Runs to a conclusion (or until stopped), tears everything down and
     /// writes summary.json. The summary is returned even when AWS failed.
     pub async fn run(self) -> (Summary, Option<SizingError>) {
@@ -171,7 +171,8 @@ impl<'a, E: Environment, D: Driver> Sizing<'a, E, D> {
             self.on_task(task, &mut st, &mut tasks, &shared);
         }
         drop(tasks);
-        self.conclude(st, shared).await
+        let scaling = self.test_scaling(&mut st, &shared).await;
+        self.conclude(st, shared, scaling).await
     }
 
     /// Starts every probe the strategy allows now (answering those a resumed
@@ -423,7 +424,7 @@ fn same_probe(step: &StepResult, probe: &Probe) -> bool {
 }
 
 /// One line about a finished step.
-fn describe(step: &StepResult) -> String {
+pub(super) fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
     format!(
         "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::engine::Pace;
 use crate::environment::Kind as ResourceKind;
-use crate::environment::{ApiError, DeployError, Deployed, Environment, SharedLedger};
+use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment, SharedLedger};
 use crate::load::recorder::new_histogram;
 use crate::load::{Counts, LoadRun, LoadSpec, ProgressFn, Target, Totals};
 use crate::load::{Driver, LoadError};
@@ -43,6 +43,12 @@ struct World {
     /// What Ctrl-C cancels: the run's own token.
     ctrl_c: CancellationToken,
     torn_down: bool,
+    /// Endpoint name → the scaling policy on it.
+    policies: BTreeMap<String, crate::scaling::Policy>,
+    /// Auto-scaling trials pass when they start from at least this many instances.
+    ramp_needs: u32,
+    /// The first auto-scaling trial is interrupted by Ctrl-C.
+    interrupt_scaling: bool,
 }
 
 type SharedWorld = Arc<Mutex<World>>;
@@ -86,6 +92,9 @@ impl Environment for FakeEnvironment {
     async fn teardown(&self) -> Result<(), ApiError> {
         let mut world = self.world.lock().unwrap();
         let mut ledger = crate::error::lock(&self.ledger);
+        for name in std::mem::take(&mut world.policies).into_keys() {
+            ledger.deleted(ResourceKind::ScalableTarget, &name);
+        }
         for name in std::mem::take(&mut world.endpoints).into_keys() {
             ledger.close(&name);
             ledger.deleted(ResourceKind::Endpoint, &name);
@@ -96,6 +105,30 @@ impl Environment for FakeEnvironment {
 
     fn ledger(&self) -> SharedLedger {
         Arc::clone(&self.ledger)
+    }
+}
+
+/// Scaling acts at the end of each trial: the endpoint ends at the policy's maximum.
+impl Autoscaler for FakeEnvironment {
+    async fn apply_policy(&self, endpoint: &str, policy: &crate::scaling::Policy) -> Result<(), ApiError> {
+        crate::error::lock(&self.ledger).created(ResourceKind::ScalableTarget, endpoint);
+        self.world.lock().unwrap().policies.insert(endpoint.to_string(), policy.clone());
+        Ok(())
+    }
+
+    async fn remove_policy(&self, endpoint: &str) -> Result<(), ApiError> {
+        crate::error::lock(&self.ledger).deleted(ResourceKind::ScalableTarget, endpoint);
+        self.world.lock().unwrap().policies.remove(endpoint);
+        Ok(())
+    }
+
+    async fn instances(&self, deployed: &Deployed) -> Result<crate::scaling::Instances, ApiError> {
+        let count = self.world.lock().unwrap().endpoints.get(&deployed.endpoint).map_or(0, |c| c.count);
+        Ok(crate::scaling::Instances { desired: count, current: count })
+    }
+
+    async fn activities(&self, _endpoint: &str) -> Result<Vec<crate::scaling::Activity>, ApiError> {
+        Ok(Vec::new())
     }
 }
 
@@ -113,7 +146,7 @@ impl Driver for FakeDriver {
     }
 
     async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, _live: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
-        let (n, candidate, capacity, slip_ms, interrupt) = {
+        let (n, candidate, capacity, slip_ms, mut interrupt) = {
             let mut world = self.world.lock().unwrap();
             world.drives += 1;
             world.in_flight += 1;
@@ -124,6 +157,19 @@ impl Driver for FakeDriver {
             let slip_ms = if world.slips.is_empty() { 0.0 } else { world.slips.remove(0) };
             (n, candidate, capacity, slip_ms, world.interrupt_at == Some(n))
         };
+        let policy = self.world.lock().unwrap().policies.get(&spec.target.endpoint).cloned();
+        if let Some(policy) = policy {
+            // An auto-scaling trial: it holds when it starts from enough instances.
+            let mut world = self.world.lock().unwrap();
+            world.in_flight -= 1;
+            interrupt = std::mem::take(&mut world.interrupt_scaling);
+            if interrupt {
+                world.ctrl_c.cancel();
+            }
+            let holds = candidate.count >= world.ramp_needs;
+            world.endpoints.get_mut(&spec.target.endpoint).expect("deployed").count = policy.max;
+            return Ok(synthetic_run(&spec, if holds { 20.0 } else { 2_000.0 }, 0.0, interrupt || cancel.is_cancelled()));
+        }
         // Let another lane's drive start while this one "runs".
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -348,5 +394,71 @@ async fn an_interrupt_mid_step_stops_the_run_and_tears_everything_down() {
     assert_eq!(run.world.lock().unwrap().drives, 2, "no step starts after the interrupt");
     let last = run.dir.steps().unwrap().pop().unwrap();
     assert!(last.misses.contains(&crate::result::Miss::Interrupted), "the cut step says so: {:?}", last.reasons);
+    run.nothing_left();
+}
+
+/// A plan whose answer is four ml.m5.large (30 TPS each at 100 TPS), with
+/// the auto-scaling test on.
+fn scaling_plan(spike: bool) -> Plan {
+    let mut parts = crate::plan::testing::parts(100.0);
+    parts.scaling = Some(crate::plan::ScalingTest {
+        ramp: Duration::from_secs(10),
+        hold: Duration::from_secs(5),
+        spike,
+        metrics: vec![crate::scaling::ScalingMetric::Invocations],
+        scale_out_cooldown: Duration::from_secs(60),
+        scale_in_cooldown: Duration::from_secs(300),
+    });
+    Plan::new(parts).unwrap()
+}
+
+#[tokio::test]
+async fn the_scaling_test_bisects_to_the_lowest_minimum_that_holds_the_ramp() {
+    let run = size(&scaling_plan(true), &[("ml.m5.large", 30.0)], Vec::new(), |w| w.ramp_needs = 2).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 4"));
+    let verdict = run.summary.scaling.as_ref().expect("the test ran");
+    let m = &verdict.metrics[0];
+    let tried: Vec<(u32, bool)> = m.trials.iter().map(|t| (t.min, t.passed)).collect();
+    assert_eq!(tried, [(2, true), (1, false)]);
+    assert!(m.scales && m.policy.min == 2 && m.suggestion.is_none());
+    assert!(m.spike.as_ref().is_some_and(|s| s.min == 2 && s.passed), "{:?}", m.spike);
+    assert_eq!(
+        run.summary.recommendation.as_ref().unwrap().autoscaling.min_instances,
+        2,
+        "the policy spelled out is the tested one"
+    );
+    assert_eq!(run.dir.trials().unwrap().len(), 3, "every trial is on disk");
+    let phases: Vec<Phase> = run.summary.steps.iter().rev().take(3).map(|s| s.phase).collect();
+    assert_eq!(phases, [Phase::Scaling; 3], "each trial is a step too");
+    assert!(run.world.lock().unwrap().policies.is_empty());
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_ramp_no_minimum_holds_recommends_fixed_scale_and_says_what_would_help() {
+    let run = size(&scaling_plan(true), &[("ml.m5.large", 30.0)], Vec::new(), |w| w.ramp_needs = 99).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert!(run.summary.recommendation.is_some(), "the fixed-scale answer stands");
+    let verdict = run.summary.scaling.as_ref().unwrap();
+    assert_eq!(verdict.conclusion(), "auto-scaling cannot meet this ramp; use fixed scale at 4");
+    let m = &verdict.metrics[0];
+    assert!(!m.scales && m.spike.is_none());
+    assert!(m.suggestion.as_ref().is_some_and(|s| s.contains("fixed scale at 4")), "{:?}", m.suggestion);
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn an_interrupt_during_a_scaling_trial_leaves_no_policy_and_no_endpoint() {
+    let run = size(&scaling_plan(false), &[("ml.m5.large", 30.0)], Vec::new(), |w| {
+        w.ramp_needs = 1;
+        w.interrupt_scaling = true;
+    })
+    .await;
+    assert_eq!(run.summary.status, RunStatus::Interrupted);
+    assert!(run.summary.recommendation.is_some());
+    let last = run.dir.steps().unwrap().pop().unwrap();
+    assert_eq!(last.phase, Phase::Scaling, "the cut trial is on disk");
+    assert!(run.world.lock().unwrap().policies.is_empty(), "no scaling target left");
     run.nothing_left();
 }

@@ -1,0 +1,381 @@
+//! The auto-scaling test, after the fixed-scale answer: the recommended type
+//! deployed at a candidate minimum count, the recommended policy applied,
+//! traffic ramped from 0 to the peak and held, judged by the same
+//! requirements. For each asked metric the minimum is bisected between the
+//! lowest allowed count and the count verified at fixed scale, then a spike
+//! is tried at the minimum found. One endpoint serves every trial (resized
+//! between them); its scaling target goes before it does, on every path.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::run_loop::{RunState, Shared, describe};
+use super::{Sizing, SizingError};
+use crate::engine::load_step::drive_and_judge;
+use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
+use crate::format::trim_number;
+use crate::load::Driver;
+use crate::plan::ScalingTest;
+use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, ScalingVerdict, Shape};
+use crate::result::{ServerMetrics, StepContext, StepResult};
+use crate::scaling::{InstanceSample, Instances, MeasuredCapacity, MinimumSearch, Policy, ScalingMetric, Timeline, suggestion};
+use crate::step::Recommended;
+use crate::vocab::{Candidate, Phase};
+
+/// Why the test stopped before its end.
+enum Stop {
+    Interrupted,
+    /// The budget, or a deployment SageMaker refused: the test ends, the run does not fail.
+    Ended(String),
+    /// AWS or the disk failed us: the run fails.
+    Failed(SizingError),
+}
+
+impl From<SizingError> for Stop {
+    fn from(e: SizingError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Stop {
+        Stop::Failed(e.into())
+    }
+}
+
+impl From<RunDirError> for Stop {
+    fn from(e: RunDirError) -> Stop {
+        Stop::Failed(e.into())
+    }
+}
+
+/// What the trials of one metric share.
+struct Trials<'t> {
+    test: &'t ScalingTest,
+    recommended: &'t Recommended,
+    capacity: MeasuredCapacity,
+}
+
+impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
+    /// Runs the auto-scaling test when the plan asks for one and the search
+    /// recommended a configuration; None otherwise.
+    pub(super) async fn test_scaling(&self, st: &mut RunState, shared: &Shared) -> Option<ScalingVerdict> {
+        let test = self.plan.scaling()?;
+        let recommended = st.strategy.conclusion().recommendation?;
+        if st.status != RunStatus::Completed || st.error.is_some() || shared.run_cancel.is_cancelled() {
+            return None;
+        }
+        // The search's endpoints would bill idle through the whole test.
+        for (_, deployed) in std::mem::take(&mut st.lanes) {
+            if let Err(e) = self.env.release(&deployed).await {
+                st.fail(e.into(), &shared.run_cancel);
+                return None;
+            }
+        }
+        let trials = Trials { test, capacity: self.capacity(&recommended, &st.steps), recommended: &recommended };
+        let mut verdict = ScalingVerdict {
+            fixed_count: recommended.candidate.count,
+            ramp_seconds: test.ramp.as_secs_f64(),
+            hold_seconds: test.hold.as_secs_f64(),
+            metrics: Vec::new(),
+            note: None,
+        };
+        let mut endpoint = None;
+        for metric in &test.metrics {
+            let (found, stop) = self.test_metric(*metric, &trials, &mut endpoint, st, shared).await;
+            verdict.metrics.push(found);
+            match stop {
+                None => {}
+                Some(Stop::Interrupted) => break,
+                Some(Stop::Ended(reason)) => {
+                    self.progress.line(format!("auto-scaling test stopped: {reason}"));
+                    verdict.note = Some(reason);
+                    break;
+                }
+                Some(Stop::Failed(e)) => {
+                    verdict.note = Some(format!("stopped: {e}"));
+                    st.fail(e, &shared.run_cancel);
+                    break;
+                }
+            }
+        }
+        if let Some(deployed) = endpoint
+            && let Err(e) = self.take_down(&deployed).await
+        {
+            st.fail(e, &shared.run_cancel);
+        }
+        self.progress.line(format!("auto-scaling: {}", verdict.conclusion()));
+        Some(verdict)
+    }
+
+    /// Bisects the minimum of `metric`'s policy, then tries a spike at it.
+    async fn test_metric(
+        &self,
+        metric: ScalingMetric,
+        trials: &Trials<'_>,
+        endpoint: &mut Option<Deployed>,
+        st: &mut RunState,
+        shared: &Shared,
+    ) -> (MetricVerdict, Option<Stop>) {
+        let fixed = trials.recommended.candidate.count;
+        let target = metric.target(&trials.capacity, self.plan.safety_factor());
+        let max = Policy::max_for(metric, &trials.capacity, target, self.plan.peak_tps(), fixed);
+        let policy = |min| Policy {
+            metric,
+            target,
+            min,
+            max,
+            scale_out_cooldown: trials.test.scale_out_cooldown,
+            scale_in_cooldown: trials.test.scale_in_cooldown,
+        };
+        let mut search = MinimumSearch::new(self.plan.min_instances(), fixed);
+        let mut tried: Vec<ScalingTrial> = Vec::new();
+        let mut stop = None;
+        while let Some(min) = search.next() {
+            match self.trial(policy(min), Shape::Ramp, trials, endpoint, st, shared).await {
+                Ok(trial) => {
+                    search.record(min, trial.passed);
+                    tried.push(trial);
+                }
+                Err(s) => {
+                    stop = Some(s);
+                    break;
+                }
+            }
+        }
+        let found = search.found();
+        let scales = found < fixed && stop.is_none();
+        let mut spike = None;
+        if scales && trials.test.spike {
+            match self.trial(policy(found), Shape::Spike, trials, endpoint, st, shared).await {
+                Ok(trial) => spike = Some(trial.brief()),
+                Err(s) => stop = Some(s),
+            }
+        }
+        let suggestion = (!scales && !tried.is_empty() && stop.is_none()).then(|| {
+            suggestion(
+                metric,
+                &trials.capacity,
+                self.plan.safety_factor(),
+                reaction(&tried),
+                self.plan.peak_tps(),
+                trials.test.ramp,
+                fixed,
+            )
+        });
+        let verdict = MetricVerdict {
+            policy: policy(found),
+            scales,
+            trials: tried.iter().map(ScalingTrial::brief).collect(),
+            spike,
+            suggestion,
+        };
+        (verdict, stop)
+    }
+
+    /// One trial: the endpoint at `policy.min`, the policy on, the traffic
+    /// of `shape` driven while the instances are watched, the policy off.
+    async fn trial(
+        &self,
+        policy: Policy,
+        shape: Shape,
+        trials: &Trials<'_>,
+        endpoint: &mut Option<Deployed>,
+        st: &mut RunState,
+        shared: &Shared,
+    ) -> Result<ScalingTrial, Stop> {
+        let cancel = &shared.run_cancel;
+        let instance_type = &trials.recommended.candidate.instance_type;
+        let candidate = Candidate::new(instance_type.clone(), policy.min);
+        let rate = trials.test.rate(self.plan.peak_tps(), shape == Shape::Spike);
+        if let Some(reason) = self.over_budget_for(&Candidate::new(instance_type.clone(), policy.max), rate.length()) {
+            return Err(Stop::Ended(reason));
+        }
+        let deployed = self.endpoint_at(&candidate, endpoint, cancel).await?;
+        self.env.apply_policy(&deployed.endpoint, &policy).await?;
+        let index = st.next_index;
+        st.next_index += 1;
+        let target = self.driver.target(&deployed.endpoint);
+        let spec = self.plan.traffic().load_spec(target, rate, Duration::ZERO, index, self.plan.requirements());
+        if shared.preflighted.borrow_mut().insert(deployed.endpoint.clone()) {
+            self.driver.preflight(&spec).await.map_err(SizingError::Load)?;
+        }
+        self.progress.activity(format!(
+            "step {index} · auto-scaling {} {} from {candidate}: {} to {} TPS",
+            policy.metric,
+            shape.as_str(),
+            if shape == Shape::Ramp { "0" } else { "straight" },
+            trim_number(self.plan.peak_tps())
+        ));
+        let context = StepContext {
+            index,
+            phase: Phase::Scaling,
+            simulated: self.simulated,
+            endpoint_name: deployed.endpoint.clone(),
+            candidate,
+            target_tps: self.plan.peak_tps(),
+            warmup_seconds: 0.0,
+            requirements: *self.plan.requirements(),
+            horizon: self.plan.durations().endurance,
+        };
+        let watching = CancellationToken::new();
+        let drive = async {
+            let judged = drive_and_judge(self.driver, spec, context, &self.progress, cancel).await;
+            watching.cancel();
+            judged
+        };
+        let (judged, seen) = tokio::join!(drive, self.watch(&deployed, &watching));
+        let (mut step, run) = judged.map_err(SizingError::Load)?;
+        step.cloudwatch = ServerMetrics::unavailable("not read for auto-scaling tests: see the scaling timeline");
+        self.dir.write_step(&step)?;
+        self.dir.write_spend(&self.spend(shared.started_at))?;
+        self.progress.line(format!("step {}: {}", step.index, describe(&step)));
+        let activities = self.env.activities(&deployed.endpoint).await?;
+        self.env.remove_policy(&deployed.endpoint).await?;
+        st.steps.push(step.clone());
+        if run.cancelled {
+            return Err(Stop::Interrupted);
+        }
+        let fixed = trials.recommended.candidate.count;
+        let trial = self.trial_record(policy, shape, fixed, &step, &seen, run.started_at, activities);
+        self.dir.write_trial(&trial)?;
+        Ok(trial)
+    }
+
+    fn trial_record(
+        &self,
+        policy: Policy,
+        shape: Shape,
+        fixed: u32,
+        step: &StepResult,
+        seen: &[(DateTime<Utc>, Instances)],
+        started_at: DateTime<Utc>,
+        activities: Vec<crate::scaling::Activity>,
+    ) -> ScalingTrial {
+        let samples: Vec<InstanceSample> = seen
+            .iter()
+            .map(|(at, i)| InstanceSample {
+                at_seconds: (*at - started_at).num_milliseconds() as f64 / 1000.0,
+                in_service: i.current,
+                desired: i.desired,
+            })
+            .collect();
+        let timeline = Timeline::build(&step.series, &samples, policy.metric, policy.target, step.requirements.latency_ms);
+        let price = self.plan.price(&step.candidate().expect("a step of a planned type").instance_type);
+        ScalingTrial {
+            index: step.index,
+            shape,
+            endpoint: step.endpoint_name.clone(),
+            passed: step.passed,
+            reasons: step.reasons.clone(),
+            judged_latency_ms: step.judged_latency_ms,
+            error_percent: step.error_percent,
+            requests: step.requests,
+            cost_per_hour: timeline.mean_instances * price,
+            fixed_cost_per_hour: fixed as f64 * price,
+            timeline,
+            activities: activities.into_iter().filter(|a| a.started_at >= started_at - chrono::Duration::seconds(5)).collect(),
+            policy,
+        }
+    }
+
+    /// The one endpoint of the test, at `candidate`'s count and settled:
+    /// deployed the first time, resized (once any scaling in progress is
+    /// over) after.
+    async fn endpoint_at(
+        &self,
+        candidate: &Candidate,
+        endpoint: &mut Option<Deployed>,
+        cancel: &CancellationToken,
+    ) -> Result<Deployed, Stop> {
+        let Some(deployed) = endpoint else {
+            self.progress.activity(format!("deploying {candidate} for the auto-scaling test"));
+            let deployed = self.env.deploy(candidate, cancel).await.map_err(deploy_stop)?;
+            return Ok(endpoint.insert(deployed).clone());
+        };
+        let settled = self.settle(deployed, cancel).await?;
+        deployed.candidate.count = settled.current;
+        if settled.current != candidate.count {
+            self.progress.activity(format!("resizing {} to {candidate}", deployed.endpoint));
+            self.env.resize(deployed, candidate.count, cancel).await.map_err(deploy_stop)?;
+        }
+        Ok(deployed.clone())
+    }
+
+    /// Waits until the endpoint's scaling is over: as many in service as desired.
+    async fn settle(&self, deployed: &Deployed, cancel: &CancellationToken) -> Result<Instances, Stop> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = self.env.instances(deployed).await?;
+            if now.current == now.desired {
+                return Ok(now);
+            }
+            if started.elapsed() > self.pace.deploy_timeout {
+                return Err(Stop::Ended(format!("{} did not settle at {} instances", deployed.endpoint, now.desired)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.pace.poll) => {}
+                _ = cancel.cancelled() => return Err(Stop::Interrupted),
+            }
+        }
+    }
+
+    /// The instances of `deployed`, sampled until `stop`; a failed look is
+    /// skipped (the next one will do).
+    async fn watch(&self, deployed: &Deployed, stop: &CancellationToken) -> Vec<(DateTime<Utc>, Instances)> {
+        let mut seen = Vec::new();
+        loop {
+            match self.env.instances(deployed).await {
+                Ok(now) => seen.push((Utc::now(), now)),
+                Err(e) => tracing::warn!("cannot see the instances of {}: {e}", deployed.endpoint),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.pace.scaling_poll) => {}
+                _ = stop.cancelled() => return seen,
+            }
+        }
+    }
+
+    /// Scaling first, then the endpoint and its config.
+    async fn take_down(&self, deployed: &Deployed) -> Result<(), SizingError> {
+        self.env.remove_policy(&deployed.endpoint).await?;
+        self.env.release(deployed).await?;
+        Ok(())
+    }
+
+    /// What one instance of the recommended type sustains, with the median
+    /// latency of the passing step that measured it closest to that rate.
+    fn capacity(&self, recommended: &Recommended, steps: &[StepResult]) -> MeasuredCapacity {
+        let per_instance = recommended.max_tps_per_instance;
+        let p50 = steps
+            .iter()
+            .filter(|s| s.passed && s.candidate().is_some_and(|c| c.instance_type == recommended.candidate.instance_type))
+            .filter_map(|s| Some(((s.target_tps / s.instance_count as f64 - per_instance).abs(), s.latency_ms?.p50)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(self.plan.requirements().latency_ms / 4.0, |(_, p50)| p50);
+        MeasuredCapacity { tps_per_instance: per_instance, latency_p50_ms: p50 }
+    }
+}
+
+/// A deployment that did not happen ends the test; AWS failing us fails the run.
+fn deploy_stop(e: DeployError) -> Stop {
+    match e {
+        DeployError::Cancelled { .. } => Stop::Interrupted,
+        DeployError::Api(e) => Stop::Failed(e.into()),
+        other => Stop::Ended(other.to_string()),
+    }
+}
+
+/// The median time from the first breach of the target to the first new
+/// instance serving, over the trials that scaled out at all.
+fn reaction(trials: &[ScalingTrial]) -> Option<Duration> {
+    let mut seconds: Vec<f64> =
+        trials.iter().filter_map(|t| t.timeline.scale_outs.first().and_then(|o| o.after_breach)).collect();
+    if seconds.is_empty() {
+        return None;
+    }
+    seconds.sort_by(f64::total_cmp);
+    Some(Duration::from_secs_f64(seconds[seconds.len() / 2]))
+}
