@@ -4,6 +4,7 @@
 //! carries — the minimum found for each metric, every trial in brief, and
 //! what to do when no minimum works.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::scaling::{Activity, Policy, Timeline};
@@ -35,6 +36,8 @@ pub struct ScalingTrial {
     pub shape: Shape,
     pub policy: Policy,
     pub endpoint: String,
+    /// When the traffic schedule started: second 0 of the timeline.
+    pub started_at: DateTime<Utc>,
     pub passed: bool,
     pub reasons: Vec<String>,
     pub judged_latency_ms: Option<f64>,

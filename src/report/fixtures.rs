@@ -183,5 +183,75 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
         scaling: None,
     };
-    RunData { summary, plan: None, steps, cost: CostKnown::Complete }
+    RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
+}
+
+/// `recommended_run` sized for 300 TPS on three ml.c5.large, with an
+/// auto-scaling test that found a minimum of 2 (step 6 held, step 7 failed).
+pub(super) fn scaled_run() -> RunData {
+    use crate::record::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape};
+    use crate::scaling::{Activity, InstanceSample, Policy, ScalingMetric, Timeline};
+    let mut data = recommended_run();
+    let policy = |min| Policy {
+        metric: ScalingMetric::Invocations,
+        target: 3000.0,
+        min,
+        max: 6,
+        scale_out_cooldown: std::time::Duration::from_secs(60),
+        scale_in_cooldown: std::time::Duration::from_secs(300),
+    };
+    let mut trial = |index: u32, min: u32, passed: bool| {
+        let mut step = step(index, Phase::Scaling, "ml.c5.large", min, 300.0, if passed { 40 } else { 900 });
+        step.passed = passed;
+        let samples = [
+            InstanceSample { at_seconds: 0.0, in_service: min, desired: min },
+            InstanceSample { at_seconds: 2.0, in_service: min, desired: min + 1 },
+            InstanceSample { at_seconds: 4.0, in_service: min + 1, desired: min + 1 },
+        ];
+        let timeline = Timeline::build(&step.series, &samples, ScalingMetric::Invocations, 3000.0, 500.0);
+        data.steps.push(step);
+        ScalingTrial {
+            index,
+            shape: Shape::Ramp,
+            policy: policy(min),
+            endpoint: "perfsize-x-ml-c5-large-2".into(),
+            started_at: t0(),
+            passed,
+            reasons: if passed { Vec::new() } else { vec!["p99 latency 900.0 ms is above the 500 ms limit".into()] },
+            judged_latency_ms: Some(if passed { 40.0 } else { 900.0 }),
+            error_percent: 0.0,
+            requests: 1500,
+            timeline,
+            activities: vec![Activity {
+                started_at: t0() + chrono::Duration::seconds(2),
+                ended_at: Some(t0() + chrono::Duration::seconds(4)),
+                description: format!("Setting desired instance count to {}.", min + 1),
+                cause: "monitor alarm TargetTracking-AlarmHigh in state ALARM triggered policy perfsize-invocations-target"
+                    .into(),
+                status: "Successful".into(),
+            }],
+            cost_per_hour: 0.25,
+            fixed_cost_per_hour: 0.306,
+        }
+    };
+    let trials = vec![trial(6, 2, true), trial(7, 1, false)];
+    data.summary.peak_tps = 300.0;
+    let rec = data.summary.recommendation.as_mut().unwrap();
+    rec.instance_count = 3;
+    data.summary.scaling = Some(ScalingVerdict {
+        fixed_count: 3,
+        ramp_seconds: 60.0,
+        hold_seconds: 30.0,
+        metrics: vec![MetricVerdict {
+            policy: policy(2),
+            scales: true,
+            trials: trials.iter().map(ScalingTrial::brief).collect(),
+            spike: None,
+            suggestion: None,
+        }],
+        note: None,
+    });
+    data.summary.steps = data.steps.iter().map(StepBrief::from).collect();
+    data.trials = trials;
+    data
 }

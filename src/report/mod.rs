@@ -18,13 +18,14 @@ mod compare_page;
 pub mod junit;
 mod page;
 mod page_charts;
+mod scaling_page;
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
 use crate::cost::Spend;
-use crate::record::{JUNIT_FILE, PlanRecord, REPORT_FILE, RunDir, RunDirError, RunStatus, StepBrief, Summary};
+use crate::record::{JUNIT_FILE, PlanRecord, REPORT_FILE, RunDir, RunDirError, RunStatus, ScalingTrial, StepBrief, Summary};
 use crate::result::{StepResult, histogram};
 
 pub use compare_page::render_comparison;
@@ -58,6 +59,8 @@ pub struct RunData {
     pub summary: Summary,
     pub plan: Option<PlanRecord>,
     pub steps: Vec<StepResult>,
+    /// The auto-scaling test's trials, with their timelines.
+    pub trials: Vec<ScalingTrial>,
     pub cost: CostKnown,
 }
 
@@ -81,18 +84,19 @@ impl RunData {
     pub fn load(dir: &RunDir) -> Result<RunData, ReportError> {
         let plan = dir.plan()?;
         let steps = dir.steps()?;
+        let trials = dir.trials()?;
         match dir.summary()? {
             Some(mut summary) => {
                 // Steps on disk carry the CloudWatch figures that arrived after the summary.
                 summary.steps = steps.iter().map(StepBrief::from).collect();
-                Ok(RunData { summary, plan, steps, cost: CostKnown::Complete })
+                Ok(RunData { summary, plan, steps, trials, cost: CostKnown::Complete })
             }
             None => {
                 let plan = plan.ok_or_else(|| ReportError::Empty(dir.root().to_path_buf()))?;
                 let spend = dir.spend()?;
                 let cost = spend.as_ref().map_or(CostKnown::Unknown, |s| CostKnown::AtLeast(s.written_at));
                 let summary = partial_summary(&plan, &steps, spend);
-                Ok(RunData { summary, plan: Some(plan), steps, cost })
+                Ok(RunData { summary, plan: Some(plan), steps, trials, cost })
             }
         }
     }

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::charts::Chart;
 use super::page_charts::{anchor, distribution_chart, latency_series_chart, overview_charts, rate_chart};
+use super::scaling_page::ScalingSection;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::record::{Recommendation, RunStatus, TypeOutcome};
@@ -42,6 +43,8 @@ struct ReportPage {
     overview: Vec<Chart>,
     steps: Vec<StepView>,
     version: String,
+    /// The auto-scaling test, when one ran.
+    scaling: Option<ScalingSection>,
 }
 
 /// A labelled value.
@@ -171,6 +174,7 @@ impl ReportPage {
             overview: overview_charts(data),
             steps: data.steps.iter().map(|step| step_view(step, Some(step.index) == recommended_step)).collect(),
             version: s.perfsize_version.clone(),
+            scaling: ScalingSection::new(data),
         }
     }
 }

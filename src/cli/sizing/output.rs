@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::format::{money, trim_number};
-use crate::record::{REPORT_FILE, Summary};
+use crate::record::{REPORT_FILE, ScalingVerdict, Summary};
 use crate::vocab::Phase;
 
 /// The command line as recorded: URL credentials and secret-looking values hidden.
@@ -76,6 +76,9 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
             }
         }
     }
+    if let Some(verdict) = &summary.scaling {
+        out.push_str(&scaling_text(verdict, summary.peak_tps));
+    }
     if let Some(note) = &summary.note {
         out.push_str(&format!("run ended early: {note}\n"));
     }
@@ -89,6 +92,53 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
         humantime::format_duration(Duration::from_secs(summary.run_cost.wall_seconds as u64)),
         dir.join(REPORT_FILE).display()
     ));
+    out
+}
+
+/// The auto-scaling test: each metric's minimum and how it was found.
+fn scaling_text(verdict: &ScalingVerdict, peak_tps: f64) -> String {
+    let mut out = format!(
+        "auto-scaling, tested under a {} ramp to {} TPS, then {} at peak:\n",
+        humantime::format_duration(Duration::from_secs(verdict.ramp_seconds as u64)),
+        trim_number(peak_tps),
+        humantime::format_duration(Duration::from_secs(verdict.hold_seconds as u64)),
+    );
+    for m in &verdict.metrics {
+        let tried: Vec<String> =
+            m.trials.iter().map(|t| format!("{} {}", t.min, if t.passed { "PASS" } else { "FAIL" })).collect();
+        let found = if m.scales {
+            format!("min {} holds", m.policy.min)
+        } else if m.trials.is_empty() {
+            "not tested".to_string()
+        } else {
+            format!("no minimum below {} holds", verdict.fixed_count)
+        };
+        out.push_str(&format!(
+            "  {} (target {} {}, max {}): {found}; tried {}\n",
+            m.policy.metric,
+            trim_number(m.policy.target),
+            m.policy.metric.unit(),
+            m.policy.max,
+            if tried.is_empty() { "nothing".to_string() } else { tried.join(", ") },
+        ));
+        if let Some(reaction) = m.trials.iter().find(|t| t.passed).and_then(|t| t.first_scale_out_after_breach) {
+            out.push_str(&format!("    first new instance served {:.0} s after the target was passed\n", reaction));
+        }
+        if let Some(spike) = &m.spike {
+            out.push_str(&format!(
+                "    spike straight to peak from {}: {}\n",
+                spike.min,
+                if spike.passed { "PASS" } else { "FAIL" }
+            ));
+        }
+        if let Some(suggestion) = &m.suggestion {
+            out.push_str(&format!("    {suggestion}\n"));
+        }
+    }
+    if let Some(note) = &verdict.note {
+        out.push_str(&format!("  the test stopped early: {note}\n"));
+    }
+    out.push_str(&format!("  → {}\n", verdict.conclusion()));
     out
 }
 

@@ -59,11 +59,27 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         total_dollars += dollars;
     }
     let parallel = if s.strategy == StrategyKind::Adaptive { s.parallel } else { 1 };
-    let wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
+    let mut wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
         + total_endurance as f64 * (endurance_hours * 3600.0 + pace.deploy_estimate.as_secs_f64())
         + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64();
+    let mut trials = String::new();
+    if let Some(test) = plan.scaling() {
+        let scaling = scaling_worst_case(plan, test, pace);
+        trials = format!(", {} auto-scaling trials of {}", scaling.trials, humantime::format_duration(test.ramp + test.hold));
+        out.push_str(&format!(
+            "{:<20} {:>9} {:>14} {:>16} {:>12.2}\n",
+            "auto-scaling test",
+            "",
+            format!("{} trials", scaling.trials),
+            format!("≤ {} instances", scaling.instances),
+            scaling.dollars
+        ));
+        total_hours += scaling.hours;
+        total_dollars += scaling.dollars;
+        wall += scaling.wall_seconds;
+    }
     out.push_str(&format!(
-        "\nworst case: {total_steps} search steps of {} and {total_endurance} endurance runs of {}; {:.2} endpoint-hours, {}, ${:.2}\n",
+        "\nworst case: {total_steps} search steps of {} and {total_endurance} endurance runs of {}{trials}; {:.2} endpoint-hours, {}, ${:.2}\n",
         humantime::format_duration(d.warmup + d.step),
         humantime::format_duration(d.endurance_ramp + d.endurance),
         total_hours,
@@ -78,4 +94,26 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         out.push_str("expected: far fewer — the type with the lowest possible cost goes first, and types that cannot beat a verified configuration are dropped\n");
     }
     out
+}
+
+/// The auto-scaling test at its worst: a bisection over every count up to
+/// the assumed fixed-scale answer for each metric, plus a spike, each trial
+/// at the policy's maximum (the fixed count over the safety factor) of the
+/// dearest planned type for its whole ramp and hold, plus a resize.
+struct ScalingWorstCase {
+    trials: usize,
+    instances: u32,
+    hours: f64,
+    dollars: f64,
+    wall_seconds: f64,
+}
+
+fn scaling_worst_case(plan: &Plan, test: &crate::plan::ScalingTest, pace: &Pace) -> ScalingWorstCase {
+    let bisection = (ASSUMED_MAX_INSTANCES as f64).log2().ceil() as usize;
+    let trials = test.metrics.len() * (bisection + test.spike as usize);
+    let instances = (ASSUMED_MAX_INSTANCES as f64 / plan.safety_factor()).ceil() as u32;
+    let price = plan.search().types.iter().map(|t| plan.price(t)).fold(0.0, f64::max);
+    let wall_seconds = trials as f64 * (test.ramp + test.hold + pace.deploy_estimate).as_secs_f64();
+    let hours = instances as f64 * wall_seconds / 3600.0;
+    ScalingWorstCase { trials, instances, hours, dollars: hours * price, wall_seconds }
 }

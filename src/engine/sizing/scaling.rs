@@ -268,6 +268,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             index: step.index,
             shape,
             endpoint: step.endpoint_name.clone(),
+            started_at,
             passed: step.passed,
             reasons: step.reasons.clone(),
             judged_latency_ms: step.judged_latency_ms,
