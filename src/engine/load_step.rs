@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Session;
 use crate::environment::{ApiError, DeployError, Environment, ModelSource, RunId, inspect};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{Driver, LoadError, LoadRun, LoadSpec, RateProfile};
+use crate::load::{Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
 use crate::plan::Traffic;
 use crate::progress::Progress;
 use crate::result::{StepContext, StepResult};
@@ -154,6 +154,17 @@ pub(super) async fn drive_and_judge<D: Driver>(
     cancel: &CancellationToken,
 ) -> Result<(StepResult, LoadRun), LoadError> {
     let live = Arc::clone(progress);
-    let run = driver.drive(spec, cancel.clone(), Some(Arc::new(move |row| live.second(row)))).await?;
+    drive_and_judge_with(driver, spec, context, Arc::new(move |row| live.second(row)), cancel).await
+}
+
+/// Drives `spec`, handing each second to `live`, and judges what it measured.
+pub(super) async fn drive_and_judge_with<D: Driver>(
+    driver: &D,
+    spec: LoadSpec,
+    context: StepContext,
+    live: ProgressFn,
+    cancel: &CancellationToken,
+) -> Result<(StepResult, LoadRun), LoadError> {
+    let run = driver.drive(spec, cancel.clone(), Some(live)).await?;
     Ok((StepResult::from_run(context, &run), run))
 }

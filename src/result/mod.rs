@@ -5,6 +5,7 @@
 
 pub mod cloudwatch;
 pub mod histogram;
+pub mod settled;
 pub mod sustain;
 pub mod trend;
 
@@ -19,6 +20,7 @@ use crate::vocab::{Candidate, Phase, Requirements};
 
 pub use cloudwatch::{MetricsWindow, ServerMetrics};
 pub use histogram::Percentiles;
+pub use settled::Settled;
 pub use sustain::Stationarity;
 
 /// A step whose achieved rate is below this share of the offered rate fails.

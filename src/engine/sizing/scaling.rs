@@ -6,6 +6,7 @@
 //! is tried at the minimum found. One endpoint serves every trial (resized
 //! between them); its scaling target goes before it does, on every path.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::run_loop::{RunState, Shared, describe};
 use super::{Sizing, SizingError};
-use crate::engine::load_step::drive_and_judge;
+use crate::engine::load_step::drive_and_judge_with;
 use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
 use crate::format::trim_number;
-use crate::load::Driver;
+use crate::load::{Driver, ProgressFn};
 use crate::plan::ScalingTest;
 use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, ScalingVerdict, Shape};
-use crate::result::{ServerMetrics, StepContext, StepResult};
+use crate::result::{Miss, ServerMetrics, Settled, StepContext, StepResult};
 use crate::scaling::{InstanceSample, Instances, MeasuredCapacity, MinimumSearch, Policy, ScalingMetric, Timeline, suggestion};
 use crate::step::Recommended;
 use crate::vocab::{Candidate, Phase};
@@ -221,13 +222,20 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             horizon: self.plan.durations().endurance,
         };
         let watching = CancellationToken::new();
+        let early = cancel.child_token();
+        let settled = Arc::new(Mutex::new((Settled::new(*self.plan.requirements(), rate.total()), None)));
         let drive = async {
-            let judged = drive_and_judge(self.driver, spec, context, &self.progress, cancel).await;
+            let live = self.settling(Arc::clone(&settled), early.clone());
+            let judged = drive_and_judge_with(self.driver, spec, context, live, &early).await;
             watching.cancel();
             judged
         };
         let (judged, seen) = tokio::join!(drive, self.watch(&deployed, &watching));
         let (mut step, run) = judged.map_err(SizingError::Load)?;
+        let settled_early = crate::error::lock(&settled).1.clone();
+        if let Some((second, reason)) = settled_early.filter(|_| !cancel.is_cancelled()) {
+            stopped_early(&mut step, second, &reason);
+        }
         step.cloudwatch = ServerMetrics::unavailable("not read for auto-scaling tests: see the scaling timeline");
         self.dir.write_step(&step)?;
         self.dir.write_spend(&self.spend(shared.started_at))?;
@@ -235,7 +243,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let activities = self.env.activities(&deployed.endpoint).await?;
         self.env.remove_policy(&deployed.endpoint).await?;
         st.steps.push(step.clone());
-        if run.cancelled {
+        if cancel.is_cancelled() {
             return Err(Stop::Interrupted);
         }
         let fixed = trials.recommended.candidate.count;
@@ -305,6 +313,23 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         Ok(deployed.clone())
     }
 
+    /// The live view of a trial, which also stops it (through `early`) the
+    /// second its failure is certain: the rest of a long ramp could not
+    /// change the verdict, and would only bill.
+    fn settling(&self, settled: SettledState, early: CancellationToken) -> ProgressFn {
+        let progress = Arc::clone(&self.progress);
+        Arc::new(move |row| {
+            progress.second(row);
+            let mut state = crate::error::lock(&settled);
+            if state.1.is_none()
+                && let Some(reason) = state.0.add(row)
+            {
+                state.1 = Some((row.second, reason));
+                early.cancel();
+            }
+        })
+    }
+
     /// Waits until the endpoint's scaling is over: as many in service as desired.
     async fn settle(&self, deployed: &Deployed, cancel: &CancellationToken) -> Result<Instances, Stop> {
         let started = tokio::time::Instant::now();
@@ -358,6 +383,18 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             .map_or(self.plan.requirements().latency_ms / 4.0, |(_, p50)| p50);
         MeasuredCapacity { tps_per_instance: per_instance, latency_p50_ms: p50 }
     }
+}
+
+/// What a trial's live view has counted, and the second and reason its
+/// failure became certain.
+type SettledState = Arc<Mutex<(Settled, Option<(u32, String)>)>>;
+
+/// A trial stopped because its failure was certain is a failure, not an interruption.
+fn stopped_early(step: &mut StepResult, second: u32, reason: &str) {
+    step.misses.retain(|m| *m != Miss::Interrupted);
+    step.reasons = step.misses.iter().map(Miss::describe).collect();
+    step.reasons.push(format!("stopped after {} s: {reason}", second + 1));
+    step.passed = false;
 }
 
 /// A deployment that did not happen ends the test; AWS failing us fails the run.
