@@ -38,6 +38,47 @@ impl MetricName {
             _ => None,
         }
     }
+
+    /// Every metric the simulator publishes, as ListMetrics lists them.
+    pub const ALL: [MetricName; 8] = {
+        use MetricName::*;
+        [
+            Invocations,
+            InvocationsPerInstance,
+            ModelLatency,
+            OverheadLatency,
+            Invocation4XXErrors,
+            Invocation5XXErrors,
+            CpuUtilization,
+            MemoryUtilization,
+        ]
+    };
+
+    /// The namespace and name CloudWatch knows the metric by (the inverse of [`MetricName::parse`]).
+    pub fn identity(self) -> (&'static str, &'static str) {
+        use MetricName::*;
+        match self {
+            Invocations => ("AWS/SageMaker", "Invocations"),
+            InvocationsPerInstance => ("AWS/SageMaker", "InvocationsPerInstance"),
+            ModelLatency => ("AWS/SageMaker", "ModelLatency"),
+            OverheadLatency => ("AWS/SageMaker", "OverheadLatency"),
+            Invocation4XXErrors => ("AWS/SageMaker", "Invocation4XXErrors"),
+            Invocation5XXErrors => ("AWS/SageMaker", "Invocation5XXErrors"),
+            CpuUtilization => ("/aws/sagemaker/Endpoints", "CPUUtilization"),
+            MemoryUtilization => ("/aws/sagemaker/Endpoints", "MemoryUtilization"),
+        }
+    }
+
+    /// The unit SageMaker publishes the metric with, which CloudWatch reports
+    /// back on every datapoint (and which a Unit filter must match).
+    pub fn unit(self) -> &'static str {
+        use MetricName::*;
+        match self {
+            ModelLatency | OverheadLatency => "Microseconds",
+            CpuUtilization | MemoryUtilization => "Percent",
+            Invocations | InvocationsPerInstance | Invocation4XXErrors | Invocation5XXErrors => "None",
+        }
+    }
 }
 
 /// A CloudWatch statistic.
@@ -197,6 +238,21 @@ impl VariantSeries {
         s.memory_percent = capacity.memory_percent;
     }
 
+    /// The metrics of `candidates` with at least one sample at or after
+    /// `since`: what ListMetrics lists for this variant.
+    pub fn sampled_since(&self, since: i64, candidates: &[MetricName]) -> Vec<MetricName> {
+        let seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut scratch = Vec::new();
+        let mut has_samples = |metric: MetricName| {
+            seconds.range(since..).any(|(_, second)| {
+                scratch.clear();
+                second.samples(metric, &mut scratch);
+                !scratch.is_empty()
+            })
+        };
+        candidates.iter().copied().filter(|&metric| has_samples(metric)).collect()
+    }
+
     /// Datapoints of `metric` for `stat` over whole periods of `period`
     /// seconds, aligned to multiples of the period, from the one holding
     /// `start` up to `end` (exclusive) — as CloudWatch rounds its window.
@@ -247,6 +303,17 @@ impl MetricStore {
                 Arc::new(VariantSeries { seconds: Mutex::new(BTreeMap::new()), retention_secs: self.retention.as_secs() as i64 })
             })
             .clone()
+    }
+
+    /// How long series keep their seconds.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Every variant that ever served a request, as (endpoint, variant, series).
+    pub fn variants(&self) -> Vec<(String, String, Arc<VariantSeries>)> {
+        let all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        all.iter().map(|((endpoint, variant), series)| (endpoint.clone(), variant.clone(), series.clone())).collect()
     }
 
     /// The series of a variant, if it ever served a request.
@@ -303,6 +370,25 @@ mod tests {
         // As CloudWatch does, a window starting inside a period takes all of it.
         let points = s.datapoints(MetricName::Invocations, Stat::Sum, 10, 102, 140);
         assert_eq!(points, vec![(100, 2.0), (130, 1.0)]);
+    }
+
+    #[test]
+    fn every_metric_is_found_by_the_name_it_is_listed_under() {
+        for metric in MetricName::ALL {
+            let (namespace, name) = metric.identity();
+            assert_eq!(MetricName::parse(namespace, name), Some(metric));
+        }
+    }
+
+    #[test]
+    fn only_metrics_with_samples_since_are_listed() {
+        // Second 100 saw one request that failed before reaching the model.
+        let s = series_with(&[(100, &[], 1), (200, &[1000], 0)]);
+        let all = MetricName::ALL;
+        assert!(s.sampled_since(150, &all).contains(&MetricName::ModelLatency));
+        let early = s.sampled_since(0, &[MetricName::Invocations, MetricName::OverheadLatency]);
+        assert_eq!(early, vec![MetricName::Invocations], "no request reached the overhead path");
+        assert!(s.sampled_since(201, &all).is_empty());
     }
 
     #[test]

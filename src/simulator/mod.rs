@@ -1,6 +1,7 @@
 //! The SageMaker simulator: one HTTP server on one port that speaks the
 //! SageMaker control plane (awsJson 1.1), the SageMaker runtime (restJson1) and
-//! CloudWatch GetMetricData (RPC v2 CBOR and awsJson 1.0), so the official SDKs
+//! CloudWatch's metric reads — GetMetricData, GetMetricStatistics, ListMetrics —
+//! (RPC v2 CBOR and awsJson 1.0), so the official SDKs, boto3 and the AWS CLI
 //! work against it unchanged.
 //!
 //! Endpoints go through their real lifecycle in real time, and InvokeEndpoint

@@ -10,11 +10,11 @@ use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 pub enum Protocol {
     /// SageMaker control plane.
     AwsJson11,
-    /// CloudWatch as older SDKs speak it.
+    /// CloudWatch as botocore (boto3, the AWS CLI) speaks it: it ranks JSON above CBOR.
     AwsJson10,
     /// SageMaker runtime.
     RestJson,
-    /// CloudWatch as aws-sdk-cloudwatch and botocore ≥ 1.40 speak it.
+    /// CloudWatch as aws-sdk-cloudwatch speaks it.
     RpcV2Cbor,
 }
 

@@ -3,7 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{
+    Dimension, DimensionFilter, Metric, MetricDataQuery, MetricStat, RecentlyActive, ScanBy, StandardUnit, Statistic,
+};
 use aws_sdk_sagemaker::types::{DesiredWeightAndCapacity, EndpointStatus, Tag};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 
@@ -474,6 +476,195 @@ async fn cloudwatch_answers_awsjson_1_0_too() {
     let values = answer["MetricDataResults"][0]["Values"].as_array().unwrap();
     assert_eq!(values.iter().map(|v| v.as_f64().unwrap()).sum::<f64>(), 3.0);
     sim.stop().await;
+}
+
+/// The AWS/SageMaker metrics of a variant that served requests, by name.
+const SAGEMAKER_METRICS: [&str; 6] =
+    ["Invocation4XXErrors", "Invocation5XXErrors", "Invocations", "InvocationsPerInstance", "ModelLatency", "OverheadLatency"];
+
+/// aws-sdk-cloudwatch (RPC v2 CBOR) lists the metrics a variant published
+/// and reads the same figures through GetMetricStatistics as through GetMetricData.
+#[tokio::test]
+async fn the_rust_sdk_lists_metrics_and_reads_statistics() {
+    let sim = simulator(fast_profile("")).await;
+    let sm = sagemaker(&sim);
+    let rt = runtime(&sim);
+    deploy(&sm, "listed", "ml.m5.large", 1).await;
+    wait_while(&sm, "listed", "Creating").await;
+    for _ in 0..4 {
+        invoke(&rt, "listed").await.unwrap();
+    }
+    let cw = cloudwatch(&sim);
+
+    let listed = cw
+        .list_metrics()
+        .namespace("AWS/SageMaker")
+        .dimensions(DimensionFilter::builder().name("EndpointName").value("listed").build())
+        .send()
+        .await
+        .expect("ListMetrics");
+    let mut names: Vec<&str> = listed.metrics().iter().filter_map(|m| m.metric_name()).collect();
+    names.sort();
+    assert_eq!(names, SAGEMAKER_METRICS);
+    let dimensions: Vec<(&str, &str)> =
+        listed.metrics()[0].dimensions().iter().map(|d| (d.name().unwrap_or_default(), d.value().unwrap_or_default())).collect();
+    assert_eq!(dimensions, [("EndpointName", "listed"), ("VariantName", "AllTraffic")]);
+    let pages = cw.list_metrics().recently_active(RecentlyActive::Pt3H).into_paginator().send().try_collect().await.unwrap();
+    let every: usize = pages.iter().map(|page| page.metrics().len()).sum();
+    assert_eq!(every, SAGEMAKER_METRICS.len() + 2, "and CPUUtilization, MemoryUtilization");
+
+    let (start, end) = window();
+    let statistics = |name: &str| {
+        cw.get_metric_statistics()
+            .namespace("AWS/SageMaker")
+            .metric_name(name)
+            .dimensions(Dimension::builder().name("EndpointName").value("listed").build())
+            .dimensions(Dimension::builder().name("VariantName").value("AllTraffic").build())
+            .start_time(start)
+            .end_time(end)
+            .period(60)
+    };
+    let invocations =
+        statistics("Invocations").statistics(Statistic::Sum).statistics(Statistic::SampleCount).send().await.unwrap();
+    assert_eq!(invocations.label(), Some("Invocations"));
+    assert_eq!(invocations.datapoints().iter().filter_map(|d| d.sum()).sum::<f64>(), 4.0);
+    assert!(invocations.datapoints().iter().all(|d| d.unit() == Some(&StandardUnit::None) && d.timestamp().is_some()));
+
+    let latency = statistics("ModelLatency").statistics(Statistic::Maximum).send().await.unwrap();
+    assert!(latency.datapoints().iter().all(|d| d.unit() == Some(&StandardUnit::Microseconds)));
+    let slowest = latency.datapoints().iter().filter_map(|d| d.maximum()).fold(0.0, f64::max);
+    let highest_p100 = statistics("ModelLatency")
+        .extended_statistics("p100")
+        .send()
+        .await
+        .unwrap()
+        .datapoints()
+        .iter()
+        .filter_map(|d| d.extended_statistics()?.get("p100").copied())
+        .fold(0.0, f64::max);
+    let out = cw
+        .get_metric_data()
+        .start_time(start)
+        .end_time(end)
+        .metric_data_queries(
+            MetricDataQuery::builder()
+                .id("slowest")
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(metric("AWS/SageMaker", "ModelLatency", "listed"))
+                        .period(60)
+                        .stat("Maximum")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let slowest_by_data = out.metric_data_results()[0].values().iter().copied().fold(0.0, f64::max);
+    assert!(slowest > 1000.0, "ModelLatency is in microseconds: {slowest}");
+    assert_eq!((slowest, highest_p100), (slowest_by_data, slowest_by_data), "one path serves both operations");
+
+    let neither = statistics("Invocations").send().await.unwrap_err().into_service_error();
+    assert!(neither.is_invalid_parameter_combination_exception(), "{neither:?}");
+    let too_many = statistics("Invocations")
+        .start_time(DateTime::from_secs(0))
+        .end_time(DateTime::from_secs(2 * 86_400))
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(too_many.is_invalid_parameter_combination_exception(), "{too_many:?}");
+    assert!(message(&too_many).contains("exceeds the limit of 1440"), "{}", message(&too_many));
+    sim.stop().await;
+}
+
+/// The AWS CLI (botocore, awsJson 1.0) lists the simulator's metrics and
+/// reads their statistics as a user at a shell would.
+#[tokio::test]
+async fn the_aws_cli_lists_metrics_and_reads_statistics() {
+    if tokio::process::Command::new("aws").arg("--version").output().await.is_err() {
+        println!("skipped: the AWS CLI (`aws`) is not installed");
+        return;
+    }
+    let sim = simulator(fast_profile("")).await;
+    let sm = sagemaker(&sim);
+    let rt = runtime(&sim);
+    deploy(&sm, "cli", "ml.m5.large", 1).await;
+    wait_while(&sm, "cli", "Creating").await;
+    for _ in 0..3 {
+        invoke(&rt, "cli").await.unwrap();
+    }
+    // Each CLI run starts Python: a core for a second, not while a neighbour measures.
+    let _turn = traffic_turn().await;
+
+    let listed = aws_cli(&sim, &["list-metrics", "--namespace", "AWS/SageMaker", "--dimensions", "Name=EndpointName,Value=cli"])
+        .await
+        .expect("list-metrics");
+    let mut names: Vec<&str> = listed["Metrics"].as_array().unwrap().iter().filter_map(|m| m["MetricName"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, SAGEMAKER_METRICS);
+
+    let now = chrono::Utc::now();
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let window = (iso(now - chrono::Duration::minutes(5)), iso(now + chrono::Duration::minutes(1)));
+    let statistics = |name: &'static str, asked: &'static [&'static str]| cli_statistics(&sim, name, &window, asked);
+    let invocations = statistics("Invocations", &["--statistics", "Sum", "SampleCount"]).await.expect("get-metric-statistics");
+    assert_eq!(invocations["Label"], "Invocations");
+    let points = invocations["Datapoints"].as_array().unwrap();
+    assert_eq!(points.iter().filter_map(|d| d["Sum"].as_f64()).sum::<f64>(), 3.0, "{invocations}");
+    assert!(points.iter().all(|d| d["Unit"] == "None" && !d["Timestamp"].is_null()), "{invocations}");
+
+    let latency = statistics("ModelLatency", &["--extended-statistics", "p50"]).await.expect("get-metric-statistics");
+    let points = latency["Datapoints"].as_array().unwrap();
+    assert!(!points.is_empty());
+    assert!(
+        points.iter().all(|d| d["Unit"] == "Microseconds" && d["ExtendedStatistics"]["p50"].as_f64() > Some(1000.0)),
+        "{latency}"
+    );
+
+    let refused = statistics("Invocations", &[]).await.expect_err("neither statistics nor percentiles");
+    assert!(refused.contains("(InvalidParameterCombination)"), "{refused}");
+    sim.stop().await;
+}
+
+/// `aws cloudwatch get-metric-statistics` of variant AllTraffic of endpoint
+/// "cli" over `window` (ISO 8601 start and end), per minute.
+async fn cli_statistics(
+    sim: &perfsize::simulator::RunningSimulator,
+    metric: &str,
+    window: &(String, String),
+    asked: &[&str],
+) -> Result<serde_json::Value, String> {
+    let mut args = vec!["get-metric-statistics", "--namespace", "AWS/SageMaker", "--metric-name", metric];
+    args.extend(["--dimensions", "Name=EndpointName,Value=cli", "Name=VariantName,Value=AllTraffic"]);
+    args.extend(["--start-time", &window.0, "--end-time", &window.1, "--period", "60"]);
+    args.extend(asked);
+    aws_cli(sim, &args).await
+}
+
+/// Runs `aws cloudwatch ARGS` against the simulator with throwaway
+/// credentials: its JSON output, or its error output.
+async fn aws_cli(sim: &perfsize::simulator::RunningSimulator, args: &[&str]) -> Result<serde_json::Value, String> {
+    let output = tokio::process::Command::new("aws")
+        .arg("cloudwatch")
+        .args(args)
+        .args(["--region", "us-east-1", "--endpoint-url", &sim.url(), "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDPERFSIZETEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .expect("aws runs");
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).expect("the AWS CLI prints JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }
 
 fn metric(namespace: &str, name: &str, endpoint: &str) -> Metric {

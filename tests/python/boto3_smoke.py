@@ -1,4 +1,4 @@
-"""boto3 against perfsize's simulator: create, describe, invoke, read metrics, delete.
+"""boto3 against perfsize's simulator: create, describe, invoke, list and read metrics, delete.
 
 Usage: python3 boto3_smoke.py SIMULATOR_URL
 """
@@ -42,6 +42,32 @@ metrics = cw.get_metric_data(StartTime=now - 300, EndTime=now + 60, MetricDataQu
         {"Name": "EndpointName", "Value": "boto3-endpoint"}, {"Name": "VariantName", "Value": "AllTraffic"}]},
         "Period": 60, "Stat": "Sum"}}])
 assert sum(metrics["MetricDataResults"][0]["Values"]) == 1, metrics["MetricDataResults"]
+
+# ListMetrics and GetMetricStatistics, as dashboards and scripts call them.
+listed = cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=[{"Name": "EndpointName", "Value": "boto3-endpoint"}])
+assert sorted(m["MetricName"] for m in listed["Metrics"]) == [
+    "Invocation4XXErrors", "Invocation5XXErrors", "Invocations", "InvocationsPerInstance", "ModelLatency",
+    "OverheadLatency"], listed["Metrics"]
+dimensions = [{"Name": "EndpointName", "Value": "boto3-endpoint"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+assert all(m["Dimensions"] == dimensions for m in listed["Metrics"]), listed["Metrics"]
+pages = cw.get_paginator("list_metrics").paginate(RecentlyActive="PT3H")
+assert sum(len(page["Metrics"]) for page in pages) == 8, "and CPUUtilization, MemoryUtilization"
+
+window = {"StartTime": now - 300, "EndTime": now + 60, "Period": 60}
+stats = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dimensions,
+                                 Statistics=["Sum", "SampleCount"], **window)
+assert stats["Label"] == "Invocations", stats
+assert sum(d["Sum"] for d in stats["Datapoints"]) == 1, stats["Datapoints"]
+assert all(d["Unit"] == "None" and d["Timestamp"] for d in stats["Datapoints"]), stats["Datapoints"]
+latency = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ModelLatency", Dimensions=dimensions,
+                                   ExtendedStatistics=["p99"], **window)["Datapoints"]
+assert latency and all(d["Unit"] == "Microseconds" and d["ExtendedStatistics"]["p99"] > 0 for d in latency), latency
+try:
+    cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dimensions,
+                             Statistics=["Sum"], ExtendedStatistics=["p99"], **window)
+    raise AssertionError("Statistics and ExtendedStatistics together must be refused")
+except cw.exceptions.InvalidParameterCombinationException:
+    pass
 
 # botocore's waiter relies on the exact "not found" error.
 sm.delete_endpoint(EndpointName="boto3-endpoint")
