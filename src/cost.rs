@@ -134,6 +134,18 @@ impl PriceTable {
         cost.dollars = round(cost.dollars, 4);
         cost
     }
+
+    /// What was spent on endpoints from `since` to `now` (one stage of a run).
+    pub fn cost_since(&self, usage: &[Usage], since: DateTime<Utc>, now: DateTime<Utc>) -> RunCost {
+        let clipped: Vec<Usage> = usage
+            .iter()
+            .filter(|u| u.to.is_none_or(|to| to > since))
+            .map(|u| Usage { from: u.from.max(since), ..u.clone() })
+            .collect();
+        let mut cost = self.run_cost(&clipped, now);
+        cost.wall_seconds = round((now - since).num_milliseconds().max(0) as f64 / 1000.0, 3);
+        cost
+    }
 }
 
 /// What a configuration costs to run.
@@ -192,6 +204,24 @@ fn round(x: f64, digits: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stage_costs_what_billed_after_it_began() {
+        let table = PriceTable::shipped("us-west-2").unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z").unwrap().with_timezone(&Utc);
+        let h = chrono::Duration::hours;
+        let period = |from, to: Option<DateTime<Utc>>, count| Usage {
+            endpoint: "e".into(),
+            instance_type: "ml.m5.large".parse().unwrap(),
+            count,
+            from,
+            to,
+        };
+        let usage = [period(t0, Some(t0 + h(1)), 1), period(t0 + h(1), Some(t0 + h(3)), 2), period(t0 + h(3), None, 3)];
+        let stage = table.cost_since(&usage, t0 + h(2), t0 + h(4));
+        assert_eq!(stage.endpoint_hours, 2.0 + 3.0, "an hour of 2, then an hour of 3");
+        assert_eq!(stage.wall_seconds, 7200.0);
+    }
 
     #[test]
     fn shipped_prices_cover_the_common_types() {

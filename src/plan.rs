@@ -108,6 +108,32 @@ pub struct ScalingTest {
     pub scale_out_cooldown: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub scale_in_cooldown: Duration,
+    #[serde(default)]
+    pub procedure: ScalingProcedure,
+}
+
+/// How the trials of the auto-scaling test are run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalingProcedure {
+    /// One endpoint resized between trials; a trial stops once its failure is certain.
+    #[default]
+    Perfsize,
+    /// perfsizesagemaker's ("How to test for auto scaling settings"): a
+    /// fresh deployment for every trial, every trial run to its end. Kept to
+    /// measure perfsize against it.
+    Perfsizesagemaker,
+}
+
+impl std::str::FromStr for ScalingProcedure {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "perfsize" => Ok(ScalingProcedure::Perfsize),
+            "perfsizesagemaker" => Ok(ScalingProcedure::Perfsizesagemaker),
+            other => Err(format!("`{other}` is not a scaling procedure: use perfsize or perfsizesagemaker")),
+        }
+    }
 }
 
 impl ScalingTest {

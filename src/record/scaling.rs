@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::cost::RunCost;
 use crate::scaling::{Activity, Policy, Timeline};
 
 /// How the traffic of a trial reaches the peak.
@@ -122,6 +123,8 @@ pub struct ScalingVerdict {
     pub metrics: Vec<MetricVerdict>,
     /// Why the test stopped early, if it did.
     pub note: Option<String>,
+    /// What the test itself took: wall time, instance-hours, dollars.
+    pub cost: RunCost,
 }
 
 impl ScalingVerdict {

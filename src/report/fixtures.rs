@@ -250,6 +250,7 @@ pub(super) fn scaled_run() -> RunData {
             suggestion: None,
         }],
         note: None,
+        cost: RunCost { endpoint_hours: 0.1, dollars: 0.0102, wall_seconds: 400.0 },
     });
     data.summary.steps = data.steps.iter().map(StepBrief::from).collect();
     data.trials = trials;

@@ -48,7 +48,8 @@ fn missed_only_requirements(step: &StepResult) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Passed,
-    /// A search probe above the type's capacity: how the search finds the limit.
+    /// A search probe above the type's capacity, or an auto-scaling trial
+    /// from too few instances: how the search finds its limit.
     Skipped,
     /// A requirement missed where it had to be met.
     Failure,
@@ -60,7 +61,7 @@ fn verdict(step: &StepResult) -> Verdict {
     match (step.passed, missed_only_requirements(step), step.phase) {
         (true, _, _) => Verdict::Passed,
         (false, false, _) => Verdict::Error,
-        (false, true, Phase::Search) => Verdict::Skipped,
+        (false, true, Phase::Search | Phase::Scaling) => Verdict::Skipped,
         (false, true, _) => Verdict::Failure,
     }
 }
@@ -77,7 +78,9 @@ fn step_case(out: &mut String, step: &StepResult, name: &str) {
     match verdict(step) {
         Verdict::Passed => {}
         Verdict::Skipped => {
-            let _ = write!(out, r#"<skipped message="above this type's capacity: {reasons}"/>"#);
+            let limit =
+                if step.phase == Phase::Scaling { "below the minimum auto-scaling needs" } else { "above this type's capacity" };
+            let _ = write!(out, r#"<skipped message="{limit}: {reasons}"/>"#);
         }
         Verdict::Failure => {
             let _ = write!(out, r#"<failure message="{reasons}" type="requirement">{reasons}</failure>"#);

@@ -17,7 +17,7 @@ use crate::cost::PriceTable;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
-use crate::plan::{Durations, Plan, PlanParts, ScalingTest, Search};
+use crate::plan::{Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
 use crate::record::RunDir;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
@@ -97,6 +97,9 @@ pub struct SizingArgs {
     /// The tested policy's ScaleInCooldown.
     #[arg(long, value_parser = parse_duration, default_value = "300s", value_name = "DURATION")]
     pub scale_in_cooldown: Duration,
+    /// How trials run: perfsize's, or perfsizesagemaker's (a fresh endpoint per trial, no early stop) for `perfsize bench scaling`.
+    #[arg(long, hide = true, default_value = "perfsize", value_parser = |s: &str| s.parse::<ScalingProcedure>())]
+    pub scaling_procedure: ScalingProcedure,
     /// Rate the endurance ramp starts from.
     #[arg(long, alias = "endurance_ramp_start_tps", value_parser = parse_non_negative, default_value = "0", value_name = "TPS")]
     pub endurance_ramp_start_tps: f64,
@@ -207,6 +210,7 @@ impl SizingArgs {
             metrics: self.scaling_metric.clone(),
             scale_out_cooldown: self.scale_out_cooldown,
             scale_in_cooldown: self.scale_in_cooldown,
+            procedure: self.scaling_procedure,
         }))
     }
 

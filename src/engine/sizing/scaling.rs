@@ -17,8 +17,8 @@ use super::{Sizing, SizingError};
 use crate::engine::load_step::drive_and_judge_with;
 use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
 use crate::format::trim_number;
-use crate::load::{Driver, ProgressFn};
-use crate::plan::ScalingTest;
+use crate::load::{Driver, ProgressFn, SecondStats};
+use crate::plan::{ScalingProcedure, ScalingTest};
 use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, ScalingVerdict, Shape};
 use crate::result::{Miss, ServerMetrics, Settled, StepContext, StepResult};
 use crate::scaling::{InstanceSample, Instances, MeasuredCapacity, MinimumSearch, Policy, ScalingMetric, Timeline, suggestion};
@@ -75,6 +75,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 return None;
             }
         }
+        let began = Utc::now();
         let trials = Trials { test, capacity: self.capacity(&recommended, &st.steps), recommended: &recommended };
         let mut verdict = ScalingVerdict {
             fixed_count: recommended.candidate.count,
@@ -82,6 +83,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             hold_seconds: test.hold.as_secs_f64(),
             metrics: Vec::new(),
             note: None,
+            cost: Default::default(),
         };
         let mut endpoint = None;
         for metric in &test.metrics {
@@ -107,6 +109,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         {
             st.fail(e, &shared.run_cancel);
         }
+        let ledger = self.env.ledger();
+        verdict.cost = self.plan.prices().cost_since(crate::error::lock(&ledger).usage(), began, Utc::now());
         self.progress.line(format!("auto-scaling: {}", verdict.conclusion()));
         Some(verdict)
     }
@@ -194,6 +198,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if let Some(reason) = self.over_budget_for(&Candidate::new(instance_type.clone(), policy.max), rate.length()) {
             return Err(Stop::Ended(reason));
         }
+        if trials.test.procedure == ScalingProcedure::Perfsizesagemaker
+            && let Some(previous) = endpoint.take()
+        {
+            self.take_down(&previous).await?;
+        }
         let deployed = self.endpoint_at(&candidate, endpoint, cancel).await?;
         self.env.apply_policy(&deployed.endpoint, &policy).await?;
         let index = st.next_index;
@@ -225,7 +234,13 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let early = cancel.child_token();
         let settled = Arc::new(Mutex::new((Settled::new(*self.plan.requirements(), rate.total()), None)));
         let drive = async {
-            let live = self.settling(Arc::clone(&settled), early.clone());
+            let live = match trials.test.procedure {
+                ScalingProcedure::Perfsize => self.settling(Arc::clone(&settled), early.clone()),
+                ScalingProcedure::Perfsizesagemaker => {
+                    let progress = Arc::clone(&self.progress);
+                    Arc::new(move |row: &SecondStats| progress.second(row)) as ProgressFn
+                }
+            };
             let judged = drive_and_judge_with(self.driver, spec, context, live, &early).await;
             watching.cancel();
             judged

@@ -408,6 +408,7 @@ fn scaling_plan(spike: bool) -> Plan {
         metrics: vec![crate::scaling::ScalingMetric::Invocations],
         scale_out_cooldown: Duration::from_secs(60),
         scale_in_cooldown: Duration::from_secs(300),
+        procedure: Default::default(),
     });
     Plan::new(parts).unwrap()
 }
