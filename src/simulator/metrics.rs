@@ -20,6 +20,7 @@ pub enum MetricName {
     Invocation5XXErrors,
     CpuUtilization,
     MemoryUtilization,
+    ConcurrentRequestsPerModel,
 }
 
 impl MetricName {
@@ -35,12 +36,13 @@ impl MetricName {
             ("AWS/SageMaker", "Invocation5XXErrors") => Some(Invocation5XXErrors),
             ("/aws/sagemaker/Endpoints", "CPUUtilization") => Some(CpuUtilization),
             ("/aws/sagemaker/Endpoints", "MemoryUtilization") => Some(MemoryUtilization),
+            ("AWS/SageMaker", "ConcurrentRequestsPerModel") => Some(ConcurrentRequestsPerModel),
             _ => None,
         }
     }
 
     /// Every metric the simulator publishes, as ListMetrics lists them.
-    pub const ALL: [MetricName; 8] = {
+    pub const ALL: [MetricName; 9] = {
         use MetricName::*;
         [
             Invocations,
@@ -51,6 +53,7 @@ impl MetricName {
             Invocation5XXErrors,
             CpuUtilization,
             MemoryUtilization,
+            ConcurrentRequestsPerModel,
         ]
     };
 
@@ -66,6 +69,7 @@ impl MetricName {
             Invocation5XXErrors => ("AWS/SageMaker", "Invocation5XXErrors"),
             CpuUtilization => ("/aws/sagemaker/Endpoints", "CPUUtilization"),
             MemoryUtilization => ("/aws/sagemaker/Endpoints", "MemoryUtilization"),
+            ConcurrentRequestsPerModel => ("AWS/SageMaker", "ConcurrentRequestsPerModel"),
         }
     }
 
@@ -76,7 +80,9 @@ impl MetricName {
         match self {
             ModelLatency | OverheadLatency => "Microseconds",
             CpuUtilization | MemoryUtilization => "Percent",
-            Invocations | InvocationsPerInstance | Invocation4XXErrors | Invocation5XXErrors => "None",
+            Invocations | InvocationsPerInstance | Invocation4XXErrors | Invocation5XXErrors | ConcurrentRequestsPerModel => {
+                "None"
+            }
         }
     }
 }
@@ -188,6 +194,11 @@ impl Second {
             Invocation5XXErrors => out.push(self.errors_5xx as f64),
             CpuUtilization => out.push(self.busy_fraction() * self.vcpus as f64 * 100.0),
             MemoryUtilization => out.push((self.memory_percent + 10.0 * self.busy_fraction()).min(100.0)),
+            // Little's law: the time requests spent in the model during this
+            // second is the average number in it (queued or served), per instance.
+            ConcurrentRequestsPerModel => {
+                out.push(self.model_us.iter().map(|&us| us as f64).sum::<f64>() / 1e6 / self.instances.max(1) as f64)
+            }
         }
     }
 }
@@ -321,6 +332,27 @@ impl MetricStore {
         let all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         all.get(&(endpoint.to_string(), variant.to_string())).cloned()
     }
+
+    /// Datapoints of a metric named as CloudWatch names it (namespace, name,
+    /// dimensions). A metric the simulator does not publish has none, as in
+    /// CloudWatch; its variant metrics carry exactly EndpointName and VariantName.
+    pub fn lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(String, String)],
+        stat: Stat,
+        period: i64,
+        (start, end): (i64, i64),
+    ) -> Vec<(i64, f64)> {
+        let dim = |wanted: &str| dimensions.iter().find(|(n, _)| n == wanted).map(|(_, v)| v.as_str());
+        match (MetricName::parse(namespace, name), dim("EndpointName"), dim("VariantName")) {
+            (Some(metric), Some(endpoint), Some(variant)) if dimensions.len() == 2 => {
+                self.find(endpoint, variant).map(|s| s.datapoints(metric, stat, period, start, end)).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +392,9 @@ mod tests {
         assert_eq!(one(MetricName::InvocationsPerInstance, Stat::Sum), vec![(60, 2.5)]);
         // 1 s busy of 4 worker-seconds on a 2-vCPU instance: 25 % of 200 %.
         assert_eq!(one(MetricName::CpuUtilization, Stat::Average), vec![(60, 50.0)]);
+        // Second 100 held 10 ms of model time over 2 instances, second 101 5 ms.
+        let concurrency = one(MetricName::ConcurrentRequestsPerModel, Stat::Maximum);
+        assert_eq!(concurrency, vec![(60, 0.005)]);
     }
 
     #[test]

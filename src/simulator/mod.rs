@@ -1,17 +1,23 @@
 //! The SageMaker simulator: one HTTP server on one port that speaks the
-//! SageMaker control plane (awsJson 1.1), the SageMaker runtime (restJson1) and
-//! CloudWatch's metric reads — GetMetricData, GetMetricStatistics, ListMetrics —
-//! (RPC v2 CBOR and awsJson 1.0), so the official SDKs, boto3 and the AWS CLI
-//! work against it unchanged.
+//! SageMaker control plane (awsJson 1.1), the SageMaker runtime (restJson1),
+//! CloudWatch — metric reads (GetMetricData, GetMetricStatistics, ListMetrics)
+//! and metric alarms — (RPC v2 CBOR and awsJson 1.0) and Application Auto
+//! Scaling (awsJson 1.1), so the official SDKs, boto3 and the AWS CLI work
+//! against it unchanged.
 //!
 //! Endpoints go through their real lifecycle in real time, and InvokeEndpoint
 //! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Everything it
 //! serves is recorded ([`metrics`]) and answered back through CloudWatch: the
-//! ground truth perfsize's own measurements are checked against.
+//! ground truth perfsize's own measurements are checked against. CloudWatch
+//! alarms ([`alarms`]) watch those metrics and drive Application Auto Scaling
+//! policies ([`autoscaling`]), which scale endpoints as AWS does — evaluated by
+//! a background task, on a clock the profile may compress.
 //!
 //! `run(listener, profile, shutdown)` serves until `shutdown` resolves;
 //! [`RunningSimulator`] runs it in-process on a port of its own.
 
+mod alarms;
+mod autoscaling;
 mod cloudwatch;
 mod control;
 mod metrics;
@@ -21,8 +27,8 @@ mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -31,12 +37,15 @@ use axum::http::{HeaderValue, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::sagemaker::MAX_PAYLOAD_BYTES;
 pub use profile::{Profile, ProfileError};
 
-use control::{Context, Registry};
+use alarms::AlarmStore;
+use autoscaling::{Endpoints, Env, Scaling};
+use control::{Context, Registry, VariantScaling};
 use metrics::MetricStore;
 use wire::{AwsError, Protocol};
 
@@ -44,25 +53,86 @@ use wire::{AwsError, Protocol};
 pub const ACCOUNT_ID: &str = "123456789012";
 
 const CLOUDWATCH_SERVICE: &str = "GraniteServiceVersion20100801";
+const AUTOSCALING_SERVICE: &str = "AnyScaleFrontendService";
+
+/// How often the background evaluator looks at alarms and scaling
+/// activities. Alarm periods are whole seconds, so each is evaluated within
+/// a quarter of a second of its end.
+const SCALING_TICK: Duration = Duration::from_millis(250);
 
 /// How long in-flight requests get to finish once shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// The simulator's state. Locks are taken one at a time, except that the
+/// scaling state may be held while the registry or the alarms are taken —
+/// never the other way round.
 struct Shared {
     profile: Profile,
     store: MetricStore,
     registry: Mutex<Registry>,
+    alarms: Mutex<AlarmStore>,
+    scaling: Mutex<Scaling>,
+}
+
+/// A lock, even after a panic elsewhere poisoned it: one bad request must not
+/// take the whole simulator down.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    /// The registry, even after a panic elsewhere poisoned its lock: one bad
-    /// request must not take the whole simulator down.
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
     }
 
     fn context<'a>(&'a self, region: &'a str) -> Context<'a> {
         Context { profile: &self.profile, store: &self.store, region }
+    }
+
+    /// The control plane as Application Auto Scaling uses it.
+    fn endpoints<'a>(&'a self, region: &'a str) -> RegistryEndpoints<'a> {
+        RegistryEndpoints { registry: self.registry(), ctx: self.context(region) }
+    }
+
+    /// One round of the background evaluator: alarms whose period ended are
+    /// evaluated, the policies they invoke run, activities move on.
+    fn evaluate_scaling(&self, now: SystemTime) {
+        let clock = self.profile.scaling_clock;
+        let invocations = alarms::evaluate_due(&self.alarms, &self.store, clock, now);
+        let states = lock(&self.alarms).states();
+        let mut scaling = lock(&self.scaling);
+        let mut endpoints = self.endpoints("us-east-1");
+        let mut env = Env { endpoints: &mut endpoints, alarms: &self.alarms, clock, region: "us-east-1", now };
+        scaling.evaluate(&invocations, &states, &mut env);
+    }
+}
+
+/// The registry behind [`Endpoints`].
+struct RegistryEndpoints<'a> {
+    registry: MutexGuard<'a, Registry>,
+    ctx: Context<'a>,
+}
+
+impl Endpoints for RegistryEndpoints<'_> {
+    fn variant(&mut self, endpoint: &str, variant: &str) -> Result<VariantScaling, AwsError> {
+        self.registry.variant_scaling(&self.ctx, endpoint, variant)
+    }
+
+    fn set_desired_instance_count(&mut self, endpoint: &str, variant: &str, count: u32) -> Result<(), AwsError> {
+        self.registry.set_desired_instance_count(&self.ctx, endpoint, variant, count)
+    }
+}
+
+/// Runs the scaling evaluator until `stop` is cancelled: scaling happens
+/// with no control-plane call at all, as in AWS.
+async fn evaluate_scaling(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(SCALING_TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => shared.evaluate_scaling(SystemTime::now()),
+        }
     }
 }
 
@@ -77,7 +147,13 @@ pub async fn run(
         store: MetricStore::new(profile.metrics_retention),
         profile,
         registry: Mutex::new(Registry::default()),
+        alarms: Mutex::new(AlarmStore::default()),
+        scaling: Mutex::new(Scaling::default()),
     });
+    // The evaluator stops with the server, even when this future is dropped.
+    let stop_scaling = CancellationToken::new();
+    let _stop_scaling_on_drop = stop_scaling.clone().drop_guard();
+    let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_scaling.clone()));
     let app = Router::new().fallback(route).with_state(shared);
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -85,7 +161,7 @@ pub async fn run(
         let _ = stopping_tx.send(());
     });
     let server = std::pin::pin!(server.into_future());
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result,
         _ = async {
             // Once shutdown is asked for, wait at most the grace period for
@@ -93,7 +169,10 @@ pub async fn run(
             let _ = stopping_rx.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => Ok(()),
-    }
+    };
+    stop_scaling.cancel();
+    let _ = evaluator.await;
+    result
 }
 
 /// A simulator serving in-process on loopback; stops when dropped.
@@ -155,6 +234,9 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
         if let Some(operation) = target.strip_prefix(&format!("{CLOUDWATCH_SERVICE}.")) {
             return metrics_call(&shared, Protocol::AwsJson10, operation, request).await;
         }
+        if let Some(operation) = target.strip_prefix(&format!("{AUTOSCALING_SERVICE}.")) {
+            return autoscaling_call(&shared, operation, request).await;
+        }
     }
     if let Some(rest) = path.strip_prefix("/endpoints/") {
         if let Some(name) = rest.strip_suffix("/invocations") {
@@ -194,39 +276,65 @@ async fn read_body(body: Body, limit: usize, protocol: Protocol) -> Result<axum:
     })
 }
 
-async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
+/// The signing region and JSON body of an awsJson 1.1 request, or the error
+/// answer it gets.
+async fn json_request(request: Request) -> Result<(String, serde_json::Value), Response<Body>> {
     let protocol = Protocol::AwsJson11;
-    if let Err(denied) = wire::require_signature(request.headers(), protocol) {
-        return *denied;
-    }
+    wire::require_signature(request.headers(), protocol).map_err(|denied| *denied)?;
     let region = wire::signing_region(request.headers()).unwrap_or_else(|| "us-east-1".to_string());
-    let body = match read_body(request.into_body(), MAX_PAYLOAD_BYTES, protocol).await {
-        Ok(body) => body,
-        Err(response) => return *response,
-    };
-    let input: serde_json::Value = if body.is_empty() {
-        serde_json::json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(input) => input,
-            Err(e) => {
-                return AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed JSON body: {e}"))
-                    .into_response(protocol);
-            }
-        }
-    };
-    let result = { shared.registry().call(&shared.context(&region), operation, &input) };
-    match result {
-        Ok(output) => wire::json_response(protocol, &output),
-        Err(error) => error.into_response(protocol),
+    let body = read_body(request.into_body(), MAX_PAYLOAD_BYTES, protocol).await.map_err(|response| *response)?;
+    if body.is_empty() {
+        return Ok((region, serde_json::json!({})));
     }
+    let input = serde_json::from_slice(&body).map_err(|e| {
+        AwsError::new(StatusCode::BAD_REQUEST, "SerializationException", format!("malformed JSON body: {e}"))
+            .into_response(protocol)
+    })?;
+    Ok((region, input))
+}
+
+fn json_answer(result: Result<serde_json::Value, AwsError>) -> Response<Body> {
+    match result {
+        Ok(output) => wire::json_response(Protocol::AwsJson11, &output),
+        Err(error) => error.into_response(Protocol::AwsJson11),
+    }
+}
+
+async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
+    let (region, input) = match json_request(request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    json_answer(shared.registry().call(&shared.context(&region), operation, &input))
+}
+
+async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
+    let (region, input) = match json_request(request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let mut scaling = lock(&shared.scaling);
+    let mut endpoints = shared.endpoints(&region);
+    let mut env = Env {
+        endpoints: &mut endpoints,
+        alarms: &shared.alarms,
+        clock: shared.profile.scaling_clock,
+        region: &region,
+        now: SystemTime::now(),
+    };
+    json_answer(scaling.call(operation, &input, &mut env))
 }
 
 async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, request: Request) -> Response<Body> {
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }
+    let region = wire::signing_region(request.headers()).unwrap_or_else(|| "us-east-1".to_string());
     match read_body(request.into_body(), MAX_PAYLOAD_BYTES, protocol).await {
+        Ok(body) if alarms::api::serves(operation) => {
+            let clock = shared.profile.scaling_clock;
+            alarms::api::handle(&shared.alarms, clock, protocol, operation, &region, &body, SystemTime::now())
+        }
         Ok(body) => cloudwatch::handle(&shared.store, protocol, operation, &body),
         Err(response) => *response,
     }

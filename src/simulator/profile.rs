@@ -121,6 +121,34 @@ impl Stall {
     }
 }
 
+/// How fast the simulator's scaling clock runs: CloudWatch alarm periods,
+/// Application Auto Scaling cooldowns and every other scaling wait take
+/// 1/`scale` of their AWS duration. Metric values keep their AWS meaning (a
+/// per-minute count is still read as per minute), and instance deploy time is
+/// untouched. 1 (the default) is AWS's own timing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScalingClock {
+    scale: f64,
+}
+
+impl ScalingClock {
+    /// The clock that runs `scale` times as fast as AWS's (at least 1).
+    pub fn new(scale: f64) -> ScalingClock {
+        ScalingClock { scale: if scale.is_finite() { scale.max(1.0) } else { 1.0 } }
+    }
+
+    /// How long an AWS wait of `aws` lasts here.
+    pub fn real(&self, aws: Duration) -> Duration {
+        aws.div_f64(self.scale)
+    }
+
+    /// The whole seconds an alarm period of `aws_period` seconds lasts here:
+    /// never below one, the resolution of what the simulator records.
+    pub fn period_secs(&self, aws_period: u32) -> i64 {
+        ((f64::from(aws_period) / self.scale).round() as i64).max(1)
+    }
+}
+
 /// A validated profile.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -129,6 +157,8 @@ pub struct Profile {
     pub container_timeout: Duration,
     pub stall: Option<Stall>,
     pub metrics_retention: Duration,
+    /// See [`ScalingClock`]; `scaling_time_scale` in the file.
+    pub scaling_clock: ScalingClock,
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
@@ -144,6 +174,7 @@ struct ProfileFile {
     delete_seconds: Option<f64>,
     container_timeout_seconds: Option<f64>,
     metrics_retention_minutes: Option<f64>,
+    scaling_time_scale: Option<f64>,
     #[serde(default)]
     default: EntryFile,
     #[serde(default)]
@@ -177,6 +208,7 @@ impl ProfileFile {
             delete_seconds: self.delete_seconds.or(base.delete_seconds),
             container_timeout_seconds: self.container_timeout_seconds.or(base.container_timeout_seconds),
             metrics_retention_minutes: self.metrics_retention_minutes.or(base.metrics_retention_minutes),
+            scaling_time_scale: self.scaling_time_scale.or(base.scaling_time_scale),
             default: self.default.over(base.default),
             instance_types: types,
             stall: match (self.stall, base.stall) {
@@ -311,6 +343,13 @@ impl Profile {
             seconds("container_timeout_seconds", file.container_timeout_seconds.unwrap_or_else(default_timeout), false)?;
         let metrics_retention =
             seconds("metrics_retention_minutes", file.metrics_retention_minutes.unwrap_or_else(default_retention) * 60.0, false)?;
+        let scale = file.scaling_time_scale.unwrap_or(1.0);
+        // A day of AWS time in a second is far beyond any use; below 1 would slow AWS down.
+        if !(scale.is_finite() && (1.0..=MAX_SECONDS).contains(&scale)) {
+            return Err(invalid(format!(
+                "`scaling_time_scale` must be a number from 1 (AWS's timing) to {MAX_SECONDS}, got {scale}"
+            )));
+        }
         let stall = match file.stall {
             Some(StallFile { seconds: Some(stall_seconds), every_seconds }) if stall_seconds > 0.0 => {
                 let Some(every_seconds) = every_seconds else {
@@ -355,6 +394,7 @@ impl Profile {
             container_timeout,
             stall,
             metrics_retention,
+            scaling_clock: ScalingClock::new(scale),
             default: file.default,
             default_vcpus,
             types: file.instance_types,
@@ -601,6 +641,21 @@ mod tests {
         let c5 = p.behaviour("ml.c5.2xlarge").unwrap();
         assert_eq!((c5.workers, c5.service_ms.median, c5.queue_limit, c5.max_instances), (4, 10.0, 80, 20));
         assert_eq!(c5.error_status, 503);
+    }
+
+    #[test]
+    fn the_scaling_clock_compresses_waits_but_not_below_a_second_per_period() {
+        assert_eq!(Profile::builtin().scaling_clock, ScalingClock::new(1.0), "AWS's timing by default");
+        let p = Profile::parse("scaling_time_scale = 60\n", "fast.toml").unwrap();
+        assert_eq!(p.scaling_clock.real(Duration::from_secs(300)), Duration::from_secs(5));
+        assert_eq!(p.scaling_clock.period_secs(60), 1);
+        assert_eq!(p.scaling_clock.period_secs(10), 1, "a high-resolution period stays one recorded second");
+        assert_eq!(p.scaling_clock.period_secs(300), 5);
+        assert_eq!(p.deploy, Profile::builtin().deploy, "deploy time is not scaled");
+        for bad in ["0.5", "0", "-3", "1e9"] {
+            let err = Profile::parse(&format!("scaling_time_scale = {bad}\n"), "fast.toml").unwrap_err().to_string();
+            assert!(err.contains("scaling_time_scale"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The simulator's side of the AWS wire protocols: error envelopes and success
-//! bodies for awsJson 1.1 (SageMaker), restJson1 (runtime), awsJson 1.0 and
-//! Smithy RPC v2 CBOR (CloudWatch), and the SigV4 presence check.
+//! bodies for awsJson 1.1 (SageMaker, Application Auto Scaling), restJson1
+//! (runtime), awsJson 1.0 and Smithy RPC v2 CBOR (CloudWatch), the SigV4
+//! presence check, and what every service's answers share: ids, timestamps,
+//! NextToken paging.
+
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -8,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 /// The protocol a request arrived in, which decides how answers are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// SageMaker control plane.
+    /// SageMaker control plane and Application Auto Scaling.
     AwsJson11,
     /// CloudWatch as botocore (boto3, the AWS CLI) speaks it: it ranks JSON above CBOR.
     AwsJson10,
@@ -60,7 +64,7 @@ impl AwsError {
             Protocol::RpcV2Cbor => {
                 let mut map = vec![(cbor_text("__type"), cbor_text(self.code)), (cbor_text("message"), cbor_text(&self.message))];
                 for (k, v) in &self.extra {
-                    map.push((cbor_text(k), json_to_cbor(v)));
+                    map.push((cbor_text(k), json_to_cbor(v, &[])));
                 }
                 encode_cbor(&ciborium::Value::Map(map))
             }
@@ -110,16 +114,47 @@ pub fn json_response(protocol: Protocol, value: &serde_json::Value) -> Response<
 
 /// A fresh request id, as every AWS answer carries one.
 pub fn request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid()).expect("hex is a valid header value")
+}
+
+/// A random version-4-shaped UUID, as AWS uses for request, activity and
+/// policy ids.
+pub fn uuid() -> String {
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
         (id >> 96) as u32,
         (id >> 80) as u16,
-        (id >> 64) as u16,
-        (id >> 48) as u16,
+        (id >> 64) as u16 & 0x0fff,
+        ((id >> 48) as u16 & 0x3fff) | 0x8000,
         id & 0xffff_ffff_ffff
-    ))
-    .expect("hex is a valid header value")
+    )
+}
+
+/// A timestamp member as the JSON protocols carry it: epoch seconds, to the
+/// millisecond.
+pub fn timestamp(t: SystemTime) -> serde_json::Value {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    serde_json::json!((secs * 1000.0).round() / 1000.0)
+}
+
+/// Where a NextToken points: the position of the first item of its page.
+fn token_position(token: &str) -> Option<usize> {
+    token.strip_prefix("page-")?.parse().ok()
+}
+
+/// One page of `items` (`size` at most) starting where `token` points, and
+/// the token of the next page if any remain. Err(()) for a token this
+/// simulator did not hand out: each service names that error its own way.
+pub fn page<T>(items: Vec<T>, token: Option<&str>, size: usize) -> Result<(Vec<T>, Option<String>), ()> {
+    let start = match token {
+        None => 0,
+        Some(token) => token_position(token).ok_or(())?,
+    };
+    let total = items.len();
+    let end = start.saturating_add(size).min(total);
+    let page: Vec<T> = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+    Ok((page, (end < total).then(|| format!("page-{end}"))))
 }
 
 /// AWS answers a request with no SigV4 signature with 403 before looking at
@@ -156,7 +191,9 @@ pub fn encode_cbor(value: &ciborium::Value) -> Vec<u8> {
     out
 }
 
-fn json_to_cbor(value: &serde_json::Value) -> ciborium::Value {
+/// A JSON value in CBOR. Members named in `timestamps` hold epoch seconds and
+/// become CBOR tag 1, as Smithy RPC v2 CBOR requires of timestamps.
+pub fn json_to_cbor(value: &serde_json::Value, timestamps: &[&str]) -> ciborium::Value {
     use ciborium::Value as C;
     match value {
         serde_json::Value::Null => C::Null,
@@ -166,8 +203,37 @@ fn json_to_cbor(value: &serde_json::Value) -> ciborium::Value {
             None => C::Float(n.as_f64().unwrap_or(0.0)),
         },
         serde_json::Value::String(s) => C::Text(s.clone()),
-        serde_json::Value::Array(a) => C::Array(a.iter().map(json_to_cbor).collect()),
-        serde_json::Value::Object(o) => C::Map(o.iter().map(|(k, v)| (C::Text(k.clone()), json_to_cbor(v))).collect()),
+        serde_json::Value::Array(a) => C::Array(a.iter().map(|v| json_to_cbor(v, timestamps)).collect()),
+        serde_json::Value::Object(o) => C::Map(
+            o.iter()
+                .map(|(k, v)| {
+                    let v = match v.as_f64() {
+                        Some(secs) if timestamps.contains(&k.as_str()) => C::Tag(1, Box::new(C::Float(secs))),
+                        _ => json_to_cbor(v, timestamps),
+                    };
+                    (C::Text(k.clone()), v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A CBOR request body as JSON, so one decoder serves both of CloudWatch's
+/// protocols: tag 1 (a timestamp) becomes its epoch seconds.
+pub fn cbor_to_json(value: &ciborium::Value) -> serde_json::Value {
+    use ciborium::Value as C;
+    use serde_json::Value as J;
+    match value {
+        C::Null => J::Null,
+        C::Bool(b) => J::Bool(*b),
+        C::Integer(i) => J::from(i128::from(*i) as i64),
+        C::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        C::Text(s) => J::String(s.clone()),
+        C::Bytes(b) => J::String(String::from_utf8_lossy(b).into_owned()),
+        C::Tag(_, inner) => cbor_to_json(inner),
+        C::Array(a) => J::Array(a.iter().map(cbor_to_json).collect()),
+        C::Map(m) => J::Object(m.iter().filter_map(|(k, v)| Some((k.as_text()?.to_string(), cbor_to_json(v)))).collect()),
+        _ => J::Null,
     }
 }
 
@@ -187,5 +253,24 @@ mod tests {
         assert_eq!(signing_region(&headers).as_deref(), Some("eu-west-1"));
         assert!(require_signature(&headers, Protocol::AwsJson11).is_ok());
         assert!(require_signature(&HeaderMap::new(), Protocol::AwsJson11).is_err());
+    }
+
+    #[test]
+    fn pages_follow_their_tokens() {
+        let (first, next) = page((0..5).collect(), None, 2).unwrap();
+        assert_eq!((first, next.as_deref()), (vec![0, 1], Some("page-2")));
+        let (last, next) = page((0..5).collect(), Some("page-4"), 2).unwrap();
+        assert_eq!((last, next), (vec![4], None));
+        assert!(page((0..5).collect::<Vec<_>>(), Some("bogus"), 2).is_err());
+    }
+
+    #[test]
+    fn cbor_timestamps_round_trip_through_json() {
+        let json = serde_json::json!({"StateUpdatedTimestamp": 1700000000.5, "Threshold": 70.0, "Period": 60});
+        let cbor = json_to_cbor(&json, &["StateUpdatedTimestamp"]);
+        let tagged = cbor.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("StateUpdatedTimestamp")).unwrap();
+        assert!(matches!(tagged.1, ciborium::Value::Tag(1, _)));
+        assert_eq!(cbor_to_json(&cbor), json);
+        assert_eq!(uuid().len(), 36);
     }
 }

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use super::listing::{Row, list_page};
 use super::tags::tags_member;
 use super::validation::{constraint, instance_count, name_member, not_null, required_str, str_member};
-use super::{Context, Meta, Registry, time};
+use super::{Context, Meta, Registry};
 use crate::simulator::runtime::{Routing, VariantSpec};
-use crate::simulator::wire::AwsError;
+use crate::simulator::wire::{AwsError, timestamp};
 
 #[derive(Debug)]
 pub(super) struct EndpointConfig {
@@ -105,7 +105,7 @@ impl Registry {
             "EndpointConfigName": name,
             "EndpointConfigArn": config.meta.arn,
             "ProductionVariants": variants,
-            "CreationTime": time(config.meta.created),
+            "CreationTime": timestamp(config.meta.created),
         }))
     }
 
@@ -130,7 +130,7 @@ impl Registry {
                 summary: json!({
                     "EndpointConfigName": name,
                     "EndpointConfigArn": c.meta.arn,
-                    "CreationTime": time(c.meta.created),
+                    "CreationTime": timestamp(c.meta.created),
                 }),
             })
             .collect();

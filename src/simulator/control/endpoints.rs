@@ -12,11 +12,11 @@ use tokio::time::Instant;
 use super::listing::{Row, list_page};
 use super::tags::tags_member;
 use super::validation::{instance_count, name_member, not_null, required_str, str_member};
-use super::{Context, Meta, Registry, time};
+use super::{Context, Meta, Registry};
 use crate::simulator::ACCOUNT_ID;
 use crate::simulator::profile::Profile;
 use crate::simulator::runtime::{Deployment, VariantSpec};
-use crate::simulator::wire::AwsError;
+use crate::simulator::wire::{AwsError, timestamp};
 
 /// Where an endpoint is in its lifecycle. Transitions happen when their time
 /// has come, checked whenever the endpoint is looked at.
@@ -71,6 +71,23 @@ impl Endpoint {
         };
         count(&self.variants).max(count(self.desired()))
     }
+}
+
+/// What Application Auto Scaling sees of one production variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantScaling {
+    pub status: &'static str,
+    pub instance_type: String,
+    /// The count the endpoint is heading to: DescribeEndpoint's DesiredInstanceCount.
+    pub desired: u32,
+    /// Instances in service, while the endpoint serves: CurrentInstanceCount.
+    pub current: Option<u32>,
+    /// Why the last deployment failed, if it did.
+    pub failure_reason: Option<String>,
+}
+
+fn variant_not_found(variant: &str, endpoint_arn: &str) -> AwsError {
+    AwsError::validation(format!("The variant(s) \"[{variant}]\" are not present in the current endpoint \"{endpoint_arn}\"."))
 }
 
 /// Wall-clock time at which the monotonic instant `at` happened.
@@ -237,7 +254,7 @@ impl Registry {
                     summary["DeployedImages"] = json!([{
                         "SpecifiedImage": image,
                         "ResolvedImage": image,
-                        "ResolutionTime": time(endpoint.modified),
+                        "ResolutionTime": timestamp(endpoint.modified),
                     }]);
                 }
                 summary
@@ -249,8 +266,8 @@ impl Registry {
             "EndpointConfigName": endpoint.config_name,
             "ProductionVariants": variants,
             "EndpointStatus": endpoint.status(),
-            "CreationTime": time(endpoint.meta.created),
-            "LastModifiedTime": time(endpoint.modified),
+            "CreationTime": timestamp(endpoint.meta.created),
+            "LastModifiedTime": timestamp(endpoint.modified),
         });
         if let Some(reason) = &endpoint.failure_reason {
             out["FailureReason"] = json!(reason);
@@ -297,12 +314,8 @@ impl Registry {
         for (i, change) in changes.iter().enumerate() {
             let variant =
                 required_str(change, "VariantName", &format!("desiredWeightsAndCapacities.{}.member.variantName", i + 1))?;
-            let spec = plan.iter_mut().find(|v| v.name == variant).ok_or_else(|| {
-                AwsError::validation(format!(
-                    "The variant(s) \"[{variant}]\" are not present in the current endpoint \"{}\".",
-                    endpoint.meta.arn
-                ))
-            })?;
+            let spec =
+                plan.iter_mut().find(|v| v.name == variant).ok_or_else(|| variant_not_found(variant, &endpoint.meta.arn))?;
             if let Some(count) = change.get("DesiredInstanceCount") {
                 spec.count = instance_count(Some(count), "desiredInstanceCount")?;
             }
@@ -316,6 +329,40 @@ impl Registry {
             Phase::Updating { until: Instant::now() + ctx.profile.deploy, plan, config_name: endpoint.config_name.clone() };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
+    }
+
+    /// The capacity of `variant` of `endpoint`, as its transitions stand now.
+    pub fn variant_scaling(&mut self, ctx: &Context<'_>, endpoint: &str, variant: &str) -> Result<VariantScaling, AwsError> {
+        self.settle_one(ctx, endpoint);
+        let found = self.endpoint(ctx, endpoint)?;
+        let desired =
+            found.desired().iter().find(|v| v.name == variant).ok_or_else(|| variant_not_found(variant, &found.meta.arn))?;
+        let current =
+            found.serving.as_ref().and_then(|d| d.variants.iter().find(|v| v.spec.name == variant)).map(|v| v.instance_count());
+        Ok(VariantScaling {
+            status: found.status(),
+            instance_type: desired.instance_type.clone(),
+            desired: desired.count,
+            current,
+            failure_reason: found.failure_reason.clone(),
+        })
+    }
+
+    /// Sets the desired instance count of `variant` through
+    /// UpdateEndpointWeightsAndCapacities itself, as Application Auto Scaling does.
+    pub fn set_desired_instance_count(
+        &mut self,
+        ctx: &Context<'_>,
+        endpoint: &str,
+        variant: &str,
+        count: u32,
+    ) -> Result<(), AwsError> {
+        self.settle_one(ctx, endpoint);
+        let input = json!({
+            "EndpointName": endpoint,
+            "DesiredWeightsAndCapacities": [{"VariantName": variant, "DesiredInstanceCount": count}],
+        });
+        self.update_weights_and_capacities(ctx, &input).map(drop)
     }
 
     pub(super) fn delete_endpoint(&mut self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
@@ -344,8 +391,8 @@ impl Registry {
                 summary: json!({
                     "EndpointName": name,
                     "EndpointArn": e.meta.arn,
-                    "CreationTime": time(e.meta.created),
-                    "LastModifiedTime": time(e.modified),
+                    "CreationTime": timestamp(e.meta.created),
+                    "LastModifiedTime": timestamp(e.modified),
                     "EndpointStatus": e.status(),
                 }),
             })

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::validation::{constraint, str_member};
-use crate::simulator::wire::AwsError;
+use crate::simulator::wire::{AwsError, page};
 
 /// One resource in a listing, with what filters and sorting look at.
 pub(super) struct Row<'a> {
@@ -55,18 +55,12 @@ pub(super) fn list_page(input: &Value, mut rows: Vec<Row<'_>>, key: &str) -> Res
     if !(1..=100).contains(&max) {
         return Err(constraint(&max.to_string(), "maxResults", "Member must have value between 1 and 100"));
     }
-    let start = match str_member(input, "NextToken") {
-        None => 0,
-        Some(token) => token
-            .strip_prefix("page-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| AwsError::validation(format!("Invalid pagination token \"{token}\".")))?,
-    };
-    let end = start.saturating_add(max as usize).min(rows.len());
-    let page: Vec<Value> = rows.get(start..end).unwrap_or_default().iter().map(|r| r.summary.clone()).collect();
+    let token = str_member(input, "NextToken");
+    let (page, next) = page(rows.into_iter().map(|r| r.summary).collect(), token, max as usize)
+        .map_err(|()| AwsError::validation(format!("Invalid pagination token \"{}\".", token.unwrap_or_default())))?;
     let mut out = json!({ key: page });
-    if end < rows.len() {
-        out["NextToken"] = json!(format!("page-{end}"));
+    if let Some(next) = next {
+        out["NextToken"] = json!(next);
     }
     Ok(out)
 }

@@ -9,26 +9,30 @@
 //! - `tags`: AddTags, ListTags, DeleteTags;
 //! - `listing`: the filtering, sorting and paging every List* call shares;
 //! - `validation`: reading request members, and the errors SageMaker gives
-//!   for each misuse.
+//!   for each misuse (Application Auto Scaling and CloudWatch alarms share it).
+//!
+//! Application Auto Scaling reads a variant's capacity and sets it through
+//! [`Registry::variant_scaling`] and [`Registry::set_desired_instance_count`].
 
 mod endpoint_configs;
 mod endpoints;
 mod listing;
 mod models;
 mod tags;
-mod validation;
+pub(super) mod validation;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ACCOUNT_ID;
-use super::metrics::{MetricStore, epoch_seconds};
+use super::metrics::MetricStore;
 use super::profile::Profile;
 use super::wire::AwsError;
 use endpoint_configs::EndpointConfig;
 use endpoints::Endpoint;
+pub use endpoints::VariantScaling;
 use models::Model;
 
 /// What every SageMaker resource carries.
@@ -58,10 +62,6 @@ impl Context<'_> {
     fn arn(&self, kind: &str, name: &str) -> String {
         format!("arn:aws:sagemaker:{}:{ACCOUNT_ID}:{kind}/{}", self.region, name.to_lowercase())
     }
-}
-
-fn time(t: SystemTime) -> Value {
-    json!((epoch_seconds(t) * 1000.0).round() / 1000.0)
 }
 
 impl Registry {

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use super::listing::{Row, list_page};
 use super::tags::tags_member;
 use super::validation::{name_member, required_str, str_member};
-use super::{Context, Meta, Registry, time};
-use crate::simulator::wire::AwsError;
+use super::{Context, Meta, Registry};
+use crate::simulator::wire::{AwsError, timestamp};
 
 #[derive(Debug)]
 pub(super) struct Model {
@@ -64,7 +64,7 @@ impl Registry {
             "ModelArn": model.meta.arn,
             "PrimaryContainer": container,
             "ExecutionRoleArn": model.role,
-            "CreationTime": time(model.meta.created),
+            "CreationTime": timestamp(model.meta.created),
         }))
     }
 
@@ -84,7 +84,7 @@ impl Registry {
                 created: m.meta.created,
                 modified: None,
                 status: None,
-                summary: json!({"ModelName": name, "ModelArn": m.meta.arn, "CreationTime": time(m.meta.created)}),
+                summary: json!({"ModelName": name, "ModelArn": m.meta.arn, "CreationTime": timestamp(m.meta.created)}),
             })
             .collect();
         list_page(input, rows, "Models")

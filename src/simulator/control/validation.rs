@@ -6,28 +6,49 @@ use serde_json::Value;
 use crate::sagemaker::valid_name;
 use crate::simulator::wire::AwsError;
 
-pub(super) fn constraint(value: &str, member: &str, rule: &str) -> AwsError {
+pub(in crate::simulator) fn constraint(value: &str, member: &str, rule: &str) -> AwsError {
     AwsError::validation(format!(
         "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
     ))
 }
 
-pub(super) fn not_null(member: &str) -> AwsError {
+pub(in crate::simulator) fn not_null(member: &str) -> AwsError {
     AwsError::validation(format!(
         "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
     ))
 }
 
-pub(super) fn str_member<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
+pub(in crate::simulator) fn str_member<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
     input.get(key).and_then(Value::as_str)
 }
 
-pub(super) fn required_str<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
+pub(in crate::simulator) fn required_str<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
     str_member(input, key).ok_or_else(|| not_null(member))
 }
 
+/// An optional whole-number member; anything else there is a constraint error.
+pub(in crate::simulator) fn int_member(input: &Value, key: &str, member: &str) -> Result<Option<i64>, AwsError> {
+    match input.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| constraint(&value.to_string(), member, "Member must be a whole number")),
+    }
+}
+
+/// An optional list-of-strings member (absent: empty).
+pub(in crate::simulator) fn strings_member(input: &Value, key: &str) -> Vec<String> {
+    input
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// A resource name from `key`, checked against SageMaker's naming rule.
-pub(super) fn name_member<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
+pub(in crate::simulator) fn name_member<'v>(input: &'v Value, key: &str, member: &str) -> Result<&'v str, AwsError> {
     let name = required_str(input, key, member)?;
     if name.len() > 63 {
         return Err(constraint(name, member, "Member must have length less than or equal to 63"));
@@ -44,7 +65,7 @@ pub(super) fn name_member<'v>(input: &'v Value, key: &str, member: &str) -> Resu
 
 /// An instance count member: a whole number from 1 to 100,000 (a bound far
 /// above any account limit that keeps arithmetic on counts safe).
-pub(super) fn instance_count(value: Option<&Value>, member: &str) -> Result<u32, AwsError> {
+pub(in crate::simulator) fn instance_count(value: Option<&Value>, member: &str) -> Result<u32, AwsError> {
     let value = value.ok_or_else(|| not_null(member))?;
     match value.as_i64() {
         Some(n) if n < 1 => Err(constraint(&n.to_string(), member, "Member must have value greater than or equal to 1")),
