@@ -108,7 +108,10 @@ pub struct MetricVerdict {
     /// A minimum below the fixed-scale count met the requirements under the ramp.
     pub scales: bool,
     pub trials: Vec<TrialBrief>,
-    pub spike: Option<TrialBrief>,
+    /// `--spike`: trials of the peak at once, from the minimum found up.
+    pub spikes: Vec<TrialBrief>,
+    /// The lowest minimum that held the spike (the fixed count if none below did).
+    pub spike_min: Option<u32>,
     /// What to change when no minimum worked.
     pub suggestion: Option<String>,
 }

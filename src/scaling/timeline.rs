@@ -77,6 +77,8 @@ impl Timeline {
         target: f64,
         latency_limit_ms: f64,
     ) -> Timeline {
+        // The seconds after the last offered request only count stragglers.
+        let series = &series[..series.iter().rposition(|s| s.offered > 0).map_or(0, |last| last + 1)];
         let points: Vec<TimelinePoint> = series
             .iter()
             .map(|s| {

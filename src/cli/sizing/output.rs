@@ -124,12 +124,10 @@ fn scaling_text(verdict: &ScalingVerdict, peak_tps: f64) -> String {
         if let Some(reaction) = m.trials.iter().find(|t| t.passed).and_then(|t| t.first_scale_out_after_breach) {
             out.push_str(&format!("    first new instance served {:.0} s after the target was passed\n", reaction));
         }
-        if let Some(spike) = &m.spike {
-            out.push_str(&format!(
-                "    spike straight to peak from {}: {}\n",
-                spike.min,
-                if spike.passed { "PASS" } else { "FAIL" }
-            ));
+        if let Some(spike_min) = m.spike_min {
+            let tried: Vec<String> =
+                m.spikes.iter().map(|t| format!("{} {}", t.min, if t.passed { "PASS" } else { "FAIL" })).collect();
+            out.push_str(&format!("    a spike straight to the peak needs min {spike_min}; tried {}\n", tried.join(", ")));
         }
         if let Some(suggestion) = &m.suggestion {
             out.push_str(&format!("    {suggestion}\n"));

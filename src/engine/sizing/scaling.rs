@@ -19,7 +19,7 @@ use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environmen
 use crate::format::trim_number;
 use crate::load::{Driver, ProgressFn, SecondStats};
 use crate::plan::{ScalingProcedure, ScalingTest};
-use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, ScalingVerdict, Shape};
+use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 use crate::result::{Miss, ServerMetrics, Settled, StepContext, StepResult};
 use crate::scaling::{InstanceSample, Instances, MeasuredCapacity, MinimumSearch, Policy, ScalingMetric, Timeline, suggestion};
 use crate::step::Recommended;
@@ -152,13 +152,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         }
         let found = search.found();
         let scales = found < fixed && stop.is_none();
-        let mut spike = None;
-        if scales && trials.test.spike {
-            match self.trial(policy(found), Shape::Spike, trials, endpoint, st, shared).await {
-                Ok(trial) => spike = Some(trial.brief()),
-                Err(s) => stop = Some(s),
-            }
-        }
+        let (spikes, spike_min) = if scales && trials.test.spike {
+            self.bisect_spike(found, &policy, trials, endpoint, st, shared, &mut stop).await
+        } else {
+            (Vec::new(), None)
+        };
         let suggestion = (!scales && !tried.is_empty() && stop.is_none()).then(|| {
             suggestion(
                 metric,
@@ -174,10 +172,43 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             policy: policy(found),
             scales,
             trials: tried.iter().map(ScalingTrial::brief).collect(),
-            spike,
+            spikes,
+            spike_min,
             suggestion,
         };
         (verdict, stop)
+    }
+
+    /// The lowest minimum from which the policy holds the peak at once: the
+    /// minimum the ramp found first, then a bisection up to the fixed count.
+    #[allow(clippy::too_many_arguments)]
+    async fn bisect_spike(
+        &self,
+        found: u32,
+        policy: &impl Fn(u32) -> Policy,
+        trials: &Trials<'_>,
+        endpoint: &mut Option<Deployed>,
+        st: &mut RunState,
+        shared: &Shared,
+        stop: &mut Option<Stop>,
+    ) -> (Vec<TrialBrief>, Option<u32>) {
+        let mut search = MinimumSearch::new(found, trials.recommended.candidate.count);
+        let mut spikes = Vec::new();
+        let mut next = Some(found);
+        while let Some(min) = next {
+            match self.trial(policy(min), Shape::Spike, trials, endpoint, st, shared).await {
+                Ok(trial) => {
+                    search.record(min, trial.passed);
+                    spikes.push(trial.brief());
+                }
+                Err(s) => {
+                    *stop = Some(s);
+                    return (spikes, None);
+                }
+            }
+            next = search.next();
+        }
+        (spikes, Some(search.found()))
     }
 
     /// One trial: the endpoint at `policy.min`, the policy on, the traffic

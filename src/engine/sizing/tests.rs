@@ -423,7 +423,8 @@ async fn the_scaling_test_bisects_to_the_lowest_minimum_that_holds_the_ramp() {
     let tried: Vec<(u32, bool)> = m.trials.iter().map(|t| (t.min, t.passed)).collect();
     assert_eq!(tried, [(2, true), (1, false)]);
     assert!(m.scales && m.policy.min == 2 && m.suggestion.is_none());
-    assert!(m.spike.as_ref().is_some_and(|s| s.min == 2 && s.passed), "{:?}", m.spike);
+    assert_eq!(m.spike_min, Some(2), "the fake holds a spike from where it holds a ramp");
+    assert_eq!(m.spikes.len(), 1);
     assert_eq!(
         run.summary.recommendation.as_ref().unwrap().autoscaling.min_instances,
         2,
@@ -444,7 +445,7 @@ async fn a_ramp_no_minimum_holds_recommends_fixed_scale_and_says_what_would_help
     let verdict = run.summary.scaling.as_ref().unwrap();
     assert_eq!(verdict.conclusion(), "auto-scaling cannot meet this ramp; use fixed scale at 4");
     let m = &verdict.metrics[0];
-    assert!(!m.scales && m.spike.is_none());
+    assert!(!m.scales && m.spikes.is_empty() && m.spike_min.is_none());
     assert!(m.suggestion.as_ref().is_some_and(|s| s.contains("fixed scale at 4")), "{:?}", m.suggestion);
     run.nothing_left();
 }
