@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod load;
 mod report;
+mod scaling;
 mod simulator;
 mod sizing;

@@ -1,9 +1,8 @@
 //! The sizing run end to end: in-process against --simulate, and as a real
 //! process against a standalone simulator for the signal and cleanup paths.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use perfsize::cli::exit;
@@ -216,73 +215,6 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
     assert!(!results.exists() || std::fs::read_dir(&results).unwrap().next().is_none(), "no run directory for refused inputs");
 }
 
-/// A standalone `perfsize simulator` process; killed on drop.
-struct SimulatorProcess {
-    child: Child,
-    url: String,
-}
-
-impl SimulatorProcess {
-    fn start(profile: &str) -> SimulatorProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_perfsize"))
-            .args(["simulator", "--port", "0", "--profile", profile])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the simulator starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line}");
-        SimulatorProcess { child, url: line.trim().to_string() }
-    }
-
-    /// A perfsize command pointed at this simulator the standard AWS way.
-    fn perfsize(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_perfsize"));
-        command
-            .args(args)
-            .env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command
-    }
-
-    fn client(&self) -> aws_sdk_sagemaker::Client {
-        let config = aws_sdk_sagemaker::Config::builder()
-            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-            .region(aws_sdk_sagemaker::config::Region::new(REGION))
-            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
-            .endpoint_url(&self.url)
-            .build();
-        aws_sdk_sagemaker::Client::from_conf(config)
-    }
-}
-
-impl Drop for SimulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Names of every endpoint, config and model in the simulator.
-async fn everything(sm: &aws_sdk_sagemaker::Client) -> Vec<String> {
-    let mut names = Vec::new();
-    let endpoints = sm.list_endpoints().max_results(100).send().await.unwrap();
-    names.extend(endpoints.endpoints().iter().map(|e| format!("endpoint {}", e.endpoint_name().unwrap_or_default())));
-    let configs = sm.list_endpoint_configs().max_results(100).send().await.unwrap();
-    names.extend(configs.endpoint_configs().iter().map(|c| format!("config {}", c.endpoint_config_name().unwrap_or_default())));
-    let models = sm.list_models().max_results(100).send().await.unwrap();
-    names.extend(models.models().iter().map(|m| format!("model {}", m.model_name().unwrap_or_default())));
-    names
-}
-
 /// Starts a long sizing run against `sim` and waits until it is mid-step.
 async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
     let results = dir.join("results");
@@ -322,25 +254,6 @@ async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Ch
     // Let the first step's traffic start.
     tokio::time::sleep(Duration::from_secs(2)).await;
     child
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("perfsize did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Shared helpers: a simulator with a test profile, SDK clients pointed at it.
 
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_sdk_sagemaker::config::{BehaviorVersion, Region};
@@ -127,4 +129,101 @@ pub fn code<E: aws_sdk_sagemaker::error::ProvideErrorMetadata>(e: &E) -> String 
 
 pub fn message<E: aws_sdk_sagemaker::error::ProvideErrorMetadata>(e: &E) -> String {
     e.message().unwrap_or_default().to_string()
+}
+
+/// A standalone `perfsize simulator` process; killed on drop.
+pub struct SimulatorProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl SimulatorProcess {
+    pub fn start(profile: &str) -> SimulatorProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_perfsize"))
+            .args(["simulator", "--port", "0", "--profile", profile])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the simulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+        SimulatorProcess { child, url: line.trim().to_string() }
+    }
+
+    /// A perfsize command pointed at this simulator the standard AWS way.
+    pub fn perfsize(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perfsize"));
+        command
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    pub fn client(&self) -> aws_sdk_sagemaker::Client {
+        let config = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+            .region(aws_sdk_sagemaker::config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_sagemaker::Client::from_conf(config)
+    }
+
+    /// Application Auto Scaling on this simulator.
+    pub fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        let config = aws_sdk_applicationautoscaling::Config::builder()
+            .behavior_version(aws_sdk_applicationautoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_applicationautoscaling::config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_applicationautoscaling::Client::from_conf(config)
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names of every endpoint, config and model in the simulator.
+pub async fn everything(sm: &aws_sdk_sagemaker::Client) -> Vec<String> {
+    let mut names = Vec::new();
+    let endpoints = sm.list_endpoints().max_results(100).send().await.unwrap();
+    names.extend(endpoints.endpoints().iter().map(|e| format!("endpoint {}", e.endpoint_name().unwrap_or_default())));
+    let configs = sm.list_endpoint_configs().max_results(100).send().await.unwrap();
+    names.extend(configs.endpoint_configs().iter().map(|c| format!("config {}", c.endpoint_config_name().unwrap_or_default())));
+    let models = sm.list_models().max_results(100).send().await.unwrap();
+    names.extend(models.models().iter().map(|m| format!("model {}", m.model_name().unwrap_or_default())));
+    names
+}
+
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("perfsize did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
