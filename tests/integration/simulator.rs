@@ -476,6 +476,58 @@ async fn cloudwatch_answers_awsjson_1_0_too() {
     sim.stop().await;
 }
 
+/// aws-sdk-cloudwatch (RPC v2 CBOR) puts an alarm on what an endpoint serves,
+/// sees it go to ALARM once traffic breaches it — evaluated by the simulator
+/// itself, on a compressed clock — and deletes it.
+#[tokio::test]
+async fn a_cloudwatch_alarm_on_served_traffic_goes_to_alarm() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    let sim = simulator(scaling_profile()).await;
+    let sm = sagemaker(&sim);
+    let rt = runtime(&sim);
+    let cw = cloudwatch(&sim);
+    deploy(&sm, "alarmed", "ml.m5.large", 1).await;
+    wait_while(&sm, "alarmed", "Creating").await;
+    cw.put_metric_alarm()
+        .alarm_name("any-traffic")
+        .namespace("AWS/SageMaker")
+        .metric_name("Invocations")
+        .dimensions(Dimension::builder().name("EndpointName").value("alarmed").build())
+        .dimensions(Dimension::builder().name("VariantName").value("AllTraffic").build())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(0.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let state = || async {
+        let out = cw.describe_alarms().alarm_names("any-traffic").send().await.expect("DescribeAlarms");
+        let alarm = out.metric_alarms()[0].clone();
+        (alarm.state_value().cloned(), alarm.state_reason().unwrap_or_default().to_string(), alarm.threshold())
+    };
+    let (initial, reason, threshold) = state().await;
+    assert_eq!(
+        (initial, reason.as_str(), threshold),
+        (Some(StateValue::InsufficientData), "Unchecked: Initial alarm creation", Some(0.0))
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        invoke(&rt, "alarmed").await.expect("invoke");
+        let (now, reason, _) = state().await;
+        if now == Some(StateValue::Alarm) {
+            assert!(reason.starts_with("Threshold Crossed: 1 datapoint ["), "{reason}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the alarm stayed {now:?}: {reason}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cw.delete_alarms().alarm_names("any-traffic").send().await.expect("DeleteAlarms");
+    assert!(cw.describe_alarms().send().await.expect("DescribeAlarms").metric_alarms().is_empty());
+    sim.stop().await;
+}
+
 fn metric(namespace: &str, name: &str, endpoint: &str) -> Metric {
     Metric::builder()
         .namespace(namespace)
