@@ -63,9 +63,8 @@ const SCALING_TICK: Duration = Duration::from_millis(250);
 /// How long in-flight requests get to finish once shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// The simulator's state. Locks are taken one at a time, except that the
-/// scaling state may be held while the registry or the alarms are taken —
-/// never the other way round.
+/// The simulator's state. Where locks nest they are taken in this order —
+/// scaling, registry, alarms — and never the other way round.
 struct Shared {
     profile: Profile,
     store: MetricStore,

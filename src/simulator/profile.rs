@@ -14,6 +14,10 @@
 //! So a file's `[default]` reaches every type, shipped entries included, and a
 //! full profile written for an earlier version means what it meant then.
 //! Top-level keys and `[stall]` fall back key by key to the shipped profile.
+//!
+//! The top-level `scaling_time_scale` (default 1, AWS's timing) runs
+//! CloudWatch alarms and Application Auto Scaling that many times faster: see
+//! [`ScalingClock`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

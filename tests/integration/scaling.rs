@@ -131,7 +131,10 @@ async fn a_ramp_too_steep_for_any_minimum_recommends_fixed_scale_and_exits_0() {
     assert_eq!(metric["scales"], false, "{metric:#}");
     assert!(metric["suggestion"].as_str().unwrap().contains(&format!("fixed scale at {fixed}")), "{metric:#}");
     assert!(metric["trials"].as_array().unwrap().iter().all(|t| t["passed"] == false));
-    let report = std::fs::read_to_string(std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().path().join("report.html")).unwrap();
+    let report = std::fs::read_to_string(
+        std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().path().join("report.html"),
+    )
+    .unwrap();
     assert!(report.contains(&format!("auto-scaling cannot meet this ramp; use fixed scale at {fixed}")));
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
     assert_eq!(scalable_targets(&sim).await, 0);

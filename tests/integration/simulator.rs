@@ -479,8 +479,15 @@ async fn cloudwatch_answers_awsjson_1_0_too() {
 }
 
 /// The AWS/SageMaker metrics of a variant that served requests, by name.
-const SAGEMAKER_METRICS: [&str; 6] =
-    ["Invocation4XXErrors", "Invocation5XXErrors", "Invocations", "InvocationsPerInstance", "ModelLatency", "OverheadLatency"];
+const SAGEMAKER_METRICS: [&str; 7] = [
+    "ConcurrentRequestsPerModel",
+    "Invocation4XXErrors",
+    "Invocation5XXErrors",
+    "Invocations",
+    "InvocationsPerInstance",
+    "ModelLatency",
+    "OverheadLatency",
+];
 
 /// aws-sdk-cloudwatch (RPC v2 CBOR) lists the metrics a variant published
 /// and reads the same figures through GetMetricStatistics as through GetMetricData.
@@ -599,9 +606,12 @@ async fn the_aws_cli_lists_metrics_and_reads_statistics() {
     // Each CLI run starts Python: a core for a second, not while a neighbour measures.
     let _turn = traffic_turn().await;
 
-    let listed = aws_cli(&sim, &["list-metrics", "--namespace", "AWS/SageMaker", "--dimensions", "Name=EndpointName,Value=cli"])
-        .await
-        .expect("list-metrics");
+    let listed = aws_cli(
+        &sim,
+        &["cloudwatch", "list-metrics", "--namespace", "AWS/SageMaker", "--dimensions", "Name=EndpointName,Value=cli"],
+    )
+    .await
+    .expect("list-metrics");
     let mut names: Vec<&str> = listed["Metrics"].as_array().unwrap().iter().filter_map(|m| m["MetricName"].as_str()).collect();
     names.sort();
     assert_eq!(names, SAGEMAKER_METRICS);
@@ -637,34 +647,93 @@ async fn cli_statistics(
     window: &(String, String),
     asked: &[&str],
 ) -> Result<serde_json::Value, String> {
-    let mut args = vec!["get-metric-statistics", "--namespace", "AWS/SageMaker", "--metric-name", metric];
+    let mut args = vec!["cloudwatch", "get-metric-statistics", "--namespace", "AWS/SageMaker", "--metric-name", metric];
     args.extend(["--dimensions", "Name=EndpointName,Value=cli", "Name=VariantName,Value=AllTraffic"]);
     args.extend(["--start-time", &window.0, "--end-time", &window.1, "--period", "60"]);
     args.extend(asked);
     aws_cli(sim, &args).await
 }
 
-/// Runs `aws cloudwatch ARGS` against the simulator with throwaway
-/// credentials: its JSON output, or its error output.
+/// Runs `aws ARGS` against the simulator with throwaway credentials: its
+/// JSON output (an empty object for none), or its error output.
 async fn aws_cli(sim: &perfsize::simulator::RunningSimulator, args: &[&str]) -> Result<serde_json::Value, String> {
     let output = tokio::process::Command::new("aws")
-        .arg("cloudwatch")
         .args(args)
         .args(["--region", "us-east-1", "--endpoint-url", &sim.url(), "--output", "json"])
         .env("AWS_ACCESS_KEY_ID", "AKIDPERFSIZETEST")
         .env("AWS_SECRET_ACCESS_KEY", "test-secret")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .kill_on_drop(true)
         .env_remove("AWS_SESSION_TOKEN")
         .output()
         .await
         .expect("aws runs");
     if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).expect("the AWS CLI prints JSON"))
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        Ok(if stdout.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&stdout).expect("the AWS CLI prints JSON")
+        })
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// aws-sdk-cloudwatch (RPC v2 CBOR) puts an alarm on what an endpoint serves,
+/// sees it go to ALARM once traffic breaches it — evaluated by the simulator
+/// itself, on a compressed clock — and deletes it.
+#[tokio::test]
+async fn a_cloudwatch_alarm_on_served_traffic_goes_to_alarm() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    let sim = simulator(scaling_profile()).await;
+    let sm = sagemaker(&sim);
+    let rt = runtime(&sim);
+    let cw = cloudwatch(&sim);
+    deploy(&sm, "alarmed", "ml.m5.large", 1).await;
+    wait_while(&sm, "alarmed", "Creating").await;
+    cw.put_metric_alarm()
+        .alarm_name("any-traffic")
+        .namespace("AWS/SageMaker")
+        .metric_name("Invocations")
+        .dimensions(Dimension::builder().name("EndpointName").value("alarmed").build())
+        .dimensions(Dimension::builder().name("VariantName").value("AllTraffic").build())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(0.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let state = || async {
+        let out = cw.describe_alarms().alarm_names("any-traffic").send().await.expect("DescribeAlarms");
+        let alarm = out.metric_alarms()[0].clone();
+        (alarm.state_value().cloned(), alarm.state_reason().unwrap_or_default().to_string(), alarm.threshold())
+    };
+    let (initial, reason, threshold) = state().await;
+    assert_eq!(
+        (initial, reason.as_str(), threshold),
+        (Some(StateValue::InsufficientData), "Unchecked: Initial alarm creation", Some(0.0))
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        invoke(&rt, "alarmed").await.expect("invoke");
+        let (now, reason, _) = state().await;
+        if now == Some(StateValue::Alarm) {
+            assert!(reason.starts_with("Threshold Crossed: 1 datapoint ["), "{reason}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the alarm stayed {now:?}: {reason}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cw.delete_alarms().alarm_names("any-traffic").send().await.expect("DeleteAlarms");
+    assert!(cw.describe_alarms().send().await.expect("DescribeAlarms").metric_alarms().is_empty());
+    sim.stop().await;
 }
 
 fn metric(namespace: &str, name: &str, endpoint: &str) -> Metric {
@@ -715,21 +784,135 @@ where
 #[tokio::test]
 async fn boto3_creates_invokes_reads_metrics_and_deletes() {
     let sim = simulator(fast_profile("")).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/boto3_smoke.py");
     // Installing boto3 and starting Python take a core for seconds: not while a
     // neighbour measures.
     let _turn = traffic_turn().await;
+    run_python("boto3_smoke.py", &sim).await;
+    sim.stop().await;
+}
+
+/// A profile whose scaling clock runs 60 times as fast as AWS's: a CloudWatch
+/// minute lasts a second and the default 300-s cooldowns 5 s.
+fn scaling_profile() -> perfsize::simulator::Profile {
+    perfsize::simulator::Profile::parse(
+        "scaling_time_scale = 60\ndeploy_seconds = 1.0\ndelete_seconds = 0.2\n",
+        "scaling test profile",
+    )
+    .expect("scaling test profile is valid")
+}
+
+/// A boto3 client registers a scalable target and a target tracking policy,
+/// then sends nothing but InvokeEndpoint: the endpoint scales out under load
+/// and back in when the load drops, DescribeScalingActivities says why, and
+/// deregistering takes the policy and its alarms away. The script polls for
+/// each state with generous deadlines (tests/python/boto3_autoscaling.py).
+#[tokio::test]
+async fn boto3_load_scales_an_endpoint_out_and_back_in() {
+    let sim = simulator(scaling_profile()).await;
+    let _turn = traffic_turn().await;
+    run_python("boto3_autoscaling.py", &sim).await;
+    sim.stop().await;
+}
+
+/// Runs tests/python/`script` against `sim` with boto3 importable, and fails
+/// with its output if it fails.
+async fn run_python(script: &str, sim: &perfsize::simulator::RunningSimulator) {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let pythonpath = python_with_boto3().await;
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
+    let run = tokio::process::Command::new("python3")
+        .arg(&path)
         .arg(sim.url())
         .env("PYTHONPATH", pythonpath)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(900), run)
         .await
+        .unwrap_or_else(|_| panic!("{script} did not finish in 15 minutes"))
         .expect("python3 runs");
     assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+}
+
+/// The AWS CLI (botocore's CBOR for CloudWatch, JSON 1.1 for Application
+/// Auto Scaling) registers a target and a policy, and lists the target and
+/// the policy's alarms. Skipped, saying so, where `aws` is not installed.
+#[tokio::test]
+async fn the_aws_cli_lists_scalable_targets_and_alarms() {
+    if tokio::process::Command::new("aws").arg("--version").output().await.is_err() {
+        eprintln!("skipped: the AWS CLI (`aws`) is not installed");
+        return;
+    }
+    let sim = simulator(fast_profile("")).await;
+    let sm = sagemaker(&sim);
+    deploy(&sm, "cli", "ml.m5.large", 1).await;
+    wait_while(&sm, "cli", "Creating").await;
+    let _turn = traffic_turn().await;
+    let target = [
+        "--service-namespace",
+        "sagemaker",
+        "--resource-id",
+        "endpoint/cli/variant/AllTraffic",
+        "--scalable-dimension",
+        "sagemaker:variant:DesiredInstanceCount",
+    ];
+    aws_cli(
+        &sim,
+        &[&["application-autoscaling", "register-scalable-target", "--min-capacity", "1", "--max-capacity", "2"], &target[..]]
+            .concat(),
+    )
+    .await
+    .expect("register-scalable-target");
+    let policy = aws_cli(
+        &sim,
+        &[
+            &["application-autoscaling", "put-scaling-policy", "--policy-name", "cli", "--policy-type", "TargetTrackingScaling"],
+            &target[..],
+            &[
+                "--target-tracking-scaling-policy-configuration",
+                r#"{"TargetValue": 70, "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}"#,
+            ],
+        ]
+        .concat(),
+    )
+    .await
+    .expect("put-scaling-policy");
+    assert_eq!(policy["Alarms"].as_array().map(Vec::len), Some(2), "{policy}");
+
+    let targets = aws_cli(&sim, &["application-autoscaling", "describe-scalable-targets", "--service-namespace", "sagemaker"])
+        .await
+        .unwrap();
+    let listed = &targets["ScalableTargets"][0];
+    assert_eq!(listed["ResourceId"], "endpoint/cli/variant/AllTraffic", "{targets}");
+    assert_eq!((listed["MinCapacity"].as_u64(), listed["MaxCapacity"].as_u64()), (Some(1), Some(2)));
+
+    let alarms = aws_cli(&sim, &["cloudwatch", "describe-alarms"]).await.unwrap();
+    let alarms = alarms["MetricAlarms"].as_array().expect("MetricAlarms").clone();
+    let mut described: Vec<(String, String, f64)> = alarms
+        .iter()
+        .map(|a| {
+            let name = a["AlarmName"].as_str().unwrap_or_default();
+            let side = if name.contains("-AlarmHigh-") { "high" } else { "low" };
+            assert!(name.starts_with("TargetTracking-endpoint/cli/variant/AllTraffic-Alarm"), "{name}");
+            (
+                side.to_string(),
+                a["ComparisonOperator"].as_str().unwrap_or_default().to_string(),
+                a["Threshold"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    described.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        described,
+        [
+            ("high".to_string(), "GreaterThanThreshold".to_string(), 70.0),
+            ("low".to_string(), "LessThanThreshold".to_string(), 63.0)
+        ]
+    );
+
+    aws_cli(&sim, &[&["application-autoscaling", "deregister-scalable-target"], &target[..]].concat()).await.unwrap();
+    let alarms = aws_cli(&sim, &["cloudwatch", "describe-alarms"]).await.unwrap();
+    assert_eq!(alarms["MetricAlarms"], serde_json::json!([]), "the policy's alarms go with its target");
     sim.stop().await;
 }
 

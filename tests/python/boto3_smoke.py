@@ -46,12 +46,12 @@ assert sum(metrics["MetricDataResults"][0]["Values"]) == 1, metrics["MetricDataR
 # ListMetrics and GetMetricStatistics, as dashboards and scripts call them.
 listed = cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=[{"Name": "EndpointName", "Value": "boto3-endpoint"}])
 assert sorted(m["MetricName"] for m in listed["Metrics"]) == [
-    "Invocation4XXErrors", "Invocation5XXErrors", "Invocations", "InvocationsPerInstance", "ModelLatency",
-    "OverheadLatency"], listed["Metrics"]
+    "ConcurrentRequestsPerModel", "Invocation4XXErrors", "Invocation5XXErrors", "Invocations",
+    "InvocationsPerInstance", "ModelLatency", "OverheadLatency"], listed["Metrics"]
 dimensions = [{"Name": "EndpointName", "Value": "boto3-endpoint"}, {"Name": "VariantName", "Value": "AllTraffic"}]
 assert all(m["Dimensions"] == dimensions for m in listed["Metrics"]), listed["Metrics"]
 pages = cw.get_paginator("list_metrics").paginate(RecentlyActive="PT3H")
-assert sum(len(page["Metrics"]) for page in pages) == 8, "and CPUUtilization, MemoryUtilization"
+assert sum(len(page["Metrics"]) for page in pages) == 9, "and CPUUtilization, MemoryUtilization"
 
 window = {"StartTime": now - 300, "EndTime": now + 60, "Period": 60}
 stats = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dimensions,

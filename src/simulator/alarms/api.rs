@@ -435,4 +435,46 @@ mod tests {
         delete_alarms(&mut store, &json!({"AlarmNames": ["a-1"]})).unwrap();
         assert!(store.get("a-1").is_none());
     }
+
+    /// The same calls in both of CloudWatch's protocols; CBOR answers tag
+    /// their timestamps.
+    #[tokio::test]
+    async fn both_protocols_put_and_describe_the_same_alarm() {
+        let alarms = Mutex::new(AlarmStore::default());
+        let clock = ScalingClock::new(1.0);
+        let call = |protocol: Protocol, operation: &str, input: &Value| {
+            let body = match protocol {
+                Protocol::RpcV2Cbor => encode_cbor(&json_to_cbor(input, &[])),
+                _ => serde_json::to_vec(input).unwrap(),
+            };
+            handle(&alarms, clock, protocol, operation, "us-west-2", &body, SystemTime::now())
+        };
+        let body = |response: Response<Body>| async move {
+            assert_eq!(response.status(), StatusCode::OK);
+            axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap()
+        };
+        body(call(Protocol::AwsJson10, "PutMetricAlarm", &request())).await;
+        let mut cbor_request = request();
+        cbor_request["AlarmName"] = json!("from-cbor");
+        body(call(Protocol::RpcV2Cbor, "PutMetricAlarm", &cbor_request)).await;
+
+        let json_answer: Value =
+            serde_json::from_slice(&body(call(Protocol::AwsJson10, "DescribeAlarms", &json!({}))).await).unwrap();
+        let names: Vec<&str> =
+            json_answer["MetricAlarms"].as_array().unwrap().iter().map(|a| a["AlarmName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["from-cbor", "high-latency"]);
+        assert!(json_answer["MetricAlarms"][0]["StateUpdatedTimestamp"].is_number());
+        assert_eq!(json_answer["MetricAlarms"][0]["AlarmArn"], "arn:aws:cloudwatch:us-west-2:123456789012:alarm:from-cbor");
+
+        let cbor_bytes = body(call(Protocol::RpcV2Cbor, "DescribeAlarms", &json!({"AlarmNames": ["from-cbor"]}))).await;
+        let cbor: ciborium::Value = ciborium::from_reader(&cbor_bytes[..]).unwrap();
+        let alarm = &cbor_to_json(&cbor)["MetricAlarms"][0];
+        assert_eq!(alarm["ExtendedStatistic"], "p99");
+        let raw = format!("{cbor:?}");
+        assert!(raw.contains("Tag(1, Float("), "timestamps carry CBOR tag 1: {raw}");
+
+        let refused = call(Protocol::RpcV2Cbor, "DeleteAlarms", &json!({"AlarmNames": ["nope"]}));
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+        assert_eq!(refused.headers()["x-amzn-query-error"], "ResourceNotFound;Sender");
+    }
 }

@@ -29,6 +29,8 @@ impl StateValue {
 
 /// The static-threshold comparison operators (the anomaly-detection ones need
 /// a band model the simulator does not have).
+// The variants are named as the API names the values.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
     GreaterThanOrEqualToThreshold,

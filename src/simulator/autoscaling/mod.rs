@@ -44,8 +44,8 @@ pub trait Endpoints {
 }
 
 /// Everything an operation or an evaluation uses besides the scaling state.
-/// Lock order: the scaling state, then the registry (through `endpoints`) or
-/// the alarms — never the other way round.
+/// Lock order: the scaling state, the registry (held by `endpoints`), the
+/// alarms — never the other way round.
 pub struct Env<'a> {
     pub endpoints: &'a mut dyn Endpoints,
     pub alarms: &'a Mutex<AlarmStore>,

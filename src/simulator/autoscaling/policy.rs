@@ -236,6 +236,8 @@ fn scale_out(to: u32, current: u32, base: u32) -> Decision {
 }
 
 /// AdjustmentType.
+// The variants are named as the API names the values.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdjustmentType {
     ChangeInCapacity,
