@@ -14,6 +14,15 @@ use crate::scaling::ScalingMetric;
 use crate::step::Strategy;
 use crate::vocab::{Candidate, Phase};
 
+/// How the run ended, besides its steps.
+struct Ending {
+    status: RunStatus,
+    note: Option<String>,
+    started_at: DateTime<Utc>,
+    spend: Spend,
+    scaling: Option<ScalingVerdict>,
+}
+
 impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     /// Tears down, waits for the last CloudWatch figures, and writes the summary.
     pub(super) async fn conclude(
@@ -43,23 +52,16 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if let Err(e) = self.dir.write_spend(&spend) {
             st.error.get_or_insert(e.into());
         }
-        let summary = self.summarise(st.strategy.as_ref(), &steps, st.status, st.note, shared.started_at, spend, scaling);
+        let ending = Ending { status: st.status, note: st.note, started_at: shared.started_at, spend, scaling };
+        let summary = self.summarise(st.strategy.as_ref(), &steps, ending);
         if let Err(e) = self.dir.write_summary(&summary) {
             st.error.get_or_insert(e.into());
         }
         (summary, st.error)
     }
 
-    fn summarise(
-        &self,
-        strategy: &dyn Strategy,
-        steps: &[StepResult],
-        status: RunStatus,
-        note: Option<String>,
-        started_at: DateTime<Utc>,
-        spend: Spend,
-        scaling: Option<ScalingVerdict>,
-    ) -> Summary {
+    fn summarise(&self, strategy: &dyn Strategy, steps: &[StepResult], ending: Ending) -> Summary {
+        let Ending { status, note, started_at, spend, scaling } = ending;
         let conclusion = strategy.conclusion();
         let peak = self.plan.peak_tps();
         let prices = self.plan.prices();

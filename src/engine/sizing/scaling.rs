@@ -292,8 +292,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if cancel.is_cancelled() {
             return Err(Stop::Interrupted);
         }
-        let fixed = trials.recommended.candidate.count;
-        let trial = self.trial_record(policy, shape, fixed, &step, &seen, run.started_at, activities);
+        let samples = samples_since(&seen, run.started_at);
+        let trial = self.trial_record(policy, shape, trials.recommended.candidate.count, &step, &samples, activities);
         self.dir.write_trial(&trial)?;
         Ok(trial)
     }
@@ -304,19 +304,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         shape: Shape,
         fixed: u32,
         step: &StepResult,
-        seen: &[(DateTime<Utc>, Instances)],
-        started_at: DateTime<Utc>,
+        samples: &[InstanceSample],
         activities: Vec<crate::scaling::Activity>,
     ) -> ScalingTrial {
-        let samples: Vec<InstanceSample> = seen
-            .iter()
-            .map(|(at, i)| InstanceSample {
-                at_seconds: (*at - started_at).num_milliseconds() as f64 / 1000.0,
-                in_service: i.current,
-                desired: i.desired,
-            })
-            .collect();
-        let timeline = Timeline::build(&step.series, &samples, policy.metric, policy.target, step.requirements.latency_ms);
+        let started_at = step.started_at;
+        let timeline = Timeline::build(&step.series, samples, policy.metric, policy.target, step.requirements.latency_ms);
         let price = self.plan.price(&step.candidate().expect("a step of a planned type").instance_type);
         ScalingTrial {
             index: step.index,
@@ -441,6 +433,17 @@ fn stopped_early(step: &mut StepResult, second: u32, reason: &str) {
     step.reasons = step.misses.iter().map(Miss::describe).collect();
     step.reasons.push(format!("stopped after {} s: {reason}", second + 1));
     step.passed = false;
+}
+
+/// What the watch saw, in seconds since the traffic schedule started.
+fn samples_since(seen: &[(DateTime<Utc>, Instances)], started_at: DateTime<Utc>) -> Vec<InstanceSample> {
+    seen.iter()
+        .map(|(at, i)| InstanceSample {
+            at_seconds: (*at - started_at).num_milliseconds() as f64 / 1000.0,
+            in_service: i.current,
+            desired: i.desired,
+        })
+        .collect()
 }
 
 /// A deployment that did not happen ends the test; AWS failing us fails the run.
