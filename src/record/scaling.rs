@@ -74,6 +74,7 @@ impl ScalingTrial {
             disruption_errors: t.disruption.errors,
             disruption_slow_seconds: t.disruption.slow_seconds,
             cost_per_hour: self.cost_per_hour,
+            fixed_cost_per_hour: self.fixed_cost_per_hour,
             file: format!("{}/{}", super::SCALING_DIR, self.file_name()),
         }
     }
@@ -95,7 +96,10 @@ pub struct TrialBrief {
     pub first_scale_out_after_breach: Option<f64>,
     pub disruption_errors: u64,
     pub disruption_slow_seconds: u32,
+    /// The instances it used, priced: mean instances in service × $/hour.
     pub cost_per_hour: f64,
+    /// The fixed-scale count, priced the same way.
+    pub fixed_cost_per_hour: f64,
     pub file: String,
 }
 
@@ -114,6 +118,17 @@ pub struct MetricVerdict {
     pub spike_min: Option<u32>,
     /// What to change when no minimum worked.
     pub suggestion: Option<String>,
+}
+
+impl MetricVerdict {
+    /// The median seconds from the first breach of the target to the first
+    /// new instance serving, over this metric's trials that scaled out.
+    pub fn reaction(&self) -> Option<f64> {
+        let mut seconds: Vec<f64> =
+            self.trials.iter().chain(&self.spikes).filter_map(|t| t.first_scale_out_after_breach).collect();
+        seconds.sort_by(f64::total_cmp);
+        seconds.get(seconds.len() / 2).copied()
+    }
 }
 
 /// The auto-scaling test's conclusion.
@@ -135,6 +150,33 @@ impl ScalingVerdict {
     /// one on ties: fewer instances idle at night), if any scales at all.
     pub fn best(&self) -> Option<&MetricVerdict> {
         self.metrics.iter().filter(|m| m.scales).min_by_key(|m| m.policy.min)
+    }
+
+    /// With two metrics tested: how their policies differed, in a sentence.
+    pub fn difference(&self) -> Option<String> {
+        let [a, b] = &self.metrics[..] else { return None };
+        let min = |m: &MetricVerdict| if m.scales { m.policy.min } else { self.fixed_count };
+        let mut parts = Vec::new();
+        if min(a) != min(b) {
+            let (low, high) = if min(a) < min(b) { (a, b) } else { (b, a) };
+            parts.push(format!(
+                "{} holds the ramp from {} instance(s), {} only from {}",
+                low.policy.metric,
+                min(low),
+                high.policy.metric,
+                min(high)
+            ));
+        }
+        if let (Some(ra), Some(rb)) = (a.reaction(), b.reaction())
+            && (ra - rb).abs() >= 1.0
+        {
+            let (fast, slow, by) = if ra < rb { (a, b, rb - ra) } else { (b, a, ra - rb) };
+            parts.push(format!(
+                "{} added its first instance {by:.0} s sooner after its target was passed than {}",
+                fast.policy.metric, slow.policy.metric
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// One sentence on what the test found.

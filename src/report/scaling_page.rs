@@ -15,6 +15,8 @@ use crate::sagemaker::VARIANT_NAME;
 
 pub(super) struct ScalingSection {
     pub conclusion: String,
+    /// How two metrics' policies differed, when both were tested.
+    pub difference: Option<String>,
     pub scales: bool,
     pub settings: Vec<Setting>,
     pub trials: Vec<TrialRow>,
@@ -55,6 +57,7 @@ impl ScalingSection {
         let rows = verdict.metrics.iter().flat_map(|m| m.trials.iter().chain(&m.spikes).map(move |t| trial_row(m, t)));
         Some(ScalingSection {
             conclusion: verdict.conclusion(),
+            difference: verdict.difference(),
             scales: verdict.best().is_some(),
             settings: settings(verdict, shown, &rec.instance_type, capacity, data.summary.peak_tps),
             trials: rows.collect(),
@@ -120,7 +123,7 @@ fn trial_row(m: &MetricVerdict, t: &TrialBrief) -> TrialRow {
         instances: format!("{} → {} (mean {:.1})", t.min, t.peak_instances, t.mean_instances),
         reaction: t.first_scale_out_after_breach.map_or("–".into(), |s| format!("{s:.0} s")),
         disruption: format!("{} errors · {} slow s", t.disruption_errors, t.disruption_slow_seconds),
-        cost: money(t.cost_per_hour),
+        cost: format!("{} (fixed {})", money(t.cost_per_hour), money(t.fixed_cost_per_hour)),
     }
 }
 

@@ -73,8 +73,9 @@ impl Stationarity {
         Some(Stationarity {
             stationary,
             seconds: window.len() as u32,
-            in_flight_from: requests.first,
-            in_flight_to: requests.last,
+            // The fitted line may start below zero; requests in flight cannot.
+            in_flight_from: requests.first.max(0.0),
+            in_flight_to: requests.last.max(0.0),
             backlog_growth: work_trend.slope.max(0.0),
             z: work_trend.z,
             t: work_trend.t,

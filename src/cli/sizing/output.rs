@@ -136,6 +136,9 @@ fn scaling_text(verdict: &ScalingVerdict, peak_tps: f64) -> String {
     if let Some(note) = &verdict.note {
         out.push_str(&format!("  the test stopped early: {note}\n"));
     }
+    if let Some(difference) = verdict.difference() {
+        out.push_str(&format!("  {difference}\n"));
+    }
     out.push_str(&format!("  → {}\n", verdict.conclusion()));
     out
 }
