@@ -136,6 +136,7 @@ async fn measure(
         warmup_seconds: job.warmup.as_secs_f64(),
         requirements: job.requirements,
         horizon: LOAD_HORIZON,
+        steady_from: None,
     };
     let (mut step, run) = drive_and_judge(&driver, spec, context, progress, &session.cancel_token()).await?;
     if !job.cloudwatch_wait.is_zero() && !run.cancelled {

@@ -71,6 +71,7 @@ impl ScalingTrial {
             peak_instances: t.peak_instances,
             mean_instances: t.mean_instances,
             first_scale_out_after_breach: t.scale_outs.first().and_then(|o| o.after_breach),
+            scale_outs_after_breach: t.scale_outs.iter().filter_map(|o| o.after_breach).collect(),
             disruption_errors: t.disruption.errors,
             disruption_slow_seconds: t.disruption.slow_seconds,
             cost_per_hour: self.cost_per_hour,
@@ -94,6 +95,9 @@ pub struct TrialBrief {
     pub mean_instances: f64,
     /// Seconds from the first breach of the target to the first new instance serving.
     pub first_scale_out_after_breach: Option<f64>,
+    /// Seconds from the first breach to each rise of the instances in service.
+    #[serde(default)]
+    pub scale_outs_after_breach: Vec<f64>,
     pub disruption_errors: u64,
     pub disruption_slow_seconds: u32,
     /// The instances it used, priced: mean instances in service × $/hour.

@@ -121,7 +121,11 @@ fn trial_row(m: &MetricVerdict, t: &TrialBrief) -> TrialRow {
         p99: t.judged_latency_ms.map_or("–".into(), ms),
         errors: format!("{:.3}%", t.error_percent),
         instances: format!("{} → {} (mean {:.1})", t.min, t.peak_instances, t.mean_instances),
-        reaction: t.first_scale_out_after_breach.map_or("–".into(), |s| format!("{s:.0} s")),
+        reaction: if t.scale_outs_after_breach.is_empty() {
+            "–".into()
+        } else {
+            t.scale_outs_after_breach.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(", ") + " s"
+        },
         disruption: format!("{} errors · {} slow s", t.disruption_errors, t.disruption_slow_seconds),
         cost: format!("{} (fixed {})", money(t.cost_per_hour), money(t.fixed_cost_per_hour)),
     }

@@ -203,6 +203,10 @@ pub struct StepContext {
     /// How long the rate would have to be held (the endurance duration): how
     /// far an unsustainable step's latency is projected.
     pub horizon: std::time::Duration,
+    /// From when the rate is steady and must be held, if not from the end of
+    /// the warm-up: a ramp's climb is judged by latency and errors, only its
+    /// hold by whether the work in flight stays level.
+    pub steady_from: Option<std::time::Duration>,
 }
 
 /// The figures a step is judged on.
@@ -290,8 +294,8 @@ impl StepResult {
         generator.saturated = generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements);
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
         let warmup = std::time::Duration::from_secs_f64(context.warmup_seconds);
-        let stationarity =
-            Stationarity::assess(&run.series, warmup, warmup + std::time::Duration::from_secs_f64(run.measured_seconds));
+        let end = warmup + std::time::Duration::from_secs_f64(run.measured_seconds);
+        let stationarity = Stationarity::assess(&run.series, context.steady_from.unwrap_or(warmup), end);
         let measured = Measured {
             judged_latency_ms,
             error_percent,

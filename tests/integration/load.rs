@@ -62,6 +62,7 @@ async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Req
         warmup_seconds: how.warmup,
         requirements,
         horizon: Duration::from_secs(600),
+        steady_from: None,
     };
     StepResult::from_run(context, &run)
 }

@@ -357,6 +357,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,
+            steady_from: None,
         };
         let (mut step, run) =
             drive_and_judge(self.driver, spec, context, &self.progress, cancel).await.map_err(SizingError::Load)?;

@@ -68,7 +68,10 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if st.status != RunStatus::Completed || st.error.is_some() || shared.run_cancel.is_cancelled() {
             return None;
         }
-        // The search's endpoints would bill idle through the whole test.
+        // The recommended type's endpoint serves the first trial (resized
+        // to its minimum rather than deployed anew); the others would bill
+        // idle through the whole test.
+        let mut endpoint = st.lanes.remove(&recommended.candidate.instance_type);
         for (_, deployed) in std::mem::take(&mut st.lanes) {
             if let Err(e) = self.env.release(&deployed).await {
                 st.fail(e.into(), &shared.run_cancel);
@@ -85,7 +88,6 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             note: None,
             cost: Default::default(),
         };
-        let mut endpoint = None;
         for metric in &test.metrics {
             let (found, stop) = self.test_metric(*metric, &trials, &mut endpoint, st, shared).await;
             verdict.metrics.push(found);
@@ -260,6 +262,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             warmup_seconds: 0.0,
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,
+            // Whether the policy caught up shows in the hold: a climb is not a queue.
+            steady_from: Some(if shape == Shape::Ramp { trials.test.ramp } else { Duration::ZERO }),
         };
         let watching = CancellationToken::new();
         let early = cancel.child_token();
