@@ -116,12 +116,11 @@ pub struct ScalingTest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScalingProcedure {
-    /// One endpoint resized between trials; a trial stops once its failure is certain.
+    /// A trial stops the second its failure is certain.
     #[default]
     Perfsize,
-    /// perfsizesagemaker's ("How to test for auto scaling settings"): a
-    /// fresh deployment for every trial, every trial run to its end. Kept to
-    /// measure perfsize against it.
+    /// perfsizesagemaker's ("How to test for auto scaling settings"): every
+    /// trial runs to its end. Kept to measure perfsize against it.
     Perfsizesagemaker,
 }
 

@@ -97,7 +97,7 @@ pub struct SizingArgs {
     /// The tested policy's ScaleInCooldown.
     #[arg(long, value_parser = parse_duration, default_value = "300s", value_name = "DURATION")]
     pub scale_in_cooldown: Duration,
-    /// How trials run: perfsize's, or perfsizesagemaker's (a fresh endpoint per trial, no early stop) for `perfsize bench scaling`.
+    /// How trials run: perfsize's, or perfsizesagemaker's (every trial to its end) for `perfsize bench scaling`.
     #[arg(long, hide = true, default_value = "perfsize", value_parser = |s: &str| s.parse::<ScalingProcedure>())]
     pub scaling_procedure: ScalingProcedure,
     /// Rate the endurance ramp starts from.

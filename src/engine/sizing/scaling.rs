@@ -3,8 +3,8 @@
 //! traffic ramped from 0 to the peak and held, judged by the same
 //! requirements. For each asked metric the minimum is bisected between the
 //! lowest allowed count and the count verified at fixed scale, then a spike
-//! is tried at the minimum found. One endpoint serves every trial (resized
-//! between them); its scaling target goes before it does, on every path.
+//! is bisected the same way for a spike. Every trial runs on a fresh
+//! endpoint; its scaling target goes before it does, on every path.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,10 +68,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if st.status != RunStatus::Completed || st.error.is_some() || shared.run_cancel.is_cancelled() {
             return None;
         }
-        // The recommended type's endpoint serves the first trial (resized
-        // to its minimum rather than deployed anew); the others would bill
-        // idle through the whole test.
-        let mut endpoint = st.lanes.remove(&recommended.candidate.instance_type);
+        // The search's endpoints would bill idle through the whole test.
+        let mut endpoint = None;
         for (_, deployed) in std::mem::take(&mut st.lanes) {
             if let Err(e) = self.env.release(&deployed).await {
                 st.fail(e.into(), &shared.run_cancel);
@@ -231,12 +229,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if let Some(reason) = self.over_budget_for(&Candidate::new(instance_type.clone(), policy.max), rate.length()) {
             return Err(Stop::Ended(reason));
         }
-        if trials.test.procedure == ScalingProcedure::Perfsizesagemaker
-            && let Some(previous) = endpoint.take()
-        {
-            self.take_down(&previous).await?;
-        }
-        let deployed = self.endpoint_at(&candidate, endpoint, cancel).await?;
+        let deployed = self.fresh_endpoint(&candidate, endpoint, cancel).await?;
         self.env.apply_policy(&deployed.endpoint, &policy).await?;
         let index = st.next_index;
         st.next_index += 1;
@@ -332,27 +325,23 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         }
     }
 
-    /// The one endpoint of the test, at `candidate`'s count and settled:
-    /// deployed the first time, resized (once any scaling in progress is
-    /// over) after.
-    async fn endpoint_at(
+    /// A new endpoint at `candidate` for the next trial, the previous one
+    /// (scaling first) taken down. Every trial starts on an endpoint without
+    /// history: one that served load moments ago carries it in its metrics,
+    /// and a policy put on it would scale out on the last trial's traffic —
+    /// perfsizesagemaker redeploys for the same reason.
+    async fn fresh_endpoint(
         &self,
         candidate: &Candidate,
         endpoint: &mut Option<Deployed>,
         cancel: &CancellationToken,
     ) -> Result<Deployed, Stop> {
-        let Some(deployed) = endpoint else {
-            self.progress.activity(format!("deploying {candidate} for the auto-scaling test"));
-            let deployed = self.env.deploy(candidate, cancel).await.map_err(deploy_stop)?;
-            return Ok(endpoint.insert(deployed).clone());
-        };
-        let settled = self.settle(deployed, cancel).await?;
-        deployed.candidate.count = settled.current;
-        if settled.current != candidate.count {
-            self.progress.activity(format!("resizing {} to {candidate}", deployed.endpoint));
-            self.env.resize(deployed, candidate.count, cancel).await.map_err(deploy_stop)?;
+        if let Some(previous) = endpoint.take() {
+            self.take_down(&previous).await?;
         }
-        Ok(deployed.clone())
+        self.progress.activity(format!("deploying {candidate} for the auto-scaling test"));
+        let deployed = self.env.deploy(candidate, cancel).await.map_err(deploy_stop)?;
+        Ok(endpoint.insert(deployed).clone())
     }
 
     /// The live view of a trial, which also stops it (through `early`) the
@@ -370,24 +359,6 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 early.cancel();
             }
         })
-    }
-
-    /// Waits until the endpoint's scaling is over: as many in service as desired.
-    async fn settle(&self, deployed: &Deployed, cancel: &CancellationToken) -> Result<Instances, Stop> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let now = self.env.instances(deployed).await?;
-            if now.current == now.desired {
-                return Ok(now);
-            }
-            if started.elapsed() > self.pace.deploy_timeout {
-                return Err(Stop::Ended(format!("{} did not settle at {} instances", deployed.endpoint, now.desired)));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.pace.poll) => {}
-                _ = cancel.cancelled() => return Err(Stop::Interrupted),
-            }
-        }
     }
 
     /// The instances of `deployed`, sampled until `stop`; a failed look is
