@@ -505,3 +505,100 @@ pub async fn strategies(results: PathBuf) {
         );
     }
 }
+
+/// Runs perfsize itself, as a user runs it, with `args` (after the program
+/// name): a child process that an interrupt of the benchmark stops (and that
+/// tears down on its own). Its run directory under `dir`, and its wall time.
+async fn perfsize_child(args: &[String], dir: &std::path::Path) -> Result<(crate::report::RunData, f64), String> {
+    let started = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| format!("no perfsize binary: {e}"))?;
+    let status = tokio::process::Command::new(exe)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
+    match status {
+        Ok(status) if status.code().is_some_and(|c| c <= 1) => {}
+        other => return Err(format!("the run failed ({other:?})")),
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let run = std::fs::read_dir(dir)
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path())
+        .ok_or("the run left no results")?;
+    let run = crate::record::RunDir::open(&run).map_err(|e| e.to_string())?;
+    Ok((crate::report::RunData::load(&run).map_err(|e| e.to_string())?, wall))
+}
+
+/// The auto-scaling test on one simulated model, perfsize's procedure next
+/// to perfsizesagemaker's ("How to test for auto scaling settings": the same
+/// bisection, every trial run to its end): the test's own wall time,
+/// instance-hours and dollars, and the minimum each found.
+pub async fn scaling(results: PathBuf) {
+    let payload = tempfile_path::TempPath::write("bench-payload.json", r#"{"features":[1,2,3,4]}"#).expect("a temp file");
+    let profile = tempfile_path::TempPath::write("bench-scaling.toml", "deploy_seconds = 5.0\nscaling_time_scale = 60\n")
+        .expect("a temp file");
+    let results = results.join(chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
+    let mut rows = Vec::new();
+    let mut costs = Vec::new();
+    for procedure in ["perfsizesagemaker", "perfsize"] {
+        let dir = results.join(procedure);
+        let mut args: Vec<String> = [
+            "--simulate",
+            "--peak-tps",
+            "400",
+            "--type-walk",
+            "ml.c5.large",
+            "--duration",
+            "3s",
+            "--endurance-duration",
+            "10s",
+            "--scaling-ramp",
+            "30s",
+            "--ramp-hold",
+            "30s",
+            "--scaling-procedure",
+            procedure,
+        ]
+        .map(String::from)
+        .to_vec();
+        for (flag, value) in [("--sim-profile", profile.path()), ("--payload", payload.path()), ("--results-dir", &dir)] {
+            args.extend([flag.to_string(), value.display().to_string()]);
+        }
+        let (data, _) = match perfsize_child(&args, &dir).await {
+            Ok(done) => done,
+            Err(why) => {
+                println!("  {procedure}: {why}");
+                continue;
+            }
+        };
+        let Some(verdict) = data.summary.scaling.as_ref() else {
+            println!("  {procedure}: the run did not reach its auto-scaling test");
+            continue;
+        };
+        let trials: usize = verdict.metrics.iter().map(|m| m.trials.len()).sum();
+        let found = verdict.best().map_or(format!("fixed {}", verdict.fixed_count), |m| m.policy.min.to_string());
+        rows.push(format!(
+            "  {procedure:<18} {trials:>6} {:>9.0}s {:>15.4} {:>9.4} {found:>9}",
+            verdict.cost.wall_seconds, verdict.cost.endpoint_hours, verdict.cost.dollars
+        ));
+        costs.push(verdict.cost);
+    }
+    println!("\nauto-scaling test on one simulated model: 400 TPS on ml.c5.large, a 30 s ramp then 30 s at peak,");
+    println!("  the scaling clock 60× AWS's, instances in service 5 s after they are asked for");
+    println!("  {:<18} {:>6} {:>10} {:>15} {:>9} {:>9}", "procedure", "trials", "wall", "endpoint-hours", "dollars", "minimum");
+    for row in rows {
+        println!("{row}");
+    }
+    if let [theirs, ours] = costs[..] {
+        println!(
+            "  perfsize / perfsizesagemaker: {:.2} of the wall time, {:.2} of the instance-hours",
+            ours.wall_seconds / theirs.wall_seconds,
+            ours.endpoint_hours / theirs.endpoint_hours
+        );
+    }
+}

@@ -57,6 +57,11 @@ pub enum Which {
         #[arg(long, default_value = "perfsize-results/bench-strategies")]
         results_dir: PathBuf,
     },
+    /// The auto-scaling test, perfsize's procedure next to perfsizesagemaker's, on one simulated model.
+    Scaling {
+        #[arg(long, default_value = "perfsize-results/bench-scaling")]
+        results_dir: PathBuf,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
@@ -82,5 +87,6 @@ async fn bench(which: Which) {
         Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs, interrupts).await,
         Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds, interrupts).await,
         Which::Strategies { results_dir } => bench::strategies(results_dir).await,
+        Which::Scaling { results_dir } => bench::scaling(results_dir).await,
     }
 }
