@@ -55,6 +55,7 @@ pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod format;
+pub mod iam;
 pub mod load;
 pub mod plan;
 pub mod progress;

@@ -7,6 +7,7 @@ pub mod args;
 mod bench;
 mod cleanup;
 pub mod config;
+mod iam;
 mod load;
 mod report;
 mod simulator;
@@ -92,6 +93,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
     Simulator(simulator::SimulatorArgs),
+    /// Print the least-privilege IAM policy a run needs (JSON, for aws iam create-policy).
+    IamPolicy(iam::IamArgs),
 }
 
 /// A failed command: what to print, and its kind.
@@ -185,6 +188,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Compare(args)) => report::compare(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,
         Some(Command::Bench(args)) => bench::run(args).await,
+        Some(Command::IamPolicy(args)) => iam::run(args),
     }
 }
 

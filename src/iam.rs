@@ -1,0 +1,282 @@
+//! The least-privilege IAM policy a perfsize run needs, for a platform team
+//! to grant exactly that: SageMaker on the resources perfsize names
+//! (`perfsize-…`), the runtime calls of the traffic, CloudWatch reads,
+//! Application Auto Scaling and the alarms it manages when the auto-scaling
+//! test runs, S3 on the named buckets and prefixes for asynchronous
+//! endpoints, and iam:PassRole on the execution role when perfsize creates
+//! the model. Pure: it only writes the document.
+
+use serde_json::{Value, json};
+
+use crate::environment::NAME_PREFIX;
+
+/// What a run does, as far as permissions go.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    /// `*` when not given.
+    pub region: Option<String>,
+    /// `*` when not given.
+    pub account: Option<String>,
+    pub model: Model,
+    /// The auto-scaling test (and `perfsize cleanup`, which deregisters).
+    pub autoscaling: bool,
+    /// Asynchronous endpoints: where inputs and outputs go.
+    pub async_io: Option<AsyncIo>,
+}
+
+/// Where the model comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Model {
+    /// `--model-name`: only described, never changed.
+    Existing(String),
+    /// `--image`: created and deleted by the run, passing this role to SageMaker.
+    Created { execution_role_arn: String },
+    /// Not known: describing any model is allowed.
+    #[default]
+    Unknown,
+}
+
+/// The S3 locations of an asynchronous run.
+#[derive(Debug, Clone)]
+pub struct AsyncIo {
+    pub input_bucket: String,
+    pub input_prefix: String,
+    pub output_bucket: String,
+    pub output_prefix: String,
+    /// perfsize creates (and deletes) the buckets, named `perfsize-…`.
+    pub creates_buckets: bool,
+}
+
+impl Needs {
+    fn arn(&self, service: &str, resource: &str) -> String {
+        let region = self.region.as_deref().unwrap_or("*");
+        let account = self.account.as_deref().unwrap_or("*");
+        format!("arn:aws:{service}:{region}:{account}:{resource}")
+    }
+
+    /// perfsize's own SageMaker resources of `kind`.
+    fn ours(&self, kind: &str) -> String {
+        self.arn("sagemaker", &format!("{kind}/{NAME_PREFIX}*"))
+    }
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources })
+}
+
+/// The policy document, ready for `aws iam create-policy --policy-document`.
+pub fn policy(needs: &Needs) -> Value {
+    let endpoints = vec![needs.ours("endpoint"), needs.ours("endpoint-config")];
+    let mut statements = vec![
+        statement(
+            "PerfsizeEndpoints",
+            &[
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            endpoints,
+        ),
+        statement(
+            "PerfsizeTraffic",
+            &["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"],
+            vec![needs.ours("endpoint")],
+        ),
+        // List calls and CloudWatch reads take no resource-level permissions.
+        statement(
+            "PerfsizeListsAndMetrics",
+            &[
+                "sagemaker:ListEndpoints",
+                "sagemaker:ListEndpointConfigs",
+                "sagemaker:ListModels",
+                "cloudwatch:GetMetricData",
+                "cloudwatch:GetMetricStatistics",
+                "cloudwatch:ListMetrics",
+            ],
+            vec!["*".into()],
+        ),
+    ];
+    statements.extend(model_statements(needs));
+    if needs.autoscaling {
+        statements.extend(autoscaling_statements(needs));
+    }
+    if let Some(io) = &needs.async_io {
+        statements.extend(s3_statements(io));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn model_statements(needs: &Needs) -> Vec<Value> {
+    match &needs.model {
+        Model::Existing(name) => {
+            vec![statement(
+                "PerfsizeModel",
+                &["sagemaker:DescribeModel"],
+                vec![needs.arn("sagemaker", &format!("model/{}", name.to_lowercase()))],
+            )]
+        }
+        Model::Unknown => vec![statement("PerfsizeModel", &["sagemaker:DescribeModel"], vec![needs.arn("sagemaker", "model/*")])],
+        Model::Created { execution_role_arn } => vec![
+            statement(
+                "PerfsizeModel",
+                &[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
+                vec![needs.ours("model")],
+            ),
+            json!({
+                "Sid": "PerfsizePassExecutionRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": execution_role_arn,
+                "Condition": { "StringEquals": { "iam:PassedToService": "sagemaker.amazonaws.com" } }
+            }),
+        ],
+    }
+}
+
+/// Application Auto Scaling and the alarms target tracking creates in the
+/// caller's name; the service-linked role it needs the first time.
+fn autoscaling_statements(needs: &Needs) -> Vec<Value> {
+    vec![
+        statement(
+            "PerfsizeAutoScaling",
+            &[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DescribeScalingActivities",
+            ],
+            vec!["*".into()],
+        ),
+        statement(
+            "PerfsizeScalingAlarms",
+            &["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            vec![needs.arn("cloudwatch", &format!("alarm:TargetTracking-endpoint/{NAME_PREFIX}*"))],
+        ),
+        json!({
+            "Sid": "PerfsizeAutoScalingRole",
+            "Effect": "Allow",
+            "Action": "iam:CreateServiceLinkedRole",
+            // IAM is global: its ARNs name no region.
+            "Resource": format!(
+                "arn:aws:iam::{}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                needs.account.as_deref().unwrap_or("*")
+            ),
+            "Condition": { "StringLike": { "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com" } }
+        }),
+    ]
+}
+
+/// Objects only under the run's prefixes; buckets only perfsize's own.
+fn s3_statements(io: &AsyncIo) -> Vec<Value> {
+    let objects = |bucket: &str, prefix: &str| format!("arn:aws:s3:::{bucket}/{prefix}*");
+    let mut out = vec![
+        statement(
+            "PerfsizeAsyncObjects",
+            &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+            vec![objects(&io.input_bucket, &io.input_prefix), objects(&io.output_bucket, &io.output_prefix)],
+        ),
+        json!({
+            "Sid": "PerfsizeAsyncListing",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": [format!("arn:aws:s3:::{}", io.input_bucket), format!("arn:aws:s3:::{}", io.output_bucket)],
+            "Condition": { "StringLike": { "s3:prefix": [format!("{}*", io.input_prefix), format!("{}*", io.output_prefix)] } }
+        }),
+    ];
+    if io.creates_buckets {
+        out.push(statement(
+            "PerfsizeAsyncBuckets",
+            &["s3:CreateBucket", "s3:DeleteBucket"],
+            vec![format!("arn:aws:s3:::{NAME_PREFIX}*")],
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actions(policy: &Value) -> Vec<String> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_real_time_run_on_an_existing_model_changes_only_perfsize_resources() {
+        let needs = Needs {
+            region: Some("us-west-2".into()),
+            account: Some("123456789012".into()),
+            model: Model::Existing("Churn".into()),
+            ..Needs::default()
+        };
+        let policy = policy(&needs);
+        let all = actions(&policy);
+        assert!(all.contains(&"sagemaker:CreateEndpoint".to_string()) && all.contains(&"sagemaker:InvokeEndpoint".to_string()));
+        assert!(!all.iter().any(|a| a.starts_with("application-autoscaling") || a.starts_with("s3:") || a == "iam:PassRole"));
+        let text = policy.to_string();
+        assert!(text.contains("arn:aws:sagemaker:us-west-2:123456789012:endpoint/perfsize-*"), "{text}");
+        assert!(text.contains("arn:aws:sagemaker:us-west-2:123456789012:model/churn"), "{text}");
+        assert!(!text.contains("sagemaker:CreateModel"), "an existing model is never changed");
+    }
+
+    #[test]
+    fn creating_the_model_passes_only_its_role_to_sagemaker() {
+        let role = "arn:aws:iam::123456789012:role/model";
+        let needs = Needs { model: Model::Created { execution_role_arn: role.into() }, ..Needs::default() };
+        let policy = policy(&needs);
+        let pass = policy["Statement"].as_array().unwrap().iter().find(|s| s["Action"] == "iam:PassRole").unwrap();
+        assert_eq!(pass["Resource"], role);
+        assert_eq!(pass["Condition"]["StringEquals"]["iam:PassedToService"], "sagemaker.amazonaws.com");
+    }
+
+    #[test]
+    fn the_scaling_test_adds_auto_scaling_and_its_alarms_only() {
+        let policy = policy(&Needs { autoscaling: true, ..Needs::default() });
+        let all = actions(&policy);
+        assert!(all.contains(&"application-autoscaling:PutScalingPolicy".to_string()));
+        assert!(all.contains(&"cloudwatch:PutMetricAlarm".to_string()));
+        assert!(policy.to_string().contains("alarm:TargetTracking-endpoint/perfsize-*"));
+        assert!(policy.to_string().contains("arn:aws:iam::*:role/aws-service-role/"), "{policy}");
+    }
+
+    #[test]
+    fn async_runs_touch_objects_only_under_their_prefixes() {
+        let io = AsyncIo {
+            input_bucket: "team-in".into(),
+            input_prefix: "perfsize/run-1/in/".into(),
+            output_bucket: "team-out".into(),
+            output_prefix: "perfsize/run-1/out/".into(),
+            creates_buckets: false,
+        };
+        let text = policy(&Needs { async_io: Some(io), ..Needs::default() }).to_string();
+        assert!(
+            text.contains("arn:aws:s3:::team-in/perfsize/run-1/in/*")
+                && text.contains("arn:aws:s3:::team-out/perfsize/run-1/out/*")
+        );
+        assert!(!text.contains("s3:CreateBucket"), "the user's buckets are never created or deleted");
+    }
+}
