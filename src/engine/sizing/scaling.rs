@@ -157,25 +157,25 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         } else {
             (Vec::new(), None)
         };
-        let suggestion = (!scales && !tried.is_empty() && stop.is_none()).then(|| {
-            suggestion(
-                metric,
-                &trials.capacity,
-                self.plan.safety_factor(),
-                reaction(&tried),
-                self.plan.peak_tps(),
-                trials.test.ramp,
-                fixed,
-            )
-        });
-        let verdict = MetricVerdict {
+        let mut verdict = MetricVerdict {
             policy: policy(found),
             scales,
             trials: tried.iter().map(ScalingTrial::brief).collect(),
             spikes,
             spike_min,
-            suggestion,
+            suggestion: None,
         };
+        if !scales && !tried.is_empty() && stop.is_none() {
+            verdict.suggestion = Some(suggestion(
+                metric,
+                &trials.capacity,
+                self.plan.safety_factor(),
+                verdict.reaction().map(Duration::from_secs_f64),
+                self.plan.peak_tps(),
+                trials.test.ramp,
+                fixed,
+            ));
+        }
         (verdict, stop)
     }
 
@@ -320,7 +320,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             cost_per_hour: timeline.mean_instances * price,
             fixed_cost_per_hour: fixed as f64 * price,
             timeline,
-            activities: activities.into_iter().filter(|a| a.started_at >= started_at - chrono::Duration::seconds(5)).collect(),
+            // The endpoint is the trial's own: all its activities are the trial's.
+            activities,
             policy,
         }
     }
@@ -428,16 +429,4 @@ fn deploy_stop(e: DeployError) -> Stop {
         DeployError::Api(e) => Stop::Failed(e.into()),
         other => Stop::Ended(other.to_string()),
     }
-}
-
-/// The median time from the first breach of the target to the first new
-/// instance serving, over the trials that scaled out at all.
-fn reaction(trials: &[ScalingTrial]) -> Option<Duration> {
-    let mut seconds: Vec<f64> =
-        trials.iter().filter_map(|t| t.timeline.scale_outs.first().and_then(|o| o.after_breach)).collect();
-    if seconds.is_empty() {
-        return None;
-    }
-    seconds.sort_by(f64::total_cmp);
-    Some(Duration::from_secs_f64(seconds[seconds.len() / 2]))
 }
