@@ -221,15 +221,8 @@ fn micros(d: Duration) -> u32 {
 impl VariantSeries {
     /// Records one request that ended now.
     pub fn record(&self, served: Served, capacity: Capacity) {
-        let second = epoch_seconds(SystemTime::now()) as i64;
         let mut seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
-        if !seconds.contains_key(&second) {
-            let horizon = second - self.retention_secs;
-            while seconds.first_key_value().is_some_and(|(&s, _)| s < horizon) {
-                seconds.pop_first();
-            }
-        }
-        let s = seconds.entry(second).or_default();
+        let s = self.this_second(&mut seconds, &capacity);
         s.invocations += 1;
         match served.outcome {
             Outcome::Success => {}
@@ -243,10 +236,33 @@ impl VariantSeries {
             s.overhead_us.push(micros(overhead));
         }
         s.busy_us += served.busy.as_micros() as u64;
+    }
+
+    /// Marks the current second as one the variant was in service, traffic
+    /// or not: SageMaker publishes its counters (zero when idle) every
+    /// period an endpoint is in service, which is what lets target tracking
+    /// scale in after the traffic stops.
+    pub fn heartbeat(&self, capacity: Capacity) {
+        let mut seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
+        self.this_second(&mut seconds, &capacity);
+    }
+
+    /// The record of the current second, created (and the seconds past
+    /// retention dropped) if it is new, with the capacity serving it.
+    fn this_second<'s>(&self, seconds: &'s mut BTreeMap<i64, Second>, capacity: &Capacity) -> &'s mut Second {
+        let second = epoch_seconds(SystemTime::now()) as i64;
+        if !seconds.contains_key(&second) {
+            let horizon = second - self.retention_secs;
+            while seconds.first_key_value().is_some_and(|(&s, _)| s < horizon) {
+                seconds.pop_first();
+            }
+        }
+        let s = seconds.entry(second).or_default();
         s.instances = capacity.instances;
         s.worker_seconds_us = capacity.instances as u64 * capacity.workers_per_instance as u64 * 1_000_000;
         s.vcpus = capacity.vcpus;
         s.memory_percent = capacity.memory_percent;
+        s
     }
 
     /// The metrics of `candidates` with at least one sample at or after

@@ -96,6 +96,7 @@ impl Shared {
     /// One round of the background evaluator: alarms whose period ended are
     /// evaluated, the policies they invoke run, activities move on.
     fn evaluate_scaling(&self, now: SystemTime) {
+        self.registry().heartbeat(&self.context("us-east-1"));
         let clock = self.profile.scaling_clock;
         let invocations = alarms::evaluate_due(&self.alarms, &self.store, clock, now);
         let states = lock(&self.alarms).states();

@@ -95,6 +95,11 @@ impl ServingVariant {
         self.instances.len() as u32
     }
 
+    /// The variant is in service this second, serving or not.
+    pub fn heartbeat(&self) {
+        self.series.heartbeat(self.capacity());
+    }
+
     fn capacity(&self) -> Capacity {
         Capacity {
             instances: self.instance_count(),

@@ -150,6 +150,15 @@ impl Registry {
         }
     }
 
+    /// Every variant in service marks this second in its metrics.
+    pub fn heartbeat(&mut self, ctx: &Context<'_>) {
+        self.settle(ctx);
+        let serving = self.endpoints.values().filter(|e| matches!(e.phase, Phase::InService | Phase::Updating { .. }));
+        for deployment in serving.filter_map(|e| e.serving.as_ref()) {
+            deployment.variants.iter().for_each(|v| v.heartbeat());
+        }
+    }
+
     /// The deployment serving `endpoint`, or the error InvokeEndpoint gives.
     pub fn serving(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<Arc<Deployment>, AwsError> {
         self.settle_one(ctx, endpoint);
