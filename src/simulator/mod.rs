@@ -23,6 +23,7 @@ mod control;
 mod metrics;
 pub mod profile;
 mod runtime;
+mod s3;
 mod wire;
 
 use std::future::Future;
@@ -71,6 +72,7 @@ struct Shared {
     registry: Mutex<Registry>,
     alarms: Mutex<AlarmStore>,
     scaling: Mutex<Scaling>,
+    objects: s3::ObjectStore,
 }
 
 /// A lock, even after a panic elsewhere poisoned it: one bad request must not
@@ -144,6 +146,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
+        objects: s3::ObjectStore::new(profile.s3_capacity_bytes),
         profile,
         registry: Mutex::new(Registry::default()),
         alarms: Mutex::new(AlarmStore::default()),
@@ -237,9 +240,13 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
             return autoscaling_call(&shared, operation, request).await;
         }
     }
+    // Before the runtime's paths: a bucket may be called "endpoints".
+    if s3::addressed(request.headers(), request.uri().query()) {
+        return s3::handle(&shared.objects, request).await;
+    }
     if let Some(rest) = path.strip_prefix("/endpoints/") {
         if let Some(name) = rest.strip_suffix("/invocations") {
-            let name = percent_decode(name);
+            let name = wire::percent_decode(name);
             return invoke_endpoint(&shared, &name, request, received).await;
         }
         if rest.ends_with("/async-invocations") {
@@ -395,26 +402,4 @@ fn payload_too_large(size: usize) -> Response<Body> {
         ),
     )
     .into_response(Protocol::RestJson)
-}
-
-/// Decodes %XX escapes in a path segment (SDKs escape endpoint names that
-/// need it; valid SageMaker names never do, but the error should name them right).
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%' && i + 3 <= bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        if let Some(byte) = escaped {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
