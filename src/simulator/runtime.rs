@@ -13,7 +13,7 @@ use rand_distr::{Distribution, LogNormal};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::metrics::{Capacity, MetricStore, Outcome, Served, VariantSeries};
+use super::metrics::{Capacity, MetricStore, Outcome, Series, Served};
 use super::profile::{Profile, Stall, TypeBehaviour};
 use super::wire::AwsError;
 
@@ -87,7 +87,7 @@ pub struct ServingVariant {
     pub behaviour: TypeBehaviour,
     instances: Vec<Arc<Instance>>,
     service: Option<LogNormal<f64>>,
-    series: Arc<VariantSeries>,
+    series: Arc<Series>,
 }
 
 impl ServingVariant {
