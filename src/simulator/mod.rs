@@ -17,6 +17,7 @@
 //! [`RunningSimulator`] runs it in-process on a port of its own.
 
 mod alarms;
+mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
@@ -45,6 +46,7 @@ use crate::sagemaker::MAX_PAYLOAD_BYTES;
 pub use profile::{Profile, ProfileError};
 
 use alarms::AlarmStore;
+use async_inference::{AsyncConfig, AsyncInference, Deployed};
 use autoscaling::{Endpoints, Env, Scaling};
 use control::{Context, Registry, VariantScaling};
 use metrics::MetricStore;
@@ -73,6 +75,7 @@ struct Shared {
     alarms: Mutex<AlarmStore>,
     scaling: Mutex<Scaling>,
     objects: s3::ObjectStore,
+    inference: AsyncInference,
 }
 
 /// A lock, even after a panic elsewhere poisoned it: one bad request must not
@@ -105,6 +108,33 @@ impl Shared {
         let mut endpoints = self.endpoints("us-east-1");
         let mut env = Env { endpoints: &mut endpoints, alarms: &self.alarms, clock, region: "us-east-1", now };
         scaling.evaluate(&invocations, &states, &mut env);
+    }
+}
+
+/// What asynchronous inference uses: the registry, S3, the metrics.
+impl async_inference::Host for Shared {
+    fn accepting(&self, endpoint: &str) -> Result<AsyncConfig, AwsError> {
+        self.registry().accepting_async(&self.context("us-east-1"), endpoint)
+    }
+
+    fn deployment(&self, endpoint: &str) -> Deployed {
+        self.registry().async_deployment(&self.context("us-east-1"), endpoint)
+    }
+
+    fn objects(&self) -> &s3::ObjectStore {
+        &self.objects
+    }
+
+    fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn metrics(&self) -> &MetricStore {
+        &self.store
+    }
+
+    fn inference(&self) -> &AsyncInference {
+        &self.inference
     }
 }
 
@@ -144,6 +174,10 @@ pub async fn run(
     profile: Profile,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Background work — the scaling evaluator, asynchronous endpoints'
+    // workers — stops with the server, even when this future is dropped.
+    let stop_background = CancellationToken::new();
+    let _stop_background_on_drop = stop_background.clone().drop_guard();
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
         objects: s3::ObjectStore::new(profile.s3_capacity_bytes),
@@ -151,12 +185,10 @@ pub async fn run(
         registry: Mutex::new(Registry::default()),
         alarms: Mutex::new(AlarmStore::default()),
         scaling: Mutex::new(Scaling::default()),
+        inference: AsyncInference::new(stop_background.child_token()),
     });
-    // The evaluator stops with the server, even when this future is dropped.
-    let stop_scaling = CancellationToken::new();
-    let _stop_scaling_on_drop = stop_scaling.clone().drop_guard();
-    let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_scaling.clone()));
-    let app = Router::new().fallback(route).with_state(shared);
+    let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_background.clone()));
+    let app = Router::new().fallback(route).with_state(shared.clone());
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
@@ -172,8 +204,9 @@ pub async fn run(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => Ok(()),
     };
-    stop_scaling.cancel();
+    stop_background.cancel();
     let _ = evaluator.await;
+    shared.inference.shutdown().await;
     result
 }
 
@@ -249,13 +282,9 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
             let name = wire::percent_decode(name);
             return invoke_endpoint(&shared, &name, request, received).await;
         }
-        if rest.ends_with("/async-invocations") {
-            return AwsError::new(
-                StatusCode::BAD_REQUEST,
-                "ValidationError",
-                "The simulator serves real-time endpoints only; asynchronous inference is not simulated.",
-            )
-            .into_response(Protocol::RestJson);
+        if let Some(name) = rest.strip_suffix("/async-invocations") {
+            let name = wire::percent_decode(name);
+            return async_inference::invoke(shared.clone(), &name, request).await;
         }
     }
     if let Some(operation) = path.strip_prefix(&format!("/service/{CLOUDWATCH_SERVICE}/operation/")) {

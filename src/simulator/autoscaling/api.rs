@@ -237,6 +237,13 @@ impl Scaling {
         let (Some(min), Some(max)) = (min, max) else {
             return Err(AwsError::validation("MinCapacity and MaxCapacity are required when registering a new scalable target."));
         };
+        // SageMaker takes a variant to zero instances only for asynchronous inference.
+        if min == 0 && !view.asynchronous {
+            return Err(AwsError::validation(format!(
+                "The minimum capacity of variant {variant} of endpoint {endpoint} must be at least 1: only the variants of \
+                 asynchronous inference endpoints scale to 0 instances."
+            )));
+        }
         if min > max {
             return Err(AwsError::validation(format!(
                 "Minimum capacity ({min}) cannot be greater than maximum capacity ({max})."

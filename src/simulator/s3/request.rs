@@ -98,14 +98,15 @@ impl Query {
     }
 
     /// The first member naming a subresource the simulator does not serve
-    /// (`?acl`, `?versioning`, `?uploads`, …): anything but `served` and the
-    /// members of a presigned URL.
+    /// (`?acl`, `?versioning`, `?uploads`, …): anything but `served`, the
+    /// members of a presigned URL, and the `x-id` aws-sdk-s3 adds to name
+    /// the operation.
     pub fn unserved_subresource(&self, served: &[&str]) -> Option<&str> {
-        const PRESIGNING: &[&str] = &["AWSAccessKeyId", "Signature", "Expires"];
+        const ALWAYS: &[&str] = &["AWSAccessKeyId", "Signature", "Expires", "x-id"];
         self.0
             .iter()
             .map(|(name, _)| name.as_str())
-            .find(|name| !served.contains(name) && !PRESIGNING.contains(name) && !name.starts_with("X-Amz-"))
+            .find(|name| !served.contains(name) && !ALWAYS.contains(name) && !name.starts_with("X-Amz-"))
     }
 }
 
@@ -317,7 +318,7 @@ mod tests {
         assert!(query.has("delete"));
         assert_eq!(query.unserved_subresource(&["list-type", "prefix", "delimiter", "encoding-type", "delete"]), None);
         assert_eq!(Query::parse(Some("acl")).unserved_subresource(&["delete"]), Some("acl"));
-        assert_eq!(Query::parse(Some("X-Amz-Signature=x")).unserved_subresource(&[]), None);
+        assert_eq!(Query::parse(Some("X-Amz-Signature=x&x-id=PutObject")).unserved_subresource(&[]), None);
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -345,6 +346,18 @@ mod tests {
         let decoded = decode_payload(&sent, Bytes::from_static(trailed), false).unwrap();
         assert_eq!(&decoded.data[..], b"hello world");
         assert_eq!(decoded.trailer_checksum, Some(("x-amz-checksum-crc32".to_string(), "DUoRhQ==".to_string())));
+
+        // As aws-sdk-s3 streams a file: signed chunks, a checksum trailer and its signature.
+        let signed_trailer = b"D;chunk-signature=d175\r\nfile contents\r\n0;chunk-signature=c3fa\r\nx-amz-checksum-crc32:KrCS7g==\r\nx-amz-trailer-signature:dcdf\r\n\r\n";
+        let sent = headers(&[
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"),
+            ("x-amz-decoded-content-length", "13"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ]);
+        let decoded = decode_payload(&sent, Bytes::from_static(signed_trailer), false).unwrap();
+        assert_eq!(&decoded.data[..], b"file contents");
+        assert_eq!(decoded.trailer_checksum, Some(("x-amz-checksum-crc32".to_string(), "KrCS7g==".to_string())));
 
         let short =
             headers(&[("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"), ("x-amz-decoded-content-length", "12")]);
