@@ -425,3 +425,62 @@ async fn serve(
     drop(permit);
     Ok(Done { service, busy: started.elapsed() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(profile: &Profile, count: u32) -> Deployment {
+        let spec = VariantSpec {
+            name: "AllTraffic".into(),
+            model_name: "m".into(),
+            instance_type: "ml.m5.large".into(),
+            count,
+            weight: 1.0,
+            routing: Routing::Random,
+        };
+        Deployment::start("e", &[spec], profile, &MetricStore::new(Duration::from_secs(60)), None)
+    }
+
+    fn profile(entries: &str) -> Profile {
+        Profile::parse(&format!("[default]\nvcpus = 2\nworkers = 2\n{entries}"), "test").unwrap()
+    }
+
+    #[test]
+    fn claims_hold_at_most_the_limit_on_each_instance() {
+        let profile = profile("service_ms = { median = 1.0, p99 = 2.0 }");
+        let two = deployment(&profile, 2);
+        let held: Vec<Claim> = (0..2).map(|_| two.claim(Some(1)).expect("one place on each instance").1).collect();
+        assert!(two.claim(Some(1)).is_none(), "both instances are at MaxConcurrentInvocationsPerInstance");
+        drop(held);
+        // Without a limit, an instance takes as many as it has workers (2).
+        let held: Vec<Claim> = (0..4).map(|_| two.claim(None).unwrap().1).collect();
+        assert!(two.claim(None).is_none());
+        drop(held);
+        assert!(deployment(&profile, 0).claim(Some(1000)).is_none(), "no instance, no place");
+        assert_eq!(deployment(&profile, 0).instance_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_async_request_past_its_timeout_is_a_model_error() {
+        let profile = profile("service_ms = { median = 5000.0, p99 = 5000.0 }");
+        let one = deployment(&profile, 1);
+        let (index, claim) = one.claim(None).unwrap();
+        let processed = process(&one.variants[index], claim, &profile, Duration::from_millis(50), "e").await;
+        let error = processed.result.err().expect("timed out");
+        assert_eq!((error.code, processed.outcome), ("ModelError", Outcome::ServerError));
+        assert!(processed.model < Duration::from_secs(4), "{:?}: the timeout, not the service time", processed.model);
+        assert!(one.claim(Some(1)).is_some(), "its place was released");
+    }
+
+    #[tokio::test]
+    async fn the_error_rate_fails_async_requests_as_it_fails_real_time_ones() {
+        let profile = profile("service_ms = { median = 1.0, p99 = 1.0 }\nerror_rate = 1.0\nerror_status = 503");
+        let one = deployment(&profile, 1);
+        let (index, claim) = one.claim(None).unwrap();
+        let processed = process(&one.variants[index], claim, &profile, Duration::from_secs(10), "e").await;
+        let error = processed.result.err().expect("the profile's error rate");
+        assert_eq!((error.code, processed.outcome), ("ModelError", Outcome::ServerError));
+        assert!(error.message.contains("(503)"), "{}", error.message);
+    }
+}

@@ -197,9 +197,158 @@ pub async fn invoke(host: Arc<dyn Host>, endpoint: &str, request: Request) -> Re
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, SystemTime};
+
     use axum::http::HeaderMap;
+    use bytes::Bytes;
 
     use super::*;
+    use crate::simulator::metrics::{MetricName, SeriesKey, Stat, epoch_seconds};
+    use crate::simulator::runtime::{Routing, VariantSpec};
+    use crate::simulator::s3::{Object, ObjectMeta};
+
+    /// A simulator of one asynchronous endpoint, `e`, writing to s3://outputs/.
+    struct FakeHost {
+        profile: Profile,
+        objects: ObjectStore,
+        metrics: MetricStore,
+        inference: AsyncInference,
+        /// None: the endpoint was deleted.
+        serving: Mutex<Option<Arc<Deployment>>>,
+        config: AsyncConfig,
+    }
+
+    impl Host for FakeHost {
+        fn accepting(&self, _: &str) -> Result<AsyncConfig, AwsError> {
+            Ok(self.config.clone())
+        }
+        fn deployment(&self, _: &str) -> Deployed {
+            match &*self.serving.lock().unwrap() {
+                Some(deployment) => Deployed::Serving { deployment: deployment.clone(), config: self.config.clone() },
+                None => Deployed::Gone,
+            }
+        }
+        fn objects(&self) -> &ObjectStore {
+            &self.objects
+        }
+        fn profile(&self) -> &Profile {
+            &self.profile
+        }
+        fn metrics(&self) -> &MetricStore {
+            &self.metrics
+        }
+        fn inference(&self) -> &AsyncInference {
+            &self.inference
+        }
+    }
+
+    fn host(instances: u32) -> Arc<FakeHost> {
+        let profile =
+            Profile::parse("[default]\nvcpus = 2\nworkers = 2\nservice_ms = { median = 1.0, p99 = 2.0 }", "test").unwrap();
+        let metrics = MetricStore::new(Duration::from_secs(600));
+        let spec = VariantSpec {
+            name: "AllTraffic".into(),
+            model_name: "m".into(),
+            instance_type: "ml.m5.large".into(),
+            count: instances,
+            weight: 1.0,
+            routing: Routing::Random,
+        };
+        let deployment = Deployment::start("e", &[spec], &profile, &metrics, None);
+        let objects = ObjectStore::new(1 << 20);
+        for bucket in ["inputs", "outputs"] {
+            objects.create_bucket(bucket, "us-east-1", SystemTime::now()).unwrap();
+        }
+        let input = Object::new(Bytes::from_static(b"{}"), ObjectMeta::default(), SystemTime::now());
+        objects.put("inputs", "in.json", input).unwrap();
+        Arc::new(FakeHost {
+            profile,
+            objects,
+            metrics,
+            inference: AsyncInference::new(CancellationToken::new()),
+            serving: Mutex::new(Some(Arc::new(deployment))),
+            config: AsyncConfig::parse(&serde_json::json!({"OutputConfig": {"S3OutputPath": "s3://outputs/"}})).unwrap(),
+        })
+    }
+
+    fn queued(id: &str, input: &str, ttl: Duration) -> Queued {
+        Queued {
+            inference_id: id.to_string(),
+            input: S3Uri::parse(input).unwrap(),
+            output: S3Uri::parse(&format!("s3://outputs/{id}.out")).unwrap(),
+            failure: S3Uri::parse(&format!("s3://outputs/{id}-error.out")).unwrap(),
+            output_type: "application/json".into(),
+            enqueued: Instant::now(),
+            ttl,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Polls `done` every 20 ms for up to 10 s.
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn body(host: &FakeHost, key: &str) -> Option<String> {
+        host.objects.get("outputs", key).ok().map(|o| String::from_utf8_lossy(&o.data).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_worker_serves_its_backlog_unattended_and_stops_with_its_endpoint() {
+        let host = host(1);
+        let as_host: Arc<dyn Host> = host.clone();
+        let hour = Duration::from_secs(3600);
+        host.inference.enqueue(&as_host, "e", queued("ok", "s3://inputs/in.json", hour));
+        host.inference.enqueue(&as_host, "e", queued("lost", "s3://inputs/missing.json", hour));
+        eventually("both results", || body(&host, "ok.out").is_some() && body(&host, "lost-error.out").is_some()).await;
+        assert!(body(&host, "ok.out").unwrap().contains("\"prediction\""));
+        assert!(body(&host, "lost-error.out").unwrap().contains("RequestDownloadFailure"));
+        assert!(body(&host, "lost.out").is_none());
+        let now = epoch_seconds(SystemTime::now()) as i64;
+        let looks = || {
+            let series = host.metrics.find(&SeriesKey::endpoint("e"));
+            let points =
+                series.map(|s| s.datapoints(MetricName::ApproximateBacklogSize, Stat::SampleCount, 60, now - 60, now + 60));
+            points.unwrap_or_default().first().map_or(0.0, |p| p.1)
+        };
+        eventually("a look at the backlog", || looks() > 0.0).await;
+
+        // The endpoint is deleted: its worker stops and its queue is closed.
+        *host.serving.lock().unwrap() = None;
+        let closed = || host.inference.endpoints().get("e").is_some_and(|r| r.queue.is_closed() && r.worker.is_finished());
+        eventually("the worker stopped", closed).await;
+        // A request for a new endpoint of the same name starts a new worker.
+        host.inference.enqueue(&as_host, "e", queued("again", "s3://inputs/in.json", hour));
+        assert!(!host.inference.endpoints()["e"].queue.is_closed());
+        host.inference.shutdown().await;
+        assert!(host.inference.endpoints().is_empty());
+    }
+
+    #[tokio::test]
+    async fn at_zero_instances_requests_wait_until_their_ttl_runs_out() {
+        let host = host(0);
+        let as_host: Arc<dyn Host> = host.clone();
+        host.inference.enqueue(&as_host, "e", queued("waits", "s3://inputs/in.json", Duration::from_millis(1500)));
+        let now = epoch_seconds(SystemTime::now()) as i64;
+        let without_capacity = || {
+            let series = host.metrics.find(&SeriesKey::endpoint("e"));
+            let points =
+                series.map(|s| s.datapoints(MetricName::HasBacklogWithoutCapacity, Stat::Maximum, 60, now - 60, now + 60));
+            points.unwrap_or_default().first().map_or(0.0, |p| p.1)
+        };
+        eventually("HasBacklogWithoutCapacity", || without_capacity() == 1.0).await;
+        eventually("the expired request's failure file", || body(&host, "waits-error.out").is_some()).await;
+        assert!(body(&host, "waits-error.out").unwrap().contains("ExpiredRequest"));
+        assert!(body(&host, "waits.out").is_none(), "never served");
+        let series = host.metrics.find(&SeriesKey::variant("e", "AllTraffic")).expect("the variant's series");
+        let expired = series.datapoints(MetricName::ExpiredRequests, Stat::Sum, 60, now - 60, now + 60);
+        assert_eq!(expired.iter().map(|p| p.1).sum::<f64>(), 1.0);
+        tokio::time::timeout(Duration::from_secs(10), host.inference.shutdown()).await.expect("workers stop when asked");
+    }
 
     fn request(pairs: &[(&'static str, &str)]) -> AsyncRequest {
         let mut headers = HeaderMap::new();

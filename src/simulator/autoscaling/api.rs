@@ -845,6 +845,10 @@ mod tests {
                    "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount", "MinCapacity": 0, "MaxCapacity": 2}),
         );
         assert_eq!(e.code, "ValidationException");
+        let e = refused(&mut h, with("MinCapacity", json!(0)));
+        assert!(e.message.contains("only the variants of asynchronous inference endpoints scale to 0"), "{}", e.message);
+        h.endpoints.asynchronous = true;
+        assert!(h.call("RegisterScalableTarget", with("MinCapacity", json!(0))).is_ok());
         h.endpoints.instance_type = "ml.t2.medium".into();
         assert!(refused(&mut h, base.clone()).message.contains("burstable"));
     }
