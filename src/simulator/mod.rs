@@ -113,7 +113,7 @@ impl Shared {
 
 /// What asynchronous inference uses: the registry, S3, the metrics.
 impl async_inference::Host for Shared {
-    fn accepting(&self, endpoint: &str) -> Result<AsyncConfig, AwsError> {
+    fn accepting(&self, endpoint: &str) -> Result<Arc<AsyncConfig>, AwsError> {
         self.registry().accepting_async(&self.context("us-east-1"), endpoint)
     }
 

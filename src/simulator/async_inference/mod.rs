@@ -57,7 +57,7 @@ pub enum Deployed {
     NotServing,
     Serving {
         deployment: Arc<Deployment>,
-        config: AsyncConfig,
+        config: Arc<AsyncConfig>,
     },
 }
 
@@ -65,7 +65,7 @@ pub enum Deployed {
 pub trait Host: Send + Sync + 'static {
     /// The endpoint's AsyncInferenceConfig if it takes asynchronous requests
     /// now, or the error InvokeEndpointAsync gives.
-    fn accepting(&self, endpoint: &str) -> Result<AsyncConfig, AwsError>;
+    fn accepting(&self, endpoint: &str) -> Result<Arc<AsyncConfig>, AwsError>;
     fn deployment(&self, endpoint: &str) -> Deployed;
     fn objects(&self) -> &ObjectStore;
     fn profile(&self) -> &Profile;
@@ -215,11 +215,11 @@ mod tests {
         inference: AsyncInference,
         /// None: the endpoint was deleted.
         serving: Mutex<Option<Arc<Deployment>>>,
-        config: AsyncConfig,
+        config: Arc<AsyncConfig>,
     }
 
     impl Host for FakeHost {
-        fn accepting(&self, _: &str) -> Result<AsyncConfig, AwsError> {
+        fn accepting(&self, _: &str) -> Result<Arc<AsyncConfig>, AwsError> {
             Ok(self.config.clone())
         }
         fn deployment(&self, _: &str) -> Deployed {
@@ -267,7 +267,9 @@ mod tests {
             metrics,
             inference: AsyncInference::new(CancellationToken::new()),
             serving: Mutex::new(Some(Arc::new(deployment))),
-            config: AsyncConfig::parse(&serde_json::json!({"OutputConfig": {"S3OutputPath": "s3://outputs/"}})).unwrap(),
+            config: Arc::new(
+                AsyncConfig::parse(&serde_json::json!({"OutputConfig": {"S3OutputPath": "s3://outputs/"}})).unwrap(),
+            ),
         })
     }
 

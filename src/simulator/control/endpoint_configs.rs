@@ -2,6 +2,7 @@
 //! AsyncInferenceConfig it describes), DescribeEndpointConfig,
 //! DeleteEndpointConfig and ListEndpointConfigs.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ pub(super) struct EndpointConfig {
     pub(super) meta: Meta,
     pub(super) variants: Vec<VariantSpec>,
     /// Endpoints deployed from it serve InvokeEndpointAsync, not InvokeEndpoint.
-    pub(super) asynchronous: Option<AsyncConfig>,
+    pub(super) asynchronous: Option<Arc<AsyncConfig>>,
 }
 
 impl Registry {
@@ -35,7 +36,8 @@ impl Registry {
             .filter(|v| !v.is_empty())
             .ok_or_else(|| not_null("productionVariants"))?;
         let specs = variants.iter().enumerate().map(|(i, v)| self.variant_spec(ctx, i + 1, v)).collect::<Result<Vec<_>, _>>()?;
-        let asynchronous = input.get("AsyncInferenceConfig").filter(|c| !c.is_null()).map(AsyncConfig::parse).transpose()?;
+        let asynchronous =
+            input.get("AsyncInferenceConfig").filter(|c| !c.is_null()).map(AsyncConfig::parse).transpose()?.map(Arc::new);
         self.configs.insert(
             name.to_string(),
             EndpointConfig {

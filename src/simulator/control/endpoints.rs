@@ -26,7 +26,7 @@ use crate::simulator::wire::{AwsError, timestamp};
 #[derive(Debug)]
 enum Phase {
     Creating { until: Instant, plan: Vec<VariantSpec> },
-    Updating { until: Instant, plan: Vec<VariantSpec>, config_name: String, asynchronous: Option<AsyncConfig> },
+    Updating { until: Instant, plan: Vec<VariantSpec>, config_name: String, asynchronous: Option<Arc<AsyncConfig>> },
     InService,
     Failed,
     Deleting { until: Instant },
@@ -43,7 +43,7 @@ pub(super) struct Endpoint {
     serving: Option<Arc<Deployment>>,
     failure_reason: Option<String>,
     /// The AsyncInferenceConfig of the config it serves, if asynchronous.
-    asynchronous: Option<AsyncConfig>,
+    asynchronous: Option<Arc<AsyncConfig>>,
 }
 
 impl Endpoint {
@@ -189,7 +189,7 @@ impl Registry {
 
     /// The AsyncInferenceConfig of `endpoint` if it takes asynchronous
     /// requests now, or the error InvokeEndpointAsync gives.
-    pub fn accepting_async(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<AsyncConfig, AwsError> {
+    pub fn accepting_async(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<Arc<AsyncConfig>, AwsError> {
         let (found, _) = self.live(ctx, endpoint)?;
         found.asynchronous.clone().ok_or_else(|| {
             runtime_error(format!(

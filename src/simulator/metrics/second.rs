@@ -233,8 +233,7 @@ mod tests {
         let idle = Backlog { size: 0, instances: 0, oldest: Duration::ZERO };
         assert_eq!((idle.per_instance(), idle.without_capacity()), (0.0, 0.0));
 
-        let mut second = Second::default();
-        second.backlog = vec![waiting, stranded];
+        let second = Second { backlog: vec![waiting, stranded], ..Default::default() };
         assert_eq!(samples(&second, MetricName::ApproximateBacklogSize), vec![6.0, 3.0]);
         assert_eq!(samples(&second, MetricName::ApproximateAgeOfOldestRequest), vec![2.5, 9.0]);
         assert_eq!(samples(&second, MetricName::HasBacklogWithoutCapacity), vec![0.0, 1.0]);
