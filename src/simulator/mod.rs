@@ -1,20 +1,26 @@
 //! The SageMaker simulator: one HTTP server on one port that speaks the
 //! SageMaker control plane (awsJson 1.1), the SageMaker runtime (restJson1),
 //! CloudWatch — metric reads (GetMetricData, GetMetricStatistics, ListMetrics)
-//! and metric alarms — (RPC v2 CBOR and awsJson 1.0) and Application Auto
-//! Scaling (awsJson 1.1), so the official SDKs, boto3 and the AWS CLI work
-//! against it unchanged.
+//! and metric alarms — (RPC v2 CBOR and awsJson 1.0), Application Auto
+//! Scaling (awsJson 1.1) and S3 (REST-XML), so the official SDKs, boto3 and
+//! the AWS CLI work against it unchanged. Requests are routed by
+//! `X-Amz-Target`, then by a signature for S3, then by path.
 //!
 //! Endpoints go through their real lifecycle in real time, and InvokeEndpoint
-//! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Everything it
-//! serves is recorded ([`metrics`]) and answered back through CloudWatch: the
-//! ground truth perfsize's own measurements are checked against. CloudWatch
-//! alarms ([`alarms`]) watch those metrics and drive Application Auto Scaling
-//! policies ([`autoscaling`]), which scale endpoints as AWS does — evaluated by
-//! a background task, on a clock the profile may compress.
+//! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Asynchronous
+//! endpoints ([`async_inference`]) take InvokeEndpointAsync instead: inputs
+//! and results live in the simulator's S3 ([`s3`]), and a background worker
+//! per endpoint serves its backlog through the same capacity model.
+//! Everything served is recorded ([`metrics`]) and answered back through
+//! CloudWatch: the ground truth perfsize's own measurements are checked
+//! against. CloudWatch alarms ([`alarms`]) watch those metrics and drive
+//! Application Auto Scaling policies ([`autoscaling`]), which scale endpoints
+//! as AWS does — asynchronous ones down to zero instances and back — evaluated
+//! by a background task, on a clock the profile may compress.
 //!
-//! `run(listener, profile, shutdown)` serves until `shutdown` resolves;
-//! [`RunningSimulator`] runs it in-process on a port of its own.
+//! `run(listener, profile, shutdown)` serves until `shutdown` resolves, then
+//! stops every background task; [`RunningSimulator`] runs it in-process on a
+//! port of its own.
 
 mod alarms;
 mod async_inference;
