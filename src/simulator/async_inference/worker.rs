@@ -20,7 +20,6 @@ use super::{Deployed, Host, Queue};
 use crate::simulator::metrics::{AsyncFailure, AsyncServed, SeriesKey};
 use crate::simulator::runtime::{self, Claim, Deployment, ServingVariant};
 use crate::simulator::s3::{Object, ObjectMeta, S3Error, S3Uri};
-use crate::simulator::wire::AwsError;
 
 /// How often the worker looks at its backlog when nothing else wakes it: the
 /// backlog metrics' sampling, and how soon a new instance starts serving.
@@ -124,7 +123,7 @@ impl Task {
                     model: None,
                     busy: Duration::ZERO,
                     in_backlog: Some(in_backlog),
-                    total: Duration::ZERO,
+                    total: request.enqueued.elapsed(),
                 }
             }
             Ok(_input) => {
@@ -140,7 +139,7 @@ impl Task {
                         }
                     },
                     Err(error) => {
-                        write_model_failure(host, &request, &error);
+                        write_failure(host, &request, error.code, &error.message);
                         Some(AsyncFailure::Model)
                     }
                 };
@@ -150,21 +149,17 @@ impl Task {
                     model: Some(processed.model),
                     busy: processed.busy,
                     in_backlog: Some(in_backlog),
-                    total: Duration::ZERO,
+                    total: request.enqueued.elapsed(),
                 }
             }
         };
-        self.variant().record_async(AsyncServed { total: request.enqueued.elapsed(), ..served });
+        self.variant().record_async(served);
     }
 }
 
 fn put(host: &dyn Host, uri: &S3Uri, data: Bytes, content_type: &str) -> Result<(), S3Error> {
     let meta = ObjectMeta { content_type: Some(content_type.to_string()), ..ObjectMeta::default() };
     host.objects().put(&uri.bucket, &uri.key, Object::new(data, meta, SystemTime::now())).map(drop)
-}
-
-fn write_model_failure(host: &dyn Host, request: &Queued, error: &AwsError) {
-    write_failure(host, request, error.code, &error.message);
 }
 
 /// Writes the failure file of `request`. If even that cannot be written (its
