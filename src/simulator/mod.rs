@@ -1,28 +1,36 @@
 //! The SageMaker simulator: one HTTP server on one port that speaks the
 //! SageMaker control plane (awsJson 1.1), the SageMaker runtime (restJson1),
 //! CloudWatch — metric reads (GetMetricData, GetMetricStatistics, ListMetrics)
-//! and metric alarms — (RPC v2 CBOR and awsJson 1.0) and Application Auto
-//! Scaling (awsJson 1.1), so the official SDKs, boto3 and the AWS CLI work
-//! against it unchanged.
+//! and metric alarms — (RPC v2 CBOR and awsJson 1.0), Application Auto
+//! Scaling (awsJson 1.1) and S3 (REST-XML), so the official SDKs, boto3 and
+//! the AWS CLI work against it unchanged. Requests are routed by
+//! `X-Amz-Target`, then by a signature for S3, then by path.
 //!
 //! Endpoints go through their real lifecycle in real time, and InvokeEndpoint
-//! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Everything it
-//! serves is recorded ([`metrics`]) and answered back through CloudWatch: the
-//! ground truth perfsize's own measurements are checked against. CloudWatch
-//! alarms ([`alarms`]) watch those metrics and drive Application Auto Scaling
-//! policies ([`autoscaling`]), which scale endpoints as AWS does — evaluated by
-//! a background task, on a clock the profile may compress.
+//! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Asynchronous
+//! endpoints ([`async_inference`]) take InvokeEndpointAsync instead: inputs
+//! and results live in the simulator's S3 ([`s3`]), and a background worker
+//! per endpoint serves its backlog through the same capacity model.
+//! Everything served is recorded ([`metrics`]) and answered back through
+//! CloudWatch: the ground truth perfsize's own measurements are checked
+//! against. CloudWatch alarms ([`alarms`]) watch those metrics and drive
+//! Application Auto Scaling policies ([`autoscaling`]), which scale endpoints
+//! as AWS does — asynchronous ones down to zero instances and back — evaluated
+//! by a background task, on a clock the profile may compress.
 //!
-//! `run(listener, profile, shutdown)` serves until `shutdown` resolves;
-//! [`RunningSimulator`] runs it in-process on a port of its own.
+//! `run(listener, profile, shutdown)` serves until `shutdown` resolves, then
+//! stops every background task; [`RunningSimulator`] runs it in-process on a
+//! port of its own.
 
 mod alarms;
+mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
 mod metrics;
 pub mod profile;
 mod runtime;
+mod s3;
 mod wire;
 
 use std::future::Future;
@@ -44,6 +52,7 @@ use crate::sagemaker::MAX_PAYLOAD_BYTES;
 pub use profile::{Profile, ProfileError};
 
 use alarms::AlarmStore;
+use async_inference::{AsyncConfig, AsyncInference, Deployed};
 use autoscaling::{Endpoints, Env, Scaling};
 use control::{Context, Registry, VariantScaling};
 use metrics::MetricStore;
@@ -71,6 +80,8 @@ struct Shared {
     registry: Mutex<Registry>,
     alarms: Mutex<AlarmStore>,
     scaling: Mutex<Scaling>,
+    objects: s3::ObjectStore,
+    inference: AsyncInference,
 }
 
 /// A lock, even after a panic elsewhere poisoned it: one bad request must not
@@ -104,6 +115,33 @@ impl Shared {
         let mut endpoints = self.endpoints("us-east-1");
         let mut env = Env { endpoints: &mut endpoints, alarms: &self.alarms, clock, region: "us-east-1", now };
         scaling.evaluate(&invocations, &states, &mut env);
+    }
+}
+
+/// What asynchronous inference uses: the registry, S3, the metrics.
+impl async_inference::Host for Shared {
+    fn accepting(&self, endpoint: &str) -> Result<Arc<AsyncConfig>, AwsError> {
+        self.registry().accepting_async(&self.context("us-east-1"), endpoint)
+    }
+
+    fn deployment(&self, endpoint: &str) -> Deployed {
+        self.registry().async_deployment(&self.context("us-east-1"), endpoint)
+    }
+
+    fn objects(&self) -> &s3::ObjectStore {
+        &self.objects
+    }
+
+    fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn metrics(&self) -> &MetricStore {
+        &self.store
+    }
+
+    fn inference(&self) -> &AsyncInference {
+        &self.inference
     }
 }
 
@@ -143,18 +181,21 @@ pub async fn run(
     profile: Profile,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Background work — the scaling evaluator, asynchronous endpoints'
+    // workers — stops with the server, even when this future is dropped.
+    let stop_background = CancellationToken::new();
+    let _stop_background_on_drop = stop_background.clone().drop_guard();
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
+        objects: s3::ObjectStore::new(profile.s3_capacity_bytes),
         profile,
         registry: Mutex::new(Registry::default()),
         alarms: Mutex::new(AlarmStore::default()),
         scaling: Mutex::new(Scaling::default()),
+        inference: AsyncInference::new(stop_background.child_token()),
     });
-    // The evaluator stops with the server, even when this future is dropped.
-    let stop_scaling = CancellationToken::new();
-    let _stop_scaling_on_drop = stop_scaling.clone().drop_guard();
-    let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_scaling.clone()));
-    let app = Router::new().fallback(route).with_state(shared);
+    let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_background.clone()));
+    let app = Router::new().fallback(route).with_state(shared.clone());
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
@@ -170,8 +211,9 @@ pub async fn run(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => Ok(()),
     };
-    stop_scaling.cancel();
+    stop_background.cancel();
     let _ = evaluator.await;
+    shared.inference.shutdown().await;
     result
 }
 
@@ -238,18 +280,18 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
             return autoscaling_call(&shared, operation, request).await;
         }
     }
+    // Before the runtime's paths: a bucket may be called "endpoints".
+    if s3::addressed(request.headers(), request.uri().query()) {
+        return s3::handle(&shared.objects, request).await;
+    }
     if let Some(rest) = path.strip_prefix("/endpoints/") {
         if let Some(name) = rest.strip_suffix("/invocations") {
-            let name = percent_decode(name);
+            let name = wire::percent_decode(name);
             return invoke_endpoint(&shared, &name, request, received).await;
         }
-        if rest.ends_with("/async-invocations") {
-            return AwsError::new(
-                StatusCode::BAD_REQUEST,
-                "ValidationError",
-                "The simulator serves real-time endpoints only; asynchronous inference is not simulated.",
-            )
-            .into_response(Protocol::RestJson);
+        if let Some(name) = rest.strip_suffix("/async-invocations") {
+            let name = wire::percent_decode(name);
+            return async_inference::invoke(shared.clone(), &name, request).await;
         }
     }
     if let Some(operation) = path.strip_prefix(&format!("/service/{CLOUDWATCH_SERVICE}/operation/")) {
@@ -396,26 +438,4 @@ fn payload_too_large(size: usize) -> Response<Body> {
         ),
     )
     .into_response(Protocol::RestJson)
-}
-
-/// Decodes %XX escapes in a path segment (SDKs escape endpoint names that
-/// need it; valid SageMaker names never do, but the error should name them right).
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%' && i + 3 <= bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        if let Some(byte) = escaped {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

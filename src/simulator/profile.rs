@@ -17,7 +17,7 @@
 //!
 //! The top-level `scaling_time_scale` (default 1, AWS's timing) runs
 //! CloudWatch alarms and Application Auto Scaling that many times faster: see
-//! [`ScalingClock`].
+//! [`ScalingClock`]. `s3_capacity_megabytes` bounds the in-memory S3.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,10 @@ use crate::catalog;
 
 /// The longest duration a profile may set, in seconds (one day).
 const MAX_SECONDS: f64 = 86_400.0;
+
+/// The largest in-memory S3 a profile may ask for (64 GiB): a bound on memory,
+/// not a limit anyone should reach.
+const MAX_S3_MEGABYTES: u64 = 65_536;
 
 const DEFAULT_PROFILE: &str = include_str!("../../resources/simulator/default.toml");
 
@@ -163,6 +167,8 @@ pub struct Profile {
     pub metrics_retention: Duration,
     /// See [`ScalingClock`]; `scaling_time_scale` in the file.
     pub scaling_clock: ScalingClock,
+    /// How many bytes the simulator's S3 holds at most (`s3_capacity_megabytes`).
+    pub s3_capacity_bytes: u64,
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
@@ -179,6 +185,7 @@ struct ProfileFile {
     container_timeout_seconds: Option<f64>,
     metrics_retention_minutes: Option<f64>,
     scaling_time_scale: Option<f64>,
+    s3_capacity_megabytes: Option<u64>,
     #[serde(default)]
     default: EntryFile,
     #[serde(default)]
@@ -213,6 +220,7 @@ impl ProfileFile {
             container_timeout_seconds: self.container_timeout_seconds.or(base.container_timeout_seconds),
             metrics_retention_minutes: self.metrics_retention_minutes.or(base.metrics_retention_minutes),
             scaling_time_scale: self.scaling_time_scale.or(base.scaling_time_scale),
+            s3_capacity_megabytes: self.s3_capacity_megabytes.or(base.s3_capacity_megabytes),
             default: self.default.over(base.default),
             instance_types: types,
             stall: match (self.stall, base.stall) {
@@ -235,6 +243,9 @@ fn default_timeout() -> f64 {
 }
 fn default_retention() -> f64 {
     60.0
+}
+fn default_s3_capacity() -> u64 {
+    256
 }
 
 /// `[default]` or one `[instance_types."…"]` table; every field is optional.
@@ -354,6 +365,12 @@ impl Profile {
                 "`scaling_time_scale` must be a number from 1 (AWS's timing) to {MAX_SECONDS}, got {scale}"
             )));
         }
+        let s3_megabytes = file.s3_capacity_megabytes.unwrap_or_else(default_s3_capacity);
+        if !(1..=MAX_S3_MEGABYTES).contains(&s3_megabytes) {
+            return Err(invalid(format!(
+                "`s3_capacity_megabytes` must be a whole number from 1 to {MAX_S3_MEGABYTES}, got {s3_megabytes}"
+            )));
+        }
         let stall = match file.stall {
             Some(StallFile { seconds: Some(stall_seconds), every_seconds }) if stall_seconds > 0.0 => {
                 let Some(every_seconds) = every_seconds else {
@@ -399,6 +416,7 @@ impl Profile {
             stall,
             metrics_retention,
             scaling_clock: ScalingClock::new(scale),
+            s3_capacity_bytes: s3_megabytes * 1024 * 1024,
             default: file.default,
             default_vcpus,
             types: file.instance_types,
@@ -659,6 +677,16 @@ mod tests {
         for bad in ["0.5", "0", "-3", "1e9"] {
             let err = Profile::parse(&format!("scaling_time_scale = {bad}\n"), "fast.toml").unwrap_err().to_string();
             assert!(err.contains("scaling_time_scale"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_s3_capacity_is_bounded() {
+        assert_eq!(Profile::builtin().s3_capacity_bytes, 256 * 1024 * 1024);
+        assert_eq!(Profile::parse("s3_capacity_megabytes = 1\n", "s3.toml").unwrap().s3_capacity_bytes, 1024 * 1024);
+        for bad in ["0", "70000"] {
+            let err = Profile::parse(&format!("s3_capacity_megabytes = {bad}\n"), "s3.toml").unwrap_err().to_string();
+            assert!(err.contains("s3_capacity_megabytes"), "{bad}: {err}");
         }
     }
 

@@ -1,7 +1,13 @@
-//! The capacity model behind InvokeEndpoint: instances with a fixed number of
-//! workers, a log-normal service time, a bounded FIFO queue per instance, a
-//! container timeout, an error rate, a periodic stall, and routing between
-//! instances. Nothing is faked: queueing and saturation happen for real.
+//! The capacity model behind InvokeEndpoint and asynchronous inference:
+//! instances with a fixed number of workers, a log-normal service time, a
+//! FIFO queue per instance (bounded for real-time traffic), a container
+//! timeout, an error rate, a periodic stall, and routing between instances.
+//! Nothing is faked: queueing and saturation happen for real.
+//!
+//! Real-time requests are routed by [`invoke`]; asynchronous ones are
+//! dispatched by their endpoint's worker, which [`Deployment::claim`]s a place
+//! on an instance and has the request [`process`]ed there — through the same
+//! workers, service times, stalls and errors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +19,7 @@ use rand_distr::{Distribution, LogNormal};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::metrics::{Capacity, MetricStore, Outcome, Served, VariantSeries};
+use super::metrics::{AsyncServed, Capacity, MetricStore, Outcome, Series, Served};
 use super::profile::{Profile, Stall, TypeBehaviour};
 use super::wire::AwsError;
 
@@ -64,6 +70,26 @@ impl Instance {
     }
 }
 
+/// A place on an instance, held from the moment a request is sent to it until
+/// it leaves, however it leaves: the outstanding requests that
+/// LEAST_OUTSTANDING_REQUESTS routing and asynchronous dispatch count.
+pub struct Claim {
+    instance: Arc<Instance>,
+}
+
+impl Claim {
+    fn new(instance: Arc<Instance>) -> Claim {
+        instance.outstanding.fetch_add(1, Ordering::AcqRel);
+        Claim { instance }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.instance.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Decrements a counter when the request leaves, however it leaves.
 struct Counted<'a>(&'a AtomicUsize);
 
@@ -87,7 +113,7 @@ pub struct ServingVariant {
     pub behaviour: TypeBehaviour,
     instances: Vec<Arc<Instance>>,
     service: Option<LogNormal<f64>>,
-    series: Arc<VariantSeries>,
+    series: Arc<Series>,
 }
 
 impl ServingVariant {
@@ -95,9 +121,14 @@ impl ServingVariant {
         self.instances.len() as u32
     }
 
-    /// The variant is in service this second, serving or not.
+    /// Records an asynchronous request of this variant that left the backlog for good.
+    pub fn record_async(&self, served: AsyncServed) {
+        self.series.record_async(served, self.capacity());
+    }
+
+    /// The variant, real-time, is in service this second, serving or not.
     pub fn heartbeat(&self) {
-        self.series.heartbeat(self.capacity());
+        self.series.in_service(self.capacity());
     }
 
     fn capacity(&self) -> Capacity {
@@ -173,6 +204,28 @@ impl Deployment {
         Deployment { variants }
     }
 
+    /// Instances in service, over every variant.
+    pub fn instance_count(&self) -> u32 {
+        self.variants.iter().map(ServingVariant::instance_count).sum()
+    }
+
+    /// A place on the least busy instance that has fewer requests in flight
+    /// than `max_per_instance` (its workers when None), and its variant's
+    /// index; None when every instance is that busy, or there is none.
+    pub fn claim(&self, max_per_instance: Option<u32>) -> Option<(usize, Claim)> {
+        self.variants
+            .iter()
+            .enumerate()
+            .flat_map(|(index, variant)| {
+                let limit = max_per_instance.map_or(variant.behaviour.workers, |max| max as usize);
+                variant.instances.iter().map(move |instance| (index, instance, limit))
+            })
+            .map(|(index, instance, limit)| (index, instance, limit, instance.outstanding.load(Ordering::Acquire)))
+            .filter(|(_, _, limit, outstanding)| outstanding < limit)
+            .min_by_key(|(_, _, _, outstanding)| *outstanding)
+            .map(|(index, instance, _, _)| (index, Claim::new(instance.clone())))
+    }
+
     /// The variant a request goes to: the one it names, or one drawn by weight.
     pub fn choose_variant(&self, target: Option<&str>, endpoint: &str) -> Result<&ServingVariant, AwsError> {
         if let Some(name) = target {
@@ -212,21 +265,59 @@ pub async fn invoke(
     received: Instant,
     endpoint: &str,
 ) -> Result<ModelAnswer, AwsError> {
-    let instance = variant.pick_instance().clone();
-    let (_outstanding, _) = Counted::enter(&instance.outstanding);
+    let claim = Claim::new(variant.pick_instance().clone());
     let model_start = Instant::now();
     let deadline = received + profile.container_timeout;
 
-    let served = serve(variant, &instance, profile.stall, deadline).await;
+    let served = serve(variant, &claim.instance, Some(variant.behaviour.queue_limit), profile.stall, deadline).await;
     let model_end = Instant::now();
     let model = model_end - model_start;
-    let busy = match &served {
+    let busy = busy_of(&served);
+    let (outcome, result) = answer(variant, served, endpoint);
+    let reached_model = !matches!(result, Err(ref e) if e.code == "ServiceUnavailable");
+    let overhead = (model_start - received) + model_end.elapsed();
+    variant.series.record(
+        Served { outcome, model: reached_model.then_some(model), overhead: reached_model.then_some(overhead), busy },
+        variant.capacity(),
+    );
+    result
+}
+
+/// One asynchronous request as the model served it.
+pub struct Processed {
+    pub outcome: Outcome,
+    pub result: Result<ModelAnswer, AwsError>,
+    /// Time the model held it, waiting for a worker included.
+    pub model: Duration,
+    pub busy: Duration,
+}
+
+/// Serves one asynchronous request on the instance `claim` holds, within
+/// `timeout` (its InvocationTimeoutSeconds). Its place is released when the
+/// model is done with it; recording it is the caller's, who knows how it ends.
+pub async fn process(variant: &ServingVariant, claim: Claim, profile: &Profile, timeout: Duration, endpoint: &str) -> Processed {
+    let started = Instant::now();
+    let served = serve(variant, &claim.instance, None, profile.stall, started + timeout).await;
+    drop(claim);
+    let model = started.elapsed();
+    let busy = busy_of(&served);
+    let (outcome, result) = answer(variant, served, endpoint);
+    Processed { outcome, result, model, busy }
+}
+
+fn busy_of(served: &Result<Done, Refusal>) -> Duration {
+    match served {
         Ok(done) => done.busy,
         Err(Refusal::TimedOut { busy }) => *busy,
         Err(Refusal::QueueFull) => Duration::ZERO,
-    };
+    }
+}
 
-    let (outcome, result) = match served {
+/// What the caller gets for how the request was served: the model's answer,
+/// or the error SageMaker gives (queue full, timed out, or one of the
+/// profile's error_rate), and how CloudWatch counts it.
+fn answer(variant: &ServingVariant, served: Result<Done, Refusal>, endpoint: &str) -> (Outcome, Result<ModelAnswer, AwsError>) {
+    match served {
         Err(Refusal::QueueFull) => (
             Outcome::ServerError,
             Err(AwsError::new(
@@ -260,14 +351,7 @@ pub async fn invoke(
                 .into_bytes(),
             }),
         ),
-    };
-    let reached_model = !matches!(result, Err(ref e) if e.code == "ServiceUnavailable");
-    let overhead = (model_start - received) + model_end.elapsed();
-    variant.series.record(
-        Served { outcome, model: reached_model.then_some(model), overhead: reached_model.then_some(overhead), busy },
-        variant.capacity(),
-    );
-    result
+    }
 }
 
 fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError {
@@ -304,14 +388,21 @@ struct Done {
     busy: Duration,
 }
 
-/// Waits for a worker (or refuses when the queue is full), sits out a stall,
-/// then holds the worker for a sampled service time — all before `deadline`.
-async fn serve(variant: &ServingVariant, instance: &Instance, stall: Option<Stall>, deadline: Instant) -> Result<Done, Refusal> {
+/// Waits for a worker (or refuses when `queue_limit` requests already wait),
+/// sits out a stall, then holds the worker for a sampled service time — all
+/// before `deadline`.
+async fn serve(
+    variant: &ServingVariant,
+    instance: &Instance,
+    queue_limit: Option<usize>,
+    stall: Option<Stall>,
+    deadline: Instant,
+) -> Result<Done, Refusal> {
     let permit = match instance.workers.try_acquire() {
         Ok(permit) => permit,
         Err(_) => {
             let (_waiting, ahead) = Counted::enter(&instance.waiting);
-            if ahead >= variant.behaviour.queue_limit {
+            if queue_limit.is_some_and(|limit| ahead >= limit) {
                 return Err(Refusal::QueueFull);
             }
             match tokio::time::timeout_at(deadline, instance.workers.acquire()).await {
@@ -338,4 +429,63 @@ async fn serve(variant: &ServingVariant, instance: &Instance, stall: Option<Stal
     }
     drop(permit);
     Ok(Done { service, busy: started.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(profile: &Profile, count: u32) -> Deployment {
+        let spec = VariantSpec {
+            name: "AllTraffic".into(),
+            model_name: "m".into(),
+            instance_type: "ml.m5.large".into(),
+            count,
+            weight: 1.0,
+            routing: Routing::Random,
+        };
+        Deployment::start("e", &[spec], profile, &MetricStore::new(Duration::from_secs(60)), None)
+    }
+
+    fn profile(entries: &str) -> Profile {
+        Profile::parse(&format!("[default]\nvcpus = 2\nworkers = 2\n{entries}"), "test").unwrap()
+    }
+
+    #[test]
+    fn claims_hold_at_most_the_limit_on_each_instance() {
+        let profile = profile("service_ms = { median = 1.0, p99 = 2.0 }");
+        let two = deployment(&profile, 2);
+        let held: Vec<Claim> = (0..2).map(|_| two.claim(Some(1)).expect("one place on each instance").1).collect();
+        assert!(two.claim(Some(1)).is_none(), "both instances are at MaxConcurrentInvocationsPerInstance");
+        drop(held);
+        // Without a limit, an instance takes as many as it has workers (2).
+        let held: Vec<Claim> = (0..4).map(|_| two.claim(None).unwrap().1).collect();
+        assert!(two.claim(None).is_none());
+        drop(held);
+        assert!(deployment(&profile, 0).claim(Some(1000)).is_none(), "no instance, no place");
+        assert_eq!(deployment(&profile, 0).instance_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_async_request_past_its_timeout_is_a_model_error() {
+        let profile = profile("service_ms = { median = 5000.0, p99 = 5000.0 }");
+        let one = deployment(&profile, 1);
+        let (index, claim) = one.claim(None).unwrap();
+        let processed = process(&one.variants[index], claim, &profile, Duration::from_millis(50), "e").await;
+        let error = processed.result.err().expect("timed out");
+        assert_eq!((error.code, processed.outcome), ("ModelError", Outcome::ServerError));
+        assert!(processed.model < Duration::from_secs(4), "{:?}: the timeout, not the service time", processed.model);
+        assert!(one.claim(Some(1)).is_some(), "its place was released");
+    }
+
+    #[tokio::test]
+    async fn the_error_rate_fails_async_requests_as_it_fails_real_time_ones() {
+        let profile = profile("service_ms = { median = 1.0, p99 = 1.0 }\nerror_rate = 1.0\nerror_status = 503");
+        let one = deployment(&profile, 1);
+        let (index, claim) = one.claim(None).unwrap();
+        let processed = process(&one.variants[index], claim, &profile, Duration::from_secs(10), "e").await;
+        let error = processed.result.err().expect("the profile's error rate");
+        assert_eq!((error.code, processed.outcome), ("ModelError", Outcome::ServerError));
+        assert!(error.message.contains("(503)"), "{}", error.message);
+    }
 }

@@ -1,8 +1,8 @@
 //! The simulator's side of the AWS wire protocols: error envelopes and success
 //! bodies for awsJson 1.1 (SageMaker, Application Auto Scaling), restJson1
 //! (runtime), awsJson 1.0 and Smithy RPC v2 CBOR (CloudWatch), the SigV4
-//! presence check, and what every service's answers share: ids, timestamps,
-//! NextToken paging.
+//! presence check and credential scope (which routes S3), percent-decoding,
+//! and what every service's answers share: ids, timestamps, NextToken paging.
 
 use std::time::SystemTime;
 
@@ -175,10 +175,57 @@ pub fn require_signature(headers: &HeaderMap, protocol: Protocol) -> Result<(), 
 /// The region of the request's SigV4 credential scope
 /// (`Credential=AKID/20260101/us-west-2/sagemaker/aws4_request`).
 pub fn signing_region(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let credential = auth.split("Credential=").nth(1)?;
-    let scope = credential.split([',', ' ']).next()?;
-    scope.split('/').nth(2).map(str::to_string)
+    credential_scope(headers, None).map(|scope| scope.region)
+}
+
+/// Where and for which service a request was signed: the region and service
+/// of its SigV4 credential scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialScope {
+    pub region: String,
+    pub service: String,
+}
+
+/// The credential scope of the `Authorization` header or, for a presigned
+/// URL, of the `X-Amz-Credential` member of `query` (as S3 accepts both).
+pub fn credential_scope(headers: &HeaderMap, query: Option<&str>) -> Option<CredentialScope> {
+    let from_header = || {
+        let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let credential = auth.strip_prefix("AWS4-HMAC-SHA256 ")?.split("Credential=").nth(1)?;
+        credential.split([',', ' ']).next().map(str::to_string)
+    };
+    let from_query = || {
+        query?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
+            .map(|credential| percent_decode(&credential.replace('+', " ")))
+    };
+    let credential = from_header().or_else(from_query)?;
+    let mut parts = credential.split('/').skip(2);
+    let (region, service) = (parts.next()?, parts.next()?);
+    Some(CredentialScope { region: region.to_string(), service: service.to_string() })
+}
+
+/// Decodes %XX escapes (SDKs escape what a path segment or query value
+/// cannot carry as is); anything else, malformed escapes included, is kept.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 3 <= bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let Some(byte) = escaped {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn cbor_text(s: &str) -> ciborium::Value {
@@ -253,6 +300,24 @@ mod tests {
         assert_eq!(signing_region(&headers).as_deref(), Some("eu-west-1"));
         assert!(require_signature(&headers, Protocol::AwsJson11).is_ok());
         assert!(require_signature(&HeaderMap::new(), Protocol::AwsJson11).is_err());
+        let scope = credential_scope(&headers, None).unwrap();
+        assert_eq!((scope.region.as_str(), scope.service.as_str()), ("eu-west-1", "sagemaker"));
+    }
+
+    #[test]
+    fn presigned_urls_carry_their_scope_in_the_query() {
+        let query =
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261122%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=x";
+        let scope = credential_scope(&HeaderMap::new(), Some(query)).unwrap();
+        assert_eq!((scope.region.as_str(), scope.service.as_str()), ("us-east-1", "s3"));
+        assert_eq!(credential_scope(&HeaderMap::new(), Some("list-type=2")), None);
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_malformed_ones_stay() {
+        assert_eq!(percent_decode("a%20b%2Bc/%C3%A9"), "a b+c/é");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod async_inference;
 mod cli;
 mod load;
 mod report;

@@ -591,7 +591,7 @@ async fn the_rust_sdk_lists_metrics_and_reads_statistics() {
 /// reads their statistics as a user at a shell would.
 #[tokio::test]
 async fn the_aws_cli_lists_metrics_and_reads_statistics() {
-    if tokio::process::Command::new("aws").arg("--version").output().await.is_err() {
+    if !aws_cli_installed().await {
         println!("skipped: the AWS CLI (`aws`) is not installed");
         return;
     }
@@ -639,6 +639,11 @@ async fn the_aws_cli_lists_metrics_and_reads_statistics() {
     sim.stop().await;
 }
 
+/// Whether the AWS CLI can be run here (tests that need it skip, saying so, when not).
+pub(crate) async fn aws_cli_installed() -> bool {
+    tokio::process::Command::new("aws").arg("--version").output().await.is_ok()
+}
+
 /// `aws cloudwatch get-metric-statistics` of variant AllTraffic of endpoint
 /// "cli" over `window` (ISO 8601 start and end), per minute.
 async fn cli_statistics(
@@ -657,6 +662,17 @@ async fn cli_statistics(
 /// Runs `aws ARGS` against the simulator with throwaway credentials: its
 /// JSON output (an empty object for none), or its error output.
 async fn aws_cli(sim: &perfsize::simulator::RunningSimulator, args: &[&str]) -> Result<serde_json::Value, String> {
+    let stdout = aws_cli_text(sim, args).await?;
+    Ok(if stdout.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&stdout).expect("the AWS CLI prints JSON")
+    })
+}
+
+/// Runs `aws ARGS` against the simulator with throwaway credentials: what it
+/// printed, or its error output.
+pub(crate) async fn aws_cli_text(sim: &perfsize::simulator::RunningSimulator, args: &[&str]) -> Result<String, String> {
     let output = tokio::process::Command::new("aws")
         .args(args)
         .args(["--region", "us-east-1", "--endpoint-url", &sim.url(), "--output", "json"])
@@ -673,12 +689,7 @@ async fn aws_cli(sim: &perfsize::simulator::RunningSimulator, args: &[&str]) -> 
         .await
         .expect("aws runs");
     if output.status.success() {
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        Ok(if stdout.trim().is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_str(&stdout).expect("the AWS CLI prints JSON")
-        })
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
@@ -793,7 +804,7 @@ async fn boto3_creates_invokes_reads_metrics_and_deletes() {
 
 /// A profile whose scaling clock runs 60 times as fast as AWS's: a CloudWatch
 /// minute lasts a second and the default 300-s cooldowns 5 s.
-fn scaling_profile() -> perfsize::simulator::Profile {
+pub(crate) fn scaling_profile() -> perfsize::simulator::Profile {
     perfsize::simulator::Profile::parse(
         "scaling_time_scale = 60\ndeploy_seconds = 1.0\ndelete_seconds = 0.2\n",
         "scaling test profile",
@@ -816,7 +827,7 @@ async fn boto3_load_scales_an_endpoint_out_and_back_in() {
 
 /// Runs tests/python/`script` against `sim` with boto3 importable, and fails
 /// with its output if it fails.
-async fn run_python(script: &str, sim: &perfsize::simulator::RunningSimulator) {
+pub(crate) async fn run_python(script: &str, sim: &perfsize::simulator::RunningSimulator) {
     let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let pythonpath = python_with_boto3().await;
     let run = tokio::process::Command::new("python3")
@@ -839,7 +850,7 @@ async fn run_python(script: &str, sim: &perfsize::simulator::RunningSimulator) {
 /// the policy's alarms. Skipped, saying so, where `aws` is not installed.
 #[tokio::test]
 async fn the_aws_cli_lists_scalable_targets_and_alarms() {
-    if tokio::process::Command::new("aws").arg("--version").output().await.is_err() {
+    if !aws_cli_installed().await {
         eprintln!("skipped: the AWS CLI (`aws`) is not installed");
         return;
     }

@@ -237,6 +237,13 @@ impl Scaling {
         let (Some(min), Some(max)) = (min, max) else {
             return Err(AwsError::validation("MinCapacity and MaxCapacity are required when registering a new scalable target."));
         };
+        // SageMaker takes a variant to zero instances only for asynchronous inference.
+        if min == 0 && !view.asynchronous {
+            return Err(AwsError::validation(format!(
+                "The minimum capacity of variant {variant} of endpoint {endpoint} must be at least 1: only the variants of \
+                 asynchronous inference endpoints scale to 0 instances."
+            )));
+        }
         if min > max {
             return Err(AwsError::validation(format!(
                 "Minimum capacity ({min}) cannot be greater than maximum capacity ({max})."
@@ -838,6 +845,10 @@ mod tests {
                    "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount", "MinCapacity": 0, "MaxCapacity": 2}),
         );
         assert_eq!(e.code, "ValidationException");
+        let e = refused(&mut h, with("MinCapacity", json!(0)));
+        assert!(e.message.contains("only the variants of asynchronous inference endpoints scale to 0"), "{}", e.message);
+        h.endpoints.asynchronous = true;
+        assert!(h.call("RegisterScalableTarget", with("MinCapacity", json!(0))).is_ok());
         h.endpoints.instance_type = "ml.t2.medium".into();
         assert!(refused(&mut h, base.clone()).message.contains("burstable"));
     }

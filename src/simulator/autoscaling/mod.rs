@@ -291,6 +291,7 @@ pub(crate) mod fake {
         pub current: u32,
         pub exists: bool,
         pub updates: Vec<u32>,
+        pub asynchronous: bool,
     }
 
     impl Default for FakeEndpoints {
@@ -302,6 +303,7 @@ pub(crate) mod fake {
                 current: 1,
                 exists: true,
                 updates: Vec::new(),
+                asynchronous: false,
             }
         }
     }
@@ -327,6 +329,7 @@ pub(crate) mod fake {
                 desired: self.desired,
                 current: Some(self.current),
                 failure_reason: None,
+                asynchronous: self.asynchronous,
             })
         }
 

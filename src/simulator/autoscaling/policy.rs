@@ -580,6 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn only_step_scaling_brings_a_variant_out_of_zero_instances() {
+        // An asynchronous variant at 0 instances with a backlog of 3 (per
+        // instance: 3, see metrics::Backlog). Target tracking asks for
+        // ceil(0 × 3 ÷ 1) = 0: it cannot scale out of zero.
+        let from_zero = Bounds { min: 0, max: 4 };
+        let none = Cooldowns::default();
+        assert_eq!(tracking(1.0).decide(&high(&[3.0, 3.0, 3.0]), 0, from_zero, &none, at(0)), Decision::Hold);
+        // The guide's step policy on HasBacklogWithoutCapacity (threshold 1): +1.
+        let step = stepped(AdjustmentType::ChangeInCapacity, &[(Some(0.0), None, 1)]);
+        assert_eq!(step.decide(&breach(1.0, &[1.0, 1.0]), 0, from_zero, &none, at(0)), scale(1, Direction::Out, 0));
+        // And target tracking scales an idle variant in to zero when MinCapacity allows it.
+        assert_eq!(tracking(1.0).decide(&low(&[0.0]), 1, from_zero, &none, at(0)), scale(0, Direction::In, 1));
+    }
+
+    #[test]
     fn a_step_scale_out_during_cooldown_counts_what_was_added() {
         // The User Guide's example: +2 completes, the alarm fires again for +3: only 1 more.
         let policy = stepped(AdjustmentType::ChangeInCapacity, &[(Some(0.0), Some(10.0), 2), (Some(10.0), None, 3)]);

@@ -1,6 +1,7 @@
 //! ListMetrics: every metric the simulator has data for, under the
-//! dimensions SageMaker publishes it with (EndpointName, VariantName),
-//! filtered and paged as CloudWatch does.
+//! dimensions SageMaker publishes it with (EndpointName and VariantName, or
+//! EndpointName alone for an asynchronous endpoint's backlog), filtered and
+//! paged as CloudWatch does.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -83,9 +84,10 @@ fn listed(store: &MetricStore, request: &Request, now: f64) -> Vec<MetricId> {
     let since = if request.recently_active { retained.max(now - RECENTLY_ACTIVE_SECS) } else { retained };
     let names: Vec<MetricName> = MetricName::ALL.into_iter().filter(|&m| request.lists_name(m)).collect();
     let mut listed = Vec::new();
-    for (endpoint, variant, series) in store.variants() {
-        for metric in series.sampled_since(since.floor() as i64, &names) {
-            let id = MetricId::of_variant(metric, &endpoint, &variant);
+    for (key, series) in store.all() {
+        let of_scope: Vec<MetricName> = names.iter().copied().filter(|m| m.scope() == key.scope()).collect();
+        for metric in series.sampled_since(since.floor() as i64, &of_scope) {
+            let id = MetricId::of_series(metric, &key);
             if request.lists_dimensions(&id) {
                 listed.push(id);
             }
@@ -154,7 +156,7 @@ mod tests {
     fn metrics_are_listed_with_the_dimensions_sagemaker_uses() {
         let store = store_with(&[("a", &[5]), ("b", &[5])]);
         let everything = list(&store, json!({}));
-        assert_eq!(everything["Metrics"].as_array().unwrap().len(), 2 * MetricName::ALL.len());
+        assert_eq!(everything["Metrics"].as_array().unwrap().len(), 2 * REAL_TIME_METRICS);
         assert!(everything.get("NextToken").is_none());
         let first = &everything["Metrics"][0];
         assert_eq!(first["Namespace"], "/aws/sagemaker/Endpoints", "sorted by namespace first");
@@ -181,7 +183,7 @@ mod tests {
     fn only_metrics_with_data_in_the_retention_or_the_last_three_hours_are_listed() {
         let store = store_with(&[("a", &[5])]);
         let listed_at = |now: f64, doc: Json| answer(&store, &doc, now).unwrap().to_json()["Metrics"].as_array().unwrap().len();
-        assert_eq!(listed_at(now(), json!({"RecentlyActive": "PT3H"})), MetricName::ALL.len());
+        assert_eq!(listed_at(now(), json!({"RecentlyActive": "PT3H"})), REAL_TIME_METRICS);
         let past_retention = now() + store.retention().as_secs_f64() + 5.0;
         assert_eq!(listed_at(past_retention, json!({})), 0);
         let error = decode_request(&json!({"RecentlyActive": "PT1H"})).unwrap_err();
@@ -193,7 +195,7 @@ mod tests {
         let endpoints: Vec<String> = (0..70).map(|i| format!("e{i:02}")).collect();
         let traffic: Vec<(&str, &[u64])> = endpoints.iter().map(|e| (e.as_str(), &[5u64][..])).collect();
         let store = store_with(&traffic);
-        let total = 70 * MetricName::ALL.len();
+        let total = 70 * REAL_TIME_METRICS;
         let first = list(&store, json!({}));
         assert_eq!(first["Metrics"].as_array().unwrap().len(), PAGE_SIZE);
         let token = first["NextToken"].as_str().expect("a second page").to_string();

@@ -16,7 +16,6 @@ mod list_metrics;
 mod metric_data;
 mod metric_statistics;
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -24,7 +23,7 @@ use axum::http::{Response, StatusCode};
 use ciborium::Value as Cbor;
 use serde_json::Value as Json;
 
-use super::metrics::{MetricName, MetricStore, Stat, VariantSeries, epoch_seconds};
+use super::metrics::{MetricName, MetricStore, SeriesKey, Stat, epoch_seconds};
 use super::wire::{AwsError, Protocol, body_response, cbor_text, encode_cbor, json_response};
 
 /// Answers a CloudWatch call in `protocol`.
@@ -207,14 +206,15 @@ struct MetricId {
 }
 
 impl MetricId {
-    /// The identity of a variant's metric, with the dimensions SageMaker publishes it under.
-    fn of_variant(metric: MetricName, endpoint: &str, variant: &str) -> MetricId {
+    /// The identity of a series' metric, with the dimensions SageMaker publishes it under.
+    fn of_series(metric: MetricName, key: &SeriesKey) -> MetricId {
         let (namespace, metric_name) = metric.identity();
-        MetricId {
-            namespace: namespace.to_string(),
-            metric_name: metric_name.to_string(),
-            dimensions: vec![("EndpointName".into(), endpoint.into()), ("VariantName".into(), variant.into())],
-        }
+        MetricId { namespace: namespace.to_string(), metric_name: metric_name.to_string(), dimensions: key.dimensions() }
+    }
+
+    #[cfg(test)]
+    fn of_variant(metric: MetricName, endpoint: &str, variant: &str) -> MetricId {
+        MetricId::of_series(metric, &SeriesKey::variant(endpoint, variant))
     }
 
     fn dimension(&self, name: &str) -> Option<&str> {
@@ -262,17 +262,6 @@ fn decode_window<D: Doc>(doc: &D) -> Result<Window, AwsError> {
     Ok(Window { start, end })
 }
 
-/// The variant series behind `metric`, if the simulator publishes it: one of
-/// its metric names with exactly the EndpointName and VariantName dimensions.
-fn published(store: &MetricStore, metric: &MetricId) -> Option<(MetricName, Arc<VariantSeries>)> {
-    let name = MetricName::parse(&metric.namespace, &metric.metric_name)?;
-    if metric.dimensions.len() != 2 {
-        return None;
-    }
-    let series = store.find(metric.dimension("EndpointName")?, metric.dimension("VariantName")?)?;
-    Some((name, series))
-}
-
 /// `stat` of `metric` over whole periods of `window`, oldest first: the one
 /// path GetMetricData and GetMetricStatistics read by. A metric nobody
 /// published, or a `unit` other than the one it is published in, has no
@@ -285,7 +274,7 @@ fn datapoints(
     period: i64,
     window: Window,
 ) -> Vec<(i64, f64)> {
-    match published(store, metric) {
+    match store.published(&metric.namespace, &metric.metric_name, &metric.dimensions) {
         Some((name, series)) if unit.is_none_or(|unit| unit == name.unit()) => {
             series.datapoints(name, stat, period, window.start.floor() as i64, window.end.ceil() as i64)
         }
@@ -323,6 +312,9 @@ mod test_support {
         }
         convert(None, json)
     }
+
+    /// How many metrics a real-time variant that served requests publishes.
+    pub const REAL_TIME_METRICS: usize = 9;
 
     /// A store in which variant AllTraffic of each endpoint served a request
     /// of each model latency (ms), all just now.

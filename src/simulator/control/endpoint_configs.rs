@@ -1,7 +1,8 @@
-//! Endpoint configs: CreateEndpointConfig (and the production variants it
-//! describes), DescribeEndpointConfig, DeleteEndpointConfig and
-//! ListEndpointConfigs.
+//! Endpoint configs: CreateEndpointConfig (and the production variants and
+//! AsyncInferenceConfig it describes), DescribeEndpointConfig,
+//! DeleteEndpointConfig and ListEndpointConfigs.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -10,6 +11,7 @@ use super::listing::{Row, list_page};
 use super::tags::tags_member;
 use super::validation::{constraint, instance_count, name_member, not_null, required_str, str_member};
 use super::{Context, Meta, Registry};
+use crate::simulator::async_inference::AsyncConfig;
 use crate::simulator::runtime::{Routing, VariantSpec};
 use crate::simulator::wire::{AwsError, timestamp};
 
@@ -17,6 +19,8 @@ use crate::simulator::wire::{AwsError, timestamp};
 pub(super) struct EndpointConfig {
     pub(super) meta: Meta,
     pub(super) variants: Vec<VariantSpec>,
+    /// Endpoints deployed from it serve InvokeEndpointAsync, not InvokeEndpoint.
+    pub(super) asynchronous: Option<Arc<AsyncConfig>>,
 }
 
 impl Registry {
@@ -32,11 +36,14 @@ impl Registry {
             .filter(|v| !v.is_empty())
             .ok_or_else(|| not_null("productionVariants"))?;
         let specs = variants.iter().enumerate().map(|(i, v)| self.variant_spec(ctx, i + 1, v)).collect::<Result<Vec<_>, _>>()?;
+        let asynchronous =
+            input.get("AsyncInferenceConfig").filter(|c| !c.is_null()).map(AsyncConfig::parse).transpose()?.map(Arc::new);
         self.configs.insert(
             name.to_string(),
             EndpointConfig {
                 meta: Meta { arn: arn.clone(), created: SystemTime::now(), tags: tags_member(input)? },
                 variants: specs,
+                asynchronous,
             },
         );
         Ok(json!({ "EndpointConfigArn": arn }))
@@ -55,7 +62,7 @@ impl Registry {
                 "Member must satisfy enum value set: [ml.t2.medium, ml.m5.large, ml.m5.xlarge, ml.c5.large, ml.g4dn.xlarge, …]",
             ));
         }
-        let count = instance_count(v.get("InitialInstanceCount"), &member("initialInstanceCount"))?;
+        let count = instance_count(v.get("InitialInstanceCount"), &member("initialInstanceCount"), 1)?;
         let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
         let routing = match v.get("RoutingConfig").and_then(|r| str_member(r, "RoutingStrategy")) {
             None | Some("RANDOM") => Routing::Random,
@@ -101,12 +108,16 @@ impl Registry {
                 })
             })
             .collect();
-        Ok(json!({
+        let mut out = json!({
             "EndpointConfigName": name,
             "EndpointConfigArn": config.meta.arn,
             "ProductionVariants": variants,
             "CreationTime": timestamp(config.meta.created),
-        }))
+        });
+        if let Some(asynchronous) = &config.asynchronous {
+            out["AsyncInferenceConfig"] = asynchronous.to_json();
+        }
+        Ok(out)
     }
 
     pub(super) fn delete_endpoint_config(&mut self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {

@@ -1,7 +1,9 @@
 //! Endpoints: their lifecycle in real time (Creating, Updating, InService,
-//! Failed, Deleting), the account limit on instances, what InvokeEndpoint may
-//! be served by, and CreateEndpoint, DescribeEndpoint, UpdateEndpoint,
-//! UpdateEndpointWeightsAndCapacities, DeleteEndpoint and ListEndpoints.
+//! Failed, Deleting), the account limit on instances, what InvokeEndpoint and
+//! InvokeEndpointAsync may be served by, and CreateEndpoint, DescribeEndpoint,
+//! UpdateEndpoint, UpdateEndpointWeightsAndCapacities, DeleteEndpoint and
+//! ListEndpoints. An asynchronous endpoint's variants may have no instance at
+//! all; a real-time one's always have one.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,6 +16,7 @@ use super::tags::tags_member;
 use super::validation::{instance_count, name_member, not_null, required_str, str_member};
 use super::{Context, Meta, Registry};
 use crate::simulator::ACCOUNT_ID;
+use crate::simulator::async_inference::{AsyncConfig, Deployed};
 use crate::simulator::profile::Profile;
 use crate::simulator::runtime::{Deployment, VariantSpec};
 use crate::simulator::wire::{AwsError, timestamp};
@@ -23,7 +26,7 @@ use crate::simulator::wire::{AwsError, timestamp};
 #[derive(Debug)]
 enum Phase {
     Creating { until: Instant, plan: Vec<VariantSpec> },
-    Updating { until: Instant, plan: Vec<VariantSpec>, config_name: String },
+    Updating { until: Instant, plan: Vec<VariantSpec>, config_name: String, asynchronous: Option<Arc<AsyncConfig>> },
     InService,
     Failed,
     Deleting { until: Instant },
@@ -39,6 +42,8 @@ pub(super) struct Endpoint {
     variants: Vec<VariantSpec>,
     serving: Option<Arc<Deployment>>,
     failure_reason: Option<String>,
+    /// The AsyncInferenceConfig of the config it serves, if asynchronous.
+    asynchronous: Option<Arc<AsyncConfig>>,
 }
 
 impl Endpoint {
@@ -84,6 +89,8 @@ pub struct VariantScaling {
     pub current: Option<u32>,
     /// Why the last deployment failed, if it did.
     pub failure_reason: Option<String>,
+    /// An asynchronous endpoint's variant, which may scale to zero instances.
+    pub asynchronous: bool,
 }
 
 fn variant_not_found(variant: &str, endpoint_arn: &str) -> AwsError {
@@ -126,7 +133,7 @@ impl Registry {
                 }
                 endpoint.variants = plan;
             }
-            Phase::Updating { until, plan, config_name } if *until <= now => {
+            Phase::Updating { until, plan, config_name, asynchronous } if *until <= now => {
                 endpoint.modified = wall_time(*until);
                 let plan = std::mem::take(plan);
                 match deploy_failure(ctx.profile, &plan) {
@@ -137,6 +144,7 @@ impl Registry {
                         endpoint.serving =
                             Some(Arc::new(Deployment::start(name, &plan, ctx.profile, ctx.store, previous.as_deref())));
                         endpoint.config_name = std::mem::take(config_name);
+                        endpoint.asynchronous = asynchronous.take();
                         endpoint.variants = plan;
                         endpoint.failure_reason = None;
                     }
@@ -150,10 +158,32 @@ impl Registry {
         }
     }
 
-    /// Every variant in service marks this second in its metrics.
+    /// The endpoint and the deployment serving it, or the error the runtime gives.
+    fn live(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<(&Endpoint, Arc<Deployment>), AwsError> {
+        self.settle_one(ctx, endpoint);
+        let not_found = || runtime_error(format!("Endpoint {endpoint} of account {ACCOUNT_ID} not found."));
+        let found = self.endpoints.get(endpoint).ok_or_else(not_found)?;
+        match (&found.phase, &found.serving) {
+            (Phase::InService | Phase::Updating { .. }, Some(deployment)) => Ok((found, deployment.clone())),
+            (Phase::Deleting { .. }, _) => Err(not_found()),
+            (phase, _) => Err(runtime_error(format!(
+                "Endpoint {endpoint} of account {ACCOUNT_ID} is not in service (status: {}).",
+                match phase {
+                    Phase::Creating { .. } => "Creating",
+                    _ => "Failed",
+                }
+            ))),
+        }
+    }
+
+    /// Every real-time variant in service marks this second in its metrics
+    /// (asynchronous endpoints publish no invocation counters while idle).
     pub fn heartbeat(&mut self, ctx: &Context<'_>) {
         self.settle(ctx);
-        let serving = self.endpoints.values().filter(|e| matches!(e.phase, Phase::InService | Phase::Updating { .. }));
+        let serving = self
+            .endpoints
+            .values()
+            .filter(|e| e.asynchronous.is_none() && matches!(e.phase, Phase::InService | Phase::Updating { .. }));
         for deployment in serving.filter_map(|e| e.serving.as_ref()) {
             deployment.variants.iter().for_each(|v| v.heartbeat());
         }
@@ -161,29 +191,37 @@ impl Registry {
 
     /// The deployment serving `endpoint`, or the error InvokeEndpoint gives.
     pub fn serving(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<Arc<Deployment>, AwsError> {
+        let (found, deployment) = self.live(ctx, endpoint)?;
+        if found.asynchronous.is_some() {
+            return Err(runtime_error(format!(
+                "Endpoint {endpoint} of account {ACCOUNT_ID} is an asynchronous endpoint: invoke it with InvokeEndpointAsync."
+            )));
+        }
+        Ok(deployment)
+    }
+
+    /// The AsyncInferenceConfig of `endpoint` if it takes asynchronous
+    /// requests now, or the error InvokeEndpointAsync gives.
+    pub fn accepting_async(&mut self, ctx: &Context<'_>, endpoint: &str) -> Result<Arc<AsyncConfig>, AwsError> {
+        let (found, _) = self.live(ctx, endpoint)?;
+        found.asynchronous.clone().ok_or_else(|| {
+            runtime_error(format!(
+                "Endpoint {endpoint} of account {ACCOUNT_ID} is not configured for asynchronous inference: \
+                 its endpoint configuration has no AsyncInferenceConfig."
+            ))
+        })
+    }
+
+    /// What serves asynchronous `endpoint` now, for its worker.
+    pub fn async_deployment(&mut self, ctx: &Context<'_>, endpoint: &str) -> Deployed {
         self.settle_one(ctx, endpoint);
-        let not_found = || {
-            AwsError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "ValidationError",
-                format!("Endpoint {endpoint} of account {ACCOUNT_ID} not found."),
-            )
-        };
-        let found = self.endpoints.get(endpoint).ok_or_else(not_found)?;
-        match (&found.phase, &found.serving) {
-            (Phase::InService | Phase::Updating { .. }, Some(deployment)) => Ok(deployment.clone()),
-            (Phase::Deleting { .. }, _) => Err(not_found()),
-            (phase, _) => Err(AwsError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "ValidationError",
-                format!(
-                    "Endpoint {endpoint} of account {ACCOUNT_ID} is not in service (status: {}).",
-                    match phase {
-                        Phase::Creating { .. } => "Creating",
-                        _ => "Failed",
-                    }
-                ),
-            )),
+        let Some(found) = self.endpoints.get(endpoint) else { return Deployed::Gone };
+        match (&found.phase, &found.serving, &found.asynchronous) {
+            (Phase::Deleting { .. }, _, _) | (_, _, None) => Deployed::Gone,
+            (Phase::InService | Phase::Updating { .. }, Some(deployment), Some(config)) => {
+                Deployed::Serving { deployment: deployment.clone(), config: config.clone() }
+            }
+            _ => Deployed::NotServing,
         }
     }
 
@@ -218,7 +256,8 @@ impl Registry {
         if self.endpoints.contains_key(name) {
             return Err(AwsError::validation(format!("Cannot create already existing endpoint \"{arn}\".")));
         }
-        let plan = self.config(ctx, config_name)?.variants.clone();
+        let config = self.config(ctx, config_name)?;
+        let (plan, asynchronous) = (config.variants.clone(), config.asynchronous.clone());
         self.check_limits(ctx, &plan, &[])?;
         let now = SystemTime::now();
         self.endpoints.insert(
@@ -231,6 +270,7 @@ impl Registry {
                 variants: plan,
                 serving: None,
                 failure_reason: None,
+                asynchronous,
             },
         );
         Ok(json!({ "EndpointArn": arn }))
@@ -281,6 +321,9 @@ impl Registry {
         if let Some(reason) = &endpoint.failure_reason {
             out["FailureReason"] = json!(reason);
         }
+        if let Some(asynchronous) = &endpoint.asynchronous {
+            out["AsyncInferenceConfig"] = asynchronous.to_json();
+        }
         Ok(out)
     }
 
@@ -302,11 +345,12 @@ impl Registry {
                 endpoint.meta.arn
             )));
         }
-        let plan = self.config(ctx, config_name)?.variants.clone();
+        let config = self.config(ctx, config_name)?;
+        let (plan, asynchronous) = (config.variants.clone(), config.asynchronous.clone());
         self.check_limits(ctx, &plan, &endpoint.variants)?;
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
-        endpoint.phase =
-            Phase::Updating { until: Instant::now() + ctx.profile.deploy, plan, config_name: config_name.to_string() };
+        let until = Instant::now() + ctx.profile.deploy;
+        endpoint.phase = Phase::Updating { until, plan, config_name: config_name.to_string(), asynchronous };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
     }
@@ -326,7 +370,9 @@ impl Registry {
             let spec =
                 plan.iter_mut().find(|v| v.name == variant).ok_or_else(|| variant_not_found(variant, &endpoint.meta.arn))?;
             if let Some(count) = change.get("DesiredInstanceCount") {
-                spec.count = instance_count(Some(count), "desiredInstanceCount")?;
+                // Only asynchronous inference scales a variant to no instance at all.
+                let min = if endpoint.asynchronous.is_some() { 0 } else { 1 };
+                spec.count = instance_count(Some(count), "desiredInstanceCount", min)?;
             }
             if let Some(weight) = change.get("DesiredWeight").and_then(Value::as_f64) {
                 spec.weight = weight;
@@ -334,8 +380,12 @@ impl Registry {
         }
         self.check_limits(ctx, &plan, &endpoint.variants)?;
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
-        endpoint.phase =
-            Phase::Updating { until: Instant::now() + ctx.profile.deploy, plan, config_name: endpoint.config_name.clone() };
+        endpoint.phase = Phase::Updating {
+            until: Instant::now() + ctx.profile.deploy,
+            plan,
+            config_name: endpoint.config_name.clone(),
+            asynchronous: endpoint.asynchronous.clone(),
+        };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
     }
@@ -354,6 +404,7 @@ impl Registry {
             desired: desired.count,
             current,
             failure_reason: found.failure_reason.clone(),
+            asynchronous: found.asynchronous.is_some(),
         })
     }
 
@@ -408,6 +459,11 @@ impl Registry {
             .collect();
         list_page(input, rows, "Endpoints")
     }
+}
+
+/// The runtime's client error (restJson1 `ValidationError`).
+fn runtime_error(message: String) -> AwsError {
+    AwsError::new(axum::http::StatusCode::BAD_REQUEST, "ValidationError", message)
 }
 
 /// The failure reason when `plan` uses a type the profile says fails to deploy.

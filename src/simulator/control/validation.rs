@@ -63,12 +63,14 @@ pub(in crate::simulator) fn name_member<'v>(input: &'v Value, key: &str, member:
     Ok(name)
 }
 
-/// An instance count member: a whole number from 1 to 100,000 (a bound far
-/// above any account limit that keeps arithmetic on counts safe).
-pub(in crate::simulator) fn instance_count(value: Option<&Value>, member: &str) -> Result<u32, AwsError> {
+/// An instance count member: a whole number from `min` to 100,000 (a bound
+/// far above any account limit that keeps arithmetic on counts safe).
+pub(in crate::simulator) fn instance_count(value: Option<&Value>, member: &str, min: u32) -> Result<u32, AwsError> {
     let value = value.ok_or_else(|| not_null(member))?;
     match value.as_i64() {
-        Some(n) if n < 1 => Err(constraint(&n.to_string(), member, "Member must have value greater than or equal to 1")),
+        Some(n) if n < i64::from(min) => {
+            Err(constraint(&n.to_string(), member, &format!("Member must have value greater than or equal to {min}")))
+        }
         Some(n) if n <= 100_000 => Ok(n as u32),
         _ => Err(constraint(&value.to_string(), member, "Member must have value less than or equal to 100000")),
     }

@@ -1,0 +1,420 @@
+//! S3 and asynchronous inference on the simulator, driven by aws-sdk-s3 and
+//! the SageMaker SDKs, boto3 (tests/python/boto3_async.py) and the AWS CLI.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use perfsize::simulator::RunningSimulator;
+
+use crate::simulator::{aws_cli_installed, aws_cli_text, run_python, scaling_profile};
+use crate::support::*;
+
+fn s3(sim: &RunningSimulator) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDPERFSIZETEST", "test-secret", None, None, "tests"))
+        .endpoint_url(sim.url())
+        // Virtual-host-style would need `bucket.127.0.0.1` to resolve; boto3's test covers it.
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn autoscaling(sim: &RunningSimulator) -> aws_sdk_applicationautoscaling::Client {
+    let config = aws_sdk_applicationautoscaling::Config::builder()
+        .behavior_version(aws_sdk_applicationautoscaling::config::BehaviorVersion::latest())
+        .region(aws_sdk_applicationautoscaling::config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDPERFSIZETEST", "test-secret", None, None, "tests"))
+        .endpoint_url(sim.url())
+        .build();
+    aws_sdk_applicationautoscaling::Client::from_conf(config)
+}
+
+/// Creates `bucket` in the tests' region (us-west-2), which S3 requires to be named.
+async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    let here = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(REGION)).build();
+    s3.create_bucket().bucket(bucket).create_bucket_configuration(here).send().await.expect("CreateBucket");
+}
+
+async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let object = s3.get_object().bucket(bucket).key(key).send().await.expect("GetObject");
+    object.body.collect().await.expect("the object's body").into_bytes().to_vec()
+}
+
+/// Polls HeadObject until `key` exists; false after `within`.
+async fn appears(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if s3.head_object().bucket(bucket).key(key).send().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// aws-sdk-s3 as the Rust SDK stages data: regional CreateBucket, PutObject
+/// from memory (a signed payload) and from a file (signed `aws-chunked` with
+/// a checksum trailer), ranged GetObject, HeadObject's bodiless 404,
+/// ListObjectsV2 paging, DeleteObjects, and the errors S3 gives.
+#[tokio::test]
+async fn the_rust_sdk_puts_lists_gets_and_deletes_objects() {
+    let sim = simulator(fast_profile("")).await;
+    let s3 = s3(&sim);
+    let unplaced = s3.create_bucket().bucket("perfsize-rust").send().await.unwrap_err().into_service_error();
+    assert_eq!(code(&unplaced), "IllegalLocationConstraintException", "a regional endpoint needs its region named");
+    create_bucket(&s3, "perfsize-rust").await;
+    let again = s3
+        .create_bucket()
+        .bucket("perfsize-rust")
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(REGION)).build(),
+        )
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(again.is_bucket_already_owned_by_you(), "{again:?}");
+
+    let put = s3.put_object().bucket("perfsize-rust").key("small.txt").body(ByteStream::from_static(b"hello world")).send().await;
+    assert_eq!(put.expect("PutObject").e_tag(), Some("\"5eb63bbbe01eeed093cb22bb8f5acdc3\""), "the quoted MD5");
+    let file = std::env::temp_dir().join(format!("perfsize-s3-{}.bin", std::process::id()));
+    let contents: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &contents).unwrap();
+    let streamed = ByteStream::from_path(&file).await.unwrap();
+    s3.put_object().bucket("perfsize-rust").key("dir/streamed.bin").body(streamed).send().await.expect("streamed PutObject");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(read(&s3, "perfsize-rust", "dir/streamed.bin").await, contents, "aws-chunked decoded");
+
+    let ranged =
+        s3.get_object().bucket("perfsize-rust").key("small.txt").range("bytes=6-").send().await.expect("ranged GetObject");
+    assert_eq!(ranged.content_range(), Some("bytes 6-10/11"));
+    assert_eq!(ranged.body.collect().await.unwrap().into_bytes().as_ref(), b"world");
+    let head = s3.head_object().bucket("perfsize-rust").key("dir/streamed.bin").send().await.expect("HeadObject");
+    assert_eq!(head.content_length(), Some(200_000));
+    assert!(head.last_modified().is_some() && head.e_tag().is_some());
+    let missing = s3.head_object().bucket("perfsize-rust").key("nothing").send().await.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "{missing:?}");
+    let missing = s3.get_object().bucket("perfsize-rust").key("nothing").send().await.unwrap_err().into_service_error();
+    assert!(missing.is_no_such_key(), "{missing:?}");
+
+    for i in 0..5 {
+        s3.put_object().bucket("perfsize-rust").key(format!("dir/{i}")).body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let mut pages = s3.list_objects_v2().bucket("perfsize-rust").prefix("dir/").max_keys(2).into_paginator().send();
+    let mut listed = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("ListObjectsV2");
+        assert!(page.key_count() <= Some(2));
+        listed.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+    }
+    assert_eq!(listed, ["dir/0", "dir/1", "dir/2", "dir/3", "dir/4", "dir/streamed.bin"]);
+    let top = s3.list_objects_v2().bucket("perfsize-rust").delimiter("/").send().await.unwrap();
+    let prefixes: Vec<&str> = top.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!((prefixes, top.key_count()), (vec!["dir/"], Some(2)), "dir/ rolled up, small.txt listed");
+
+    let not_empty = s3.delete_bucket().bucket("perfsize-rust").send().await.unwrap_err().into_service_error();
+    assert_eq!(code(&not_empty), "BucketNotEmpty");
+    let everything: Vec<ObjectIdentifier> = listed
+        .iter()
+        .chain(std::iter::once(&"small.txt".to_string()))
+        .map(|key| ObjectIdentifier::builder().key(key).build().unwrap())
+        .collect();
+    let deleted = s3
+        .delete_objects()
+        .bucket("perfsize-rust")
+        .delete(Delete::builder().set_objects(Some(everything)).build().unwrap())
+        .send()
+        .await
+        .expect("DeleteObjects");
+    assert_eq!((deleted.deleted().len(), deleted.errors().len()), (7, 0));
+    s3.delete_bucket().bucket("perfsize-rust").send().await.expect("DeleteBucket");
+    assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
+    let gone = s3.head_bucket().bucket("perfsize-rust").send().await.unwrap_err().into_service_error();
+    assert!(gone.is_not_found(), "{gone:?}");
+    sim.stop().await;
+}
+
+/// boto3 stages an input, invokes an asynchronous endpoint, polls for and
+/// reads its output, reads the asynchronous metrics, provokes a failure file
+/// and cleans up (tests/python/boto3_async.py).
+#[tokio::test]
+async fn boto3_invokes_an_async_endpoint_through_s3() {
+    let sim = simulator(fast_profile("")).await;
+    let _turn = traffic_turn().await;
+    run_python("boto3_async.py", &sim).await;
+    sim.stop().await;
+}
+
+/// The AWS CLI's high-level `aws s3` commands (which list with ListObjectsV2
+/// and `encoding-type=url`, and HeadObject before a download) and `aws s3api`.
+#[tokio::test]
+async fn the_aws_cli_copies_lists_and_removes_objects() {
+    if !aws_cli_installed().await {
+        println!("skipped: the AWS CLI (`aws`) is not installed");
+        return;
+    }
+    let sim = simulator(fast_profile("")).await;
+    let _turn = traffic_turn().await;
+    let dir = std::env::temp_dir().join(format!("perfsize-cli-s3-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a b.txt"), "first\n").unwrap();
+    std::fs::write(dir.join("sub/c.json"), "{\"x\": 1}\n").unwrap();
+    let local = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let cli = |args: Vec<String>| {
+        let sim = &sim;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            aws_cli_text(sim, &args).await.unwrap_or_else(|e| panic!("aws {}: {e}", args.join(" ")))
+        }
+    };
+    let words = |text: &str| text.split(' ').map(str::to_string).collect::<Vec<_>>();
+
+    cli(words("s3api create-bucket --bucket perfsize-cli")).await;
+    cli(vec!["s3".into(), "cp".into(), local("a b.txt"), "s3://perfsize-cli/single/a b.txt".into()]).await;
+    cli(vec!["s3".into(), "cp".into(), local(""), "s3://perfsize-cli/tree/".into(), "--recursive".into()]).await;
+    let top = cli(words("s3 ls s3://perfsize-cli/")).await;
+    assert!(top.contains("PRE single/") && top.contains("PRE tree/"), "{top}");
+    let all = cli(words("s3 ls s3://perfsize-cli --recursive")).await;
+    for key in ["single/a b.txt", "tree/a b.txt", "tree/sub/c.json"] {
+        assert!(all.lines().any(|line| line.ends_with(key)), "{key} in {all}");
+    }
+    assert!(cli(words("s3 ls")).await.contains("perfsize-cli"));
+    cli(vec!["s3".into(), "cp".into(), "s3://perfsize-cli/tree/sub/c.json".into(), local("down.json")]).await;
+    assert_eq!(std::fs::read_to_string(dir.join("down.json")).unwrap(), "{\"x\": 1}\n");
+    let removed = cli(words("s3 rm s3://perfsize-cli --recursive")).await;
+    assert_eq!(removed.lines().filter(|l| l.starts_with("delete: ")).count(), 3, "{removed}");
+    cli(words("s3api delete-bucket --bucket perfsize-cli")).await;
+    assert!(!cli(words("s3 ls")).await.contains("perfsize-cli"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    sim.stop().await;
+}
+
+/// Creates model, asynchronous config and endpoint `name` (one ml.m5.large)
+/// writing to `s3://<outputs>/results/`.
+async fn deploy_async(sm: &aws_sdk_sagemaker::Client, name: &str, outputs: &str) {
+    use aws_sdk_sagemaker::types::{
+        AsyncInferenceConfig, AsyncInferenceOutputConfig, ContainerDefinition, ProductionVariant, ProductionVariantInstanceType,
+    };
+    sm.create_model()
+        .model_name(name)
+        .execution_role_arn("arn:aws:iam::123456789012:role/test")
+        .primary_container(ContainerDefinition::builder().image("123.dkr.ecr.us-west-2.amazonaws.com/model:1").build())
+        .send()
+        .await
+        .expect("CreateModel");
+    let output = AsyncInferenceOutputConfig::builder().s3_output_path(format!("s3://{outputs}/results/")).build();
+    sm.create_endpoint_config()
+        .endpoint_config_name(name)
+        .production_variants(
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name(name)
+                .instance_type(ProductionVariantInstanceType::MlM5Large)
+                .initial_instance_count(1)
+                .build(),
+        )
+        .async_inference_config(AsyncInferenceConfig::builder().output_config(output).build())
+        .send()
+        .await
+        .expect("CreateEndpointConfig");
+    sm.create_endpoint().endpoint_name(name).endpoint_config_name(name).send().await.expect("CreateEndpoint");
+}
+
+/// (status, desired, current) of the endpoint's only variant.
+async fn capacity(sm: &aws_sdk_sagemaker::Client, name: &str) -> (String, i32, Option<i32>) {
+    let described = sm.describe_endpoint().endpoint_name(name).send().await.expect("DescribeEndpoint");
+    let variant = &described.production_variants()[0];
+    let status = described.endpoint_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+    (status, variant.desired_instance_count().unwrap_or(-1), variant.current_instance_count())
+}
+
+/// Scaling from zero, as the SageMaker guide sets it up: an asynchronous
+/// endpoint at 0 instances queues its requests (HasBacklogWithoutCapacity
+/// = 1); target tracking on ApproximateBacklogSizePerInstance alone cannot
+/// bring it back (its AlarmHigh fires, and ceil(0 × metric ÷ target) is 0);
+/// a step scaling policy on a HasBacklogWithoutCapacity alarm can, and the
+/// queued request's output lands. The scaling clock runs 60 times as fast.
+#[tokio::test]
+async fn an_async_endpoint_at_zero_instances_scales_out_on_its_backlog() {
+    use aws_sdk_applicationautoscaling::types::{
+        AdjustmentType, CustomizedMetricSpecification, MetricAggregationType, MetricDimension, MetricStatistic, PolicyType,
+        ScalableDimension, ServiceNamespace, StepAdjustment, StepScalingPolicyConfiguration,
+        TargetTrackingScalingPolicyConfiguration,
+    };
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+    use aws_sdk_sagemaker::types::DesiredWeightAndCapacity;
+
+    let sim = simulator(scaling_profile()).await;
+    let (sm, rt, cw, aas, s3) = (sagemaker(&sim), runtime(&sim), cloudwatch(&sim), autoscaling(&sim), s3(&sim));
+    let _turn = traffic_turn().await;
+    create_bucket(&s3, "perfsize-zero").await;
+    s3.put_object().bucket("perfsize-zero").key("in.json").body(ByteStream::from_static(b"{}")).send().await.unwrap();
+    deploy_async(&sm, "zero", "perfsize-zero").await;
+    wait_while(&sm, "zero", "Creating").await;
+    sm.update_endpoint_weights_and_capacities()
+        .endpoint_name("zero")
+        .desired_weights_and_capacities(
+            DesiredWeightAndCapacity::builder().variant_name("AllTraffic").desired_instance_count(0).build(),
+        )
+        .send()
+        .await
+        .expect("an asynchronous variant may have no instance");
+    assert_eq!(wait_while(&sm, "zero", "Updating").await, "InService");
+    assert_eq!(capacity(&sm, "zero").await, ("InService".to_string(), 0, Some(0)));
+
+    let resource = "endpoint/zero/variant/AllTraffic";
+    let target = |request: aws_sdk_applicationautoscaling::operation::register_scalable_target::builders::RegisterScalableTargetFluentBuilder| {
+        request
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(resource)
+            .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+    };
+    target(aas.register_scalable_target()).min_capacity(0).max_capacity(2).send().await.expect("MinCapacity 0");
+    let backlog_per_instance = CustomizedMetricSpecification::builder()
+        .namespace("AWS/SageMaker")
+        .metric_name("ApproximateBacklogSizePerInstance")
+        .dimensions(MetricDimension::builder().name("EndpointName").value("zero").build().unwrap())
+        .statistic(MetricStatistic::Average)
+        .build();
+    let tracking = aas
+        .put_scaling_policy()
+        .policy_name("backlog-per-instance")
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(resource)
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(0.5)
+                .customized_metric_specification(backlog_per_instance)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("target tracking on the backlog");
+    let high = tracking.alarms().iter().map(|a| a.alarm_name()).find(|n| n.contains("-AlarmHigh-")).unwrap().to_string();
+
+    let answer = rt.invoke_endpoint_async().endpoint_name("zero").input_location("s3://perfsize-zero/in.json").send().await;
+    let answer = answer.expect("InvokeEndpointAsync at zero instances");
+    let output_key = answer.output_location().unwrap().strip_prefix("s3://perfsize-zero/").unwrap().to_string();
+
+    // Target tracking sees the backlog (AlarmHigh goes to ALARM) but cannot scale out of zero.
+    let alarm_state = |name: String| {
+        let cw = cw.clone();
+        async move {
+            let out = cw.describe_alarms().alarm_names(name).send().await.expect("DescribeAlarms");
+            out.metric_alarms().first().and_then(|a| a.state_value().cloned())
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while alarm_state(high.clone()).await != Some(StateValue::Alarm) {
+        assert!(tokio::time::Instant::now() < deadline, "AlarmHigh never saw the backlog");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A few more compressed minutes: the alarm keeps invoking the policy, which holds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(capacity(&sm, "zero").await, ("InService".to_string(), 0, Some(0)), "target tracking alone stays at 0");
+    assert!(!appears(&s3, "perfsize-zero", &output_key, Duration::ZERO).await, "nothing served it");
+
+    let step = aas
+        .put_scaling_policy()
+        .policy_name("scale-out-of-zero")
+        .policy_type(PolicyType::StepScaling)
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(resource)
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .step_scaling_policy_configuration(
+            StepScalingPolicyConfiguration::builder()
+                .adjustment_type(AdjustmentType::ChangeInCapacity)
+                .metric_aggregation_type(MetricAggregationType::Average)
+                .cooldown(300)
+                .step_adjustments(
+                    StepAdjustment::builder().metric_interval_lower_bound(0.0).scaling_adjustment(1).build().unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("step scaling policy");
+    cw.put_metric_alarm()
+        .alarm_name("zero-has-backlog-without-capacity")
+        .namespace("AWS/SageMaker")
+        .metric_name("HasBacklogWithoutCapacity")
+        .dimensions(Dimension::builder().name("EndpointName").value("zero").build())
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(2)
+        .datapoints_to_alarm(2)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data("missing")
+        .alarm_actions(step.policy_arn())
+        .send()
+        .await
+        .expect("PutMetricAlarm on HasBacklogWithoutCapacity");
+
+    assert!(appears(&s3, "perfsize-zero", &output_key, Duration::from_secs(90)).await, "the queued request was never served");
+    let output = String::from_utf8(read(&s3, "perfsize-zero", &output_key).await).unwrap();
+    assert!(output.contains("\"prediction\""), "{output}");
+    let activities = aas
+        .describe_scaling_activities()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(resource)
+        .send()
+        .await
+        .expect("DescribeScalingActivities");
+    let out_of_zero = activities
+        .scaling_activities()
+        .iter()
+        .find(|a| a.cause().contains("zero-has-backlog-without-capacity"))
+        .expect("an activity caused by the backlog alarm");
+    assert_eq!(out_of_zero.description(), "Setting desired instance count to 1.");
+    aas.deregister_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(resource)
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .send()
+        .await
+        .expect("DeregisterScalableTarget");
+    sim.stop().await;
+}
+
+/// A real-time variant keeps at least one instance: neither
+/// UpdateEndpointWeightsAndCapacities nor a scalable target takes it to zero.
+#[tokio::test]
+async fn a_real_time_variant_cannot_go_to_zero_instances() {
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+    use aws_sdk_sagemaker::types::DesiredWeightAndCapacity;
+    let sim = simulator(fast_profile("")).await;
+    let (sm, aas) = (sagemaker(&sim), autoscaling(&sim));
+    deploy(&sm, "live", "ml.m5.large", 1).await;
+    wait_while(&sm, "live", "Creating").await;
+    let refused = sm
+        .update_endpoint_weights_and_capacities()
+        .endpoint_name("live")
+        .desired_weights_and_capacities(
+            DesiredWeightAndCapacity::builder().variant_name("AllTraffic").desired_instance_count(0).build(),
+        )
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(message(&refused).contains("greater than or equal to 1"), "{refused:?}");
+    let refused = aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id("endpoint/live/variant/AllTraffic")
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .min_capacity(0)
+        .max_capacity(2)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(message(&refused).contains("asynchronous"), "{refused:?}");
+    sim.stop().await;
+}
