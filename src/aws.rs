@@ -52,6 +52,8 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// Application Auto Scaling: the policies the auto-scaling test applies.
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    /// S3: the inputs and outputs of asynchronous inference.
+    pub s3: aws_sdk_s3::Client,
     /// Base URL InvokeEndpoint traffic goes to.
     pub runtime_url: String,
 }
@@ -101,6 +103,7 @@ impl Aws {
             runtime: aws_sdk_sagemakerruntime::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+            s3: s3_client(&config, options.endpoint_url.is_some()),
             runtime_url: runtime_url(options.endpoint_url.as_deref(), &region),
             region,
             config,
@@ -111,6 +114,13 @@ impl Aws {
     pub fn credentials(&self) -> Result<SharedCredentialsProvider, AwsSetupError> {
         self.config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no provider in the configuration".into()))
     }
+}
+
+/// S3 addressed by path when every service is at one URL (a simulator has
+/// no DNS for `bucket.host`), by virtual host on AWS.
+fn s3_client(config: &SdkConfig, one_url: bool) -> aws_sdk_s3::Client {
+    let one_url = one_url || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.trim().is_empty());
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(one_url).build())
 }
 
 /// The runtime base URL: an explicit endpoint URL, then the standard

@@ -12,6 +12,7 @@
 //! [`preflight`] sends each payload once before the first step, so a model
 //! that rejects a payload is one clear error rather than a step full of 4xx.
 
+mod async_invoke;
 mod invoke;
 mod pacer;
 pub mod payload;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use pacer::Pacer;
 
+pub use async_invoke::{AsyncIo, Cleanup, InvokeAsync, Polling, S3Location};
 pub use invoke::{Driver, InvokeEndpoint};
 pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
 pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};
@@ -360,29 +362,53 @@ fn configure(attack: GooseAttack, host: &str, users: usize) -> Result<Box<GooseA
     Ok(attack)
 }
 
+/// A step the per-second clock reads: its pacer, its recorder, its rate, and
+/// the token that stops it.
+trait Paced: Send + Sync + 'static {
+    fn pacer(&self) -> &Pacer;
+    fn recorder(&self) -> &recorder::Recorder;
+    fn profile(&self) -> RateProfile;
+    fn stopped(&self) -> &CancellationToken;
+}
+
+impl Paced for Step {
+    fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+    fn recorder(&self) -> &recorder::Recorder {
+        &self.recorder
+    }
+    fn profile(&self) -> RateProfile {
+        self.spec.rate
+    }
+    fn stopped(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
 /// Closes one row of the per-second series each second of the schedule.
-async fn tick_seconds(driver: Arc<Step>, progress: Option<ProgressFn>) {
+async fn tick_seconds(driver: Arc<impl Paced>, progress: Option<ProgressFn>) {
     // The schedule starts when the pacer does.
     let start = loop {
-        if let Some(start) = driver.pacer.start_time() {
+        if let Some(start) = driver.pacer().start_time() {
             break start;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-            _ = driver.cancel.cancelled() => return,
+            _ = driver.stopped().cancelled() => return,
         }
     };
-    let profile = driver.spec.rate;
+    let profile = driver.profile();
     // Past the schedule's end, rows go on (offering nothing) until the last
     // in-flight request has come back.
     for second in 0.. {
         let tick = start + Duration::from_secs(second as u64 + 1);
         let stopped = tokio::select! {
             _ = tokio::time::sleep_until(tick.into()) => false,
-            _ = driver.cancel.cancelled() => true,
+            _ = driver.stopped().cancelled() => true,
         };
         let offered = (profile.cumulative(second as f64 + 1.0) - profile.cumulative(second as f64)).round() as u64;
-        let row = driver.recorder.close_second(second, offered);
+        let row = driver.recorder().close_second(second, offered);
         if let Some(progress) = &progress {
             progress(&row);
         }
