@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::aws::AwsOptions;
-use crate::load::{Arrivals, PayloadMix, PayloadSpec, payload};
+use crate::load::{Arrivals, AsyncIo, Cleanup, PayloadMix, PayloadSpec, Polling, S3Location, payload};
 use crate::plan::Traffic;
 use crate::vocab::Requirements;
 
@@ -149,6 +149,88 @@ impl TrafficArgs {
             specs.extend(payload::parse_scenario_requests(json)?);
         }
         Ok(Arc::new(PayloadMix::read(&specs)?))
+    }
+}
+
+/// Asynchronous inference: where inputs go and how outputs are looked for.
+/// Each flag also reads the environment variable of the async guides.
+#[derive(Debug, Clone, Args)]
+pub struct AsyncArgs {
+    /// Invoke asynchronously (InvokeEndpointAsync, inputs and outputs in S3).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// Bucket the inputs are uploaded to (it must exist).
+    #[arg(long, env = "ASYNC_SM_INPUT_BUCKET", value_name = "BUCKET")]
+    pub input_bucket: Option<String>,
+    /// Prefix of the inputs; perfsize writes only under it, in a folder per step.
+    #[arg(long, env = "ASYNC_SM_INPUT_PREFIX", default_value = "perfsize/", value_name = "PREFIX")]
+    pub input_prefix: String,
+    /// First wait between looks for an output.
+    #[arg(long, env = "ASYNC_SM_POLLING_INTERVAL", value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub polling_interval: Duration,
+    /// Longest wait between looks.
+    #[arg(long, env = "ASYNC_SM_MAX_POLLING_INTERVAL", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub max_polling_interval: Duration,
+    /// Each miss multiplies the wait by this.
+    #[arg(long, env = "ASYNC_SM_BACKOFF_MULTIPLIER", value_parser = parse_positive, default_value = "1.5", value_name = "X")]
+    pub backoff_multiplier: f64,
+    /// A request whose output has not appeared by then is a timeout.
+    #[arg(long, env = "ASYNC_SM_MAX_WAIT_TIME", value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    pub max_wait: Duration,
+    /// Tasks that upload and submit (outputs are watched apart from them).
+    #[arg(long, env = "ASYNC_SM_SUBMISSION_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub submission_workers: u32,
+    /// What becomes of the objects a request wrote: deleted at once, or kept.
+    #[arg(long, env = "ASYNC_SM_CLEANUP_POLICY", default_value = "immediate", value_parser = parse_cleanup, value_name = "immediate|disabled")]
+    pub cleanup_policy: Cleanup,
+}
+
+fn parse_cleanup(text: &str) -> Result<Cleanup, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "immediate" => Ok(Cleanup::Immediate),
+        "disabled" => Ok(Cleanup::Disabled),
+        other => Err(format!("`{other}` is not a cleanup policy: use immediate or disabled")),
+    }
+}
+
+impl AsyncArgs {
+    /// The asynchronous settings, None without `--async`; a setting that
+    /// cannot work is a usage error naming it.
+    pub fn io(&self) -> Result<Option<AsyncIo>, String> {
+        if !self.asynchronous {
+            return Ok(None);
+        }
+        let bucket = self
+            .input_bucket
+            .as_deref()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("--async needs --input-bucket (or ASYNC_SM_INPUT_BUCKET): the bucket inputs are uploaded to")?;
+        let input = S3Location::parse(&format!("s3://{bucket}/{}", self.input_prefix.trim_start_matches('/')))
+            .ok_or_else(|| format!("--input-bucket {bucket}: not a bucket name"))?;
+        if self.polling_interval.is_zero() || self.polling_interval > self.max_polling_interval {
+            return Err(format!(
+                "--polling-interval {} must be above zero and at most --max-polling-interval {}",
+                humantime::format_duration(self.polling_interval),
+                humantime::format_duration(self.max_polling_interval)
+            ));
+        }
+        if self.backoff_multiplier < 1.0 {
+            return Err(format!("--backoff-multiplier {} would poll ever faster: use 1 or more", self.backoff_multiplier));
+        }
+        if self.max_wait < self.polling_interval {
+            return Err("--max-wait is shorter than one --polling-interval: no output could ever be seen".into());
+        }
+        Ok(Some(AsyncIo {
+            input,
+            polling: Polling {
+                interval: self.polling_interval,
+                max_interval: self.max_polling_interval,
+                multiplier: self.backoff_multiplier,
+                max_wait: self.max_wait,
+            },
+            submission_workers: self.submission_workers as usize,
+            cleanup: self.cleanup_policy,
+        }))
     }
 }
 

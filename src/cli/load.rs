@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_non_negative, parse_positive};
+use super::args::{
+    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_non_negative, parse_positive,
+};
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
 use crate::engine::load_step::{self, LoadJob, LoadTarget};
@@ -52,6 +54,8 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub instance_count: u32,
     #[command(flatten)]
+    pub asynchronous: AsyncArgs,
+    #[command(flatten)]
     pub traffic: TrafficArgs,
     #[command(flatten)]
     pub requirements: RequirementArgs,
@@ -84,8 +88,12 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
     if args.ramp_start_tps > args.tps {
         return Err(Failure::usage(format!("--ramp-start-tps {} is above --tps {}", args.ramp_start_tps, args.tps)));
     }
+    let asynchronous = args.asynchronous.io().map_err(Failure::usage)?;
 
     let session = super::open_session(&args.aws, profile).await?;
+    if let Some(io) = &asynchronous {
+        session.check_writable(&io.input).await.map_err(Failure::usage)?;
+    }
     let warmup = args.traffic.warmup.unwrap_or(Duration::from_secs(5));
     let job = LoadJob {
         target: match &args.endpoint_name {
@@ -102,6 +110,7 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
         traffic,
         requirements,
         cloudwatch_wait: args.cloudwatch_wait.unwrap_or(session.pace.metrics_wait),
+        asynchronous,
     };
     let progress = Arc::new(Progress::new(session.simulated, false));
     let outcome = load_step::run(&session, &job, &progress).await;

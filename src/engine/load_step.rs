@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Session;
 use crate::environment::{ApiError, DeployError, Environment, ModelSource, RunId, inspect};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
+use crate::load::{AsyncIo, Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
 use crate::plan::Traffic;
 use crate::progress::Progress;
 use crate::result::{StepContext, StepResult};
@@ -40,6 +40,8 @@ pub struct LoadJob {
     pub requirements: Requirements,
     /// How long to wait for CloudWatch figures; zero skips them.
     pub cloudwatch_wait: Duration,
+    /// Invoke asynchronously, through S3, instead of in real time.
+    pub asynchronous: Option<AsyncIo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,10 @@ pub enum LoadJobError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(
+        "--async with --simulate needs an asynchronous endpoint deployed for the step, which perfsize load does not deploy yet: start `perfsize simulator`, create one there, and pass --endpoint-name"
+    )]
+    AsyncDeploy,
 }
 
 impl HasKind for LoadJobError {
@@ -73,6 +79,7 @@ impl HasKind for LoadJobError {
             LoadJobError::Endpoint { source, .. } | LoadJobError::Api(source) => source.kind(),
             LoadJobError::Deploy(_) => ErrorKind::Infrastructure,
             LoadJobError::Load(e) => e.kind(),
+            LoadJobError::AsyncDeploy => ErrorKind::Usage,
         }
     }
 }
@@ -88,6 +95,7 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
                 .map_err(|source| LoadJobError::Endpoint { endpoint: endpoint.clone(), source })?;
             measure(session, job, endpoint, variant, candidate, progress).await
         }
+        LoadTarget::Deployed { .. } if job.asynchronous.is_some() => Err(LoadJobError::AsyncDeploy),
         LoadTarget::Deployed { candidate, model } => {
             let run_id = RunId::generate();
             let cleanup = format!("perfsize cleanup --run-id {run_id}");
@@ -108,6 +116,7 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
     }
 }
 
+/// Measures with the driver the job asks for.
 async fn measure(
     session: &Session,
     job: &LoadJob,
@@ -116,7 +125,27 @@ async fn measure(
     candidate: Candidate,
     progress: &Arc<Progress>,
 ) -> Result<StepResult, LoadJobError> {
-    let driver = session.invoke_endpoint().await?;
+    match &job.asynchronous {
+        Some(io) => {
+            let driver = session.invoke_async(io.clone());
+            measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
+        }
+        None => {
+            let driver = session.invoke_endpoint().await?;
+            measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
+        }
+    }
+}
+
+async fn measure_with<D: Driver>(
+    driver: &D,
+    session: &Session,
+    job: &LoadJob,
+    endpoint: &str,
+    variant: &str,
+    candidate: Candidate,
+    progress: &Arc<Progress>,
+) -> Result<StepResult, LoadJobError> {
     let spec = job.traffic.load_spec(driver.target(endpoint), job.rate, job.warmup, 0, &job.requirements);
     progress.activity(format!("preflight: sending each payload once to {endpoint}"));
     driver.preflight(&spec).await?;
@@ -138,7 +167,7 @@ async fn measure(
         horizon: LOAD_HORIZON,
         steady_from: None,
     };
-    let (mut step, run) = drive_and_judge(&driver, spec, context, progress, &session.cancel_token()).await?;
+    let (mut step, run) = drive_and_judge(driver, spec, context, progress, &session.cancel_token()).await?;
     if !job.cloudwatch_wait.is_zero() && !run.cancelled {
         progress.activity("waiting for CloudWatch figures");
         step.cloudwatch = session.server_metrics(endpoint, Some(variant), &run, job.cloudwatch_wait).await;

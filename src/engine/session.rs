@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
 use crate::environment::{Clients, ModelSource, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{InvokeEndpoint, LoadRun, RequestSigner, SignerError};
+use crate::load::{AsyncIo, InvokeAsync, InvokeEndpoint, LoadRun, RequestSigner, S3Location, SignerError};
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
 use crate::sagemaker::VARIANT_NAME;
 use crate::signals::Interrupts;
@@ -109,6 +109,32 @@ impl Session {
         let credentials = self.aws.credentials()?;
         let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
         Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
+    }
+
+    /// Asynchronous InvokeEndpointAsync traffic through S3 (`io`).
+    pub fn invoke_async(&self, io: AsyncIo) -> InvokeAsync {
+        InvokeAsync::new(self.aws.runtime.clone(), self.aws.s3.clone(), self.aws.runtime_url.clone(), io)
+    }
+
+    /// Whether objects can be written under `location`: the bucket exists
+    /// and a probe object under the prefix can be put and deleted. The
+    /// reason it cannot, otherwise.
+    pub async fn check_writable(&self, location: &S3Location) -> Result<(), String> {
+        let s3 = &self.aws.s3;
+        let explain = |what: &str, e: &(dyn std::error::Error + 'static)| {
+            format!("{what} s3://{}/{}: {}", location.bucket, location.prefix, crate::error_chain(e))
+        };
+        s3.head_bucket().bucket(&location.bucket).send().await.map_err(|e| explain("cannot reach bucket", &e))?;
+        let probe = format!("{}.perfsize-write-check", location.prefix);
+        s3.put_object()
+            .bucket(&location.bucket)
+            .key(&probe)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"perfsize"))
+            .send()
+            .await
+            .map_err(|e| explain("cannot write to", &e))?;
+        s3.delete_object().bucket(&location.bucket).key(&probe).send().await.map_err(|e| explain("cannot delete from", &e))?;
+        Ok(())
     }
 
     /// The environment manager of run `run_id`. A forced exit (third Ctrl-C)

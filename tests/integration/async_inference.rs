@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use perfsize::cli::exit;
 use perfsize::simulator::RunningSimulator;
 
 use crate::simulator::{aws_cli_installed, aws_cli_text, run_python, scaling_profile};
@@ -473,4 +474,61 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
         assert_eq!(left.key_count(), Some(0), "{bucket}: {:?}", left.contents());
     }
     sim.stop().await;
+}
+
+/// `perfsize load --async` against an asynchronous endpoint that exists, as
+/// a Jenkins job runs it (a process, credentials from the environment); and
+/// the async inputs that cannot work refused with exit 2 before any traffic.
+#[tokio::test]
+async fn perfsize_load_drives_an_async_endpoint_and_refuses_what_cannot_work() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("load-async");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, "deploy_seconds = 0.2\n").unwrap();
+    let sim = SimulatorProcess::start(profile.to_str().unwrap());
+    let sdk = |url: &str| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new(REGION))
+                .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+                .endpoint_url(url)
+                .force_path_style(true)
+                .build(),
+        )
+    };
+    let (sm, s3) = (sim.client(), sdk(&sim.url));
+    create_bucket(&s3, "jenkins-in").await;
+    create_bucket(&s3, "jenkins-out").await;
+    deploy_async(&sm, "churn-async", "jenkins-out").await;
+    wait_while(&sm, "churn-async", "Creating").await;
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
+    let result = dir.join("step.json");
+    let load = |extra: &[&str]| {
+        let mut args = vec!["load", "--endpoint-name", "churn-async", "--tps", "10", "--duration", "3s", "--warmup", "1s"];
+        args.extend(["--payload", payload.to_str().unwrap(), "--cloudwatch-wait", "0", "--json", result.to_str().unwrap()]);
+        args.extend(extra);
+        sim.perfsize(&args).status().unwrap().code()
+    };
+    let code = load(&["--async", "--input-bucket", "jenkins-in", "--input-prefix", "ci/", "--polling-interval", "100ms"]);
+    assert_eq!(code, Some(exit::OK as i32));
+    let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+    assert_eq!((step["failed"].as_u64(), step["passed"].as_bool()), (Some(0), Some(true)), "{step:#}");
+    assert!(step["requests"].as_u64().unwrap() >= 25, "{step:#}");
+    let left = s3.list_objects_v2().bucket("jenkins-in").send().await.unwrap();
+    assert_eq!(left.key_count(), Some(0), "inputs are cleaned up: {:?}", left.contents());
+
+    for (bad, why) in [
+        (&["--async"][..], "no input bucket"),
+        (&["--async", "--input-bucket", "no-such-bucket"][..], "a bucket that does not exist"),
+        (
+            &["--async", "--input-bucket", "jenkins-in", "--polling-interval", "20s", "--max-polling-interval", "10s"][..],
+            "polling above its maximum",
+        ),
+        (&["--async", "--input-bucket", "jenkins-in", "--max-wait", "100ms"][..], "a max wait shorter than one poll"),
+    ] {
+        assert_eq!(load(bad), Some(exit::USAGE as i32), "{why}");
+    }
+    assert!(everything(&sm).await.contains(&"endpoint churn-async".to_string()), "perfsize never touches what it did not make");
 }
