@@ -17,6 +17,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -98,6 +99,37 @@ struct S3Calls {
     head: AtomicU64,
     get: AtomicU64,
     delete: AtomicU64,
+}
+
+/// What an asynchronous step adds to its figures: how finely completion was
+/// looked for, and the S3 requests it took (each one billed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsyncFigures {
+    /// The first and the longest wait between looks: an output is seen up
+    /// to this late, so end-to-end times are this coarse.
+    pub polling_interval_ms: f64,
+    pub max_polling_interval_ms: f64,
+    pub s3_put: u64,
+    pub s3_head: u64,
+    pub s3_get: u64,
+    pub s3_delete: u64,
+    /// All of them, per request submitted.
+    pub s3_requests_per_inference: f64,
+}
+
+impl AsyncFigures {
+    fn of(calls: &S3Calls, polling: &Polling, requests: u64) -> AsyncFigures {
+        let [put, head, get, delete] = [&calls.put, &calls.head, &calls.get, &calls.delete].map(|c| c.load(Ordering::Relaxed));
+        AsyncFigures {
+            polling_interval_ms: polling.interval.as_secs_f64() * 1000.0,
+            max_polling_interval_ms: polling.max_interval.as_secs_f64() * 1000.0,
+            s3_put: put,
+            s3_head: head,
+            s3_get: get,
+            s3_delete: delete,
+            s3_requests_per_inference: ((put + head + get + delete) as f64 / requests.max(1) as f64 * 100.0).round() / 100.0,
+        }
+    }
 }
 
 /// Asynchronous InvokeEndpointAsync traffic through S3.
@@ -377,10 +409,11 @@ impl Driver for InvokeAsync {
             measured_to: schedule_start + spec.rate.length(),
             offered: step.pacer.offered(),
             measured_seconds: spec.measured().as_secs_f64(),
-            totals,
             series,
             max_in_flight: self.io.submission_workers,
             cancelled: cancel.is_cancelled(),
+            asynchronous: Some(AsyncFigures::of(&step.calls, &self.io.polling, step.recorder.sent_so_far())),
+            totals,
         })
     }
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use pacer::Pacer;
 
-pub use async_invoke::{AsyncIo, Cleanup, InvokeAsync, Polling, S3Location};
+pub use async_invoke::{AsyncFigures, AsyncIo, Cleanup, InvokeAsync, Polling, S3Location};
 pub use invoke::{Driver, InvokeEndpoint};
 pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
 pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};
@@ -138,6 +138,8 @@ pub struct LoadRun {
     pub max_in_flight: usize,
     /// Ctrl-C stopped the step before its end.
     pub cancelled: bool,
+    /// Asynchronous steps: polling resolution and S3 requests.
+    pub asynchronous: Option<AsyncFigures>,
 }
 
 /// Live view of a running step, one call per second.
@@ -339,6 +341,7 @@ pub async fn drive(
         series,
         max_in_flight: spec.max_in_flight,
         cancelled: cancel.is_cancelled(),
+        asynchronous: None,
     })
 }
 

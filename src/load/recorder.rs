@@ -201,6 +201,11 @@ impl Recorder {
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests sent so far, warm-up included.
+    pub fn sent_so_far(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     pub fn record(&self, o: Observation) {
         let mut inner = self.inner.lock().expect("recorder lock");
         inner.current.completed += 1;

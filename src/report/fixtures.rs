@@ -94,6 +94,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
             memory_utilization_avg: Some(30.0),
         },
         series,
+        asynchronous: None,
         histogram: histogram::encode(&h),
         success_histogram: histogram::encode(&h),
     }

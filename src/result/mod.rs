@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
-use crate::load::{LoadRun, SecondStats};
+use crate::load::{AsyncFigures, LoadRun, SecondStats};
 use crate::vocab::{Candidate, Phase, Requirements};
 
 pub use cloudwatch::{MetricsWindow, ServerMetrics};
@@ -184,6 +184,10 @@ pub struct StepResult {
     pub misses: Vec<Miss>,
     pub cloudwatch: ServerMetrics,
     pub series: Vec<SecondStats>,
+    /// Asynchronous steps: latency is submission → output seen, this finely;
+    /// and the S3 requests it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asynchronous: Option<AsyncFigures>,
     /// The all-requests latency histogram (µs), base64 of HdrHistogram V2-deflate.
     pub histogram: String,
     pub success_histogram: String,
@@ -338,6 +342,7 @@ impl StepResult {
             misses,
             cloudwatch: ServerMetrics::unavailable("not fetched yet"),
             series: run.series.clone(),
+            asynchronous: run.asynchronous.clone(),
             histogram: histogram::encode(&t.all),
             success_histogram: histogram::encode(&t.success),
         }
@@ -369,6 +374,18 @@ impl StepResult {
                 ms(p.p99),
                 ms(p.p99_9),
                 ms(p.max)
+            ));
+        }
+        if let Some(a) = &self.asynchronous {
+            out.push_str(&format!(
+                "  async     latency is submission → output seen, looked for every {}–{} ms · S3 requests {} per inference (PUT {} · HEAD {} · GET {} · DELETE {})\n",
+                trim_number(a.polling_interval_ms),
+                trim_number(a.max_polling_interval_ms),
+                trim_number(a.s3_requests_per_inference),
+                a.s3_put,
+                a.s3_head,
+                a.s3_get,
+                a.s3_delete
             ));
         }
         let cw = &self.cloudwatch;

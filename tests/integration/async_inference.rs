@@ -516,6 +516,9 @@ async fn perfsize_load_drives_an_async_endpoint_and_refuses_what_cannot_work() {
     let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
     assert_eq!((step["failed"].as_u64(), step["passed"].as_bool()), (Some(0), Some(true)), "{step:#}");
     assert!(step["requests"].as_u64().unwrap() >= 25, "{step:#}");
+    let per_inference = step["asynchronous"]["s3_requests_per_inference"].as_f64().unwrap();
+    assert!(per_inference >= 4.0, "a PUT, a HEAD or more, two DELETEs: {per_inference}");
+    assert_eq!(step["asynchronous"]["polling_interval_ms"], 100.0);
     let left = s3.list_objects_v2().bucket("jenkins-in").send().await.unwrap();
     assert_eq!(left.key_count(), Some(0), "inputs are cleaned up: {:?}", left.contents());
 

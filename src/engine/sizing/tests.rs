@@ -215,6 +215,7 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
         series: Vec::new(),
         max_in_flight: spec.max_in_flight,
         cancelled,
+        asynchronous: None,
     }
 }
 
