@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::{ConfigCost, RunCost};
 use crate::plan::{Durations, Plan, Search};
 use crate::result::{Percentiles, StepResult};
-use crate::step::{StrategyKind, TypeSummary};
+use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Phase, Requirements};
 
 /// How the run ended.
@@ -41,9 +41,10 @@ pub struct Autoscaling {
 }
 
 impl Autoscaling {
-    /// Target = max TPS per instance × 60 × safety factor. The maximum count
-    /// lets the policy reach its target at peak; it is never below the
-    /// verified fixed count.
+    /// Target = max TPS per instance × 60 × safety factor (the capacity's
+    /// lower side: a bound makes the target conservative, never optimistic).
+    /// The maximum count lets the policy reach its target at peak; it is
+    /// never below the verified fixed count.
     pub fn new(
         endpoint: &str,
         max_tps_per_instance: f64,
@@ -81,16 +82,67 @@ impl Autoscaling {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecommendationRecord", into = "RecommendationRecord")]
 pub struct Recommendation {
     pub instance_type: String,
     pub instance_count: u32,
     pub cost_per_hour: f64,
     pub cost_per_month: f64,
     pub cost_per_million_inferences: f64,
-    pub max_tps_per_instance: f64,
+    /// One instance's capacity, bracketed or only a lower bound: what the
+    /// auto-scaling target is built on (its lower side).
+    pub capacity: Capacity,
     /// The endurance step that verified it.
     pub verified_by_step: Option<u32>,
     pub autoscaling: Autoscaling,
+}
+
+/// A [`Recommendation`] as summary.json spells it: `max_tps_per_instance`
+/// (the capacity's lower side, all that summaries held before the bracket)
+/// beside `capacity`. A summary without `capacity` reads as a lower bound.
+#[derive(Serialize, Deserialize)]
+struct RecommendationRecord {
+    instance_type: String,
+    instance_count: u32,
+    cost_per_hour: f64,
+    cost_per_month: f64,
+    cost_per_million_inferences: f64,
+    max_tps_per_instance: f64,
+    #[serde(default)]
+    capacity: Option<Capacity>,
+    verified_by_step: Option<u32>,
+    autoscaling: Autoscaling,
+}
+
+impl From<RecommendationRecord> for Recommendation {
+    fn from(r: RecommendationRecord) -> Recommendation {
+        Recommendation {
+            instance_type: r.instance_type,
+            instance_count: r.instance_count,
+            cost_per_hour: r.cost_per_hour,
+            cost_per_month: r.cost_per_month,
+            cost_per_million_inferences: r.cost_per_million_inferences,
+            capacity: r.capacity.unwrap_or(Capacity::bound(r.max_tps_per_instance)),
+            verified_by_step: r.verified_by_step,
+            autoscaling: r.autoscaling,
+        }
+    }
+}
+
+impl From<Recommendation> for RecommendationRecord {
+    fn from(r: Recommendation) -> RecommendationRecord {
+        RecommendationRecord {
+            instance_type: r.instance_type,
+            instance_count: r.instance_count,
+            cost_per_hour: r.cost_per_hour,
+            cost_per_month: r.cost_per_month,
+            cost_per_million_inferences: r.cost_per_million_inferences,
+            max_tps_per_instance: r.capacity.at_least,
+            capacity: Some(r.capacity),
+            verified_by_step: r.verified_by_step,
+            autoscaling: r.autoscaling,
+        }
+    }
 }
 
 impl Recommendation {
@@ -264,5 +316,25 @@ mod tests {
         let a = Autoscaling::new("e", 10.0, 1.0, 100.0, 12, 2);
         assert_eq!(a.max_instances, 12);
         assert_eq!(a.min_instances, 2);
+    }
+
+    #[test]
+    fn a_recommendation_keeps_the_old_figure_and_reads_old_ones_as_bounds() {
+        let rec = Recommendation {
+            instance_type: "ml.c5.large".into(),
+            instance_count: 1,
+            cost_per_hour: 0.102,
+            cost_per_month: 74.46,
+            cost_per_million_inferences: 0.28,
+            capacity: Capacity::between(117.5, Some(121.25)),
+            verified_by_step: Some(3),
+            autoscaling: Autoscaling::new("e", 117.5, 0.5, 100.0, 1, 1),
+        };
+        let mut json = serde_json::to_value(&rec).unwrap();
+        assert_eq!(json["max_tps_per_instance"], 117.5);
+        assert_eq!(json["capacity"]["below"], 121.25);
+        assert_eq!(serde_json::from_value::<Recommendation>(json.clone()).unwrap(), rec);
+        json.as_object_mut().unwrap().remove("capacity");
+        assert_eq!(serde_json::from_value::<Recommendation>(json).unwrap().capacity, Capacity::bound(117.5));
     }
 }

@@ -69,11 +69,11 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
                 cost_per_hour: cost.per_hour,
                 cost_per_month: cost.per_month,
                 cost_per_million_inferences: cost.per_million_at_peak,
-                max_tps_per_instance: rec.max_tps_per_instance,
+                capacity: rec.capacity,
                 verified_by_step,
                 autoscaling: Autoscaling::new(
                     "YOUR-ENDPOINT",
-                    rec.max_tps_per_instance,
+                    rec.capacity.at_least,
                     self.plan.safety_factor(),
                     peak,
                     rec.candidate.count,
