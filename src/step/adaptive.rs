@@ -127,11 +127,21 @@ impl Adaptive {
         Adaptive { config, lanes }
     }
 
-    /// The rates a search may probe, up to the first at or above `cap`.
+    /// The rates a search may probe, up to the first at or above `cap`. A
+    /// walk starts at its rate nearest the start (the peak, by default). Off a
+    /// walk, a start at or above the peak asks the question the margin poses
+    /// — does one instance sustain peak ÷ max-utilization? — which a pass at
+    /// the peak alone would not answer.
     fn rates(config: &AdaptiveConfig, cap: f64) -> Rates {
+        let enough = config.peak_tps / config.max_utilization;
         match &config.tps_walk {
             Some(walk) => Rates::Walk { rates: walk_up_to(walk, cap), start: config.start_tps },
-            None => Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap, resolution: config.resolution },
+            None => Rates::Continuous {
+                start: if config.start_tps >= config.peak_tps { enough.max(config.start_tps) } else { config.start_tps },
+                floor: config.floor_tps,
+                cap,
+                resolution: config.resolution,
+            },
         }
     }
 
@@ -701,7 +711,8 @@ mod tests {
         assert_eq!(conclusion.types[0].capacity, Some(rec.capacity));
         assert!(conclusion.types[0].verdict.contains("(fails at"), "{}", conclusion.types[0].verdict);
         let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
-        assert_eq!(endurance, 2, "100 and 111 settle one instance; it is verified before anything else");
+        assert_eq!(endurance, 1, "a pass at 100 / 0.9 settles one instance; it is verified before anything else");
+        assert!((world.log[0].tps - 100.0 / 0.9).abs() < 1e-9, "off a walk, the first question is the margin's");
         assert!(world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1));
     }
 

@@ -6,7 +6,8 @@
 //! - [`adaptive`] (default): best-first branch and bound over instance types
 //!   by the lowest cost each could still reach; a search per type that starts
 //!   at the peak; endurance runs at peak; types that cannot beat a verified
-//!   configuration are dropped.
+//!   configuration are dropped; the winner's one-instance [`Capacity`] is
+//!   bracketed for the auto-scaling target.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
 
 pub mod adaptive;

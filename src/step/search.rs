@@ -7,8 +7,8 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rates {
     /// Any rate: start, double until a failure (never past `cap`), halve
-    /// below `start` down to `floor`, bisect until the bracket is within
-    /// `resolution` (relative).
+    /// below `start` down to `floor`, bisect (geometrically) until the
+    /// bracket is within `resolution` (relative).
     Continuous { start: f64, floor: f64, cap: f64, resolution: f64 },
     /// Only these rates: the first probe is the one nearest `start`; then
     /// gallop up the walk or halve down it, then binary search.
@@ -62,14 +62,15 @@ impl Bracket {
                 (None, None) => Some(start.min(*cap)),
                 (Some(p), None) => (p < *cap).then(|| (p * 2.0).min(*cap)),
                 (None, Some(f)) => (f / 2.0 >= *floor).then_some(f / 2.0),
-                (Some(p), Some(f)) => ((f - p) / p > *resolution).then_some((p + f) / 2.0),
+                // The middle on a log scale: the resolution is relative.
+                (Some(p), Some(f)) => ((f - p) / p > *resolution).then_some((p * f).sqrt()),
             },
             Rates::Walk { rates: walk, start } => {
                 let last = walk.len().checked_sub(1)?;
                 let index = match (self.pass.map(|p| self.index(p)), self.fail.map(|f| self.index(f))) {
                     (None, None) => Some(nearest(walk, *start)),
                     (Some(p), None) => (p < last).then(|| (2 * p + 1).min(last)),
-                    (None, Some(f)) => (f > 0).then(|| f / 2),
+                    (None, Some(f)) => (f > 0).then_some(f / 2),
                     (Some(p), Some(f)) => (f - p > 1).then(|| (p + f) / 2),
                 };
                 index.map(|i| walk[i])
@@ -113,7 +114,7 @@ impl Bracket {
     pub fn highest_below(&self, rate: f64) -> f64 {
         let hair = rate * (1.0 - SAME_RATE);
         match &self.rates {
-            Rates::Walk { rates: walk, .. } => walk.iter().copied().filter(|r| *r < rate - SAME_RATE).last().unwrap_or(hair),
+            Rates::Walk { rates: walk, .. } => walk.iter().copied().rfind(|r| *r < rate - SAME_RATE).unwrap_or(hair),
             Rates::Continuous { .. } => hair,
         }
     }
@@ -338,6 +339,6 @@ mod tests {
         // A later, lower failure: the 60 pass was luck; 40 still stands.
         bracket.record(50.0, false, false);
         assert_eq!(bracket.best(), Some(40.0));
-        assert_eq!(bracket.next_rate(), Some(45.0));
+        assert_eq!(bracket.next_rate(), Some(2000f64.sqrt()), "midway between 40 and 50 on a log scale");
     }
 }
