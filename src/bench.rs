@@ -412,97 +412,152 @@ every_seconds = {every}
     endpoint.finish().await;
 }
 
-/// Both strategies on the same simulated scenario.
-pub async fn strategies(results: PathBuf) {
+/// How long each step of the strategies benchmark drives traffic.
+#[derive(Debug, Clone)]
+pub struct StepDurations {
+    pub duration: String,
+    pub warmup: String,
+    pub endurance: String,
+}
+
+/// perfsizesagemaker's user walk, as the issue measured it.
+const USER_TPS_WALK: &str = "10,20,40,60,80,100,120,140,160,180,200";
+
+/// What one sizing run of the strategies benchmark spent and concluded.
+struct RunFigures {
+    search_steps: usize,
+    endurance_steps: usize,
+    search_seconds: f64,
+    endurance_seconds: f64,
+    wall: f64,
+    /// Configuration, $/hour, capacity per instance.
+    recommendation: Option<(String, f64, crate::step::Capacity)>,
+}
+
+impl RunFigures {
+    fn load_seconds(&self) -> f64 {
+        self.search_seconds + self.endurance_seconds
+    }
+}
+
+/// One sizing run of the strategies benchmark, with `args` and its results in `dir`.
+async fn sizing_run(args: &[String], dir: &std::path::Path) -> Result<RunFigures, String> {
+    let mut args = args.to_vec();
+    args.extend(["--results-dir".to_string(), dir.display().to_string()]);
+    let (data, wall) = perfsize_child(&args, dir).await?;
+    let load = |phase: crate::vocab::Phase| {
+        let steps = data.steps.iter().filter(|s| s.phase == phase);
+        (steps.clone().count(), steps.map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>())
+    };
+    let ((search_steps, search_seconds), (endurance_steps, endurance_seconds)) =
+        (load(crate::vocab::Phase::Search), load(crate::vocab::Phase::Endurance));
+    let recommendation = data
+        .summary
+        .recommendation
+        .as_ref()
+        .map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour, r.capacity));
+    Ok(RunFigures { search_steps, endurance_steps, search_seconds, endurance_seconds, wall, recommendation })
+}
+
+/// Both strategies on one simulated scenario, with perfsizesagemaker's user
+/// walk and without a walk: steps, seconds of load, and what each recommends.
+pub async fn strategies(results: PathBuf, types: String, durations: StepDurations) {
     let payload = tempfile_path::TempPath::write("bench-payload.json", r#"{"features":[1,2,3,4]}"#).expect("a temp file");
-    let types = "ml.m5.large,ml.c5.xlarge,ml.m5.xlarge,ml.c5.2xlarge,ml.m5.2xlarge";
-    let mut figures = Vec::new();
-    let mut rows = Vec::new();
     // A fresh directory each time, so the figures are this invocation's runs.
     let results = results.join(chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
-    for strategy in ["perfsize", "adaptive"] {
-        let dir = results.join(strategy);
-        let args = [
-            "perfsize",
-            "--simulate",
-            "--strategy",
-            strategy,
-            "--peak-tps",
-            "100",
-            "--latency-p99-ms",
-            "500",
-            "--type-walk",
-            types,
-            "--duration",
-            "5s",
-            "--warmup",
-            "1s",
-            "--endurance-duration",
-            "20s",
-            "--payload",
-        ];
-        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        argv.push(payload.path().display().to_string());
-        argv.extend(["--results-dir".to_string(), dir.display().to_string()]);
-        let started = Instant::now();
-        // The run is perfsize itself, as a user runs it: a child process that
-        // an interrupt of the benchmark stops (and that tears down on its own).
-        let exe = std::env::current_exe().expect("the running perfsize binary");
-        let status = tokio::process::Command::new(exe)
-            .args(&argv[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .status()
-            .await;
-        match status {
-            Ok(status) if status.code().is_some_and(|c| c <= 1) => {}
-            other => {
-                println!("  {strategy}: the run failed ({other:?})");
+    let common: Vec<String> = [
+        "--simulate",
+        "--peak-tps",
+        "100",
+        "--latency-p99-ms",
+        "500",
+        "--type-walk",
+        &types,
+        "--duration",
+        &durations.duration,
+        "--warmup",
+        &durations.warmup,
+        "--endurance-duration",
+        &durations.endurance,
+        "--payload",
+        &payload.path().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // (mode, row label, strategy, extra arguments). The first row of a mode
+    // is perfsizesagemaker's, the baseline of the ratio. `--count-walk 1` is
+    // the perfsize strategy's default; to the adaptive strategy it means
+    // "never more than one instance", which perfsizesagemaker's count walk
+    // never meant: its row shows what that costs.
+    let walk = ["--tps-walk", USER_TPS_WALK];
+    let rows: [(&str, &str, &str, &[&str]); 5] = [
+        ("no walk", "perfsize", "perfsize", &[]),
+        ("no walk", "adaptive", "adaptive", &[]),
+        ("walk", "perfsize", "perfsize", &["--count-walk", "1", walk[0], walk[1]]),
+        ("walk", "adaptive", "adaptive", &walk),
+        ("walk", "adaptive --count-walk 1", "adaptive", &["--count-walk", "1", walk[0], walk[1]]),
+    ];
+    let mut table = Vec::new();
+    let mut baseline: Option<f64> = None;
+    let mut baseline_cost: Option<f64> = None;
+    let mut verdicts = Vec::new();
+    for (n, (mode, label, strategy, extra)) in rows.iter().enumerate() {
+        let mut args = common.clone();
+        args.extend(["--strategy".to_string(), strategy.to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let dir = results.join(format!("{n}-{}-{}", mode.replace(' ', "-"), label.replace([' ', '-'], "")));
+        eprintln!("  running {mode} · {label} …");
+        let figures = match sizing_run(&args, &dir).await {
+            Ok(figures) => figures,
+            Err(why) => {
+                table.push(format!("  {mode:<8} {label:<24} {why}"));
                 continue;
             }
-        }
-        let wall = started.elapsed().as_secs_f64();
-        let Some(run) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path()) else {
-            println!("  {strategy}: the run left no results");
-            continue;
         };
-        let data =
-            crate::report::RunData::load(&crate::record::RunDir::open(&run).expect("a run directory")).expect("its results");
-        let load_minutes: f64 = data.steps.iter().map(|s| s.duration_seconds + s.warmup_seconds).sum::<f64>() / 60.0;
-        let deployments = data.steps.iter().map(|s| s.endpoint_name.as_str()).collect::<std::collections::BTreeSet<_>>().len();
-        let rec = data
-            .summary
+        if *strategy == "perfsize" {
+            baseline = Some(figures.load_seconds());
+            baseline_cost = figures.recommendation.as_ref().map(|r| r.1);
+        }
+        let ratio = baseline.map(|b| figures.load_seconds() / b);
+        let cost = figures.recommendation.as_ref().map(|r| r.1);
+        if *strategy == "adaptive"
+            && let (Some(ratio), Some(cost), Some(theirs)) = (ratio, cost, baseline_cost)
+        {
+            verdicts
+                .push(format!("  {mode}, {label}: {ratio:.2} of perfsizesagemaker's load, {:.2} of its $/hour", cost / theirs));
+        }
+        let (rec, capacity) = figures
             .recommendation
             .as_ref()
-            .map(|r| (format!("{} × {}", r.instance_type, r.instance_count), r.cost_per_hour));
-        rows.push(format!(
-            "  {strategy:<10} {:>6} {load_minutes:>13.2} {deployments:>12} {:>15.4} {:>8.0}s {:>26}",
-            data.steps.len(),
-            data.summary.run_cost.endpoint_hours,
-            wall,
-            rec.as_ref().map_or("none".to_string(), |(name, cost)| format!("{name} (${cost:.3})"))
+            .map_or(("none".to_string(), "–".to_string()), |(name, cost, c)| (format!("{name} (${cost:.3})"), c.describe()));
+        table.push(format!(
+            "  {mode:<8} {label:<24} {:>3} + {} {:>9.1} {:>11.1} {:>7.1} {:>10} {:>7.0}s  {rec:<26} {capacity}",
+            figures.search_steps,
+            figures.endurance_steps,
+            figures.search_seconds,
+            figures.endurance_seconds,
+            figures.load_seconds(),
+            ratio.map_or("–".to_string(), |r| format!("{r:.2}")),
+            figures.wall,
         ));
-        figures.push((load_minutes, rec.map(|(_, c)| c)));
     }
-    // Printed after both runs, whose own output would interleave with the table.
+    // Printed after every run, whose own output would interleave with the table.
     println!(
-        "\nstrategies on one simulated scenario: peak 100 TPS, p99 ≤ 500 ms, types {types} (perfsizesagemaker's Jenkins walk),"
+        "\nstrategies on the simulator: peak 100 TPS, p99 ≤ 500 ms, types {types}; search steps of {} after {} of warm-up, endurance {}",
+        durations.duration, durations.warmup, durations.endurance
     );
-    println!("  steps of 5 s after a 1 s warm-up, endurance 20 s; perfsize strategy with its Jenkins TPS walk 1…400");
+    println!("  walk: --tps-walk {USER_TPS_WALK}; no walk: the perfsize strategy climbs its Jenkins default 1…400");
     println!(
-        "  {:<10} {:>6} {:>13} {:>12} {:>15} {:>9} {:>26}",
-        "strategy", "steps", "load-minutes", "deployments", "endpoint-hours", "wall", "recommended ($/hour)"
+        "  {:<8} {:<24} {:>7} {:>9} {:>11} {:>7} {:>10} {:>8}  {:<26} capacity per instance",
+        "mode", "strategy", "steps", "search s", "endurance s", "load s", "÷ perfsize", "wall", "recommended ($/hour)"
     );
-    for row in rows {
+    for row in table {
         println!("{row}");
     }
-    if let [(perfsize_load, Some(perfsize_cost)), (adaptive_load, Some(adaptive_cost))] = figures[..] {
-        println!(
-            "  adaptive / perfsize: {:.2} of the load-minutes, {:.2} of the $/hour   (targets: ≤ 0.5 and ≤ 1.0)",
-            adaptive_load / perfsize_load,
-            adaptive_cost / perfsize_cost
-        );
+    println!("  targets: adaptive ≤ 0.5 of perfsizesagemaker's load, ≤ 1.0 of its $/hour");
+    for verdict in verdicts {
+        println!("{verdict}");
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
 use crate::load::{Arrivals, LoadSpec, PayloadMix, RateProfile, Target};
-use crate::scaling::ScalingMetric;
+use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
@@ -136,6 +136,10 @@ impl std::str::FromStr for ScalingProcedure {
 }
 
 impl ScalingTest {
+    pub fn cooldowns(&self) -> Cooldowns {
+        Cooldowns { scale_out: self.scale_out_cooldown, scale_in: self.scale_in_cooldown }
+    }
+
     /// The traffic of a test: a ramp from zero to `peak`, or a spike straight
     /// to it, then the hold.
     pub fn rate(&self, peak: f64, spike: bool) -> RateProfile {

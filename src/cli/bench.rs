@@ -52,10 +52,21 @@ pub enum Which {
         #[arg(long, default_value = "40", value_parser = parse_positive)]
         seconds: f64,
     },
-    /// The adaptive and perfsize strategies on the same simulated scenario.
+    /// The adaptive and perfsize strategies on the same simulated scenario,
+    /// with perfsizesagemaker's user TPS walk and without a walk.
     Strategies {
         #[arg(long, default_value = "perfsize-results/bench-strategies")]
         results_dir: PathBuf,
+        #[arg(long, default_value = "ml.m5.large,ml.m5.xlarge")]
+        types: String,
+        /// Each search step, after --warmup. The defaults give every step
+        /// 10 s of load, as perfsizesagemaker's demo gives each a minute.
+        #[arg(long, default_value = "9s")]
+        duration: String,
+        #[arg(long, default_value = "1s")]
+        warmup: String,
+        #[arg(long, default_value = "10s")]
+        endurance_duration: String,
     },
     /// The auto-scaling test, perfsize's procedure next to perfsizesagemaker's, on one simulated model.
     Scaling {
@@ -86,7 +97,10 @@ async fn bench(which: Which) {
         Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight, interrupts).await,
         Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs, interrupts).await,
         Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds, interrupts).await,
-        Which::Strategies { results_dir } => bench::strategies(results_dir).await,
+        Which::Strategies { results_dir, types, duration, warmup, endurance_duration } => {
+            let durations = bench::StepDurations { duration, warmup, endurance: endurance_duration };
+            bench::strategies(results_dir, types, durations).await
+        }
         Which::Scaling { results_dir } => bench::scaling(results_dir).await,
     }
 }

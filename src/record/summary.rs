@@ -8,7 +8,8 @@ use super::ScalingVerdict;
 use crate::cost::{ConfigCost, RunCost};
 use crate::plan::{Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
-use crate::step::{StrategyKind, TypeSummary};
+use crate::scaling::{Policy, resource_id};
+use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Phase, Requirements};
 
 /// How the run ended.
@@ -42,56 +43,85 @@ pub struct Autoscaling {
 }
 
 impl Autoscaling {
-    /// Target = max TPS per instance × 60 × safety factor. The maximum count
-    /// lets the policy reach its target at peak; it is never below the
-    /// verified fixed count.
-    pub fn new(
-        endpoint: &str,
-        max_tps_per_instance: f64,
-        safety_factor: f64,
-        peak_tps: f64,
-        verified_count: u32,
-        min_instances: u32,
-    ) -> Autoscaling {
-        let target = (max_tps_per_instance * 60.0 * safety_factor).floor().max(1.0) as u64;
-        let max_instances = ((peak_tps * 60.0 / target as f64).ceil() as u32).max(verified_count).max(min_instances);
-        let resource_id = format!("endpoint/{endpoint}/variant/AllTraffic");
-        let policy = serde_json::json!({
-            "TargetValue": target as f64,
-            "PredefinedMetricSpecification": { "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance" },
-            "ScaleInCooldown": 300,
-            "ScaleOutCooldown": 60,
-        });
+    /// The recommendation's policy on `endpoint`, as summary.json spells it.
+    pub fn new(endpoint: &str, policy: &Policy, safety_factor: f64) -> Autoscaling {
+        let [register_command, policy_command] = policy.commands(endpoint, crate::sagemaker::VARIANT_NAME);
         Autoscaling {
-            metric: "SageMakerVariantInvocationsPerInstance".into(),
-            target_invocations_per_instance: target,
+            metric: policy.metric.predefined_type().into(),
+            target_invocations_per_instance: policy.target as u64,
             safety_factor,
-            min_instances,
-            max_instances,
-            register_command: format!(
-                "aws application-autoscaling register-scalable-target --service-namespace sagemaker --resource-id {resource_id} --scalable-dimension sagemaker:variant:DesiredInstanceCount --min-capacity {min_instances} --max-capacity {max_instances}"
-            ),
-            policy_command: format!(
-                "aws application-autoscaling put-scaling-policy --service-namespace sagemaker --resource-id {resource_id} --scalable-dimension sagemaker:variant:DesiredInstanceCount --policy-name perfsize-invocations-target --policy-type TargetTrackingScaling --target-tracking-scaling-policy-configuration '{}'",
-                serde_json::to_string(&policy).expect("a JSON value serializes")
-            ),
-            resource_id,
-            policy,
+            min_instances: policy.min,
+            max_instances: policy.max,
+            resource_id: resource_id(endpoint, crate::sagemaker::VARIANT_NAME),
+            register_command,
+            policy_command,
+            policy: policy.configuration(),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecommendationRecord", into = "RecommendationRecord")]
 pub struct Recommendation {
     pub instance_type: String,
     pub instance_count: u32,
     pub cost_per_hour: f64,
     pub cost_per_month: f64,
     pub cost_per_million_inferences: f64,
-    pub max_tps_per_instance: f64,
+    /// One instance's capacity, bracketed or only a lower bound: what the
+    /// auto-scaling target is built on (its lower side).
+    pub capacity: Capacity,
     /// The endurance step that verified it.
     pub verified_by_step: Option<u32>,
     pub autoscaling: Autoscaling,
+}
+
+/// A [`Recommendation`] as summary.json spells it: `max_tps_per_instance`
+/// (the capacity's lower side, all that summaries held before the bracket)
+/// beside `capacity`. A summary without `capacity` reads as a lower bound.
+#[derive(Serialize, Deserialize)]
+struct RecommendationRecord {
+    instance_type: String,
+    instance_count: u32,
+    cost_per_hour: f64,
+    cost_per_month: f64,
+    cost_per_million_inferences: f64,
+    max_tps_per_instance: f64,
+    #[serde(default)]
+    capacity: Option<Capacity>,
+    verified_by_step: Option<u32>,
+    autoscaling: Autoscaling,
+}
+
+impl From<RecommendationRecord> for Recommendation {
+    fn from(r: RecommendationRecord) -> Recommendation {
+        Recommendation {
+            instance_type: r.instance_type,
+            instance_count: r.instance_count,
+            cost_per_hour: r.cost_per_hour,
+            cost_per_month: r.cost_per_month,
+            cost_per_million_inferences: r.cost_per_million_inferences,
+            capacity: r.capacity.unwrap_or(Capacity::bound(r.max_tps_per_instance)),
+            verified_by_step: r.verified_by_step,
+            autoscaling: r.autoscaling,
+        }
+    }
+}
+
+impl From<Recommendation> for RecommendationRecord {
+    fn from(r: Recommendation) -> RecommendationRecord {
+        RecommendationRecord {
+            instance_type: r.instance_type,
+            instance_count: r.instance_count,
+            cost_per_hour: r.cost_per_hour,
+            cost_per_month: r.cost_per_month,
+            cost_per_million_inferences: r.cost_per_million_inferences,
+            max_tps_per_instance: r.capacity.at_least,
+            capacity: Some(r.capacity),
+            verified_by_step: r.verified_by_step,
+            autoscaling: r.autoscaling,
+        }
+    }
 }
 
 impl Recommendation {
@@ -256,10 +286,17 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scaling::{Cooldowns, MeasuredCapacity, ScalingMetric};
+
+    /// The invocations policy of a type measured at `tps` per instance.
+    fn policy(tps: f64, safety: f64, peak: f64, verified: u32, min: u32) -> Policy {
+        let capacity = MeasuredCapacity { tps_per_instance: tps, latency_p50_ms: 0.0 };
+        Policy::new(ScalingMetric::Invocations, &capacity, safety, peak, verified, min, Cooldowns::default())
+    }
 
     #[test]
     fn the_policy_targets_half_the_measured_capacity_per_minute() {
-        let a = Autoscaling::new("e", 94.0, 0.5, 100.0, 2, 1);
+        let a = Autoscaling::new("e", &policy(94.0, 0.5, 100.0, 2, 1), 0.5);
         assert_eq!(a.target_invocations_per_instance, 2820);
         // 100/s × 60 = 6000 per minute at peak; 6000 / 2820 → 3 instances.
         assert_eq!(a.max_instances, 3);
@@ -269,8 +306,28 @@ mod tests {
 
     #[test]
     fn the_maximum_never_drops_below_the_verified_count() {
-        let a = Autoscaling::new("e", 10.0, 1.0, 100.0, 12, 2);
+        let a = Autoscaling::new("e", &policy(10.0, 1.0, 100.0, 12, 2), 1.0);
         assert_eq!(a.max_instances, 12);
         assert_eq!(a.min_instances, 2);
+    }
+
+    #[test]
+    fn a_recommendation_keeps_the_old_figure_and_reads_old_ones_as_bounds() {
+        let rec = Recommendation {
+            instance_type: "ml.c5.large".into(),
+            instance_count: 1,
+            cost_per_hour: 0.102,
+            cost_per_month: 74.46,
+            cost_per_million_inferences: 0.28,
+            capacity: Capacity::between(117.5, Some(121.25)),
+            verified_by_step: Some(3),
+            autoscaling: Autoscaling::new("e", &policy(117.5, 0.5, 100.0, 1, 1), 0.5),
+        };
+        let mut json = serde_json::to_value(&rec).unwrap();
+        assert_eq!(json["max_tps_per_instance"], 117.5);
+        assert_eq!(json["capacity"]["below"], 121.25);
+        assert_eq!(serde_json::from_value::<Recommendation>(json.clone()).unwrap(), rec);
+        json.as_object_mut().unwrap().remove("capacity");
+        assert_eq!(serde_json::from_value::<Recommendation>(json).unwrap().capacity, Capacity::bound(117.5));
     }
 }

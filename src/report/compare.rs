@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::{ReportError, RunData};
 use crate::format::{percent, signed_percent, trim_number};
-use crate::record::{RunDir, RunDirError, Summary};
+use crate::record::{RunDir, RunDirError, Summary, TypeOutcome};
 use crate::result::StepResult;
+use crate::step::Capacity;
 use crate::vocab::Phase;
 
 /// Which direction is better for a figure.
@@ -85,6 +86,36 @@ fn figure(
     Figure { group: group.to_string(), name, unit, better, baseline, current, change_percent, regressed, note: None }
 }
 
+/// One type's capacity per instance in both runs. Compared on the lower
+/// sides; a lower bound now does not show a lower capacity (the type was
+/// only not pushed as far), so it never regresses — and a bound on either
+/// side is named as one.
+fn capacity_figure(before: &TypeOutcome, now: Option<&TypeOutcome>, r: f64) -> Figure {
+    let (b, c) = (before.summary.capacity, now.and_then(|t| t.summary.capacity));
+    let mut f = figure(
+        "capacity",
+        format!("max TPS per instance, {}", before.summary.instance_type),
+        "TPS",
+        Better::Higher,
+        b.map(|c| c.at_least),
+        c.map(|c| c.at_least),
+        r,
+    );
+    if c.is_some_and(|c| !c.is_bracketed()) {
+        f.regressed = false;
+    }
+    if b.is_some_and(|c| !c.is_bracketed()) || c.is_some_and(|c| !c.is_bracketed()) {
+        let show = |c: Option<Capacity>| c.map_or("–".to_string(), |c| format!("{} TPS", c.figure()));
+        f.note = Some(format!("{} → {} (≥: a lower bound)", show(b), show(c)));
+    }
+    // Searched now and sustaining nothing, where it sustained a rate before.
+    if let Some(now) = now.filter(|t| b.is_some() && c.is_none() && !t.summary.verdict.starts_with("not searched")) {
+        f.regressed = true;
+        f.note = Some(now.summary.verdict.clone());
+    }
+    f
+}
+
 /// A step's identity across runs: what it measured, not when.
 fn key(s: &StepResult) -> (Phase, String, u32, String) {
     (s.phase, s.instance_type.clone(), s.instance_count, trim_number(s.target_tps))
@@ -110,24 +141,7 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         figures.push(f);
         for bt in &bs.types {
             let ct = cs.types.iter().find(|t| t.summary.instance_type == bt.summary.instance_type);
-            let current = ct.and_then(|t| t.summary.max_tps_per_instance);
-            let mut f = figure(
-                "capacity",
-                format!("max TPS per instance, {}", bt.summary.instance_type),
-                "TPS",
-                Better::Higher,
-                bt.summary.max_tps_per_instance,
-                current,
-                r,
-            );
-            // Searched now and sustaining nothing, where it sustained a rate before.
-            if let Some(ct) = ct.filter(|t| {
-                bt.summary.max_tps_per_instance.is_some() && current.is_none() && !t.summary.verdict.starts_with("not searched")
-            }) {
-                f.regressed = true;
-                f.note = Some(ct.summary.verdict.clone());
-            }
-            figures.push(f);
+            figures.push(capacity_figure(bt, ct, r));
         }
         // p99 at peak compares like with like: the same configuration on both sides.
         let verified = |d: &RunData| {
@@ -246,5 +260,31 @@ mod tests {
         assert!(figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(85.0), 10.0).regressed);
         assert!(!figure("g", "tps".into(), "TPS", Better::Higher, Some(100.0), Some(95.0), 10.0).regressed);
         assert!(!figure("g", "x".into(), "ms", Better::Lower, None, Some(1.0), 10.0).regressed, "nothing to compare with");
+    }
+
+    #[test]
+    fn a_lower_bound_is_named_and_never_counts_as_a_regression() {
+        let outcome = |capacity: Option<Capacity>| TypeOutcome {
+            summary: crate::step::TypeSummary {
+                instance_type: "ml.c5.large".parse().unwrap(),
+                capacity,
+                count_needed: Some(1),
+                verified_count: Some(1),
+                verdict: "recommended".into(),
+            },
+            price_per_hour: 0.102,
+            cost_at_needed_count: None,
+        };
+        let bracketed = outcome(Some(Capacity::between(118.0, Some(121.0))));
+        let bound = outcome(Some(Capacity::bound(100.0)));
+        let f = capacity_figure(&bracketed, Some(&bound), 10.0);
+        assert!(!f.regressed, "≥ 100 does not say the capacity fell below 118");
+        assert_eq!(f.note.as_deref(), Some("118 TPS → ≥ 100 TPS (≥: a lower bound)"));
+        let f = capacity_figure(&bound, Some(&bracketed), 10.0);
+        assert!(!f.regressed && f.note.is_some());
+        let slower = outcome(Some(Capacity::between(90.0, Some(94.0))));
+        let f = capacity_figure(&bracketed, Some(&slower), 10.0);
+        assert!(f.regressed, "a measured capacity 24 % lower is a regression");
+        assert_eq!(f.note, None);
     }
 }

@@ -13,7 +13,7 @@ use crate::load::recorder::new_histogram;
 use crate::record::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
 use crate::result::cloudwatch::ServerLatency;
 use crate::result::{Generator, Miss, Percentiles, ServerMetrics, StepResult, histogram};
-use crate::step::{StrategyKind, TypeSummary};
+use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Phase, Requirements};
 
 pub(super) const HOSTILE: &str = "<script>alert(1)</script>";
@@ -104,7 +104,7 @@ fn outcome(instance_type: &str, price: f64, max_tps: Option<f64>, verdict: &str)
     TypeOutcome {
         summary: TypeSummary {
             instance_type: instance_type.parse().unwrap(),
-            max_tps_per_instance: max_tps,
+            capacity: max_tps.map(Capacity::bound),
             count_needed: max_tps.map(|_| 1),
             verified_count: max_tps.map(|_| 1),
             verdict: verdict.into(),
@@ -119,7 +119,7 @@ fn outcome(instance_type: &str, price: f64, max_tps: Option<f64>, verdict: &str)
 }
 
 /// A completed run: two types searched, ml.c5.large × 1 verified at peak and recommended.
-pub(super) fn recommended_run() -> RunData {
+pub(crate) fn recommended_run() -> RunData {
     let steps = vec![
         step(1, Phase::Search, "ml.m5.large", 1, 50.0, 20),
         step(2, Phase::Search, "ml.c5.large", 1, 50.0, 15),
@@ -133,9 +133,21 @@ pub(super) fn recommended_run() -> RunData {
         cost_per_hour: 0.102,
         cost_per_month: 74.46,
         cost_per_million_inferences: 0.2833,
-        max_tps_per_instance: 100.0,
+        capacity: Capacity::bound(100.0),
         verified_by_step: Some(5),
-        autoscaling: Autoscaling::new("YOUR-ENDPOINT", 100.0, 0.5, 100.0, 1, 1),
+        autoscaling: Autoscaling::new(
+            "YOUR-ENDPOINT",
+            &crate::scaling::Policy::new(
+                crate::scaling::ScalingMetric::Invocations,
+                &crate::scaling::MeasuredCapacity { tps_per_instance: 100.0, latency_p50_ms: 0.0 },
+                0.5,
+                100.0,
+                1,
+                1,
+                Default::default(),
+            ),
+            0.5,
+        ),
     };
     let types = vec![
         outcome("ml.m5.large", 0.115, None, "fails at 100 TPS"),

@@ -148,4 +148,4 @@ pub fn write_all(dir: &RunDir) -> Result<Vec<PathBuf>, ReportError> {
 }
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;

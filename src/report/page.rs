@@ -22,6 +22,7 @@ use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::record::{Recommendation, RunStatus, TypeOutcome};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
+use crate::step::Capacity;
 use crate::vocab::{Phase, Requirements};
 
 /// The run's report page.
@@ -266,16 +267,17 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
             fact("per hour", money(rec.cost_per_hour)),
             fact("per month", money(rec.cost_per_month)),
             fact("per million inferences at peak", money(rec.cost_per_million_inferences)),
-            fact("max TPS per instance, measured", tps(rec.max_tps_per_instance)),
+            fact("max TPS per instance, measured", capacity_fact(&rec.capacity)),
         ],
         verified,
         autoscaling: AutoscalingView {
             summary: format!(
-                "Target tracking on {}: {} invocations per instance per minute ({} of the measured {} TPS per instance), from {} to {} instances.",
+                "Target tracking on {}: {} invocations per instance per minute ({} of the measured {} TPS per instance{}), from {} to {} instances.",
                 a.metric,
                 a.target_invocations_per_instance,
                 percent(a.safety_factor * 100.0),
-                tps(rec.max_tps_per_instance),
+                rec.capacity.figure(),
+                if rec.capacity.is_bracketed() { "" } else { ", a lower bound: the target is conservative" },
                 a.min_instances,
                 a.max_instances
             ),
@@ -286,6 +288,14 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
             register: a.register_command.clone(),
             policy: a.policy_command.clone(),
         },
+    }
+}
+
+/// One instance's capacity as a fact: "118 (fails at 121)", "≥ 100 (a lower bound)".
+fn capacity_fact(c: &Capacity) -> String {
+    match c.below {
+        Some(below) => format!("{} (fails at {})", tps(c.at_least), tps(below)),
+        None => format!("{} (a lower bound)", c.figure()),
     }
 }
 
@@ -320,7 +330,7 @@ fn outcome_view(t: &TypeOutcome, recommended: bool) -> CandidateView {
     CandidateView {
         instance_type: t.summary.instance_type.to_string(),
         price: money(t.price_per_hour),
-        max_tps: t.summary.max_tps_per_instance.map_or("–".into(), tps),
+        max_tps: t.summary.capacity.map_or("–".into(), |c| c.figure()),
         count_needed: count(t.summary.count_needed),
         verified: count(t.summary.verified_count),
         per_hour: cost.map_or("–".into(), |c| money(c.per_hour)),
@@ -670,6 +680,26 @@ mod tests {
         assert!(html.contains("perfsize --peak-tps 100 --type-walk ml.m5.large,ml.c5.large"), "the command line");
         assert!(html.contains("completed"), "the status");
         assert!(!html.contains("Partial report"));
+    }
+
+    #[test]
+    fn a_capacity_that_is_only_a_bound_is_shown_as_one() {
+        // The fixture's ml.c5.large passed 100 TPS and was pushed no further.
+        let mut data = recommended_run();
+        let html = render(&data);
+        assert!(html.contains("≥ 100 (a lower bound)"), "the recommendation's figure");
+        assert!(html.contains("of the measured ≥ 100 TPS per instance, a lower bound: the target is conservative"));
+        assert!(html.contains("data-label=\"max TPS per instance\">≥ 100<"), "the candidates table");
+        assert!(html.contains("capacity ≥ 100 TPS"), "the latency-vs-rate chart");
+        let bracket = Capacity::between(117.5, Some(121.25));
+        data.summary.recommendation.as_mut().unwrap().capacity = bracket;
+        data.summary.types[1].summary.capacity = Some(bracket);
+        let html = render(&data);
+        assert!(html.contains("117.5 (fails at 121.3)"));
+        assert!(html.contains("of the measured 117.5 TPS per instance)"));
+        assert!(html.contains("data-label=\"max TPS per instance\">117.5<"));
+        assert!(html.contains("capacity 117.5 TPS"));
+        assert!(!html.contains("≥ 117.5"));
     }
 
     #[test]

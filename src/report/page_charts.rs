@@ -10,6 +10,7 @@ use super::charts::{Axis, Canvas, Chart, Dot, nines};
 use crate::format::{compact, compact_dollars, money, ms, tps, trim_number};
 use crate::load::SecondStats;
 use crate::result::{StepResult, histogram};
+use crate::step::Capacity;
 use crate::vocab::{Phase, Requirements};
 
 /// Latency axis for a chart with a limit line: the limit joins the domain
@@ -135,12 +136,8 @@ fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
     let y = latency_axis(latencies, r.latency_ms, "latency, ms");
     // Room on the right: the last probes sit at the peak, often on the capacity line.
     let x = Axis::linear(0.0, max_rate * 1.05, "offered rate, TPS", compact);
-    let capacity: BTreeMap<String, f64> = data
-        .summary
-        .types
-        .iter()
-        .filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.max_tps_per_instance?)))
-        .collect();
+    let capacity: BTreeMap<String, Capacity> =
+        data.summary.types.iter().filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.capacity?))).collect();
     groups
         .into_iter()
         .map(|((instance_type, count), mut steps)| {
@@ -148,11 +145,9 @@ fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
             let mut canvas = Canvas::new(format!("{instance_type} × {count}: latency vs offered rate"), x.clone(), y.clone());
             canvas.hrule(r.latency_ms, "c-limit", limit_label(r));
             if let Some(per_instance) = capacity.get(instance_type) {
-                canvas.vrule(
-                    per_instance * count as f64,
-                    "c-capacity",
-                    format!("capacity {} TPS", tps(per_instance * count as f64)),
-                );
+                let rate = per_instance.at_least * count as f64;
+                let bound = if per_instance.is_bracketed() { "" } else { "≥ " };
+                canvas.vrule(rate, "c-capacity", format!("capacity {bound}{} TPS", tps(rate)));
             }
             let series = |f: fn(&crate::result::Percentiles) -> f64| {
                 steps.iter().map(move |s| s.latency_ms.map(|p| (s.offered_tps, f(&p)))).collect::<Vec<_>>()

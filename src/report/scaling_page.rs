@@ -12,6 +12,7 @@ use super::page_charts::anchor;
 use crate::format::{compact, money, ms, trim_number};
 use crate::record::{MetricVerdict, ScalingTrial, ScalingVerdict, TrialBrief};
 use crate::sagemaker::VARIANT_NAME;
+use crate::step::Capacity;
 
 pub(super) struct ScalingSection {
     pub conclusion: String,
@@ -53,13 +54,13 @@ impl ScalingSection {
         let verdict = data.summary.scaling.as_ref()?;
         let rec = data.summary.recommendation.as_ref()?;
         let shown = verdict.best().or(verdict.metrics.first())?;
-        let capacity = rec.max_tps_per_instance;
+        let capacity = rec.capacity.at_least;
         let rows = verdict.metrics.iter().flat_map(|m| m.trials.iter().chain(&m.spikes).map(move |t| trial_row(m, t)));
         Some(ScalingSection {
             conclusion: verdict.conclusion(),
             difference: verdict.difference(),
             scales: verdict.best().is_some(),
-            settings: settings(verdict, shown, &rec.instance_type, capacity, data.summary.peak_tps),
+            settings: settings(verdict, shown, &rec.instance_type, &rec.capacity, data.summary.peak_tps),
             trials: rows.collect(),
             suggestions: verdict.metrics.iter().filter_map(|m| m.suggestion.clone()).collect(),
             note: verdict.note.clone(),
@@ -69,7 +70,7 @@ impl ScalingSection {
     }
 }
 
-fn settings(verdict: &ScalingVerdict, m: &MetricVerdict, instance_type: &str, capacity: f64, peak: f64) -> Vec<Setting> {
+fn settings(verdict: &ScalingVerdict, m: &MetricVerdict, instance_type: &str, capacity: &Capacity, peak: f64) -> Vec<Setting> {
     let p = &m.policy;
     let tried: Vec<String> = m.trials.iter().map(|t| format!("{} {}", t.min, if t.passed { "held" } else { "failed" })).collect();
     let minimum_how = if tried.is_empty() {
@@ -100,7 +101,7 @@ fn settings(verdict: &ScalingVerdict, m: &MetricVerdict, instance_type: &str, ca
         Setting {
             name: "target",
             value: format!("{} {}", trim_number(p.target), p.metric.unit()),
-            how: format!("from one instance's measured capacity, {} TPS, and the safety factor", trim_number(capacity)),
+            how: format!("from one instance's measured capacity, {}, and the safety factor", capacity.describe()),
         },
         Setting {
             name: "minimum count",

@@ -141,7 +141,44 @@ pub fn resource_id(endpoint: &str, variant: &str) -> String {
     format!("endpoint/{endpoint}/variant/{variant}")
 }
 
+/// How long a policy waits after scaling out and in before it may again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cooldowns {
+    pub scale_out: Duration,
+    pub scale_in: Duration,
+}
+
+impl Default for Cooldowns {
+    /// perfsize's defaults: out quickly (a minute), in slowly (five).
+    fn default() -> Cooldowns {
+        Cooldowns { scale_out: Duration::from_secs(60), scale_in: Duration::from_secs(300) }
+    }
+}
+
 impl Policy {
+    /// The target-tracking policy on `metric` for a type one instance of
+    /// which sustains `capacity`: target at `safety_factor` of it, enough
+    /// instances at peak, never fewer than the verified count.
+    pub fn new(
+        metric: ScalingMetric,
+        capacity: &MeasuredCapacity,
+        safety_factor: f64,
+        peak_tps: f64,
+        verified: u32,
+        min: u32,
+        cooldowns: Cooldowns,
+    ) -> Policy {
+        let target = metric.target(capacity, safety_factor);
+        Policy {
+            metric,
+            target,
+            min,
+            max: Policy::max_for(metric, capacity, target, peak_tps, verified).max(min),
+            scale_out_cooldown: cooldowns.scale_out,
+            scale_in_cooldown: cooldowns.scale_in,
+        }
+    }
+
     /// The most instances the policy may need: enough for every instance to
     /// sit at its target at peak, and never fewer than the count verified at
     /// fixed scale.

@@ -6,11 +6,15 @@
 //! lowest bound (up to `parallel` types at once), through two stages:
 //!
 //! 1. **Search**, on one instance: the highest rate it sustains within the
-//!    requirements, by geometric growth from a start rate, then bisection
-//!    (or galloping over the user's TPS walk). Results near a limit are
-//!    measured again. The search ends at the resolution — or as soon as the
-//!    bracket fixes the instance count the peak needs, since a finer
-//!    capacity could not change the configuration.
+//!    requirements, from the start rate (the peak; with a TPS walk, the walk's
+//!    rate nearest it), by growth then bisection (over the walk's rates when
+//!    there is one). A first failure with nothing passed yet is followed by the
+//!    rate midway between it and the lowest rate that would settle the fewest
+//!    instances it allows (a pass there settles the count and narrows the
+//!    bracket at once), a second by that rate itself, then halving. Results
+//!    near a limit are measured again. The search
+//!    ends as soon as the bracket fixes the instance count the peak needs,
+//!    since a finer capacity could not change the configuration.
 //! 2. **Verify**: an endurance run at peak with that count; a failure tries
 //!    one more instance, up to `endurance_retries`.
 //!
@@ -18,11 +22,18 @@
 //! type's bound: types that cannot beat it are dropped without another step.
 //! The answer is the cheapest verified configuration across all types, as a
 //! full search of every type would give, for a fraction of the load.
+//!
+//! 3. **Bracket the winner**: the auto-scaling target is built on one
+//!    instance's capacity, so the recommended type's search goes on from what
+//!    it decided — above the peak too, up to [`REFINE_HEADROOM`] times the rate
+//!    the peak needs — until a passing and a failing rate lie within the
+//!    resolution (with a walk: on neighbouring walk rates). Only the winner is
+//!    bracketed, and only as far as its own steps have not already done it.
 
 use super::search::{Bracket, Rates};
-use super::{Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
+use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
-use crate::format::trim_number;
+use crate::format::{tps, trim_number};
 use crate::vocab::{Candidate, Phase, Probe};
 
 /// What the adaptive strategy needs to know.
@@ -45,6 +56,13 @@ pub struct AdaptiveConfig {
     /// highest sustainable rate one was measured to hold.
     pub max_utilization: f64,
 }
+
+/// How far above the rate one instance needs to hold the peak the winner's
+/// capacity is bracketed. Beyond it one instance runs below a quarter of its
+/// capacity at peak, and a sizing run would drive traffic far past what it
+/// was asked about (and what this machine was shown to generate): the figure
+/// stays a lower bound, and says so.
+pub const REFINE_HEADROOM: f64 = 4.0;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
@@ -90,14 +108,8 @@ pub struct Adaptive {
 impl Adaptive {
     pub fn new(config: AdaptiveConfig) -> Adaptive {
         // Rates above what one instance needs to hold the peak within the
-        // utilisation margin tell nothing: one such instance is enough.
-        let enough = config.peak_tps / config.max_utilization;
-        let rates = match &config.tps_walk {
-            Some(walk) => Rates::Walk(walk_up_to(walk, enough)),
-            None => {
-                Rates::Continuous { start: config.start_tps, floor: config.floor_tps, cap: enough, resolution: config.resolution }
-            }
-        };
+        // utilisation margin cannot change a count: one such instance is enough.
+        let rates = Self::rates(&config, config.peak_tps / config.max_utilization);
         let lanes: Vec<Lane> = config
             .types
             .iter()
@@ -113,6 +125,29 @@ impl Adaptive {
             })
             .collect();
         Adaptive { config, lanes }
+    }
+
+    /// The rates a search may probe, up to the first at or above `cap`. A
+    /// walk starts at its rate nearest the start (the peak, by default). Off a
+    /// walk, a start at or above the peak asks the question the margin poses
+    /// — does one instance sustain peak ÷ max-utilization? — which a pass at
+    /// the peak alone would not answer.
+    fn rates(config: &AdaptiveConfig, cap: f64) -> Rates {
+        let enough = config.peak_tps / config.max_utilization;
+        match &config.tps_walk {
+            Some(walk) => Rates::Walk { rates: walk_up_to(walk, cap), start: config.start_tps },
+            None => Rates::Continuous {
+                start: if config.start_tps >= config.peak_tps { enough.max(config.start_tps) } else { config.start_tps },
+                floor: config.floor_tps,
+                cap,
+                resolution: config.resolution,
+            },
+        }
+    }
+
+    /// The rate one instance must sustain to hold the peak alone within the margin.
+    fn enough(&self) -> f64 {
+        self.config.peak_tps / self.config.max_utilization
     }
 
     /// The smallest allowed count of at least `n` instances.
@@ -135,9 +170,34 @@ impl Adaptive {
     }
 
     /// The fewest instances the peak needs when one instance fails at `fail`:
-    /// its capacity is below it.
-    fn fewest_below(&self, fail: f64) -> u32 {
-        (self.config.peak_tps / (fail * self.config.max_utilization)).floor() as u32 + 1
+    /// the best it can still pass is the rate below it (on a walk, the walk's
+    /// rate below it — the search never measures between).
+    fn fewest_below(&self, lane: &Lane, fail: f64) -> u32 {
+        self.needed(lane.bracket.highest_below(fail))
+    }
+
+    /// The next rate the search of `lane` probes, if any.
+    fn search_rate(&self, lane: &Lane) -> Option<f64> {
+        let bracket = &lane.bracket;
+        if let Some(rate) = bracket.pending() {
+            return Some(rate);
+        }
+        match (bracket.best(), bracket.lowest_failure()) {
+            // Nothing passed yet: the type's bound assumes the fewest instances
+            // the lowest failure allows, and the lowest rate that would settle
+            // that count is the one to aim at. After the first failure, midway
+            // between it and that rate: a pass settles the count and narrows
+            // the bracket at once. After the second, that rate itself. Then,
+            // far below the peak, halving.
+            (None, Some(fail)) if bracket.failures() <= 2 => {
+                let fewest = self.fewest_below(lane, fail);
+                let count = self.allowed_count(fewest).unwrap_or(fewest);
+                let settles = self.config.peak_tps / (count as f64 * self.config.max_utilization);
+                let aim = if bracket.failures() == 1 { bracket.between(settles) } else { bracket.at_or_above(settles) };
+                aim.or_else(|| bracket.next_rate())
+            }
+            _ => bracket.next_rate(),
+        }
     }
 
     /// The fewest instances a type could need, given what its search showed:
@@ -147,7 +207,7 @@ impl Adaptive {
             Stage::Verifying { count, .. } | Stage::Verified { count } => *count,
             _ => match (lane.max_tps, lane.bracket.lowest_failure()) {
                 (Some(max), _) => self.needed(max),
-                (None, Some(fail)) => self.fewest_below(fail),
+                (None, Some(fail)) => self.fewest_below(lane, fail),
                 (None, None) => 1,
             },
         }
@@ -202,12 +262,12 @@ impl Adaptive {
     /// Whether the search of `lane` has nothing left to learn: its bracket is
     /// exhausted, or every rate inside it gives the same instance count.
     fn search_over(&self, lane: &Lane) -> bool {
-        if lane.bracket.next_rate().is_none() {
+        if self.search_rate(lane).is_none() {
             return true;
         }
         match (lane.bracket.best(), lane.bracket.lowest_failure()) {
             (Some(pass), _) if self.needed(pass) == 1 => true,
-            (Some(pass), Some(fail)) => self.needed(pass) == self.fewest_below(fail),
+            (Some(pass), Some(fail)) => self.needed(pass) == self.fewest_below(lane, fail),
             _ => false,
         }
     }
@@ -236,7 +296,7 @@ impl Adaptive {
         match lane.stage.clone() {
             Stage::Waiting => self.lanes[i].stage = Stage::Searching,
             Stage::Searching if !self.search_over(lane) => {
-                let rate = lane.bracket.next_rate().expect("the search is not over");
+                let rate = self.search_rate(lane).expect("the search is not over");
                 return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search });
             }
             Stage::Searching => {
@@ -275,9 +335,9 @@ impl Adaptive {
         None
     }
 
-    /// Once the recommendation is settled, the next probe that sharpens its
+    /// Once the recommendation is settled, the next probe that brackets its
     /// capacity per instance — the figure the auto-scaling target is built
-    /// on — until the bracket is within the resolution.
+    /// on — until a pass and a failure lie within the resolution.
     fn refinement(&self) -> Option<(usize, Probe)> {
         let (_, _, i) = self.best()?;
         let lane = &self.lanes[i];
@@ -341,6 +401,10 @@ impl Strategy for Adaptive {
             (Phase::Endurance, Stage::Verifying { count, attempt }) => {
                 self.lanes[i].tried.push((count, outcome.passed(), outcome.reasons()));
                 self.lanes[i].stage = if outcome.passed() {
+                    // Should it win, its capacity is bracketed from what its
+                    // search decided, above the peak too.
+                    let wider = Self::rates(&self.config, self.enough() * REFINE_HEADROOM);
+                    self.lanes[i].bracket.widen(wider);
                     Stage::Verified { count }
                 } else {
                     match self.next_count(count).filter(|_| attempt < self.config.endurance_retries) {
@@ -369,7 +433,7 @@ impl Strategy for Adaptive {
         let best = self.best();
         let recommendation = best.map(|(_, count, i)| Recommended {
             candidate: Candidate::new(self.lanes[i].instance_type.clone(), count),
-            max_tps_per_instance: self.lanes[i].max_tps.unwrap_or(self.config.peak_tps / count as f64),
+            capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
         Conclusion { recommendation, types }
@@ -395,32 +459,38 @@ fn walk_up_to(walk: &[f64], enough: f64) -> Vec<f64> {
 }
 
 impl Adaptive {
+    /// What one instance of lane `i` sustained, once its search ended.
+    fn capacity(&self, i: usize) -> Option<Capacity> {
+        let lane = &self.lanes[i];
+        lane.max_tps.map(|at_least| Capacity::between(at_least, lane.bracket.lowest_failure()))
+    }
+
     fn summarise(&self, i: usize, winner: Option<usize>) -> TypeSummary {
         let lane = &self.lanes[i];
-        let per = |max: f64| {
-            if self.needed(max) == 1 {
-                format!("at least {} TPS per instance (the search stops where one instance is enough)", trim_number(max))
-            } else {
-                format!("{} TPS per instance", trim_number(max))
+        let capacity = self.capacity(i);
+        let per = || match capacity {
+            None => "no rate measured".to_string(),
+            Some(c) => {
+                let how = match c.below {
+                    Some(below) => format!("fails at {}", tps(below)),
+                    None if winner != Some(i) => "a lower bound: the search stops where one instance is enough".into(),
+                    None if lane.bracket.next_rate().is_some() => "a lower bound: the run stopped before it was bracketed".into(),
+                    None => "a lower bound: the highest rate tried passed".into(),
+                };
+                format!("{} TPS per instance ({how})", c.figure())
             }
         };
         let verdict = match &lane.stage {
             Stage::Verified { count } if winner == Some(i) => {
-                format!(
-                    "{}; {count} instance{} verified at peak — recommended",
-                    per(lane.max_tps.unwrap_or(0.0)),
-                    if *count == 1 { "" } else { "s" }
-                )
+                format!("{}; {count} instance{} verified at peak — recommended", per(), if *count == 1 { "" } else { "s" })
             }
-            Stage::Verified { count } => {
-                format!("{}; {count} verified at peak, but not the cheapest", per(lane.max_tps.unwrap_or(0.0)))
-            }
+            Stage::Verified { count } => format!("{}; {count} verified at peak, but not the cheapest", per()),
             Stage::Failed { verdict } | Stage::Pruned { verdict } => verdict.clone(),
             Stage::Waiting | Stage::Searching | Stage::Verifying { .. } => "not finished (the run stopped early)".to_string(),
         };
         TypeSummary {
             instance_type: lane.instance_type.clone(),
-            max_tps_per_instance: lane.max_tps,
+            capacity,
             count_needed: lane.max_tps.and_then(|m| self.allowed_count(self.needed(m))),
             verified_count: match lane.stage {
                 Stage::Verified { count } => Some(count),
@@ -504,7 +574,11 @@ mod tests {
             world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
         let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.tps).collect();
-        assert_eq!(&rates[..2], &[100.0, 50.0], "fails the peak, passes half of it: 2 instances whatever lies between");
+        // Failing the peak leaves 2 instances possible; 50 would settle them.
+        // Midway (geometrically) between 50 and 100 it passes: 2 instances
+        // whatever lies between, and a bracket already half as wide.
+        assert_eq!(rates[0], 100.0);
+        assert!((rates[1] - 5000f64.sqrt()).abs() < 1e-9, "{rates:?}");
         assert_eq!(world.log[2].phase, Phase::Endurance, "so the count is verified straight away");
     }
 
@@ -517,7 +591,7 @@ mod tests {
             world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
         let rec = conclusion.recommendation.unwrap();
         assert_eq!(rec.candidate.count, 2);
-        assert!((94.0 / 1.05..=94.0).contains(&rec.max_tps_per_instance), "{}", rec.max_tps_per_instance);
+        assert!((94.0 / 1.05..=94.0).contains(&rec.capacity.at_least), "{:?}", rec.capacity);
         let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
         assert!(
             world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1),
@@ -545,7 +619,7 @@ mod tests {
     fn a_high_peak_searches_capacity_to_the_resolution() {
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
         let conclusion = world.run(&mut Adaptive::new(config(1000.0, &[("ml.m5.large", 0.115)])));
-        let max = conclusion.types[0].max_tps_per_instance.unwrap();
+        let max = conclusion.types[0].capacity.unwrap().at_least;
         assert!((94.0 / 1.05..=94.0).contains(&max), "{max}");
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, crate::step::instances_needed(1000.0, max));
     }
@@ -607,5 +681,130 @@ mod tests {
         assert_eq!(strategy.next(), Next::Wait, "both lanes busy");
         strategy.record(&a, &measured(true, 0.2));
         assert!(matches!(strategy.next(), Next::Run(p) if p.candidate.instance_type == a.candidate.instance_type));
+    }
+
+    fn user_walk() -> Vec<f64> {
+        vec![10., 20., 40., 60., 80., 100., 120., 140., 160., 180., 200.]
+    }
+
+    fn realistic(peak: f64, types: &[(&str, f64)]) -> AdaptiveConfig {
+        AdaptiveConfig { start_tps: peak, max_utilization: 0.9, ..config(peak, types) }
+    }
+
+    fn trace(world: &World) -> Vec<(Phase, u32, f64)> {
+        world.log.iter().map(|p| (p.phase, p.candidate.count, p.tps)).collect()
+    }
+
+    #[test]
+    fn a_capacity_above_the_peak_is_bracketed_to_the_resolution() {
+        // One c5.large serves 118/s: it holds the peak of 100 alone. The
+        // search stops there (the count is settled), but the auto-scaling
+        // target needs the capacity: 118 within 5 %, not "at least 111".
+        let mut world = World::new(&[("ml.c5.large", 118.0)]);
+        let conclusion = world.run(&mut Adaptive::new(realistic(100.0, &[("ml.c5.large", 0.102)])));
+        let rec = conclusion.recommendation.unwrap();
+        assert_eq!(rec.candidate, Candidate::new(t("ml.c5.large"), 1));
+        let (pass, fail) = (rec.capacity.at_least, rec.capacity.below.expect("bracketed"));
+        assert!(pass <= 118.0 && fail > 118.0, "{:?}", rec.capacity);
+        assert!(rec.capacity.width().unwrap() <= 0.05, "{:?}", rec.capacity);
+        assert_eq!(rec.capacity.figure(), crate::format::tps(pass), "a bracketed figure reads as a number");
+        assert_eq!(conclusion.types[0].capacity, Some(rec.capacity));
+        assert!(conclusion.types[0].verdict.contains("(fails at"), "{}", conclusion.types[0].verdict);
+        let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
+        assert_eq!(endurance, 1, "a pass at 100 / 0.9 settles one instance; it is verified before anything else");
+        assert!((world.log[0].tps - 100.0 / 0.9).abs() < 1e-9, "off a walk, the first question is the margin's");
+        assert!(world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1));
+    }
+
+    #[test]
+    fn a_capacity_beyond_the_headroom_stays_a_labelled_bound() {
+        let mut world = World::new(&[("ml.g4dn.xlarge", 5000.0)]);
+        let conclusion = world.run(&mut Adaptive::new(realistic(100.0, &[("ml.g4dn.xlarge", 0.736)])));
+        let rec = conclusion.recommendation.unwrap();
+        let headroom = 100.0 / 0.9 * REFINE_HEADROOM;
+        assert!(world.log.iter().all(|p| p.tps <= headroom + 1e-9), "never driven past {headroom}: {:?}", trace(&world));
+        assert_eq!(rec.capacity, Capacity::bound(headroom));
+        assert!(!rec.capacity.is_bracketed());
+        assert_eq!(rec.capacity.figure(), "≥ 444.4");
+        assert!(
+            conclusion.types[0].verdict.starts_with("≥ 444.4 TPS per instance (a lower bound"),
+            "{}",
+            conclusion.types[0].verdict
+        );
+    }
+
+    #[test]
+    fn with_a_walk_the_first_probe_is_the_walk_rate_nearest_the_peak_then_bisection_within_it() {
+        // perfsizesagemaker's user walk. One m5.large serves 94/s: 100 fails,
+        // so the peak needs 2, which 60 would settle; 80, between 60 and 100,
+        // passes: 2 instances, and the capacity bracketed on neighbouring rates.
+        let mut world = World::new(&[("ml.m5.large", 94.0)]);
+        let cfg = AdaptiveConfig { tps_walk: Some(user_walk()), ..realistic(100.0, &[("ml.m5.large", 0.115)]) };
+        let rec = world.run(&mut Adaptive::new(cfg)).recommendation.unwrap();
+        assert_eq!(trace(&world), [(Phase::Search, 1, 100.0), (Phase::Search, 1, 80.0), (Phase::Endurance, 2, 100.0)]);
+        assert_eq!(rec.candidate.count, 2);
+        assert_eq!(rec.capacity, Capacity { at_least: 80.0, below: Some(100.0) });
+    }
+
+    #[test]
+    fn with_a_walk_a_winner_that_holds_the_peak_alone_is_bracketed_up_the_walk() {
+        let mut world = World::new(&[("ml.m5.xlarge", 188.0)]);
+        let cfg = AdaptiveConfig { tps_walk: Some(user_walk()), ..realistic(100.0, &[("ml.m5.xlarge", 0.23)]) };
+        let rec = world.run(&mut Adaptive::new(cfg)).recommendation.unwrap();
+        // 100 passes, 120 (≥ 100 / 0.9) settles one instance, verified; then
+        // the walk above it, galloping to its end and bisecting back.
+        assert_eq!(
+            trace(&world),
+            [
+                (Phase::Search, 1, 100.0),
+                (Phase::Search, 1, 120.0),
+                (Phase::Endurance, 1, 100.0),
+                (Phase::Search, 1, 200.0),
+                (Phase::Search, 1, 160.0),
+                (Phase::Search, 1, 180.0)
+            ]
+        );
+        assert_eq!(rec.capacity, Capacity { at_least: 180.0, below: Some(200.0) });
+    }
+
+    #[test]
+    fn adaptive_spends_at_most_half_the_load_of_perfsizesagemaker_with_and_without_a_walk() {
+        // The benchmark's scenario: peak 100, ml.m5.large (94/s, $0.115) and
+        // ml.m5.xlarge (188/s, $0.23). Load counts every step alike, as
+        // perfsizesagemaker's own demo gives a search step and an endurance
+        // run a minute each.
+        let types = [("ml.m5.large", 94.0), ("ml.m5.xlarge", 188.0)];
+        let prices = [("ml.m5.large", 0.115), ("ml.m5.xlarge", 0.23)];
+        let price = |c: &Candidate| prices.iter().find(|(n, _)| *n == c.instance_type.as_str()).unwrap().1 * c.count as f64;
+        for walk in [None, Some(user_walk())] {
+            let mut baseline = World::new(&types);
+            let perfsize_config = crate::step::perfsize::PerfsizeConfig {
+                peak_tps: 100.0,
+                types: prices.iter().map(|(n, _)| t(n)).collect(),
+                count_walk: vec![1],
+                tps_walk: walk.clone().unwrap_or(crate::plan::PERFSIZE_DEFAULT_TPS_WALK.to_vec()),
+                endurance_retries: 3,
+            };
+            let theirs = baseline.run(&mut crate::step::Perfsize::new(perfsize_config)).recommendation.unwrap();
+            let mut world = World::new(&types);
+            let ours = world
+                .run(&mut Adaptive::new(AdaptiveConfig { tps_walk: walk.clone(), ..realistic(100.0, &prices) }))
+                .recommendation
+                .unwrap();
+            assert!(
+                price(&ours.candidate) <= price(&theirs.candidate) + 1e-9,
+                "{walk:?}: {} vs {}",
+                ours.candidate,
+                theirs.candidate
+            );
+            assert!(
+                world.log.len() * 2 <= baseline.log.len(),
+                "{walk:?}: {} steps against perfsizesagemaker's {}: {:?}",
+                world.log.len(),
+                baseline.log.len(),
+                trace(&world)
+            );
+            assert!(ours.capacity.is_bracketed(), "{walk:?}: {:?}", ours.capacity);
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! - [`adaptive`] (default): best-first branch and bound over instance types
 //!   by the lowest cost each could still reach; a search per type that starts
 //!   at the peak; endurance runs at peak; types that cannot beat a verified
-//!   configuration are dropped.
+//!   configuration are dropped; the winner's one-instance [`Capacity`] is
+//!   bracketed for the auto-scaling target.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
 
 pub mod adaptive;
@@ -16,6 +17,7 @@ mod search;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
+use crate::format::tps;
 use crate::result::{Miss, StepResult};
 use crate::vocab::{Candidate, Probe};
 
@@ -104,12 +106,65 @@ pub enum Next {
     Done,
 }
 
+/// What one instance was measured to sustain within the requirements: the
+/// highest rate it passed and, once a rate above it failed, the lowest such
+/// rate. With both the capacity is bracketed; with only the first it is a
+/// lower bound — no step pushed one instance past it — and is shown as one
+/// ("≥ 100 TPS").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Highest rate per instance that passed.
+    pub at_least: f64,
+    /// Lowest rate per instance above `at_least` that failed; None when none
+    /// was measured.
+    #[serde(default)]
+    pub below: Option<f64>,
+}
+
+impl Capacity {
+    /// Only a lower bound: nothing above `at_least` was measured.
+    pub fn bound(at_least: f64) -> Capacity {
+        Capacity { at_least, below: None }
+    }
+
+    /// Passed `at_least`, failed `below`; a failure at or below the pass
+    /// brackets nothing, so it leaves a bound.
+    pub fn between(at_least: f64, below: Option<f64>) -> Capacity {
+        Capacity { at_least, below: below.filter(|b| *b > at_least) }
+    }
+
+    /// Whether a failing rate closes it from above.
+    pub fn is_bracketed(&self) -> bool {
+        self.below.is_some()
+    }
+
+    /// The bracket's width relative to its lower side.
+    pub fn width(&self) -> Option<f64> {
+        self.below.map(|b| (b - self.at_least) / self.at_least)
+    }
+
+    /// The figure without its unit: "118" when bracketed, "≥ 100" when a bound.
+    pub fn figure(&self) -> String {
+        if self.is_bracketed() { tps(self.at_least) } else { format!("≥ {}", tps(self.at_least)) }
+    }
+
+    /// The figure and how it is known: "118 TPS (fails at 121)" or
+    /// "≥ 100 TPS (a lower bound: no higher rate was measured)".
+    pub fn describe(&self) -> String {
+        match self.below {
+            Some(below) => format!("{} TPS (fails at {})", tps(self.at_least), tps(below)),
+            None => format!("≥ {} TPS (a lower bound: no higher rate was measured)", tps(self.at_least)),
+        }
+    }
+}
+
 /// How one instance type fared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TypeSummaryRecord", into = "TypeSummaryRecord")]
 pub struct TypeSummary {
     pub instance_type: InstanceType,
-    /// Highest rate one instance sustained within the requirements.
-    pub max_tps_per_instance: Option<f64>,
+    /// What one instance sustained, once its search ended.
+    pub capacity: Option<Capacity>,
     /// Instances the peak needs at that rate.
     pub count_needed: Option<u32>,
     /// The count an endurance run at peak verified.
@@ -118,11 +173,51 @@ pub struct TypeSummary {
     pub verdict: String,
 }
 
+/// A [`TypeSummary`] as summary.json spells it: `max_tps_per_instance` (the
+/// capacity's lower side, the only figure summaries had before the bracket)
+/// beside `capacity`. A summary without `capacity` reads as a lower bound.
+#[derive(Serialize, Deserialize)]
+struct TypeSummaryRecord {
+    instance_type: InstanceType,
+    max_tps_per_instance: Option<f64>,
+    #[serde(default)]
+    capacity: Option<Capacity>,
+    count_needed: Option<u32>,
+    verified_count: Option<u32>,
+    verdict: String,
+}
+
+impl From<TypeSummaryRecord> for TypeSummary {
+    fn from(r: TypeSummaryRecord) -> TypeSummary {
+        TypeSummary {
+            instance_type: r.instance_type,
+            capacity: r.capacity.or(r.max_tps_per_instance.map(Capacity::bound)),
+            count_needed: r.count_needed,
+            verified_count: r.verified_count,
+            verdict: r.verdict,
+        }
+    }
+}
+
+impl From<TypeSummary> for TypeSummaryRecord {
+    fn from(t: TypeSummary) -> TypeSummaryRecord {
+        TypeSummaryRecord {
+            instance_type: t.instance_type,
+            max_tps_per_instance: t.capacity.map(|c| c.at_least),
+            capacity: t.capacity,
+            count_needed: t.count_needed,
+            verified_count: t.verified_count,
+            verdict: t.verdict,
+        }
+    }
+}
+
 /// The recommended configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommended {
     pub candidate: Candidate,
-    pub max_tps_per_instance: f64,
+    /// One instance's capacity: what the auto-scaling target is built on.
+    pub capacity: Capacity,
 }
 
 /// A strategy's final word.
@@ -258,5 +353,49 @@ pub(crate) mod testing {
 
     pub fn t(name: &str) -> InstanceType {
         name.parse().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_reads_as_a_bound_and_a_bracket_as_a_figure() {
+        let bound = Capacity::bound(100.0);
+        assert!(!bound.is_bracketed());
+        assert_eq!(bound.figure(), "≥ 100");
+        assert!(bound.describe().starts_with("≥ 100 TPS (a lower bound"), "{}", bound.describe());
+        let bracket = Capacity::between(117.5, Some(121.25));
+        assert_eq!(bracket.figure(), "117.5");
+        assert_eq!(bracket.describe(), "117.5 TPS (fails at 121.3)");
+        assert!((bracket.width().unwrap() - 3.75 / 117.5).abs() < 1e-12);
+        assert_eq!(Capacity::between(100.0, Some(90.0)), bound, "a failure below the pass brackets nothing");
+    }
+
+    #[test]
+    fn summaries_keep_the_old_figure_and_read_old_ones_as_bounds() {
+        let summary = TypeSummary {
+            instance_type: "ml.c5.large".parse().unwrap(),
+            capacity: Some(Capacity::between(117.5, Some(121.25))),
+            count_needed: Some(1),
+            verified_count: Some(1),
+            verdict: "recommended".into(),
+        };
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["max_tps_per_instance"], 117.5, "readers of earlier summaries still find the figure");
+        assert_eq!(json["capacity"], serde_json::json!({"at_least": 117.5, "below": 121.25}));
+        assert_eq!(serde_json::from_value::<TypeSummary>(json).unwrap(), summary);
+        // Written before the bracket existed: the figure was all there was.
+        let old = serde_json::json!({
+            "instance_type": "ml.c5.large", "max_tps_per_instance": 111.1,
+            "count_needed": 1, "verified_count": 1, "verdict": "recommended"
+        });
+        assert_eq!(serde_json::from_value::<TypeSummary>(old).unwrap().capacity, Some(Capacity::bound(111.1)));
+        let unsearched = serde_json::json!({
+            "instance_type": "ml.c5.large", "max_tps_per_instance": null,
+            "count_needed": null, "verified_count": null, "verdict": "not searched"
+        });
+        assert_eq!(serde_json::from_value::<TypeSummary>(unsearched).unwrap().capacity, None);
     }
 }

@@ -12,8 +12,13 @@
 //! Differences kept on purpose: limits are inclusive (perfsizesagemaker's
 //! strict `<` made `--percent_fail 0` impossible to meet) and the endurance
 //! ramp flags are honoured (perfsizesagemaker parsed and ignored them).
+//!
+//! The capacity per instance is what the climb showed and no more: bracketed
+//! by the walk's rate that ended the climb (to the walk's own spacing), or a
+//! lower bound when the whole walk passed. No step is added to sharpen it:
+//! this strategy exists to behave, and cost, exactly as perfsizesagemaker.
 
-use super::{Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
+use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
 use crate::format::trim_number;
 use crate::vocab::{Candidate, Phase, Probe};
@@ -53,6 +58,8 @@ pub struct Perfsize {
     waiting: bool,
     /// Phase 1's answer: type, count, highest passing rate.
     found: Option<(usize, u32, f64)>,
+    /// The rate whose failure ended the climb, if one did.
+    climb_failed_at: Option<f64>,
     needed: u32,
     recommended: Option<Candidate>,
     failures: Vec<(usize, String)>,
@@ -66,6 +73,7 @@ impl Perfsize {
             stage: Stage::FindType { type_index: 0, count_index: 0 },
             waiting: false,
             found: None,
+            climb_failed_at: None,
             needed: 0,
             recommended: None,
             failures: Vec::new(),
@@ -74,6 +82,12 @@ impl Perfsize {
 
     fn tps_per_instance(&self) -> Option<f64> {
         self.found.map(|(_, count, tps)| tps / count as f64)
+    }
+
+    /// The climb's result per instance: its last pass, and the failure that ended it.
+    fn capacity(&self) -> Option<Capacity> {
+        self.found
+            .map(|(_, count, tps)| Capacity::between(tps / count as f64, self.climb_failed_at.map(|fail| fail / count as f64)))
     }
 
     fn start_endurance(&mut self) {
@@ -139,6 +153,8 @@ impl Strategy for Perfsize {
             Stage::Climb { type_index, count_index, tps_index } => {
                 if passed {
                     self.found = Some((type_index, self.config.count_walk[count_index], probe.tps));
+                } else {
+                    self.climb_failed_at = Some(probe.tps);
                 }
                 if passed && tps_index + 1 < self.config.tps_walk.len() {
                     Stage::Climb { type_index, count_index, tps_index: tps_index + 1 }
@@ -157,11 +173,11 @@ impl Strategy for Perfsize {
     }
 
     fn conclusion(&self) -> Conclusion {
-        let per_instance = self.tps_per_instance();
+        let capacity = self.capacity();
         let recommendation = self
             .recommended
             .clone()
-            .map(|candidate| Recommended { candidate, max_tps_per_instance: per_instance.unwrap_or(0.0) });
+            .map(|candidate| Recommended { candidate, capacity: capacity.unwrap_or(Capacity::bound(0.0)) });
         let types = self
             .config
             .types
@@ -188,7 +204,7 @@ impl Strategy for Perfsize {
                 };
                 TypeSummary {
                     instance_type: instance_type.clone(),
-                    max_tps_per_instance: found_here.map(|(_, count, tps)| tps / count as f64),
+                    capacity: found_here.and(capacity),
                     count_needed: found_here.map(|_| self.needed),
                     verified_count: found_here.and(self.recommended.as_ref().map(|r| r.count)),
                     verdict,
@@ -234,7 +250,7 @@ mod tests {
         let rec = conclusion.recommendation.unwrap();
         // Climbs 1…90 (18 passes), fails 100; 100 / 90 → 2 instances.
         assert_eq!(rec.candidate, Candidate::new(t("ml.m5.large"), 2));
-        assert_eq!(rec.max_tps_per_instance, 90.0);
+        assert_eq!(rec.capacity, Capacity { at_least: 90.0, below: Some(100.0) }, "bracketed by the walk's next rate");
         assert_eq!(world.steps(Phase::Search), 19);
         assert_eq!(world.steps(Phase::Endurance), 1);
         assert!(world.log.iter().all(|p| p.candidate.instance_type == t("ml.m5.large")), "the cheaper c5 is never tried");
@@ -275,7 +291,17 @@ mod tests {
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
         world.flukes.push(("ml.m5.large".into(), 60.0));
         let rec = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"]))).recommendation.unwrap();
-        assert_eq!(rec.max_tps_per_instance, 50.0);
+        assert_eq!(rec.capacity, Capacity { at_least: 50.0, below: Some(60.0) });
         assert_eq!(rec.candidate.count, 2);
+    }
+
+    #[test]
+    fn a_climb_that_passes_the_whole_walk_leaves_a_bound() {
+        // perfsizesagemaker's sample: the first type took every rate of the walk.
+        let mut world = World::new(&[("ml.m5.large", 500.0)]);
+        let rec = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"]))).recommendation.unwrap();
+        assert_eq!(rec.capacity, Capacity::bound(400.0));
+        assert_eq!(rec.capacity.figure(), "≥ 400");
+        assert_eq!(world.steps(Phase::Search), 22, "no step added to sharpen it: the walk, step for step");
     }
 }

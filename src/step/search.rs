@@ -7,68 +7,126 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rates {
     /// Any rate: start, double until a failure (never past `cap`), halve
-    /// below `start` down to `floor`, bisect until the bracket is within
-    /// `resolution` (relative).
+    /// below `start` down to `floor`, bisect (geometrically) until the
+    /// bracket is within `resolution` (relative).
     Continuous { start: f64, floor: f64, cap: f64, resolution: f64 },
-    /// Only these rates, ascending: gallop up the walk, then binary search.
-    Walk(Vec<f64>),
+    /// Only these rates: the first probe is the one nearest `start`; then
+    /// gallop up the walk or halve down it, then binary search.
+    Walk { rates: Vec<f64>, start: f64 },
 }
 
 /// The state of one search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bracket {
     rates: Rates,
-    /// Decided rates (or walk indexes) and whether they passed.
+    /// Decided rates and whether they passed.
     decided: Vec<(f64, bool)>,
-    /// Lowest failing position.
+    /// Lowest failing rate.
     fail: Option<f64>,
-    /// Highest passing position below `fail`: a pass above a failure was luck.
+    /// Highest passing rate below `fail`: a pass above a failure was luck.
     pass: Option<f64>,
-    /// Votes at the rate being decided.
+    /// The rate being decided, and its votes so far.
+    voting: Option<f64>,
     votes: Vec<bool>,
 }
 
 /// Most measurements of one rate before the majority decides.
 const MAX_VOTES: usize = 3;
 
+/// Two rates closer than this are the same rate.
+const SAME_RATE: f64 = 1e-9;
+
 impl Bracket {
     pub fn new(rates: Rates) -> Bracket {
-        let rates = match rates {
-            Rates::Walk(mut walk) => {
-                walk.sort_by(f64::total_cmp);
-                walk.dedup();
-                Rates::Walk(walk)
-            }
-            continuous => continuous,
-        };
-        Bracket { rates, decided: Vec::new(), fail: None, pass: None, votes: Vec::new() }
+        Bracket { rates: sorted(rates), decided: Vec::new(), fail: None, pass: None, voting: None, votes: Vec::new() }
+    }
+
+    /// Lets the search go further with what it decided so far: a higher cap,
+    /// or a walk that goes on above the old one (the old walk must be its
+    /// beginning, so that every decided rate is still on it).
+    pub fn widen(&mut self, rates: Rates) {
+        let rates = sorted(rates);
+        if let Rates::Walk { rates: walk, .. } = &rates {
+            debug_assert!(self.decided.iter().all(|(r, _)| walk.iter().any(|w| (w - r).abs() < SAME_RATE)));
+        }
+        self.rates = rates;
     }
 
     /// The next rate to probe, or None once the search is over.
     pub fn next_rate(&self) -> Option<f64> {
+        if let Some(rate) = self.voting {
+            return Some(rate);
+        }
         match &self.rates {
             Rates::Continuous { start, floor, cap, resolution } => match (self.pass, self.fail) {
                 (None, None) => Some(start.min(*cap)),
                 (Some(p), None) => (p < *cap).then(|| (p * 2.0).min(*cap)),
                 (None, Some(f)) => (f / 2.0 >= *floor).then_some(f / 2.0),
-                (Some(p), Some(f)) => ((f - p) / p > *resolution).then_some((p + f) / 2.0),
+                // The middle on a log scale: the resolution is relative.
+                (Some(p), Some(f)) => ((f - p) / p > *resolution).then_some((p * f).sqrt()),
             },
-            Rates::Walk(walk) => {
-                let last = walk.len() as f64 - 1.0;
-                let index = match (self.pass, self.fail) {
-                    (None, None) => Some(0.0),
-                    (Some(p), None) => (p < last).then(|| (2.0 * p + 1.0).min(last)),
-                    (None, Some(f)) => (f > 0.0).then(|| (f / 2.0).floor()),
-                    (Some(p), Some(f)) => (f - p > 1.0).then(|| ((p + f) / 2.0).floor()),
+            Rates::Walk { rates: walk, start } => {
+                let last = walk.len().checked_sub(1)?;
+                let index = match (self.pass.map(|p| self.index(p)), self.fail.map(|f| self.index(f))) {
+                    (None, None) => Some(nearest(walk, *start)),
+                    (Some(p), None) => (p < last).then(|| (2 * p + 1).min(last)),
+                    (None, Some(f)) => (f > 0).then_some(f / 2),
+                    (Some(p), Some(f)) => (f - p > 1).then(|| (p + f) / 2),
                 };
-                index.map(|i| walk[i as usize])
+                index.map(|i| walk[i])
             }
+        }
+    }
+
+    /// A rate midway between `low` and the lowest failure (geometrically, or
+    /// by position on the walk), no lower than `low`: for a search that knows
+    /// which rates below the failure matter. None when no rate the search may
+    /// probe lies in [low, failure).
+    pub fn between(&self, low: f64) -> Option<f64> {
+        let f = self.fail?;
+        match &self.rates {
+            Rates::Continuous { floor, .. } => {
+                let mid = (low.max(*floor) * f).sqrt();
+                (low < f && mid >= *floor).then_some(mid)
+            }
+            Rates::Walk { rates: walk, .. } => {
+                let lo = walk.iter().position(|r| *r >= low - SAME_RATE)?;
+                let hi = self.index(f);
+                (lo < hi).then(|| walk[(lo + hi) / 2])
+            }
+        }
+    }
+
+    /// The lowest rate at or above `low` that the search may probe, below the
+    /// lowest failure. None when there is none.
+    pub fn at_or_above(&self, low: f64) -> Option<f64> {
+        let f = self.fail?;
+        let rate = match &self.rates {
+            Rates::Continuous { floor, .. } => low.max(*floor),
+            Rates::Walk { rates: walk, .. } => *walk.iter().find(|r| **r >= low - SAME_RATE)?,
+        };
+        (rate < f - SAME_RATE).then_some(rate)
+    }
+
+    /// The highest rate a search could still find passing below `rate`: the
+    /// walk's rate before it, or (between walk rates, or off a walk) a hair
+    /// below `rate` itself.
+    pub fn highest_below(&self, rate: f64) -> f64 {
+        let hair = rate * (1.0 - SAME_RATE);
+        match &self.rates {
+            Rates::Walk { rates: walk, .. } => walk.iter().copied().rfind(|r| *r < rate - SAME_RATE).unwrap_or(hair),
+            Rates::Continuous { .. } => hair,
         }
     }
 
     /// Records one measurement of `rate`. `noisy` means it sat too close to
     /// a limit to trust alone. Returns true when the rate is decided.
     pub fn record(&mut self, rate: f64, passed: bool, noisy: bool) -> bool {
+        if self.voting.is_some_and(|v| (v - rate).abs() >= SAME_RATE) {
+            // Another rate: the votes pending were for a question no longer asked.
+            self.votes.clear();
+        }
+        self.voting = Some(rate);
         self.votes.push(passed);
         let yes = self.votes.iter().filter(|v| **v).count();
         let no = self.votes.len() - yes;
@@ -81,11 +139,17 @@ impl Bracket {
         }
         let passed = yes * 2 > self.votes.len() || (yes * 2 == self.votes.len() && passed);
         self.votes.clear();
-        self.decided.push((self.position(rate), passed));
+        self.voting = None;
+        self.decided.push((rate, passed));
         self.fail = self.decided.iter().filter(|(_, ok)| !ok).map(|(at, _)| *at).reduce(f64::min);
         self.pass =
             self.decided.iter().filter(|(at, ok)| *ok && self.fail.is_none_or(|f| *at < f)).map(|(at, _)| *at).reduce(f64::max);
         true
+    }
+
+    /// The rate whose measurements disagree so far, if any.
+    pub fn pending(&self) -> Option<f64> {
+        self.voting
     }
 
     /// How many rates were decided so far.
@@ -93,32 +157,46 @@ impl Bracket {
         self.decided.len()
     }
 
-    /// The highest rate that passed, once the search is over.
+    /// How many decided rates failed.
+    pub fn failures(&self) -> usize {
+        self.decided.iter().filter(|(_, ok)| !ok).count()
+    }
+
+    /// The highest rate that passed below every failure.
     pub fn best(&self) -> Option<f64> {
-        let p = self.pass?;
-        Some(match &self.rates {
-            Rates::Continuous { .. } => p,
-            Rates::Walk(walk) => walk[p as usize],
-        })
+        self.pass
     }
 
     /// The lowest rate that failed.
     pub fn lowest_failure(&self) -> Option<f64> {
-        let f = self.fail?;
-        Some(match &self.rates {
-            Rates::Continuous { .. } => f,
-            Rates::Walk(walk) => walk[f as usize],
-        })
+        self.fail
     }
 
-    fn position(&self, rate: f64) -> f64 {
+    fn index(&self, rate: f64) -> usize {
         match &self.rates {
-            Rates::Continuous { .. } => rate,
-            Rates::Walk(walk) => {
-                walk.iter().position(|r| (*r - rate).abs() < 1e-9).expect("probed rates come from the walk") as f64
+            Rates::Walk { rates: walk, .. } => {
+                walk.iter().position(|r| (*r - rate).abs() < SAME_RATE).expect("probed rates come from the walk")
             }
+            Rates::Continuous { .. } => unreachable!("only walks have positions"),
         }
     }
+}
+
+/// A walk in ascending order without repeats.
+fn sorted(rates: Rates) -> Rates {
+    match rates {
+        Rates::Walk { rates: mut walk, start } => {
+            walk.sort_by(f64::total_cmp);
+            walk.dedup();
+            Rates::Walk { rates: walk, start }
+        }
+        continuous => continuous,
+    }
+}
+
+/// The position of the walk's rate nearest `rate` (the lower one on a tie).
+fn nearest(walk: &[f64], rate: f64) -> usize {
+    (0..walk.len()).min_by(|a, b| (walk[*a] - rate).abs().total_cmp(&(walk[*b] - rate).abs())).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -165,10 +243,81 @@ mod tests {
     fn a_walk_is_galloped_then_bisected() {
         let walk: Vec<f64> =
             vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 20., 30., 40., 50., 60., 70., 80., 90., 100., 200., 300., 400.];
-        let (best, probed) = search(Rates::Walk(walk), 94.0);
+        let (best, probed) = search(Rates::Walk { rates: walk, start: 1.0 }, 94.0);
         assert_eq!(best, Some(90.0));
         // perfsizesagemaker's linear climb takes 19 steps to learn the same.
         assert_eq!(probed, vec![1.0, 2.0, 4.0, 8.0, 70.0, 400.0, 100.0, 80.0, 90.0]);
+    }
+
+    fn user_walk() -> Vec<f64> {
+        vec![10., 20., 40., 60., 80., 100., 120., 140., 160., 180., 200.]
+    }
+
+    #[test]
+    fn a_walk_starts_at_the_rate_nearest_the_start_and_bisects_within_itself() {
+        let (best, probed) = search(Rates::Walk { rates: user_walk(), start: 100.0 }, 94.0);
+        assert_eq!(best, Some(80.0));
+        // 100 fails; half the way down the walk (40) passes; then 60, 80 between.
+        assert_eq!(probed, vec![100.0, 40.0, 60.0, 80.0]);
+        let (_, probed) = search(Rates::Walk { rates: user_walk(), start: 111.0 }, 94.0);
+        assert_eq!(probed[0], 120.0, "the nearest rate, above or below");
+        let (_, probed) = search(Rates::Walk { rates: user_walk(), start: 110.0 }, 94.0);
+        assert_eq!(probed[0], 100.0, "a tie goes to the lower rate");
+    }
+
+    #[test]
+    fn between_picks_the_middle_of_what_is_left_above_a_low_rate() {
+        let mut walk = Bracket::new(Rates::Walk { rates: user_walk(), start: 100.0 });
+        assert_eq!(walk.between(55.0), None, "nothing failed yet");
+        walk.record(100.0, false, false);
+        assert_eq!(walk.between(55.0), Some(80.0), "60 and 80 lie in [55, 100): the upper middle");
+        assert_eq!(walk.between(80.0), Some(80.0));
+        assert_eq!(walk.between(90.0), None, "no walk rate in [90, 100)");
+        assert_eq!(walk.at_or_above(55.0), Some(60.0));
+        assert_eq!(walk.at_or_above(90.0), None);
+        assert_eq!(walk.highest_below(100.0), 80.0);
+        assert_eq!(walk.highest_below(10.0), 10.0 * (1.0 - SAME_RATE), "nothing below the walk's first rate");
+        let mut any = Bracket::new(Rates::Continuous { start: 100.0, floor: 1.0, cap: 111.0, resolution: 0.05 });
+        any.record(100.0, false, false);
+        assert!((any.between(50.0).unwrap() - 50f64.sqrt() * 10.0).abs() < 1e-9, "the geometric middle");
+        assert_eq!(any.between(100.0), None);
+        assert_eq!(any.at_or_above(50.0), Some(50.0));
+        assert_eq!(any.at_or_above(0.5), Some(1.0), "never below the floor");
+        assert!(any.highest_below(100.0) < 100.0 && any.highest_below(100.0) > 99.999);
+    }
+
+    #[test]
+    fn a_widened_search_goes_on_from_what_it_decided() {
+        let mut bracket = Bracket::new(Rates::Continuous { start: 100.0, floor: 1.0, cap: 111.0, resolution: 0.05 });
+        bracket.record(100.0, true, false);
+        bracket.record(111.0, true, false);
+        assert_eq!(bracket.next_rate(), None, "the cap passed: one instance is enough");
+        bracket.widen(Rates::Continuous { start: 100.0, floor: 1.0, cap: 444.0, resolution: 0.05 });
+        let mut probed = Vec::new();
+        while let Some(rate) = bracket.next_rate() {
+            probed.push(rate);
+            bracket.record(rate, rate <= 118.0, false);
+        }
+        assert_eq!(probed[0], 222.0, "growth resumes above the old cap");
+        let (pass, fail) = (bracket.best().unwrap(), bracket.lowest_failure().unwrap());
+        assert!(pass <= 118.0 && fail > 118.0 && (fail - pass) / pass <= 0.05, "{pass}..{fail}");
+
+        let mut walk = Bracket::new(Rates::Walk { rates: vec![10., 20., 40., 60., 80., 100., 120.], start: 100.0 });
+        walk.record(100.0, true, false);
+        walk.record(120.0, true, false);
+        assert_eq!(walk.next_rate(), None);
+        walk.widen(Rates::Walk { rates: user_walk(), start: 100.0 });
+        assert_eq!(walk.next_rate(), Some(200.0), "galloping on up the longer walk");
+    }
+
+    #[test]
+    fn votes_for_a_rate_no_longer_asked_are_dropped() {
+        let mut bracket = Bracket::new(Rates::Continuous { start: 10.0, floor: 0.5, cap: 100.0, resolution: 0.05 });
+        assert!(!bracket.record(10.0, false, true));
+        assert_eq!(bracket.pending(), Some(10.0));
+        assert!(bracket.record(20.0, true, false), "a clean measurement of another rate decides that rate");
+        assert_eq!(bracket.pending(), None);
+        assert_eq!(bracket.best(), Some(20.0));
     }
 
     #[test]
@@ -190,6 +339,6 @@ mod tests {
         // A later, lower failure: the 60 pass was luck; 40 still stands.
         bracket.record(50.0, false, false);
         assert_eq!(bracket.best(), Some(40.0));
-        assert_eq!(bracket.next_rate(), Some(45.0));
+        assert_eq!(bracket.next_rate(), Some(2000f64.sqrt()), "midway between 40 and 50 on a log scale");
     }
 }

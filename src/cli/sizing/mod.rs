@@ -54,7 +54,8 @@ pub struct SizingArgs {
     /// How to search.
     #[arg(long, default_value = "adaptive", value_parser = parse_strategy, value_name = "adaptive|perfsize")]
     pub strategy: StrategyKind,
-    /// First rate the adaptive search tries on one instance (default: the peak — can one instance take it?).
+    /// First rate the adaptive search tries on one instance (default: can one instance take the peak? — at
+    /// peak ÷ --max-utilization; with --tps-walk, the walk's rate nearest the peak).
     #[arg(long, value_parser = parse_positive, value_name = "TPS")]
     pub start_tps: Option<f64>,
     /// Precision of the adaptive capacity search, as a fraction (0.05 = 5 %).

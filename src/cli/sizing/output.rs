@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::format::{money, trim_number};
+use crate::format::{money, tps, trim_number};
 use crate::record::{REPORT_FILE, ScalingVerdict, Summary};
 use crate::vocab::Phase;
 
@@ -61,10 +61,16 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
                 money(rec.cost_per_million_inferences),
                 trim_number(summary.peak_tps)
             ));
+            let capacity = &rec.capacity;
             out.push_str(&format!(
-                "  one instance sustains {} TPS within the requirements; auto-scaling: target {} invocations/instance/minute, {}–{} instances\n",
-                trim_number(rec.max_tps_per_instance),
+                "  one instance sustains {} TPS within the requirements ({}); auto-scaling: target {} invocations/instance/minute{}, {}–{} instances\n",
+                capacity.figure(),
+                match capacity.below {
+                    Some(below) => format!("fails at {}", tps(below)),
+                    None => "a lower bound: no higher rate was measured".into(),
+                },
                 rec.autoscaling.target_invocations_per_instance,
+                if capacity.is_bracketed() { "" } else { " (built on the bound: conservative)" },
                 rec.autoscaling.min_instances,
                 rec.autoscaling.max_instances
             ));
@@ -146,6 +152,21 @@ fn scaling_text(verdict: &ScalingVerdict, peak_tps: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_conclusion_shows_a_bound_as_a_bound() {
+        let mut summary = crate::report::fixtures::recommended_run().summary;
+        let text = conclusion_text(&summary, Path::new("run"));
+        assert!(
+            text.contains("one instance sustains ≥ 100 TPS within the requirements (a lower bound: no higher rate was measured)"),
+            "{text}"
+        );
+        assert!(text.contains("(built on the bound: conservative)"), "{text}");
+        summary.recommendation.as_mut().unwrap().capacity = crate::step::Capacity::between(117.5, Some(121.25));
+        let text = conclusion_text(&summary, Path::new("run"));
+        assert!(text.contains("one instance sustains 117.5 TPS within the requirements (fails at 121.3)"), "{text}");
+        assert!(!text.contains("conservative"), "{text}");
+    }
 
     #[test]
     fn urls_lose_their_credentials() {

@@ -10,7 +10,7 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::Driver;
 use crate::record::{Autoscaling, Recommendation, RunStatus, ScalingVerdict, StepBrief, Summary, TypeOutcome};
 use crate::result::StepResult;
-use crate::scaling::ScalingMetric;
+use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
 use crate::step::Strategy;
 use crate::vocab::{Candidate, Phase};
 
@@ -78,15 +78,20 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 cost_per_hour: cost.per_hour,
                 cost_per_month: cost.per_month,
                 cost_per_million_inferences: cost.per_million_at_peak,
-                max_tps_per_instance: rec.max_tps_per_instance,
+                capacity: rec.capacity,
                 verified_by_step,
                 autoscaling: Autoscaling::new(
                     "YOUR-ENDPOINT",
-                    rec.max_tps_per_instance,
+                    &Policy::new(
+                        ScalingMetric::Invocations,
+                        &MeasuredCapacity { tps_per_instance: rec.capacity.at_least, latency_p50_ms: 0.0 },
+                        self.plan.safety_factor(),
+                        peak,
+                        rec.candidate.count,
+                        tested_minimum(scaling.as_ref()).unwrap_or(self.plan.min_instances()),
+                        self.plan.scaling().map_or_else(Cooldowns::default, |t| t.cooldowns()),
+                    ),
                     self.plan.safety_factor(),
-                    peak,
-                    rec.candidate.count,
-                    tested_minimum(scaling.as_ref()).unwrap_or(self.plan.min_instances()),
                 ),
             }
         });

@@ -7,6 +7,7 @@ use crate::engine::Pace;
 use crate::format::trim_number;
 use crate::plan::Plan;
 use crate::step::StrategyKind;
+use crate::step::adaptive::REFINE_HEADROOM;
 
 /// How many instances of any type the worst case assumes the peak needs.
 const ASSUMED_MAX_INSTANCES: u32 = 8;
@@ -55,6 +56,21 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         out.push_str(&format!("{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n", t.as_str(), price, search_steps, counts.len(), dollars));
         total_steps += search_steps;
         total_endurance += counts.len();
+        total_hours += hours;
+        total_dollars += dollars;
+    }
+    if s.strategy == StrategyKind::Adaptive {
+        // The winner's capacity is then bracketed: growth up to the headroom
+        // above the peak's need, then bisection (or, on a walk, a binary search).
+        let decisions = match &s.tps_walk {
+            Some(walk) => (walk.len() as f64).log2().ceil() as usize + 1,
+            None => REFINE_HEADROOM.log2().ceil() as usize + (1.0 / s.tps_resolution).log2().ceil() as usize,
+        };
+        let steps = decisions * 3;
+        let hours = steps as f64 * step_hours;
+        let dollars = hours * s.types.iter().map(|t| plan.price(t)).fold(0.0, f64::max);
+        out.push_str(&format!("{:<20} {:>9} {:>14} {:>16} {:>12.2}\n", "bracket the winner", "", steps, 0, dollars));
+        total_steps += steps;
         total_hours += hours;
         total_dollars += dollars;
     }

@@ -125,16 +125,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         shared: &Shared,
     ) -> (MetricVerdict, Option<Stop>) {
         let fixed = trials.recommended.candidate.count;
-        let target = metric.target(&trials.capacity, self.plan.safety_factor());
-        let max = Policy::max_for(metric, &trials.capacity, target, self.plan.peak_tps(), fixed);
-        let policy = |min| Policy {
-            metric,
-            target,
-            min,
-            max,
-            scale_out_cooldown: trials.test.scale_out_cooldown,
-            scale_in_cooldown: trials.test.scale_in_cooldown,
-        };
+        let cooldowns = trials.test.cooldowns();
+        let (safety, peak) = (self.plan.safety_factor(), self.plan.peak_tps());
+        let policy = |min| Policy::new(metric, &trials.capacity, safety, peak, fixed, min, cooldowns);
         let mut search = MinimumSearch::new(self.plan.min_instances(), fixed);
         let mut tried: Vec<ScalingTrial> = Vec::new();
         let mut stop = None;
@@ -388,7 +381,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     /// What one instance of the recommended type sustains, with the median
     /// latency of the passing step that measured it closest to that rate.
     fn capacity(&self, recommended: &Recommended, steps: &[StepResult]) -> MeasuredCapacity {
-        let per_instance = recommended.max_tps_per_instance;
+        // A bound is the most that is known to hold: the target stays on the safe side.
+        let per_instance = recommended.capacity.at_least;
         let p50 = steps
             .iter()
             .filter(|s| s.passed && s.candidate().is_some_and(|c| c.instance_type == recommended.candidate.instance_type))

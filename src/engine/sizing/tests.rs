@@ -323,13 +323,15 @@ async fn the_budget_stops_the_run_before_a_step_that_would_pass_it() {
 
 #[tokio::test]
 async fn a_step_whose_generator_fell_behind_is_measured_again() {
-    // The first step at the peak slips 700 ms: within capacity but over the
-    // limit because of the slip, so the step is not blamed on the endpoint.
+    // The first step (at the peak ÷ --max-utilization) slips 700 ms: within
+    // capacity but over the limit because of the slip, so the step is not
+    // blamed on the endpoint.
     let plan = plan(&["ml.m5.large"], 1, None);
     let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.slips = vec![700.0]).await;
     assert!(run.error.is_none(), "{:?}", run.error);
     let first_two: Vec<_> = run.summary.steps.iter().take(2).map(|s| (s.phase, s.target_tps, s.passed)).collect();
-    assert_eq!(first_two, [(Phase::Search, 100.0, false), (Phase::Search, 100.0, true)], "the same probe again, then a pass");
+    let first = plan.peak_tps() / plan.search().max_utilization;
+    assert_eq!(first_two, [(Phase::Search, first, false), (Phase::Search, first, true)], "the same probe again, then a pass");
     assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
     run.nothing_left();
 }
