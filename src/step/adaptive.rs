@@ -150,10 +150,13 @@ impl Adaptive {
         self.config.peak_tps / self.config.max_utilization
     }
 
-    /// The smallest allowed count of at least `n` instances.
+    /// The smallest allowed count of at least `n` instances: the walk's
+    /// counts, and any count past its largest — perfsizesagemaker too
+    /// extrapolates past its count walk, so its default walk of `1` still
+    /// lets the peak take two instances.
     fn allowed_count(&self, n: u32) -> Option<u32> {
         match &self.config.count_walk {
-            Some(walk) => walk.iter().copied().filter(|c| *c >= n).min(),
+            Some(walk) => Some(walk.iter().copied().filter(|c| *c >= n).min().unwrap_or(n)),
             None => Some(n),
         }
     }
@@ -661,6 +664,15 @@ mod tests {
         let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 1);
         assert_eq!(world.log.iter().filter(|p| p.tps == 80.0).count(), 3, "80/s measured until a majority decides");
+    }
+
+    #[test]
+    fn past_the_count_walk_any_count_may_serve() {
+        let mut world = World::new(&[("ml.m5.large", 60.0)]);
+        let mut cfg = config(100.0, &[("ml.m5.large", 0.115)]);
+        cfg.count_walk = Some(vec![1]);
+        let rec = world.run(&mut Adaptive::new(cfg)).recommendation.unwrap();
+        assert_eq!(rec.candidate.count, 2, "perfsizesagemaker's default walk of 1 does not forbid two");
     }
 
     #[test]

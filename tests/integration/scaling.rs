@@ -22,19 +22,23 @@ scaling_time_scale = 60
 vcpus = 2
 workers = 1
 service_ms = { median = 10.0, p99 = 10.0 }
-queue_limit = 8
+queue_limit = 64
 max_instances = 20
 "#;
 
-/// A sizing run of 250 TPS on ml.c5.large (three or four instances at fixed
-/// scale) with the auto-scaling test over `ramp`.
-fn scaling_run(sim: &SimulatorProcess, dir: &Path, ramp: &str) -> Child {
+/// A sizing run of `peak` TPS on ml.c5.large with the auto-scaling test over
+/// `ramp`. No utilisation margin: the fixed-scale count is the fewest
+/// instances whose measured capacity holds the peak, so one fewer cannot
+/// hold it without scaling — however busy the machine makes the measurement.
+fn scaling_run(sim: &SimulatorProcess, dir: &Path, peak: &str, ramp: &str) -> Child {
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x":1}"#).unwrap();
     let results = dir.join("results");
     sim.perfsize(&[
         "--peak-tps",
-        "250",
+        peak,
+        "--max-utilization",
+        "1",
         "--latency-p99-ms",
         "200",
         "--type-walk",
@@ -100,7 +104,7 @@ async fn the_scaling_test_keeps_the_lowest_minimum_that_holds_the_ramp() {
     // for at 50 TPS (8 s) and serves about 12 s later, after one instance
     // saturated at 100 TPS (16 s); from two, it is asked for at 16 s and
     // serves well before two saturate (32 s).
-    let code = finish(scaling_run(&sim, &dir, "40s")).await;
+    let code = finish(scaling_run(&sim, &dir, "250", "40s")).await;
     assert_eq!(code, Some(exit::OK as i32));
     let s = summary(&dir);
     let metric = &s["scaling"]["metrics"][0];
@@ -122,8 +126,9 @@ async fn a_ramp_too_steep_for_any_minimum_recommends_fixed_scale_and_exits_0() {
     let profile = dir.join("profile.toml");
     std::fs::write(&profile, PROFILE).unwrap();
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
-    // 250 TPS in 4 s: no instance can come into service in time.
-    let code = finish(scaling_run(&sim, &dir, "4s")).await;
+    // 160 TPS in 4 s: two instances hold it at fixed scale (one serves at
+    // most 100), and one cannot get help in time: nothing below two scales.
+    let code = finish(scaling_run(&sim, &dir, "160", "4s")).await;
     assert_eq!(code, Some(exit::OK as i32), "the fixed-scale answer stands");
     let s = summary(&dir);
     let fixed = s["scaling"]["fixed_count"].as_u64().unwrap();
@@ -147,7 +152,7 @@ async fn ctrl_c_during_a_ramp_leaves_no_endpoint_and_no_scaling() {
     let profile = dir.join("profile.toml");
     std::fs::write(&profile, PROFILE).unwrap();
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
-    let child = scaling_run(&sim, &dir, "120s");
+    let child = scaling_run(&sim, &dir, "250", "120s");
     let deadline = Instant::now() + Duration::from_secs(240);
     while scalable_targets(&sim).await == 0 {
         assert!(Instant::now() < deadline, "the run never reached its auto-scaling test");
