@@ -1,6 +1,7 @@
 //! How numbers read, in the terminal and in the reports alike: rates,
-//! milliseconds, dollars, percentages, durations. One place, so the two never
-//! disagree. A leaf: it imports nothing from the crate.
+//! milliseconds, dollars, percentages, durations — and text made safe for
+//! XML. One place, so the outputs never disagree. A leaf: it imports nothing
+//! from the crate.
 
 /// 12.5 → "12.5", 100.0 → "100": at most three decimals, no trailing zeros.
 pub fn trim_number(x: f64) -> String {
@@ -77,6 +78,24 @@ pub fn compact(v: f64) -> String {
 /// Dollars as short as the value allows, for chart ticks: 0.25 → "$0.25".
 pub fn compact_dollars(v: f64) -> String {
     format!("${}", trim_number(v))
+}
+
+/// Escapes text for XML attributes and content.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

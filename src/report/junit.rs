@@ -9,27 +9,9 @@
 use std::fmt::Write;
 
 use super::RunData;
-use crate::format::trim_number;
+use crate::format::{trim_number, xml_escape as escape};
 use crate::result::{Miss, StepResult};
 use crate::vocab::Phase;
-
-/// Escapes text for XML attributes and content.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// What a step measured, without its place in the run: the same name in
 /// every build, so Jenkins can trend it.

@@ -3,21 +3,7 @@
 //! are flat lists of simple elements, so a scan for named elements does what
 //! a full parser would, entities included.
 
-/// `text` with the five XML special characters escaped.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::format::xml_escape as escape;
 
 /// `text` with entity and character references resolved; an unknown or
 /// malformed reference is kept as written.
