@@ -9,7 +9,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 use chrono::{DateTime, Utc};
 
-use super::sagemaker::{already_gone_is_fine, api_error, describe_variant};
+use super::sagemaker::{already_gone_is_fine, api_error, describe_endpoint};
 use super::{ApiError, Autoscaler, Deployed, Kind, SageMakerEnvironment};
 use crate::sagemaker::VARIANT_NAME;
 use crate::scaling::{Activity, Instances, Policy, ScalingMetric, resource_id};
@@ -120,7 +120,13 @@ impl Autoscaler for SageMakerEnvironment {
     }
 
     async fn instances(&self, deployed: &Deployed) -> Result<Instances, ApiError> {
-        let (desired, current) = describe_variant(&self.client, &deployed.endpoint).await?;
+        let state = describe_endpoint(&self.client, &deployed.endpoint).await?.ok_or_else(|| ApiError {
+            operation: "DescribeEndpoint",
+            code: "ValidationException".into(),
+            message: format!("Could not find endpoint \"{}\".", deployed.endpoint),
+        })?;
+        let count = |n: Option<i32>| n.unwrap_or(0).max(0) as u32;
+        let (desired, current) = (count(state.desired), count(state.current));
         let instances = Instances { desired, current };
         // Instances being launched bill too: the ledger follows the larger count.
         let billed = Candidate::new(deployed.candidate.instance_type.clone(), desired.max(current).max(1));

@@ -62,8 +62,14 @@ where
     }
 }
 
-/// Status, failure reason and current instance count of an endpoint.
-type EndpointState = (EndpointStatus, Option<String>, Option<i32>);
+/// What DescribeEndpoint says of an endpoint and its variant.
+pub(super) struct EndpointState {
+    pub(super) status: EndpointStatus,
+    pub(super) failure_reason: Option<String>,
+    /// Instances in service, and asked for (they differ while it scales).
+    pub(super) current: Option<i32>,
+    pub(super) desired: Option<i32>,
+}
 
 /// The endpoint's state, or None once it no longer exists.
 pub(super) async fn describe_endpoint(
@@ -71,11 +77,15 @@ pub(super) async fn describe_endpoint(
     endpoint: &str,
 ) -> Result<Option<EndpointState>, ApiError> {
     match client.describe_endpoint().endpoint_name(endpoint).send().await {
-        Ok(out) => Ok(Some((
-            out.endpoint_status.clone().unwrap_or_else(|| EndpointStatus::from("missing")),
-            out.failure_reason.clone(),
-            out.production_variants().first().and_then(|v| v.current_instance_count),
-        ))),
+        Ok(out) => {
+            let variant = out.production_variants().iter().find(|v| v.variant_name() == Some(VARIANT));
+            Ok(Some(EndpointState {
+                status: out.endpoint_status.clone().unwrap_or_else(|| EndpointStatus::from("missing")),
+                failure_reason: out.failure_reason.clone(),
+                current: variant.and_then(|v| v.current_instance_count),
+                desired: variant.and_then(|v| v.desired_instance_count),
+            }))
+        }
         Err(e) => {
             let e = api_error("DescribeEndpoint", &e);
             if is_not_found(&e) { Ok(None) } else { Err(e) }
@@ -108,14 +118,6 @@ pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint
         tokio::time::sleep(poll).await;
     }
     Ok(())
-}
-
-/// Desired and in-service instances of an endpoint's variant.
-pub(super) async fn describe_variant(client: &aws_sdk_sagemaker::Client, endpoint: &str) -> Result<(u32, u32), ApiError> {
-    let out = client.describe_endpoint().endpoint_name(endpoint).send().await.map_err(|e| api_error("DescribeEndpoint", &e))?;
-    let variant = out.production_variants().iter().find(|v| v.variant_name() == Some(VARIANT));
-    let count = |n: Option<i32>| n.unwrap_or(0).max(0) as u32;
-    Ok(variant.map_or((0, 0), |v| (count(v.desired_instance_count), count(v.current_instance_count))))
 }
 
 /// Deletes one resource, endpoints waiting until they are gone; something
@@ -259,16 +261,16 @@ impl SageMakerEnvironment {
         loop {
             let state = self.describe(endpoint).await?;
             match state {
-                Some((status, reason, count))
+                Some(state)
                     if !matches!(
-                        status,
+                        state.status,
                         EndpointStatus::Creating
                             | EndpointStatus::Updating
                             | EndpointStatus::SystemUpdating
                             | EndpointStatus::RollingBack
                     ) =>
                 {
-                    return Ok((status, reason, count));
+                    return Ok(state);
                 }
                 None => {
                     return Err(DeployError::Rejected {
@@ -407,14 +409,14 @@ impl Environment for SageMakerEnvironment {
             return Err(self.abandon(Some(&name), &name, error).await);
         }
         match self.wait_settled(candidate, &name, cancel).await {
-            Ok((EndpointStatus::InService, _, _)) => Ok(Deployed {
+            Ok(EndpointState { status: EndpointStatus::InService, .. }) => Ok(Deployed {
                 endpoint: name.clone(),
                 config: name,
                 candidate: candidate.clone(),
                 deploy_seconds: started.elapsed().as_secs_f64(),
             }),
-            Ok((status, reason, _)) => {
-                let reason = reason.unwrap_or_else(|| format!("endpoint ended {status:?}"));
+            Ok(EndpointState { status, failure_reason, .. }) => {
+                let reason = failure_reason.unwrap_or_else(|| format!("endpoint ended {status:?}"));
                 Err(self.abandon(Some(&name), &name, DeployError::Rejected { candidate: candidate.clone(), reason }).await)
             }
             Err(error) => Err(self.abandon(Some(&name), &name, error).await),
@@ -437,7 +439,8 @@ impl Environment for SageMakerEnvironment {
             let e = api_error("UpdateEndpointWeightsAndCapacities", &e);
             return Err(if is_rejection(&e) { DeployError::Rejected { candidate: target, reason: e.message } } else { e.into() });
         }
-        let (status, reason, current) = self.wait_settled(&target, &deployed.endpoint, cancel).await?;
+        let EndpointState { status, failure_reason: reason, current, .. } =
+            self.wait_settled(&target, &deployed.endpoint, cancel).await?;
         if status != EndpointStatus::InService || current != Some(count as i32) {
             return Err(DeployError::Rejected {
                 candidate: target,

@@ -132,7 +132,9 @@ impl AsyncFigures {
     }
 }
 
-/// Asynchronous InvokeEndpointAsync traffic through S3.
+/// Asynchronous InvokeEndpointAsync traffic through S3. Cheap to clone: the
+/// clients share their connections.
+#[derive(Clone)]
 pub struct InvokeAsync {
     runtime: aws_sdk_sagemakerruntime::Client,
     s3: aws_sdk_s3::Client,
@@ -369,12 +371,8 @@ impl Driver for InvokeAsync {
         let started_at = Utc::now();
         let step_cancel = cancel.child_token();
         let _stop_step = step_cancel.clone().drop_guard();
-        let this = Arc::new(InvokeAsync {
-            runtime: self.runtime.clone(),
-            s3: self.s3.clone(),
-            runtime_url: self.runtime_url.clone(),
-            io: self.io.clone(),
-        });
+        // Workers and watchers are tasks of their own: they share a copy.
+        let this = Arc::new(self.clone());
         let step = Arc::new(self.step(spec, step_cancel, &format!("{:x}", rand::random::<u32>())));
         let ticker = tokio::spawn(tick_seconds(Arc::clone(&step), live));
         step.pacer.start();

@@ -105,11 +105,18 @@ pub struct Adaptive {
     lanes: Vec<Lane>,
 }
 
+impl AdaptiveConfig {
+    /// The rate one instance must sustain to hold the peak alone within the margin.
+    fn enough(&self) -> f64 {
+        self.peak_tps / self.max_utilization
+    }
+}
+
 impl Adaptive {
     pub fn new(config: AdaptiveConfig) -> Adaptive {
         // Rates above what one instance needs to hold the peak within the
         // utilisation margin cannot change a count: one such instance is enough.
-        let rates = Self::rates(&config, config.peak_tps / config.max_utilization);
+        let rates = Self::rates(&config, config.enough());
         let lanes: Vec<Lane> = config
             .types
             .iter()
@@ -133,7 +140,7 @@ impl Adaptive {
     /// — does one instance sustain peak ÷ max-utilization? — which a pass at
     /// the peak alone would not answer.
     fn rates(config: &AdaptiveConfig, cap: f64) -> Rates {
-        let enough = config.peak_tps / config.max_utilization;
+        let enough = config.enough();
         match &config.tps_walk {
             Some(walk) => Rates::Walk { rates: walk_up_to(walk, cap), start: config.start_tps },
             None => Rates::Continuous {
@@ -143,11 +150,6 @@ impl Adaptive {
                 resolution: config.resolution,
             },
         }
-    }
-
-    /// The rate one instance must sustain to hold the peak alone within the margin.
-    fn enough(&self) -> f64 {
-        self.config.peak_tps / self.config.max_utilization
     }
 
     /// The smallest allowed count of at least `n` instances: the walk's
@@ -406,7 +408,7 @@ impl Strategy for Adaptive {
                 self.lanes[i].stage = if outcome.passed() {
                     // Should it win, its capacity is bracketed from what its
                     // search decided, above the peak too.
-                    let wider = Self::rates(&self.config, self.enough() * REFINE_HEADROOM);
+                    let wider = Self::rates(&self.config, self.config.enough() * REFINE_HEADROOM);
                     self.lanes[i].bracket.widen(wider);
                     Stage::Verified { count }
                 } else {

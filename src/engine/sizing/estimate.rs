@@ -68,7 +68,7 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         };
         let steps = decisions * 3;
         let hours = steps as f64 * step_hours;
-        let dollars = hours * s.types.iter().map(|t| plan.price(t)).fold(0.0, f64::max);
+        let dollars = hours * dearest_price(plan);
         out.push_str(&format!("{:<20} {:>9} {:>14} {:>16} {:>12.2}\n", "bracket the winner", "", steps, 0, dollars));
         total_steps += steps;
         total_hours += hours;
@@ -112,10 +112,16 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     out
 }
 
+/// The $/hour of one instance of the dearest planned type.
+fn dearest_price(plan: &Plan) -> f64 {
+    plan.search().types.iter().map(|t| plan.price(t)).fold(0.0, f64::max)
+}
+
 /// The auto-scaling test at its worst: a bisection over every count up to
-/// the assumed fixed-scale answer for each metric, plus a spike, each trial
-/// at the policy's maximum (the fixed count over the safety factor) of the
-/// dearest planned type for its whole ramp and hold, plus a resize.
+/// the assumed fixed-scale answer for each metric (and another for the spike,
+/// when asked), each trial on a fresh deployment at the policy's maximum (the
+/// fixed count over the safety factor) of the dearest planned type for its
+/// whole ramp and hold.
 struct ScalingWorstCase {
     trials: usize,
     instances: u32,
@@ -126,9 +132,9 @@ struct ScalingWorstCase {
 
 fn scaling_worst_case(plan: &Plan, test: &crate::plan::ScalingTest, pace: &Pace) -> ScalingWorstCase {
     let bisection = (ASSUMED_MAX_INSTANCES as f64).log2().ceil() as usize;
-    let trials = test.metrics.len() * (bisection + test.spike as usize);
+    let trials = test.metrics.len() * bisection * (1 + test.spike as usize);
     let instances = (ASSUMED_MAX_INSTANCES as f64 / plan.safety_factor()).ceil() as u32;
-    let price = plan.search().types.iter().map(|t| plan.price(t)).fold(0.0, f64::max);
+    let price = dearest_price(plan);
     let wall_seconds = trials as f64 * (test.ramp + test.hold + pace.deploy_estimate).as_secs_f64();
     let hours = instances as f64 * wall_seconds / 3600.0;
     ScalingWorstCase { trials, instances, hours, dollars: hours * price, wall_seconds }
