@@ -36,6 +36,7 @@
 //! - [`record`]: the run directory — what a run writes and everything downstream reads.
 //! - [`report`]: report.html, junit.xml, .hgrm files, and `compare`.
 //! - [`cost`]: prices per region, configuration cost, what the run spent.
+//! - [`s3`]: where an asynchronous run keeps its objects, and how they go.
 //!
 //! Leaves they all use: [`catalog`] (instance types), [`sagemaker`]
 //! (SageMaker's own facts and error codes), [`format`] (how numbers read),
@@ -62,6 +63,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod result;
+pub mod s3;
 pub mod sagemaker;
 pub mod scaling;
 pub mod signals;

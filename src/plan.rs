@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
-use crate::load::{Arrivals, LoadSpec, PayloadMix, RateProfile, Target};
+use crate::load::{Arrivals, AsyncClient, LoadSpec, PayloadMix, RateProfile, Target};
+use crate::s3::Buckets;
 use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
@@ -151,6 +152,17 @@ impl ScalingTest {
     }
 }
 
+/// An asynchronous run: where its objects go, how each request is sent and
+/// watched, and the endpoint's own concurrency setting.
+#[derive(Debug, Clone)]
+pub struct Asynchronous {
+    pub buckets: Buckets,
+    pub client: AsyncClient,
+    /// MaxConcurrentInvocationsPerInstance of every endpoint deployed; None
+    /// lets SageMaker choose.
+    pub max_concurrent_invocations: Option<u32>,
+}
+
 /// How the search behaves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Search {
@@ -231,6 +243,7 @@ pub struct Plan {
     min_instances: u32,
     max_test_cost: Option<f64>,
     scaling: Option<ScalingTest>,
+    asynchronous: Option<Asynchronous>,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -246,6 +259,8 @@ pub struct PlanParts {
     pub min_instances: u32,
     pub max_test_cost: Option<f64>,
     pub scaling: Option<ScalingTest>,
+    /// Size an asynchronous endpoint instead of a real-time one.
+    pub asynchronous: Option<Asynchronous>,
 }
 
 impl Plan {
@@ -261,6 +276,7 @@ impl Plan {
             min_instances,
             max_test_cost,
             mut scaling,
+            asynchronous,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
@@ -331,6 +347,7 @@ impl Plan {
             min_instances: min_instances.max(1),
             max_test_cost,
             scaling,
+            asynchronous,
         })
     }
 
@@ -364,6 +381,10 @@ impl Plan {
     /// The auto-scaling test, when asked for.
     pub fn scaling(&self) -> Option<&ScalingTest> {
         self.scaling.as_ref()
+    }
+    /// Asynchronous inference settings, when the endpoint is sized as one.
+    pub fn asynchronous(&self) -> Option<&Asynchronous> {
+        self.asynchronous.as_ref()
     }
 
     /// $/hour of one instance of a planned type (every planned type has a price).
@@ -462,6 +483,7 @@ pub(crate) mod testing {
             min_instances: 1,
             max_test_cost: None,
             scaling: None,
+            asynchronous: None,
         }
     }
 }

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 
+/// Every resource perfsize creates (endpoint, config, model, bucket) starts with this.
+pub const NAME_PREFIX: &str = "perfsize-";
+
 /// One configuration to try: an instance type and how many instances.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Candidate {

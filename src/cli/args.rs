@@ -9,8 +9,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::aws::AwsOptions;
-use crate::load::{Arrivals, AsyncIo, Cleanup, PayloadMix, PayloadSpec, Polling, S3Location, payload};
-use crate::plan::Traffic;
+use crate::load::{Arrivals, AsyncClient, Cleanup, PayloadMix, PayloadSpec, Polling, payload};
+use crate::plan::{Asynchronous, Traffic};
+use crate::s3::{Buckets, S3Location};
 use crate::vocab::Requirements;
 
 /// A duration as people write it: "90s", "3m", "1h 30m", "250ms"; a bare
@@ -152,19 +153,28 @@ impl TrafficArgs {
     }
 }
 
-/// Asynchronous inference: where inputs go and how outputs are looked for.
-/// Each flag also reads the environment variable of the async guides.
+/// Asynchronous inference: where inputs and outputs go, how each request is
+/// sent and watched, and what becomes of the objects. Each flag also reads
+/// the environment variable of the async guides (ASYNC_SM_…).
 #[derive(Debug, Clone, Args)]
 pub struct AsyncArgs {
     /// Invoke asynchronously (InvokeEndpointAsync, inputs and outputs in S3).
     #[arg(long = "async")]
     pub asynchronous: bool,
-    /// Bucket the inputs are uploaded to (it must exist).
+    /// Bucket the inputs are uploaded to (it must exist). Without it, and
+    /// without --output-bucket, perfsize creates a bucket for the run and
+    /// deletes it with the run.
     #[arg(long, env = "ASYNC_SM_INPUT_BUCKET", value_name = "BUCKET")]
     pub input_bucket: Option<String>,
-    /// Prefix of the inputs; perfsize writes only under it, in a folder per step.
+    /// Prefix of the inputs; perfsize writes only under <prefix><run id>/.
     #[arg(long, env = "ASYNC_SM_INPUT_PREFIX", default_value = "perfsize/", value_name = "PREFIX")]
     pub input_prefix: String,
+    /// Bucket the endpoint writes outputs and failure files to (default: the input bucket).
+    #[arg(long, env = "ASYNC_SM_OUTPUT_BUCKET", value_name = "BUCKET")]
+    pub output_bucket: Option<String>,
+    /// Prefix of the outputs; the endpoint writes under <prefix><run id>/.
+    #[arg(long, env = "ASYNC_SM_OUTPUT_PREFIX", default_value = "perfsize/", value_name = "PREFIX")]
+    pub output_prefix: String,
     /// First wait between looks for an output.
     #[arg(long, env = "ASYNC_SM_POLLING_INTERVAL", value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
     pub polling_interval: Duration,
@@ -177,36 +187,49 @@ pub struct AsyncArgs {
     /// A request whose output has not appeared by then is a timeout.
     #[arg(long, env = "ASYNC_SM_MAX_WAIT_TIME", value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
     pub max_wait: Duration,
+    /// Attempts after the first for a throttled or failed S3 or InvokeEndpointAsync call.
+    #[arg(long, env = "ASYNC_SM_MAX_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub max_retries: u32,
     /// Tasks that upload and submit (outputs are watched apart from them).
     #[arg(long, env = "ASYNC_SM_SUBMISSION_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub submission_workers: u32,
-    /// What becomes of the objects a request wrote: deleted at once, or kept.
-    #[arg(long, env = "ASYNC_SM_CLEANUP_POLICY", default_value = "immediate", value_parser = parse_cleanup, value_name = "immediate|disabled")]
-    pub cleanup_policy: Cleanup,
-}
-
-fn parse_cleanup(text: &str) -> Result<Cleanup, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "immediate" => Ok(Cleanup::Immediate),
-        "disabled" => Ok(Cleanup::Disabled),
-        other => Err(format!("`{other}` is not a cleanup policy: use immediate or disabled")),
-    }
+    /// Most looks at S3 for outputs at once.
+    #[arg(long, env = "ASYNC_SM_POLLING_WORKERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub polling_workers: u32,
+    /// Most requests submitted and not yet done; one due beyond it waits, and its wait counts.
+    #[arg(long, env = "ASYNC_SM_MAX_CONCURRENT_JOBS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_concurrent_jobs: Option<u32>,
+    /// How long a request may wait in the endpoint's queue (X-Amzn-SageMaker-RequestTTLSeconds, 60s–6h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub request_ttl: Option<Duration>,
+    /// What becomes of the objects a request wrote: deleted at once, after --cleanup-delay, or kept.
+    #[arg(long, env = "ASYNC_SM_CLEANUP_POLICY", default_value = "immediate", value_parser = ["immediate", "delayed", "disabled"], ignore_case = true, value_name = "immediate|delayed|disabled")]
+    pub cleanup_policy: String,
+    /// How long the delayed policy keeps each request's objects (still deleted before the run exits).
+    #[arg(long, env = "ASYNC_SM_CLEANUP_DELAY_SECONDS", value_parser = parse_duration, default_value = "300", value_name = "DURATION")]
+    pub cleanup_delay: Duration,
+    /// MaxConcurrentInvocationsPerInstance of the endpoints deployed (default: SageMaker's choice).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_concurrent_invocations: Option<u32>,
 }
 
 impl AsyncArgs {
     /// The asynchronous settings, None without `--async`; a setting that
-    /// cannot work is a usage error naming it.
-    pub fn io(&self) -> Result<Option<AsyncIo>, String> {
+    /// cannot work with an end-to-end limit of `latency_limit` is a usage
+    /// error naming it.
+    pub fn asynchronous(&self, latency_limit: Duration) -> Result<Option<Asynchronous>, String> {
         if !self.asynchronous {
             return Ok(None);
         }
-        let bucket = self
-            .input_bucket
-            .as_deref()
-            .filter(|b| !b.trim().is_empty())
-            .ok_or("--async needs --input-bucket (or ASYNC_SM_INPUT_BUCKET): the bucket inputs are uploaded to")?;
-        let input = S3Location::parse(&format!("s3://{bucket}/{}", self.input_prefix.trim_start_matches('/')))
-            .ok_or_else(|| format!("--input-bucket {bucket}: not a bucket name"))?;
+        let buckets = self.buckets()?;
+        let cleanup = match self.cleanup_policy.to_ascii_lowercase().as_str() {
+            "immediate" => Cleanup::Immediate,
+            "delayed" => Cleanup::Delayed(self.cleanup_delay),
+            _ => Cleanup::Disabled,
+        };
+        if cleanup.keeps() && buckets == Buckets::RunOwned {
+            return Err("--cleanup-policy disabled keeps the objects, but the bucket perfsize creates goes with its run: name your own with --input-bucket".into());
+        }
         if self.polling_interval.is_zero() || self.polling_interval > self.max_polling_interval {
             return Err(format!(
                 "--polling-interval {} must be above zero and at most --max-polling-interval {}",
@@ -220,18 +243,69 @@ impl AsyncArgs {
         if self.max_wait < self.polling_interval {
             return Err("--max-wait is shorter than one --polling-interval: no output could ever be seen".into());
         }
-        Ok(Some(AsyncIo {
-            input,
-            polling: Polling {
-                interval: self.polling_interval,
-                max_interval: self.max_polling_interval,
-                multiplier: self.backoff_multiplier,
-                max_wait: self.max_wait,
+        if self.max_wait < latency_limit {
+            return Err(format!(
+                "--max-wait {} is shorter than the end-to-end limit {}: a request would time out before it could be judged slow; raise --max-wait",
+                humantime::format_duration(self.max_wait),
+                humantime::format_duration(latency_limit)
+            ));
+        }
+        if let Some(ttl) = self.request_ttl
+            && !(60..=21_600).contains(&ttl.as_secs())
+        {
+            return Err(format!(
+                "--request-ttl {} must be between 60s and 6h, as SageMaker takes it",
+                humantime::format_duration(ttl)
+            ));
+        }
+        Ok(Some(Asynchronous {
+            buckets,
+            client: AsyncClient {
+                polling: Polling {
+                    interval: self.polling_interval,
+                    max_interval: self.max_polling_interval,
+                    multiplier: self.backoff_multiplier,
+                    max_wait: self.max_wait,
+                },
+                submission_workers: self.submission_workers as usize,
+                polling_workers: self.polling_workers as usize,
+                max_concurrent_jobs: self.max_concurrent_jobs.map(|n| n as usize),
+                max_retries: self.max_retries,
+                request_ttl: self.request_ttl,
+                cleanup,
             },
-            submission_workers: self.submission_workers as usize,
-            cleanup: self.cleanup_policy,
+            max_concurrent_invocations: self.max_concurrent_invocations,
         }))
     }
+
+    /// The user's buckets, or one perfsize creates when none is named.
+    fn buckets(&self) -> Result<Buckets, String> {
+        let named = |bucket: &Option<String>| bucket.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_string);
+        let (input, output) = (named(&self.input_bucket), named(&self.output_bucket));
+        let (input, output) = match (input, output) {
+            (None, None) => return Ok(Buckets::RunOwned),
+            (Some(i), None) => (i.clone(), i),
+            (None, Some(o)) => (o.clone(), o),
+            (Some(i), Some(o)) => (i, o),
+        };
+        Ok(Buckets::Named {
+            input: location("--input", &input, &self.input_prefix)?,
+            output: location("--output", &output, &self.output_prefix)?,
+        })
+    }
+}
+
+/// `bucket` with `prefix`, both checked: a prefix names a folder in that
+/// bucket, never another bucket or a way out of it.
+fn location(flag: &str, bucket: &str, prefix: &str) -> Result<S3Location, String> {
+    if prefix.starts_with("s3://") || prefix.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "{flag}-prefix `{prefix}` is outside {flag}-bucket {bucket}: give a folder inside it, like perfsize/"
+        ));
+    }
+    S3Location::new(bucket, prefix).ok_or_else(|| {
+        format!("{flag}-bucket `{bucket}` is not a bucket name S3 accepts (3–63 lowercase letters, digits, dots, dashes)")
+    })
 }
 
 /// What a configuration must achieve.

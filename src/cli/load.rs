@@ -88,11 +88,12 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
     if args.ramp_start_tps > args.tps {
         return Err(Failure::usage(format!("--ramp-start-tps {} is above --tps {}", args.ramp_start_tps, args.tps)));
     }
-    let asynchronous = args.asynchronous.io().map_err(Failure::usage)?;
+    let asynchronous =
+        args.asynchronous.asynchronous(Duration::from_secs_f64(requirements.latency_ms / 1000.0)).map_err(Failure::usage)?;
 
     let session = super::open_session(&args.aws, profile).await?;
-    if let Some(io) = &asynchronous {
-        session.check_writable(&io.input).await.map_err(Failure::usage)?;
+    if let Some(a) = &asynchronous {
+        session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;
     }
     let warmup = args.traffic.warmup.unwrap_or(Duration::from_secs(5));
     let job = LoadJob {

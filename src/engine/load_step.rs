@@ -8,12 +8,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Session;
-use crate::environment::{ApiError, DeployError, Environment, ModelSource, RunId, inspect};
+use crate::environment::{ApiError, AsyncServing, DeployError, Environment, ModelSource, RunId, inspect};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{AsyncIo, Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
-use crate::plan::Traffic;
+use crate::load::{Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
+use crate::plan::{Asynchronous, Traffic};
 use crate::progress::Progress;
 use crate::result::{StepContext, StepResult};
+use crate::s3::RunStorage;
 use crate::sagemaker::AwsErrorKind;
 use crate::vocab::{Candidate, Phase, Requirements};
 
@@ -41,7 +42,7 @@ pub struct LoadJob {
     /// How long to wait for CloudWatch figures; zero skips them.
     pub cloudwatch_wait: Duration,
     /// Invoke asynchronously, through S3, instead of in real time.
-    pub asynchronous: Option<AsyncIo>,
+    pub asynchronous: Option<Asynchronous>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +62,9 @@ pub enum LoadJobError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(
-        "--async with --simulate needs an asynchronous endpoint deployed for the step, which perfsize load does not deploy yet: start `perfsize simulator`, create one there, and pass --endpoint-name"
+        "--async on an existing endpoint needs --input-bucket (or ASYNC_SM_INPUT_BUCKET): its outputs go where its endpoint config says, its inputs where you say"
     )]
-    AsyncDeploy,
+    AsyncInputBucket,
 }
 
 impl HasKind for LoadJobError {
@@ -79,7 +80,7 @@ impl HasKind for LoadJobError {
             LoadJobError::Endpoint { source, .. } | LoadJobError::Api(source) => source.kind(),
             LoadJobError::Deploy(_) => ErrorKind::Infrastructure,
             LoadJobError::Load(e) => e.kind(),
-            LoadJobError::AsyncDeploy => ErrorKind::Usage,
+            LoadJobError::AsyncInputBucket => ErrorKind::Usage,
         }
     }
 }
@@ -88,24 +89,30 @@ impl HasKind for LoadJobError {
 /// it away), sends each payload once, drives and judges the step, and adds
 /// the server's CloudWatch figures.
 pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> Result<StepResult, LoadJobError> {
+    let run_id = RunId::generate();
+    let storage = job.asynchronous.as_ref().map(|a| a.buckets.for_run(run_id.as_str()));
     match &job.target {
         LoadTarget::Existing { endpoint, variant } => {
+            if storage.as_ref().is_some_and(|s| s.owned_bucket.is_some()) {
+                return Err(LoadJobError::AsyncInputBucket);
+            }
             let candidate = inspect(&session.aws.sagemaker, endpoint, variant)
                 .await
                 .map_err(|source| LoadJobError::Endpoint { endpoint: endpoint.clone(), source })?;
-            measure(session, job, endpoint, variant, candidate, progress).await
+            measure(session, job, storage.as_ref(), endpoint, variant, candidate, progress).await
         }
-        LoadTarget::Deployed { .. } if job.asynchronous.is_some() => Err(LoadJobError::AsyncDeploy),
         LoadTarget::Deployed { candidate, model } => {
-            let run_id = RunId::generate();
             let cleanup = format!("perfsize cleanup --run-id {run_id}");
-            let env = session.environment(run_id, model.clone(), session.pace.poll, Default::default(), cleanup);
+            let mut env = session.environment(run_id, model.clone(), session.pace.poll, Default::default(), cleanup);
+            if let (Some(storage), Some(a)) = (&storage, &job.asynchronous) {
+                env = env.serving_async(AsyncServing::of(storage, a.max_concurrent_invocations));
+            }
             progress.activity(format!("deploying {candidate}"));
             let outcome = async {
                 env.prepare().await?;
                 let deployed = env.deploy(candidate, &session.cancel_token()).await?;
                 let variant = crate::sagemaker::VARIANT_NAME;
-                measure(session, job, &deployed.endpoint, variant, candidate.clone(), progress).await
+                measure(session, job, storage.as_ref(), &deployed.endpoint, variant, candidate.clone(), progress).await
             }
             .await;
             progress.activity("tearing down the endpoint deployed for the step");
@@ -116,25 +123,36 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
     }
 }
 
-/// Measures with the driver the job asks for.
+/// Measures with the driver the job asks for; an asynchronous step's objects
+/// go under `storage`.
 async fn measure(
     session: &Session,
     job: &LoadJob,
+    storage: Option<&RunStorage>,
     endpoint: &str,
     variant: &str,
     candidate: Candidate,
     progress: &Arc<Progress>,
 ) -> Result<StepResult, LoadJobError> {
-    match &job.asynchronous {
-        Some(io) => {
-            let driver = session.invoke_async(io.clone());
-            measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
+    match (&job.asynchronous, storage) {
+        (Some(a), Some(storage)) => {
+            let driver = session.invoke_async(storage.input.clone(), a.client.clone());
+            let step = measure_with(&driver, session, job, endpoint, variant, candidate, progress).await;
+            settle(&driver, session, progress).await;
+            step
         }
-        None => {
+        _ => {
             let driver = session.invoke_endpoint().await?;
             measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
         }
     }
+}
+
+/// Lets `driver` finish what it owes (delayed deletions) before the command
+/// exits; a Ctrl-C makes it do so at once.
+pub(super) async fn settle<D: Driver>(driver: &D, session: &Session, progress: &Progress) {
+    progress.activity("deleting the objects the delayed cleanup policy still holds");
+    driver.settle(&session.cancel_token()).await;
 }
 
 async fn measure_with<D: Driver>(

@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
 use crate::environment::{Clients, ModelSource, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{AsyncIo, InvokeAsync, InvokeEndpoint, LoadRun, RequestSigner, S3Location, SignerError};
+use crate::load::{AsyncClient, InvokeAsync, InvokeEndpoint, LoadRun, RequestSigner, SignerError};
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
+use crate::s3::{Buckets, S3Location};
 use crate::sagemaker::VARIANT_NAME;
 use crate::signals::Interrupts;
 
@@ -111,15 +112,24 @@ impl Session {
         Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
     }
 
-    /// Asynchronous InvokeEndpointAsync traffic through S3 (`io`).
-    pub fn invoke_async(&self, io: AsyncIo) -> InvokeAsync {
-        InvokeAsync::new(self.aws.runtime.clone(), self.aws.s3.clone(), self.aws.runtime_url.clone(), io)
+    /// Asynchronous InvokeEndpointAsync traffic, its inputs uploaded under `input`.
+    pub fn invoke_async(&self, input: S3Location, client: AsyncClient) -> InvokeAsync {
+        InvokeAsync::new(self.aws.runtime.clone(), self.aws.s3.clone(), self.aws.runtime_url.clone(), input, client)
+    }
+
+    /// Whether the buckets the user named can be written where perfsize
+    /// would write (a bucket perfsize creates needs no check); the reason
+    /// they cannot, otherwise. Asked before anything is deployed.
+    pub async fn check_buckets(&self, buckets: &Buckets) -> Result<(), String> {
+        let Buckets::Named { input, output } = buckets else { return Ok(()) };
+        self.check_writable(input).await?;
+        if output != input { self.check_writable(output).await } else { Ok(()) }
     }
 
     /// Whether objects can be written under `location`: the bucket exists
     /// and a probe object under the prefix can be put and deleted. The
     /// reason it cannot, otherwise.
-    pub async fn check_writable(&self, location: &S3Location) -> Result<(), String> {
+    async fn check_writable(&self, location: &S3Location) -> Result<(), String> {
         let s3 = &self.aws.s3;
         let explain = |what: &str, e: &(dyn std::error::Error + 'static)| {
             format!("{what} s3://{}/{}: {}", location.bucket, location.prefix, crate::error_chain(e))
@@ -161,7 +171,7 @@ impl Session {
 
     /// The clients of what an environment creates (and cleanup deletes).
     pub fn clients(&self) -> Clients {
-        Clients { sagemaker: self.aws.sagemaker.clone(), autoscaling: self.aws.autoscaling.clone() }
+        Clients { sagemaker: self.aws.sagemaker.clone(), autoscaling: self.aws.autoscaling.clone(), s3: self.aws.s3.clone() }
     }
 
     /// The server's CloudWatch figures for the measured window of `run` on

@@ -1,6 +1,7 @@
 //! `perfsize cleanup`: finds what a killed run left behind — resources named
 //! `perfsize-…` that carry the `perfsize:run-id` tag, and the scalable targets
-//! of their endpoints — and deletes them, scaling first, then endpoints.
+//! of their endpoints, and the buckets of asynchronous runs — and deletes
+//! them, scaling first, then endpoints, buckets last.
 //! Resources without the tag are never touched; a scalable target whose
 //! endpoint is gone counts as perfsize's only when its name carries the run id.
 
@@ -40,7 +41,33 @@ pub async fn find(clients: &Clients, run: Option<&RunId>) -> Result<Vec<Leftover
         }
     }
     let targets = scaling_leftovers(&registered_endpoints(&clients.autoscaling).await?, &found, run);
-    Ok(targets.into_iter().chain(found).collect())
+    let buckets = bucket_leftovers(&clients.s3, run).await?;
+    Ok(targets.into_iter().chain(found).chain(buckets).collect())
+}
+
+/// The buckets perfsize created for asynchronous runs (of `run`, if given).
+/// Buckets carry no tag perfsize could check, so without a run id only names
+/// of the generated form `perfsize-YYYYMMDD-HHMMSS-xxxx` count as perfsize's.
+async fn bucket_leftovers(s3: &aws_sdk_s3::Client, run: Option<&RunId>) -> Result<Vec<Leftover>, ApiError> {
+    let names = crate::s3::run_buckets(s3, run.map(RunId::as_str)).await?;
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let run_id = name.strip_prefix(NAME_PREFIX)?.to_string();
+            (run.is_some() || looks_generated(&run_id)).then_some(Leftover { kind: Kind::Bucket, name, run_id })
+        })
+        .collect())
+}
+
+/// `YYYYMMDD-HHMMSS-xxxx`, as [`RunId::generate`] makes them.
+fn looks_generated(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('-').collect();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    parts.len() == 3
+        && digits(parts[0], 8)
+        && digits(parts[1], 6)
+        && parts[2].len() == 4
+        && parts[2].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The scalable targets among `registered` (endpoint names) that are
@@ -67,7 +94,7 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: Kind, filter: &str) -> R
     let mut token = None;
     loop {
         let (page, next) = match kind {
-            Kind::ScalableTarget => unreachable!("scalable targets are listed by registered_endpoints"),
+            Kind::ScalableTarget | Kind::Bucket => unreachable!("scalable targets and buckets are listed by their own services"),
             Kind::Endpoint => {
                 let r = client
                     .list_endpoints()
@@ -174,5 +201,13 @@ mod tests {
         let names = |run| scaling_leftovers(&registered, &found, run).into_iter().map(|l| l.name).collect::<Vec<_>>();
         assert_eq!(names(None), ["perfsize-x-ml-m5-large-1"]);
         assert_eq!(names(Some(&run)), ["perfsize-x-ml-m5-large-1", "perfsize-20261129-030000-ab12-ml-c5-large-2"]);
+    }
+
+    #[test]
+    fn without_a_run_id_only_buckets_named_like_generated_runs_are_perfsizes() {
+        assert!(looks_generated("20261129-030000-ab12"));
+        for other in ["team-data", "20261129-030000", "2026112-030000-ab12", "20261129-030000-xyz1", "nightly-run"] {
+            assert!(!looks_generated(other), "{other}");
+        }
     }
 }

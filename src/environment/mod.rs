@@ -27,12 +27,11 @@ use crate::sagemaker::AwsErrorKind;
 use crate::scaling::{Activity, Instances, Policy};
 use crate::vocab::Candidate;
 
-pub use sagemaker::{Clients, ModelSource, SageMakerEnvironment, inspect};
+pub use sagemaker::{AsyncServing, Clients, ModelSource, SageMakerEnvironment, inspect};
 
 /// The tag that marks a resource as perfsize's, with the run id as value.
 pub const RUN_TAG: &str = "perfsize:run-id";
-/// Every resource perfsize creates starts with this.
-pub const NAME_PREFIX: &str = "perfsize-";
+pub use crate::vocab::NAME_PREFIX;
 
 /// A run's identifier: `YYYYMMDD-HHMMSS-xxxx` by default, part of every name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,12 +115,16 @@ pub enum Kind {
     Endpoint,
     EndpointConfig,
     Model,
+    /// A bucket perfsize created for an asynchronous run's objects (named
+    /// after the run); emptied, then deleted.
+    Bucket,
 }
 
 impl Kind {
     /// Scaling first (it would act on a deleting endpoint), then endpoints
-    /// (they use configs), models last (configs name them).
-    pub const DELETION_ORDER: [Kind; 4] = [Kind::ScalableTarget, Kind::Endpoint, Kind::EndpointConfig, Kind::Model];
+    /// (they use configs), models (configs name them), and the bucket last
+    /// (an endpoint may still be writing to it).
+    pub const DELETION_ORDER: [Kind; 5] = [Kind::ScalableTarget, Kind::Endpoint, Kind::EndpointConfig, Kind::Model, Kind::Bucket];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -129,6 +132,7 @@ impl Kind {
             Kind::Endpoint => "endpoint",
             Kind::EndpointConfig => "endpoint-config",
             Kind::Model => "model",
+            Kind::Bucket => "bucket",
         }
     }
 }
@@ -152,6 +156,12 @@ impl ApiError {
     /// What the error code means, classified once in [`crate::sagemaker`].
     pub fn aws_kind(&self) -> AwsErrorKind {
         AwsErrorKind::classify(&self.code, &self.message)
+    }
+}
+
+impl From<crate::s3::S3Error> for ApiError {
+    fn from(e: crate::s3::S3Error) -> ApiError {
+        ApiError { operation: e.operation, code: "S3".into(), message: format!("s3://{}: {}", e.bucket, e.message) }
     }
 }
 

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::types::{
-    ContainerDefinition, DesiredWeightAndCapacity, EndpointStatus, ProductionVariant, ProductionVariantInstanceType, Tag,
+    AsyncInferenceClientConfig, AsyncInferenceConfig, AsyncInferenceOutputConfig, ContainerDefinition, DesiredWeightAndCapacity,
+    EndpointStatus, ProductionVariant, ProductionVariantInstanceType, Tag,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, DeployError, Deployed, Environment, Kind, RUN_TAG, RunId, SharedLedger, resource_name};
+use crate::s3::{RunStorage, S3Location};
 use crate::sagemaker::AwsErrorKind;
 use crate::vocab::Candidate;
 
@@ -32,12 +34,49 @@ pub enum ModelSource {
 pub struct Clients {
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// An asynchronous endpoint's own settings: where it writes answers and
+/// failure files, and how many requests each instance takes at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncServing {
+    pub output: S3Location,
+    pub failure: S3Location,
+    /// MaxConcurrentInvocationsPerInstance; None lets SageMaker choose.
+    pub max_concurrent_invocations: Option<u32>,
+    /// The bucket to create in `prepare` and delete in teardown.
+    pub owned_bucket: Option<String>,
+}
+
+impl AsyncServing {
+    /// The settings of an asynchronous run whose objects are in `storage`.
+    pub fn of(storage: &RunStorage, max_concurrent_invocations: Option<u32>) -> AsyncServing {
+        AsyncServing {
+            output: storage.output.clone(),
+            failure: storage.failure.clone(),
+            max_concurrent_invocations,
+            owned_bucket: storage.owned_bucket.clone(),
+        }
+    }
+
+    fn config(&self) -> AsyncInferenceConfig {
+        let output = AsyncInferenceOutputConfig::builder()
+            .s3_output_path(self.output.to_string())
+            .s3_failure_path(self.failure.to_string())
+            .build();
+        let client = self
+            .max_concurrent_invocations
+            .map(|n| AsyncInferenceClientConfig::builder().max_concurrent_invocations_per_instance(n as i32).build());
+        AsyncInferenceConfig::builder().output_config(output).set_client_config(client).build()
+    }
 }
 
 /// Deploys candidates as SageMaker endpoints.
 pub struct SageMakerEnvironment {
     pub(super) client: aws_sdk_sagemaker::Client,
     pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
+    s3: aws_sdk_s3::Client,
     run: RunId,
     model: ModelSource,
     model_name: String,
@@ -45,6 +84,8 @@ pub struct SageMakerEnvironment {
     deploy_timeout: Duration,
     pub(super) ledger: SharedLedger,
     used_names: Mutex<HashSet<String>>,
+    /// Asynchronous endpoints: their settings. None: real-time.
+    asynchronous: Option<AsyncServing>,
 }
 
 pub(super) fn api_error<E, R>(operation: &'static str, e: &SdkError<E, R>) -> ApiError
@@ -128,6 +169,7 @@ pub(super) async fn delete(clients: &Clients, kind: Kind, name: &str, poll: Dura
         Kind::Endpoint => delete_endpoint(&clients.sagemaker, name, poll).await,
         Kind::EndpointConfig => delete_endpoint_config(&clients.sagemaker, name).await,
         Kind::Model => delete_model(&clients.sagemaker, name).await,
+        Kind::Bucket => Ok(crate::s3::delete_bucket(&clients.s3, name).await?),
     }
 }
 
@@ -196,6 +238,7 @@ impl SageMakerEnvironment {
         SageMakerEnvironment {
             client: clients.sagemaker,
             autoscaling: clients.autoscaling,
+            s3: clients.s3,
             run,
             model,
             model_name,
@@ -203,7 +246,14 @@ impl SageMakerEnvironment {
             deploy_timeout,
             ledger,
             used_names: Mutex::new(HashSet::new()),
+            asynchronous: None,
         }
+    }
+
+    /// Deploys asynchronous endpoints with `serving`'s settings from now on.
+    pub fn serving_async(mut self, serving: AsyncServing) -> SageMakerEnvironment {
+        self.asynchronous = Some(serving);
+        self
     }
 
     fn tags(&self) -> Vec<Tag> {
@@ -242,7 +292,7 @@ impl SageMakerEnvironment {
     }
 
     fn clients(&self) -> Clients {
-        Clients { sagemaker: self.client.clone(), autoscaling: self.autoscaling.clone() }
+        Clients { sagemaker: self.client.clone(), autoscaling: self.autoscaling.clone(), s3: self.s3.clone() }
     }
 
     async fn describe(&self, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {
@@ -318,8 +368,15 @@ impl SageMakerEnvironment {
     }
 }
 
-impl Environment for SageMakerEnvironment {
-    async fn prepare(&self) -> Result<(), ApiError> {
+impl SageMakerEnvironment {
+    /// Creates the run's own bucket, when an asynchronous run needs one.
+    async fn create_bucket(&self) -> Result<(), ApiError> {
+        let Some(bucket) = self.asynchronous.as_ref().and_then(|a| a.owned_bucket.as_deref()) else { return Ok(()) };
+        self.record_created(Kind::Bucket, bucket);
+        Ok(crate::s3::create_bucket(&self.s3, bucket).await?)
+    }
+
+    async fn prepare_model(&self) -> Result<(), ApiError> {
         let ModelSource::Create { image, model_data_url, execution_role_arn, environment } = &self.model else {
             // An existing model must exist before anything is deployed for it.
             return self
@@ -353,6 +410,13 @@ impl Environment for SageMakerEnvironment {
             .map_err(|e| api_error("CreateModel", &e));
         created_or_ours(created)
     }
+}
+
+impl Environment for SageMakerEnvironment {
+    async fn prepare(&self) -> Result<(), ApiError> {
+        self.create_bucket().await?;
+        self.prepare_model().await
+    }
 
     async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError> {
         let name = self.name_for(candidate);
@@ -372,6 +436,7 @@ impl Environment for SageMakerEnvironment {
             .create_endpoint_config()
             .endpoint_config_name(&name)
             .production_variants(variant)
+            .set_async_inference_config(self.asynchronous.as_ref().map(AsyncServing::config))
             .set_tags(Some(self.tags()))
             .send()
             .await

@@ -8,9 +8,13 @@
 //! moment the output was seen — which the polling interval quantises, so the
 //! run says how finely it looked.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+use aws_smithy_types::retry::RetryConfig;
+use hdrhistogram::Histogram;
+use tokio_util::task::TaskTracker;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -18,43 +22,14 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::pacer::{Job, Pacer};
 use super::recorder::{Observation, Outcome, Recorder};
 use super::schedule::Schedule;
 use super::{Driver, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, RateProfile, Target, tick_seconds};
-
-/// An S3 bucket and a key prefix under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Location {
-    pub bucket: String,
-    /// Empty, or ending in `/`.
-    pub prefix: String,
-}
-
-impl S3Location {
-    /// `s3://bucket/prefix/` or `s3://bucket`.
-    pub fn parse(uri: &str) -> Option<S3Location> {
-        let rest = uri.strip_prefix("s3://")?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return None;
-        }
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
-        Some(S3Location { bucket: bucket.to_string(), prefix })
-    }
-
-    pub fn uri(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-}
-
-/// Splits `s3://bucket/key` into bucket and key.
-fn bucket_and_key(uri: &str) -> Option<(&str, &str)> {
-    uri.strip_prefix("s3://")?.split_once('/')
-}
+use crate::s3::{S3Location, bucket_and_key};
 
 /// How completion is looked for: from `interval`, times `multiplier` after
 /// each miss, up to `max_interval`; a request not done by `max_wait` after
@@ -78,17 +53,45 @@ impl Polling {
 pub enum Cleanup {
     /// Input and output deleted as soon as the output was seen.
     Immediate,
-    /// Kept for the user to inspect.
+    /// Deleted this long after the output was seen — and, whatever is still
+    /// waiting, before the run exits ([`Driver::settle`]).
+    Delayed(Duration),
+    /// Kept for the user to inspect; the summary says where.
     Disabled,
 }
 
-/// Where asynchronous requests go and how they are watched.
+impl Cleanup {
+    /// Whether the objects stay after the run.
+    pub fn keeps(&self) -> bool {
+        *self == Cleanup::Disabled
+    }
+}
+
+impl std::fmt::Display for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cleanup::Immediate => f.write_str("immediate"),
+            Cleanup::Delayed(after) => write!(f, "delayed {}", humantime::format_duration(*after)),
+            Cleanup::Disabled => f.write_str("disabled"),
+        }
+    }
+}
+
+/// How asynchronous requests are sent and watched, whatever the bucket.
 #[derive(Debug, Clone)]
-pub struct AsyncIo {
-    /// Where inputs are uploaded (under a prefix of the step's own).
-    pub input: S3Location,
+pub struct AsyncClient {
     pub polling: Polling,
     pub submission_workers: usize,
+    /// Most HeadObject/GetObject looks at once, across every watched request.
+    pub polling_workers: usize,
+    /// Most requests submitted and not yet done; a request due while this
+    /// many are out waits (and its latency counts the wait).
+    pub max_concurrent_jobs: Option<usize>,
+    /// Attempts after the first for a throttled or failed S3 or runtime call.
+    pub max_retries: u32,
+    /// `X-Amzn-SageMaker-RequestTTLSeconds`: how long a request may wait in
+    /// the endpoint's queue before it fails.
+    pub request_ttl: Option<Duration>,
     pub cleanup: Cleanup,
 }
 
@@ -99,59 +102,137 @@ struct S3Calls {
     head: AtomicU64,
     get: AtomicU64,
     delete: AtomicU64,
+    /// Bytes stored × milliseconds held, for the storage part of the cost.
+    byte_ms: AtomicU64,
+    /// Objects left in place by the cleanup policy.
+    kept: AtomicU64,
+}
+
+/// The median and tail of a client-side part of each request, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PartLatency {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+impl PartLatency {
+    fn of(h: &Histogram<u64>) -> PartLatency {
+        let ms = |q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 };
+        PartLatency { p50: ms(0.5), p99: ms(0.99) }
+    }
 }
 
 /// What an asynchronous step adds to its figures: how finely completion was
-/// looked for, and the S3 requests it took (each one billed).
+/// looked for, the client-side parts of each request, and the S3 requests
+/// and storage it took (each one billed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsyncFigures {
     /// The first and the longest wait between looks: an output is seen up
     /// to this late, so end-to-end times are this coarse.
     pub polling_interval_ms: f64,
     pub max_polling_interval_ms: f64,
+    /// Uploading the input (PutObject).
+    #[serde(default)]
+    pub upload_ms: PartLatency,
+    /// InvokeEndpointAsync, from its call to its 202.
+    #[serde(default)]
+    pub submit_ms: PartLatency,
     pub s3_put: u64,
     pub s3_head: u64,
     pub s3_get: u64,
     pub s3_delete: u64,
     /// All of them, per request submitted.
     pub s3_requests_per_inference: f64,
+    /// Gigabyte-seconds of objects stored until deleted (kept objects excluded).
+    #[serde(default)]
+    pub stored_gb_seconds: f64,
+    /// Objects the cleanup policy left in place.
+    #[serde(default)]
+    pub kept_objects: u64,
+    /// The cleanup policy, as the user set it.
+    #[serde(default)]
+    pub cleanup: String,
 }
 
 impl AsyncFigures {
-    fn of(calls: &S3Calls, polling: &Polling, requests: u64) -> AsyncFigures {
+    fn of(step: &AsyncStep, io: &AsyncClient, requests: u64) -> AsyncFigures {
+        let calls = &step.calls;
         let [put, head, get, delete] = [&calls.put, &calls.head, &calls.get, &calls.delete].map(|c| c.load(Ordering::Relaxed));
+        let parts = crate::error::lock(&step.parts);
         AsyncFigures {
-            polling_interval_ms: polling.interval.as_secs_f64() * 1000.0,
-            max_polling_interval_ms: polling.max_interval.as_secs_f64() * 1000.0,
+            polling_interval_ms: io.polling.interval.as_secs_f64() * 1000.0,
+            max_polling_interval_ms: io.polling.max_interval.as_secs_f64() * 1000.0,
+            upload_ms: PartLatency::of(&parts.upload),
+            submit_ms: PartLatency::of(&parts.submit),
             s3_put: put,
             s3_head: head,
             s3_get: get,
             s3_delete: delete,
             s3_requests_per_inference: ((put + head + get + delete) as f64 / requests.max(1) as f64 * 100.0).round() / 100.0,
+            stored_gb_seconds: calls.byte_ms.load(Ordering::Relaxed) as f64 / 1000.0 / 1e9,
+            kept_objects: calls.kept.load(Ordering::Relaxed),
+            cleanup: io.cleanup.to_string(),
         }
     }
 }
 
 /// Asynchronous InvokeEndpointAsync traffic through S3. Cheap to clone: the
-/// clients share their connections.
+/// clients share their connections, and clones share the deletions the
+/// delayed cleanup policy still owes.
 #[derive(Clone)]
 pub struct InvokeAsync {
     runtime: aws_sdk_sagemakerruntime::Client,
     s3: aws_sdk_s3::Client,
     runtime_url: String,
-    io: AsyncIo,
+    /// Where inputs are uploaded (under a folder of each step's own).
+    input: S3Location,
+    io: AsyncClient,
+    /// Deletions waiting for their delay.
+    deferred: TaskTracker,
+    /// Cancelled to make every waiting deletion happen now.
+    hurry: CancellationToken,
 }
 
 impl InvokeAsync {
-    pub fn new(runtime: aws_sdk_sagemakerruntime::Client, s3: aws_sdk_s3::Client, runtime_url: String, io: AsyncIo) -> Self {
-        InvokeAsync { runtime, s3, runtime_url, io }
+    pub fn new(
+        runtime: aws_sdk_sagemakerruntime::Client,
+        s3: aws_sdk_s3::Client,
+        runtime_url: String,
+        input: S3Location,
+        io: AsyncClient,
+    ) -> Self {
+        // The SDKs retry throttling and 5xx themselves; the guides' MaxRetries
+        // is how many times.
+        let attempts = io.max_retries + 1;
+        let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+            runtime.config().to_builder().retry_config(RetryConfig::standard().with_max_attempts(attempts)).build(),
+        );
+        let s3 = aws_sdk_s3::Client::from_conf(
+            s3.config().to_builder().retry_config(RetryConfig::standard().with_max_attempts(attempts)).build(),
+        );
+        InvokeAsync { runtime, s3, runtime_url, input, io, deferred: TaskTracker::new(), hurry: CancellationToken::new() }
     }
 }
 
-/// How one request ended, and where its objects are.
+/// How one request ended, and what it left in S3: (bucket, key, bytes).
 struct Done {
     outcome: Outcome,
-    objects: Vec<(String, String)>,
+    objects: Vec<(String, String, u64)>,
+    /// When its input was stored.
+    stored_at: Instant,
+}
+
+/// The client-side parts of every request of a step.
+struct Parts {
+    upload: Histogram<u64>,
+    submit: Histogram<u64>,
+}
+
+impl Parts {
+    fn new() -> Parts {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
+        Parts { upload: h(), submit: h() }
+    }
 }
 
 /// The state every worker and watcher of one step shares.
@@ -163,7 +244,12 @@ struct AsyncStep {
     /// Requests submitted and not yet done.
     watching: AtomicUsize,
     quiet: Notify,
+    /// One permit per request that may be out at once (max concurrent jobs).
+    jobs: Arc<Semaphore>,
+    /// One permit per look at S3 that may run at once (polling workers).
+    looks: Semaphore,
     calls: S3Calls,
+    parts: Mutex<Parts>,
     /// Keys of this step: the input prefix, the step's nonce.
     key_prefix: String,
 }
@@ -195,26 +281,33 @@ fn failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Outcome {
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    d.as_micros().clamp(1, 3_600_000_000) as u64
+}
+
 impl InvokeAsync {
     /// Uploads `body`, invokes, and watches for the answer until the
     /// polling's maximum wait (or `cancel`).
     async fn one(&self, step: &AsyncStep, key: String, body: bytes::Bytes, cancel: &CancellationToken) -> Done {
         let spec = &step.spec;
-        let input = self.io.input.uri(&key);
-        let mut objects = vec![(self.io.input.bucket.clone(), key.clone())];
+        let input = self.input.uri(&key);
+        let size = body.len() as u64;
+        let stored_at = Instant::now();
+        let mut objects = vec![(self.input.bucket.clone(), key.clone(), size)];
         step.calls.put.fetch_add(1, Ordering::Relaxed);
         let put = self
             .s3
             .put_object()
-            .bucket(&self.io.input.bucket)
+            .bucket(&self.input.bucket)
             .key(&key)
             .content_type(&spec.content_type)
             .body(ByteStream::from(body))
             .send()
             .await;
         if let Err(e) = put {
-            return Done { outcome: failed(&e), objects };
+            return Done { outcome: failed(&e), objects, stored_at };
         }
+        let submitted = Instant::now();
         let invoked = self
             .runtime
             .invoke_endpoint_async()
@@ -222,47 +315,66 @@ impl InvokeAsync {
             .input_location(&input)
             .content_type(&spec.content_type)
             .accept(&spec.accept)
+            .set_request_ttl_seconds(self.io.request_ttl.map(|ttl| ttl.as_secs() as i32))
             .send()
             .await;
+        {
+            let mut parts = crate::error::lock(&step.parts);
+            let _ = parts.upload.record(micros(submitted - stored_at));
+            let _ = parts.submit.record(micros(submitted.elapsed()));
+        }
         let invoked = match invoked {
             Ok(invoked) => invoked,
-            Err(e) => return Done { outcome: failed(&e), objects },
+            Err(e) => return Done { outcome: failed(&e), objects, stored_at },
         };
         let output = invoked.output_location().unwrap_or_default().to_string();
         let failure = invoked.failure_location().unwrap_or_default().to_string();
-        let outcome = self.watch(step, &output, &failure, cancel).await;
-        objects.extend([&output, &failure].into_iter().filter_map(|uri| bucket_and_key(uri)).map(|(b, k)| (b.into(), k.into())));
-        Done { outcome, objects }
+        let (outcome, answer) = self.watch(step, &output, &failure, cancel).await;
+        objects.extend(answer);
+        Done { outcome, objects, stored_at }
     }
 
     /// Looks for the output, then the failure file, with backoff, until one
-    /// exists or the maximum wait has passed.
-    async fn watch(&self, step: &AsyncStep, output: &str, failure: &str, cancel: &CancellationToken) -> Outcome {
+    /// exists or the maximum wait has passed. The object found comes back
+    /// with its size.
+    async fn watch(
+        &self,
+        step: &AsyncStep,
+        output: &str,
+        failure: &str,
+        cancel: &CancellationToken,
+    ) -> (Outcome, Option<(String, String, u64)>) {
         let polling = self.io.polling;
         let deadline = Instant::now() + polling.max_wait;
         let mut wait = polling.interval;
         loop {
-            if self.exists(step, output).await {
-                return Outcome::Success;
+            if let Some(found) = self.look(step, output).await {
+                return (Outcome::Success, Some(found));
             }
-            if !failure.is_empty() && self.exists(step, failure).await {
-                return Outcome::Http { status: 200, code: Some(self.failure_code(step, failure).await) };
+            if !failure.is_empty()
+                && let Some(found) = self.look(step, failure).await
+            {
+                let code = self.failure_code(step, failure).await;
+                return (Outcome::Http { status: 200, code: Some(code) }, Some(found));
             }
             if Instant::now() + wait > deadline {
-                return Outcome::Timeout;
+                return (Outcome::Timeout, None);
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = cancel.cancelled() => return Outcome::Timeout,
+                _ = cancel.cancelled() => return (Outcome::Timeout, None),
             }
             wait = polling.after(wait);
         }
     }
 
-    async fn exists(&self, step: &AsyncStep, uri: &str) -> bool {
-        let Some((bucket, key)) = bucket_and_key(uri) else { return false };
+    /// The object at `uri` with its size, if it exists.
+    async fn look(&self, step: &AsyncStep, uri: &str) -> Option<(String, String, u64)> {
+        let (bucket, key) = bucket_and_key(uri)?;
+        let _look = step.looks.acquire().await.ok()?;
         step.calls.head.fetch_add(1, Ordering::Relaxed);
-        self.s3.head_object().bucket(bucket).key(key).send().await.is_ok()
+        let head = self.s3.head_object().bucket(bucket).key(key).send().await.ok()?;
+        Some((bucket.to_string(), key.to_string(), head.content_length().unwrap_or(0).max(0) as u64))
     }
 
     /// The error code a failure file names (`ErrorCode` in a JSON body), or
@@ -279,29 +391,57 @@ impl InvokeAsync {
             .unwrap_or_else(|| UNNAMED.into())
     }
 
-    /// Deletes what a request wrote, under the cleanup policy.
-    async fn clean(&self, step: &AsyncStep, objects: Vec<(String, String)>) {
-        if self.io.cleanup != Cleanup::Immediate {
-            return;
-        }
-        for (bucket, key) in objects {
-            step.calls.delete.fetch_add(1, Ordering::Relaxed);
-            // An output that never came is not there to delete; that is fine.
-            let _ = self.s3.delete_object().bucket(bucket).key(key).send().await;
+    /// Deletes what a request wrote, now or later as the cleanup policy
+    /// says, and counts the storage it held.
+    async fn clean(&self, step: &AsyncStep, done: Done) {
+        let held = |delay: Duration| {
+            let ms = (done.stored_at.elapsed() + delay).as_millis() as u64;
+            let bytes: u64 = done.objects.iter().map(|(_, _, size)| size).sum();
+            step.calls.byte_ms.fetch_add(bytes.saturating_mul(ms), Ordering::Relaxed);
+        };
+        step.calls.delete.fetch_add(if self.io.cleanup.keeps() { 0 } else { done.objects.len() as u64 }, Ordering::Relaxed);
+        match self.io.cleanup {
+            Cleanup::Immediate => {
+                held(Duration::ZERO);
+                delete_objects(&self.s3, done.objects).await;
+            }
+            Cleanup::Delayed(delay) => {
+                held(delay);
+                let (s3, hurry) = (self.s3.clone(), self.hurry.clone());
+                self.deferred.spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = hurry.cancelled() => {}
+                    }
+                    delete_objects(&s3, done.objects).await;
+                });
+            }
+            Cleanup::Disabled => {
+                step.calls.kept.fetch_add(done.objects.len() as u64, Ordering::Relaxed);
+            }
         }
     }
 
-    /// A submission worker: takes each request as it falls due, submits it,
-    /// and leaves the watching to a task of its own.
+    /// A submission worker: takes each request as it falls due, waits for
+    /// room under the most jobs allowed out, submits it, and leaves the
+    /// watching to a task of its own.
     async fn submit_all(self: &Arc<Self>, step: &Arc<AsyncStep>) {
         while let Some(job) = tokio::select! {
             job = step.pacer.next() => job,
             _ = step.cancel.cancelled() => None,
         } {
+            let room = tokio::select! {
+                room = Arc::clone(&step.jobs).acquire_owned() => room,
+                _ = step.cancel.cancelled() => break,
+            };
+            let Ok(room) = room else { break };
             step.watching.fetch_add(1, Ordering::AcqRel);
             step.recorder.sent();
             let (this, step) = (Arc::clone(self), Arc::clone(step));
-            tokio::spawn(async move { this.serve(&step, job).await });
+            tokio::spawn(async move {
+                this.serve(&step, job).await;
+                drop(room);
+            });
         }
     }
 
@@ -317,13 +457,21 @@ impl InvokeAsync {
                 latency: seen - job.intended.min(sent),
                 slip: sent.saturating_duration_since(job.intended),
                 late_start: job.late_start,
-                outcome: done.outcome,
+                outcome: done.outcome.clone(),
             });
         }
-        self.clean(step, done.objects).await;
+        self.clean(step, done).await;
         if step.watching.fetch_sub(1, Ordering::AcqRel) == 1 {
             step.quiet.notify_waiters();
         }
+    }
+}
+
+/// Deletes objects perfsize wrote. One that never came (an output that
+/// timed out) is not there to delete; that is fine.
+async fn delete_objects(s3: &aws_sdk_s3::Client, objects: Vec<(String, String, u64)>) {
+    for (bucket, key, _) in objects {
+        let _ = s3.delete_object().bucket(bucket).key(key).send().await;
     }
 }
 
@@ -337,14 +485,16 @@ impl Driver for InvokeAsync {
         for payload in spec.payloads.payloads() {
             let key = format!("{}{}", step.key_prefix, payload.name.replace('/', "_"));
             let done = self.one(&step, key, payload.body.clone(), &step.cancel).await;
-            self.clean(&step, done.objects).await;
+            let outcome = done.outcome.clone();
+            // The preflight's objects never wait for a delay.
+            delete_objects(&self.s3, done.objects).await;
             let rejected = |code: String, message: &str| LoadError::PayloadRejected {
                 payload: payload.name.clone(),
                 endpoint: spec.target.endpoint.clone(),
                 code,
                 message: message.to_string(),
             };
-            match done.outcome {
+            match outcome {
                 Outcome::Success => {}
                 Outcome::Http { status: 200, code } => {
                     return Err(rejected(code.unwrap_or_default(), "the model wrote a failure file for it"));
@@ -408,11 +558,23 @@ impl Driver for InvokeAsync {
             offered: step.pacer.offered(),
             measured_seconds: spec.measured().as_secs_f64(),
             series,
-            max_in_flight: self.io.submission_workers,
+            max_in_flight: self.io.max_concurrent_jobs.unwrap_or(spec.max_in_flight),
             cancelled: cancel.is_cancelled(),
-            asynchronous: Some(AsyncFigures::of(&step.calls, &self.io.polling, step.recorder.sent_so_far())),
+            asynchronous: Some(AsyncFigures::of(&step, &self.io, step.recorder.sent_so_far())),
             totals,
         })
+    }
+
+    /// Waits for the deletions the delayed cleanup policy still owes — at
+    /// once when `hurry` is cancelled (the run is being stopped).
+    async fn settle(&self, hurry: &CancellationToken) {
+        self.deferred.close();
+        tokio::select! {
+            _ = self.deferred.wait() => return,
+            _ = hurry.cancelled() => {}
+        }
+        self.hurry.cancel();
+        self.deferred.wait().await;
     }
 }
 
@@ -422,12 +584,15 @@ impl InvokeAsync {
         AsyncStep {
             pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), spec.warmup, cancel.clone()),
             recorder: Recorder::new(spec.warmup),
-            key_prefix: format!("{}{nonce}/", self.io.input.prefix),
+            key_prefix: format!("{}{nonce}/", self.input.prefix),
+            jobs: Arc::new(Semaphore::new(self.io.max_concurrent_jobs.unwrap_or(Semaphore::MAX_PERMITS))),
+            looks: Semaphore::new(self.io.polling_workers.max(1)),
             spec,
             cancel,
             watching: AtomicUsize::new(0),
             quiet: Notify::new(),
             calls: S3Calls::default(),
+            parts: Mutex::new(Parts::new()),
         }
     }
 }
@@ -435,16 +600,6 @@ impl InvokeAsync {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn s3_locations_read_as_people_write_them() {
-        let loc = S3Location::parse("s3://bucket/async/in").unwrap();
-        assert_eq!(loc, S3Location { bucket: "bucket".into(), prefix: "async/in/".into() });
-        assert_eq!(loc.uri("async/in/x"), "s3://bucket/async/in/x");
-        assert_eq!(S3Location::parse("s3://bucket").unwrap().prefix, "");
-        assert!(S3Location::parse("https://bucket/x").is_none() && S3Location::parse("s3:///x").is_none());
-        assert_eq!(bucket_and_key("s3://b/k/1.out"), Some(("b", "k/1.out")));
-    }
 
     #[test]
     fn polling_backs_off_by_its_multiplier_up_to_its_maximum() {

@@ -21,6 +21,12 @@ pub trait Driver {
     async fn preflight(&self, spec: &LoadSpec) -> Result<(), LoadError>;
     /// Drives `spec` to its end (or until `cancel`), measuring every request.
     async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, live: Option<ProgressFn>) -> Result<LoadRun, LoadError>;
+    /// Finishes what the driver still owes once the last step is over (the
+    /// delayed deletion of objects it wrote, say); sooner when `hurry` is
+    /// cancelled. The run calls it before it tears down.
+    async fn settle(&self, hurry: &CancellationToken) {
+        let _ = hurry;
+    }
 }
 
 /// Real-time InvokeEndpoint traffic, SigV4-signed with credentials that are

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use pacer::Pacer;
 
-pub use async_invoke::{AsyncFigures, AsyncIo, Cleanup, InvokeAsync, Polling, S3Location};
+pub use async_invoke::{AsyncClient, AsyncFigures, Cleanup, InvokeAsync, PartLatency, Polling};
 pub use invoke::{Driver, InvokeEndpoint};
 pub use payload::{Payload, PayloadError, PayloadMix, PayloadSpec};
 pub use recorder::{Counts, Observation, Outcome, SecondStats, Totals};

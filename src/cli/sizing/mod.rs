@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{
-    AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
+    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
 };
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
@@ -166,6 +166,8 @@ pub struct SizingArgs {
     #[command(flatten)]
     pub traffic: TrafficArgs,
     #[command(flatten)]
+    pub asynchronous: AsyncArgs,
+    #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
     pub sim: SimArgs,
@@ -294,6 +296,8 @@ impl SizingArgs {
         }?;
         let durations = self.durations();
         let scaling = self.scaling_test(durations.endurance)?;
+        let asynchronous =
+            self.asynchronous.asynchronous(Duration::from_secs_f64(requirements.latency_ms / 1000.0)).map_err(Failure::usage)?;
         let plan = Plan::new(PlanParts {
             peak_tps,
             requirements,
@@ -315,6 +319,7 @@ impl SizingArgs {
             min_instances: self.min_instances,
             max_test_cost: self.max_test_cost,
             scaling,
+            asynchronous,
         })?;
         // Said once the inputs are known good: a refused input stays one line.
         if !self.has_payload() {
@@ -366,8 +371,11 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let region = args.region().await;
     let checked = args.check(region.as_deref())?;
     let profile = super::simulator_profile(&args.sim)?;
-    let (run_id, dir, earlier) = open_run_dir(&args)?;
     let session = super::open_session(&args.aws, profile).await?;
+    if let Some(a) = checked.plan.asynchronous() {
+        session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;
+    }
+    let (run_id, dir, earlier) = open_run_dir(&args)?;
     let setup = RunSetup {
         cleanup_command: cleanup_command(&run_id, &args.aws),
         run_id,

@@ -35,6 +35,10 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if self.cancel.is_cancelled() && st.status == RunStatus::Completed {
             st.interrupted();
         }
+        if self.plan.asynchronous().is_some() {
+            self.progress.activity("finishing the delayed cleanup of the run's objects");
+        }
+        self.driver.settle(&self.cancel).await;
         self.progress.activity("tearing down everything this run deployed");
         if let Err(e) = self.env.teardown().await {
             self.progress.line(format!("teardown failed: {e} — run `perfsize cleanup --run-id {}`", self.run_id));

@@ -25,12 +25,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use super::{Session, SessionError};
 use crate::cost::Spend;
-use crate::environment::{ApiError, Environment, Ledger, ModelSource, RunId, SharedLedger};
+use crate::environment::{ApiError, AsyncServing, Environment, Ledger, ModelSource, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::LoadError;
+use crate::load::{Driver, LoadError};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::record::{PlanRecord, RunDir, RunDirError, RunStatus, Summary};
@@ -170,46 +171,85 @@ pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) 
     let worst = estimate(plan, session.simulated, &session.pace);
     progress.line(worst.lines().find(|l| l.starts_with("worst case")).unwrap_or_default());
 
-    let driver = session.invoke_endpoint().await?;
     let ledger: SharedLedger = Arc::new(Mutex::new(earlier.spend.as_ref().map(Ledger::resumed).unwrap_or_default()));
     let env = session.environment(run_id.clone(), model, poll, ledger, cleanup_command.clone());
-    let sizing = Sizing {
-        plan,
-        env: &env,
-        driver: &driver,
-        cloudwatch: Some(session.aws.cloudwatch.clone()),
-        region: session.aws.region.clone(),
-        dir,
-        progress: Arc::clone(&progress),
-        pace: session.pace.clone(),
-        simulated: session.simulated,
-        cancel: session.cancel_token(),
-        run_id: run_id.to_string(),
-        command_line: record.command_line.clone(),
-        resumed: earlier.steps,
-        earlier_wall_seconds: earlier.spend.map_or(0.0, |s| s.run_cost.wall_seconds),
-    };
-    let (summary, error) = match AssertUnwindSafe(sizing.run()).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            // A bug must not leave endpoints billing: tear down, then report it.
-            progress.line("perfsize hit an internal error; tearing down everything this run deployed");
-            let teardown = match env.teardown().await {
-                Ok(()) => "everything the run deployed was torn down".to_string(),
-                Err(e) => format!("teardown failed ({e}): run {cleanup_command}"),
-            };
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            return Err(SizingError::Internal { message, teardown });
+    let run =
+        Run { plan, session, dir, progress: &progress, run_id: &run_id, record: &record, cleanup_command: &cleanup_command };
+    let (summary, error) = match plan.asynchronous() {
+        None => {
+            let driver = session.invoke_endpoint().await?;
+            run.drive(env, &driver, earlier).await?
+        }
+        Some(a) => {
+            let storage = a.buckets.for_run(run_id.as_str());
+            let env = env.serving_async(AsyncServing::of(&storage, a.max_concurrent_invocations));
+            let driver = session.invoke_async(storage.input.clone(), a.client.clone());
+            run.drive(env, &driver, earlier).await?
         }
     };
-    drop(driver);
     progress.finish();
     let report_error = crate::report::write_all(dir).err();
     Ok(SizingOutcome { summary, error, report_error })
+}
+
+/// What a run drives its loop with, whatever its driver.
+struct Run<'a> {
+    plan: &'a Plan,
+    session: &'a Session,
+    dir: &'a RunDir,
+    progress: &'a Arc<Progress>,
+    run_id: &'a RunId,
+    record: &'a PlanRecord,
+    cleanup_command: &'a str,
+}
+
+impl Run<'_> {
+    /// Runs the loop on `env` through `driver`, and survives a panic with
+    /// teardown.
+    async fn drive<D: Driver>(
+        &self,
+        env: SageMakerEnvironment,
+        driver: &D,
+        earlier: Earlier,
+    ) -> Result<(Summary, Option<SizingError>), SizingError> {
+        let session = self.session;
+        let sizing = Sizing {
+            plan: self.plan,
+            env: &env,
+            driver,
+            cloudwatch: Some(session.aws.cloudwatch.clone()),
+            region: session.aws.region.clone(),
+            dir: self.dir,
+            progress: Arc::clone(self.progress),
+            pace: session.pace.clone(),
+            simulated: session.simulated,
+            cancel: session.cancel_token(),
+            run_id: self.run_id.to_string(),
+            command_line: self.record.command_line.clone(),
+            resumed: earlier.steps,
+            earlier_wall_seconds: earlier.spend.map_or(0.0, |s| s.run_cost.wall_seconds),
+        };
+        match AssertUnwindSafe(sizing.run()).catch_unwind().await {
+            Ok(outcome) => Ok(outcome),
+            Err(panic) => {
+                // A bug must not leave endpoints billing: tear down, then report it.
+                self.progress.line("perfsize hit an internal error; tearing down everything this run deployed");
+                let now = CancellationToken::new();
+                now.cancel();
+                driver.settle(&now).await;
+                let teardown = match env.teardown().await {
+                    Ok(()) => "everything the run deployed was torn down".to_string(),
+                    Err(e) => format!("teardown failed ({e}): run {}", self.cleanup_command),
+                };
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(SizingError::Internal { message, teardown })
+            }
+        }
+    }
 }
 
 /// Deletes what an earlier, killed session of this run left behind.
