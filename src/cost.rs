@@ -56,15 +56,57 @@ struct PriceFile {
     #[serde(default)]
     as_of: Option<String>,
     prices_per_hour: BTreeMap<String, f64>,
+    #[serde(default)]
+    s3: Option<S3Prices>,
 }
 
-/// $/instance-hour for each priced type.
+/// S3 Standard's prices: what an asynchronous request's objects cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct S3Prices {
+    /// PUT (and COPY, POST, LIST) requests, $ per 1,000.
+    pub put_per_1000: f64,
+    /// GET and HEAD requests, $ per 1,000.
+    pub get_per_1000: f64,
+    pub storage_per_gb_month: f64,
+}
+
+impl Default for S3Prices {
+    /// us-east-1's, for a cost file that names none.
+    fn default() -> S3Prices {
+        S3Prices { put_per_1000: 0.005, get_per_1000: 0.0004, storage_per_gb_month: 0.023 }
+    }
+}
+
+/// $/instance-hour for each priced type, and S3's prices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PriceTable {
     /// Where the prices came from (region file or path).
     pub origin: String,
     pub as_of: Option<String>,
     pub prices: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub s3: S3Prices,
+}
+
+/// The S3 work of one asynchronous request, on average: what its cost is
+/// made of besides the endpoint's time.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct S3Work {
+    pub puts: f64,
+    /// GET and HEAD requests (polling is most of them).
+    pub gets: f64,
+    /// Gigabytes stored × seconds held.
+    pub gb_seconds: f64,
+}
+
+/// What asynchronous requests cost, per 1,000, as the async guide computes
+/// it: endpoint time + S3 requests + storage for the time held.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RequestCost {
+    pub endpoint: f64,
+    pub s3_requests: f64,
+    pub s3_storage: f64,
+    pub total: f64,
 }
 
 impl PriceTable {
@@ -85,9 +127,14 @@ impl PriceTable {
 
     fn parse(text: &str, origin: &str) -> Result<PriceTable, CostError> {
         let malformed = |reason: String| CostError::Malformed { path: origin.to_string(), reason };
-        let (prices, as_of, region) = match serde_json::from_str::<PriceFile>(text) {
-            Ok(file) => (file.prices_per_hour, file.as_of, file.region),
-            Err(_) => (serde_json::from_str::<BTreeMap<String, f64>>(text).map_err(|e| malformed(e.to_string()))?, None, None),
+        let (prices, as_of, region, s3) = match serde_json::from_str::<PriceFile>(text) {
+            Ok(file) => (file.prices_per_hour, file.as_of, file.region, file.s3.unwrap_or_default()),
+            Err(_) => (
+                serde_json::from_str::<BTreeMap<String, f64>>(text).map_err(|e| malformed(e.to_string()))?,
+                None,
+                None,
+                S3Prices::default(),
+            ),
         };
         if let Some((name, price)) = prices.iter().find(|(_, p)| !(p.is_finite() && **p > 0.0)) {
             return Err(malformed(format!("the price of {name} must be a positive number, got {price}")));
@@ -96,7 +143,7 @@ impl PriceTable {
             Some(region) if !origin.contains(&region) => format!("{origin} ({region})"),
             _ => origin.to_string(),
         };
-        Ok(PriceTable { origin, as_of, prices })
+        Ok(PriceTable { origin, as_of, prices, s3 })
     }
 
     /// $/hour of one instance of `instance_type`.
@@ -120,6 +167,19 @@ impl PriceTable {
             per_month: round(per_hour * HOURS_PER_MONTH, 2),
             per_million_at_peak: round(per_hour / (peak_tps * 3600.0) * 1e6, 4),
         })
+    }
+
+    /// What 1,000 asynchronous requests cost on `candidate` serving `rate`
+    /// requests per second, each doing `work` in S3.
+    pub fn per_thousand_requests(&self, candidate: &Candidate, rate: f64, work: &S3Work) -> Result<RequestCost, CostError> {
+        let per_hour = self.hourly(&candidate.instance_type)? * candidate.count as f64;
+        let endpoint = per_hour / (rate * 3600.0) * 1000.0;
+        let s3_requests = work.puts * self.s3.put_per_1000 + work.gets * self.s3.get_per_1000;
+        let month_seconds = HOURS_PER_MONTH * 3600.0;
+        let s3_storage = work.gb_seconds / month_seconds * self.s3.storage_per_gb_month * 1000.0;
+        let total = endpoint + s3_requests + s3_storage;
+        let r = |x: f64| round(x, 6);
+        Ok(RequestCost { endpoint: r(endpoint), s3_requests: r(s3_requests), s3_storage: r(s3_storage), total: r(total) })
     }
 
     /// What the sizing run spent on endpoints, as of `now`.
@@ -240,6 +300,21 @@ mod tests {
         assert_eq!(cost.per_month, 167.9);
         // $0.23 buys 360,000 inferences at 100/s.
         assert!((cost.per_million_at_peak - 0.6389).abs() < 1e-4, "{cost:?}");
+    }
+
+    #[test]
+    fn an_async_request_costs_endpoint_time_s3_requests_and_storage() {
+        let table = PriceTable::shipped("us-east-1").unwrap();
+        let m5 = Candidate::new("ml.m5.large".parse().unwrap(), 1);
+        // A PUT, three HEADs and a GET; 2 × 1 MB held for 10 s.
+        let work = S3Work { puts: 1.0, gets: 4.0, gb_seconds: 0.002 * 10.0 };
+        let cost = table.per_thousand_requests(&m5, 10.0, &work).unwrap();
+        let hourly = table.hourly(&m5.instance_type).unwrap();
+        assert!((cost.endpoint - hourly / 36.0).abs() < 1e-6, "{cost:?}");
+        assert!((cost.s3_requests - (0.005 + 4.0 * 0.0004)).abs() < 1e-9, "{cost:?}");
+        assert!(cost.s3_storage > 0.0 && cost.s3_storage < 1e-5, "seconds of storage cost next to nothing: {cost:?}");
+        assert!((cost.total - (cost.endpoint + cost.s3_requests + cost.s3_storage)).abs() < 1e-5);
+        assert_eq!(PriceTable::shipped("eu-central-1").unwrap().s3.put_per_1000, 0.0054);
     }
 
     #[test]

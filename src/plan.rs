@@ -217,6 +217,12 @@ pub enum PlanError {
     RampAbovePeak { start: f64, peak: f64 },
     #[error("--scaling-metric names no metric: use invocations, concurrency or both")]
     NoScalingMetric,
+    #[error("--min-instances 0 is for asynchronous endpoints (--async): a real-time endpoint keeps at least one instance")]
+    ZeroMinimum,
+    #[error(
+        "the auto-scaling test (--scaling-ramp) does not drive asynchronous endpoints yet: drop --scaling-ramp; the recommendation still carries the backlog policy"
+    )]
+    AsyncScalingTest,
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
@@ -331,6 +337,12 @@ impl Plan {
                 return Err(PlanError::NoScalingMetric);
             }
         }
+        if asynchronous.is_none() && min_instances == 0 {
+            return Err(PlanError::ZeroMinimum);
+        }
+        if asynchronous.is_some() && scaling.is_some() {
+            return Err(PlanError::AsyncScalingTest);
+        }
         prices.check(&search.types)?;
         if search.strategy == StrategyKind::Perfsize {
             search.count_walk.get_or_insert_with(|| vec![1]);
@@ -344,7 +356,7 @@ impl Plan {
             traffic,
             prices,
             safety_factor,
-            min_instances: min_instances.max(1),
+            min_instances,
             max_test_cost,
             scaling,
             asynchronous,

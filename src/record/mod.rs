@@ -18,7 +18,10 @@ use crate::cost::Spend;
 use crate::result::StepResult;
 
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
-pub use summary::{Autoscaling, PlanRecord, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+pub use summary::{
+    AsyncRecommendation, Autoscaling, BacklogAutoscaling, PlanRecord, Recommendation, RunObjects, RunStatus, ScalingAdvice,
+    StepBrief, Summary, TypeOutcome,
+};
 
 /// What was asked: a [`PlanRecord`], written before the first step.
 const PLAN_FILE: &str = "plan.json";

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ScalingVerdict;
-use crate::cost::{ConfigCost, RunCost};
+use crate::cost::{ConfigCost, RequestCost, RunCost};
 use crate::plan::{Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
-use crate::scaling::{Policy, resource_id};
+use crate::scaling::{BacklogPolicy, Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Phase, Requirements};
 
@@ -60,6 +60,109 @@ impl Autoscaling {
     }
 }
 
+/// The auto-scaling policy of an asynchronous endpoint: target tracking on
+/// its backlog per instance, and the step policy that wakes it from zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacklogAutoscaling {
+    /// ApproximateBacklogSizePerInstance.
+    pub metric: String,
+    /// Requests waiting per instance that the policy holds.
+    pub target_backlog_per_instance: f64,
+    pub safety_factor: f64,
+    /// 0: the endpoint scales to zero when idle.
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub resource_id: String,
+    /// Ready-to-paste AWS CLI commands, in order.
+    pub commands: Vec<String>,
+    pub policy: serde_json::Value,
+    /// The HasBacklogWithoutCapacity step policy, when min is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_policy: Option<serde_json::Value>,
+}
+
+impl BacklogAutoscaling {
+    pub fn new(endpoint: &str, policy: &BacklogPolicy, safety_factor: f64) -> BacklogAutoscaling {
+        BacklogAutoscaling {
+            metric: "ApproximateBacklogSizePerInstance".into(),
+            target_backlog_per_instance: policy.target,
+            safety_factor,
+            min_instances: policy.min,
+            max_instances: policy.max,
+            resource_id: resource_id(endpoint, crate::sagemaker::VARIANT_NAME),
+            commands: policy.commands(endpoint, crate::sagemaker::VARIANT_NAME),
+            policy: policy.configuration(endpoint),
+            step_policy: policy.scales_to_zero().then(|| policy.step_configuration()),
+        }
+    }
+}
+
+/// The policy a recommendation comes with: on invocations for a real-time
+/// endpoint, on the backlog for an asynchronous one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScalingAdvice {
+    Invocations(Autoscaling),
+    Backlog(BacklogAutoscaling),
+}
+
+impl ScalingAdvice {
+    pub fn min_instances(&self) -> u32 {
+        match self {
+            ScalingAdvice::Invocations(a) => a.min_instances,
+            ScalingAdvice::Backlog(b) => b.min_instances,
+        }
+    }
+
+    pub fn max_instances(&self) -> u32 {
+        match self {
+            ScalingAdvice::Invocations(a) => a.max_instances,
+            ScalingAdvice::Backlog(b) => b.max_instances,
+        }
+    }
+
+    /// Its target as people read it: "1969 invocations/instance/minute".
+    pub fn target_text(&self) -> String {
+        match self {
+            ScalingAdvice::Invocations(a) => format!("{} invocations/instance/minute", a.target_invocations_per_instance),
+            ScalingAdvice::Backlog(b) => {
+                format!("{} waiting requests/instance", crate::format::trim_number(b.target_backlog_per_instance))
+            }
+        }
+    }
+
+    /// The commands that apply it, in order.
+    pub fn commands(&self) -> Vec<String> {
+        match self {
+            ScalingAdvice::Invocations(a) => vec![a.register_command.clone(), a.policy_command.clone()],
+            ScalingAdvice::Backlog(b) => b.commands.clone(),
+        }
+    }
+
+    pub fn resource_id(&self) -> &str {
+        match self {
+            ScalingAdvice::Invocations(a) => &a.resource_id,
+            ScalingAdvice::Backlog(b) => &b.resource_id,
+        }
+    }
+}
+
+/// What an asynchronous recommendation adds: the endpoint's own setting,
+/// what each request costs with its S3 work, and the cost of standing idle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsyncRecommendation {
+    /// MaxConcurrentInvocationsPerInstance it was measured with (None: SageMaker's choice).
+    pub max_concurrent_invocations_per_instance: Option<u32>,
+    /// Per 1,000 requests at peak: endpoint time, S3 requests, S3 storage.
+    pub cost_per_1000_requests: Option<RequestCost>,
+    /// S3 requests each inference took (PUT, HEADs while polling, GETs, DELETEs).
+    pub s3_requests_per_inference: Option<f64>,
+    /// Endpoint and S3 for a month of the peak rate.
+    pub cost_per_month_at_peak: Option<f64>,
+    /// $/hour with no traffic: zero when the policy scales to zero.
+    pub idle_cost_per_hour: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "RecommendationRecord", into = "RecommendationRecord")]
 pub struct Recommendation {
@@ -73,7 +176,9 @@ pub struct Recommendation {
     pub capacity: Capacity,
     /// The endurance step that verified it.
     pub verified_by_step: Option<u32>,
-    pub autoscaling: Autoscaling,
+    pub autoscaling: ScalingAdvice,
+    /// Asynchronous endpoints: cost per request and idle cost.
+    pub asynchronous: Option<AsyncRecommendation>,
 }
 
 /// A [`Recommendation`] as summary.json spells it: `max_tps_per_instance`
@@ -90,7 +195,9 @@ struct RecommendationRecord {
     #[serde(default)]
     capacity: Option<Capacity>,
     verified_by_step: Option<u32>,
-    autoscaling: Autoscaling,
+    autoscaling: ScalingAdvice,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    asynchronous: Option<AsyncRecommendation>,
 }
 
 impl From<RecommendationRecord> for Recommendation {
@@ -104,6 +211,7 @@ impl From<RecommendationRecord> for Recommendation {
             capacity: r.capacity.unwrap_or(Capacity::bound(r.max_tps_per_instance)),
             verified_by_step: r.verified_by_step,
             autoscaling: r.autoscaling,
+            asynchronous: r.asynchronous,
         }
     }
 }
@@ -120,6 +228,7 @@ impl From<Recommendation> for RecommendationRecord {
             capacity: Some(r.capacity),
             verified_by_step: r.verified_by_step,
             autoscaling: r.autoscaling,
+            asynchronous: r.asynchronous,
         }
     }
 }
@@ -281,6 +390,22 @@ pub struct Summary {
     /// The auto-scaling test, when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingVerdict>,
+    /// Asynchronous runs: where their objects went and what is left of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<RunObjects>,
+}
+
+/// The S3 objects of an asynchronous run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunObjects {
+    /// immediate, delayed N, or disabled.
+    pub cleanup: String,
+    /// The folders the run wrote under (`s3://bucket/prefix/`).
+    pub folders: Vec<String>,
+    /// The bucket perfsize created for the run (deleted with it).
+    pub bucket_created: Option<String>,
+    /// Objects the cleanup policy left for the user to inspect, in `folders`.
+    pub kept: u64,
 }
 
 #[cfg(test)]

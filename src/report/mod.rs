@@ -126,6 +126,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         steps: steps.iter().map(StepBrief::from).collect(),
         run_cost: spend.map(|s| s.run_cost).unwrap_or_default(),
         scaling: None,
+        objects: None,
     }
 }
 

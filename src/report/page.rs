@@ -20,7 +20,7 @@ use super::page_charts::{anchor, distribution_chart, latency_series_chart, overv
 use super::scaling_page::ScalingSection;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
-use crate::record::{Recommendation, RunStatus, TypeOutcome};
+use crate::record::{AsyncRecommendation, Recommendation, RunStatus, ScalingAdvice, TypeOutcome};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
 use crate::step::Capacity;
 use crate::vocab::{Phase, Requirements};
@@ -86,8 +86,7 @@ struct RecommendationView {
 struct AutoscalingView {
     summary: String,
     hint: Option<String>,
-    register: String,
-    policy: String,
+    commands: Vec<String>,
 }
 
 struct StepLink {
@@ -260,35 +259,88 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
             percent(step.error_percent)
         ),
     });
-    let a = &rec.autoscaling;
+    let mut figures = vec![
+        fact("per hour", money(rec.cost_per_hour)),
+        fact("per month", money(rec.cost_per_month)),
+        fact("per million inferences at peak", money(rec.cost_per_million_inferences)),
+        fact("max TPS per instance, measured", capacity_fact(&rec.capacity)),
+    ];
+    if let Some(a) = &rec.asynchronous {
+        figures.extend(async_facts(a));
+    }
     RecommendationView {
         configuration: format!("{} × {}", rec.instance_type, rec.instance_count),
-        figures: vec![
-            fact("per hour", money(rec.cost_per_hour)),
-            fact("per month", money(rec.cost_per_month)),
-            fact("per million inferences at peak", money(rec.cost_per_million_inferences)),
-            fact("max TPS per instance, measured", capacity_fact(&rec.capacity)),
-        ],
+        figures,
         verified,
         autoscaling: AutoscalingView {
-            summary: format!(
-                "Target tracking on {}: {} invocations per instance per minute ({} of the measured {} TPS per instance{}), from {} to {} instances.",
-                a.metric,
-                a.target_invocations_per_instance,
-                percent(a.safety_factor * 100.0),
-                rec.capacity.figure(),
-                if rec.capacity.is_bracketed() { "" } else { ", a lower bound: the target is conservative" },
-                a.min_instances,
-                a.max_instances
-            ),
-            hint: a
-                .resource_id
+            summary: scaling_summary(&rec.autoscaling, &rec.capacity),
+            hint: rec
+                .autoscaling
+                .resource_id()
                 .contains("YOUR-ENDPOINT")
                 .then(|| "Replace YOUR-ENDPOINT with the name of your endpoint.".to_string()),
-            register: a.register_command.clone(),
-            policy: a.policy_command.clone(),
+            commands: rec.autoscaling.commands(),
         },
     }
+}
+
+/// The policy in a sentence: its metric, target, where the target comes from, its bounds.
+fn scaling_summary(advice: &ScalingAdvice, capacity: &Capacity) -> String {
+    let bound = if capacity.is_bracketed() { "" } else { ", a lower bound: the target is conservative" };
+    match advice {
+        ScalingAdvice::Invocations(a) => format!(
+            "Target tracking on {}: {} invocations per instance per minute ({} of the measured {} TPS per instance{bound}), from {} to {} instances.",
+            a.metric,
+            a.target_invocations_per_instance,
+            percent(a.safety_factor * 100.0),
+            capacity.figure(),
+            a.min_instances,
+            a.max_instances
+        ),
+        ScalingAdvice::Backlog(b) => format!(
+            "Target tracking on {}: {} requests waiting per instance (what {} TPS per instance{bound} completes in {} of the end-to-end limit), from {} to {} instances{}.",
+            b.metric,
+            trim_number(b.target_backlog_per_instance),
+            capacity.figure(),
+            percent(b.safety_factor * 100.0),
+            b.min_instances,
+            b.max_instances,
+            if b.step_policy.is_some() {
+                "; at zero instances a step policy on the HasBacklogWithoutCapacity alarm adds the first one"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// An asynchronous recommendation's cost per request and standing idle.
+fn async_facts(a: &AsyncRecommendation) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    if let Some(c) = &a.cost_per_1000_requests {
+        facts.push(fact(
+            "per 1,000 requests at peak",
+            format!(
+                "{} (endpoint {} + S3 requests {} + S3 storage {})",
+                money(c.total),
+                money(c.endpoint),
+                money(c.s3_requests),
+                money(c.s3_storage)
+            ),
+        ));
+    }
+    if let Some(n) = a.s3_requests_per_inference {
+        facts.push(fact("S3 requests per inference", trim_number(n)));
+    }
+    if let Some(month) = a.cost_per_month_at_peak {
+        facts.push(fact("per month at peak, with S3", money(month)));
+    }
+    facts.push(fact("idle, per hour", money(a.idle_cost_per_hour)));
+    facts.push(fact(
+        "MaxConcurrentInvocationsPerInstance",
+        a.max_concurrent_invocations_per_instance.map_or("SageMaker's choice".into(), |n| n.to_string()),
+    ));
+    facts
 }
 
 /// One instance's capacity as a fact: "118 (fails at 121)", "≥ 100 (a lower bound)".

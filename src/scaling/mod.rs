@@ -5,6 +5,7 @@
 //! that apply a policy to a real endpoint are the environment's
 //! (`environment::Autoscaler`), the test that drives traffic is the engine's.
 
+pub mod backlog;
 pub mod minimum;
 pub mod timeline;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use backlog::BacklogPolicy;
 pub use minimum::{MinimumSearch, suggestion};
 pub use timeline::{InstanceSample, ScaleOut, Timeline, TimelinePoint};
 

@@ -116,8 +116,8 @@ pub struct SizingArgs {
     /// Auto-scaling target = max TPS per instance × 60 × this.
     #[arg(long, value_parser = parse_positive, default_value = "0.5")]
     pub safety_factor: f64,
-    /// Smallest instance count of the auto-scaling policy.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Smallest instance count of the auto-scaling policy (0, scale to zero, for --async).
+    #[arg(long, default_value_t = 1)]
     pub min_instances: u32,
     /// Stop (cleanly, with a report) before the run would spend more than this many dollars.
     #[arg(long, value_parser = parse_positive, value_name = "USD")]

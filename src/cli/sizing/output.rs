@@ -5,8 +5,29 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::format::{money, tps, trim_number};
-use crate::record::{REPORT_FILE, ScalingVerdict, Summary};
+use crate::record::{AsyncRecommendation, REPORT_FILE, ScalingVerdict, Summary};
 use crate::vocab::Phase;
+
+/// What an asynchronous recommendation costs per request and standing idle.
+fn async_text(a: &AsyncRecommendation) -> String {
+    let mut out = String::new();
+    if let Some(c) = &a.cost_per_1000_requests {
+        out.push_str(&format!(
+            "  per 1,000 requests: {} (endpoint {} + S3 requests {} + storage {}); {} S3 requests per inference\n",
+            money(c.total),
+            money(c.endpoint),
+            money(c.s3_requests),
+            money(c.s3_storage),
+            a.s3_requests_per_inference.map_or("?".into(), trim_number)
+        ));
+    }
+    out.push_str(&format!(
+        "  idle: {}/hour{}\n",
+        money(a.idle_cost_per_hour),
+        if a.idle_cost_per_hour == 0.0 { " (scales to zero)" } else { "" }
+    ));
+    out
+}
 
 /// The command line as recorded: URL credentials and secret-looking values hidden.
 pub fn redacted_command_line() -> Vec<String> {
@@ -63,17 +84,20 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
             ));
             let capacity = &rec.capacity;
             out.push_str(&format!(
-                "  one instance sustains {} TPS within the requirements ({}); auto-scaling: target {} invocations/instance/minute{}, {}–{} instances\n",
+                "  one instance sustains {} TPS within the requirements ({}); auto-scaling: target {}{}, {}–{} instances\n",
                 capacity.figure(),
                 match capacity.below {
                     Some(below) => format!("fails at {}", tps(below)),
                     None => "a lower bound: no higher rate was measured".into(),
                 },
-                rec.autoscaling.target_invocations_per_instance,
+                rec.autoscaling.target_text(),
                 if capacity.is_bracketed() { "" } else { " (built on the bound: conservative)" },
-                rec.autoscaling.min_instances,
-                rec.autoscaling.max_instances
+                rec.autoscaling.min_instances(),
+                rec.autoscaling.max_instances()
             ));
+            if let Some(a) = &rec.asynchronous {
+                out.push_str(&async_text(a));
+            }
         }
         None => {
             out.push_str("no configuration met the requirements:\n");

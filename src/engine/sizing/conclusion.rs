@@ -5,12 +5,17 @@ use chrono::{DateTime, Utc};
 
 use super::run_loop::{RunState, Shared};
 use super::{Sizing, SizingError};
-use crate::cost::Spend;
+use std::time::Duration;
+
+use crate::cost::{HOURS_PER_MONTH, S3Work, Spend};
 use crate::environment::{Autoscaler, Environment};
 use crate::load::Driver;
-use crate::record::{Autoscaling, Recommendation, RunStatus, ScalingVerdict, StepBrief, Summary, TypeOutcome};
+use crate::record::{
+    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Recommendation, RunObjects, RunStatus, ScalingAdvice, ScalingVerdict,
+    StepBrief, Summary, TypeOutcome,
+};
 use crate::result::StepResult;
-use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
+use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
 use crate::step::Strategy;
 use crate::vocab::{Candidate, Phase};
 
@@ -84,20 +89,13 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 cost_per_million_inferences: cost.per_million_at_peak,
                 capacity: rec.capacity,
                 verified_by_step,
-                autoscaling: Autoscaling::new(
-                    "YOUR-ENDPOINT",
-                    &Policy::new(
-                        ScalingMetric::Invocations,
-                        &MeasuredCapacity { tps_per_instance: rec.capacity.at_least, latency_p50_ms: 0.0 },
-                        self.plan.safety_factor(),
-                        peak,
-                        rec.candidate.count,
-                        tested_minimum(scaling.as_ref()).unwrap_or(self.plan.min_instances()),
-                        self.plan.scaling().map_or_else(Cooldowns::default, |t| t.cooldowns()),
-                    ),
-                    self.plan.safety_factor(),
-                ),
+                autoscaling: self.scaling_advice(rec, scaling.as_ref()),
+                asynchronous: None,
             }
+        });
+        let recommendation = recommendation.map(|mut rec| {
+            rec.asynchronous = self.async_recommendation(&rec, steps);
+            rec
         });
         let types = conclusion
             .types
@@ -131,7 +129,77 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             steps: steps.iter().map(StepBrief::from).collect(),
             run_cost,
             scaling,
+            objects: self.objects(steps),
         }
+    }
+
+    /// The policy the recommendation comes with: on invocations, or for an
+    /// asynchronous endpoint on its backlog (from zero when `--min-instances 0`).
+    fn scaling_advice(&self, rec: &crate::step::Recommended, scaling: Option<&ScalingVerdict>) -> ScalingAdvice {
+        let plan = self.plan;
+        let cooldowns = plan.scaling().map_or_else(Cooldowns::default, |t| t.cooldowns());
+        if plan.asynchronous().is_some() {
+            let limit = Duration::from_secs_f64(plan.requirements().latency_ms / 1000.0);
+            let policy = BacklogPolicy::new(
+                rec.capacity.at_least,
+                limit,
+                plan.safety_factor(),
+                rec.candidate.count,
+                plan.min_instances(),
+                cooldowns,
+            );
+            return ScalingAdvice::Backlog(BacklogAutoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor()));
+        }
+        let policy = Policy::new(
+            ScalingMetric::Invocations,
+            &MeasuredCapacity { tps_per_instance: rec.capacity.at_least, latency_p50_ms: 0.0 },
+            plan.safety_factor(),
+            plan.peak_tps(),
+            rec.candidate.count,
+            tested_minimum(scaling).unwrap_or(plan.min_instances()),
+            cooldowns,
+        );
+        ScalingAdvice::Invocations(Autoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor()))
+    }
+
+    /// Cost per request and idle cost of an asynchronous recommendation,
+    /// from the S3 work of the step that verified it.
+    fn async_recommendation(&self, rec: &Recommendation, steps: &[StepResult]) -> Option<AsyncRecommendation> {
+        let settings = self.plan.asynchronous()?;
+        let candidate = rec.candidate()?;
+        let figures = rec
+            .verified_by_step
+            .and_then(|index| steps.iter().find(|s| s.index == index))
+            .and_then(|s| s.asynchronous.as_ref())
+            // Every request uploads its input once: the PUTs count them.
+            .map(|f| (f, f.s3_put.max(1) as f64));
+        let peak = self.plan.peak_tps();
+        let prices = self.plan.prices();
+        let cost = figures.and_then(|(f, requests)| {
+            let work =
+                S3Work { puts: 1.0, gets: (f.s3_head + f.s3_get) as f64 / requests, gb_seconds: f.stored_gb_seconds / requests };
+            prices.per_thousand_requests(&candidate, peak, &work).ok()
+        });
+        let idle_instances = rec.autoscaling.min_instances();
+        Some(AsyncRecommendation {
+            max_concurrent_invocations_per_instance: settings.max_concurrent_invocations,
+            s3_requests_per_inference: figures.map(|(f, _)| f.s3_requests_per_inference),
+            cost_per_month_at_peak: cost.map(|c| (c.total / 1000.0 * peak * 3600.0 * HOURS_PER_MONTH * 100.0).round() / 100.0),
+            cost_per_1000_requests: cost,
+            idle_cost_per_hour: self.plan.price(&candidate.instance_type) * idle_instances as f64,
+        })
+    }
+
+    /// Where an asynchronous run's objects went, and how many were kept.
+    fn objects(&self, steps: &[StepResult]) -> Option<RunObjects> {
+        let settings = self.plan.asynchronous()?;
+        let storage = settings.buckets.for_run(&self.run_id);
+        Some(RunObjects {
+            cleanup: settings.client.cleanup.to_string(),
+            folders: storage.folders().iter().map(ToString::to_string).collect(),
+            bucket_created: storage.owned_bucket,
+            kept: steps.iter().filter_map(|s| s.asynchronous.as_ref()).map(|f| f.kept_objects).sum(),
+        })
     }
 }
 
