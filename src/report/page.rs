@@ -20,7 +20,9 @@ use super::page_charts::{anchor, distribution_chart, latency_series_chart, overv
 use super::scaling_page::ScalingSection;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
+use crate::load::AsyncFigures;
 use crate::record::{AsyncRecommendation, Recommendation, RunStatus, ScalingAdvice, TypeOutcome};
+use crate::result::cloudwatch::{AsyncServerMetrics, ServerLatency};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
 use crate::step::Capacity;
 use crate::vocab::{Phase, Requirements};
@@ -655,7 +657,62 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
         None => server,
     };
     facts.push(fact("CloudWatch", server));
+    if let Some(a) = &s.asynchronous {
+        facts.extend(async_step_facts(a, cw.asynchronous.as_ref()));
+    }
     facts.push(fact("endpoint", s.endpoint_name.clone()));
+    facts
+}
+
+/// An asynchronous step's own figures: how finely completion was seen, the
+/// parts of each request, the S3 work, and the queue as SageMaker saw it.
+fn async_step_facts(a: &AsyncFigures, server: Option<&AsyncServerMetrics>) -> Vec<Fact> {
+    let mut facts = vec![
+        fact(
+            "end-to-end resolution",
+            format!(
+                "outputs looked for every {} ms, backing off to {} ms: an output is seen up to that late",
+                trim_number(a.polling_interval_ms),
+                trim_number(a.max_polling_interval_ms)
+            ),
+        ),
+        fact(
+            "per request",
+            format!(
+                "upload p50 {} / p99 {} ms · submission p50 {} / p99 {} ms",
+                ms(a.upload_ms.p50),
+                ms(a.upload_ms.p99),
+                ms(a.submit_ms.p50),
+                ms(a.submit_ms.p99)
+            ),
+        ),
+        fact(
+            "S3 requests",
+            format!(
+                "{} per inference: {} PUT · {} HEAD · {} GET · {} DELETE; cleanup {}{}",
+                trim_number(a.s3_requests_per_inference),
+                a.s3_put,
+                a.s3_head,
+                a.s3_get,
+                a.s3_delete,
+                a.cleanup,
+                if a.kept_objects > 0 { format!(", {} objects kept", a.kept_objects) } else { String::new() }
+            ),
+        ),
+    ];
+    if let Some(q) = server {
+        let latency = |l: Option<ServerLatency>| l.map_or("–".into(), |l| format!("avg {} / p99 {} ms", ms(l.avg), ms(l.p99)));
+        facts.push(fact(
+            "queue (CloudWatch)",
+            format!(
+                "time in backlog {} · total processing {} · backlog up to {} · oldest request up to {} s",
+                latency(q.time_in_backlog_ms),
+                latency(q.total_processing_ms),
+                q.backlog_max.map_or("–".into(), trim_number),
+                q.oldest_request_age_max_s.map_or("–".into(), trim_number)
+            ),
+        ));
+    }
     facts
 }
 

@@ -35,6 +35,24 @@ pub struct ServerMetrics {
     /// Sum over cores, so up to vCPUs × 100.
     pub cpu_utilization_avg: Option<f64>,
     pub memory_utilization_avg: Option<f64>,
+    /// Asynchronous endpoints: their queue, as SageMaker publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asynchronous: Option<AsyncServerMetrics>,
+}
+
+/// What SageMaker publishes for an asynchronous endpoint instead of
+/// Invocations and OverheadLatency: requests processed and failed, the time
+/// each waited in the backlog and took in all, and the backlog itself.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct AsyncServerMetrics {
+    pub processed: Option<f64>,
+    pub failures: Option<f64>,
+    pub time_in_backlog_ms: Option<ServerLatency>,
+    pub total_processing_ms: Option<ServerLatency>,
+    /// Largest ApproximateBacklogSize of any period.
+    pub backlog_max: Option<f64>,
+    /// Largest ApproximateAgeOfOldestRequest of any period, in seconds.
+    pub oldest_request_age_max_s: Option<f64>,
 }
 
 impl ServerMetrics {
@@ -54,6 +72,8 @@ pub struct MetricsWindow {
     pub period: Duration,
     /// Requests the step sent; the figures are complete once CloudWatch counts them.
     pub expected_invocations: u64,
+    /// An asynchronous endpoint, which publishes other metrics.
+    pub asynchronous: bool,
 }
 
 impl MetricsWindow {
@@ -66,37 +86,75 @@ impl MetricsWindow {
             to: run.measured_to,
             period,
             expected_invocations: run.totals.counts.sent,
+            asynchronous: run.asynchronous.is_some(),
         }
     }
 }
 
-/// (id, namespace, metric, stat)
-const QUERIES: [(&str, &str, &str, &str); 13] = [
-    ("inv", "AWS/SageMaker", "Invocations", "Sum"),
-    ("e4xx", "AWS/SageMaker", "Invocation4XXErrors", "Sum"),
-    ("e5xx", "AWS/SageMaker", "Invocation5XXErrors", "Sum"),
-    ("ml_avg", "AWS/SageMaker", "ModelLatency", "Average"),
-    ("ml_n", "AWS/SageMaker", "ModelLatency", "SampleCount"),
-    ("ml_p50", "AWS/SageMaker", "ModelLatency", "p50"),
-    ("ml_p99", "AWS/SageMaker", "ModelLatency", "p99"),
-    ("ol_avg", "AWS/SageMaker", "OverheadLatency", "Average"),
-    ("ol_n", "AWS/SageMaker", "OverheadLatency", "SampleCount"),
-    ("ol_p50", "AWS/SageMaker", "OverheadLatency", "p50"),
-    ("ol_p99", "AWS/SageMaker", "OverheadLatency", "p99"),
-    ("cpu", "/aws/sagemaker/Endpoints", "CPUUtilization", "Average"),
-    ("mem", "/aws/sagemaker/Endpoints", "MemoryUtilization", "Average"),
+/// Which dimensions a metric is published under.
+#[derive(Clone, Copy, PartialEq)]
+enum Dims {
+    Variant,
+    /// Endpoint-level metrics (the async backlog) carry no variant.
+    Endpoint,
+}
+
+/// (id, namespace, metric, stat, dimensions)
+type Query = (&'static str, &'static str, &'static str, &'static str, Dims);
+
+const INSTANCE_QUERIES: [Query; 2] = [
+    ("cpu", "/aws/sagemaker/Endpoints", "CPUUtilization", "Average", Dims::Variant),
+    ("mem", "/aws/sagemaker/Endpoints", "MemoryUtilization", "Average", Dims::Variant),
 ];
 
-fn query(window: &MetricsWindow, (id, namespace, name, stat): (&str, &str, &str, &str)) -> MetricDataQuery {
-    let metric = Metric::builder()
+const REAL_TIME_QUERIES: [Query; 11] = [
+    ("inv", "AWS/SageMaker", "Invocations", "Sum", Dims::Variant),
+    ("e4xx", "AWS/SageMaker", "Invocation4XXErrors", "Sum", Dims::Variant),
+    ("e5xx", "AWS/SageMaker", "Invocation5XXErrors", "Sum", Dims::Variant),
+    ("ml_avg", "AWS/SageMaker", "ModelLatency", "Average", Dims::Variant),
+    ("ml_n", "AWS/SageMaker", "ModelLatency", "SampleCount", Dims::Variant),
+    ("ml_p50", "AWS/SageMaker", "ModelLatency", "p50", Dims::Variant),
+    ("ml_p99", "AWS/SageMaker", "ModelLatency", "p99", Dims::Variant),
+    ("ol_avg", "AWS/SageMaker", "OverheadLatency", "Average", Dims::Variant),
+    ("ol_n", "AWS/SageMaker", "OverheadLatency", "SampleCount", Dims::Variant),
+    ("ol_p50", "AWS/SageMaker", "OverheadLatency", "p50", Dims::Variant),
+    ("ol_p99", "AWS/SageMaker", "OverheadLatency", "p99", Dims::Variant),
+];
+
+const ASYNC_QUERIES: [Query; 12] = [
+    ("inv", "AWS/SageMaker", "InvocationsProcessed", "Sum", Dims::Variant),
+    ("fail", "AWS/SageMaker", "InvocationFailures", "Sum", Dims::Variant),
+    ("tib_avg", "AWS/SageMaker", "TimeInBacklog", "Average", Dims::Variant),
+    ("tib_n", "AWS/SageMaker", "TimeInBacklog", "SampleCount", Dims::Variant),
+    ("tib_p50", "AWS/SageMaker", "TimeInBacklog", "p50", Dims::Variant),
+    ("tib_p99", "AWS/SageMaker", "TimeInBacklog", "p99", Dims::Variant),
+    ("tpt_avg", "AWS/SageMaker", "TotalProcessingTime", "Average", Dims::Variant),
+    ("tpt_n", "AWS/SageMaker", "TotalProcessingTime", "SampleCount", Dims::Variant),
+    ("tpt_p50", "AWS/SageMaker", "TotalProcessingTime", "p50", Dims::Variant),
+    ("tpt_p99", "AWS/SageMaker", "TotalProcessingTime", "p99", Dims::Variant),
+    ("backlog", "AWS/SageMaker", "ApproximateBacklogSize", "Maximum", Dims::Endpoint),
+    ("oldest", "AWS/SageMaker", "ApproximateAgeOfOldestRequest", "Maximum", Dims::Endpoint),
+];
+
+/// The queries of `window`'s kind of endpoint.
+fn queries(window: &MetricsWindow) -> Vec<Query> {
+    let kind: &[Query] = if window.asynchronous { &ASYNC_QUERIES } else { &REAL_TIME_QUERIES };
+    kind.iter().chain(&INSTANCE_QUERIES).copied().collect()
+}
+
+fn query(window: &MetricsWindow, (id, namespace, name, stat, dims): Query) -> MetricDataQuery {
+    let mut metric = Metric::builder()
         .namespace(namespace)
         .metric_name(name)
-        .dimensions(Dimension::builder().name("EndpointName").value(&window.endpoint).build())
-        .dimensions(Dimension::builder().name("VariantName").value(&window.variant).build())
-        .build();
+        .dimensions(Dimension::builder().name("EndpointName").value(&window.endpoint).build());
+    if dims == Dims::Variant {
+        metric = metric.dimensions(Dimension::builder().name("VariantName").value(&window.variant).build());
+    }
     MetricDataQuery::builder()
         .id(id)
-        .metric_stat(MetricStat::builder().metric(metric).period(window.period.as_secs().max(1) as i32).stat(stat).build())
+        .metric_stat(
+            MetricStat::builder().metric(metric.build()).period(window.period.as_secs().max(1) as i32).stat(stat).build(),
+        )
         .return_data(true)
         .build()
 }
@@ -162,7 +220,7 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
         .get_metric_data()
         .start_time(DateTime::from(window.from))
         .end_time(DateTime::from(window.to + Duration::from_secs(1)));
-    for q in QUERIES {
+    for q in queries(window) {
         request = request.metric_data_queries(query(window, q));
     }
     let out = request.send().await.map_err(|e| format!("GetMetricData failed: {}", crate::error_chain(&e)))?;
@@ -179,7 +237,8 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let max = |id: &str| -> Option<f64> { values(id).into_iter().reduce(f64::max) };
-    let latency = |prefix: &str| -> Option<ServerLatency> {
+    // `per_ms`: the metric's unit per millisecond (ModelLatency is in µs).
+    let latency = |prefix: &str, per_ms: f64| -> Option<ServerLatency> {
         // Per-period averages weighted by their sample counts give the window's average.
         let avgs = values(&format!("{prefix}_avg"));
         let counts = values(&format!("{prefix}_n"));
@@ -190,9 +249,9 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
         let avg = avgs.iter().zip(&counts).map(|(a, n)| a * n).sum::<f64>() / total;
         let p50 = values(&format!("{prefix}_p50"));
         Some(ServerLatency {
-            avg: avg / 1000.0,
-            p50: (p50.len() == 1).then(|| p50[0] / 1000.0),
-            p99: max(&format!("{prefix}_p99"))? / 1000.0,
+            avg: avg / per_ms,
+            p50: (p50.len() == 1).then(|| p50[0] / per_ms),
+            p99: max(&format!("{prefix}_p99"))? / per_ms,
         })
     };
     Ok(ServerMetrics {
@@ -202,9 +261,17 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
         invocations: sum("inv"),
         invocations_4xx: sum("e4xx"),
         invocations_5xx: sum("e5xx"),
-        model_latency_ms: latency("ml"),
-        overhead_latency_ms: latency("ol"),
+        model_latency_ms: latency("ml", 1000.0),
+        overhead_latency_ms: latency("ol", 1000.0),
         cpu_utilization_avg: mean("cpu"),
         memory_utilization_avg: mean("mem"),
+        asynchronous: window.asynchronous.then(|| AsyncServerMetrics {
+            processed: sum("inv"),
+            failures: sum("fail"),
+            time_in_backlog_ms: latency("tib", 1.0),
+            total_processing_ms: latency("tpt", 1.0),
+            backlog_max: max("backlog"),
+            oldest_request_age_max_s: max("oldest"),
+        }),
     })
 }
