@@ -138,7 +138,8 @@ async fn measure(
         (Some(a), Some(storage)) => {
             let driver = session.invoke_async(storage.input.clone(), a.client.clone());
             let step = measure_with(&driver, session, job, endpoint, variant, candidate, progress).await;
-            settle(&driver, session, progress).await;
+            // Delayed deletions finish before the command exits (at once on Ctrl-C).
+            driver.settle(&session.cancel_token()).await;
             step
         }
         _ => {
@@ -146,13 +147,6 @@ async fn measure(
             measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
         }
     }
-}
-
-/// Lets `driver` finish what it owes (delayed deletions) before the command
-/// exits; a Ctrl-C makes it do so at once.
-pub(super) async fn settle<D: Driver>(driver: &D, session: &Session, progress: &Progress) {
-    progress.activity("deleting the objects the delayed cleanup policy still holds");
-    driver.settle(&session.cancel_token()).await;
 }
 
 async fn measure_with<D: Driver>(

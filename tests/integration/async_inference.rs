@@ -12,15 +12,7 @@ use crate::simulator::{aws_cli_installed, aws_cli_text, run_python, scaling_prof
 use crate::support::*;
 
 fn s3(sim: &RunningSimulator) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new("AKIDPERFSIZETEST", "test-secret", None, None, "tests"))
-        .endpoint_url(sim.url())
-        // Virtual-host-style would need `bucket.127.0.0.1` to resolve; boto3's test covers it.
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    s3_client(&sim.url())
 }
 
 fn autoscaling(sim: &RunningSimulator) -> aws_sdk_applicationautoscaling::Client {
@@ -428,8 +420,9 @@ async fn a_real_time_variant_cannot_go_to_zero_instances() {
 #[tokio::test]
 async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     use perfsize::load::{
-        Arrivals, AsyncIo, Cleanup, Driver, InvokeAsync, LoadSpec, Payload, PayloadMix, Polling, RateProfile, S3Location, Target,
+        Arrivals, AsyncClient, Cleanup, Driver, InvokeAsync, LoadSpec, Payload, PayloadMix, Polling, RateProfile, Target,
     };
+    use perfsize::s3::S3Location;
     let _turn = traffic_turn().await;
     let sim = simulator(fast_profile("")).await;
     let (sm, s3) = (sagemaker(&sim), s3(&sim));
@@ -437,8 +430,7 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     create_bucket(&s3, "perfsize-out").await;
     deploy_async(&sm, "async-driven", "perfsize-out").await;
     wait_while(&sm, "async-driven", "Creating").await;
-    let io = AsyncIo {
-        input: S3Location::parse("s3://perfsize-in/inputs").unwrap(),
+    let client = AsyncClient {
         polling: Polling {
             interval: Duration::from_millis(50),
             max_interval: Duration::from_millis(200),
@@ -446,9 +438,14 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
             max_wait: Duration::from_secs(30),
         },
         submission_workers: 4,
+        polling_workers: 16,
+        max_concurrent_jobs: None,
+        max_retries: 2,
+        request_ttl: None,
         cleanup: Cleanup::Immediate,
     };
-    let driver = InvokeAsync::new(runtime(&sim), s3.clone(), sim.url(), io);
+    let input = S3Location::parse("s3://perfsize-in/inputs").unwrap();
+    let driver = InvokeAsync::new(runtime(&sim), s3.clone(), sim.url(), input, client);
     let spec = LoadSpec {
         target: Target { endpoint: "async-driven".into(), runtime_url: sim.url() },
         rate: RateProfile::new(20.0, None, Duration::from_secs(4)),
@@ -486,18 +483,7 @@ async fn perfsize_load_drives_an_async_endpoint_and_refuses_what_cannot_work() {
     let profile = dir.join("profile.toml");
     std::fs::write(&profile, "deploy_seconds = 0.2\n").unwrap();
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
-    let sdk = |url: &str| {
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new(REGION))
-                .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
-                .endpoint_url(url)
-                .force_path_style(true)
-                .build(),
-        )
-    };
-    let (sm, s3) = (sim.client(), sdk(&sim.url));
+    let (sm, s3) = (sim.client(), s3_client(&sim.url));
     create_bucket(&s3, "jenkins-in").await;
     create_bucket(&s3, "jenkins-out").await;
     deploy_async(&sm, "churn-async", "jenkins-out").await;
@@ -530,8 +516,146 @@ async fn perfsize_load_drives_an_async_endpoint_and_refuses_what_cannot_work() {
             "polling above its maximum",
         ),
         (&["--async", "--input-bucket", "jenkins-in", "--max-wait", "100ms"][..], "a max wait shorter than one poll"),
+        (&["--async", "--input-bucket", "jenkins-in", "--input-prefix", "../elsewhere/"][..], "a prefix outside the bucket"),
+        (&["--async", "--input-bucket", "jenkins-in", "--input-prefix", "s3://other/x/"][..], "a prefix naming another bucket"),
     ] {
         assert_eq!(load(bad), Some(exit::USAGE as i32), "{why}");
     }
     assert!(everything(&sm).await.contains(&"endpoint churn-async".to_string()), "perfsize never touches what it did not make");
+}
+
+/// The simulated model of the async sizing test: one worker per instance,
+/// so ml.c5.large completes 100 requests a second and ml.m5.large 50.
+const ASYNC_SIZING_PROFILE: &str = r#"
+deploy_seconds = 0.2
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 1
+service_ms = { median = 10.0, p99 = 10.0 }
+queue_limit = 20
+[instance_types."ml.m5.large"]
+service_ms = { median = 20.0, p99 = 20.0 }
+[instance_types."ml.c5.large"]
+service_ms = { median = 10.0, p99 = 10.0 }
+"#;
+
+/// Buckets perfsize created (`perfsize-…`) that are still there.
+async fn perfsize_buckets(s3: &aws_sdk_s3::Client) -> Vec<String> {
+    let listed = s3.list_buckets().send().await.expect("ListBuckets");
+    listed.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with("perfsize-")).map(str::to_string).collect()
+}
+
+/// `perfsize --async` as a user runs it against AWS (here the standalone
+/// simulator): peak 60/s within 2 s end to end. By construction one
+/// ml.c5.large completes 100/s and one ml.m5.large 50/s, so the answer is
+/// ml.c5.large × 1 — with a backlog policy, a cost per 1,000 requests that
+/// counts S3, and nothing left: no endpoint, config, model, bucket or object.
+#[tokio::test]
+async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("async-sizing");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, ASYNC_SIZING_PROFILE).unwrap();
+    let sim = SimulatorProcess::start(profile.to_str().unwrap());
+    let results = dir.join("results");
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
+    let code = sim
+        .perfsize(&[
+            "--async",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--peak-tps",
+            "60",
+            "--type-walk",
+            "ml.m5.large,ml.c5.large",
+            "--latency-p99-ms",
+            "2000",
+            "--image",
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+            "--execution-role-arn",
+            "arn:aws:iam::123456789012:role/test",
+            // Five seconds or more: a backlog that grows is judged.
+            "--duration",
+            "5s",
+            "--warmup",
+            "1s",
+            "--endurance-duration",
+            "6s",
+            "--tps-resolution",
+            "0.25",
+            "--poll-interval",
+            "100ms",
+            "--polling-interval",
+            "100ms",
+            "--max-polling-interval",
+            "400ms",
+            "--min-instances",
+            "0",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap()
+        .code();
+    assert_eq!(code, Some(exit::OK as i32));
+    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let rec = &summary["recommendation"];
+    assert_eq!(rec["instance_type"], "ml.c5.large", "{summary:#}");
+    let per_instance = rec["max_tps_per_instance"].as_f64().unwrap();
+    assert!((50.0..=110.0).contains(&per_instance), "one worker at 10 ms completes 100/s: {per_instance}");
+    let scaling = &rec["autoscaling"];
+    assert_eq!(scaling["metric"], "ApproximateBacklogSizePerInstance");
+    assert_eq!(scaling["min_instances"], 0);
+    assert!(scaling["step_policy"].is_object(), "scaling from zero needs the HasBacklogWithoutCapacity step policy");
+    let cost = &rec["asynchronous"]["cost_per_1000_requests"];
+    let (endpoint, s3_requests) = (cost["endpoint"].as_f64().unwrap(), cost["s3_requests"].as_f64().unwrap());
+    assert!(endpoint > 0.0 && s3_requests > 0.0, "{cost}");
+    assert!((cost["total"].as_f64().unwrap() - endpoint - s3_requests - cost["s3_storage"].as_f64().unwrap()).abs() < 1e-5);
+    assert_eq!(rec["asynchronous"]["idle_cost_per_hour"], 0.0, "it scales to zero");
+    assert_eq!(summary["objects"]["kept"], 0);
+    let bucket = summary["objects"]["bucket_created"].as_str().unwrap().to_string();
+    assert!(bucket.starts_with("perfsize-"));
+
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "no endpoint, config or model is left");
+    let s3 = s3_client(&sim.url);
+    assert_eq!(perfsize_buckets(&s3).await, Vec::<String>::new(), "the run's bucket went with it");
+}
+
+/// A sizing run's async inputs that cannot work are refused with exit 2
+/// before anything is deployed or any run directory is made.
+#[tokio::test]
+async fn bad_async_sizing_inputs_exit_2_before_anything_is_deployed() {
+    let dir = crate::cli::scratch("async-bad-inputs");
+    let results = dir.join("results");
+    let results = results.to_str().unwrap();
+    let base = ["--simulate", "--peak-tps", "10", "--type-walk", "ml.c5.large", "--results-dir", results];
+    for (extra, why, says) in [
+        (&["--async", "--input-bucket", "no-such-bucket"][..], "a bucket that does not exist", "no-such-bucket"),
+        (&["--async", "--input-bucket", "Not_A_Bucket"][..], "a bucket name S3 refuses", "not a bucket name"),
+        (&["--async", "--input-bucket", "b", "--input-prefix", "../up"][..], "a prefix outside the bucket", "outside"),
+        (
+            &["--async", "--polling-interval", "20s", "--max-polling-interval", "10s"][..],
+            "polling above its maximum",
+            "--polling-interval",
+        ),
+        (&["--async", "--max-wait", "1s", "--latency-p99-ms", "5000"][..], "max wait below one service time", "--max-wait"),
+        (&["--async", "--cleanup-policy", "disabled"][..], "kept objects in a bucket that goes", "--cleanup-policy disabled"),
+        (&["--min-instances", "0"][..], "zero instances in real time", "--min-instances 0"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let (code, error) = crate::cli::perfsize(&args).await;
+        assert_eq!(code, exit::USAGE, "{why}: {error}");
+        assert!(error.contains(says), "{why}: {error}");
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+    assert!(!dir.join("results").exists(), "no run directory for refused inputs");
 }

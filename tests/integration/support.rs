@@ -197,6 +197,20 @@ impl Drop for SimulatorProcess {
     }
 }
 
+/// aws-sdk-s3 on a simulator at `url`, path-style (virtual-host-style would
+/// need `bucket.127.0.0.1` to resolve; boto3's test covers it).
+pub fn s3_client(url: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(url)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 /// Names of every endpoint, config and model in the simulator.
 pub async fn everything(sm: &aws_sdk_sagemaker::Client) -> Vec<String> {
     let mut names = Vec::new();

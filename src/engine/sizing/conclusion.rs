@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::cost::{HOURS_PER_MONTH, S3Work, Spend};
 use crate::environment::{Autoscaler, Environment};
-use crate::load::Driver;
+use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Recommendation, RunObjects, RunStatus, ScalingAdvice, ScalingVerdict,
     StepBrief, Summary, TypeOutcome,
@@ -40,7 +40,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if self.cancel.is_cancelled() && st.status == RunStatus::Completed {
             st.interrupted();
         }
-        if self.plan.asynchronous().is_some() {
+        if self.plan.asynchronous().is_some_and(|a| matches!(a.client.cleanup, Cleanup::Delayed(_))) {
             self.progress.activity("finishing the delayed cleanup of the run's objects");
         }
         self.driver.settle(&self.cancel).await;
