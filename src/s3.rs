@@ -189,12 +189,43 @@ pub async fn delete_under(s3: &aws_sdk_s3::Client, location: &S3Location) -> Res
         }
         deleted += keys.len() as u64;
         let batch = Delete::builder().set_objects(Some(keys)).quiet(true).build().expect("objects are set");
-        s3.delete_objects()
+        let answer = s3
+            .delete_objects()
             .bucket(&location.bucket)
             .delete(batch)
             .send()
             .await
             .map_err(|e| s3_error("DeleteObjects", &location.bucket, &e))?;
+        // Quiet mode names only the keys it could not delete: listing again
+        // would find them forever.
+        if let Some(refused) = answer.errors().first() {
+            return Err(S3Error {
+                operation: "DeleteObjects",
+                bucket: location.bucket.clone(),
+                message: format!("{}: {}", refused.key().unwrap_or_default(), refused.message().unwrap_or_default()),
+            });
+        }
+    }
+}
+
+/// How many objects are under `location` (what `delete_under` would delete).
+pub async fn count_under(s3: &aws_sdk_s3::Client, location: &S3Location) -> Result<u64, S3Error> {
+    let mut count = 0;
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(&location.bucket)
+            .prefix(&location.prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", &location.bucket, &e))?;
+        count += page.contents().len() as u64;
+        match page.next_continuation_token() {
+            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+            _ => return Ok(count),
+        }
     }
 }
 

@@ -6,7 +6,12 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
 use perfsize::cli::exit;
+use perfsize::load::{
+    Arrivals, AsyncClient, Cleanup, Driver, InvokeAsync, LoadSpec, Payload, PayloadMix, Polling, RateProfile, Target,
+};
+use perfsize::s3::S3Location;
 use perfsize::simulator::RunningSimulator;
+use tokio_util::sync::CancellationToken;
 
 use crate::simulator::{aws_cli_installed, aws_cli_text, run_python, scaling_profile};
 use crate::support::*;
@@ -419,10 +424,6 @@ async fn a_real_time_variant_cannot_go_to_zero_instances() {
 /// level, and nothing it wrote is left in either bucket.
 #[tokio::test]
 async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
-    use perfsize::load::{
-        Arrivals, AsyncClient, Cleanup, Driver, InvokeAsync, LoadSpec, Payload, PayloadMix, Polling, RateProfile, Target,
-    };
-    use perfsize::s3::S3Location;
     let _turn = traffic_turn().await;
     let sim = simulator(fast_profile("")).await;
     let (sm, s3) = (sagemaker(&sim), s3(&sim));
@@ -430,6 +431,102 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     create_bucket(&s3, "perfsize-out").await;
     deploy_async(&sm, "async-driven", "perfsize-out").await;
     wait_while(&sm, "async-driven", "Creating").await;
+    let driver = async_driver(&sim, Cleanup::Immediate);
+    let spec = async_spec(&sim, "async-driven", 20.0, Duration::from_secs(4));
+    driver.preflight(&spec).await.expect("the payload is accepted");
+    let run = driver.drive(spec, CancellationToken::new(), None).await.expect("the step runs");
+    let counts = &run.totals.counts;
+    assert_eq!(counts.sent, 80, "20 TPS for 4 s");
+    assert_eq!((counts.succeeded, counts.failed), (80, 0), "{:?}", run.totals.errors_by_code);
+    let p50 = run.totals.all.value_at_quantile(0.5) as f64 / 1000.0;
+    assert!(p50 >= 5.0, "an output lands after the model served it: p50 {p50} ms");
+    assert!(run.series.iter().all(|s| s.in_flight < 40), "the backlog stays level: {:?}", run.series);
+    for bucket in ["perfsize-in", "perfsize-out"] {
+        assert_eq!(keys(&s3, bucket).await, Vec::<String>::new(), "{bucket}");
+    }
+    sim.stop().await;
+}
+
+/// The delayed policy keeps each request's objects for its delay — and
+/// whatever still waits is deleted when the run settles, at once on Ctrl-C;
+/// the disabled policy keeps them and says how many.
+#[tokio::test]
+async fn delayed_cleanup_finishes_before_the_run_exits_and_disabled_keeps_and_counts() {
+    let _turn = traffic_turn().await;
+    let sim = simulator(fast_profile("")).await;
+    let (sm, s3) = (sagemaker(&sim), s3(&sim));
+    create_bucket(&s3, "perfsize-in").await;
+    create_bucket(&s3, "perfsize-out").await;
+    deploy_async(&sm, "async-kept", "perfsize-out").await;
+    wait_while(&sm, "async-kept", "Creating").await;
+
+    let delayed = async_driver(&sim, Cleanup::Delayed(Duration::from_secs(3600)));
+    let run =
+        delayed.drive(async_spec(&sim, "async-kept", 5.0, Duration::from_secs(2)), CancellationToken::new(), None).await.unwrap();
+    assert_eq!(run.totals.counts.succeeded, 10);
+    assert_eq!(keys(&s3, "perfsize-in").await.len(), 10, "inputs wait out their delay");
+    assert_eq!(keys(&s3, "perfsize-out").await.len(), 10, "so do outputs");
+    let now = CancellationToken::new();
+    now.cancel();
+    delayed.settle(&now).await;
+    for bucket in ["perfsize-in", "perfsize-out"] {
+        assert_eq!(keys(&s3, bucket).await, Vec::<String>::new(), "{bucket}: settled before the run exits");
+    }
+
+    let disabled = async_driver(&sim, Cleanup::Disabled);
+    let run = disabled
+        .drive(async_spec(&sim, "async-kept", 5.0, Duration::from_secs(2)), CancellationToken::new(), None)
+        .await
+        .unwrap();
+    disabled.settle(&CancellationToken::new()).await;
+    let figures = run.asynchronous.expect("async figures");
+    assert_eq!(figures.kept_objects, 20, "an input and an output per request");
+    assert_eq!((keys(&s3, "perfsize-in").await.len(), keys(&s3, "perfsize-out").await.len()), (10, 10));
+    sim.stop().await;
+}
+
+/// `perfsize cleanup` after a killed async run: the bucket perfsize created
+/// for it goes, and in the user's bucket exactly the run's objects — never
+/// another run's, never the bucket.
+#[tokio::test]
+async fn cleanup_removes_a_killed_async_runs_bucket_and_only_its_objects() {
+    let dir = crate::cli::scratch("cleanup-async");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, "deploy_seconds = 0.2\n").unwrap();
+    let sim = SimulatorProcess::start(profile.to_str().unwrap());
+    let s3 = s3_client(&sim.url);
+    let run = "20261129-010203-abcd";
+    for bucket in [format!("perfsize-{run}"), "team".to_string(), "perfsize-data".to_string()] {
+        create_bucket(&s3, &bucket).await;
+    }
+    for (bucket, key) in [
+        (format!("perfsize-{run}").as_str(), "in/1a2b/7"),
+        ("team", &format!("jobs/{run}/in/1a2b/7")),
+        ("team", &format!("jobs/{run}/out/7.out")),
+        ("team", "jobs/20261129-010203-ffff/in/1"),
+        ("team", "jobs/keep.json"),
+    ] {
+        s3.put_object().bucket(bucket).key(key).body(ByteStream::from_static(b"{}")).send().await.unwrap();
+    }
+    let cleaned = sim.perfsize(&["cleanup", "--run-id", run, "--objects", "s3://team/jobs/"]).status().unwrap();
+    assert!(cleaned.success());
+    let buckets: Vec<String> =
+        s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name()).map(str::to_string).collect();
+    assert!(!buckets.contains(&format!("perfsize-{run}")), "the run's own bucket is gone: {buckets:?}");
+    assert!(buckets.contains(&"perfsize-data".to_string()), "a bucket not named like a run is never perfsize's");
+    assert_eq!(keys(&s3, "team").await, ["jobs/20261129-010203-ffff/in/1", "jobs/keep.json"]);
+}
+
+/// Keys in `bucket`, sorted.
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key()).map(str::to_string).collect();
+    keys.sort();
+    keys
+}
+
+/// The async driver on `sim`: inputs under s3://perfsize-in/inputs/, quick polling.
+fn async_driver(sim: &RunningSimulator, cleanup: Cleanup) -> InvokeAsync {
     let client = AsyncClient {
         polling: Polling {
             interval: Duration::from_millis(50),
@@ -442,13 +539,17 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
         max_concurrent_jobs: None,
         max_retries: 2,
         request_ttl: None,
-        cleanup: Cleanup::Immediate,
+        cleanup,
     };
     let input = S3Location::parse("s3://perfsize-in/inputs").unwrap();
-    let driver = InvokeAsync::new(runtime(&sim), s3.clone(), sim.url(), input, client);
-    let spec = LoadSpec {
-        target: Target { endpoint: "async-driven".into(), runtime_url: sim.url() },
-        rate: RateProfile::new(20.0, None, Duration::from_secs(4)),
+    InvokeAsync::new(runtime(sim), s3(sim), sim.url(), input, client)
+}
+
+/// `tps` of one small JSON payload at `endpoint` for `length`, no warm-up.
+fn async_spec(sim: &RunningSimulator, endpoint: &str, tps: f64, length: Duration) -> LoadSpec {
+    LoadSpec {
+        target: Target { endpoint: endpoint.into(), runtime_url: sim.url() },
+        rate: RateProfile::new(tps, None, length),
         arrivals: Arrivals::Uniform,
         seed: 1,
         warmup: Duration::ZERO,
@@ -457,20 +558,7 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
         accept: "application/json".into(),
         max_in_flight: 4,
         request_timeout: Duration::from_secs(10),
-    };
-    driver.preflight(&spec).await.expect("the payload is accepted");
-    let run = driver.drive(spec, tokio_util::sync::CancellationToken::new(), None).await.expect("the step runs");
-    let counts = &run.totals.counts;
-    assert_eq!(counts.sent, 80, "20 TPS for 4 s");
-    assert_eq!((counts.succeeded, counts.failed), (80, 0), "{:?}", run.totals.errors_by_code);
-    let p50 = run.totals.all.value_at_quantile(0.5) as f64 / 1000.0;
-    assert!(p50 >= 5.0, "an output lands after the model served it: p50 {p50} ms");
-    assert!(run.series.iter().all(|s| s.in_flight < 40), "the backlog stays level: {:?}", run.series);
-    for bucket in ["perfsize-in", "perfsize-out"] {
-        let left = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-        assert_eq!(left.key_count(), Some(0), "{bucket}: {:?}", left.contents());
     }
-    sim.stop().await;
 }
 
 /// `perfsize load --async` against an asynchronous endpoint that exists, as

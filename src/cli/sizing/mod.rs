@@ -17,8 +17,9 @@ use crate::cost::PriceTable;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
-use crate::plan::{Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
+use crate::plan::{Asynchronous, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
 use crate::record::RunDir;
+use crate::s3::Buckets;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
 
@@ -377,7 +378,7 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     }
     let (run_id, dir, earlier) = open_run_dir(&args)?;
     let setup = RunSetup {
-        cleanup_command: cleanup_command(&run_id, &args.aws),
+        cleanup_command: cleanup_command(&run_id, &args.aws, checked.plan.asynchronous()),
         run_id,
         model: checked.model,
         poll: checked.poll,
@@ -415,8 +416,15 @@ fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Option<Earlier>), F
     }
 }
 
-fn cleanup_command(run_id: &RunId, aws: &AwsArgs) -> String {
+fn cleanup_command(run_id: &RunId, aws: &AwsArgs, asynchronous: Option<&Asynchronous>) -> String {
     let mut command = format!("perfsize cleanup --run-id {run_id}");
+    // The run's objects in the user's own buckets go too.
+    if let Some(Asynchronous { buckets: Buckets::Named { input, output }, .. }) = asynchronous {
+        command.push_str(&format!(" --objects {input}"));
+        if output != input {
+            command.push_str(&format!(" --objects {output}"));
+        }
+    }
     for (flag, value) in [("--region", &aws.region), ("--profile", &aws.aws_profile), ("--endpoint-url", &aws.endpoint_url)] {
         if let Some(v) = value {
             command.push_str(&format!(" {flag} {v}"));
