@@ -177,9 +177,8 @@ impl PriceTable {
         let s3_requests = work.puts * self.s3.put_per_1000 + work.gets * self.s3.get_per_1000;
         let month_seconds = HOURS_PER_MONTH * 3600.0;
         let s3_storage = work.gb_seconds / month_seconds * self.s3.storage_per_gb_month * 1000.0;
-        let total = endpoint + s3_requests + s3_storage;
-        let r = |x: f64| round(x, 6);
-        Ok(RequestCost { endpoint: r(endpoint), s3_requests: r(s3_requests), s3_storage: r(s3_storage), total: r(total) })
+        // Not rounded: storage for seconds is a millionth of a cent, and still a part.
+        Ok(RequestCost { endpoint, s3_requests, s3_storage, total: endpoint + s3_requests + s3_storage })
     }
 
     /// What the sizing run spent on endpoints, as of `now`.

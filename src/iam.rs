@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::environment::NAME_PREFIX;
+use crate::s3::{Buckets, S3Location};
 
 /// What a run does, as far as permissions go.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +22,7 @@ pub struct Needs {
     /// The auto-scaling test (and `perfsize cleanup`, which deregisters).
     pub autoscaling: bool,
     /// Asynchronous endpoints: where inputs and outputs go.
-    pub async_io: Option<AsyncIo>,
+    pub async_io: Option<Buckets>,
 }
 
 /// Where the model comes from.
@@ -34,17 +35,6 @@ pub enum Model {
     /// Not known: describing any model is allowed.
     #[default]
     Unknown,
-}
-
-/// The S3 locations of an asynchronous run.
-#[derive(Debug, Clone)]
-pub struct AsyncIo {
-    pub input_bucket: String,
-    pub input_prefix: String,
-    pub output_bucket: String,
-    pub output_prefix: String,
-    /// perfsize creates (and deletes) the buckets, named `perfsize-…`.
-    pub creates_buckets: bool,
 }
 
 impl Needs {
@@ -181,30 +171,42 @@ fn autoscaling_statements(needs: &Needs) -> Vec<Value> {
     ]
 }
 
-/// Objects only under the run's prefixes; buckets only perfsize's own.
-fn s3_statements(io: &AsyncIo) -> Vec<Value> {
-    let objects = |bucket: &str, prefix: &str| format!("arn:aws:s3:::{bucket}/{prefix}*");
-    let mut out = vec![
-        statement(
-            "PerfsizeAsyncObjects",
-            &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-            vec![objects(&io.input_bucket, &io.input_prefix), objects(&io.output_bucket, &io.output_prefix)],
-        ),
-        json!({
-            "Sid": "PerfsizeAsyncListing",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": [format!("arn:aws:s3:::{}", io.input_bucket), format!("arn:aws:s3:::{}", io.output_bucket)],
-            "Condition": { "StringLike": { "s3:prefix": [format!("{}*", io.input_prefix), format!("{}*", io.output_prefix)] } }
-        }),
-    ];
-    if io.creates_buckets {
-        out.push(statement(
-            "PerfsizeAsyncBuckets",
-            &["s3:CreateBucket", "s3:DeleteBucket"],
-            vec![format!("arn:aws:s3:::{NAME_PREFIX}*")],
-        ));
-    }
+/// Objects only under the runs' prefixes of the user's buckets, or buckets
+/// only perfsize's own; listing buckets, for `perfsize cleanup`.
+fn s3_statements(buckets: &Buckets) -> Vec<Value> {
+    let mut out = match buckets {
+        Buckets::Named { input, output } => {
+            let objects = |l: &S3Location| format!("arn:aws:s3:::{}/{}*", l.bucket, l.prefix);
+            let bucket = |l: &S3Location| format!("arn:aws:s3:::{}", l.bucket);
+            vec![
+                statement(
+                    "PerfsizeAsyncObjects",
+                    &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                    vec![objects(input), objects(output)],
+                ),
+                json!({
+                    "Sid": "PerfsizeAsyncListing",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": if input.bucket == output.bucket { vec![bucket(input)] } else { vec![bucket(input), bucket(output)] },
+                    "Condition": { "StringLike": { "s3:prefix": [format!("{}*", input.prefix), format!("{}*", output.prefix)] } }
+                }),
+            ]
+        }
+        Buckets::RunOwned => vec![
+            statement(
+                "PerfsizeAsyncBuckets",
+                &["s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket"],
+                vec![format!("arn:aws:s3:::{NAME_PREFIX}*")],
+            ),
+            statement(
+                "PerfsizeAsyncObjects",
+                &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                vec![format!("arn:aws:s3:::{NAME_PREFIX}*/*")],
+            ),
+        ],
+    };
+    out.push(statement("PerfsizeAsyncFindBuckets", &["s3:ListAllMyBuckets"], vec!["*".into()]));
     out
 }
 
@@ -265,18 +267,19 @@ mod tests {
 
     #[test]
     fn async_runs_touch_objects_only_under_their_prefixes() {
-        let io = AsyncIo {
-            input_bucket: "team-in".into(),
-            input_prefix: "perfsize/run-1/in/".into(),
-            output_bucket: "team-out".into(),
-            output_prefix: "perfsize/run-1/out/".into(),
-            creates_buckets: false,
+        let named = Buckets::Named {
+            input: S3Location::parse("s3://team-in/perfsize/").unwrap(),
+            output: S3Location::parse("s3://team-out/results/").unwrap(),
         };
-        let text = policy(&Needs { async_io: Some(io), ..Needs::default() }).to_string();
-        assert!(
-            text.contains("arn:aws:s3:::team-in/perfsize/run-1/in/*")
-                && text.contains("arn:aws:s3:::team-out/perfsize/run-1/out/*")
-        );
+        let text = policy(&Needs { async_io: Some(named), ..Needs::default() }).to_string();
+        assert!(text.contains("arn:aws:s3:::team-in/perfsize/*") && text.contains("arn:aws:s3:::team-out/results/*"), "{text}");
         assert!(!text.contains("s3:CreateBucket"), "the user's buckets are never created or deleted");
+    }
+
+    #[test]
+    fn a_run_owned_bucket_is_created_and_deleted_only_under_perfsizes_names() {
+        let text = policy(&Needs { async_io: Some(Buckets::RunOwned), ..Needs::default() }).to_string();
+        assert!(text.contains("s3:CreateBucket") && text.contains("arn:aws:s3:::perfsize-*"), "{text}");
+        assert!(!text.contains("arn:aws:s3:::*"), "never every bucket: {text}");
     }
 }

@@ -153,14 +153,10 @@ impl TrafficArgs {
     }
 }
 
-/// Asynchronous inference: where inputs and outputs go, how each request is
-/// sent and watched, and what becomes of the objects. Each flag also reads
-/// the environment variable of the async guides (ASYNC_SM_…).
+/// Where an asynchronous run's objects go: the user's buckets and prefixes,
+/// or (none named) a bucket perfsize creates for the run.
 #[derive(Debug, Clone, Args)]
-pub struct AsyncArgs {
-    /// Invoke asynchronously (InvokeEndpointAsync, inputs and outputs in S3).
-    #[arg(long = "async")]
-    pub asynchronous: bool,
+pub struct BucketArgs {
     /// Bucket the inputs are uploaded to (it must exist). Without it, and
     /// without --output-bucket, perfsize creates a bucket for the run and
     /// deletes it with the run.
@@ -175,6 +171,35 @@ pub struct AsyncArgs {
     /// Prefix of the outputs; the endpoint writes under <prefix><run id>/.
     #[arg(long, env = "ASYNC_SM_OUTPUT_PREFIX", default_value = "perfsize/", value_name = "PREFIX")]
     pub output_prefix: String,
+}
+
+impl BucketArgs {
+    /// The user's buckets, or one perfsize creates when none is named.
+    pub fn buckets(&self) -> Result<Buckets, String> {
+        let named = |bucket: &Option<String>| bucket.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_string);
+        let (input, output) = match (named(&self.input_bucket), named(&self.output_bucket)) {
+            (None, None) => return Ok(Buckets::RunOwned),
+            (Some(i), None) => (i.clone(), i),
+            (None, Some(o)) => (o.clone(), o),
+            (Some(i), Some(o)) => (i, o),
+        };
+        Ok(Buckets::Named {
+            input: location("--input", &input, &self.input_prefix)?,
+            output: location("--output", &output, &self.output_prefix)?,
+        })
+    }
+}
+
+/// Asynchronous inference: where inputs and outputs go, how each request is
+/// sent and watched, and what becomes of the objects. Each flag also reads
+/// the environment variable of the async guides (ASYNC_SM_…).
+#[derive(Debug, Clone, Args)]
+pub struct AsyncArgs {
+    /// Invoke asynchronously (InvokeEndpointAsync, inputs and outputs in S3).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    #[command(flatten)]
+    pub buckets: BucketArgs,
     /// First wait between looks for an output.
     #[arg(long, env = "ASYNC_SM_POLLING_INTERVAL", value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
     pub polling_interval: Duration,
@@ -221,7 +246,7 @@ impl AsyncArgs {
         if !self.asynchronous {
             return Ok(None);
         }
-        let buckets = self.buckets()?;
+        let buckets = self.buckets.buckets()?;
         let cleanup = match self.cleanup_policy.to_ascii_lowercase().as_str() {
             "immediate" => Cleanup::Immediate,
             "delayed" => Cleanup::Delayed(self.cleanup_delay),
@@ -276,22 +301,6 @@ impl AsyncArgs {
             },
             max_concurrent_invocations: self.max_concurrent_invocations,
         }))
-    }
-
-    /// The user's buckets, or one perfsize creates when none is named.
-    fn buckets(&self) -> Result<Buckets, String> {
-        let named = |bucket: &Option<String>| bucket.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_string);
-        let (input, output) = (named(&self.input_bucket), named(&self.output_bucket));
-        let (input, output) = match (input, output) {
-            (None, None) => return Ok(Buckets::RunOwned),
-            (Some(i), None) => (i.clone(), i),
-            (None, Some(o)) => (o.clone(), o),
-            (Some(i), Some(o)) => (i, o),
-        };
-        Ok(Buckets::Named {
-            input: location("--input", &input, &self.input_prefix)?,
-            output: location("--output", &output, &self.output_prefix)?,
-        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use clap::Args;
 
+use super::args::BucketArgs;
 use super::{Failure, exit};
 use crate::iam::{Model, Needs, policy};
 
@@ -23,6 +24,12 @@ pub struct IamArgs {
     /// The runs test auto-scaling (`--scaling-ramp`): Application Auto Scaling and its alarms.
     #[arg(long)]
     pub scaling: bool,
+    /// The runs size asynchronous endpoints (`--async`): S3 on the buckets and prefixes below,
+    /// or on the buckets perfsize creates when none is named.
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    #[command(flatten)]
+    pub buckets: BucketArgs,
 }
 
 pub fn run(args: IamArgs) -> Result<u8, Failure> {
@@ -36,7 +43,8 @@ pub fn run(args: IamArgs) -> Result<u8, Failure> {
         (None, Some(role)) => Model::Created { execution_role_arn: role },
         (None, None) => Model::Unknown,
     };
-    let needs = Needs { region: args.region, account: args.account, model, autoscaling: args.scaling, async_io: None };
+    let async_io = args.asynchronous.then(|| args.buckets.buckets()).transpose().map_err(Failure::usage)?;
+    let needs = Needs { region: args.region, account: args.account, model, autoscaling: args.scaling, async_io };
     println!("{}", serde_json::to_string_pretty(&policy(&needs)).expect("a JSON value prints"));
     Ok(exit::OK)
 }

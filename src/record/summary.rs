@@ -446,7 +446,8 @@ mod tests {
             cost_per_million_inferences: 0.28,
             capacity: Capacity::between(117.5, Some(121.25)),
             verified_by_step: Some(3),
-            autoscaling: Autoscaling::new("e", &policy(117.5, 0.5, 100.0, 1, 1), 0.5),
+            autoscaling: ScalingAdvice::Invocations(Autoscaling::new("e", &policy(117.5, 0.5, 100.0, 1, 1), 0.5)),
+            asynchronous: None,
         };
         let mut json = serde_json::to_value(&rec).unwrap();
         assert_eq!(json["max_tps_per_instance"], 117.5);

@@ -10,7 +10,7 @@ use super::{CostKnown, RunData};
 use crate::cost::{ConfigCost, RunCost};
 use crate::load::SecondStats;
 use crate::load::recorder::new_histogram;
-use crate::record::{Autoscaling, Recommendation, RunStatus, StepBrief, Summary, TypeOutcome};
+use crate::record::{Autoscaling, Recommendation, RunStatus, ScalingAdvice, StepBrief, Summary, TypeOutcome};
 use crate::result::cloudwatch::ServerLatency;
 use crate::result::{Generator, Miss, Percentiles, ServerMetrics, StepResult, histogram};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
@@ -92,6 +92,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
             overhead_latency_ms: Some(ServerLatency { avg: 0.02, p50: None, p99: 0.1 }),
             cpu_utilization_avg: Some(80.0),
             memory_utilization_avg: Some(30.0),
+            asynchronous: None,
         },
         series,
         asynchronous: None,
@@ -135,7 +136,7 @@ pub(crate) fn recommended_run() -> RunData {
         cost_per_million_inferences: 0.2833,
         capacity: Capacity::bound(100.0),
         verified_by_step: Some(5),
-        autoscaling: Autoscaling::new(
+        autoscaling: ScalingAdvice::Invocations(Autoscaling::new(
             "YOUR-ENDPOINT",
             &crate::scaling::Policy::new(
                 crate::scaling::ScalingMetric::Invocations,
@@ -147,7 +148,8 @@ pub(crate) fn recommended_run() -> RunData {
                 Default::default(),
             ),
             0.5,
-        ),
+        )),
+        asynchronous: None,
     };
     let types = vec![
         outcome("ml.m5.large", 0.115, None, "fails at 100 TPS"),
@@ -195,6 +197,7 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         steps: steps.iter().map(StepBrief::from).collect(),
         run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
         scaling: None,
+        objects: None,
     };
     RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
 }

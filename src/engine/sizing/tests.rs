@@ -429,7 +429,7 @@ async fn the_scaling_test_bisects_to_the_lowest_minimum_that_holds_the_ramp() {
     assert_eq!(m.spike_min, Some(2), "the fake holds a spike from where it holds a ramp");
     assert_eq!(m.spikes.len(), 1);
     assert_eq!(
-        run.summary.recommendation.as_ref().unwrap().autoscaling.min_instances,
+        run.summary.recommendation.as_ref().unwrap().autoscaling.min_instances(),
         2,
         "the policy spelled out is the tested one"
     );
