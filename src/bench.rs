@@ -15,9 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsOptions;
 use crate::engine::Session;
-use crate::environment::{Environment, ModelSource, RunId, SageMakerEnvironment};
-use crate::load::{Arrivals, Driver, InvokeEndpoint, LoadRun, LoadSpec, Payload, PayloadMix, RateProfile};
+use crate::environment::{AsyncServing, Environment, ModelSource, RunId, SageMakerEnvironment};
+use crate::load::{
+    Arrivals, AsyncClient, Cleanup, Driver, InvokeEndpoint, LoadRun, LoadSpec, Payload, PayloadMix, Polling, RateProfile,
+};
 use crate::result::{MetricsWindow, histogram};
+use crate::s3::Buckets;
 use crate::sagemaker::VARIANT_NAME;
 use crate::signals::Interrupts;
 use crate::vocab::Candidate;
@@ -144,18 +147,8 @@ struct BenchEndpoint {
 impl BenchEndpoint {
     async fn deploy(sim: &SimulatorProcess, instance_type: &str, interrupts: &'static Interrupts) -> BenchEndpoint {
         let session = sim.session(interrupts).await;
-        let model = ModelSource::Create {
-            image: "bench".into(),
-            model_data_url: None,
-            execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
-            environment: vec![],
-        };
-        let run_id = RunId::generate();
-        let cleanup = format!("perfsize cleanup --run-id {run_id} --endpoint-url {}", sim.url);
-        let env = session.environment(run_id, model, Duration::from_millis(50), Default::default(), cleanup);
-        env.prepare().await.expect("the simulator creates the model");
-        let candidate = Candidate::new(instance_type.parse().expect("a catalog type"), 1);
-        let name = env.deploy(&candidate, &CancellationToken::new()).await.expect("the simulator deploys").endpoint;
+        let env = bench_environment(&session, sim, RunId::generate());
+        let name = deploy_one(&env, instance_type).await;
         let driver = session.invoke_endpoint().await.expect("static credentials sign");
         BenchEndpoint { session, env, driver, name }
     }
@@ -174,16 +167,9 @@ impl BenchEndpoint {
         LoadSpec {
             target: self.driver.target(&self.name),
             rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
-            arrivals: Arrivals::Uniform,
-            seed: 1,
             warmup,
-            payloads: Arc::new(
-                PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload"),
-            ),
-            content_type: "application/json".into(),
-            accept: "application/json".into(),
             max_in_flight,
-            request_timeout: Duration::from_secs(10),
+            ..bench_spec_shape()
         }
     }
 
@@ -195,6 +181,55 @@ impl BenchEndpoint {
         let _ = self.env.teardown().await;
     }
 }
+
+/// What every benchmark step sends (its target, rate and bounds to be set).
+fn bench_spec_shape() -> LoadSpec {
+    LoadSpec {
+        target: crate::load::Target { endpoint: String::new(), runtime_url: String::new() },
+        rate: RateProfile::new(1.0, None, Duration::from_secs(1)),
+        arrivals: Arrivals::Uniform,
+        seed: 1,
+        warmup: Duration::ZERO,
+        payloads: Arc::new(
+            PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload"),
+        ),
+        content_type: "application/json".into(),
+        accept: "application/json".into(),
+        max_in_flight: 1,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// The environment manager of a benchmark on `sim`, with a model of its own.
+fn bench_environment(session: &Session, sim: &SimulatorProcess, run_id: RunId) -> SageMakerEnvironment {
+    let model = ModelSource::Create {
+        image: "bench".into(),
+        model_data_url: None,
+        execution_role_arn: "arn:aws:iam::123456789012:role/bench".into(),
+        environment: vec![],
+    };
+    let cleanup = format!("perfsize cleanup --run-id {run_id} --endpoint-url {}", sim.url);
+    session.environment(run_id, model, Duration::from_millis(50), Default::default(), cleanup)
+}
+
+/// Prepares `env` and deploys one instance of `instance_type`; its endpoint's name.
+async fn deploy_one(env: &SageMakerEnvironment, instance_type: &str) -> String {
+    env.prepare().await.expect("the simulator creates the model");
+    let candidate = Candidate::new(instance_type.parse().expect("a catalog type"), 1);
+    env.deploy(&candidate, &CancellationToken::new()).await.expect("the simulator deploys").endpoint
+}
+
+/// A model that serves in 20 ms at the median and 45 ms at p99, with room
+/// for every request at once: what is measured is the measuring.
+const NO_QUEUEING: &str = r#"
+deploy_seconds = 0.1
+delete_seconds = 0.1
+[default]
+vcpus = 2
+workers = 1024
+service_ms = { median = 20.0, p99 = 45.0 }
+queue_limit = 100000
+"#;
 
 const ZERO_SERVICE: &str = r#"
 deploy_seconds = 0.1
@@ -310,16 +345,7 @@ pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>,
 
 /// Client-side percentiles against the simulator's own ModelLatency, `runs` times.
 pub async fn accuracy(tps: f64, seconds: f64, runs: u32, interrupts: &'static Interrupts) {
-    let profile = r#"
-deploy_seconds = 0.1
-delete_seconds = 0.1
-[default]
-vcpus = 2
-workers = 1024
-service_ms = { median = 20.0, p99 = 45.0 }
-queue_limit = 100000
-"#;
-    let sim = SimulatorProcess::start(profile).expect("the simulator starts");
+    let sim = SimulatorProcess::start(NO_QUEUEING).expect("the simulator starts");
     let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
     println!("measurement accuracy: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
     println!(
@@ -367,6 +393,77 @@ async fn accuracy_run(
     )
     .await;
     (histogram::Percentiles::of(&run.totals.all).expect("requests were measured"), server)
+}
+
+/// Asynchronous end-to-end time against the simulator's own (submission →
+/// output written, TotalProcessingTime), at fixed polling intervals, and
+/// the S3 requests each inference took.
+pub async fn asynchronous(tps: f64, seconds: f64, intervals: &[Duration], interrupts: &'static Interrupts) {
+    let sim = SimulatorProcess::start(NO_QUEUEING).expect("the simulator starts");
+    let session = sim.session(interrupts).await;
+    let run_id = RunId::generate();
+    let storage = Buckets::RunOwned.for_run(run_id.as_str());
+    let env = bench_environment(&session, &sim, run_id).serving_async(AsyncServing::of(&storage, None));
+    let name = deploy_one(&env, "ml.m5.large").await;
+    println!("asynchronous end to end: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
+    println!(
+        "  {:>8} {:>22} {:>26} {:>22} {:>16}",
+        "polling", "perfsize p50 / p99", "TotalProcessingTime p50/p99", "difference p50 / p99", "S3 req/inference"
+    );
+    for interval in intervals {
+        let client = AsyncClient {
+            // A fixed interval: the resolution is the interval itself.
+            polling: Polling { interval: *interval, max_interval: *interval, multiplier: 1.0, max_wait: Duration::from_secs(60) },
+            submission_workers: 16,
+            polling_workers: 1024,
+            max_concurrent_jobs: None,
+            max_retries: 3,
+            request_ttl: None,
+            cleanup: Cleanup::Immediate,
+        };
+        let driver = session.invoke_async(storage.input.clone(), client);
+        let warmup = Duration::from_secs(2);
+        let spec = LoadSpec {
+            target: driver.target(&name),
+            rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
+            warmup,
+            max_in_flight: LoadSpec::derived_max_in_flight(tps, Duration::from_secs(10), Duration::from_secs(60)),
+            ..bench_spec_shape()
+        };
+        let run = driver.drive(spec, CancellationToken::new(), None).await.expect("the load step runs");
+        let window = MetricsWindow::of_run(&name, VARIANT_NAME, &run, Duration::from_secs(86_400));
+        let wait = Duration::from_secs(5);
+        let cw = crate::result::cloudwatch::fetch(
+            &session.aws.cloudwatch,
+            &window,
+            wait,
+            Duration::from_millis(200),
+            &CancellationToken::new(),
+        )
+        .await;
+        let client_side = histogram::Percentiles::of(&run.totals.all).expect("requests were measured");
+        let per_inference = run.asynchronous.as_ref().map_or(f64::NAN, |a| a.s3_requests_per_inference);
+        let label = humantime::format_duration(*interval).to_string();
+        match cw.asynchronous.and_then(|a| a.total_processing_ms) {
+            Some(server) => {
+                let p50 = server.p50.unwrap_or(f64::NAN);
+                println!(
+                    "  {label:>8} {:>10.1} / {:>9.1} {:>12.1} / {:>11.1} {:>+10.1} / {:>+9.1} {per_inference:>16.2}",
+                    client_side.p50,
+                    client_side.p99,
+                    p50,
+                    server.p99,
+                    client_side.p50 - p50,
+                    client_side.p99 - server.p99
+                );
+            }
+            None => println!("  {label:>8} CloudWatch figures not available: {}", cw.note.unwrap_or_default()),
+        }
+    }
+    println!(
+        "  the difference is upload + submission + the wait for the next look: at most one polling interval more than the first two"
+    );
+    let _ = env.teardown().await;
 }
 
 /// Percentiles through a periodic stall, against the open-model prediction.

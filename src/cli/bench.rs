@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Args, Subcommand};
 
 use super::args::parse_positive;
@@ -40,6 +42,15 @@ pub enum Which {
         /// Repeat the measurement this many times (the machine's noise shows between runs).
         #[arg(long, default_value_t = 3)]
         runs: u32,
+    },
+    /// Asynchronous end-to-end time against the simulator's own, per polling interval, and S3 requests per inference.
+    Async {
+        #[arg(long, default_value = "20", value_parser = parse_positive)]
+        tps: f64,
+        #[arg(long, default_value = "20", value_parser = parse_positive)]
+        seconds: f64,
+        #[arg(long, value_delimiter = ',', default_value = "50ms,200ms,1s", value_parser = super::args::parse_duration)]
+        polling_intervals: Vec<Duration>,
     },
     /// Percentiles through a periodic server stall, against the open-model prediction.
     Stall {
@@ -81,6 +92,11 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     {
         return Err(Failure::usage("--stall must be shorter than --every"));
     }
+    if let Which::Async { polling_intervals, .. } = &args.which
+        && polling_intervals.iter().any(Duration::is_zero)
+    {
+        return Err(Failure::usage("--polling-intervals must be longer than zero"));
+    }
     // Ctrl-C drops the benchmark, and with it the simulator process and the
     // temporary files it made: every benchmark runs on simulators alone.
     let interrupted = super::interrupts().token();
@@ -97,6 +113,9 @@ async fn bench(which: Which) {
         Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight, interrupts).await,
         Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs, interrupts).await,
         Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds, interrupts).await,
+        Which::Async { tps, seconds, polling_intervals } => {
+            bench::asynchronous(tps, seconds, &polling_intervals, interrupts).await
+        }
         Which::Strategies { results_dir, types, duration, warmup, endurance_duration } => {
             let durations = bench::StepDurations { duration, warmup, endurance: endurance_duration };
             bench::strategies(results_dir, types, durations).await

@@ -347,7 +347,16 @@ impl InvokeAsync {
         let polling = self.io.polling;
         let deadline = Instant::now() + polling.max_wait;
         let mut wait = polling.interval;
+        // The first look waits one interval too: an answer is never there the
+        // moment its 202 arrives, and a look that must miss is a billed request.
         loop {
+            if Instant::now() + wait > deadline {
+                return (Outcome::Timeout, None);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => return (Outcome::Timeout, None),
+            }
             if let Some(found) = self.look(step, output).await {
                 return (Outcome::Success, Some(found));
             }
@@ -356,13 +365,6 @@ impl InvokeAsync {
             {
                 let code = self.failure_code(step, failure).await;
                 return (Outcome::Http { status: 200, code: Some(code) }, Some(found));
-            }
-            if Instant::now() + wait > deadline {
-                return (Outcome::Timeout, None);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = cancel.cancelled() => return (Outcome::Timeout, None),
             }
             wait = polling.after(wait);
         }
