@@ -17,6 +17,12 @@ pub fn money(v: f64) -> String {
         format!("${}", thousands(v.round()))
     } else if v >= 1.0 {
         format!("${v:.2}")
+    } else if v > 0.0 && v < 0.0001 {
+        // A millionth of a cent is still a part of a sum (S3 storage held for
+        // seconds): two significant digits, never a bare $0.
+        let digits = (-v.log10()).ceil() as usize + 1;
+        let text = format!("{v:.digits$}");
+        format!("${}", text.trim_end_matches('0').trim_end_matches('.'))
     } else {
         let text = format!("{v:.4}");
         format!("${}", text.trim_end_matches('0').trim_end_matches('.'))
@@ -114,6 +120,7 @@ mod tests {
         assert_eq!(money(0.102), "$0.102");
         assert_eq!(money(0.2833), "$0.2833");
         assert_eq!(money(0.0), "$0");
+        assert_eq!(money(0.000_000_174), "$0.00000017", "tiny sums keep two significant digits");
         assert_eq!(money(74.46), "$74.46");
         assert_eq!(money(16790.0), "$16,790");
     }

@@ -19,8 +19,8 @@ use crate::result::StepResult;
 
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 pub use summary::{
-    AsyncRecommendation, Autoscaling, BacklogAutoscaling, PlanRecord, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    StepBrief, Summary, TypeOutcome,
+    AsyncRecommendation, AsyncRecord, Autoscaling, BacklogAutoscaling, PlanRecord, Recommendation, RunObjects, RunStatus,
+    ScalingAdvice, StepBrief, Summary, TypeOutcome,
 };
 
 /// What was asked: a [`PlanRecord`], written before the first step.

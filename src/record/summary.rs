@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ScalingVerdict;
 use crate::cost::{ConfigCost, RequestCost, RunCost};
-use crate::plan::{Durations, Plan, ScalingTest, Search};
+use crate::plan::{Asynchronous, Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
+use crate::s3::Buckets;
 use crate::scaling::{BacklogPolicy, Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Phase, Requirements};
@@ -316,6 +317,54 @@ pub struct PlanRecord {
     /// The auto-scaling test, when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingTest>,
+    /// Asynchronous runs: their settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asynchronous: Option<AsyncRecord>,
+}
+
+/// An asynchronous run's settings, as plan.json keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsyncRecord {
+    pub buckets: Buckets,
+    pub polling_interval_ms: f64,
+    pub max_polling_interval_ms: f64,
+    pub backoff_multiplier: f64,
+    pub max_wait_seconds: f64,
+    pub cleanup: String,
+    pub max_concurrent_invocations: Option<u32>,
+}
+
+impl AsyncRecord {
+    pub fn of(a: &Asynchronous) -> AsyncRecord {
+        let polling = &a.client.polling;
+        AsyncRecord {
+            buckets: a.buckets.clone(),
+            polling_interval_ms: polling.interval.as_secs_f64() * 1000.0,
+            max_polling_interval_ms: polling.max_interval.as_secs_f64() * 1000.0,
+            backoff_multiplier: polling.multiplier,
+            max_wait_seconds: polling.max_wait.as_secs_f64(),
+            cleanup: a.client.cleanup.to_string(),
+            max_concurrent_invocations: a.max_concurrent_invocations,
+        }
+    }
+
+    /// In a sentence, for the report.
+    pub fn describe(&self) -> String {
+        let objects = match &self.buckets {
+            Buckets::RunOwned => "a bucket of the run's own".to_string(),
+            Buckets::Named { input, output } if input == output => format!("{input}<run id>/"),
+            Buckets::Named { input, output } => format!("{input}<run id>/ and {output}<run id>/"),
+        };
+        format!(
+            "objects in {objects}; outputs looked for from {} ms ×{} up to {} ms, for at most {} s; cleanup {}; MaxConcurrentInvocationsPerInstance {}",
+            crate::format::trim_number(self.polling_interval_ms),
+            crate::format::trim_number(self.backoff_multiplier),
+            crate::format::trim_number(self.max_polling_interval_ms),
+            crate::format::trim_number(self.max_wait_seconds),
+            self.cleanup,
+            self.max_concurrent_invocations.map_or("SageMaker's choice".into(), |n| n.to_string())
+        )
+    }
 }
 
 impl PlanRecord {
@@ -347,6 +396,7 @@ impl PlanRecord {
             safety_factor: plan.safety_factor(),
             max_test_cost: plan.max_test_cost(),
             scaling: plan.scaling().cloned(),
+            asynchronous: plan.asynchronous().map(AsyncRecord::of),
         }
     }
 
@@ -363,6 +413,7 @@ impl PlanRecord {
             && self.payloads == other.payloads
             && self.content_type == other.content_type
             && self.accept == other.accept
+            && self.asynchronous == other.asynchronous
     }
 }
 

@@ -321,14 +321,13 @@ fn async_facts(a: &AsyncRecommendation) -> Vec<Fact> {
     let mut facts = Vec::new();
     if let Some(c) = &a.cost_per_1000_requests {
         facts.push(fact(
-            "per 1,000 requests at peak",
             format!(
-                "{} (endpoint {} + S3 requests {} + S3 storage {})",
-                money(c.total),
+                "per 1,000 requests at peak: endpoint {} + S3 requests {} + S3 storage {}",
                 money(c.endpoint),
                 money(c.s3_requests),
                 money(c.s3_storage)
             ),
+            money(c.total),
         ));
     }
     if let Some(n) = a.s3_requests_per_inference {
@@ -553,6 +552,9 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
         facts.push(fact("payloads", payloads.join("; ")));
         facts.push(fact("auto-scaling safety factor", trim_number(plan.safety_factor)));
         facts.push(fact("highest utilisation at peak", percent(plan.search.max_utilization * 100.0)));
+        if let Some(a) = &plan.asynchronous {
+            facts.push(fact("asynchronous", a.describe()));
+        }
         if let Some(budget) = plan.max_test_cost {
             facts.push(fact("test budget", money(budget)));
         }
