@@ -225,20 +225,25 @@ fn mid(row: &SecondStats) -> f64 {
 /// flight at the end of each, and where in-flight began to climb when the
 /// step could not hold its rate.
 pub(super) fn rate_chart(s: &StepResult) -> Chart {
-    const TITLE: &str = "Rate per second";
+    // An asynchronous step's work in flight is its backlog: submitted, no output seen yet.
+    let (title, offered, in_flight) = match s.asynchronous {
+        Some(_) => ("Submissions, completions and backlog per second", "submitted", "backlog"),
+        None => ("Rate per second", "offered", "in flight"),
+    };
     let rows = schedule(s);
     if rows.is_empty() {
-        return Chart::empty(TITLE, "no per-second figures recorded");
+        return Chart::empty(title, "no per-second figures recorded");
     }
     let max = rows.iter().map(|row| row.offered.max(row.completed).max(row.in_flight)).max().unwrap_or(1) as f64;
-    let mut canvas = seconds_canvas(TITLE, rows, Axis::linear(0.0, max, "requests per second · in flight", compact));
+    let axis = Axis::linear(0.0, max, &format!("requests per second · {in_flight}"), compact);
+    let mut canvas = seconds_canvas(title, rows, axis);
     // Offered goes over completed: dashed, it stays visible where they agree.
     canvas.line("c-completed", "completed", rows.iter().map(|row| Some((mid(row), row.completed as f64))));
-    canvas.line("c-offered dash", "offered", rows.iter().map(|row| Some((mid(row), row.offered as f64))));
+    canvas.line("c-offered dash", offered, rows.iter().map(|row| Some((mid(row), row.offered as f64))));
     canvas.line("c-errors", "errors", rows.iter().map(|row| Some((mid(row), row.errors as f64))));
-    canvas.line("c-inflight", "in flight", rows.iter().map(|row| Some((row.second as f64 + 1.0, row.in_flight as f64))));
+    canvas.line("c-inflight", in_flight, rows.iter().map(|row| Some((row.second as f64 + 1.0, row.in_flight as f64))));
     if let Some(onset) = s.stationarity.as_ref().and_then(|st| st.onset_second) {
-        canvas.vrule(onset as f64, "c-limit", "in flight began to climb");
+        canvas.vrule(onset as f64, "c-limit", &format!("{in_flight} began to climb"));
     }
     canvas.finish()
 }
