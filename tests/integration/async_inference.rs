@@ -425,12 +425,7 @@ async fn a_real_time_variant_cannot_go_to_zero_instances() {
 #[tokio::test]
 async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     let _turn = traffic_turn().await;
-    let sim = simulator(fast_profile("")).await;
-    let (sm, s3) = (sagemaker(&sim), s3(&sim));
-    create_bucket(&s3, "perfsize-in").await;
-    create_bucket(&s3, "perfsize-out").await;
-    deploy_async(&sm, "async-driven", "perfsize-out").await;
-    wait_while(&sm, "async-driven", "Creating").await;
+    let (sim, s3) = driver_endpoint("async-driven").await;
     let driver = async_driver(&sim, Cleanup::Immediate);
     let spec = async_spec(&sim, "async-driven", 20.0, Duration::from_secs(4));
     driver.preflight(&spec).await.expect("the payload is accepted");
@@ -453,12 +448,7 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
 #[tokio::test]
 async fn delayed_cleanup_finishes_before_the_run_exits_and_disabled_keeps_and_counts() {
     let _turn = traffic_turn().await;
-    let sim = simulator(fast_profile("")).await;
-    let (sm, s3) = (sagemaker(&sim), s3(&sim));
-    create_bucket(&s3, "perfsize-in").await;
-    create_bucket(&s3, "perfsize-out").await;
-    deploy_async(&sm, "async-kept", "perfsize-out").await;
-    wait_while(&sm, "async-kept", "Creating").await;
+    let (sim, s3) = driver_endpoint("async-kept").await;
 
     let delayed = async_driver(&sim, Cleanup::Delayed(Duration::from_secs(3600)));
     let run =
@@ -515,6 +505,18 @@ async fn cleanup_removes_a_killed_async_runs_bucket_and_only_its_objects() {
     assert!(!buckets.contains(&format!("perfsize-{run}")), "the run's own bucket is gone: {buckets:?}");
     assert!(buckets.contains(&"perfsize-data".to_string()), "a bucket not named like a run is never perfsize's");
     assert_eq!(keys(&s3, "team").await, ["jobs/20261129-010203-ffff/in/1", "jobs/keep.json"]);
+}
+
+/// A simulator with asynchronous endpoint `name` in service, writing to
+/// s3://perfsize-out/, and the bucket of the driver's inputs, s3://perfsize-in/.
+async fn driver_endpoint(name: &str) -> (RunningSimulator, aws_sdk_s3::Client) {
+    let sim = simulator(fast_profile("")).await;
+    let (sm, s3) = (sagemaker(&sim), s3(&sim));
+    create_bucket(&s3, "perfsize-in").await;
+    create_bucket(&s3, "perfsize-out").await;
+    deploy_async(&sm, name, "perfsize-out").await;
+    wait_while(&sm, name, "Creating").await;
+    (sim, s3)
 }
 
 /// Keys in `bucket`, sorted.
@@ -612,22 +614,6 @@ async fn perfsize_load_drives_an_async_endpoint_and_refuses_what_cannot_work() {
     assert!(everything(&sm).await.contains(&"endpoint churn-async".to_string()), "perfsize never touches what it did not make");
 }
 
-/// The simulated model of the async sizing test: one worker per instance,
-/// so ml.c5.large completes 100 requests a second and ml.m5.large 50.
-const ASYNC_SIZING_PROFILE: &str = r#"
-deploy_seconds = 0.2
-delete_seconds = 0.1
-[default]
-vcpus = 2
-workers = 1
-service_ms = { median = 10.0, p99 = 10.0 }
-queue_limit = 20
-[instance_types."ml.m5.large"]
-service_ms = { median = 20.0, p99 = 20.0 }
-[instance_types."ml.c5.large"]
-service_ms = { median = 10.0, p99 = 10.0 }
-"#;
-
 /// Buckets perfsize created (`perfsize-…`) that are still there.
 async fn perfsize_buckets(s3: &aws_sdk_s3::Client) -> Vec<String> {
     let listed = s3.list_buckets().send().await.expect("ListBuckets");
@@ -644,7 +630,8 @@ async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     let _turn = traffic_turn().await;
     let dir = crate::cli::scratch("async-sizing");
     let profile = dir.join("profile.toml");
-    std::fs::write(&profile, ASYNC_SIZING_PROFILE).unwrap();
+    // One worker per instance: ml.c5.large completes 100 requests a second, ml.m5.large 50.
+    std::fs::write(&profile, crate::sizing::PROFILE).unwrap();
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
     let results = dir.join("results");
     let payload = dir.join("req.json");
