@@ -410,7 +410,7 @@ fn probe_key(probe: &Probe) -> String {
 /// Whether a step's failure may be this machine's CPU rather than the
 /// endpoint: only schedule slip counts, since running out of in-flight slots
 /// means the server is slow, and a pass despite slip is a pass.
-fn generator_fell_behind(step: &StepResult) -> bool {
+pub(super) fn generator_fell_behind(step: &StepResult) -> bool {
     !step.passed && step.generator.late_starts == 0 && step.generator.slipped(&step.requirements)
 }
 

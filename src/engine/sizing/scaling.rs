@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::run_loop::{RunState, Shared, describe};
+use super::run_loop::{GENERATOR_RETRIES, RunState, Shared, describe, generator_fell_behind};
 use super::{Sizing, SizingError};
 use crate::engine::load_step::drive_and_judge_with;
 use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
@@ -132,7 +132,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let mut tried: Vec<ScalingTrial> = Vec::new();
         let mut stop = None;
         while let Some(min) = search.next() {
-            match self.trial(policy(min), Shape::Ramp, trials, endpoint, st, shared).await {
+            match self.trial_for_sure(policy(min), Shape::Ramp, trials, endpoint, st, shared).await {
                 Ok(trial) => {
                     search.record(min, trial.passed);
                     tried.push(trial);
@@ -189,7 +189,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let mut spikes = Vec::new();
         let mut next = Some(found);
         while let Some(min) = next {
-            match self.trial(policy(min), Shape::Spike, trials, endpoint, st, shared).await {
+            match self.trial_for_sure(policy(min), Shape::Spike, trials, endpoint, st, shared).await {
                 Ok(trial) => {
                     search.record(min, trial.passed);
                     spikes.push(trial.brief());
@@ -206,7 +206,10 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
 
     /// One trial: the endpoint at `policy.min`, the policy on, the traffic
     /// of `shape` driven while the instances are watched, the policy off.
-    async fn trial(
+    /// A trial, run again when it failed while the load generator fell
+    /// behind: this machine's CPU must not decide the minimum, as it must not
+    /// decide a search step.
+    async fn trial_for_sure(
         &self,
         policy: Policy,
         shape: Shape,
@@ -215,6 +218,30 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         st: &mut RunState,
         shared: &Shared,
     ) -> Result<ScalingTrial, Stop> {
+        for retry in 0.. {
+            let (trial, step) = self.trial(policy.clone(), shape, trials, endpoint, st, shared).await?;
+            if !generator_fell_behind(&step) {
+                return Ok(trial);
+            }
+            if retry == GENERATOR_RETRIES {
+                let tps = self.plan.peak_tps();
+                return Err(Stop::Failed(SizingError::Generator { tps, slip_p99_ms: step.generator.slip_p99_ms }));
+            }
+            self.progress.line(format!("step {}: the load generator fell behind; trying the trial again", step.index));
+        }
+        unreachable!("the loop returns by its last retry")
+    }
+
+    /// One trial; its record, and the step it measured.
+    async fn trial(
+        &self,
+        policy: Policy,
+        shape: Shape,
+        trials: &Trials<'_>,
+        endpoint: &mut Option<Deployed>,
+        st: &mut RunState,
+        shared: &Shared,
+    ) -> Result<(ScalingTrial, StepResult), Stop> {
         let cancel = &shared.run_cancel;
         let instance_type = &trials.recommended.candidate.instance_type;
         let candidate = Candidate::new(instance_type.clone(), policy.min);
@@ -285,7 +312,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let samples = samples_since(&seen, run.started_at);
         let trial = self.trial_record(policy, shape, trials.recommended.candidate.count, &step, &samples, activities);
         self.dir.write_trial(&trial)?;
-        Ok(trial)
+        Ok((trial, step))
     }
 
     fn trial_record(

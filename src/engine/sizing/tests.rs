@@ -49,6 +49,8 @@ struct World {
     ramp_needs: u32,
     /// The first auto-scaling trial is interrupted by Ctrl-C.
     interrupt_scaling: bool,
+    /// The next auto-scaling trials report this much schedule slip (ms), one per entry.
+    scaling_slips: Vec<f64>,
 }
 
 type SharedWorld = Arc<Mutex<World>>;
@@ -167,8 +169,10 @@ impl Driver for FakeDriver {
                 world.ctrl_c.cancel();
             }
             let holds = candidate.count >= world.ramp_needs;
+            let slip_ms = if world.scaling_slips.is_empty() { 0.0 } else { world.scaling_slips.remove(0) };
             world.endpoints.get_mut(&spec.target.endpoint).expect("deployed").count = policy.max;
-            return Ok(synthetic_run(&spec, if holds { 20.0 } else { 2_000.0 }, 0.0, interrupt || cancel.is_cancelled()));
+            let latency_ms = if holds { 20.0 } else { 2_000.0 } + slip_ms;
+            return Ok(synthetic_run(&spec, latency_ms, slip_ms, interrupt || cancel.is_cancelled()));
         }
         // Let another lane's drive start while this one "runs".
         tokio::task::yield_now().await;
@@ -437,6 +441,23 @@ async fn the_scaling_test_bisects_to_the_lowest_minimum_that_holds_the_ramp() {
     let phases: Vec<Phase> = run.summary.steps.iter().rev().take(3).map(|s| s.phase).collect();
     assert_eq!(phases, [Phase::Scaling; 3], "each trial is a step too");
     assert!(run.world.lock().unwrap().policies.is_empty());
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_scaling_trial_the_generator_fell_behind_in_is_run_again() {
+    // The first trial holds the ramp but slips 700 ms past the 500 ms limit:
+    // this machine's CPU, not the policy, failed it.
+    let run = size(&scaling_plan(false), &[("ml.m5.large", 30.0)], Vec::new(), |w| {
+        w.ramp_needs = 2;
+        w.scaling_slips = vec![700.0];
+    })
+    .await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let m = &run.summary.scaling.as_ref().unwrap().metrics[0];
+    let tried: Vec<(u32, bool)> = m.trials.iter().map(|t| (t.min, t.passed)).collect();
+    assert_eq!(tried, [(2, true), (1, false)], "the minimum is the policy's, not the slip's");
+    assert_eq!(run.dir.trials().unwrap().len(), 3, "the slipped trial is on disk too");
     run.nothing_left();
 }
 
