@@ -27,6 +27,7 @@ mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
+mod llm;
 mod metrics;
 pub mod profile;
 mod runtime;
