@@ -29,7 +29,7 @@ use axum::http::StatusCode;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::llm::{EngineGone, QueueFull};
+use super::llm::{EngineGone, QueueFull, Tokens};
 use super::metrics::{Outcome, Served};
 use super::profile::{LlmBehaviour, Profile};
 use super::runtime::{self, ServingVariant};
@@ -84,13 +84,8 @@ pub async fn invoke(
     };
     let deadline = received + profile.llm.stream_timeout;
     let first_token_deadline = deadline.min(received + profile.container_timeout);
-    match tokio::time::timeout_at(first_token_deadline, tokens.reach(1)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(EngineGone)) => {
-            let error = AwsError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "An internal error occurred.");
-            return refused(Outcome::ServerError, Some(model_start), error);
-        }
-        Err(_) => return refused(Outcome::ServerError, Some(model_start), runtime::container_timed_out(endpoint)),
+    if let Err(error) = first_token(&mut tokens, first_token_deadline, endpoint).await {
+        return refused(Outcome::ServerError, Some(model_start), error);
     }
     let plan = Plan {
         output_tokens: generation.lengths.output,
@@ -112,6 +107,20 @@ pub async fn invoke(
         input_tokens,
     });
     Ok(Started { body: stream.into_body(), content_type })
+}
+
+/// Waits for the request's first token: the answer starts once it exists.
+/// The error SageMaker answers when it does not exist by `deadline`.
+async fn first_token(tokens: &mut Tokens, deadline: Instant, endpoint: &str) -> Result<(), AwsError> {
+    match tokio::time::timeout_at(deadline, tokens.reach(1)).await {
+        Ok(Ok(_)) => Ok(()),
+        // The stream's claim keeps its instance, and so the engine, alive:
+        // should it go all the same, SageMaker answers its own failure.
+        Ok(Err(EngineGone)) => {
+            Err(AwsError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "An internal error occurred."))
+        }
+        Err(_elapsed) => Err(runtime::container_timed_out(endpoint)),
+    }
 }
 
 /// The parts of a generation, with an id and a creation time of its own.
