@@ -7,7 +7,10 @@
 //! `X-Amz-Target`, then by a signature for S3, then by path.
 //!
 //! Endpoints go through their real lifecycle in real time, and InvokeEndpoint
-//! meets a capacity model ([`runtime`]) driven by a [`Profile`]. Asynchronous
+//! meets a capacity model ([`runtime`]) driven by a [`Profile`].
+//! InvokeEndpointWithResponseStream ([`streaming`]) meets an LLM's instead
+//! ([`llm`]: continuous batching, prefill and decode steps, a KV cache) and
+//! answers token by token in the binary event-stream framing. Asynchronous
 //! endpoints ([`async_inference`]) take InvokeEndpointAsync instead: inputs
 //! and results live in the simulator's S3 ([`s3`]), and a background worker
 //! per endpoint serves its backlog through the same capacity model.
@@ -27,10 +30,12 @@ mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
+mod llm;
 mod metrics;
 pub mod profile;
 mod runtime;
 mod s3;
+mod streaming;
 mod wire;
 
 use std::future::Future;
@@ -39,9 +44,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,6 +61,7 @@ use async_inference::{AsyncConfig, AsyncInference, Deployed};
 use autoscaling::{Endpoints, Env, Scaling};
 use control::{Context, Registry, VariantScaling};
 use metrics::MetricStore;
+use runtime::{Deployment, ServingVariant};
 use wire::{AwsError, Protocol};
 
 /// The account every simulated resource belongs to.
@@ -289,6 +295,10 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
             let name = wire::percent_decode(name);
             return invoke_endpoint(&shared, &name, request, received).await;
         }
+        if let Some(name) = rest.strip_suffix("/invocations-response-stream") {
+            let name = wire::percent_decode(name);
+            return invoke_with_response_stream(&shared, &name, request, received).await;
+        }
         if let Some(name) = rest.strip_suffix("/async-invocations") {
             let name = wire::percent_decode(name);
             return async_inference::invoke(shared.clone(), &name, request).await;
@@ -382,50 +392,100 @@ async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, requ
     }
 }
 
+/// A runtime invocation SageMaker accepted: signed, its body within the
+/// limit, for an endpoint in service.
+struct Invocation {
+    headers: HeaderMap,
+    body: Bytes,
+    deployment: Arc<Deployment>,
+}
+
+impl Invocation {
+    /// Checks what InvokeEndpoint and InvokeEndpointWithResponseStream both
+    /// check before a model sees the request; the error answer if it fails.
+    async fn accept(shared: &Shared, endpoint: &str, request: Request) -> Result<Invocation, Response<Body>> {
+        let protocol = Protocol::RestJson;
+        wire::require_signature(request.headers(), protocol).map_err(|denied| *denied)?;
+        let (parts, body) = request.into_parts();
+        let headers = parts.headers;
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES) {
+            return Err(payload_too_large(declared.unwrap_or_default()));
+        }
+        let Ok(body) = read_body(body, MAX_PAYLOAD_BYTES, protocol).await else {
+            return Err(payload_too_large(MAX_PAYLOAD_BYTES + 1));
+        };
+        let deployment = shared.registry().serving(&shared.context("us-east-1"), endpoint);
+        let deployment = deployment.map_err(|error| error.into_response(protocol))?;
+        Ok(Invocation { headers, body, deployment })
+    }
+
+    /// The variant the request goes to: the one it targets, or one drawn by weight.
+    fn variant(&self, endpoint: &str) -> Result<&ServingVariant, AwsError> {
+        let target = self.headers.get("x-amzn-sagemaker-target-variant").and_then(|v| v.to_str().ok());
+        self.deployment.choose_variant(target, endpoint)
+    }
+
+    /// The headers every runtime answer carries: its id, the variant that
+    /// served it, and the custom attributes passed back.
+    fn answered_by(&self, variant: &ServingVariant, out: &mut HeaderMap) {
+        out.insert("x-amzn-requestid", wire::request_id());
+        if let Ok(name) = HeaderValue::from_str(&variant.spec.name) {
+            out.insert("x-amzn-invoked-production-variant", name);
+        }
+        if let Some(attributes) = self.headers.get("x-amzn-sagemaker-custom-attributes") {
+            out.insert("x-amzn-sagemaker-custom-attributes", attributes.clone());
+        }
+    }
+}
+
 async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
-    let protocol = Protocol::RestJson;
-    if let Err(denied) = wire::require_signature(request.headers(), protocol) {
-        return *denied;
-    }
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES) {
-        return payload_too_large(declared.unwrap_or_default());
-    }
-    if read_body(body, MAX_PAYLOAD_BYTES, protocol).await.is_err() {
-        return payload_too_large(MAX_PAYLOAD_BYTES + 1);
-    }
-    let deployment = shared.registry().serving(&shared.context("us-east-1"), endpoint);
-    let deployment = match deployment {
-        Ok(deployment) => deployment,
-        Err(error) => return error.into_response(protocol),
+    let invocation = match Invocation::accept(shared, endpoint, request).await {
+        Ok(invocation) => invocation,
+        Err(response) => return response,
     };
-    let target = headers.get("x-amzn-sagemaker-target-variant").and_then(|v| v.to_str().ok());
-    let variant = match deployment.choose_variant(target, endpoint) {
+    let variant = match invocation.variant(endpoint) {
         Ok(variant) => variant,
-        Err(error) => return error.into_response(protocol),
+        Err(error) => return error.into_response(Protocol::RestJson),
     };
     match runtime::invoke(variant, &shared.profile, received, endpoint).await {
         Ok(answer) => {
             let mut response = Response::new(Body::from(answer.body));
-            let content_type = headers
+            let content_type = invocation
+                .headers
                 .get(header::ACCEPT)
                 .filter(|v| v.as_bytes() != b"*/*")
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let out = response.headers_mut();
             out.insert(header::CONTENT_TYPE, content_type);
-            out.insert("x-amzn-requestid", wire::request_id());
-            if let Ok(name) = HeaderValue::from_str(&variant.spec.name) {
-                out.insert("x-amzn-invoked-production-variant", name);
-            }
-            if let Some(attributes) = headers.get("x-amzn-sagemaker-custom-attributes") {
-                out.insert("x-amzn-sagemaker-custom-attributes", attributes.clone());
-            }
+            invocation.answered_by(variant, out);
             response
         }
-        Err(error) => error.into_response(protocol),
+        Err(error) => error.into_response(Protocol::RestJson),
+    }
+}
+
+/// InvokeEndpointWithResponseStream: the same checks, then the LLM model.
+async fn invoke_with_response_stream(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
+    let invocation = match Invocation::accept(shared, endpoint, request).await {
+        Ok(invocation) => invocation,
+        Err(response) => return response,
+    };
+    let variant = match invocation.variant(endpoint) {
+        Ok(variant) => variant,
+        Err(error) => return error.into_response(Protocol::RestJson),
+    };
+    match streaming::invoke(variant, &shared.profile, &invocation.body, received, endpoint).await {
+        Ok(started) => {
+            let mut response = Response::new(started.body);
+            let out = response.headers_mut();
+            out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.amazon.eventstream"));
+            out.insert("x-amzn-sagemaker-content-type", HeaderValue::from_static(started.content_type));
+            invocation.answered_by(variant, out);
+            response
+        }
+        Err(error) => error.into_response(Protocol::RestJson),
     }
 }
 

@@ -18,14 +18,22 @@
 //! The top-level `scaling_time_scale` (default 1, AWS's timing) runs
 //! CloudWatch alarms and Application Auto Scaling that many times faster: see
 //! [`ScalingClock`]. `s3_capacity_megabytes` bounds the in-memory S3.
+//!
+//! `[llm]` describes the large language model that response streaming meets,
+//! layered the same way over its own `[llm.default]` and
+//! `[llm.instance_types."X"]` tables (see [`llm`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rand_distr::LogNormal;
 use serde::Deserialize;
 
 use crate::catalog;
+pub use llm::{LlmBehaviour, LlmProfile, LlmTiming};
+
+mod llm;
 
 /// The longest duration a profile may set, in seconds (one day).
 const MAX_SECONDS: f64 = 86_400.0;
@@ -50,25 +58,39 @@ pub enum ProfileError {
     Invalid { origin: String, message: String },
 }
 
-/// Log-normal service time fitted to a median and a p99, in milliseconds.
+/// A log-normal distribution fitted to a median and a p99: service times in
+/// milliseconds, token counts in tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceTime {
+pub struct LogNormalFit {
     pub median: f64,
     pub p99: f64,
 }
 
-impl ServiceTime {
+/// Log-normal service time fitted to a median and a p99, in milliseconds.
+pub type ServiceTime = LogNormalFit;
+
+impl LogNormalFit {
     /// z-score of the 99th percentile of a standard normal distribution.
     const Z99: f64 = 2.326_347_874;
 
-    /// Parameters (mu, sigma) of the log-normal in ln-milliseconds, or None for a
-    /// zero service time.
+    /// Parameters (mu, sigma) of the log-normal in ln-units, or None for a
+    /// distribution that is always zero.
     pub fn lognormal_params(&self) -> Option<(f64, f64)> {
         (self.median > 0.0).then(|| {
             let mu = self.median.ln();
             (mu, (self.p99.ln() - mu) / Self::Z99)
         })
+    }
+
+    /// The distribution to sample, or None for one that is always zero.
+    pub fn sampler(&self) -> Option<LogNormal<f64>> {
+        self.lognormal_params().map(|(mu, sigma)| LogNormal::new(mu, sigma).expect("sigma >= 0 is validated"))
+    }
+
+    /// Whether it is a distribution at all: 0 <= median <= p99, both finite.
+    fn is_ordered(&self) -> bool {
+        self.median >= 0.0 && self.p99.is_finite() && self.p99 >= self.median
     }
 
     /// Mean of the distribution in milliseconds.
@@ -169,6 +191,8 @@ pub struct Profile {
     pub scaling_clock: ScalingClock,
     /// How many bytes the simulator's S3 holds at most (`s3_capacity_megabytes`).
     pub s3_capacity_bytes: u64,
+    /// How a large language model behind response streaming behaves (`[llm]`).
+    pub llm: LlmProfile,
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
@@ -191,6 +215,8 @@ struct ProfileFile {
     #[serde(default)]
     instance_types: BTreeMap<String, EntryFile>,
     stall: Option<StallFile>,
+    #[serde(default)]
+    llm: llm::LlmFile,
 }
 
 impl ProfileFile {
@@ -227,6 +253,7 @@ impl ProfileFile {
                 (Some(stall), Some(below)) => Some(stall.over(below)),
                 (stall, below) => stall.or(below),
             },
+            llm: self.llm.over(base.llm),
         }
     }
 }
@@ -313,6 +340,19 @@ impl StallFile {
     }
 }
 
+/// A duration key's value, or what is wrong with it. A day bounds every
+/// duration: far beyond any use, and safe to add to an Instant.
+fn duration_seconds(key: &str, value: f64, allow_zero: bool) -> Result<Duration, String> {
+    if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) && value <= MAX_SECONDS {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "`{key}` must be a {} number of seconds up to {MAX_SECONDS}, got {value}",
+            if allow_zero { "non-negative" } else { "positive" }
+        ))
+    }
+}
+
 impl Profile {
     /// The shipped default profile.
     pub fn builtin() -> Profile {
@@ -341,17 +381,7 @@ impl Profile {
     /// Validates a complete (merged) profile file.
     fn build(file: ProfileFile, origin: &str) -> Result<Profile, ProfileError> {
         let invalid = |message: String| ProfileError::Invalid { origin: origin.to_string(), message };
-        // A day bounds every duration: far beyond any use, and safe to add to an Instant.
-        let seconds = |key: &str, value: f64, allow_zero: bool| {
-            if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) && value <= MAX_SECONDS {
-                Ok(Duration::from_secs_f64(value))
-            } else {
-                Err(invalid(format!(
-                    "`{key}` must be a {} number of seconds up to {MAX_SECONDS}, got {value}",
-                    if allow_zero { "non-negative" } else { "positive" }
-                )))
-            }
-        };
+        let seconds = |key: &str, value: f64, allow_zero: bool| duration_seconds(key, value, allow_zero).map_err(invalid);
         let deploy = seconds("deploy_seconds", file.deploy_seconds.unwrap_or_else(default_deploy), true)?;
         let delete = seconds("delete_seconds", file.delete_seconds.unwrap_or_else(default_delete), true)?;
         let container_timeout =
@@ -417,6 +447,7 @@ impl Profile {
             metrics_retention,
             scaling_clock: ScalingClock::new(scale),
             s3_capacity_bytes: s3_megabytes * 1024 * 1024,
+            llm: LlmProfile::build(file.llm).map_err(invalid)?,
             default: file.default,
             default_vcpus,
             types: file.instance_types,
@@ -433,7 +464,7 @@ impl Profile {
         let problem = if entry.workers == Some(0) {
             Some("`workers` must be at least 1".to_string())
         } else if let Some(s) = entry.service_ms
-            && !(s.median >= 0.0 && s.p99.is_finite() && s.p99 >= s.median)
+            && !s.is_ordered()
         {
             Some(format!("`service_ms` needs 0 <= median <= p99, got median {} and p99 {}", s.median, s.p99))
         } else if let Some(rate) = entry.error_rate

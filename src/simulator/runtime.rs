@@ -7,10 +7,12 @@
 //! Real-time requests are routed by [`invoke`]; asynchronous ones are
 //! dispatched by their endpoint's worker, which [`Deployment::claim`]s a place
 //! on an instance and has the request [`process`]ed there — through the same
-//! workers, service times, stalls and errors.
+//! workers, service times, stalls and errors. Response streams are routed the
+//! same way ([`ServingVariant::route`]) but meet the instance's LLM engine
+//! ([`Claim::engine`], started with its first stream) instead of its workers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -19,8 +21,9 @@ use rand_distr::{Distribution, LogNormal};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::metrics::{AsyncServed, Capacity, MetricStore, Outcome, Series, Served};
-use super::profile::{Profile, Stall, TypeBehaviour};
+use super::llm::Engine;
+use super::metrics::{AsyncServed, Capacity, EngineLook, MetricStore, Outcome, Series, Served, StreamServed};
+use super::profile::{LlmBehaviour, Profile, Stall, TypeBehaviour};
 use super::wire::AwsError;
 
 /// How an endpoint config spreads requests over a variant's instances.
@@ -50,13 +53,17 @@ pub struct VariantSpec {
     pub routing: Routing,
 }
 
-/// One simulated instance: `workers` permits handed out in FIFO order.
+/// One simulated instance: `workers` permits handed out in FIFO order, and
+/// the LLM engine response streams meet.
 #[derive(Debug)]
 pub struct Instance {
     workers: Semaphore,
     waiting: AtomicUsize,
     outstanding: AtomicUsize,
     in_service_since: Instant,
+    /// Started with the instance's first stream: an instance that never
+    /// streams runs no engine task.
+    llm: OnceLock<Engine>,
 }
 
 impl Instance {
@@ -66,6 +73,7 @@ impl Instance {
             waiting: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             in_service_since: Instant::now(),
+            llm: OnceLock::new(),
         }
     }
 }
@@ -81,6 +89,12 @@ impl Claim {
     fn new(instance: Arc<Instance>) -> Claim {
         instance.outstanding.fetch_add(1, Ordering::AcqRel);
         Claim { instance }
+    }
+
+    /// The LLM engine of the claimed instance, started with `behaviour` if
+    /// this is its first stream.
+    pub fn engine(&self, behaviour: &LlmBehaviour) -> &Engine {
+        self.instance.llm.get_or_init(|| Engine::start(behaviour))
     }
 }
 
@@ -111,6 +125,8 @@ impl Drop for Counted<'_> {
 pub struct ServingVariant {
     pub spec: VariantSpec,
     pub behaviour: TypeBehaviour,
+    /// How the model behaves as an LLM behind response streaming.
+    pub llm: LlmBehaviour,
     instances: Vec<Arc<Instance>>,
     service: Option<LogNormal<f64>>,
     series: Arc<Series>,
@@ -126,9 +142,48 @@ impl ServingVariant {
         self.series.record_async(served, self.capacity());
     }
 
-    /// The variant, real-time, is in service this second, serving or not.
+    /// The variant, real-time, is in service this second, serving or not;
+    /// its LLM engines, if it has streamed, are looked at.
     pub fn heartbeat(&self) {
         self.series.in_service(self.capacity());
+        if let Some(look) = self.look_at_engines() {
+            self.series.record_engine_look(look);
+        }
+    }
+
+    /// The variant's LLM engines averaged over its instances (an instance
+    /// that never streamed is idle); None before its first stream.
+    fn look_at_engines(&self) -> Option<EngineLook> {
+        let looks: Vec<_> = self.instances.iter().filter_map(|i| i.llm.get()).map(Engine::look).collect();
+        if looks.is_empty() {
+            return None;
+        }
+        let per_instance = |value: f64| value / self.instances.len() as f64;
+        Some(EngineLook {
+            in_flight_per_instance: per_instance(looks.iter().map(|l| l.in_flight as f64).sum()),
+            gpus: self.llm.gpus,
+            compute_share: per_instance(looks.iter().map(|l| l.compute_share).sum()),
+            kv_share: per_instance(looks.iter().map(|l| l.kv_share).sum()),
+            weights_memory_percent: self.llm.weights_memory_percent,
+        })
+    }
+
+    /// Records a request of this variant that never became a stream (it was
+    /// refused or failed before its first part).
+    pub fn record(&self, served: Served) {
+        self.series.record(served, self.capacity());
+    }
+
+    /// Where streams of this variant are recorded when they end, which may
+    /// be after the variant was replaced by a scaling change.
+    pub fn stream_recorder(&self) -> StreamRecorder {
+        StreamRecorder { series: self.series.clone(), capacity: self.capacity() }
+    }
+
+    /// A place on one of the variant's instances, chosen by its routing —
+    /// for a stream, held until it ends.
+    pub fn route(&self) -> Claim {
+        Claim::new(self.pick_instance().clone())
     }
 
     fn capacity(&self) -> Capacity {
@@ -154,6 +209,17 @@ impl ServingVariant {
                     .expect("a variant has at least one instance")
             }
         }
+    }
+
+    /// An error drawn from the profile's `error_rate`, answered before any
+    /// work, as the model answers it — or None.
+    pub fn drawn_model_error(&self, endpoint: &str) -> Option<(Outcome, AwsError)> {
+        if !rand::rng().random_bool(self.behaviour.error_rate) {
+            return None;
+        }
+        let status = self.behaviour.error_status;
+        let outcome = if status < 500 { Outcome::ClientError } else { Outcome::ServerError };
+        Some((outcome, model_error("simulated model error", Some(status), endpoint)))
     }
 
     fn sample_service_time(&self) -> Duration {
@@ -194,11 +260,16 @@ impl Deployment {
                 let instances = (0..spec.count as usize)
                     .map(|i| kept.get(i).cloned().unwrap_or_else(|| Arc::new(Instance::new(behaviour.workers))))
                     .collect();
-                let service = behaviour
-                    .service_ms
-                    .lognormal_params()
-                    .map(|(mu, sigma)| LogNormal::new(mu, sigma).expect("sigma >= 0 is validated"));
-                ServingVariant { spec: spec.clone(), behaviour, instances, service, series: store.series(endpoint, &spec.name) }
+                let llm =
+                    profile.llm.behaviour(&spec.instance_type).expect("instance types are validated at CreateEndpointConfig");
+                ServingVariant {
+                    spec: spec.clone(),
+                    service: behaviour.service_ms.sampler(),
+                    behaviour,
+                    llm,
+                    instances,
+                    series: store.series(endpoint, &spec.name),
+                }
             })
             .collect();
         Deployment { variants }
@@ -249,6 +320,19 @@ impl Deployment {
             draw -= v.spec.weight;
         }
         Ok(self.variants.last().expect("a deployment has variants"))
+    }
+}
+
+/// Records a stream of a variant when it ends.
+#[derive(Debug, Clone)]
+pub struct StreamRecorder {
+    series: Arc<Series>,
+    capacity: Capacity,
+}
+
+impl StreamRecorder {
+    pub fn record(&self, served: StreamServed) {
+        self.series.record_stream(served, self.capacity);
     }
 }
 
@@ -318,43 +402,43 @@ fn busy_of(served: &Result<Done, Refusal>) -> Duration {
 /// profile's error_rate), and how CloudWatch counts it.
 fn answer(variant: &ServingVariant, served: Result<Done, Refusal>, endpoint: &str) -> (Outcome, Result<ModelAnswer, AwsError>) {
     match served {
-        Err(Refusal::QueueFull) => (
-            Outcome::ServerError,
-            Err(AwsError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "Service is unavailable. Please try again later.",
-            )),
-        ),
-        Err(Refusal::TimedOut { .. }) => (
-            Outcome::ServerError,
-            Err(model_error(
-                "Your invocation timed out while waiting for a response from container primary. \
-                 Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
-                None,
-                endpoint,
-            )),
-        ),
-        Ok(_) if rand::rng().random_bool(variant.behaviour.error_rate) => {
-            let status = variant.behaviour.error_status;
-            let outcome = if status < 500 { Outcome::ClientError } else { Outcome::ServerError };
-            (outcome, Err(model_error("simulated model error", Some(status), endpoint)))
-        }
-        Ok(done) => (
-            Outcome::Success,
-            Ok(ModelAnswer {
-                body: format!(
-                    "{{\"prediction\":0.5,\"variant\":\"{}\",\"service_ms\":{:.3}}}",
-                    variant.spec.name,
-                    done.service.as_secs_f64() * 1000.0
-                )
-                .into_bytes(),
-            }),
-        ),
+        Err(Refusal::QueueFull) => (Outcome::ServerError, Err(service_unavailable())),
+        Err(Refusal::TimedOut { .. }) => (Outcome::ServerError, Err(container_timed_out(endpoint))),
+        Ok(done) => match variant.drawn_model_error(endpoint) {
+            Some((outcome, error)) => (outcome, Err(error)),
+            None => (
+                Outcome::Success,
+                Ok(ModelAnswer {
+                    body: format!(
+                        "{{\"prediction\":0.5,\"variant\":\"{}\",\"service_ms\":{:.3}}}",
+                        variant.spec.name,
+                        done.service.as_secs_f64() * 1000.0
+                    )
+                    .into_bytes(),
+                }),
+            ),
+        },
     }
 }
 
-fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError {
+/// What SageMaker answers when an instance's queue is full.
+pub fn service_unavailable() -> AwsError {
+    AwsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service is unavailable. Please try again later.")
+}
+
+/// What SageMaker answers when the container has not answered within its timeout.
+pub fn container_timed_out(endpoint: &str) -> AwsError {
+    model_error(
+        "Your invocation timed out while waiting for a response from container primary. \
+         Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
+        None,
+        endpoint,
+    )
+}
+
+/// ModelError (424): the container failed the request, with `status` and
+/// `original` as its own answer when it gave one.
+pub fn model_error(original: &str, status: Option<u16>, endpoint: &str) -> AwsError {
     let message = match status {
         Some(code) => format!(
             "Received {} error ({code}) from primary with message \"{original}\". \

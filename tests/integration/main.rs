@@ -11,3 +11,4 @@ mod report;
 mod scaling;
 mod simulator;
 mod sizing;
+mod streaming;

@@ -55,11 +55,16 @@ pub fn sagemaker(sim: &RunningSimulator) -> aws_sdk_sagemaker::Client {
 }
 
 pub fn runtime(sim: &RunningSimulator) -> aws_sdk_sagemakerruntime::Client {
+    runtime_at(&sim.url())
+}
+
+/// The SageMaker runtime at `url`, retries off.
+fn runtime_at(url: &str) -> aws_sdk_sagemakerruntime::Client {
     let config = aws_sdk_sagemakerruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(aws_sdk_sagemakerruntime::config::Region::new(REGION))
         .credentials_provider(credentials())
-        .endpoint_url(sim.url())
+        .endpoint_url(url)
         // Traffic under test is never retried: every 503 must be seen.
         .retry_config(aws_sdk_sagemakerruntime::config::retry::RetryConfig::disabled())
         .build();
@@ -176,6 +181,11 @@ impl SimulatorProcess {
             .endpoint_url(&self.url)
             .build();
         aws_sdk_sagemaker::Client::from_conf(config)
+    }
+
+    /// The SageMaker runtime on this simulator, retries off.
+    pub fn runtime(&self) -> aws_sdk_sagemakerruntime::Client {
+        runtime_at(&self.url)
     }
 
     /// Application Auto Scaling on this simulator.

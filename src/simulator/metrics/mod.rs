@@ -5,7 +5,8 @@
 //! SageMaker publishes under.
 //!
 //! - `names`: which metrics exist, their namespace, unit and dimensions;
-//! - `second`: one second's record and the samples of each metric in it.
+//! - `second`: one second's record and the samples of each metric in it;
+//! - `stream`: a second's response streams and looks at the LLM engines.
 //!
 //! Latencies are kept per request (microseconds) so percentiles are exact;
 //! counters and utilisation are kept per second. Series outlive their endpoint,
@@ -13,6 +14,7 @@
 
 mod names;
 mod second;
+mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use names::{MetricName, Scope};
 use second::Second;
 pub use second::{AsyncFailure, AsyncServed, Backlog, Capacity, Outcome, Served};
+pub use stream::{EngineLook, StreamServed};
 
 /// A CloudWatch statistic.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,6 +146,16 @@ impl Series {
     /// Records one real-time request that ended now.
     pub fn record(&self, served: Served, capacity: Capacity) {
         self.now(|second| second.record(served, capacity));
+    }
+
+    /// Records one response stream that ended now.
+    pub fn record_stream(&self, served: StreamServed, capacity: Capacity) {
+        self.now(|second| second.record_stream(served, capacity));
+    }
+
+    /// Records a look at a variant's LLM engines.
+    pub fn record_engine_look(&self, look: EngineLook) {
+        self.now(|second| second.stream.look(look));
     }
 
     /// Records one asynchronous request that ended now.

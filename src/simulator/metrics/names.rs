@@ -8,6 +8,11 @@
 //! asynchronous invocation metrics (under EndpointName and VariantName)
 //! instead — SageMaker Developer Guide, "Monitoring asynchronous endpoints".
 //! ModelLatency, the 4XX/5XX errors and the instance metrics are common.
+//! Variants that served response streams also publish GPUUtilization and
+//! GPUMemoryUtilization (instance metrics) and, under a namespace of the
+//! simulator's own that AWS does not have, the per-request truth of their
+//! streams: TimeToFirstToken, InterTokenLatency, TimePerOutputToken,
+//! InputTokens and OutputTokens.
 
 /// The dimensions a metric is published under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +46,22 @@ pub enum MetricName {
     ApproximateBacklogSizePerInstance,
     ApproximateAgeOfOldestRequest,
     HasBacklogWithoutCapacity,
+    GpuUtilization,
+    GpuMemoryUtilization,
+    TimeToFirstToken,
+    InterTokenLatency,
+    TimePerOutputToken,
+    InputTokens,
+    OutputTokens,
 }
 
 const SAGEMAKER: &str = "AWS/SageMaker";
 const INSTANCES: &str = "/aws/sagemaker/Endpoints";
+/// The simulator's own figures, which no AWS service publishes.
+pub const SIMULATOR: &str = "perfsize/Simulator";
 
 /// Each metric's (metric, namespace, name, unit, scope).
-const TABLE: [(MetricName, &str, &str, &str, Scope); 20] = {
+const TABLE: [(MetricName, &str, &str, &str, Scope); 27] = {
     use MetricName::*;
     use Scope::*;
     [
@@ -73,6 +87,13 @@ const TABLE: [(MetricName, &str, &str, &str, Scope); 20] = {
         (ApproximateBacklogSizePerInstance, SAGEMAKER, "ApproximateBacklogSizePerInstance", "Count", Endpoint),
         (ApproximateAgeOfOldestRequest, SAGEMAKER, "ApproximateAgeOfOldestRequest", "Seconds", Endpoint),
         (HasBacklogWithoutCapacity, SAGEMAKER, "HasBacklogWithoutCapacity", "Count", Endpoint),
+        (GpuUtilization, INSTANCES, "GPUUtilization", "Percent", Variant),
+        (GpuMemoryUtilization, INSTANCES, "GPUMemoryUtilization", "Percent", Variant),
+        (TimeToFirstToken, SIMULATOR, "TimeToFirstToken", "Microseconds", Variant),
+        (InterTokenLatency, SIMULATOR, "InterTokenLatency", "Microseconds", Variant),
+        (TimePerOutputToken, SIMULATOR, "TimePerOutputToken", "Microseconds", Variant),
+        (InputTokens, SIMULATOR, "InputTokens", "Count", Variant),
+        (OutputTokens, SIMULATOR, "OutputTokens", "Count", Variant),
     ]
 };
 
@@ -124,9 +145,11 @@ mod tests {
             let (namespace, name) = metric.identity();
             assert_eq!(MetricName::parse(namespace, name), Some(metric));
         }
-        assert_eq!(MetricName::ALL.len(), 20);
+        assert_eq!(MetricName::ALL.len(), 27);
         assert_eq!(MetricName::parse("AWS/SageMaker", "CPUUtilization"), None, "instance metrics have a namespace of their own");
         assert_eq!(MetricName::HasBacklogWithoutCapacity.scope(), Scope::Endpoint);
         assert_eq!(MetricName::TimeInBacklog.unit(), "Milliseconds");
+        assert_eq!(MetricName::parse(SIMULATOR, "TimeToFirstToken"), Some(MetricName::TimeToFirstToken));
+        assert_eq!(MetricName::parse("AWS/SageMaker", "TimeToFirstToken"), None, "SageMaker publishes no such metric");
     }
 }

@@ -1,10 +1,12 @@
 //! One second of one series: what ended in it (requests, real-time or
-//! asynchronous) and the backlog samples taken in it, and the CloudWatch
-//! samples of each metric that follow from them. Pure arithmetic.
+//! asynchronous, and response streams — see `stream`) and the backlog
+//! samples taken in it, and the CloudWatch samples of each metric that follow
+//! from them. Pure arithmetic.
 
 use std::time::Duration;
 
 use super::names::MetricName;
+use super::stream::{StreamSecond, StreamServed};
 
 /// How one request ended, as CloudWatch classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +117,11 @@ pub struct Second {
     pub(super) total_ms: Vec<f64>,
     // The backlog, as looked at during this second.
     pub(super) backlog: Vec<Backlog>,
+    // Response streams and the LLM engines behind them.
+    pub(super) stream: StreamSecond,
 }
 
-fn micros(d: Duration) -> u32 {
+pub(super) fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
 }
 
@@ -162,6 +166,16 @@ impl Second {
         self.ended(Some(served.outcome), served.model, served.busy, capacity);
     }
 
+    /// A response stream ended: it is an invocation like any other, and its
+    /// model time and token times go to the streaming record (its model
+    /// time is not worker time: an LLM keeps the GPU, not the CPU, busy).
+    pub fn record_stream(&mut self, served: StreamServed, capacity: Capacity) {
+        self.invocations += 1;
+        self.overhead_us.push(micros(served.overhead));
+        self.ended(Some(served.outcome), None, Duration::ZERO, capacity);
+        self.stream.record(&served);
+    }
+
     pub fn record_async(&mut self, served: AsyncServed, capacity: Capacity) {
         self.async_ended += 1;
         self.processed += u64::from(served.outcome.is_some());
@@ -198,7 +212,10 @@ impl Second {
             }
         };
         match metric {
-            ModelLatency => out.extend(self.model_us.iter().map(|&v| v as f64)),
+            ModelLatency => {
+                out.extend(self.model_us.iter().map(|&v| v as f64));
+                out.extend(self.stream.model_latencies());
+            }
             OverheadLatency => out.extend(self.overhead_us.iter().map(|&v| v as f64)),
             Invocations => count(real_time, self.invocations as f64),
             InvocationsPerInstance => count(real_time, self.invocations as f64 / self.instances.max(1) as f64),
@@ -207,10 +224,14 @@ impl Second {
             CpuUtilization => count(any_request, self.busy_fraction() * self.vcpus as f64 * 100.0),
             MemoryUtilization => count(any_request, (self.memory_percent + 10.0 * self.busy_fraction()).min(100.0)),
             // Little's law: the time requests spent in the model during this
-            // second is the average number in it (queued or served), per instance.
-            ConcurrentRequestsPerModel => {
-                count(real_time, self.model_us.iter().map(|&us| us as f64).sum::<f64>() / 1e6 / self.instances.max(1) as f64)
-            }
+            // second is the average number in it (queued or served), per
+            // instance; streams, which outlast their second, are counted by
+            // looking at the engines instead.
+            ConcurrentRequestsPerModel => count(
+                real_time,
+                self.model_us.iter().map(|&us| us as f64).sum::<f64>() / 1e6 / self.instances.max(1) as f64
+                    + self.stream.mean_in_flight_per_instance(),
+            ),
             InvocationsProcessed => count(asynchronous, self.processed as f64),
             InvocationFailures => count(asynchronous, self.failures as f64),
             ExpiredRequests => count(asynchronous, self.expired as f64),
@@ -222,6 +243,8 @@ impl Second {
             ApproximateBacklogSizePerInstance => out.extend(self.backlog.iter().map(Backlog::per_instance)),
             ApproximateAgeOfOldestRequest => out.extend(self.backlog.iter().map(|b| b.oldest.as_secs_f64())),
             HasBacklogWithoutCapacity => out.extend(self.backlog.iter().map(Backlog::without_capacity)),
+            GpuUtilization | GpuMemoryUtilization | TimeToFirstToken | InterTokenLatency | TimePerOutputToken | InputTokens
+            | OutputTokens => self.stream.samples(metric, out),
         }
     }
 }
