@@ -169,7 +169,12 @@ async fn the_perfsize_strategy_keeps_the_first_type_that_passes() {
     assert_eq!(s["recommendation"]["instance_count"], 2 + endurance_failures(&s, "ml.m5.large"), "{log}");
     // What the climb showed, and no step more: bracketed by the walk's 70.
     assert_eq!(s["recommendation"]["capacity"], serde_json::json!({"at_least": 45.0, "below": 70.0}), "{log}");
-    assert_eq!(steps_of(&s, "ml.m5.large").filter(|st| st["phase"] == "search").count(), 4, "{log}");
+    // A step the load generator fell behind in is measured again at the same
+    // rate (a busy machine), so the rates, not the steps, are counted.
+    let mut rates: Vec<f64> =
+        steps_of(&s, "ml.m5.large").filter(|st| st["phase"] == "search").map(|st| st["target_tps"].as_f64().unwrap()).collect();
+    rates.dedup();
+    assert_eq!(rates, [10.0, 30.0, 45.0, 70.0], "{log}");
 }
 
 #[tokio::test]
