@@ -235,7 +235,7 @@ pub(super) fn rate_chart(s: &StepResult) -> Chart {
         return Chart::empty(title, "no per-second figures recorded");
     }
     let max = rows.iter().map(|row| row.offered.max(row.completed).max(row.in_flight)).max().unwrap_or(1) as f64;
-    let axis = Axis::linear(0.0, max, &format!("requests per second · {in_flight}"), compact);
+    let axis = Axis::linear(0.0, max, format!("requests per second · {in_flight}"), compact);
     let mut canvas = seconds_canvas(title, rows, axis);
     // Offered goes over completed: dashed, it stays visible where they agree.
     canvas.line("c-completed", "completed", rows.iter().map(|row| Some((mid(row), row.completed as f64))));
@@ -243,7 +243,7 @@ pub(super) fn rate_chart(s: &StepResult) -> Chart {
     canvas.line("c-errors", "errors", rows.iter().map(|row| Some((mid(row), row.errors as f64))));
     canvas.line("c-inflight", in_flight, rows.iter().map(|row| Some((row.second as f64 + 1.0, row.in_flight as f64))));
     if let Some(onset) = s.stationarity.as_ref().and_then(|st| st.onset_second) {
-        canvas.vrule(onset as f64, "c-limit", &format!("{in_flight} began to climb"));
+        canvas.vrule(onset as f64, "c-limit", format!("{in_flight} began to climb"));
     }
     canvas.finish()
 }
