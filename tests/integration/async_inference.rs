@@ -734,3 +734,37 @@ async fn bad_async_sizing_inputs_exit_2_before_anything_is_deployed() {
     }
     assert!(!dir.join("results").exists(), "no run directory for refused inputs");
 }
+
+/// `perfsize load --simulate --async` deploys a simulated asynchronous
+/// endpoint and a bucket for the step, drives it, and takes both away.
+#[tokio::test]
+async fn perfsize_load_simulates_an_async_endpoint_of_its_own() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("load-simulated-async");
+    let result = dir.join("step.json");
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
+    let args = [
+        "load",
+        "--simulate",
+        "--async",
+        "--tps",
+        "5",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--polling-interval",
+        "100ms",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--json",
+        result.to_str().unwrap(),
+    ];
+    let (code, error) = crate::cli::perfsize(&args).await;
+    assert_eq!(code, exit::OK, "{error}");
+    let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+    assert_eq!(step["failed"], 0, "{step:#}");
+    assert_eq!(step["asynchronous"]["cleanup"], "immediate");
+    assert!(step["asynchronous"]["s3_put"].as_u64().unwrap() >= 15, "{step:#}");
+}
