@@ -428,7 +428,8 @@ async fn a_real_time_variant_cannot_go_to_zero_instances() {
 #[tokio::test]
 async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     use perfsize::load::{
-        Arrivals, AsyncIo, Cleanup, Driver, InvokeAsync, LoadSpec, Payload, PayloadMix, Polling, RateProfile, S3Location, Target,
+        Arrivals, AsyncIo, Cleanup, Driver, InvokeAsync, LoadSpec, OpenModel, Pacing, Payload, PayloadMix, Polling, RateProfile,
+        S3Location, Shard, Target,
     };
     let _turn = traffic_turn().await;
     let sim = simulator(fast_profile("")).await;
@@ -451,14 +452,17 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     let driver = InvokeAsync::new(runtime(&sim), s3.clone(), sim.url(), io);
     let spec = LoadSpec {
         target: Target { endpoint: "async-driven".into(), runtime_url: sim.url() },
-        rate: RateProfile::new(20.0, None, Duration::from_secs(4)),
-        arrivals: Arrivals::Uniform,
-        seed: 1,
+        pacing: Pacing::Open(OpenModel {
+            rate: RateProfile::new(20.0, None, Duration::from_secs(4)),
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            max_in_flight: 4,
+            shard: Shard::WHOLE,
+        }),
         warmup: Duration::ZERO,
         payloads: std::sync::Arc::new(PayloadMix::new(vec![Payload::new("in.json", &br#"{"x":1}"#[..], 1.0)]).unwrap()),
         content_type: "application/json".into(),
         accept: "application/json".into(),
-        max_in_flight: 4,
         request_timeout: Duration::from_secs(10),
     };
     driver.preflight(&spec).await.expect("the payload is accepted");
