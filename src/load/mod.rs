@@ -29,6 +29,7 @@ pub mod recorder;
 pub mod schedule;
 pub mod shard;
 pub mod signer;
+mod timer;
 mod workers;
 
 use std::sync::Arc;
@@ -255,8 +256,7 @@ pub struct LoadRun {
 
 impl LoadRun {
     /// What the step paced by `pacer` and recorded by `recorder` measured,
-    /// once its last request is back. Requests never sent count here: those
-    /// that found no free slot as late starts, the rest as not sent.
+    /// once its last request is back, requests never sent included.
     fn collect(
         started_at: DateTime<Utc>,
         spec: &LoadSpec,
@@ -267,9 +267,7 @@ impl LoadRun {
     ) -> LoadRun {
         let recording = recorder.finish();
         let mut totals = recording.totals;
-        let (not_sent, no_slot) = pacer.unsent();
-        totals.counts.not_sent += not_sent;
-        totals.counts.late_starts += no_slot;
+        totals.counts.not_sent += pacer.not_sent();
         // Wall-clock time of the schedule's start (or now, if no request was ever due).
         let schedule_start =
             SystemTime::now() - pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));

@@ -116,7 +116,7 @@ pub struct Counts {
     pub failed: u64,
     /// Failed requests that still got an HTTP answer.
     pub answered_failures: u64,
-    /// Requests that started late, or never, because no in-flight slot was free.
+    /// Requests that started late because no in-flight slot was free.
     pub late_starts: u64,
     /// Requests due in the measured window that were never sent although an
     /// in-flight slot was free: the generator was at its own maximum.

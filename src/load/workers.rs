@@ -34,8 +34,11 @@ const LAUNCH_WAIT: Duration = Duration::from_secs(3);
 /// How long a user whose work is over waits before handing back to goose.
 const EXHAUSTED_PAUSE: Duration = Duration::from_millis(200);
 /// Workers per core: enough to keep every core busy, few enough that each
-/// stays warm.
-const WORKERS_PER_CORE: usize = 2;
+/// wake-up hands a worker as much as it can take.
+const WORKERS_PER_CORE: usize = 1;
+/// A worker that takes this many requests back to back lets the runtime
+/// read the network before it takes more.
+const TAKE_BEFORE_YIELD: u32 = 8;
 
 /// How one kind of target turns a request slot into an HTTP request and
 /// reads an error answer.
@@ -121,13 +124,23 @@ impl<W: Wire> Step<W> {
         let next = self.pacer.next().fuse();
         futures::pin_mut!(cancelled, next);
         let mut over = false;
+        let mut taken_in_a_row = 0;
         loop {
+            if taken_in_a_row >= TAKE_BEFORE_YIELD {
+                // A backlog is waiting (the generator is behind): answers
+                // and connections must be processed too, or requests pile up
+                // in flight unsent, each opening a connection of its own.
+                // yield_now returns only after the runtime has polled its I/O.
+                taken_in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             let free = in_flight.len() < slots && !over;
             if next.is_terminated() && free {
                 next.set(self.pacer.next().fuse());
-            } else if !next.is_terminated() && !free {
+            } else if !free {
                 // Every slot busy: let another worker take what falls due.
                 next.set(Fuse::terminated());
+                self.pacer.pass_on();
             }
             if over && in_flight.is_empty() {
                 return;
@@ -136,6 +149,7 @@ impl<W: Wire> Step<W> {
                 biased;
                 _ = &mut cancelled => return,
                 Some((job, sent, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                    taken_in_a_row = 0;
                     self.pacer.done();
                     lane.record(&observe(job, sent, Instant::now(), outcome));
                 }
@@ -143,6 +157,7 @@ impl<W: Wire> Step<W> {
                     None => over = true,
                     Some(job) => match self.wire.request(&mut local, job.slot) {
                         Ok(request) => {
+                            taken_in_a_row += 1;
                             self.recorder.sent();
                             in_flight.push(self.exchange(client, request, job));
                         }
