@@ -24,6 +24,10 @@ use crate::sagemaker::VARIANT_NAME;
 use crate::signals::Interrupts;
 use crate::vocab::Candidate;
 
+mod capacity;
+
+pub use capacity::{Capacity, capacity};
+
 /// CPU seconds (user + system) this process has used.
 fn own_cpu_seconds() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -115,6 +119,10 @@ impl SimulatorProcess {
         process_cpu_seconds(self.child.id())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An engine session on this simulator, as `perfsize --simulate` opens one.
     async fn session(&self, interrupts: &'static Interrupts) -> Session {
         let options = AwsOptions {
@@ -172,20 +180,23 @@ impl BenchEndpoint {
     }
 
     fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {
-        let warmup = Duration::from_secs_f64(warmup);
+        let open = OpenModel {
+            rate: RateProfile::new(tps, None, Duration::from_secs_f64(warmup + seconds)),
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            max_in_flight,
+            shard: Shard::WHOLE,
+        };
+        self.paced(Pacing::Open(open), Duration::from_secs_f64(warmup))
+    }
+
+    /// The benchmark's traffic, paced by `pacing`, its first `warmup` not measured.
+    fn paced(&self, pacing: Pacing, warmup: Duration) -> LoadSpec {
         LoadSpec {
             target: self.driver.target(&self.name),
-            pacing: Pacing::Open(OpenModel {
-                rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
-                arrivals: Arrivals::Uniform,
-                seed: 1,
-                max_in_flight,
-                shard: Shard::WHOLE,
-            }),
+            pacing,
             warmup,
-            payloads: Arc::new(
-                PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload"),
-            ),
+            payloads: Arc::new(PayloadMix::new(vec![Payload::new("bench.json", BODY.as_bytes(), 1.0)]).expect("one payload")),
             content_type: "application/json".into(),
             accept: "application/json".into(),
             request_timeout: Duration::from_secs(10),
@@ -200,6 +211,9 @@ impl BenchEndpoint {
         let _ = self.env.teardown().await;
     }
 }
+
+/// What every benchmark request carries.
+const BODY: &str = r#"{"features":[1,2,3,4]}"#;
 
 const ZERO_SERVICE: &str = r#"
 deploy_seconds = 0.1
@@ -263,53 +277,6 @@ pub async fn simulator(seconds: f64, interrupts: &'static Interrupts) {
     println!("simulator throughput (zero service time, 64 closed-loop connections, client and simulator sharing this machine)");
     println!("  {:.0} InvokeEndpoint requests/s answered 200 over {elapsed:.1} s", n / elapsed);
     println!("  simulator CPU {:.1} µs/request · client CPU {:.1} µs/request", sim_cpu / n * 1e6, client_cpu / n * 1e6);
-    endpoint.finish().await;
-}
-
-/// The highest signed rate perfsize's load manager sustains with schedule
-/// slip p99 ≤ 1 ms, and the CPU it spends per request.
-pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>, interrupts: &'static Interrupts) {
-    let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
-    println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
-    println!(
-        "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}",
-        "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU", "steal"
-    );
-    let mut best = None;
-    for &rate in rates {
-        let spec = match max_in_flight {
-            Some(n) => endpoint.spec_with(rate, seconds, 2.0, n),
-            None => endpoint.spec(rate, seconds, 2.0),
-        };
-        let (cpu_self, cpu_sim, steal) = (own_cpu_seconds(), sim.cpu_seconds(), cpu_counters());
-        let run = endpoint.drive(spec).await;
-        let steal = steal_since(steal);
-        let sent = (run.totals.counts.sent as f64).max(1.0);
-        // The warm-up's requests cost CPU too: divide by every request sent.
-        let all_requests = sent * (seconds + 2.0) / seconds;
-        let (cpu_self, cpu_sim) =
-            ((own_cpu_seconds() - cpu_self) / all_requests * 1e6, (sim.cpu_seconds() - cpu_sim) / all_requests * 1e6);
-        let t = &run.totals;
-        let achieved = (t.counts.succeeded + t.counts.answered_failures) as f64 / run.measured_seconds;
-        let slip_p99 = ms(t.slip.value_at_quantile(0.99));
-        println!(
-            "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs {steal:>6.1}%",
-            ms(t.slip.value_at_quantile(0.5)),
-            ms(t.all.value_at_quantile(0.99)),
-            t.counts.late_starts,
-            t.counts.failed,
-        );
-        if slip_p99 <= 1.0 && t.counts.failed == 0 && t.counts.late_starts == 0 && achieved >= 0.99 * rate {
-            best = Some((rate, cpu_self));
-        }
-    }
-    match best {
-        Some((rate, cpu)) => {
-            println!("  highest rate with slip p99 ≤ 1 ms and no errors: {rate:.0} TPS ({cpu:.1} µs of perfsize CPU per request)")
-        }
-        None => println!("  no rate met slip p99 ≤ 1 ms"),
-    }
     endpoint.finish().await;
 }
 
