@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tokio_util::sync::CancellationToken;
 
@@ -88,12 +88,7 @@ impl HttpEndpoint {
 
     /// The headers every request of `spec` carries.
     fn headers_of(&self, spec: &LoadSpec) -> Result<HeaderMap, LoadError> {
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 2);
-        for (name, value) in [(CONTENT_TYPE, &spec.content_type), (ACCEPT, &spec.accept)] {
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| LoadError::BadUrl(format!("{name}: `{value}` is not a header value")))?;
-            headers.insert(name, value);
-        }
+        let mut headers = spec.content_headers()?;
         for name in self.headers.keys() {
             headers.remove(name);
         }
@@ -162,6 +157,8 @@ impl Wire for PlainRequests {
 
 #[cfg(test)]
 mod tests {
+    use http::header::{ACCEPT, CONTENT_TYPE};
+
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use tokio_util::sync::CancellationToken;
 
 use super::signer::{Prepared, SignatureCache};
@@ -81,13 +81,8 @@ impl SignedInvocations {
     fn new(spec: &LoadSpec, signer: Arc<RequestSigner>) -> Result<SignedInvocations, LoadError> {
         let url = spec.target.invocation_url();
         let url = reqwest::Url::parse(&url).map_err(|e| LoadError::BadUrl(format!("{url}: {e}")))?;
+        let headers = spec.content_headers()?;
         let pairs = [("content-type", spec.content_type.as_str()), ("accept", spec.accept.as_str())];
-        let mut headers = HeaderMap::with_capacity(pairs.len() + 3);
-        for (name, value) in pairs {
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| LoadError::BadUrl(format!("{name}: `{value}` is not a header value")))?;
-            headers.insert(name, value);
-        }
         let prepared = signer.prepare(&url, &pairs);
         Ok(SignedInvocations { url, headers, payloads: Arc::clone(&spec.payloads), signer, prepared })
     }

@@ -69,14 +69,17 @@ pub enum LoadError {
     Unreachable { endpoint: String, reason: String },
     #[error("{0} cannot run a closed loop")]
     NoClosedLoop(&'static str),
+    #[error("`{value}` is not a valid {name} header value")]
+    BadHeader { name: String, value: String },
 }
 
 impl crate::error::HasKind for LoadError {
     fn kind(&self) -> crate::error::ErrorKind {
         match self {
-            LoadError::PayloadRejected { .. } | LoadError::BadUrl(_) | LoadError::NoClosedLoop(_) => {
-                crate::error::ErrorKind::Usage
-            }
+            LoadError::PayloadRejected { .. }
+            | LoadError::BadUrl(_)
+            | LoadError::NoClosedLoop(_)
+            | LoadError::BadHeader { .. } => crate::error::ErrorKind::Usage,
             LoadError::Signer(e) => crate::error::HasKind::kind(e),
             LoadError::Goose(_) | LoadError::Unreachable { .. } => crate::error::ErrorKind::Infrastructure,
         }
@@ -188,6 +191,18 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
+    /// The Content-Type and Accept headers of every request; a usage error
+    /// when either is no valid header value.
+    pub fn content_headers(&self) -> Result<http::HeaderMap, LoadError> {
+        let mut headers = http::HeaderMap::with_capacity(8);
+        for (name, value) in [(http::header::CONTENT_TYPE, &self.content_type), (http::header::ACCEPT, &self.accept)] {
+            let valid = http::HeaderValue::from_str(value)
+                .map_err(|_| LoadError::BadHeader { name: name.to_string(), value: value.clone() })?;
+            headers.insert(name, valid);
+        }
+        Ok(headers)
+    }
+
     /// The in-flight bound: by Little's law, rate × the longest latency worth
     /// measuring — four times the latency limit, at least 2 s, at most the
     /// request timeout. Latency counts from the intended start, so a bound
