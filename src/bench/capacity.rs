@@ -53,6 +53,8 @@ pub struct Capacity {
 struct ChildRun {
     requests: u64,
     cpu_seconds: f64,
+    /// Schedule slip p99 as the generator reports it (perfsize does; oha does not).
+    slip_p99_ms: Option<f64>,
 }
 
 impl ChildRun {
@@ -62,6 +64,17 @@ impl ChildRun {
 
     fn rate(&self, seconds: f64) -> f64 {
         self.requests as f64 / seconds
+    }
+
+    /// Its row of the comparison, its CPU against oha's when known.
+    fn row(&self, label: &str, seconds: f64, oha_cpu: Option<f64>) -> String {
+        format!(
+            "  {label:<34} {:>8.0} TPS {:>13.1} µs {:>8} {:>10}",
+            self.rate(seconds),
+            self.cpu_per_request_us(),
+            oha_cpu.map_or("–".into(), |oha| format!("{:.2}", self.cpu_per_request_us() / oha)),
+            self.slip_p99_ms.map_or("–".into(), |ms| format!("{ms:.3}ms"))
+        )
     }
 }
 
@@ -147,30 +160,19 @@ fn compare_generators(options: &Capacity, sim_url: &str, endpoint: &str, url: &s
         "\n  at {rate:.0} signed TPS for {} s, each generator a process of its own (CPU from the kernel at exit):",
         options.seconds
     );
-    println!("  {:<34} {:>12} {:>16} {:>8}", "generator", "achieved", "CPU per request", "÷ oha");
+    println!("  {:<34} {:>12} {:>16} {:>8} {:>10}", "generator", "achieved", "CPU per request", "÷ oha", "slip p99");
     let oha = oha_on_path().then(|| run_oha(&oha_rate_args(rate, options.seconds), url));
     let perfsize = std::env::current_exe().ok().map(|exe| ("perfsize (this build)".to_string(), exe));
     let baseline = options.baseline.clone().map(|exe| (format!("perfsize ({})", exe.display()), exe));
     let oha_cpu = oha.as_ref().and_then(|r| r.as_ref().ok()).map(ChildRun::cpu_per_request_us);
     for (label, exe) in perfsize.into_iter().chain(baseline) {
         match run_perfsize(&exe, rate, options.seconds, sim_url, endpoint, payload) {
-            Ok(run) => println!(
-                "  {label:<34} {:>8.0} TPS {:>13.1} µs {:>8}",
-                run.rate(options.seconds),
-                run.cpu_per_request_us(),
-                oha_cpu.map_or("–".into(), |oha| format!("{:.2}", run.cpu_per_request_us() / oha))
-            ),
+            Ok(run) => println!("{}", run.row(&label, options.seconds, oha_cpu)),
             Err(why) => println!("  {label:<34} {why}"),
         }
     }
     match oha {
-        Some(Ok(run)) => println!(
-            "  {:<34} {:>8.0} TPS {:>13.1} µs {:>8}",
-            "oha (SigV4, --latency-correction)",
-            run.rate(options.seconds),
-            run.cpu_per_request_us(),
-            "1.00"
-        ),
+        Some(Ok(run)) => println!("{}", run.row("oha (SigV4, --latency-correction)", options.seconds, oha_cpu)),
         Some(Err(why)) => println!("  oha: {why}"),
         None => println!("  (oha is not on PATH: `cargo install oha --locked` to measure it beside perfsize)"),
     }
@@ -229,7 +231,7 @@ fn run_oha(args: &[String], url: &str) -> Result<ChildRun, String> {
     let report: serde_json::Value = serde_json::from_slice(&output).map_err(|e| format!("unreadable oha output: {e}"))?;
     let requests =
         report["statusCodeDistribution"].as_object().map_or(0, |codes| codes.values().filter_map(|n| n.as_u64()).sum());
-    Ok(ChildRun { requests, cpu_seconds })
+    Ok(ChildRun { requests, cpu_seconds, slip_p99_ms: None })
 }
 
 /// `exe load` (a perfsize binary) at `rate` against the endpoint, as a user runs it.
@@ -253,7 +255,11 @@ fn run_perfsize(exe: &Path, rate: f64, seconds: f64, sim_url: &str, endpoint: &s
     let (_, cpu_seconds) = run_pinned(command)?;
     let step: serde_json::Value =
         std::fs::read(json.path()).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).ok_or("the run wrote no result")?;
-    Ok(ChildRun { requests: step["requests"].as_u64().unwrap_or(0), cpu_seconds })
+    Ok(ChildRun {
+        requests: step["requests"].as_u64().unwrap_or(0),
+        cpu_seconds,
+        slip_p99_ms: step["generator"]["slip_p99_ms"].as_f64(),
+    })
 }
 
 /// Runs `command` on the generators' core and waits for it: its standard
