@@ -22,7 +22,9 @@
 //! - *what is deployed*: [`environment::Environment`] (instance type × count
 //!   on a SageMaker endpoint: [`environment::SageMakerEnvironment`]);
 //! - *how one request is sent and measured*: [`load::Driver`] (signed
-//!   real-time InvokeEndpoint through goose: [`load::InvokeEndpoint`]).
+//!   real-time InvokeEndpoint through goose: [`load::InvokeEndpoint`]; any
+//!   HTTP model server: [`load::HttpEndpoint`]; asynchronous inference
+//!   through S3: [`load::InvokeAsync`]).
 //!
 //! The managers, one module each:
 //!
@@ -31,7 +33,8 @@
 //! - [`engine`]: the session, the sizing run and the single load step.
 //! - [`step`]: the step manager — pure decision logic, two strategies.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
-//! - [`load`]: open-model, coordinated-omission-free traffic.
+//! - [`load`]: open-model, coordinated-omission-free traffic, or a closed
+//!   loop; one process or a shard of several.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
 //! - [`record`]: the run directory — what a run writes and everything downstream reads.
 //! - [`report`]: report.html, junit.xml, .hgrm files, and `compare`.

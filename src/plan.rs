@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 use crate::cost::{CostError, PriceTable};
-use crate::load::{Arrivals, AsyncClient, LoadSpec, PayloadMix, RateProfile, Target};
+use crate::load::{Arrivals, AsyncClient, ClosedLoop, LoadSpec, OpenModel, Pacing, PayloadMix, RateProfile, Shard, Target};
 use crate::s3::Buckets;
 use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
@@ -42,19 +42,47 @@ impl Traffic {
         step: u32,
         requirements: &Requirements,
     ) -> LoadSpec {
+        self.sharded_spec(target, rate, warmup, step, requirements, Shard::WHOLE)
+    }
+
+    /// The load of one step (as [`Traffic::load_spec`]) for `shard` of it:
+    /// this process offers its share, and its slots are sized for that share.
+    pub fn sharded_spec(
+        &self,
+        target: Target,
+        rate: RateProfile,
+        warmup: Duration,
+        step: u32,
+        requirements: &Requirements,
+        shard: Shard,
+    ) -> LoadSpec {
         let latency_limit = Duration::from_secs_f64(requirements.latency_ms / 1000.0);
-        LoadSpec {
-            target,
+        let own_rate = rate.target() * shard.share();
+        let open = OpenModel {
             rate,
             arrivals: self.arrivals,
             seed: self.seed.wrapping_add(step as u64),
+            max_in_flight: self
+                .max_in_flight
+                .unwrap_or_else(|| LoadSpec::derived_max_in_flight(own_rate, latency_limit, self.request_timeout)),
+            shard,
+        };
+        self.spec(target, Pacing::Open(open), warmup)
+    }
+
+    /// A closed loop of `concurrency` for `length` (warm-up included) at `target`.
+    pub fn closed_loop_spec(&self, target: Target, concurrency: usize, length: Duration, warmup: Duration) -> LoadSpec {
+        self.spec(target, Pacing::Closed(ClosedLoop { concurrency, length }), warmup)
+    }
+
+    fn spec(&self, target: Target, pacing: Pacing, warmup: Duration) -> LoadSpec {
+        LoadSpec {
+            target,
+            pacing,
             warmup,
             payloads: Arc::clone(&self.payloads),
             content_type: self.content_type.clone(),
             accept: self.accept.clone(),
-            max_in_flight: self
-                .max_in_flight
-                .unwrap_or_else(|| LoadSpec::derived_max_in_flight(rate.target(), latency_limit, self.request_timeout)),
             request_timeout: self.request_timeout,
         }
     }

@@ -23,15 +23,24 @@ pub enum Which {
         #[arg(long, default_value = "10", value_parser = parse_positive)]
         seconds: f64,
     },
-    /// Highest signed rate perfsize sustains with schedule slip p99 ≤ 1 ms, and its CPU per request.
+    /// CPU per request and the highest on-time signed rate; oha beside perfsize when it is on PATH.
     Capacity {
         #[arg(long, default_value = "10", value_parser = parse_positive)]
         seconds: f64,
         #[arg(long, value_delimiter = ',', default_value = "1000,2000,3000,4000,5000,6000,7000,8000", value_parser = parse_positive)]
         rates: Vec<f64>,
-        /// In-flight slots (goose users); default rate × 10 s timeout.
+        /// In-flight slots; default rate × 2 s.
         #[arg(long)]
         max_in_flight: Option<usize>,
+        /// The rate at which perfsize, a --baseline build and oha are measured side by side.
+        #[arg(long, default_value = "5000", value_parser = parse_positive)]
+        compare_at: f64,
+        /// A rate far past what one process sends: what each generator reaches.
+        #[arg(long, default_value = "40000", value_parser = parse_positive)]
+        beyond: f64,
+        /// Another perfsize binary (an earlier build) to measure beside this one.
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
     },
     /// Client-side p50/p99 against the simulator's server-side ModelLatency.
     Accuracy {
@@ -110,7 +119,10 @@ async fn bench(which: Which) {
     let interrupts = super::interrupts();
     match which {
         Which::Simulator { seconds } => bench::simulator(seconds, interrupts).await,
-        Which::Capacity { seconds, rates, max_in_flight } => bench::capacity(seconds, &rates, max_in_flight, interrupts).await,
+        Which::Capacity { seconds, rates, max_in_flight, compare_at, beyond, baseline } => {
+            let options = bench::Capacity { seconds, rates, max_in_flight, compare_at, beyond, baseline };
+            bench::capacity(options, interrupts).await
+        }
         Which::Accuracy { tps, seconds, runs } => bench::accuracy(tps, seconds, runs, interrupts).await,
         Which::Stall { tps, stall, every, seconds } => bench::stall(tps, stall, every, seconds, interrupts).await,
         Which::Async { tps, seconds, polling_intervals } => {

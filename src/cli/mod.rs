@@ -9,6 +9,7 @@ mod cleanup;
 pub mod config;
 mod iam;
 mod load;
+mod merge;
 mod report;
 mod simulator;
 pub mod sizing;
@@ -87,8 +88,10 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Compare two runs (or two load results); exit 1 when a figure regressed.
     Compare(report::CompareArgs),
-    /// Drive one load step at an existing endpoint and judge it (no deployment).
+    /// Drive one load step at an existing endpoint (or any HTTP model server) and judge it.
     Load(Box<load::LoadArgs>),
+    /// Combine the shards of one load step (`load --shard i/N`) into its one result.
+    Merge(merge::MergeArgs),
     /// Benchmarks that print figures (simulator, capacity, accuracy, stall, strategies).
     Bench(bench::BenchArgs),
     /// Run the built-in SageMaker simulator (control plane, runtime, CloudWatch) on one port.
@@ -184,6 +187,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Plan(args)) => sizing::plan(*args).await,
         Some(Command::Cleanup(args)) => cleanup::run(args).await,
         Some(Command::Load(args)) => load::run(*args).await,
+        Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Report(args)) => report::run(args).await,
         Some(Command::Compare(args)) => report::compare(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,

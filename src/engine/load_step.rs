@@ -10,19 +10,20 @@ use tokio_util::sync::CancellationToken;
 use super::Session;
 use crate::environment::{ApiError, AsyncServing, DeployError, Environment, ModelSource, RunId, inspect};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{Driver, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile};
+use crate::load::{Driver, HttpEndpoint, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile, Shard, Target};
 use crate::plan::{Asynchronous, Traffic};
 use crate::progress::Progress;
-use crate::result::{StepContext, StepResult};
+use crate::result::{ServerMetrics, StepContext, StepResult};
 use crate::s3::RunStorage;
 use crate::sagemaker::AwsErrorKind;
 use crate::vocab::{Candidate, Phase, Requirements};
 
 /// How far `perfsize load` projects the latency of a rate it cannot hold:
 /// AWS's usual endurance run.
-const LOAD_HORIZON: Duration = Duration::from_secs(600);
+pub(super) const LOAD_HORIZON: Duration = Duration::from_secs(600);
 
-/// Which endpoint a load step drives.
+/// Which SageMaker endpoint a load step drives (any other HTTP server is
+/// [`run_at_url`]'s).
 #[derive(Debug, Clone)]
 pub enum LoadTarget {
     /// One that exists and is InService; never modified.
@@ -31,11 +32,19 @@ pub enum LoadTarget {
     Deployed { candidate: Candidate, model: ModelSource },
 }
 
-/// A load step: where, how fast, how long, what traffic, judged by what.
+/// How a load step sends its requests.
+#[derive(Debug, Clone, Copy)]
+pub enum LoadPace {
+    /// At `rate` (warm-up included), this process sending its `shard` of it.
+    Open { rate: RateProfile, shard: Shard },
+    /// `concurrency` always in flight for `length` (warm-up included).
+    Closed { concurrency: usize, length: Duration },
+}
+
+/// A load step: how fast, how long, what traffic, judged by what.
 #[derive(Debug, Clone)]
 pub struct LoadJob {
-    pub target: LoadTarget,
-    pub rate: RateProfile,
+    pub pace: LoadPace,
     pub warmup: Duration,
     pub traffic: Traffic,
     pub requirements: Requirements,
@@ -67,6 +76,24 @@ pub enum LoadJobError {
     AsyncInputBucket,
 }
 
+impl LoadJob {
+    /// The traffic of this job at `target`.
+    fn spec(&self, target: Target) -> LoadSpec {
+        match self.pace {
+            LoadPace::Open { rate, shard } => self.traffic.sharded_spec(target, rate, self.warmup, 0, &self.requirements, shard),
+            LoadPace::Closed { concurrency, length } => self.traffic.closed_loop_spec(target, concurrency, length, self.warmup),
+        }
+    }
+
+    /// What this process offers: its share of the rate; nothing set in a closed loop.
+    fn target_tps(&self) -> f64 {
+        match self.pace {
+            LoadPace::Open { rate, shard } => rate.target() * shard.share(),
+            LoadPace::Closed { .. } => 0.0,
+        }
+    }
+}
+
 impl HasKind for LoadJobError {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -85,13 +112,18 @@ impl HasKind for LoadJobError {
     }
 }
 
-/// Runs `job` on `session`: deploys its endpoint if asked (and always takes
-/// it away), sends each payload once, drives and judges the step, and adds
-/// the server's CloudWatch figures.
-pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> Result<StepResult, LoadJobError> {
+/// Runs `job` at `target` on `session`: deploys its endpoint if asked (and
+/// always takes it away), sends each payload once, drives and judges the
+/// step, and adds the server's CloudWatch figures.
+pub async fn run(
+    session: &Session,
+    target: &LoadTarget,
+    job: &LoadJob,
+    progress: &Arc<Progress>,
+) -> Result<(StepResult, LoadRun), LoadJobError> {
     let run_id = RunId::generate();
     let storage = job.asynchronous.as_ref().map(|a| a.buckets.for_run(run_id.as_str()));
-    match &job.target {
+    match target {
         LoadTarget::Existing { endpoint, variant } => {
             if storage.as_ref().is_some_and(|s| s.owned_bucket.is_some()) {
                 return Err(LoadJobError::AsyncInputBucket);
@@ -99,7 +131,7 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
             let candidate = inspect(&session.aws.sagemaker, endpoint, variant)
                 .await
                 .map_err(|source| LoadJobError::Endpoint { endpoint: endpoint.clone(), source })?;
-            measure(session, job, storage.as_ref(), endpoint, variant, candidate, progress).await
+            measure(session, job, storage.as_ref(), endpoint, variant, Some(candidate), progress).await
         }
         LoadTarget::Deployed { candidate, model } => {
             let cleanup = format!("perfsize cleanup --run-id {run_id}");
@@ -112,7 +144,7 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
                 env.prepare().await?;
                 let deployed = env.deploy(candidate, &session.cancel_token()).await?;
                 let variant = crate::sagemaker::VARIANT_NAME;
-                measure(session, job, storage.as_ref(), &deployed.endpoint, variant, candidate.clone(), progress).await
+                measure(session, job, storage.as_ref(), &deployed.endpoint, variant, Some(candidate.clone()), progress).await
             }
             .await;
             progress.activity("tearing down the endpoint deployed for the step");
@@ -123,68 +155,91 @@ pub async fn run(session: &Session, job: &LoadJob, progress: &Arc<Progress>) -> 
     }
 }
 
-/// Measures with the driver the job asks for; an asynchronous step's objects
-/// go under `storage`.
+/// Runs `job` at an HTTP model server: sends each payload once, drives and
+/// judges the step. Nothing is deployed and there is no CloudWatch to read.
+pub async fn run_at_url(
+    target: &HttpEndpoint,
+    job: &LoadJob,
+    cancel: &CancellationToken,
+    progress: &Arc<Progress>,
+) -> Result<(StepResult, LoadRun), LoadJobError> {
+    let judged = Judged { simulated: false, cancel };
+    let (mut step, run) = measure_with(target, &judged, job, target.url(), None, progress).await?;
+    step.cloudwatch = ServerMetrics::unavailable("a --url target has no CloudWatch figures");
+    Ok((step, run))
+}
+
+/// What a measured step is judged in: against a simulator or not, stopped by what.
+struct Judged<'a> {
+    simulated: bool,
+    cancel: &'a CancellationToken,
+}
+
+/// Measures a SageMaker endpoint with the driver the job asks for (an
+/// asynchronous step's objects under `storage`), and adds the server's
+/// CloudWatch figures.
 async fn measure(
     session: &Session,
     job: &LoadJob,
     storage: Option<&RunStorage>,
     endpoint: &str,
     variant: &str,
-    candidate: Candidate,
+    candidate: Option<Candidate>,
     progress: &Arc<Progress>,
-) -> Result<StepResult, LoadJobError> {
-    match (&job.asynchronous, storage) {
+) -> Result<(StepResult, LoadRun), LoadJobError> {
+    let cancel = session.cancel_token();
+    let judged = Judged { simulated: session.simulated, cancel: &cancel };
+    let (mut step, run) = match (&job.asynchronous, storage) {
         (Some(a), Some(storage)) => {
             let driver = session.invoke_async(storage.input.clone(), a.client.clone());
-            let step = measure_with(&driver, session, job, endpoint, variant, candidate, progress).await;
+            let measured = measure_with(&driver, &judged, job, endpoint, candidate, progress).await;
             // Delayed deletions finish before the command exits (at once on Ctrl-C).
-            driver.settle(&session.cancel_token()).await;
-            step
+            driver.settle(&cancel).await;
+            measured?
         }
         _ => {
             let driver = session.invoke_endpoint().await?;
-            measure_with(&driver, session, job, endpoint, variant, candidate, progress).await
+            measure_with(&driver, &judged, job, endpoint, candidate, progress).await?
         }
+    };
+    // CloudWatch counts what was sent; requests never sent are never waited for.
+    if !job.cloudwatch_wait.is_zero() && !run.cancelled {
+        progress.activity("waiting for CloudWatch figures");
+        step.cloudwatch = session.server_metrics(endpoint, Some(variant), &run, job.cloudwatch_wait).await;
     }
+    Ok((step, run))
 }
 
+/// Sends each payload once, then drives and judges the step.
 async fn measure_with<D: Driver>(
     driver: &D,
-    session: &Session,
+    judged: &Judged<'_>,
     job: &LoadJob,
     endpoint: &str,
-    variant: &str,
-    candidate: Candidate,
+    candidate: Option<Candidate>,
     progress: &Arc<Progress>,
-) -> Result<StepResult, LoadJobError> {
-    let spec = job.traffic.load_spec(driver.target(endpoint), job.rate, job.warmup, 0, &job.requirements);
+) -> Result<(StepResult, LoadRun), LoadJobError> {
+    let spec = job.spec(driver.target(endpoint));
     progress.activity(format!("preflight: sending each payload once to {endpoint}"));
     driver.preflight(&spec).await?;
-    progress.activity(format!(
-        "{} TPS at {endpoint} for {:?} (+{:?} warm-up)",
-        crate::format::trim_number(job.rate.target()),
-        spec.measured(),
-        job.warmup
-    ));
+    let pace = match job.pace {
+        LoadPace::Open { .. } => format!("{} TPS", crate::format::trim_number(job.target_tps())),
+        LoadPace::Closed { concurrency, .. } => format!("closed loop of {concurrency}"),
+    };
+    progress.activity(format!("{pace} at {endpoint} for {:?} (+{:?} warm-up)", spec.measured(), job.warmup));
     let context = StepContext {
         index: 1,
         phase: Phase::Load,
-        simulated: session.simulated,
+        simulated: judged.simulated,
         endpoint_name: endpoint.to_string(),
         candidate,
-        target_tps: job.rate.target(),
+        target_tps: job.target_tps(),
         warmup_seconds: job.warmup.as_secs_f64(),
         requirements: job.requirements,
         horizon: LOAD_HORIZON,
         steady_from: None,
     };
-    let (mut step, run) = drive_and_judge(driver, spec, context, progress, &session.cancel_token()).await?;
-    if !job.cloudwatch_wait.is_zero() && !run.cancelled {
-        progress.activity("waiting for CloudWatch figures");
-        step.cloudwatch = session.server_metrics(endpoint, Some(variant), &run, job.cloudwatch_wait).await;
-    }
-    Ok(step)
+    Ok(drive_and_judge(driver, spec, context, progress, judged.cancel).await?)
 }
 
 /// Drives `spec` with a live per-second view, and judges what it measured.

@@ -5,6 +5,8 @@
 //!
 //! - [`sizing`]: the sizing run — deploy, drive, judge, record, conclude.
 //! - [`load_step`]: one judged load step at an endpoint (`perfsize load`).
+//! - [`shards`]: the shards of one load step, run by several processes,
+//!   merged into its one result (`perfsize merge`).
 //!
 //! Both reach an endpoint through the two seams: the environment manager
 //! ([`crate::environment::Environment`], *what is deployed*) and a load
@@ -12,6 +14,7 @@
 
 pub mod load_step;
 mod session;
+pub mod shards;
 pub mod sizing;
 
 pub use session::{Pace, Session, SessionError};

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_smithy_types::retry::RetryConfig;
 use hdrhistogram::Histogram;
@@ -27,8 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacer::{Job, Pacer};
 use super::recorder::{Observation, Outcome, Recorder};
-use super::schedule::Schedule;
-use super::{Driver, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, RateProfile, Target, tick_seconds};
+use super::{Driver, LoadError, LoadRun, LoadSpec, Paced, Pacing, ProgressFn, Target, tick_seconds};
 use crate::s3::{S3Location, bucket_and_key};
 
 /// How completion is looked for: from `interval`, times `multiplier` after
@@ -261,9 +260,6 @@ impl Paced for AsyncStep {
     fn recorder(&self) -> &Recorder {
         &self.recorder
     }
-    fn profile(&self) -> RateProfile {
-        self.spec.rate
-    }
     fn stopped(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -462,6 +458,7 @@ impl InvokeAsync {
                 outcome: done.outcome.clone(),
             });
         }
+        step.pacer.done();
         self.clean(step, done).await;
         if step.watching.fetch_sub(1, Ordering::AcqRel) == 1 {
             step.quiet.notify_waiters();
@@ -520,6 +517,9 @@ impl Driver for InvokeAsync {
     }
 
     async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, live: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
+        if let Pacing::Closed(_) = spec.pacing {
+            return Err(LoadError::NoClosedLoop("asynchronous inference"));
+        }
         let started_at = Utc::now();
         let step_cancel = cancel.child_token();
         let _stop_step = step_cancel.clone().drop_guard();
@@ -548,23 +548,12 @@ impl Driver for InvokeAsync {
         }
         step.cancel.cancel();
         let _ = ticker.await;
-        let spec = &step.spec;
-        let (totals, series) = step.recorder.finish();
-        let schedule_start =
-            SystemTime::now() - step.pacer.start_time().map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
-        Ok(LoadRun {
-            started_at,
-            ended_at: Utc::now(),
-            measured_from: schedule_start + spec.warmup,
-            measured_to: schedule_start + spec.rate.length(),
-            offered: step.pacer.offered(),
-            measured_seconds: spec.measured().as_secs_f64(),
-            series,
-            max_in_flight: self.io.max_concurrent_jobs.unwrap_or(spec.max_in_flight),
-            cancelled: cancel.is_cancelled(),
-            asynchronous: Some(AsyncFigures::of(&step, &self.io, step.recorder.sent_so_far())),
-            totals,
-        })
+        let asynchronous = AsyncFigures::of(&step, &self.io, step.recorder.sent_so_far());
+        let mut run =
+            LoadRun::collect(started_at, &step.spec, &step.pacer, &step.recorder, cancel.is_cancelled(), Some(asynchronous));
+        // The most jobs allowed out bound what is in flight at once, when set.
+        run.max_in_flight = self.io.max_concurrent_jobs.unwrap_or(step.spec.max_in_flight());
+        Ok(run)
     }
 
     /// Waits for the deletions the delayed cleanup policy still owes — at
@@ -584,7 +573,7 @@ impl InvokeAsync {
     /// The shared state of one step, its objects under `<input prefix><nonce>/`.
     fn step(&self, spec: LoadSpec, cancel: CancellationToken, nonce: &str) -> AsyncStep {
         AsyncStep {
-            pacer: Pacer::new(Schedule::new(spec.rate, spec.arrivals, spec.seed), spec.warmup, cancel.clone()),
+            pacer: Pacer::for_spec(&spec, cancel.clone()),
             recorder: Recorder::new(spec.warmup),
             key_prefix: format!("{}{nonce}/", self.input.prefix),
             jobs: Arc::new(Semaphore::new(self.io.max_concurrent_jobs.unwrap_or(Semaphore::MAX_PERMITS))),

@@ -1,15 +1,19 @@
 //! The seam for *how one request is sent and measured*. A [`Driver`] checks
 //! an endpoint takes the payloads and drives one step's traffic at it; the
-//! sizing run and `perfsize load` know nothing else about the wire. Today's
-//! one kind is [`InvokeEndpoint`]: signed real-time invocations through goose.
-//! A new way of invoking (asynchronous through S3, response streaming) is a
-//! new `Driver` beside it.
+//! sizing run and `perfsize load` know nothing else about the wire. Here:
+//! [`InvokeEndpoint`], signed real-time invocations through goose. Other
+//! kinds live beside it: [`super::HttpEndpoint`] (any HTTP model server)
+//! and [`super::InvokeAsync`] (asynchronous inference through S3).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use http::{HeaderMap, Method};
 use tokio_util::sync::CancellationToken;
 
-use super::{LoadError, LoadRun, LoadSpec, ProgressFn, RequestSigner, Target, preflight};
+use super::signer::{Prepared, SignatureCache};
+use super::workers::{self, Named, Wire};
+use super::{LoadError, LoadRun, LoadSpec, PayloadMix, ProgressFn, RequestSigner, Target, preflight};
 
 /// Sends a step's traffic to an endpoint and measures it.
 #[allow(async_fn_in_trait)]
@@ -61,6 +65,58 @@ impl Driver for InvokeEndpoint {
     }
 
     async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, live: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
-        super::drive(spec, Arc::clone(&self.signer), cancel, live).await
+        let wire = SignedInvocations::new(&spec, Arc::clone(&self.signer))?;
+        workers::drive(Named { scenario: "InvokeEndpoint", wire }, spec, cancel, live).await
+    }
+}
+
+/// Everything about a step's InvokeEndpoint requests that does not change
+/// from one to the next, built once.
+struct SignedInvocations {
+    /// Parsed once: reqwest would parse (and IDNA-check) a string per request.
+    url: reqwest::Url,
+    headers: HeaderMap,
+    payloads: Arc<PayloadMix>,
+    signer: Arc<RequestSigner>,
+    prepared: Prepared,
+}
+
+impl SignedInvocations {
+    /// A runtime URL reqwest can send to with the `Content-Type` and `Accept`
+    /// HTTP header values valid: the step's wire; a usage error otherwise.
+    fn new(spec: &LoadSpec, signer: Arc<RequestSigner>) -> Result<SignedInvocations, LoadError> {
+        let url = spec.target.invocation_url();
+        let url = reqwest::Url::parse(&url).map_err(|e| LoadError::BadUrl(format!("{url}: {e}")))?;
+        let headers = spec.content_headers()?;
+        let pairs = [("content-type", spec.content_type.as_str()), ("accept", spec.accept.as_str())];
+        let prepared = signer.prepare(&url, &pairs);
+        Ok(SignedInvocations { url, headers, payloads: Arc::clone(&spec.payloads), signer, prepared })
+    }
+}
+
+impl Wire for SignedInvocations {
+    type Local = SignatureCache;
+
+    fn local(&self) -> SignatureCache {
+        SignatureCache::default()
+    }
+
+    fn request(&self, cache: &mut SignatureCache, slot: u64) -> Result<reqwest::Request, LoadError> {
+        let (index, payload) = self.payloads.pick_indexed(slot);
+        let signed = cache.headers(&self.signer, &self.prepared, index, &payload.sha256, SystemTime::now())?;
+        let mut request = reqwest::Request::new(Method::POST, self.url.clone());
+        let headers = request.headers_mut();
+        *headers = self.headers.clone();
+        for (name, value) in signed {
+            headers.insert(name, value.clone());
+        }
+        *request.body_mut() = Some(payload.body.clone().into());
+        Ok(request)
+    }
+
+    fn error_code(&self, headers: &HeaderMap) -> Option<String> {
+        // SageMaker names its errors in x-amzn-ErrorType ("Code:namespace…").
+        let value = headers.get("x-amzn-errortype")?.to_str().ok()?;
+        Some(value.split(':').next().unwrap_or(value).to_string())
     }
 }

@@ -150,9 +150,15 @@ impl PayloadMix {
 
     /// The payload request slot `slot` carries.
     pub fn pick(&self, slot: u64) -> &Payload {
+        self.pick_indexed(slot).1
+    }
+
+    /// The payload request slot `slot` carries, and its index in the mix
+    /// (what a per-payload cache is keyed by).
+    pub fn pick_indexed(&self, slot: u64) -> (usize, &Payload) {
         let u = (slot as f64 * GOLDEN).fract();
         let index = self.cumulative.iter().position(|&c| u < c).unwrap_or(self.payloads.len() - 1);
-        &self.payloads[index]
+        (index, &self.payloads[index])
     }
 
     pub fn payloads(&self) -> &[Payload] {

@@ -104,6 +104,11 @@ impl RateProfile {
     pub fn target(&self) -> f64 {
         self.target
     }
+
+    /// The same shape at `share` of the rate (a shard's part of it).
+    pub fn scaled(&self, share: f64) -> RateProfile {
+        RateProfile { start: self.start * share, target: self.target * share, ..*self }
+    }
 }
 
 /// Hands out request slots in order: slot k and its due time (seconds from
@@ -115,18 +120,26 @@ pub struct Schedule {
     next: u64,
     /// Unit-rate arrival position of the next slot.
     position: f64,
+    /// Where evenly spaced arrivals start, in (0, 1] of a gap: a shard's
+    /// offset in the whole schedule.
+    phase: f64,
     rng: SmallRng,
 }
 
 impl Schedule {
     pub fn new(profile: RateProfile, arrivals: Arrivals, seed: u64) -> Schedule {
-        Schedule { profile, arrivals, next: 0, position: 0.0, rng: SmallRng::seed_from_u64(seed) }
+        Schedule { profile, arrivals, next: 0, position: 0.0, phase: 0.0, rng: SmallRng::seed_from_u64(seed) }
+    }
+
+    /// The same schedule with evenly spaced arrivals shifted by `phase` of a gap.
+    pub fn with_phase(self, phase: f64) -> Schedule {
+        Schedule { phase, ..self }
     }
 
     /// The next slot and when it is due, or None once the schedule is over.
     pub fn claim(&mut self) -> Option<(u64, f64)> {
         let position = match self.arrivals {
-            Arrivals::Uniform => self.next as f64,
+            Arrivals::Uniform => self.next as f64 + self.phase,
             Arrivals::Poisson => {
                 let gap: f64 = Exp1.sample(&mut self.rng);
                 self.position += gap;

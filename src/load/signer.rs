@@ -1,15 +1,27 @@
-//! SigV4 for traffic under test: every InvokeEndpoint request is signed (about
-//! 8 µs each) with credentials from the standard provider chain, kept fresh by
-//! a background task so an assumed role keeps working through a long run.
+//! SigV4 for traffic under test: every InvokeEndpoint request carries a
+//! signature made with credentials from the standard provider chain, kept
+//! fresh by a background task so an assumed role keeps working through a
+//! long run.
+//!
+//! Signing is cheap because almost nothing in it changes. A step's requests
+//! share their method, URL and headers, so the canonical request is
+//! prepared once ([`Prepared`]); the signing key depends only on the day,
+//! region, service and secret, so it is derived once a day (or when the
+//! credentials are renewed); and a signature covers the second in
+//! `x-amz-date`, so each worker signs each payload once a second and reuses
+//! the headers for every other request of that second ([`SignatureCache`]).
+//! A unit test checks the result against aws-sigv4 byte for byte.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+use chrono::{DateTime, Utc};
+use http::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 /// Credentials are renewed this long before they expire.
@@ -18,6 +30,7 @@ const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// After a failed renewal, try again this soon.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
@@ -36,11 +49,22 @@ impl crate::error::HasKind for SignerError {
     }
 }
 
+/// The signing key of one day and scope, and the credentials it was derived from.
+struct SigningKey {
+    date: String,
+    generation: u64,
+    key: Vec<u8>,
+}
+
 /// Signs runtime requests for one region.
 pub struct RequestSigner {
     region: String,
     service: &'static str,
-    identity: RwLock<(Identity, Option<SystemTime>)>,
+    credentials: RwLock<Credentials>,
+    /// Bumped at each renewal, so that cached keys and signatures of older
+    /// credentials are not used again.
+    generation: AtomicU64,
+    key: Mutex<Option<SigningKey>>,
     provider: SharedCredentialsProvider,
 }
 
@@ -50,28 +74,41 @@ impl std::fmt::Debug for RequestSigner {
     }
 }
 
+/// A request shape every request of a step shares: POST to one URL with
+/// the same signed headers. Only the date and the payload hash vary.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `POST\n<path>\n\n<header lines before x-amz-date>`.
+    head: String,
+    /// Signed header names, `;`-joined (x-amz-date and any token included).
+    signed: String,
+}
+
+/// The headers that sign one request.
+pub type SignedHeaders = Vec<(HeaderName, HeaderValue)>;
+
 impl RequestSigner {
     /// Resolves credentials once (failing early when there are none).
     pub async fn new(provider: SharedCredentialsProvider, region: impl Into<String>) -> Result<Arc<RequestSigner>, SignerError> {
         let credentials = provider.provide_credentials().await.map_err(|e| SignerError::NoCredentials(crate::error_chain(&e)))?;
-        let expiry = credentials.expiry();
-        Ok(Arc::new(RequestSigner {
-            region: region.into(),
-            service: "sagemaker",
-            identity: RwLock::new((Identity::from(credentials), expiry)),
-            provider,
-        }))
+        Ok(Arc::new(RequestSigner::with(credentials, provider, region.into())))
     }
 
     /// A signer with fixed credentials (tests, benchmarks).
     pub fn fixed(credentials: Credentials, region: &str) -> Arc<RequestSigner> {
-        let expiry = credentials.expiry();
-        Arc::new(RequestSigner {
-            region: region.to_string(),
+        let provider = SharedCredentialsProvider::new(credentials.clone());
+        Arc::new(RequestSigner::with(credentials, provider, region.to_string()))
+    }
+
+    fn with(credentials: Credentials, provider: SharedCredentialsProvider, region: String) -> RequestSigner {
+        RequestSigner {
+            region,
             service: "sagemaker",
-            identity: RwLock::new((Identity::from(credentials.clone()), expiry)),
-            provider: SharedCredentialsProvider::new(credentials),
-        })
+            credentials: RwLock::new(credentials),
+            generation: AtomicU64::new(0),
+            key: Mutex::new(None),
+            provider,
+        }
     }
 
     /// Keeps the credentials fresh until `stop` is cancelled.
@@ -87,7 +124,8 @@ impl RequestSigner {
                 match signer.provider.provide_credentials().await {
                     Ok(credentials) => {
                         let expiry = credentials.expiry();
-                        *signer.identity.write().expect("signer lock") = (Identity::from(credentials), expiry);
+                        *signer.credentials.write().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
+                        signer.generation.fetch_add(1, Ordering::AcqRel);
                         tracing::debug!("renewed AWS credentials (expire {expiry:?})");
                     }
                     Err(e) => {
@@ -102,9 +140,12 @@ impl RequestSigner {
         })
     }
 
+    fn current(&self) -> Credentials {
+        self.credentials.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     fn time_until_renewal(&self) -> Duration {
-        let expiry = self.identity.read().expect("signer lock").1;
-        match expiry {
+        match self.current().expiry() {
             Some(expiry) => expiry
                 .checked_sub(RENEW_BEFORE_EXPIRY)
                 .and_then(|at| at.duration_since(SystemTime::now()).ok())
@@ -114,55 +155,202 @@ impl RequestSigner {
         }
     }
 
-    /// The headers to add to a POST of a body with hash `body_sha256` to `url`
-    /// carrying `headers` (which are signed too).
-    pub fn sign(
+    /// The shape of POSTs to `url` carrying `headers` (names in lowercase),
+    /// which are signed too.
+    pub fn prepare(&self, url: &reqwest::Url, headers: &[(&str, &str)]) -> Prepared {
+        // The canonical headers are written in name order with x-amz-date
+        // appended after them: every signed header of the request's own sorts before it.
+        debug_assert!(headers.iter().all(|(n, _)| n.to_ascii_lowercase().as_str() < "x-amz-date"));
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let mut lines: Vec<(String, String)> =
+            headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())).collect();
+        lines.push(("host".into(), host));
+        lines.sort();
+        let token = self.current().session_token().is_some();
+        let mut names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).chain(["x-amz-date"]).collect();
+        if token {
+            names.push("x-amz-security-token");
+        }
+        names.sort_unstable();
+        // The path is already percent-encoded once; SigV4 encodes it again.
+        let path = if url.path().is_empty() { "/".to_string() } else { url.path().replace('%', "%25") };
+        let mut head = format!("POST\n{path}\n{}\n", url.query().unwrap_or_default());
+        for (name, value) in &lines {
+            head.push_str(&format!("{name}:{value}\n"));
+        }
+        Prepared { head, signed: names.join(";") }
+    }
+
+    /// The headers that sign a request of shape `request` carrying a body
+    /// whose SHA-256 is `body_sha256`, at `now`.
+    pub fn sign(&self, request: &Prepared, body_sha256: &str, now: SystemTime) -> Result<SignedHeaders, SignerError> {
+        let credentials = self.current();
+        let generation = self.generation.load(Ordering::Acquire);
+        let time: DateTime<Utc> = now.into();
+        let (date, amz_date) = (time.format("%Y%m%d").to_string(), time.format("%Y%m%dT%H%M%SZ").to_string());
+        let token = credentials.session_token();
+        let mut canonical = request.head.clone();
+        canonical.push_str(&format!("x-amz-date:{amz_date}\n"));
+        if let Some(token) = token {
+            canonical.push_str(&format!("x-amz-security-token:{token}\n"));
+        }
+        canonical.push_str(&format!("\n{}\n{body_sha256}", request.signed));
+        let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
+        let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+        let signature =
+            self.with_key(&credentials, generation, &date, now, |key| calculate_signature(key, string_to_sign.as_bytes()));
+        let authorization = format!(
+            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+            credentials.access_key_id(),
+            request.signed
+        );
+        let value = |s: &str| HeaderValue::from_str(s).map_err(|e| SignerError::Signing(e.to_string()));
+        let mut headers = vec![
+            (HeaderName::from_static("x-amz-date"), value(&amz_date)?),
+            (http::header::AUTHORIZATION, value(&authorization)?),
+        ];
+        if let Some(token) = token {
+            headers.push((HeaderName::from_static("x-amz-security-token"), value(token)?));
+        }
+        Ok(headers)
+    }
+
+    /// Runs `f` with the signing key of `date` for `credentials`, deriving
+    /// it only when the day or the credentials changed.
+    fn with_key<T>(
         &self,
-        url: &str,
-        headers: &[(&str, &str)],
+        credentials: &Credentials,
+        generation: u64,
+        date: &str,
+        now: SystemTime,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> T {
+        let mut cached = crate::error::lock(&self.key);
+        if !cached.as_ref().is_some_and(|k| k.date == date && k.generation == generation) {
+            let key = generate_signing_key(credentials.secret_access_key(), now, &self.region, self.service);
+            *cached = Some(SigningKey { date: date.to_string(), generation, key: key.as_ref().to_vec() });
+        }
+        f(&cached.as_ref().expect("just derived").key)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// One worker's signatures of the current second, one per payload.
+#[derive(Default)]
+pub struct SignatureCache {
+    /// (Unix second, credentials generation) the entries were signed for.
+    at: (u64, u64),
+    signed: Vec<Option<SignedHeaders>>,
+}
+
+impl SignatureCache {
+    /// The signing headers of payload `index` (whose hash is `body_sha256`)
+    /// at `now`: signed once a second, reused until then.
+    pub fn headers(
+        &mut self,
+        signer: &RequestSigner,
+        request: &Prepared,
+        index: usize,
         body_sha256: &str,
-    ) -> Result<Vec<(&'static str, String)>, SignerError> {
-        let identity = self.identity.read().expect("signer lock").0.clone();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(self.service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SignerError::Signing(e.to_string()))?
-            .into();
-        let request =
-            SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Precomputed(body_sha256.to_string()))
-                .map_err(|e| SignerError::Signing(e.to_string()))?;
-        let (instructions, _) = sign(request, &params).map_err(|e| SignerError::Signing(e.to_string()))?.into_parts();
-        let (headers, _) = instructions.into_parts();
-        Ok(headers.into_iter().map(|h| (h.name(), h.value().to_string())).collect())
+        now: SystemTime,
+    ) -> Result<&SignedHeaders, SignerError> {
+        let at = (now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()), signer.generation());
+        if at != self.at {
+            self.at = at;
+            self.signed.iter_mut().for_each(|s| *s = None);
+        }
+        if self.signed.len() <= index {
+            self.signed.resize(index + 1, None);
+        }
+        let slot = &mut self.signed[index];
+        if slot.is_none() {
+            *slot = Some(signer.sign(request, body_sha256, now)?);
+        }
+        Ok(slot.as_ref().expect("just signed"))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    use aws_smithy_runtime_api::client::identity::Identity;
+
     use super::*;
 
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    /// What aws-sigv4 itself adds to the same request.
+    fn reference(
+        credentials: &Credentials,
+        region: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        now: SystemTime,
+    ) -> Vec<(String, String)> {
+        let identity = Identity::from(credentials.clone());
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("sagemaker")
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let request =
+            SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Precomputed(EMPTY_SHA256.into())).unwrap();
+        let (instructions, _) = sign(request, &params).unwrap().into_parts();
+        let mut out: Vec<(String, String)> =
+            instructions.into_parts().0.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect();
+        out.sort();
+        out
+    }
+
+    fn ours(headers: &SignedHeaders) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            headers.iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string())).collect();
+        out.sort();
+        out
+    }
+
     #[test]
-    fn requests_get_a_sigv4_authorization_for_sagemaker() {
-        let signer =
-            RequestSigner::fixed(Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test"), "eu-west-1");
-        let headers = signer
-            .sign(
-                "http://127.0.0.1:9/endpoints/e/invocations",
-                &[("content-type", "application/json")],
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            )
-            .unwrap();
-        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
-        let auth = get("authorization");
-        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
-        assert!(auth.contains("/eu-west-1/sagemaker/aws4_request"), "{auth}");
-        assert!(auth.contains("content-type;host;x-amz-date"), "{auth}");
-        assert_eq!(get("x-amz-security-token"), "token");
-        assert!(!get("x-amz-date").is_empty());
+    fn signatures_match_aws_sigv4_byte_for_byte() {
+        let url = "http://127.0.0.1:9/endpoints/my-endpoint/invocations";
+        let headers = [("content-type", "application/json"), ("accept", "application/json")];
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_123);
+        for token in [None, Some("token".to_string())] {
+            let credentials = Credentials::new("AKIDEXAMPLE", "secret", token, None, "test");
+            let signer = RequestSigner::fixed(credentials.clone(), "eu-west-1");
+            let prepared = signer.prepare(&reqwest::Url::parse(url).unwrap(), &headers);
+            let signed = signer.sign(&prepared, EMPTY_SHA256, now).unwrap();
+            assert_eq!(ours(&signed), reference(&credentials, "eu-west-1", url, &headers, now));
+        }
+    }
+
+    #[test]
+    fn a_worker_signs_each_payload_once_a_second() {
+        let signer = RequestSigner::fixed(Credentials::new("A", "S", None, None, "test"), "us-east-1");
+        let prepared = signer.prepare(&reqwest::Url::parse("http://h/endpoints/e/invocations").unwrap(), &[]);
+        let mut cache = SignatureCache::default();
+        let t = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let first = cache.headers(&signer, &prepared, 0, EMPTY_SHA256, t).unwrap().clone();
+        let same_second = cache.headers(&signer, &prepared, 0, EMPTY_SHA256, t + Duration::from_millis(900)).unwrap().clone();
+        assert_eq!(first, same_second);
+        let other_payload = cache.headers(&signer, &prepared, 1, "00", t).unwrap().clone();
+        assert_ne!(first, other_payload);
+        let next_second = cache.headers(&signer, &prepared, 0, EMPTY_SHA256, t + Duration::from_secs(1)).unwrap().clone();
+        assert_ne!(first, next_second, "x-amz-date moved on");
+        signer.generation.fetch_add(1, Ordering::AcqRel);
+        let renewed = cache.headers(&signer, &prepared, 0, EMPTY_SHA256, t + Duration::from_secs(1)).unwrap().clone();
+        assert_eq!(renewed, next_second, "same credentials sign alike, but the cache was refreshed");
+        assert_eq!(cache.at.1, 1);
     }
 
     #[test]

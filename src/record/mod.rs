@@ -6,6 +6,7 @@
 //! names live here alone; the orchestrator writes the record, and the
 //! reports, `compare` and `--resume` read it, without knowing each other.
 
+pub mod interval_log;
 mod scaling;
 mod summary;
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{ReportError, RunData};
 use crate::format::{percent, signed_percent, trim_number};
+use crate::load::LoadModel;
 use crate::record::{RunDir, RunDirError, Summary, TypeOutcome};
 use crate::result::StepResult;
 use crate::step::Capacity;
@@ -116,9 +117,19 @@ fn capacity_figure(before: &TypeOutcome, now: Option<&TypeOutcome>, r: f64) -> F
     f
 }
 
-/// A step's identity across runs: what it measured, not when.
-fn key(s: &StepResult) -> (Phase, String, u32, String) {
-    (s.phase, s.instance_type.clone(), s.instance_count, trim_number(s.target_tps))
+/// A step's identity across runs: what it measured, not when. Open-model
+/// and closed-loop figures are never compared with each other.
+fn key(s: &StepResult) -> (Phase, String, u32, String, LoadModel) {
+    (s.phase, s.instance_type.clone(), s.instance_count, trim_number(s.target_tps), s.load_model)
+}
+
+/// What a step measured, in words.
+fn measured(s: &StepResult) -> String {
+    let pace = match s.load_model {
+        LoadModel::Open => format!("at {} TPS", trim_number(s.target_tps)),
+        LoadModel::ClosedLoop { concurrency } => format!("closed loop of {concurrency}"),
+    };
+    format!("{} × {} {pace}", s.instance_type, s.instance_count)
 }
 
 pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> Result<Comparison, ReportError> {
@@ -170,8 +181,7 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         if b.steps.iter().rev().find(|s| key(s) == key(bs)).map(|s| s.index) != Some(bs.index) {
             continue;
         }
-        let group =
-            format!("{} {} × {} at {} TPS", bs.phase.as_str(), bs.instance_type, bs.instance_count, trim_number(bs.target_tps));
+        let group = format!("{} {}", bs.phase.as_str(), measured(bs));
         let lat = |s: &StepResult, f: fn(&crate::result::Percentiles) -> f64| s.latency_ms.as_ref().map(f);
         figures.push(figure(&group, "p50".into(), "ms", Better::Lower, lat(bs, |l| l.p50), lat(cs, |l| l.p50), r));
         figures.push(figure(&group, "p99".into(), "ms", Better::Lower, lat(bs, |l| l.p99), lat(cs, |l| l.p99), r));
@@ -200,13 +210,9 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         && key(bs) != key(cs)
     {
         return Err(ReportError::NotComparable(format!(
-            "the two load results measured different things ({} × {} at {} TPS vs {} × {} at {} TPS)",
-            bs.instance_type,
-            bs.instance_count,
-            trim_number(bs.target_tps),
-            cs.instance_type,
-            cs.instance_count,
-            trim_number(cs.target_tps)
+            "the two load results measured different things ({} vs {})",
+            measured(bs),
+            measured(cs)
         )));
     }
     if figures.is_empty() {

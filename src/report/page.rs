@@ -472,7 +472,13 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
                 format!("−{} TPS (−{:.0}%)", tps(needed - achieved_tps), (1.0 - achieved_tps / needed) * 100.0),
             )
         }
-        Miss::Generator { late_starts, slip_p99_ms } => row(
+        Miss::Generator { limited: Some(limit), .. } => row(
+            "load generator".into(),
+            format!("sent {} TPS of {} offered", tps(limit.reached_tps), tps(limit.offered_tps)),
+            "the offered rate".into(),
+            "generator-limited: the endpoint was not measured at the offered rate".into(),
+        ),
+        Miss::Generator { late_starts, slip_p99_ms, limited: None } => row(
             "load generator".into(),
             format!("{late_starts} late starts, slip p99 {} ms", ms(slip_p99_ms)),
             format!("≤ {} late, slip p99 ≤ {} ms", percent(MAX_LATE_SHARE * 100.0), trim_number(slip_limit_ms(r))),

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
-use crate::load::{AsyncFigures, LoadRun, SecondStats};
+use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
 use crate::vocab::{Candidate, Phase, Requirements};
 
 pub use cloudwatch::{MetricsWindow, ServerMetrics};
@@ -28,6 +28,9 @@ pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
 /// More than this share of requests starting late (no free in-flight slot)
 /// means the generator, not the endpoint, set the pace.
 pub const MAX_LATE_SHARE: f64 = 0.001;
+/// More than this share of the offered requests never sent (with in-flight
+/// slots free) means the generator was at its own maximum.
+pub const MAX_UNSENT_SHARE: f64 = 0.01;
 /// Schedule slip p99 beyond this means the generator's CPU could not keep up.
 pub const MAX_SLIP_P99_MS: f64 = 10.0;
 /// ... or beyond this share of the latency limit, when that is more: slip
@@ -52,6 +55,35 @@ pub struct Generator {
     /// Too many late starts, or slip beyond the limit: the generator fell
     /// behind, and the step's latencies include its delay.
     pub saturated: bool,
+    /// The offered rate was beyond what this machine can send: it sent at
+    /// its own maximum, this one. Nothing about the endpoint was measured
+    /// at the offered rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited: Option<GeneratorLimit>,
+}
+
+/// The rate a generator-limited step reached.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorLimit {
+    /// Requests sent per second of the measured window: the generator's maximum here.
+    pub reached_tps: f64,
+    pub offered_tps: f64,
+    /// Requests offered in the measured window and never sent.
+    pub not_sent: u64,
+}
+
+impl GeneratorLimit {
+    /// The limit a run shows: more than MAX_UNSENT_SHARE of what it offered
+    /// never sent although slots were free.
+    fn of(run: &LoadRun) -> Option<GeneratorLimit> {
+        let counts = &run.totals.counts;
+        let seconds = run.measured_seconds.max(1e-9);
+        (counts.not_sent as f64 > MAX_UNSENT_SHARE * run.offered as f64).then(|| GeneratorLimit {
+            reached_tps: round3(counts.sent as f64 / seconds),
+            offered_tps: round3(run.offered as f64 / seconds),
+            not_sent: counts.not_sent,
+        })
+    }
 }
 
 impl Generator {
@@ -86,6 +118,9 @@ pub enum Miss {
     Generator {
         late_starts: u64,
         slip_p99_ms: f64,
+        /// The generator sent at its own maximum, below the offered rate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limited: Option<GeneratorLimit>,
     },
     /// The work in flight grew through the step: the rate cannot be held.
     Unsustainable {
@@ -117,7 +152,13 @@ impl Miss {
                 achieved_tps / offered_tps * 100.0,
                 MIN_ACHIEVED_SHARE * 100.0
             ),
-            Miss::Generator { late_starts, slip_p99_ms } => format!(
+            Miss::Generator { limited: Some(limit), .. } => format!(
+                "generator-limited: this machine sent {} TPS of {} offered ({} requests never sent); the endpoint was not measured at the offered rate: split the rate over machines (--shard i/N) or use a bigger one",
+                tps(limit.reached_tps),
+                tps(limit.offered_tps),
+                limit.not_sent
+            ),
+            Miss::Generator { late_starts, slip_p99_ms, limited: None } => format!(
                 "the load generator could not keep up ({late_starts} late starts, schedule slip p99 {slip_p99_ms:.1} ms): raise --max-in-flight or use a bigger machine"
             ),
             Miss::Unsustainable {
@@ -174,6 +215,13 @@ pub struct StepResult {
     pub errors_by_status: BTreeMap<String, u64>,
     pub errors_by_code: BTreeMap<String, u64>,
     pub generator: Generator,
+    /// Open model (latency from the intended start) or closed loop (from
+    /// the actual send, a fixed number in flight): never compared across.
+    #[serde(default)]
+    pub load_model: LoadModel,
+    /// This process's part of a step run by several (`--shard i/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// Whether the rate could be held indefinitely; None for a window too
     /// short to tell (and for results written before perfsize judged it).
     #[serde(default)]
@@ -200,7 +248,9 @@ pub struct StepContext {
     pub phase: Phase,
     pub simulated: bool,
     pub endpoint_name: String,
-    pub candidate: Candidate,
+    /// What serves the endpoint; None for a target perfsize did not deploy
+    /// and cannot see into (`--url`).
+    pub candidate: Option<Candidate>,
     pub target_tps: f64,
     pub warmup_seconds: f64,
     pub requirements: Requirements,
@@ -246,6 +296,19 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
         misses.push(Miss::NoTraffic);
         return misses;
     }
+    // The endpoint's own answers still count; its latency and rate were
+    // not measured at the offered rate, so they are nobody's verdict.
+    if let Some(limited) = generator.limited {
+        if error_percent > requirements.max_error_percent {
+            misses.push(Miss::Errors { measured_percent: error_percent, limit_percent: requirements.max_error_percent });
+        }
+        misses.push(Miss::Generator {
+            late_starts: generator.late_starts,
+            slip_p99_ms: generator.slip_p99_ms,
+            limited: Some(limited),
+        });
+        return misses;
+    }
     if let Some(measured) = judged_latency_ms
         && measured > requirements.latency_ms
     {
@@ -274,7 +337,7 @@ pub fn judge(requirements: &Requirements, measured: &Measured, generator: &Gener
     // Latency counts from the intended start, so schedule slip only makes a
     // step look worse: it casts doubt on a failure, never on a pass.
     if generator.ran_out_of_slots(requests) || (generator.slipped(requirements) && !misses.is_empty()) {
-        misses.push(Miss::Generator { late_starts: generator.late_starts, slip_p99_ms: generator.slip_p99_ms });
+        misses.push(Miss::Generator { late_starts: generator.late_starts, slip_p99_ms: generator.slip_p99_ms, limited: None });
     }
     misses
 }
@@ -294,12 +357,19 @@ impl StepResult {
             slip_p50_ms: histogram::at_percentile(&t.slip, 50.0).unwrap_or(0.0),
             slip_p99_ms: histogram::at_percentile(&t.slip, 99.0).unwrap_or(0.0),
             saturated: false,
+            limited: GeneratorLimit::of(run),
         };
-        generator.saturated = generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements);
+        generator.saturated =
+            generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements) || generator.limited.is_some();
         let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
         let warmup = std::time::Duration::from_secs_f64(context.warmup_seconds);
         let end = warmup + std::time::Duration::from_secs_f64(run.measured_seconds);
-        let stationarity = Stationarity::assess(&run.series, context.steady_from.unwrap_or(warmup), end);
+        // A closed loop keeps its in-flight count fixed: a slower server gets
+        // fewer requests, never a queue, so there is no backlog to judge.
+        let stationarity = match run.model {
+            LoadModel::Open => Stationarity::assess(&run.series, context.steady_from.unwrap_or(warmup), end),
+            LoadModel::ClosedLoop { .. } => None,
+        };
         let measured = Measured {
             judged_latency_ms,
             error_percent,
@@ -316,8 +386,8 @@ impl StepResult {
             phase: context.phase,
             simulated: context.simulated,
             endpoint_name: context.endpoint_name,
-            instance_type: context.candidate.instance_type.to_string(),
-            instance_count: context.candidate.count,
+            instance_type: context.candidate.as_ref().map_or(String::new(), |c| c.instance_type.to_string()),
+            instance_count: context.candidate.as_ref().map_or(0, |c| c.count),
             target_tps: context.target_tps,
             offered_tps: round3(offered_tps),
             achieved_tps: round3(achieved_tps),
@@ -335,6 +405,8 @@ impl StepResult {
             errors_by_status: t.errors_by_status.clone(),
             errors_by_code: t.errors_by_code.clone(),
             generator,
+            load_model: run.model,
+            shard: run.shard,
             stationarity,
             requirements: context.requirements,
             passed: misses.is_empty(),
@@ -358,22 +430,28 @@ impl StepResult {
             let codes: Vec<String> = self.errors_by_code.iter().map(|(code, n)| format!("{code} ×{n}")).collect();
             format!(": {}", codes.join(", "))
         };
-        out.push_str(&format!(
-            "  rate      offered {}/s · achieved {}/s (target {})\n",
-            tps(self.offered_tps),
-            tps(self.achieved_tps),
-            tps(self.target_tps)
-        ));
+        out.push_str(&match self.load_model {
+            LoadModel::Open => format!(
+                "  rate      offered {}/s · achieved {}/s (target {})\n",
+                tps(self.offered_tps),
+                tps(self.achieved_tps),
+                tps(self.target_tps)
+            ),
+            LoadModel::ClosedLoop { concurrency } => {
+                format!("  rate      achieved {}/s (closed loop: {concurrency} always in flight)\n", tps(self.achieved_tps))
+            }
+        });
         out.push_str(&format!("  requests  {} · failed {} ({:.3}%){errors}\n", self.requests, self.failed, self.error_percent));
         if let Some(p) = &self.latency_ms {
             out.push_str(&format!(
-                "  latency   p50 {} · p90 {} · p95 {} · p99 {} · p99.9 {} · max {} ms (all requests, from intended start)\n",
+                "  latency   p50 {} · p90 {} · p95 {} · p99 {} · p99.9 {} · max {} ms (all requests, {})\n",
                 ms(p.p50),
                 ms(p.p90),
                 ms(p.p95),
                 ms(p.p99),
                 ms(p.p99_9),
-                ms(p.max)
+                ms(p.max),
+                self.load_model.latency_label()
             ));
         }
         if let Some(a) = &self.asynchronous {
@@ -411,7 +489,7 @@ impl StepResult {
                 self.error_percent,
                 self.requirements.max_error_percent
             ));
-            if self.generator.saturated {
+            if self.generator.saturated && self.generator.limited.is_none() {
                 out.push_str(&format!(
                     "            the load generator fell behind (slip p99 {} ms); latency counts it, so the pass stands\n",
                     ms(self.generator.slip_p99_ms)
@@ -458,6 +536,7 @@ mod tests {
             slip_p50_ms: 0.1,
             slip_p99_ms: 0.5,
             saturated,
+            limited: None,
         }
     }
 
@@ -526,6 +605,18 @@ mod tests {
         let above = measured(Some(520.0), 0.0, 100.0, 100.0, 6000, false);
         let misses = judge(&requirements(), &above, &slow_client);
         assert!(matches!(misses[..], [Miss::Latency { .. }, Miss::Generator { late_starts: 0, .. }]), "{misses:?}");
+    }
+
+    #[test]
+    fn a_generator_limited_step_blames_the_generator_and_only_the_errors_on_the_endpoint() {
+        let limit = GeneratorLimit { reached_tps: 9_000.0, offered_tps: 40_000.0, not_sent: 310_000 };
+        let limited = Generator { limited: Some(limit), saturated: true, slip_p99_ms: 60.0, ..generator(false) };
+        let slow_and_short = measured(Some(900.0), 0.0, 40_000.0, 9_000.0, 90_000, false);
+        let misses = judge(&requirements(), &slow_and_short, &limited);
+        assert_eq!(misses, vec![Miss::Generator { late_starts: 0, slip_p99_ms: 60.0, limited: Some(limit) }]);
+        assert!(misses[0].describe().starts_with("generator-limited: this machine sent 9"), "{}", misses[0].describe());
+        let failing = measured(Some(900.0), 5.0, 40_000.0, 9_000.0, 90_000, false);
+        assert!(matches!(judge(&requirements(), &failing, &limited)[..], [Miss::Errors { .. }, Miss::Generator { .. }]));
     }
 
     #[test]

@@ -549,16 +549,20 @@ fn async_driver(sim: &RunningSimulator, cleanup: Cleanup) -> InvokeAsync {
 
 /// `tps` of one small JSON payload at `endpoint` for `length`, no warm-up.
 fn async_spec(sim: &RunningSimulator, endpoint: &str, tps: f64, length: Duration) -> LoadSpec {
-    LoadSpec {
-        target: Target { endpoint: endpoint.into(), runtime_url: sim.url() },
+    let open = OpenModel {
         rate: RateProfile::new(tps, None, length),
         arrivals: Arrivals::Uniform,
         seed: 1,
+        max_in_flight: 4,
+        shard: Shard::WHOLE,
+    };
+    LoadSpec {
+        target: Target { endpoint: endpoint.into(), runtime_url: sim.url() },
+        pacing: Pacing::Open(open),
         warmup: Duration::ZERO,
         payloads: std::sync::Arc::new(PayloadMix::new(vec![Payload::new("in.json", &br#"{"x":1}"#[..], 1.0)]).unwrap()),
         content_type: "application/json".into(),
         accept: "application/json".into(),
-        max_in_flight: 4,
         request_timeout: Duration::from_secs(10),
     }
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use perfsize::load::{self, Arrivals, LoadSpec, Payload, PayloadMix, RateProfile, RequestSigner, Target};
+use perfsize::load::{
+    Arrivals, Driver, InvokeEndpoint, LoadSpec, OpenModel, Pacing, Payload, PayloadMix, RateProfile, RequestSigner, Shard, Target,
+};
 use perfsize::result::{Miss, StepContext, StepResult};
 use perfsize::simulator::RunningSimulator;
 use perfsize::vocab::{Candidate, Phase, Requirements};
@@ -36,28 +38,32 @@ async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Req
     let warmup = Duration::from_secs_f64(how.warmup);
     let spec = LoadSpec {
         target: Target { endpoint: name.to_string(), runtime_url: sim.url() },
-        rate: RateProfile::new(
-            how.tps,
-            how.ramp.map(|(start, secs)| (start, Duration::from_secs_f64(secs))),
-            warmup + Duration::from_secs_f64(how.seconds),
-        ),
-        arrivals: how.arrivals,
-        seed: 7,
+        pacing: Pacing::Open(OpenModel {
+            rate: RateProfile::new(
+                how.tps,
+                how.ramp.map(|(start, secs)| (start, Duration::from_secs_f64(secs))),
+                warmup + Duration::from_secs_f64(how.seconds),
+            ),
+            arrivals: how.arrivals,
+            seed: 7,
+            max_in_flight: how.max_in_flight,
+            shard: Shard::WHOLE,
+        }),
         warmup,
         payloads: Arc::new(PayloadMix::new(vec![Payload::new("inline.json", &br#"{"x":1}"#[..], 1.0)]).unwrap()),
         content_type: "application/json".into(),
         accept: "application/json".into(),
-        max_in_flight: how.max_in_flight,
         request_timeout: Duration::from_secs(10),
     };
     let signer = RequestSigner::fixed(aws_credential_types::Credentials::new("AKID", "secret", None, None, "test"), REGION);
-    let run = load::drive(spec, signer, CancellationToken::new(), None).await.expect("load runs");
+    let driver = InvokeEndpoint::new(runtime(sim), sim.url(), signer);
+    let run = driver.drive(spec, CancellationToken::new(), None).await.expect("load runs");
     let context = StepContext {
         index: 1,
         phase: Phase::Load,
         simulated: true,
         endpoint_name: name.to_string(),
-        candidate: Candidate::new("ml.m5.large".parse().unwrap(), 1),
+        candidate: Some(Candidate::new("ml.m5.large".parse().unwrap(), 1)),
         target_tps: how.tps,
         warmup_seconds: how.warmup,
         requirements,

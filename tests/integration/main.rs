@@ -6,6 +6,7 @@ mod support;
 
 mod async_inference;
 mod cli;
+mod generator;
 mod load;
 mod report;
 mod scaling;

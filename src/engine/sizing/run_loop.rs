@@ -352,7 +352,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             phase: probe.phase,
             simulated: self.simulated,
             endpoint_name: endpoint.endpoint.clone(),
-            candidate: probe.candidate.clone(),
+            candidate: Some(probe.candidate.clone()),
             target_tps: probe.tps,
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),

@@ -270,7 +270,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             phase: Phase::Scaling,
             simulated: self.simulated,
             endpoint_name: deployed.endpoint.clone(),
-            candidate,
+            candidate: Some(candidate),
             target_tps: self.plan.peak_tps(),
             warmup_seconds: 0.0,
             requirements: *self.plan.requirements(),

@@ -184,7 +184,7 @@ impl Driver for FakeDriver {
         if interrupt {
             self.world.lock().unwrap().ctrl_c.cancel();
         }
-        let within = spec.rate.target() / candidate.count as f64 <= capacity;
+        let within = spec.target_rate().unwrap_or_default() / candidate.count as f64 <= capacity;
         Ok(synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled()))
     }
 }
@@ -192,10 +192,9 @@ impl Driver for FakeDriver {
 /// A measured window in which every request took `latency_ms`.
 fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool) -> LoadRun {
     let seconds = spec.measured().as_secs_f64();
-    let requests = (spec.rate.target() * seconds).round().max(1.0) as u64;
+    let requests = (spec.target_rate().unwrap_or_default() * seconds).round().max(1.0) as u64;
     let mut totals = Totals {
         all: new_histogram(),
-        response: new_histogram(),
         success: new_histogram(),
         slip: new_histogram(),
         counts: Counts { sent: requests, succeeded: requests, ..Counts::default() },
@@ -203,7 +202,7 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
         errors_by_code: BTreeMap::new(),
     };
     let micros = (latency_ms * 1000.0) as u64;
-    for h in [&mut totals.all, &mut totals.response, &mut totals.success] {
+    for h in [&mut totals.all, &mut totals.success] {
         h.record_n(micros, requests).unwrap();
     }
     totals.slip.record_n(((slip_ms * 1000.0) as u64).max(1), requests).unwrap();
@@ -217,7 +216,10 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
         measured_seconds: seconds,
         totals,
         series: Vec::new(),
-        max_in_flight: spec.max_in_flight,
+        intervals: Vec::new(),
+        max_in_flight: spec.max_in_flight(),
+        model: spec.pacing.model(),
+        shard: None,
         cancelled,
         asynchronous: None,
     }

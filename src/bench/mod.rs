@@ -17,13 +17,18 @@ use crate::aws::AwsOptions;
 use crate::engine::Session;
 use crate::environment::{AsyncServing, Environment, ModelSource, RunId, SageMakerEnvironment};
 use crate::load::{
-    Arrivals, AsyncClient, Cleanup, Driver, InvokeEndpoint, LoadRun, LoadSpec, Payload, PayloadMix, Polling, RateProfile,
+    Arrivals, AsyncClient, Cleanup, Driver, InvokeEndpoint, LoadRun, LoadSpec, OpenModel, Pacing, Payload, PayloadMix, Polling,
+    RateProfile, Shard, Target,
 };
 use crate::result::{MetricsWindow, histogram};
 use crate::s3::Buckets;
 use crate::sagemaker::VARIANT_NAME;
 use crate::signals::Interrupts;
 use crate::vocab::Candidate;
+
+mod capacity;
+
+pub use capacity::{Capacity, capacity};
 
 /// CPU seconds (user + system) this process has used.
 fn own_cpu_seconds() -> f64 {
@@ -116,6 +121,10 @@ impl SimulatorProcess {
         process_cpu_seconds(self.child.id())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An engine session on this simulator, as `perfsize --simulate` opens one.
     async fn session(&self, interrupts: &'static Interrupts) -> Session {
         let options = AwsOptions {
@@ -163,14 +172,19 @@ impl BenchEndpoint {
     }
 
     fn spec_with(&self, tps: f64, seconds: f64, warmup: f64, max_in_flight: usize) -> LoadSpec {
-        let warmup = Duration::from_secs_f64(warmup);
-        LoadSpec {
-            target: self.driver.target(&self.name),
-            rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
-            warmup,
+        let open = OpenModel {
+            rate: RateProfile::new(tps, None, Duration::from_secs_f64(warmup + seconds)),
+            arrivals: Arrivals::Uniform,
+            seed: 1,
             max_in_flight,
-            ..bench_spec_shape()
-        }
+            shard: Shard::WHOLE,
+        };
+        self.paced(Pacing::Open(open), Duration::from_secs_f64(warmup))
+    }
+
+    /// The benchmark's traffic at this endpoint, paced by `pacing`, its first `warmup` not measured.
+    fn paced(&self, pacing: Pacing, warmup: Duration) -> LoadSpec {
+        bench_spec(self.driver.target(&self.name), pacing, warmup)
     }
 
     async fn drive(&self, spec: LoadSpec) -> LoadRun {
@@ -182,23 +196,22 @@ impl BenchEndpoint {
     }
 }
 
-/// What every benchmark step sends (its target, rate and bounds to be set).
-fn bench_spec_shape() -> LoadSpec {
+/// The benchmark's traffic at `target`, paced by `pacing`, its first
+/// `warmup` not measured.
+fn bench_spec(target: Target, pacing: Pacing, warmup: Duration) -> LoadSpec {
     LoadSpec {
-        target: crate::load::Target { endpoint: String::new(), runtime_url: String::new() },
-        rate: RateProfile::new(1.0, None, Duration::from_secs(1)),
-        arrivals: Arrivals::Uniform,
-        seed: 1,
-        warmup: Duration::ZERO,
-        payloads: Arc::new(
-            PayloadMix::new(vec![Payload::new("bench.json", &br#"{"features":[1,2,3,4]}"#[..], 1.0)]).expect("one payload"),
-        ),
+        target,
+        pacing,
+        warmup,
+        payloads: Arc::new(PayloadMix::new(vec![Payload::new("bench.json", BODY.as_bytes(), 1.0)]).expect("one payload")),
         content_type: "application/json".into(),
         accept: "application/json".into(),
-        max_in_flight: 1,
         request_timeout: Duration::from_secs(10),
     }
 }
+
+/// What every benchmark request carries.
+const BODY: &str = r#"{"features":[1,2,3,4]}"#;
 
 /// The environment manager of a benchmark on `sim`, with a model of its own.
 fn bench_environment(session: &Session, sim: &SimulatorProcess, run_id: RunId) -> SageMakerEnvironment {
@@ -296,53 +309,6 @@ pub async fn simulator(seconds: f64, interrupts: &'static Interrupts) {
     endpoint.finish().await;
 }
 
-/// The highest signed rate perfsize's load manager sustains with schedule
-/// slip p99 ≤ 1 ms, and the CPU it spends per request.
-pub async fn capacity(seconds: f64, rates: &[f64], max_in_flight: Option<usize>, interrupts: &'static Interrupts) {
-    let sim = SimulatorProcess::start(ZERO_SERVICE).expect("the simulator starts");
-    let endpoint = BenchEndpoint::deploy(&sim, "ml.m5.large", interrupts).await;
-    println!("load generator capacity (signed requests, zero-service-time simulator in another process, {seconds} s per rate)");
-    println!(
-        "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>7}",
-        "offered", "achieved", "slip p50", "slip p99", "p99", "late", "errors", "perfsize CPU", "simulator CPU", "steal"
-    );
-    let mut best = None;
-    for &rate in rates {
-        let spec = match max_in_flight {
-            Some(n) => endpoint.spec_with(rate, seconds, 2.0, n),
-            None => endpoint.spec(rate, seconds, 2.0),
-        };
-        let (cpu_self, cpu_sim, steal) = (own_cpu_seconds(), sim.cpu_seconds(), cpu_counters());
-        let run = endpoint.drive(spec).await;
-        let steal = steal_since(steal);
-        let sent = (run.totals.counts.sent as f64).max(1.0);
-        // The warm-up's requests cost CPU too: divide by every request sent.
-        let all_requests = sent * (seconds + 2.0) / seconds;
-        let (cpu_self, cpu_sim) =
-            ((own_cpu_seconds() - cpu_self) / all_requests * 1e6, (sim.cpu_seconds() - cpu_sim) / all_requests * 1e6);
-        let t = &run.totals;
-        let achieved = (t.counts.succeeded + t.counts.answered_failures) as f64 / run.measured_seconds;
-        let slip_p99 = ms(t.slip.value_at_quantile(0.99));
-        println!(
-            "  {rate:>8.0} {achieved:>10.1} {:>8.3}ms {slip_p99:>8.3}ms {:>8.2}ms {:>8} {:>8} {cpu_self:>9.1} µs {cpu_sim:>10.1} µs {steal:>6.1}%",
-            ms(t.slip.value_at_quantile(0.5)),
-            ms(t.all.value_at_quantile(0.99)),
-            t.counts.late_starts,
-            t.counts.failed,
-        );
-        if slip_p99 <= 1.0 && t.counts.failed == 0 && t.counts.late_starts == 0 && achieved >= 0.99 * rate {
-            best = Some((rate, cpu_self));
-        }
-    }
-    match best {
-        Some((rate, cpu)) => {
-            println!("  highest rate with slip p99 ≤ 1 ms and no errors: {rate:.0} TPS ({cpu:.1} µs of perfsize CPU per request)")
-        }
-        None => println!("  no rate met slip p99 ≤ 1 ms"),
-    }
-    endpoint.finish().await;
-}
-
 /// Client-side percentiles against the simulator's own ModelLatency, `runs` times.
 pub async fn accuracy(tps: f64, seconds: f64, runs: u32, interrupts: &'static Interrupts) {
     let sim = SimulatorProcess::start(NO_QUEUEING).expect("the simulator starts");
@@ -423,13 +389,14 @@ pub async fn asynchronous(tps: f64, seconds: f64, intervals: &[Duration], interr
         };
         let driver = session.invoke_async(storage.input.clone(), client);
         let warmup = Duration::from_secs(2);
-        let spec = LoadSpec {
-            target: driver.target(&name),
+        let open = OpenModel {
             rate: RateProfile::new(tps, None, warmup + Duration::from_secs_f64(seconds)),
-            warmup,
+            arrivals: Arrivals::Uniform,
+            seed: 1,
             max_in_flight: LoadSpec::derived_max_in_flight(tps, Duration::from_secs(10), Duration::from_secs(60)),
-            ..bench_spec_shape()
+            shard: Shard::WHOLE,
         };
+        let spec = bench_spec(driver.target(&name), Pacing::Open(open), warmup);
         let run = driver.drive(spec, CancellationToken::new(), None).await.expect("the load step runs");
         let window = MetricsWindow::of_run(&name, VARIANT_NAME, &run, Duration::from_secs(86_400));
         let wait = Duration::from_secs(5);
@@ -493,19 +460,11 @@ every_seconds = {every}
         "honesty under a stall: {tps:.0} TPS for {seconds} s; every {every} s the server stops for {stall} s ({:.0}% of the time)",
         share * 100.0
     );
-    println!("  {:<10} {:>14} {:>14} {:>18}", "", "open model", "perfsize", "closed-loop view");
+    println!("  {:<10} {:>14} {:>14}", "", "open model", "perfsize");
     for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999)] {
-        println!(
-            "  {label:<10} {:>11.1} ms {:>11.1} ms {:>15.1} ms",
-            predicted(q),
-            ms(t.all.value_at_quantile(q)),
-            ms(t.response.value_at_quantile(q))
-        );
+        println!("  {label:<10} {:>11.1} ms {:>11.1} ms", predicted(q), ms(t.all.value_at_quantile(q)));
     }
     println!("  max        {:>11.1} ms {:>11.1} ms", 1.0 + stall * 1000.0, ms(t.all.max()));
-    println!(
-        "  (closed-loop view: the clock started at the actual send, as a tool with coordinated omission would; with enough in-flight slots the two agree, which is the point: every request was sent on time)"
-    );
     endpoint.finish().await;
 }
 
