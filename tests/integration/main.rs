@@ -9,6 +9,7 @@ mod cli;
 mod load;
 mod report;
 mod scaling;
+mod serverless;
 mod simulator;
 mod sizing;
 mod streaming;
