@@ -162,22 +162,42 @@ impl Drop for Counted<'_> {
 pub struct ServingVariant {
     pub spec: VariantSpec,
     pub behaviour: TypeBehaviour,
-    /// How the model behaves as an LLM behind response streaming; None for
-    /// a serverless variant, which does not stream.
-    pub llm: Option<LlmBehaviour>,
-    /// Empty for a serverless variant.
-    instances: Vec<Arc<Instance>>,
-    service: Option<LogNormal<f64>>,
+    serving: Serving,
     series: Arc<Series>,
-    /// A serverless variant's workers, in place of instances.
-    serverless: Option<Serverless>,
-    /// The memory the model needs, for a serverless variant's MemoryUtilization.
-    model_memory_mb: u32,
+}
+
+/// What serves a variant's requests: its instances, or a serverless pool.
+#[derive(Debug)]
+enum Serving {
+    Instances {
+        instances: Vec<Arc<Instance>>,
+        service: Option<LogNormal<f64>>,
+        /// How the model behaves as an LLM behind response streaming.
+        llm: LlmBehaviour,
+    },
+    Serverless(Serverless),
 }
 
 impl ServingVariant {
     pub fn instance_count(&self) -> u32 {
-        self.instances.len() as u32
+        self.instances().len() as u32
+    }
+
+    /// Its instances: none for a serverless variant.
+    fn instances(&self) -> &[Arc<Instance>] {
+        match &self.serving {
+            Serving::Instances { instances, .. } => instances,
+            Serving::Serverless(_) => &[],
+        }
+    }
+
+    /// How the model behaves as an LLM behind response streaming; None for
+    /// a serverless variant, which does not stream.
+    pub fn llm(&self) -> Option<&LlmBehaviour> {
+        match &self.serving {
+            Serving::Instances { llm, .. } => Some(llm),
+            Serving::Serverless(_) => None,
+        }
     }
 
     /// Records an asynchronous request of this variant that left the backlog for good.
@@ -188,8 +208,8 @@ impl ServingVariant {
     /// The variant, real-time, is in service this second, serving or not;
     /// its LLM engines, if it has streamed, are looked at.
     pub fn heartbeat(&self) {
-        if self.serverless.is_some() {
-            self.series.serverless_in_service(self.capacity());
+        if let Serving::Serverless(serverless) = &self.serving {
+            self.series.serverless_in_service(serverless.capacity());
             return;
         }
         self.series.in_service(self.capacity());
@@ -201,12 +221,12 @@ impl ServingVariant {
     /// The variant's LLM engines averaged over its instances (an instance
     /// that never streamed is idle); None before its first stream.
     fn look_at_engines(&self) -> Option<EngineLook> {
-        let llm = self.llm.as_ref()?;
-        let looks: Vec<_> = self.instances.iter().filter_map(|i| i.llm.get()).map(Engine::look).collect();
+        let llm = self.llm()?;
+        let looks: Vec<_> = self.instances().iter().filter_map(|i| i.llm.get()).map(Engine::look).collect();
         if looks.is_empty() {
             return None;
         }
-        let per_instance = |value: f64| value / self.instances.len() as f64;
+        let per_instance = |value: f64| value / self.instances().len() as f64;
         Some(EngineLook {
             in_flight_per_instance: per_instance(looks.iter().map(|l| l.in_flight as f64).sum()),
             gpus: llm.gpus,
@@ -236,12 +256,15 @@ impl ServingVariant {
 
     /// The workers of a serverless variant; None for one served by instances.
     pub fn serverless(&self) -> Option<&Serverless> {
-        self.serverless.as_ref()
+        match &self.serving {
+            Serving::Serverless(serverless) => Some(serverless),
+            Serving::Instances { .. } => None,
+        }
     }
 
     fn capacity(&self) -> Capacity {
-        if let Some(serverless) = &self.serverless {
-            return serverless.capacity(self.model_memory_mb);
+        if let Serving::Serverless(serverless) = &self.serving {
+            return serverless.capacity();
         }
         Capacity {
             instances: self.instance_count(),
@@ -254,13 +277,13 @@ impl ServingVariant {
     fn pick_instance(&self) -> &Arc<Instance> {
         let mut rng = rand::rng();
         match self.spec.routing {
-            Routing::Random => &self.instances[rng.random_range(0..self.instances.len())],
+            Routing::Random => &self.instances()[rng.random_range(0..self.instances().len())],
             Routing::LeastOutstandingRequests => {
                 // Start the scan at a random instance so ties spread evenly.
-                let n = self.instances.len();
+                let n = self.instances().len();
                 let offset = rng.random_range(0..n);
                 (0..n)
-                    .map(|i| &self.instances[(i + offset) % n])
+                    .map(|i| &self.instances()[(i + offset) % n])
                     .min_by_key(|inst| inst.outstanding.load(Ordering::Acquire))
                     .expect("a variant has at least one instance")
             }
@@ -279,9 +302,9 @@ impl ServingVariant {
     }
 
     fn sample_service_time(&self) -> Duration {
-        match &self.service {
-            Some(dist) => Duration::from_secs_f64(dist.sample(&mut rand::rng()) / 1000.0),
-            None => Duration::ZERO,
+        match &self.serving {
+            Serving::Instances { service: Some(dist), .. } => Duration::from_secs_f64(dist.sample(&mut rand::rng()) / 1000.0),
+            _ => Duration::ZERO,
         }
     }
 }
@@ -302,16 +325,8 @@ impl ServingVariant {
             .map(|i| kept.get(i).cloned().unwrap_or_else(|| Arc::new(Instance::new(behaviour.workers))))
             .collect();
         let llm = profile.llm.behaviour(instance_type).expect("instance types are validated at CreateEndpointConfig");
-        ServingVariant {
-            spec: spec.clone(),
-            service: behaviour.service_ms.sampler(),
-            behaviour,
-            llm: Some(llm),
-            instances,
-            series,
-            serverless: None,
-            model_memory_mb: profile.serverless.model_memory_mb,
-        }
+        let serving = Serving::Instances { instances, service: behaviour.service_ms.sampler(), llm };
+        ServingVariant { spec: spec.clone(), behaviour, serving, series }
     }
 
     /// A serverless variant: the model as the profile's `[default]` describes
@@ -320,12 +335,8 @@ impl ServingVariant {
         ServingVariant {
             spec: spec.clone(),
             behaviour: profile.model_behaviour(),
-            llm: None,
-            instances: Vec::new(),
-            service: None,
+            serving: Serving::Serverless(Serverless::start(config, &profile.serverless)),
             series,
-            serverless: Some(Serverless::start(config, &profile.serverless)),
-            model_memory_mb: profile.serverless.model_memory_mb,
         }
     }
 }
@@ -358,7 +369,7 @@ impl Deployment {
                                     .iter()
                                     .find(|v| v.spec.name == spec.name && v.spec.instance_type() == Some(instance_type))
                             })
-                            .map(|v| v.instances.clone())
+                            .map(|v| v.instances().to_vec())
                             .unwrap_or_default();
                         ServingVariant::on_instances(spec, instance_type, *count, kept, profile, series)
                     }
@@ -383,7 +394,7 @@ impl Deployment {
             .enumerate()
             .flat_map(|(index, variant)| {
                 let limit = max_per_instance.map_or(variant.behaviour.workers, |max| max as usize);
-                variant.instances.iter().map(move |instance| (index, instance, limit))
+                variant.instances().iter().map(move |instance| (index, instance, limit))
             })
             .map(|(index, instance, limit)| (index, instance, limit, instance.outstanding.load(Ordering::Acquire)))
             .filter(|(_, _, limit, outstanding)| outstanding < limit)

@@ -37,6 +37,8 @@ pub struct Serverless {
     setup: Option<LogNormal<f64>>,
     /// The model does not fit: Some((needed, available)) in MB.
     out_of_memory: Option<(u32, u32)>,
+    /// The share of a worker's memory the model takes.
+    memory_percent: f64,
 }
 
 /// How one serverless request ended, for the caller to answer and record.
@@ -107,6 +109,7 @@ impl Serverless {
             setup: behaviour.setup_ms.sampler(),
             out_of_memory: (config.memory_mb < behaviour.model_memory_mb)
                 .then_some((behaviour.model_memory_mb, config.memory_mb)),
+            memory_percent: (f64::from(behaviour.model_memory_mb) * 100.0 / f64::from(config.memory_mb)).min(100.0),
             config,
         }
     }
@@ -114,12 +117,12 @@ impl Serverless {
     /// What the metrics need to turn busy time into utilisation: one
     /// "instance" whose workers are the MaxConcurrency executions, and the
     /// memory the model takes of the worker's.
-    pub fn capacity(&self, model_memory_mb: u32) -> Capacity {
+    pub fn capacity(&self) -> Capacity {
         Capacity {
             instances: 1,
             workers_per_instance: self.config.max_concurrency,
             vcpus: 0,
-            memory_percent: (f64::from(model_memory_mb) * 100.0 / f64::from(self.config.memory_mb)).min(100.0),
+            memory_percent: self.memory_percent,
         }
     }
 

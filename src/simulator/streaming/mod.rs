@@ -58,7 +58,7 @@ pub async fn invoke(
     endpoint: &str,
 ) -> Result<Started, AwsError> {
     // A serverless variant has no LLM engine to stream from.
-    let Some(llm) = &variant.llm else {
+    let Some(llm) = variant.llm() else {
         return Err(AwsError::new(
             StatusCode::BAD_REQUEST,
             "ValidationError",
