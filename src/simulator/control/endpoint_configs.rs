@@ -190,3 +190,31 @@ fn check_one_kind(specs: &[VariantSpec], asynchronous: bool) -> Result<(), AwsEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(capacity: VariantCapacity) -> VariantSpec {
+        VariantSpec { name: "v".into(), model_name: "m".into(), capacity, weight: 1.0, routing: Routing::Random }
+    }
+
+    fn serverless() -> VariantSpec {
+        spec(VariantCapacity::Serverless(ServerlessConfig { memory_mb: 2048, max_concurrency: 5, provisioned: None }))
+    }
+
+    fn instances() -> VariantSpec {
+        spec(VariantCapacity::Instances { instance_type: "ml.m5.large".into(), count: 1 })
+    }
+
+    #[test]
+    fn a_config_is_all_serverless_or_all_instances_and_serverless_is_real_time_only() {
+        assert!(check_one_kind(&[serverless(), serverless()], false).is_ok());
+        assert!(check_one_kind(&[instances(), instances()], true).is_ok());
+        let mixed = check_one_kind(&[instances(), serverless()], false).unwrap_err();
+        assert!(mixed.message.contains("cannot mix"), "{}", mixed.message);
+        let asynchronous = check_one_kind(&[serverless()], true).unwrap_err();
+        assert_eq!(asynchronous.code, "ValidationException");
+        assert!(asynchronous.message.contains("AsyncInferenceConfig"), "{}", asynchronous.message);
+    }
+}
