@@ -131,6 +131,7 @@ impl Serverless {
     fn admit(&self, now: Instant) -> Result<(Execution<'_>, Option<Duration>, Duration), Ending> {
         let execution = self.pool.acquire(now).map_err(|_| Ending::Throttled)?;
         if let Some((needed_mb, available_mb)) = self.out_of_memory {
+            execution.abandon();
             return Err(Ending::OutOfMemory { needed_mb, available_mb });
         }
         let setup = (execution.start == Start::Cold).then(|| sample(&self.setup));

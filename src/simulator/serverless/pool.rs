@@ -53,10 +53,17 @@ pub struct Execution<'p> {
 impl Execution<'_> {
     /// The request is done at `now`: its worker is idle (and warm) from then.
     pub fn finish(mut self, now: Instant) {
-        self.release(now);
+        self.release(Some(now));
     }
 
-    fn release(&mut self, now: Instant) {
+    /// The worker never loaded the model (it does not fit): the place is
+    /// free again, and no warm worker is left behind.
+    pub fn abandon(mut self) {
+        self.release(None);
+    }
+
+    /// Gives the place back; an on-demand worker stays warm from `warm_since`.
+    fn release(&mut self, warm_since: Option<Instant>) {
         if std::mem::replace(&mut self.released, true) {
             return;
         }
@@ -64,15 +71,15 @@ impl Execution<'_> {
         workers.in_flight -= 1;
         if self.provisioned {
             workers.provisioned_free += 1;
-        } else {
-            workers.idle_since.push(now);
+        } else if let Some(since) = warm_since {
+            workers.idle_since.push(since);
         }
     }
 }
 
 impl Drop for Execution<'_> {
     fn drop(&mut self) {
-        self.release(Instant::now());
+        self.release(Some(Instant::now()));
     }
 }
 
@@ -167,6 +174,13 @@ mod tests {
         on_demand.finish(late);
         held.into_iter().for_each(|e| e.finish(late));
         assert_eq!(pool.warm_idle(after(late, 6000)), 2, "the on-demand worker expired, the provisioned ones did not");
+    }
+
+    #[test]
+    fn an_abandoned_worker_frees_its_place_but_stays_cold() {
+        let (pool, t0) = (Pool::new(1, 0, IDLE), Instant::now());
+        pool.acquire(t0).unwrap().abandon();
+        assert_eq!(pool.acquire(t0).unwrap().start, Start::Cold);
     }
 
     #[test]
