@@ -14,6 +14,10 @@
 //! endpoints ([`async_inference`]) take InvokeEndpointAsync instead: inputs
 //! and results live in the simulator's S3 ([`s3`]), and a background worker
 //! per endpoint serves its backlog through the same capacity model.
+//! Serverless variants ([`serverless`]) have no instances: InvokeEndpoint
+//! meets a pool of workers sized by their ServerlessConfig instead — cold
+//! starts, idle expiry, provisioned concurrency, throttling past
+//! MaxConcurrency.
 //! Everything served is recorded ([`metrics`]) and answered back through
 //! CloudWatch: the ground truth perfsize's own measurements are checked
 //! against. CloudWatch alarms ([`alarms`]) watch those metrics and drive
@@ -35,6 +39,7 @@ mod metrics;
 pub mod profile;
 mod runtime;
 mod s3;
+mod serverless;
 mod streaming;
 mod wire;
 

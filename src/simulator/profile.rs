@@ -21,7 +21,9 @@
 //!
 //! `[llm]` describes the large language model that response streaming meets,
 //! layered the same way over its own `[llm.default]` and
-//! `[llm.instance_types."X"]` tables (see [`llm`]).
+//! `[llm.instance_types."X"]` tables (see [`llm`]). `[serverless]` describes
+//! the model behind serverless variants: compute by memory, cold starts,
+//! idle expiry (see [`serverless`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +34,10 @@ use serde::Deserialize;
 
 use crate::catalog;
 pub use llm::{LlmBehaviour, LlmProfile, LlmTiming};
+pub use serverless::ServerlessBehaviour;
 
 mod llm;
+mod serverless;
 
 /// The longest duration a profile may set, in seconds (one day).
 const MAX_SECONDS: f64 = 86_400.0;
@@ -193,6 +197,8 @@ pub struct Profile {
     pub s3_capacity_bytes: u64,
     /// How a large language model behind response streaming behaves (`[llm]`).
     pub llm: LlmProfile,
+    /// How the model behaves behind serverless variants (`[serverless]`).
+    pub serverless: ServerlessBehaviour,
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
@@ -217,6 +223,8 @@ struct ProfileFile {
     stall: Option<StallFile>,
     #[serde(default)]
     llm: llm::LlmFile,
+    #[serde(default)]
+    serverless: serverless::ServerlessFile,
 }
 
 impl ProfileFile {
@@ -254,6 +262,7 @@ impl ProfileFile {
                 (stall, below) => stall.or(below),
             },
             llm: self.llm.over(base.llm),
+            serverless: self.serverless.over(base.serverless),
         }
     }
 }
@@ -448,6 +457,7 @@ impl Profile {
             scaling_clock: ScalingClock::new(scale),
             s3_capacity_bytes: s3_megabytes * 1024 * 1024,
             llm: LlmProfile::build(file.llm).map_err(invalid)?,
+            serverless: ServerlessBehaviour::build(file.serverless).map_err(invalid)?,
             default: file.default,
             default_vcpus,
             types: file.instance_types,
@@ -494,9 +504,21 @@ impl Profile {
     pub fn behaviour(&self, instance_type: &str) -> Option<TypeBehaviour> {
         let vcpus = catalog::spec(instance_type)?.vcpus;
         let own = self.types.get(instance_type).cloned().unwrap_or_default();
+        Some(self.layered_behaviour(own, vcpus))
+    }
+
+    /// The model as `[default]` describes it, on no instance type in
+    /// particular: what a serverless variant serves (its error rate and
+    /// status; `[serverless]` has its timings).
+    pub fn model_behaviour(&self) -> TypeBehaviour {
+        self.layered_behaviour(EntryFile::default(), self.default_vcpus)
+    }
+
+    /// `own` over `[default]`, for a machine of `vcpus`.
+    fn layered_behaviour(&self, own: EntryFile, vcpus: u32) -> TypeBehaviour {
         let base = &self.default;
         let scale = |n: usize| ((n as f64 * vcpus as f64 / self.default_vcpus as f64).round() as usize).max(1);
-        Some(TypeBehaviour {
+        TypeBehaviour {
             workers: own.workers.unwrap_or_else(|| scale(base.workers.unwrap_or(1))),
             service_ms: own.service_ms.or(base.service_ms).unwrap_or(ServiceTime { median: 0.0, p99: 0.0 }),
             queue_limit: own.queue_limit.unwrap_or_else(|| scale(base.queue_limit.unwrap_or(64))),
@@ -506,7 +528,7 @@ impl Profile {
             max_instances: own.max_instances.or(base.max_instances).unwrap_or(20),
             memory_percent: own.memory_percent.or(base.memory_percent).unwrap_or(30.0),
             vcpus,
-        })
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //! workers, service times, stalls and errors. Response streams are routed the
 //! same way ([`ServingVariant::route`]) but meet the instance's LLM engine
 //! ([`Claim::engine`], started with its first stream) instead of its workers.
+//! A serverless variant has no instances: its requests meet its pool of
+//! workers instead ([`crate::simulator::serverless`]), and are answered and
+//! recorded here like any other.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,6 +27,7 @@ use tokio::time::Instant;
 use super::llm::Engine;
 use super::metrics::{AsyncServed, Capacity, EngineLook, MetricStore, Outcome, Series, Served, StreamServed};
 use super::profile::{LlmBehaviour, Profile, Stall, TypeBehaviour};
+use super::serverless::{Ending, Serverless, ServerlessConfig};
 use super::wire::AwsError;
 
 /// How an endpoint config spreads requests over a variant's instances.
@@ -42,15 +46,48 @@ impl Routing {
     }
 }
 
+/// What serves a production variant: instances, or SageMaker Serverless
+/// Inference — never both, never neither.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VariantCapacity {
+    Instances { instance_type: String, count: u32 },
+    Serverless(ServerlessConfig),
+}
+
 /// A production variant as an endpoint config describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantSpec {
     pub name: String,
     pub model_name: String,
-    pub instance_type: String,
-    pub count: u32,
+    pub capacity: VariantCapacity,
     pub weight: f64,
     pub routing: Routing,
+}
+
+impl VariantSpec {
+    /// The instance type, for a variant served by instances.
+    pub fn instance_type(&self) -> Option<&str> {
+        match &self.capacity {
+            VariantCapacity::Instances { instance_type, .. } => Some(instance_type),
+            VariantCapacity::Serverless(_) => None,
+        }
+    }
+
+    /// The instances it asks for: none for a serverless variant.
+    pub fn instance_count(&self) -> u32 {
+        match &self.capacity {
+            VariantCapacity::Instances { count, .. } => *count,
+            VariantCapacity::Serverless(_) => 0,
+        }
+    }
+
+    /// The ServerlessConfig, for a serverless variant.
+    pub fn serverless(&self) -> Option<ServerlessConfig> {
+        match &self.capacity {
+            VariantCapacity::Serverless(config) => Some(*config),
+            VariantCapacity::Instances { .. } => None,
+        }
+    }
 }
 
 /// One simulated instance: `workers` permits handed out in FIFO order, and
@@ -125,16 +162,42 @@ impl Drop for Counted<'_> {
 pub struct ServingVariant {
     pub spec: VariantSpec,
     pub behaviour: TypeBehaviour,
-    /// How the model behaves as an LLM behind response streaming.
-    pub llm: LlmBehaviour,
-    instances: Vec<Arc<Instance>>,
-    service: Option<LogNormal<f64>>,
+    serving: Serving,
     series: Arc<Series>,
+}
+
+/// What serves a variant's requests: its instances, or a serverless pool.
+#[derive(Debug)]
+enum Serving {
+    Instances {
+        instances: Vec<Arc<Instance>>,
+        service: Option<LogNormal<f64>>,
+        /// How the model behaves as an LLM behind response streaming.
+        llm: LlmBehaviour,
+    },
+    Serverless(Serverless),
 }
 
 impl ServingVariant {
     pub fn instance_count(&self) -> u32 {
-        self.instances.len() as u32
+        self.instances().len() as u32
+    }
+
+    /// Its instances: none for a serverless variant.
+    fn instances(&self) -> &[Arc<Instance>] {
+        match &self.serving {
+            Serving::Instances { instances, .. } => instances,
+            Serving::Serverless(_) => &[],
+        }
+    }
+
+    /// How the model behaves as an LLM behind response streaming; None for
+    /// a serverless variant, which does not stream.
+    pub fn llm(&self) -> Option<&LlmBehaviour> {
+        match &self.serving {
+            Serving::Instances { llm, .. } => Some(llm),
+            Serving::Serverless(_) => None,
+        }
     }
 
     /// Records an asynchronous request of this variant that left the backlog for good.
@@ -145,6 +208,10 @@ impl ServingVariant {
     /// The variant, real-time, is in service this second, serving or not;
     /// its LLM engines, if it has streamed, are looked at.
     pub fn heartbeat(&self) {
+        if let Serving::Serverless(serverless) = &self.serving {
+            self.series.serverless_in_service(serverless.capacity());
+            return;
+        }
         self.series.in_service(self.capacity());
         if let Some(look) = self.look_at_engines() {
             self.series.record_engine_look(look);
@@ -154,17 +221,18 @@ impl ServingVariant {
     /// The variant's LLM engines averaged over its instances (an instance
     /// that never streamed is idle); None before its first stream.
     fn look_at_engines(&self) -> Option<EngineLook> {
-        let looks: Vec<_> = self.instances.iter().filter_map(|i| i.llm.get()).map(Engine::look).collect();
+        let llm = self.llm()?;
+        let looks: Vec<_> = self.instances().iter().filter_map(|i| i.llm.get()).map(Engine::look).collect();
         if looks.is_empty() {
             return None;
         }
-        let per_instance = |value: f64| value / self.instances.len() as f64;
+        let per_instance = |value: f64| value / self.instances().len() as f64;
         Some(EngineLook {
             in_flight_per_instance: per_instance(looks.iter().map(|l| l.in_flight as f64).sum()),
-            gpus: self.llm.gpus,
+            gpus: llm.gpus,
             compute_share: per_instance(looks.iter().map(|l| l.compute_share).sum()),
             kv_share: per_instance(looks.iter().map(|l| l.kv_share).sum()),
-            weights_memory_percent: self.llm.weights_memory_percent,
+            weights_memory_percent: llm.weights_memory_percent,
         })
     }
 
@@ -186,7 +254,18 @@ impl ServingVariant {
         Claim::new(self.pick_instance().clone())
     }
 
+    /// The workers of a serverless variant; None for one served by instances.
+    pub fn serverless(&self) -> Option<&Serverless> {
+        match &self.serving {
+            Serving::Serverless(serverless) => Some(serverless),
+            Serving::Instances { .. } => None,
+        }
+    }
+
     fn capacity(&self) -> Capacity {
+        if let Serving::Serverless(serverless) = &self.serving {
+            return serverless.capacity();
+        }
         Capacity {
             instances: self.instance_count(),
             workers_per_instance: self.behaviour.workers as u32,
@@ -198,13 +277,13 @@ impl ServingVariant {
     fn pick_instance(&self) -> &Arc<Instance> {
         let mut rng = rand::rng();
         match self.spec.routing {
-            Routing::Random => &self.instances[rng.random_range(0..self.instances.len())],
+            Routing::Random => &self.instances()[rng.random_range(0..self.instances().len())],
             Routing::LeastOutstandingRequests => {
                 // Start the scan at a random instance so ties spread evenly.
-                let n = self.instances.len();
+                let n = self.instances().len();
                 let offset = rng.random_range(0..n);
                 (0..n)
-                    .map(|i| &self.instances[(i + offset) % n])
+                    .map(|i| &self.instances()[(i + offset) % n])
                     .min_by_key(|inst| inst.outstanding.load(Ordering::Acquire))
                     .expect("a variant has at least one instance")
             }
@@ -223,9 +302,41 @@ impl ServingVariant {
     }
 
     fn sample_service_time(&self) -> Duration {
-        match &self.service {
-            Some(dist) => Duration::from_secs_f64(dist.sample(&mut rand::rng()) / 1000.0),
-            None => Duration::ZERO,
+        match &self.serving {
+            Serving::Instances { service: Some(dist), .. } => Duration::from_secs_f64(dist.sample(&mut rand::rng()) / 1000.0),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl ServingVariant {
+    /// A variant on `count` instances of `instance_type`, keeping the
+    /// instances in `kept` (a capacity change must not reset queues).
+    fn on_instances(
+        spec: &VariantSpec,
+        instance_type: &str,
+        count: u32,
+        kept: Vec<Arc<Instance>>,
+        profile: &Profile,
+        series: Arc<Series>,
+    ) -> ServingVariant {
+        let behaviour = profile.behaviour(instance_type).expect("instance types are validated at CreateEndpointConfig");
+        let instances = (0..count as usize)
+            .map(|i| kept.get(i).cloned().unwrap_or_else(|| Arc::new(Instance::new(behaviour.workers))))
+            .collect();
+        let llm = profile.llm.behaviour(instance_type).expect("instance types are validated at CreateEndpointConfig");
+        let serving = Serving::Instances { instances, service: behaviour.service_ms.sampler(), llm };
+        ServingVariant { spec: spec.clone(), behaviour, serving, series }
+    }
+
+    /// A serverless variant: the model as the profile's `[default]` describes
+    /// it (its error rate), served by a pool of workers sized by `config`.
+    fn on_serverless(spec: &VariantSpec, config: ServerlessConfig, profile: &Profile, series: Arc<Series>) -> ServingVariant {
+        ServingVariant {
+            spec: spec.clone(),
+            behaviour: profile.model_behaviour(),
+            serving: Serving::Serverless(Serverless::start(config, &profile.serverless)),
+            series,
         }
     }
 }
@@ -249,26 +360,20 @@ impl Deployment {
         let variants = specs
             .iter()
             .map(|spec| {
-                let behaviour =
-                    profile.behaviour(&spec.instance_type).expect("instance types are validated at CreateEndpointConfig");
-                let kept = previous
-                    .and_then(|p| {
-                        p.variants.iter().find(|v| v.spec.name == spec.name && v.spec.instance_type == spec.instance_type)
-                    })
-                    .map(|v| v.instances.clone())
-                    .unwrap_or_default();
-                let instances = (0..spec.count as usize)
-                    .map(|i| kept.get(i).cloned().unwrap_or_else(|| Arc::new(Instance::new(behaviour.workers))))
-                    .collect();
-                let llm =
-                    profile.llm.behaviour(&spec.instance_type).expect("instance types are validated at CreateEndpointConfig");
-                ServingVariant {
-                    spec: spec.clone(),
-                    service: behaviour.service_ms.sampler(),
-                    behaviour,
-                    llm,
-                    instances,
-                    series: store.series(endpoint, &spec.name),
+                let series = store.series(endpoint, &spec.name);
+                match &spec.capacity {
+                    VariantCapacity::Instances { instance_type, count } => {
+                        let kept = previous
+                            .and_then(|p| {
+                                p.variants
+                                    .iter()
+                                    .find(|v| v.spec.name == spec.name && v.spec.instance_type() == Some(instance_type))
+                            })
+                            .map(|v| v.instances().to_vec())
+                            .unwrap_or_default();
+                        ServingVariant::on_instances(spec, instance_type, *count, kept, profile, series)
+                    }
+                    VariantCapacity::Serverless(config) => ServingVariant::on_serverless(spec, *config, profile, series),
                 }
             })
             .collect();
@@ -289,7 +394,7 @@ impl Deployment {
             .enumerate()
             .flat_map(|(index, variant)| {
                 let limit = max_per_instance.map_or(variant.behaviour.workers, |max| max as usize);
-                variant.instances.iter().map(move |instance| (index, instance, limit))
+                variant.instances().iter().map(move |instance| (index, instance, limit))
             })
             .map(|(index, instance, limit)| (index, instance, limit, instance.outstanding.load(Ordering::Acquire)))
             .filter(|(_, _, limit, outstanding)| outstanding < limit)
@@ -349,6 +454,9 @@ pub async fn invoke(
     received: Instant,
     endpoint: &str,
 ) -> Result<ModelAnswer, AwsError> {
+    if let Some(serverless) = variant.serverless() {
+        return invoke_serverless(variant, serverless, profile, received, endpoint).await;
+    }
     let claim = Claim::new(variant.pick_instance().clone());
     let model_start = Instant::now();
     let deadline = received + profile.container_timeout;
@@ -364,6 +472,41 @@ pub async fn invoke(
         Served { outcome, model: reached_model.then_some(model), overhead: reached_model.then_some(overhead), busy },
         variant.capacity(),
     );
+    result
+}
+
+/// Serves one request on a serverless variant's workers and records it,
+/// its cold start included.
+async fn invoke_serverless(
+    variant: &ServingVariant,
+    serverless: &Serverless,
+    profile: &Profile,
+    received: Instant,
+    endpoint: &str,
+) -> Result<ModelAnswer, AwsError> {
+    let model_start = Instant::now();
+    let ending = serverless.serve(received + profile.container_timeout).await;
+    let model_end = Instant::now();
+    let in_model = match ending {
+        Ending::Served { setup, service } => setup.unwrap_or_default() + service,
+        Ending::TimedOut { busy, .. } => busy,
+        Ending::Throttled | Ending::OutOfMemory { .. } => model_end - model_start,
+    };
+    let overhead = (model_end - received).saturating_sub(in_model);
+    let mut served = ending.served(overhead);
+    let result = match ending {
+        Ending::Throttled => Err(throttled()),
+        Ending::OutOfMemory { needed_mb, available_mb } => Err(out_of_memory(needed_mb, available_mb, endpoint)),
+        Ending::TimedOut { .. } => Err(container_timed_out(endpoint)),
+        Ending::Served { service, .. } => match variant.drawn_model_error(endpoint) {
+            Some((outcome, error)) => {
+                served.outcome = outcome;
+                Err(error)
+            }
+            None => Ok(model_answer(variant, service)),
+        },
+    };
+    variant.series.record_serverless(served, ending.setup(), variant.capacity());
     result
 }
 
@@ -406,19 +549,40 @@ fn answer(variant: &ServingVariant, served: Result<Done, Refusal>, endpoint: &st
         Err(Refusal::TimedOut { .. }) => (Outcome::ServerError, Err(container_timed_out(endpoint))),
         Ok(done) => match variant.drawn_model_error(endpoint) {
             Some((outcome, error)) => (outcome, Err(error)),
-            None => (
-                Outcome::Success,
-                Ok(ModelAnswer {
-                    body: format!(
-                        "{{\"prediction\":0.5,\"variant\":\"{}\",\"service_ms\":{:.3}}}",
-                        variant.spec.name,
-                        done.service.as_secs_f64() * 1000.0
-                    )
-                    .into_bytes(),
-                }),
-            ),
+            None => (Outcome::Success, Ok(model_answer(variant, done.service))),
         },
     }
+}
+
+/// The model's answer to a request it served in `service`.
+fn model_answer(variant: &ServingVariant, service: Duration) -> ModelAnswer {
+    ModelAnswer {
+        body: format!(
+            "{{\"prediction\":0.5,\"variant\":\"{}\",\"service_ms\":{:.3}}}",
+            variant.spec.name,
+            service.as_secs_f64() * 1000.0
+        )
+        .into_bytes(),
+    }
+}
+
+/// What the runtime answers a request past a serverless variant's
+/// MaxConcurrency: a 400 ThrottlingException whose message is null, as
+/// SageMaker sends it (the SDKs print "None" / "null").
+pub fn throttled() -> AwsError {
+    AwsError::new(StatusCode::BAD_REQUEST, "ThrottlingException", "").with("message", serde_json::Value::Null)
+}
+
+/// What the runtime answers when a serverless worker has less memory than
+/// the model needs: the container dies loading it, a ModelError.
+pub fn out_of_memory(needed_mb: u32, available_mb: u32, endpoint: &str) -> AwsError {
+    model_error(
+        &format!(
+            "Out of memory: the model needs {needed_mb} MB and the serverless worker has {available_mb} MB (MemorySizeInMB)."
+        ),
+        Some(500),
+        endpoint,
+    )
 }
 
 /// What SageMaker answers when an instance's queue is full.
@@ -523,8 +687,7 @@ mod tests {
         let spec = VariantSpec {
             name: "AllTraffic".into(),
             model_name: "m".into(),
-            instance_type: "ml.m5.large".into(),
-            count,
+            capacity: VariantCapacity::Instances { instance_type: "ml.m5.large".into(), count },
             weight: 1.0,
             routing: Routing::Random,
         };

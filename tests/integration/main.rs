@@ -10,6 +10,7 @@ mod generator;
 mod load;
 mod report;
 mod scaling;
+mod serverless;
 mod simulator;
 mod sizing;
 mod streaming;

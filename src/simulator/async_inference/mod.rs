@@ -204,7 +204,7 @@ mod tests {
 
     use super::*;
     use crate::simulator::metrics::{MetricName, SeriesKey, Stat, epoch_seconds};
-    use crate::simulator::runtime::{Routing, VariantSpec};
+    use crate::simulator::runtime::{Routing, VariantCapacity, VariantSpec};
     use crate::simulator::s3::{Object, ObjectMeta};
 
     /// A simulator of one asynchronous endpoint, `e`, writing to s3://outputs/.
@@ -249,8 +249,7 @@ mod tests {
         let spec = VariantSpec {
             name: "AllTraffic".into(),
             model_name: "m".into(),
-            instance_type: "ml.m5.large".into(),
-            count: instances,
+            capacity: VariantCapacity::Instances { instance_type: "ml.m5.large".into(), count: instances },
             weight: 1.0,
             routing: Routing::Random,
         };

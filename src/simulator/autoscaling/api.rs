@@ -136,8 +136,8 @@ fn variant_of(resource_id: &str, dimension: &str) -> Result<(String, String), Aw
                 _ => Err(unsupported()),
             }
         }
-        // The simulator hosts neither inference components nor serverless
-        // variants, so such a target can only name something that does not exist.
+        // The simulator hosts no inference components, and does not scale
+        // serverless provisioned concurrency: such a target is refused.
         "sagemaker:inference-component:DesiredCopyCount" => match resource_id.strip_prefix("inference-component/") {
             Some(name) => Err(AwsError::validation(format!(
                 "Inference component {name} does not exist (the simulator hosts endpoint variants only: \
@@ -146,7 +146,7 @@ fn variant_of(resource_id: &str, dimension: &str) -> Result<(String, String), Aw
             None => Err(unsupported()),
         },
         "sagemaker:variant:DesiredProvisionedConcurrency" => Err(AwsError::validation(format!(
-            "{resource_id} is not a serverless variant (the simulator hosts instance-based variants only)."
+            "{resource_id}: the simulator does not scale the provisioned concurrency of serverless variants."
         ))),
         _ => Err(unsupported()),
     }

@@ -3,7 +3,8 @@
 //! InvokeEndpointAsync may be served by, and CreateEndpoint, DescribeEndpoint,
 //! UpdateEndpoint, UpdateEndpointWeightsAndCapacities, DeleteEndpoint and
 //! ListEndpoints. An asynchronous endpoint's variants may have no instance at
-//! all; a real-time one's always have one.
+//! all; a real-time one's always have one; a serverless one's have none and
+//! count against no instance limit.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +19,7 @@ use super::{Context, Meta, Registry};
 use crate::simulator::ACCOUNT_ID;
 use crate::simulator::async_inference::{AsyncConfig, Deployed};
 use crate::simulator::profile::Profile;
-use crate::simulator::runtime::{Deployment, VariantSpec};
+use crate::simulator::runtime::{Deployment, VariantCapacity, VariantSpec};
 use crate::simulator::wire::{AwsError, timestamp};
 
 /// Where an endpoint is in its lifecycle. Transitions happen when their time
@@ -72,7 +73,7 @@ impl Endpoint {
             return 0;
         }
         let count = |variants: &[VariantSpec]| -> u32 {
-            variants.iter().filter(|v| v.instance_type == instance_type).map(|v| v.count).sum()
+            variants.iter().filter(|v| v.instance_type() == Some(instance_type)).map(VariantSpec::instance_count).sum()
         };
         count(&self.variants).max(count(self.desired()))
     }
@@ -228,11 +229,11 @@ impl Registry {
     /// ResourceLimitExceeded when deploying `plan` in place of `current` would
     /// take an instance type past its account limit.
     fn check_limits(&self, ctx: &Context<'_>, plan: &[VariantSpec], current: &[VariantSpec]) -> Result<(), AwsError> {
-        for spec in plan {
-            let limit = ctx.profile.behaviour(&spec.instance_type).map_or(0, |b| b.max_instances);
-            let used: u64 = self.endpoints.values().map(|e| e.instances_of(&spec.instance_type) as u64).sum();
+        for instance_type in plan.iter().filter_map(VariantSpec::instance_type) {
+            let limit = ctx.profile.behaviour(instance_type).map_or(0, |b| b.max_instances);
+            let used: u64 = self.endpoints.values().map(|e| e.instances_of(instance_type) as u64).sum();
             let count_in = |variants: &[VariantSpec]| -> u64 {
-                variants.iter().filter(|v| v.instance_type == spec.instance_type).map(|v| v.count as u64).sum()
+                variants.iter().filter(|v| v.instance_type() == Some(instance_type)).map(|v| v.instance_count() as u64).sum()
             };
             let delta = count_in(plan).saturating_sub(count_in(current));
             if used + delta > limit as u64 {
@@ -240,8 +241,7 @@ impl Registry {
                     axum::http::StatusCode::BAD_REQUEST,
                     "ResourceLimitExceeded",
                     format!(
-                        "The account-level service limit '{} for endpoint usage' is {limit} Instances, with current utilization of {used} Instances and a request delta of {delta} Instances. Please use AWS Service Quotas to request an increase to this quota.",
-                        spec.instance_type
+                        "The account-level service limit '{instance_type} for endpoint usage' is {limit} Instances, with current utilization of {used} Instances and a request delta of {delta} Instances. Please use AWS Service Quotas to request an increase to this quota.",
                     ),
                 ));
             }
@@ -294,11 +294,17 @@ impl Registry {
                 let mut summary = json!({
                     "VariantName": desired.name,
                     "DesiredWeight": desired.weight,
-                    "DesiredInstanceCount": desired.count,
                 });
+                match desired.serverless() {
+                    Some(config) => summary["DesiredServerlessConfig"] = config.to_json(),
+                    None => summary["DesiredInstanceCount"] = json!(desired.instance_count()),
+                }
                 if let Some(current) = current {
                     summary["CurrentWeight"] = json!(current.spec.weight);
-                    summary["CurrentInstanceCount"] = json!(current.instance_count());
+                    match current.spec.serverless() {
+                        Some(config) => summary["CurrentServerlessConfig"] = config.to_json(),
+                        None => summary["CurrentInstanceCount"] = json!(current.instance_count()),
+                    }
                     let image = models.get(&current.spec.model_name).and_then(|m| m.image.clone());
                     summary["DeployedImages"] = json!([{
                         "SpecifiedImage": image,
@@ -372,7 +378,16 @@ impl Registry {
             if let Some(count) = change.get("DesiredInstanceCount") {
                 // Only asynchronous inference scales a variant to no instance at all.
                 let min = if endpoint.asynchronous.is_some() { 0 } else { 1 };
-                spec.count = instance_count(Some(count), "desiredInstanceCount", min)?;
+                let count = instance_count(Some(count), "desiredInstanceCount", min)?;
+                match &mut spec.capacity {
+                    VariantCapacity::Instances { count: current, .. } => *current = count,
+                    VariantCapacity::Serverless(_) => {
+                        return Err(AwsError::validation(format!(
+                            "Production variant {variant} of endpoint \"{}\" is serverless: it has no instance count to change.",
+                            endpoint.meta.arn
+                        )));
+                    }
+                }
             }
             if let Some(weight) = change.get("DesiredWeight").and_then(Value::as_f64) {
                 spec.weight = weight;
@@ -396,12 +411,20 @@ impl Registry {
         let found = self.endpoint(ctx, endpoint)?;
         let desired =
             found.desired().iter().find(|v| v.name == variant).ok_or_else(|| variant_not_found(variant, &found.meta.arn))?;
+        // Application Auto Scaling scales a serverless variant's provisioned
+        // concurrency, which the simulator does not; instance counts it has none.
+        let instance_type = desired.instance_type().ok_or_else(|| {
+            AwsError::validation(format!(
+                "Production variant {variant} of endpoint \"{}\" is serverless: the simulator scales instance counts only.",
+                found.meta.arn
+            ))
+        })?;
         let current =
             found.serving.as_ref().and_then(|d| d.variants.iter().find(|v| v.spec.name == variant)).map(|v| v.instance_count());
         Ok(VariantScaling {
             status: found.status(),
-            instance_type: desired.instance_type.clone(),
-            desired: desired.count,
+            instance_type: instance_type.to_string(),
+            desired: desired.instance_count(),
             current,
             failure_reason: found.failure_reason.clone(),
             asynchronous: found.asynchronous.is_some(),
@@ -468,5 +491,8 @@ fn runtime_error(message: String) -> AwsError {
 
 /// The failure reason when `plan` uses a type the profile says fails to deploy.
 fn deploy_failure(profile: &Profile, plan: &[VariantSpec]) -> Option<String> {
-    plan.iter().filter_map(|v| profile.behaviour(&v.instance_type)).map(|b| b.deploy_failure).find(|reason| !reason.is_empty())
+    plan.iter()
+        .filter_map(|v| v.instance_type().and_then(|t| profile.behaviour(t)))
+        .map(|b| b.deploy_failure)
+        .find(|reason| !reason.is_empty())
 }

@@ -38,6 +38,26 @@ pub(in crate::simulator) fn int_member(input: &Value, key: &str, member: &str) -
     }
 }
 
+/// An optional whole-number member from `min` to `max`, with the message
+/// SageMaker gives for each bound.
+pub(in crate::simulator) fn bounded_int_member(
+    input: &Value,
+    key: &str,
+    member: &str,
+    min: i64,
+    max: i64,
+) -> Result<Option<u32>, AwsError> {
+    match int_member(input, key, member)? {
+        Some(n) if n < min => {
+            Err(constraint(&n.to_string(), member, &format!("Member must have value greater than or equal to {min}")))
+        }
+        Some(n) if n > max => {
+            Err(constraint(&n.to_string(), member, &format!("Member must have value less than or equal to {max}")))
+        }
+        n => Ok(n.map(|n| n as u32)),
+    }
+}
+
 /// An optional list-of-strings member (absent: empty).
 pub(in crate::simulator) fn strings_member(input: &Value, key: &str) -> Vec<String> {
     input

@@ -148,6 +148,20 @@ impl Series {
         self.now(|second| second.record(served, capacity));
     }
 
+    /// Records one request to a serverless variant that ended now, and the
+    /// cold start it paid, if any.
+    pub fn record_serverless(&self, served: Served, setup: Option<Duration>, capacity: Capacity) {
+        self.now(|second| second.record_serverless(served, setup, capacity));
+    }
+
+    /// Marks the current second as one a serverless variant was in service.
+    pub fn serverless_in_service(&self, capacity: Capacity) {
+        self.now(|second| {
+            second.serverless = true;
+            second.in_service(capacity);
+        });
+    }
+
     /// Records one response stream that ended now.
     pub fn record_stream(&self, served: StreamServed, capacity: Capacity) {
         self.now(|second| second.record_stream(served, capacity));

@@ -12,7 +12,9 @@
 //! GPUMemoryUtilization (instance metrics) and, under a namespace of the
 //! simulator's own that AWS does not have, the per-request truth of their
 //! streams: TimeToFirstToken, InterTokenLatency, TimePerOutputToken,
-//! InputTokens and OutputTokens.
+//! InputTokens and OutputTokens. Serverless variants publish ModelSetupTime
+//! (their cold starts) and ServerlessConcurrentExecutionsUtilization besides
+//! the real-time metrics.
 
 /// The dimensions a metric is published under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub enum MetricName {
     TimePerOutputToken,
     InputTokens,
     OutputTokens,
+    ModelSetupTime,
+    ServerlessConcurrentExecutionsUtilization,
 }
 
 const SAGEMAKER: &str = "AWS/SageMaker";
@@ -61,7 +65,7 @@ const INSTANCES: &str = "/aws/sagemaker/Endpoints";
 pub const SIMULATOR: &str = "perfsize/Simulator";
 
 /// Each metric's (metric, namespace, name, unit, scope).
-const TABLE: [(MetricName, &str, &str, &str, Scope); 27] = {
+const TABLE: [(MetricName, &str, &str, &str, Scope); 29] = {
     use MetricName::*;
     use Scope::*;
     [
@@ -94,6 +98,8 @@ const TABLE: [(MetricName, &str, &str, &str, Scope); 27] = {
         (TimePerOutputToken, SIMULATOR, "TimePerOutputToken", "Microseconds", Variant),
         (InputTokens, SIMULATOR, "InputTokens", "Count", Variant),
         (OutputTokens, SIMULATOR, "OutputTokens", "Count", Variant),
+        (ModelSetupTime, SAGEMAKER, "ModelSetupTime", "Microseconds", Variant),
+        (ServerlessConcurrentExecutionsUtilization, SAGEMAKER, "ServerlessConcurrentExecutionsUtilization", "None", Variant),
     ]
 };
 
@@ -145,7 +151,7 @@ mod tests {
             let (namespace, name) = metric.identity();
             assert_eq!(MetricName::parse(namespace, name), Some(metric));
         }
-        assert_eq!(MetricName::ALL.len(), 27);
+        assert_eq!(MetricName::ALL.len(), 29);
         assert_eq!(MetricName::parse("AWS/SageMaker", "CPUUtilization"), None, "instance metrics have a namespace of their own");
         assert_eq!(MetricName::HasBacklogWithoutCapacity.scope(), Scope::Endpoint);
         assert_eq!(MetricName::TimeInBacklog.unit(), "Milliseconds");

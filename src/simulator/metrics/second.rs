@@ -119,6 +119,10 @@ pub struct Second {
     pub(super) backlog: Vec<Backlog>,
     // Response streams and the LLM engines behind them.
     pub(super) stream: StreamSecond,
+    // Serverless variants: a serverless variant was in service this second,
+    // and the cold starts that ended in it.
+    pub(super) serverless: bool,
+    pub(super) setup_us: Vec<u32>,
 }
 
 pub(super) fn micros(d: Duration) -> u32 {
@@ -164,6 +168,16 @@ impl Second {
             self.overhead_us.push(micros(overhead));
         }
         self.ended(Some(served.outcome), served.model, served.busy, capacity);
+    }
+
+    /// A request to a serverless variant ended, after a cold start of
+    /// `setup` if it met a cold worker: worker time includes the set-up.
+    pub fn record_serverless(&mut self, served: Served, setup: Option<Duration>, capacity: Capacity) {
+        self.serverless = true;
+        if let Some(setup) = setup {
+            self.setup_us.push(micros(setup));
+        }
+        self.record(served, capacity);
     }
 
     /// A response stream ended: it is an invocation like any other, and its
@@ -243,6 +257,11 @@ impl Second {
             ApproximateBacklogSizePerInstance => out.extend(self.backlog.iter().map(Backlog::per_instance)),
             ApproximateAgeOfOldestRequest => out.extend(self.backlog.iter().map(|b| b.oldest.as_secs_f64())),
             HasBacklogWithoutCapacity => out.extend(self.backlog.iter().map(Backlog::without_capacity)),
+            ModelSetupTime => out.extend(self.setup_us.iter().map(|&v| v as f64)),
+            // Executions in flight over the second (Little's law, as for
+            // ConcurrentRequestsPerModel) divided by MaxConcurrency: the
+            // capacity of a serverless variant is its MaxConcurrency workers.
+            ServerlessConcurrentExecutionsUtilization => count(self.serverless, self.busy_fraction()),
             GpuUtilization | GpuMemoryUtilization | TimeToFirstToken | InterTokenLatency | TimePerOutputToken | InputTokens
             | OutputTokens => self.stream.samples(metric, out),
         }
@@ -260,6 +279,31 @@ mod tests {
     }
 
     const CAPACITY: Capacity = Capacity { instances: 2, workers_per_instance: 1, vcpus: 2, memory_percent: 20.0 };
+
+    #[test]
+    fn serverless_seconds_publish_cold_starts_and_concurrency_utilisation() {
+        let capacity = Capacity { instances: 1, workers_per_instance: 4, vcpus: 0, memory_percent: 50.0 };
+        let served = |outcome, busy_ms| Served {
+            outcome,
+            model: Some(Duration::from_millis(100)),
+            overhead: Some(Duration::from_millis(1)),
+            busy: Duration::from_millis(busy_ms),
+        };
+        let mut second = Second::default();
+        second.record_serverless(served(Outcome::Success, 2100), Some(Duration::from_secs(2)), capacity);
+        second.record_serverless(served(Outcome::Success, 100), None, capacity);
+        let throttled = Served { outcome: Outcome::ClientError, model: None, overhead: None, busy: Duration::ZERO };
+        second.record_serverless(throttled, None, capacity);
+        assert_eq!(samples(&second, MetricName::ModelSetupTime), vec![2_000_000.0]);
+        assert_eq!(samples(&second, MetricName::Invocations), vec![3.0]);
+        assert_eq!(samples(&second, MetricName::Invocation4XXErrors), vec![1.0], "a throttle is a 4XX");
+        // 2.2 s of executions in a second of 4 possible: 55 %.
+        let utilisation = samples(&second, MetricName::ServerlessConcurrentExecutionsUtilization);
+        assert!(utilisation.len() == 1 && (utilisation[0] - 0.55).abs() < 1e-9, "{utilisation:?}");
+        let mut instances = Second::default();
+        instances.record(served(Outcome::Success, 100), CAPACITY);
+        assert!(samples(&instances, MetricName::ServerlessConcurrentExecutionsUtilization).is_empty());
+    }
 
     #[test]
     fn backlog_gauges_follow_the_documented_definitions() {

@@ -5,7 +5,8 @@
 //!
 //! Before the stream starts, SageMaker's usual errors: a request the model
 //! server refuses (ModelError 424, its 422 inside), the profile's
-//! `error_rate` (ModelError), a full queue (503 ServiceUnavailable), no first
+//! `error_rate` (ModelError), a serverless endpoint (ValidationError: no
+//! LLM engine behind it), a full queue (503 ServiceUnavailable), no first
 //! token within the container timeout (ModelError). Once the first token
 //! exists the answer is 200 and the stream runs; it may still fail midway —
 //! ModelStreamError (ModelInvocationTimeExceeded past the stream timeout,
@@ -56,6 +57,16 @@ pub async fn invoke(
     received: Instant,
     endpoint: &str,
 ) -> Result<Started, AwsError> {
+    // A serverless variant has no LLM engine to stream from.
+    let Some(llm) = variant.llm() else {
+        return Err(AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!(
+                "Endpoint {endpoint} is a serverless endpoint: the simulator streams responses from instance-based endpoints only."
+            ),
+        ));
+    };
     let refused = |outcome: Outcome, model_start: Option<Instant>, error: AwsError| {
         variant.record(Served {
             outcome,
@@ -66,7 +77,7 @@ pub async fn invoke(
         Err(error)
     };
     let model_start = Instant::now();
-    let generation = match request::read(body, &profile.llm, variant.llm.max_total_tokens) {
+    let generation = match request::read(body, &profile.llm, llm.max_total_tokens) {
         Ok(generation) => generation,
         Err(invalid) => {
             // The model server answers 422; SageMaker wraps it in a ModelError.
@@ -78,7 +89,7 @@ pub async fn invoke(
         return refused(outcome, Some(model_start), error);
     }
     let claim = variant.route();
-    let mut tokens = match claim.engine(&variant.llm).submit(generation.lengths) {
+    let mut tokens = match claim.engine(llm).submit(generation.lengths) {
         Ok(tokens) => tokens,
         Err(QueueFull) => return refused(Outcome::ServerError, None, runtime::service_unavailable()),
     };
@@ -90,7 +101,7 @@ pub async fn invoke(
     let plan = Plan {
         output_tokens: generation.lengths.output,
         tokens_per_chunk: profile.llm.tokens_per_chunk,
-        failure: drawn_failure(&variant.llm, generation.lengths.output),
+        failure: drawn_failure(llm, generation.lengths.output),
         deadline,
     };
     let input_tokens = generation.lengths.prompt;
