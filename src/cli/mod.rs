@@ -182,16 +182,18 @@ fn init_logging() {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    // Each command's future lives on the heap: together, inline, they are
+    // larger than a test thread's stack in a debug build.
     match cli.command {
-        None => sizing::run(cli.sizing).await,
-        Some(Command::Plan(args)) => sizing::plan(*args).await,
-        Some(Command::Cleanup(args)) => cleanup::run(args).await,
-        Some(Command::Load(args)) => load::run(*args).await,
+        None => Box::pin(sizing::run(cli.sizing)).await,
+        Some(Command::Plan(args)) => Box::pin(sizing::plan(*args)).await,
+        Some(Command::Cleanup(args)) => Box::pin(cleanup::run(args)).await,
+        Some(Command::Load(args)) => Box::pin(load::run(*args)).await,
         Some(Command::Merge(args)) => merge::run(args),
-        Some(Command::Report(args)) => report::run(args).await,
-        Some(Command::Compare(args)) => report::compare(args).await,
-        Some(Command::Simulator(args)) => simulator::run(args).await,
-        Some(Command::Bench(args)) => bench::run(args).await,
+        Some(Command::Report(args)) => Box::pin(report::run(args)).await,
+        Some(Command::Compare(args)) => Box::pin(report::compare(args)).await,
+        Some(Command::Simulator(args)) => Box::pin(simulator::run(args)).await,
+        Some(Command::Bench(args)) => Box::pin(bench::run(args)).await,
         Some(Command::IamPolicy(args)) => iam::run(args),
     }
 }
