@@ -16,7 +16,9 @@
 //! against. CloudWatch alarms ([`alarms`]) watch those metrics and drive
 //! Application Auto Scaling policies ([`autoscaling`]), which scale endpoints
 //! as AWS does — asynchronous ones down to zero instances and back — evaluated
-//! by a background task, on a clock the profile may compress.
+//! by a background task, on a clock the profile may compress. Faults the
+//! profile schedules ([`faults`]) strike control-plane, runtime and
+//! CloudWatch calls before they are served.
 //!
 //! `run(listener, profile, shutdown)` serves until `shutdown` resolves, then
 //! stops every background task; [`RunningSimulator`] runs it in-process on a
@@ -27,6 +29,7 @@ mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
+mod faults;
 mod metrics;
 pub mod profile;
 mod runtime;
@@ -82,6 +85,8 @@ struct Shared {
     scaling: Mutex<Scaling>,
     objects: s3::ObjectStore,
     inference: AsyncInference,
+    /// Faults the profile schedules; consulted before a call is served.
+    faults: faults::Injector,
 }
 
 /// A lock, even after a panic elsewhere poisoned it: one bad request must not
@@ -185,6 +190,7 @@ pub async fn run(
     // workers — stops with the server, even when this future is dropped.
     let stop_background = CancellationToken::new();
     let _stop_background_on_drop = stop_background.clone().drop_guard();
+    let injector = faults::Injector::new(profile.faults.clone());
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
         objects: s3::ObjectStore::new(profile.s3_capacity_bytes),
@@ -193,6 +199,7 @@ pub async fn run(
         alarms: Mutex::new(AlarmStore::default()),
         scaling: Mutex::new(Scaling::default()),
         inference: AsyncInference::new(stop_background.child_token()),
+        faults: injector,
     });
     let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_background.clone()));
     let app = Router::new().fallback(route).with_state(shared.clone());
@@ -343,6 +350,9 @@ fn json_answer(result: Result<serde_json::Value, AwsError>) -> Response<Body> {
 }
 
 async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
+    if let Some(fault) = shared.faults.strike(operation, Protocol::AwsJson11).await {
+        return fault;
+    }
     let (region, input) = match json_request(request).await {
         Ok(request) => request,
         Err(response) => return response,
@@ -368,6 +378,9 @@ async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) ->
 }
 
 async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, request: Request) -> Response<Body> {
+    if let Some(fault) = shared.faults.strike(operation, protocol).await {
+        return fault;
+    }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }
@@ -384,6 +397,9 @@ async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, requ
 
 async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
     let protocol = Protocol::RestJson;
+    if let Some(fault) = shared.faults.strike("InvokeEndpoint", protocol).await {
+        return fault;
+    }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }

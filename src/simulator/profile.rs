@@ -18,6 +18,8 @@
 //! The top-level `scaling_time_scale` (default 1, AWS's timing) runs
 //! CloudWatch alarms and Application Auto Scaling that many times faster: see
 //! [`ScalingClock`]. `s3_capacity_megabytes` bounds the in-memory S3.
+//! `[[faults]]` tables schedule faults ([`super::faults`]); a file's come
+//! before the shipped profile's (which has none).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::faults::{self, Fault, FaultFile};
 use crate::catalog;
 
 /// The longest duration a profile may set, in seconds (one day).
@@ -172,6 +175,8 @@ pub struct Profile {
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
+    /// Faults to inject, in the order listed (`[[faults]]`; see [`super::faults`]).
+    pub faults: Vec<Fault>,
     /// Where it came from, for messages.
     pub origin: String,
 }
@@ -191,6 +196,8 @@ struct ProfileFile {
     #[serde(default)]
     instance_types: BTreeMap<String, EntryFile>,
     stall: Option<StallFile>,
+    #[serde(default)]
+    faults: Vec<FaultFile>,
 }
 
 impl ProfileFile {
@@ -227,6 +234,8 @@ impl ProfileFile {
                 (Some(stall), Some(below)) => Some(stall.over(below)),
                 (stall, below) => stall.or(below),
             },
+            // The file's faults come first: the first one listed that strikes a call wins.
+            faults: self.faults.into_iter().chain(base.faults).collect(),
         }
     }
 }
@@ -409,7 +418,9 @@ impl Profile {
                 )));
             }
         }
+        let faults = faults::validate(&file.faults).map_err(invalid)?;
         let profile = Profile {
+            faults,
             deploy,
             delete,
             container_timeout,
