@@ -222,6 +222,34 @@ fn is_rejection(e: &ApiError) -> bool {
     !matches!(e.aws_kind(), AwsErrorKind::Throttled | AwsErrorKind::Credentials | AwsErrorKind::Other)
 }
 
+/// A failed create or resize of `candidate`: SageMaker refusing the
+/// configuration makes it not deployable (the run goes on without it);
+/// anything else is AWS failing the run.
+fn deploy_error(candidate: &Candidate, e: ApiError) -> DeployError {
+    if !is_rejection(&e) {
+        return e.into();
+    }
+    let reason = match e.aws_kind() {
+        AwsErrorKind::LimitExceeded => quota_reached(candidate, &e),
+        _ => e.message,
+    };
+    DeployError::Rejected { candidate: candidate.clone(), reason }
+}
+
+/// A quota refusal names the quota and how to raise it: SageMaker's quotas
+/// per instance type are called "<type> for endpoint usage" in Service
+/// Quotas, whose codes differ per type and are found by that name.
+fn quota_reached(candidate: &Candidate, e: &ApiError) -> String {
+    let quota = format!("{} for endpoint usage", candidate.instance_type);
+    format!(
+        "{}: {} — the account quota \"{quota}\" is reached; find its code with \
+         `aws service-quotas list-service-quotas --service-code sagemaker \
+         --query \"Quotas[?QuotaName=='{quota}'].QuotaCode\"` and raise it with \
+         `aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code CODE --desired-value N`",
+        e.code, e.message
+    )
+}
+
 impl SageMakerEnvironment {
     pub fn new(
         clients: Clients,
@@ -443,12 +471,7 @@ impl Environment for SageMakerEnvironment {
             .map(|_| ())
             .map_err(|e| api_error("CreateEndpointConfig", &e));
         if let Err(e) = created_or_ours(created) {
-            let error = if is_rejection(&e) {
-                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
-            } else {
-                e.into()
-            };
-            return Err(self.abandon(None, &name, error).await);
+            return Err(self.abandon(None, &name, deploy_error(candidate, e)).await);
         }
         {
             let mut ledger = crate::error::lock(&self.ledger);
@@ -466,12 +489,7 @@ impl Environment for SageMakerEnvironment {
             .map(|_| ())
             .map_err(|e| api_error("CreateEndpoint", &e));
         if let Err(e) = created_or_ours(created) {
-            let error = if is_rejection(&e) {
-                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
-            } else {
-                e.into()
-            };
-            return Err(self.abandon(Some(&name), &name, error).await);
+            return Err(self.abandon(Some(&name), &name, deploy_error(candidate, e)).await);
         }
         match self.wait_settled(candidate, &name, cancel).await {
             Ok(EndpointState { status: EndpointStatus::InService, .. }) => Ok(Deployed {
@@ -501,8 +519,7 @@ impl Environment for SageMakerEnvironment {
             .send()
             .await;
         if let Err(e) = updated {
-            let e = api_error("UpdateEndpointWeightsAndCapacities", &e);
-            return Err(if is_rejection(&e) { DeployError::Rejected { candidate: target, reason: e.message } } else { e.into() });
+            return Err(deploy_error(&target, api_error("UpdateEndpointWeightsAndCapacities", &e)));
         }
         let EndpointState { status, failure_reason: reason, current, .. } =
             self.wait_settled(&target, &deployed.endpoint, cancel).await?;

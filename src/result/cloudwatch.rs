@@ -238,7 +238,7 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
     for q in queries(window) {
         request = request.metric_data_queries(query(window, q));
     }
-    let out = request.send().await.map_err(|e| format!("GetMetricData failed: {}", crate::error_chain(&e)))?;
+    let out = request.send().await.map_err(|e| format!("CloudWatch GetMetricData failed: {}", crate::error_chain(&e)))?;
     let results = out.metric_data_results();
     let values = |id: &str| -> Vec<f64> {
         results.iter().find(|r: &&MetricDataResult| r.id() == Some(id)).map(|r| r.values().to_vec()).unwrap_or_default()

@@ -6,6 +6,7 @@ mod support;
 
 mod async_inference;
 mod cli;
+mod faults;
 mod load;
 mod report;
 mod scaling;

@@ -13,7 +13,7 @@ use crate::support::*;
 /// Capacities known by construction: one worker each, fixed service times.
 /// ml.m5.large serves 50/s ($0.115/h), ml.c5.large 100/s ($0.102/h);
 /// ml.t2.medium ($0.056/h, so tried first) never deploys.
-const PROFILE: &str = r#"
+pub const PROFILE: &str = r#"
 deploy_seconds = 0.2
 delete_seconds = 0.1
 [default]

@@ -153,6 +153,10 @@ pub struct SizingArgs {
     /// How often to poll SageMaker while an endpoint deploys (default 15s; 100ms with --simulate).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Option<Duration>,
+    /// How long to wait for each step's CloudWatch figures (default 3m on AWS, 3s with --simulate);
+    /// a CloudWatch that errs or is silent leaves the step without server figures, never later.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub cloudwatch_wait: Option<Duration>,
     /// perfsizesagemaker's flags that perfsize does not need; accepted so Jenkins jobs move over unchanged.
     #[arg(long = "host", hide = true)]
     pub legacy_host: Option<String>,
@@ -372,7 +376,10 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let region = args.region().await;
     let checked = args.check(region.as_deref())?;
     let profile = super::simulator_profile(&args.sim)?;
-    let session = super::open_session(&args.aws, profile).await?;
+    let mut session = super::open_session(&args.aws, profile).await?;
+    if let Some(wait) = args.cloudwatch_wait {
+        session.session.pace.metrics_wait = wait;
+    }
     if let Some(a) = checked.plan.asynchronous() {
         session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;
     }

@@ -1,0 +1,157 @@
+//! Faults on purpose (issue 14): each test is a whole sizing run — the
+//! perfsize binary against a standalone simulator whose profile schedules
+//! a fault — and checks the exit code, that nothing is left deployed, and
+//! that every finished step is on disk and in report.html.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use perfsize::cli::exit;
+
+use crate::cli::scratch;
+use crate::support::*;
+
+/// A run directory's files, read after the run.
+struct Finished {
+    code: Option<i32>,
+    stderr: String,
+    run: PathBuf,
+    summary: serde_json::Value,
+}
+
+/// The sizing arguments every fault run shares: 20 TPS on ml.c5.large (by
+/// the sizing profile, one instance holds 100/s), one-second steps.
+fn sizing_args<'a>(payload: &'a str, results: &'a str) -> Vec<&'a str> {
+    vec![
+        "--peak-tps",
+        "20",
+        "--latency-p99-ms",
+        "200",
+        "--start-tps",
+        "10",
+        "--payload",
+        payload,
+        "--image",
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+        "--execution-role-arn",
+        "arn:aws:iam::123456789012:role/test",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--endurance-duration",
+        "2s",
+        "--poll-interval",
+        "100ms",
+        "--results-dir",
+        results,
+    ]
+}
+
+/// Runs perfsize to its end against `sim` with `extra` arguments after the
+/// shared ones, and reads what it left in `dir/results`.
+async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> Finished {
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
+    let results = dir.join("results");
+    let (payload, results_arg) = (payload.display().to_string(), results.display().to_string());
+    let mut args = sizing_args(&payload, &results_arg);
+    args.extend_from_slice(extra);
+    let mut command = sim.perfsize(&args);
+    command.stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("perfsize runs")).await.unwrap();
+    let run = std::fs::read_dir(&results).unwrap().next().expect("one run directory").unwrap().path();
+    let summary = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    Finished { code: output.status.code(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), run, summary }
+}
+
+/// A standalone simulator with the sizing tests' profile and `faults`.
+fn simulator_with(dir: &Path, faults: &str) -> SimulatorProcess {
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, format!("{}\n{faults}", crate::sizing::PROFILE)).unwrap();
+    SimulatorProcess::start(profile.to_str().unwrap())
+}
+
+/// Nothing deployed is left, and every step the summary lists is on disk and
+/// in the report.
+async fn assert_nothing_left_and_every_step_reported(sim: &SimulatorProcess, finished: &Finished) {
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing left behind; {}", finished.stderr);
+    let html = std::fs::read_to_string(finished.run.join("report.html")).expect("report.html is written");
+    let steps = finished.summary["steps"].as_array().expect("steps listed");
+    assert!(!steps.is_empty(), "steps were measured; {}", finished.stderr);
+    for step in steps {
+        let file = finished.run.join(step["file"].as_str().unwrap());
+        assert!(file.exists(), "{} is on disk", file.display());
+        let anchor = format!("href=\"#step-{}\"", step["index"]);
+        assert!(html.contains(&anchor), "step {} is in the report", step["index"]);
+    }
+}
+
+#[tokio::test]
+async fn throttling_bursts_on_every_control_plane_call_are_ridden_out() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-throttling");
+    let burst = |operation: &str, calls: &str| {
+        format!("[[faults]]\noperation = \"{operation}\"\ncalls = {calls}\nanswer = \"ThrottlingException\"\n")
+    };
+    let faults: String = [
+        burst("CreateModel", "[1, 2]"),
+        burst("CreateEndpointConfig", "[1, 1]"),
+        burst("CreateEndpoint", "[1, 3]"),
+        burst("DescribeEndpoint", "[2, 4]"),
+        burst("UpdateEndpointWeightsAndCapacities", "[1, 2]"),
+        burst("DeleteEndpoint", "[1, 3]"),
+        burst("DeleteEndpointConfig", "[1, 1]"),
+        burst("DeleteModel", "[1, 2]"),
+    ]
+    .concat();
+    let sim = simulator_with(&dir, &faults);
+    let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large"]).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    assert_eq!(finished.summary["recommendation"]["instance_type"], "ml.c5.large");
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
+
+#[tokio::test]
+async fn a_quota_refusal_skips_that_candidate_naming_the_quota_and_keeps_the_others() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-quota");
+    // ml.c5.large is tried first (cheaper) and refused, as a quota already
+    // used up by other endpoints would; ml.m5.large deploys.
+    let faults = "[[faults]]\noperation = \"CreateEndpoint\"\ncalls = [1, 1]\nanswer = \"ResourceLimitExceeded\"\n";
+    let sim = simulator_with(&dir, faults);
+    let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large,ml.m5.large"]).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    assert_eq!(finished.summary["recommendation"]["instance_type"], "ml.m5.large", "the others are kept");
+    let types = finished.summary["types"].as_array().unwrap();
+    let refused = types.iter().find(|t| t["verdict"].to_string().contains("ResourceLimitExceeded"));
+    let refused = refused.unwrap_or_else(|| panic!("a candidate names the quota: {types:?}"));
+    let verdict = refused["verdict"].as_str().unwrap();
+    assert_eq!(refused["instance_type"], "ml.c5.large");
+    assert!(verdict.contains("ml.c5.large for endpoint usage") && verdict.contains("--service-code sagemaker"), "{verdict}");
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
+
+#[tokio::test]
+async fn cloudwatch_errors_and_silence_leave_steps_without_server_figures_and_never_block() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-cloudwatch");
+    // Errors for every call in the first part of the run, then silence.
+    let faults = "[[faults]]\noperation = \"GetMetricData\"\ncalls = [1, 3]\nanswer = \"InternalFailure\"\n\
+                  [[faults]]\noperation = \"GetMetricData\"\ncalls = [4, 100000]\ndelay_seconds = 600.0\n";
+    let sim = simulator_with(&dir, faults);
+    let started = std::time::Instant::now();
+    let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large", "--cloudwatch-wait", "3s"]).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    // Each step waits 3 s at most, in the background: far below the 600 s silence.
+    assert!(started.elapsed() < std::time::Duration::from_secs(300), "took {:?}", started.elapsed());
+    for step in std::fs::read_dir(finished.run.join("steps")).unwrap().map(|e| e.unwrap().path()) {
+        if step.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&step).unwrap()).unwrap();
+        assert_eq!(step["cloudwatch"]["available"], false, "{step}");
+        assert!(step["cloudwatch"]["note"].as_str().is_some_and(|n| n.contains("CloudWatch")), "said per step: {step}");
+    }
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
