@@ -155,3 +155,29 @@ async fn cloudwatch_errors_and_silence_leave_steps_without_server_figures_and_ne
     }
     assert_nothing_left_and_every_step_reported(&sim, &finished).await;
 }
+
+#[tokio::test]
+async fn a_second_session_on_a_run_still_going_is_refused_with_exit_2() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-lock");
+    let sim = simulator_with(&dir, "");
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
+    let mut first = crate::sizing::start_long_run(&sim, &dir, payload.to_str().unwrap()).await;
+    let run = std::fs::read_dir(dir.join("results")).unwrap().next().unwrap().unwrap().path();
+    let steps_before = std::fs::read_dir(run.join("steps")).unwrap().count();
+
+    let mut second = sim.perfsize(&["--resume", run.to_str().unwrap()]);
+    second.stderr(Stdio::piped());
+    let refused = tokio::task::spawn_blocking(move || second.output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(exit::USAGE as i32), "{stderr}");
+    assert!(stderr.contains(&format!("in use by perfsize process {}", first.id())), "{stderr}");
+    assert_eq!(std::fs::read_dir(run.join("steps")).unwrap().count(), steps_before, "the refused session wrote nothing");
+
+    signal(&first, "INT");
+    let code = tokio::task::spawn_blocking(move || wait_exit(&mut first, std::time::Duration::from_secs(60))).await.unwrap();
+    assert_eq!(code, Some(exit::INTERRUPTED as i32));
+    assert!(!run.join(".lock").exists(), "the lock is released on exit");
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
+}

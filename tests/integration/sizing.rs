@@ -237,7 +237,7 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
 }
 
 /// Starts a long sizing run against `sim` and waits until it is mid-step.
-async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
+pub async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
     let results = dir.join("results");
     let child = sim
         .perfsize(&[

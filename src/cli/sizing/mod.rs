@@ -18,7 +18,7 @@ use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
 use crate::plan::{Asynchronous, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
-use crate::record::RunDir;
+use crate::record::{RunDir, RunLock};
 use crate::s3::Buckets;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
@@ -383,7 +383,7 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     if let Some(a) = checked.plan.asynchronous() {
         session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;
     }
-    let (run_id, dir, earlier) = open_run_dir(&args)?;
+    let (run_id, dir, _lock, earlier) = open_run_dir(&args)?;
     let setup = RunSetup {
         cleanup_command: cleanup_command(&run_id, &args.aws, checked.plan.asynchronous()),
         run_id,
@@ -407,18 +407,22 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
 
 /// The run's id and directory: new, or the one `--resume` names with what
 /// its earlier sessions left.
-fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Option<Earlier>), Failure> {
+/// The directory is locked for this session before anything is read from
+/// it: a run still going refuses a `--resume` of itself.
+fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, RunLock, Option<Earlier>), Failure> {
     match &args.resume {
         Some(path) => {
             let dir = RunDir::open(path)?;
+            let lock = dir.lock()?;
             let run_id: RunId = dir.run_id().parse()?;
             let earlier = Earlier::read(&dir)?;
-            Ok((run_id, dir, Some(earlier)))
+            Ok((run_id, dir, lock, Some(earlier)))
         }
         None => {
             let run_id = RunId::generate();
             let dir = RunDir::create(&args.results_dir, run_id.as_str())?;
-            Ok((run_id, dir, None))
+            let lock = dir.lock()?;
+            Ok((run_id, dir, lock, None))
         }
     }
 }
