@@ -21,7 +21,7 @@ use crate::record::RunDir;
 pub const DEFAULT_CONFIG: &str = "perfsize.toml";
 
 /// Flags a resumed run may change: the budget and the durations of what is left.
-const RESUMABLE_CHANGES: [&str; 9] = [
+const RESUMABLE_CHANGES: [&str; 10] = [
     "resume",
     "max_test_cost",
     "duration",
@@ -29,6 +29,7 @@ const RESUMABLE_CHANGES: [&str; 9] = [
     "warmup",
     "poll_interval",
     "cloudwatch_wait",
+    "teardown_timeout",
     "parallel",
     "results_dir",
 ];

@@ -22,8 +22,8 @@ use crate::result::StepResult;
 pub use lock::{LockError, RunLock};
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 pub use summary::{
-    AsyncRecommendation, Autoscaling, BacklogAutoscaling, PlanRecord, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    StepBrief, Summary, TypeOutcome,
+    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, PlanRecord, Recommendation, RunObjects, RunStatus,
+    ScalingAdvice, StepBrief, Summary, TypeOutcome,
 };
 
 /// What was asked: a [`PlanRecord`], written before the first step.

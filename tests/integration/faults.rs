@@ -181,3 +181,44 @@ async fn a_second_session_on_a_run_still_going_is_refused_with_exit_2() {
     assert!(!run.join(".lock").exists(), "the lock is released on exit");
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_deletion_throttled_then_refused_while_updating_is_retried_until_the_endpoint_is_gone() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-teardown-retried");
+    let faults = "[[faults]]\noperation = \"DeleteEndpoint\"\ncalls = [1, 2]\nanswer = \"ThrottlingException\"\n\
+                  [[faults]]\noperation = \"DeleteEndpoint\"\ncalls = [3, 8]\nanswer = \"ValidationException\"\n";
+    let sim = simulator_with(&dir, faults);
+    let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large"]).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    assert!(finished.summary["leftovers"].is_null(), "{}", finished.summary["leftovers"]);
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
+
+#[tokio::test]
+async fn a_teardown_that_gives_up_exits_non_zero_naming_what_is_left_and_the_cleanup_command() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-teardown-gives-up");
+    let faults = "[[faults]]\noperation = \"DeleteEndpoint\"\ncalls = [1, 1000000]\nanswer = \"ValidationException\"\n";
+    let sim = simulator_with(&dir, faults);
+    let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large", "--teardown-timeout", "2s"]).await;
+    assert_eq!(finished.code, Some(exit::INFRASTRUCTURE as i32), "{}", finished.stderr);
+    let leftovers = &finished.summary["leftovers"];
+    let listed: Vec<String> =
+        leftovers["resources"].as_array().expect("leftovers listed").iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    let mut alive = everything(&sim.client()).await;
+    let mut listed_sorted = listed.clone();
+    alive.sort();
+    listed_sorted.sort();
+    assert_eq!(listed_sorted, alive, "summary.json lists exactly what is left");
+    assert!(listed.iter().any(|r| r.starts_with("endpoint ")), "{listed:?}");
+    let command = leftovers["cleanup_command"].as_str().unwrap();
+    assert!(command.starts_with("perfsize cleanup --run-id "), "{command}");
+    assert!(finished.stderr.contains(command), "the command is printed: {}", finished.stderr);
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&finished.summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(finished.run.join("report.html").exists(), "the report is written all the same");
+}

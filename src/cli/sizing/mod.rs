@@ -157,6 +157,10 @@ pub struct SizingArgs {
     /// a CloudWatch that errs or is silent leaves the step without server figures, never later.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub cloudwatch_wait: Option<Duration>,
+    /// How long teardown keeps retrying a deletion AWS refuses (throttled, an endpoint still updating)
+    /// before it gives up, exits non-zero and lists what is left (default 1h; 2m with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub teardown_timeout: Option<Duration>,
     /// perfsizesagemaker's flags that perfsize does not need; accepted so Jenkins jobs move over unchanged.
     #[arg(long = "host", hide = true)]
     pub legacy_host: Option<String>,
@@ -379,6 +383,9 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let mut session = super::open_session(&args.aws, profile).await?;
     if let Some(wait) = args.cloudwatch_wait {
         session.session.pace.metrics_wait = wait;
+    }
+    if let Some(timeout) = args.teardown_timeout {
+        session.session.pace.teardown_timeout = timeout;
     }
     if let Some(a) = checked.plan.asynchronous() {
         session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;

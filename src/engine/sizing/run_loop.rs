@@ -48,6 +48,8 @@ pub struct Sizing<'a, E: Environment, D: Driver> {
     /// Cancelled by the first Ctrl-C.
     pub cancel: CancellationToken,
     pub run_id: String,
+    /// The `perfsize cleanup` command that removes what teardown could not.
+    pub cleanup_command: String,
     pub command_line: Vec<String>,
     /// Steps of an interrupted run being resumed, reused instead of re-run.
     pub resumed: Vec<StepResult>,
