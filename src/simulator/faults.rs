@@ -66,7 +66,23 @@ pub enum Answer {
     ConnectionReset,
     /// The call is served normally (after `delay_seconds`, if set).
     Served,
+    /// An update (UpdateEndpoint, UpdateEndpointWeightsAndCapacities) is
+    /// accepted, then ends Failed: the endpoint is out of service.
+    UpdateFails,
+    /// An update is accepted, fails, and so does its rollback: the endpoint
+    /// ends UpdateRollbackFailed, still serving what it served before.
+    UpdateRollbackFails,
 }
+
+/// How an update a fault struck ends, instead of InService with the update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateEnding {
+    Failed,
+    RollbackFailed,
+}
+
+/// The operations an update fault may strike.
+const UPDATES: [&str; 2] = ["UpdateEndpoint", "UpdateEndpointWeightsAndCapacities"];
 
 impl Answer {
     /// The error this answer is, or None when it is not an AWS error.
@@ -94,7 +110,7 @@ impl Answer {
             Answer::ServiceUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service is unavailable (simulated fault)".into())
             }
-            Answer::ConnectionReset | Answer::Served => return None,
+            Answer::ConnectionReset | Answer::Served | Answer::UpdateFails | Answer::UpdateRollbackFails => return None,
         };
         Some(AwsError::new(status, code, message))
     }
@@ -168,6 +184,10 @@ fn validate_one(file: &FaultFile) -> Result<Fault, String> {
         (None, false) => Answer::Served,
         (None, true) => return Err("`answer` or `delay_seconds` says what the struck call gets".into()),
     };
+    let is_update_fault = matches!(answer, Answer::UpdateFails | Answer::UpdateRollbackFails);
+    if is_update_fault && !UPDATES.contains(&file.operation.trim()) {
+        return Err(format!("`answer = \"{answer:?}\"` strikes an update: `operation` must be one of {UPDATES:?}"));
+    }
     Ok(Fault { operation: file.operation.trim().to_string(), window, answer, delay })
 }
 
@@ -184,20 +204,23 @@ impl Injector {
         Injector { faults, started: Instant::now(), calls: Mutex::new(HashMap::new()) }
     }
 
-    /// Counts a call of `operation` and returns what a fault makes of it:
-    /// None to serve it as usual, or the answer to give instead (after any
-    /// delay the fault asks for).
-    pub async fn strike(&self, operation: &str, protocol: Protocol) -> Option<Response<Body>> {
-        let fault = self.fault_for(operation, self.started.elapsed())?;
+    /// Counts a call of `operation` and says what a fault makes of it (after
+    /// any delay the fault asks for): `Err` with the answer to give instead of
+    /// serving it, or `Ok` to serve it — with how an update ends, when a fault
+    /// makes it fail.
+    pub async fn strike(&self, operation: &str, protocol: Protocol) -> Result<Option<UpdateEnding>, Response<Body>> {
+        let Some(fault) = self.fault_for(operation, self.started.elapsed()) else { return Ok(None) };
         if !fault.delay.is_zero() {
             tracing::info!("simulated fault: {operation} is silent for {:?}", fault.delay);
             tokio::time::sleep(fault.delay).await;
         }
         tracing::info!("simulated fault: {operation} answered {:?}", fault.answer);
         match fault.answer {
-            Answer::Served => None,
-            Answer::ConnectionReset => Some(reset_connection()),
-            answer => answer.error(operation).map(|error| error.into_response(protocol)),
+            Answer::Served => Ok(None),
+            Answer::UpdateFails => Ok(Some(UpdateEnding::Failed)),
+            Answer::UpdateRollbackFails => Ok(Some(UpdateEnding::RollbackFailed)),
+            Answer::ConnectionReset => Err(reset_connection()),
+            answer => Err(answer.error(operation).expect("every other answer is an AWS error").into_response(protocol)),
         }
     }
 
@@ -292,7 +315,7 @@ mod tests {
         let silent = Injector::new(faults).fault_for("GetMetricData", Duration::ZERO).unwrap();
         assert_eq!((silent.answer, silent.delay), (Answer::Served, Duration::from_secs(120)));
         let throttled = parse("[[faults]]\noperation = \"*\"\ncalls = [1, 1]\nanswer = \"ThrottlingException\"\n").unwrap();
-        let answer = Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11).await.unwrap();
+        let answer = Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11).await.unwrap_err();
         assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
         assert_eq!(answer.headers()["x-amzn-errortype"], "ThrottlingException");
     }
@@ -308,6 +331,7 @@ mod tests {
             ("operation = \"X\"\ncalls = [1, 2]\n", "`answer` or `delay_seconds`"),
             ("operation = \"X\"\ncalls = [1, 2]\ndelay_seconds = -1.0\n", "delay_seconds"),
             ("operation = \"\"\ncalls = [1, 2]\nanswer = \"InternalFailure\"\n", "`operation`"),
+            ("operation = \"CreateEndpoint\"\ncalls = [1, 2]\nanswer = \"UpdateFails\"\n", "strikes an update"),
         ] {
             // A valid first table, so that the message must name the second.
             let valid = "[[faults]]\noperation = \"Y\"\ncalls = [1, 1]\nanswer = \"Served\"\n";

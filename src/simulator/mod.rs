@@ -101,7 +101,7 @@ impl Shared {
     }
 
     fn context<'a>(&'a self, region: &'a str) -> Context<'a> {
-        Context { profile: &self.profile, store: &self.store, region }
+        Context { profile: &self.profile, store: &self.store, region, update_ending: None }
     }
 
     /// The control plane as Application Auto Scaling uses it.
@@ -350,14 +350,16 @@ fn json_answer(result: Result<serde_json::Value, AwsError>) -> Response<Body> {
 }
 
 async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
-    if let Some(fault) = shared.faults.strike(operation, Protocol::AwsJson11).await {
-        return fault;
-    }
+    let update_ending = match shared.faults.strike(operation, Protocol::AwsJson11).await {
+        Ok(ending) => ending,
+        Err(fault) => return fault,
+    };
     let (region, input) = match json_request(request).await {
         Ok(request) => request,
         Err(response) => return response,
     };
-    json_answer(shared.registry().call(&shared.context(&region), operation, &input))
+    let ctx = Context { update_ending, ..shared.context(&region) };
+    json_answer(shared.registry().call(&ctx, operation, &input))
 }
 
 async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
@@ -378,7 +380,7 @@ async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) ->
 }
 
 async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, request: Request) -> Response<Body> {
-    if let Some(fault) = shared.faults.strike(operation, protocol).await {
+    if let Err(fault) = shared.faults.strike(operation, protocol).await {
         return fault;
     }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
@@ -397,7 +399,7 @@ async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, requ
 
 async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
     let protocol = Protocol::RestJson;
-    if let Some(fault) = shared.faults.strike("InvokeEndpoint", protocol).await {
+    if let Err(fault) = shared.faults.strike("InvokeEndpoint", protocol).await {
         return fault;
     }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {

@@ -19,12 +19,9 @@ struct Finished {
     summary: serde_json::Value,
 }
 
-/// The sizing arguments every fault run shares: 20 TPS on ml.c5.large (by
-/// the sizing profile, one instance holds 100/s), one-second steps.
+/// The sizing arguments every fault run shares: one-second steps, 200 ms p99.
 fn sizing_args<'a>(payload: &'a str, results: &'a str) -> Vec<&'a str> {
     vec![
-        "--peak-tps",
-        "20",
         "--latency-p99-ms",
         "200",
         "--start-tps",
@@ -49,7 +46,8 @@ fn sizing_args<'a>(payload: &'a str, results: &'a str) -> Vec<&'a str> {
 }
 
 /// Runs perfsize to its end against `sim` with `extra` arguments after the
-/// shared ones, and reads what it left in `dir/results`.
+/// shared ones, and reads what it left in `dir/results`. The peak is 20 TPS
+/// (by the sizing profile one ml.c5.large holds 100/s) unless `extra` sets it.
 async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> Finished {
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
@@ -57,6 +55,9 @@ async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> F
     let (payload, results_arg) = (payload.display().to_string(), results.display().to_string());
     let mut args = sizing_args(&payload, &results_arg);
     args.extend_from_slice(extra);
+    if !extra.contains(&"--peak-tps") {
+        args.extend(["--peak-tps", "20"]);
+    }
     let mut command = sim.perfsize(&args);
     command.stderr(Stdio::piped());
     let output = tokio::task::spawn_blocking(move || command.output().expect("perfsize runs")).await.unwrap();
@@ -221,4 +222,28 @@ async fn a_teardown_that_gives_up_exits_non_zero_naming_what_is_left_and_the_cle
     let errors: Vec<String> = validator.iter_errors(&finished.summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(finished.run.join("report.html").exists(), "the report is written all the same");
+}
+
+/// The types and verdicts of a summary, for assertion messages.
+fn verdicts(summary: &serde_json::Value) -> String {
+    let types = summary["types"].as_array().into_iter().flatten();
+    types.map(|t| format!("{}: {}\n", t["instance_type"], t["verdict"])).collect()
+}
+
+#[tokio::test]
+async fn an_update_that_fails_or_whose_rollback_fails_makes_that_configuration_not_deployable() {
+    let _turn = traffic_turn().await;
+    // 60 TPS needs two ml.m5.large (50/s each): the resize to two ends badly,
+    // so no configuration of the only type can be verified.
+    for (answer, reason) in [("UpdateRollbackFails", "and so did its rollback"), ("UpdateFails", "out of service")] {
+        let dir = scratch(&format!("faults-{answer}"));
+        let faults =
+            format!("[[faults]]\noperation = \"UpdateEndpointWeightsAndCapacities\"\ncalls = [1, 1]\nanswer = \"{answer}\"\n");
+        let sim = simulator_with(&dir, &faults);
+        let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.m5.large", "--peak-tps", "60"]).await;
+        let log = verdicts(&finished.summary);
+        assert_eq!(finished.code, Some(exit::NOT_MET as i32), "{answer}: {log}{}", finished.stderr);
+        assert!(log.contains("could not be deployed") && log.contains(reason), "{answer}: the reason is given: {log}");
+        assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+    }
 }
