@@ -45,10 +45,10 @@ fn sizing_args<'a>(payload: &'a str, results: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// Runs perfsize to its end against `sim` with `extra` arguments after the
-/// shared ones, and reads what it left in `dir/results`. The peak is 20 TPS
-/// (by the sizing profile one ml.c5.large holds 100/s) unless `extra` sets it.
-async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> Finished {
+/// A sizing run against `sim` with `extra` arguments after the shared ones,
+/// writing to `dir/results`, its stderr piped. The peak is 20 TPS (by the
+/// sizing profile one ml.c5.large holds 100/s) unless `extra` sets it.
+fn sizing_command(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> std::process::Command {
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
     let results = dir.join("results");
@@ -60,7 +60,19 @@ async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> F
     }
     let mut command = sim.perfsize(&args);
     command.stderr(Stdio::piped());
+    command
+}
+
+/// Runs perfsize to its end (see [`sizing_command`]) and reads what it left.
+async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> Finished {
+    let mut command = sizing_command(sim, dir, extra);
     let output = tokio::task::spawn_blocking(move || command.output().expect("perfsize runs")).await.unwrap();
+    finished(dir, output)
+}
+
+/// What a run that exited with `output` left in `dir/results`.
+fn finished(dir: &Path, output: std::process::Output) -> Finished {
+    let results = dir.join("results");
     let run = std::fs::read_dir(&results).unwrap().next().expect("one run directory").unwrap().path();
     let summary = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     Finished { code: output.status.code(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), run, summary }
@@ -246,4 +258,38 @@ async fn an_update_that_fails_or_whose_rollback_fails_makes_that_configuration_n
         assert!(log.contains("could not be deployed") && log.contains(reason), "{answer}: the reason is given: {log}");
         assert_nothing_left_and_every_step_reported(&sim, &finished).await;
     }
+}
+
+#[tokio::test]
+async fn a_results_directory_that_refuses_writes_mid_run_stops_it_cleanly_with_the_steps_kept() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-unwritable");
+    let sim = simulator_with(&dir, "");
+    let child = sizing_command(&sim, &dir, &["--type-walk", "ml.m5.large", "--peak-tps", "60"]).spawn().unwrap();
+    // Once the first step is on disk, steps/ becomes a file: no step can be
+    // written any more (as on a full disk; chmod would not stop root).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let steps = loop {
+        let run = std::fs::read_dir(dir.join("results")).ok().and_then(|mut runs| runs.next()).map(|r| r.unwrap().path());
+        let steps = run.map(|run| run.join("steps"));
+        let written = steps.as_ref().and_then(|s| std::fs::read_dir(s).ok()).is_some_and(|mut files| files.next().is_some());
+        if written {
+            break steps.unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no step was written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    std::fs::remove_dir_all(&steps).unwrap();
+    std::fs::write(&steps, b"not a directory").unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let finished = finished(&dir, output);
+    assert_eq!(finished.code, Some(exit::INFRASTRUCTURE as i32), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("kept in memory") && finished.stderr.contains(&steps.display().to_string()),
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "torn down");
+    let listed = finished.summary["steps"].as_array().unwrap();
+    assert!(listed.len() >= 2, "the step that could not be written is in the summary, from memory: {listed:?}");
 }
