@@ -293,3 +293,72 @@ async fn a_results_directory_that_refuses_writes_mid_run_stops_it_cleanly_with_t
     let listed = finished.summary["steps"].as_array().unwrap();
     assert!(listed.len() >= 2, "the step that could not be written is in the summary, from memory: {listed:?}");
 }
+
+/// One fault the soak test may draw: every kind perfsize survives, each at
+/// a random place in the run.
+fn random_fault(rng: &mut impl rand::Rng) -> String {
+    let operations = [
+        ("CreateEndpoint", "ThrottlingException"),
+        ("DescribeEndpoint", "ThrottlingException"),
+        ("UpdateEndpointWeightsAndCapacities", "ThrottlingException"),
+        ("DeleteEndpoint", "ThrottlingException"),
+        ("DeleteEndpoint", "ValidationException"),
+        ("CreateEndpoint", "ResourceLimitExceeded"),
+        ("UpdateEndpointWeightsAndCapacities", "UpdateFails"),
+        ("UpdateEndpointWeightsAndCapacities", "UpdateRollbackFails"),
+        ("GetMetricData", "InternalFailure"),
+        ("InvokeEndpoint", "ServiceUnavailable"),
+    ];
+    let (operation, answer) = operations[rng.random_range(0..operations.len())];
+    // Short bursts: the SDK's own retries ride out up to 7 throttled attempts.
+    let first = rng.random_range(1..6);
+    let last = first + rng.random_range(0..2);
+    format!("[[faults]]\noperation = \"{operation}\"\ncalls = [{first}, {last}]\nanswer = \"{answer}\"\n")
+}
+
+/// The soak test: sizing runs one after another, each against a simulator
+/// with a random mix of faults, for `SOAK_MINUTES` (30 by default) of wall
+/// time — the simulator's time is real time. Every run must end with a
+/// verdict (0 or 1) or a clean give-up (3 with leftovers listed) and leave
+/// nothing behind. Run it with
+/// `cargo test --test integration faults::soak -- --ignored --nocapture`;
+/// `SOAK_SEED` replays a mix.
+#[tokio::test]
+#[ignore = "a 30-minute soak; run it on purpose"]
+async fn soak() {
+    use rand::{Rng, SeedableRng};
+    let _turn = traffic_turn().await;
+    let minutes: u64 = std::env::var("SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(30);
+    let seed: u64 = std::env::var("SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("soak: {minutes} minutes, SOAK_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(minutes * 60);
+    let mut round = 0;
+    while std::time::Instant::now() < until {
+        round += 1;
+        let faults: String = (0..rng.random_range(2..6)).map(|_| random_fault(&mut rng)).collect();
+        let dir = scratch(&format!("faults-soak-{round}"));
+        let sim = simulator_with(&dir, &faults);
+        let types = ["ml.c5.large", "ml.m5.large", "ml.c5.large,ml.m5.large"][rng.random_range(0..3)];
+        let peak = ["20", "60"][rng.random_range(0..2)];
+        let finished = run_to_the_end(&sim, &dir, &["--type-walk", types, "--peak-tps", peak, "--teardown-timeout", "30s"]).await;
+        let context = format!("round {round} (SOAK_SEED={seed}), {types} at {peak} TPS, faults:\n{faults}\n{}", finished.stderr);
+        let mut alive = everything(&sim.client()).await;
+        match finished.code {
+            Some(0 | 1) => assert_eq!(alive, Vec::<String>::new(), "nothing leaked: {context}"),
+            Some(3) => {
+                let listed = finished.summary["leftovers"]["resources"].as_array().cloned().unwrap_or_default();
+                let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().to_string()).collect();
+                listed.sort();
+                alive.sort();
+                assert_eq!(listed, alive, "what is left is listed: {context}");
+            }
+            other => panic!("exit {other:?}: {context}"),
+        }
+        eprintln!(
+            "soak round {round}: exit {:?}, {} steps",
+            finished.code,
+            finished.summary["steps"].as_array().map_or(0, Vec::len)
+        );
+    }
+}
