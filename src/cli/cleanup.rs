@@ -7,8 +7,13 @@ use clap::Args;
 
 use super::args::AwsArgs;
 use super::{Failure, exit};
-use crate::environment::{RunId, cleanup};
+use crate::environment::{Patience, RunId, cleanup};
 use crate::s3::S3Location;
+
+/// `perfsize cleanup` is run by a person after a killed run: it keeps at a
+/// deletion AWS refuses for now (throttled, an endpoint still updating) for
+/// half an hour, every five seconds.
+const CLEANUP_PATIENCE: Patience = Patience { poll: Duration::from_secs(5), within: Duration::from_secs(30 * 60) };
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["run_id", "all"]))]
@@ -54,7 +59,7 @@ pub async fn run(args: CleanupArgs) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     objects_outcome(objects_failed)?;
-    let failed = cleanup::remove(&clients, &leftovers, Duration::from_secs(5), |l, result| match result {
+    let failed = cleanup::remove(&clients, &leftovers, CLEANUP_PATIENCE, |l, result| match result {
         Ok(()) => println!("deleted {} {}", l.kind, l.name),
         Err(e) => eprintln!("could not delete {} {}: {e}", l.kind, l.name),
     })

@@ -21,8 +21,18 @@ use crate::record::RunDir;
 pub const DEFAULT_CONFIG: &str = "perfsize.toml";
 
 /// Flags a resumed run may change: the budget and the durations of what is left.
-const RESUMABLE_CHANGES: [&str; 8] =
-    ["resume", "max_test_cost", "duration", "endurance_duration", "warmup", "poll_interval", "parallel", "results_dir"];
+const RESUMABLE_CHANGES: [&str; 10] = [
+    "resume",
+    "max_test_cost",
+    "duration",
+    "endurance_duration",
+    "warmup",
+    "poll_interval",
+    "cloudwatch_wait",
+    "teardown_timeout",
+    "parallel",
+    "results_dir",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

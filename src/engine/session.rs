@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
-use crate::environment::{Clients, ModelSource, RunId, SageMakerEnvironment, SharedLedger};
+use crate::environment::{Clients, ModelSource, Patience, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
 use crate::load::{AsyncClient, InvokeAsync, InvokeEndpoint, LoadRun, RequestSigner, SignerError};
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
@@ -24,6 +24,9 @@ pub struct Pace {
     pub poll: Duration,
     /// How long an endpoint may take to deploy before it counts as failed.
     pub deploy_timeout: Duration,
+    /// How long teardown retries a deletion AWS refuses for now (throttled,
+    /// an endpoint still updating) before it gives up and lists what is left.
+    pub teardown_timeout: Duration,
     /// CloudWatch period: SageMaker publishes per minute on AWS.
     pub metrics_period: Duration,
     /// How long to wait for CloudWatch figures, which arrive late on AWS.
@@ -36,11 +39,17 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// How teardown retries what AWS refuses for now.
+    pub fn teardown_patience(&self) -> Patience {
+        Patience { poll: self.poll, within: self.teardown_timeout }
+    }
+
     pub fn for_session(simulated: bool) -> Pace {
         if simulated {
             Pace {
                 poll: Duration::from_millis(100),
                 deploy_timeout: Duration::from_secs(120),
+                teardown_timeout: Duration::from_secs(120),
                 metrics_period: Duration::from_secs(1),
                 metrics_wait: Duration::from_secs(3),
                 metrics_poll: Duration::from_millis(250),
@@ -51,6 +60,7 @@ impl Pace {
             Pace {
                 poll: Duration::from_secs(15),
                 deploy_timeout: Duration::from_secs(60 * 60),
+                teardown_timeout: Duration::from_secs(60 * 60),
                 metrics_period: Duration::from_secs(60),
                 metrics_wait: Duration::from_secs(180),
                 metrics_poll: Duration::from_secs(20),
@@ -167,6 +177,7 @@ impl Session {
             lines
         });
         SageMakerEnvironment::new(self.clients(), run_id, model, poll, self.pace.deploy_timeout, ledger)
+            .teardown_within(self.pace.teardown_timeout)
     }
 
     /// The clients of what an environment creates (and cleanup deletes).

@@ -5,13 +5,11 @@
 //! Resources without the tag are never touched; a scalable target whose
 //! endpoint is gone counts as perfsize's only when its name carries the run id.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use super::autoscaling::registered_endpoints;
 use super::sagemaker::{Clients, api_error, delete};
-use super::{ApiError, Kind, NAME_PREFIX, RUN_TAG, RunId};
+use super::{ApiError, Kind, NAME_PREFIX, Patience, RUN_TAG, RunId};
 
 /// A perfsize resource still alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,13 +168,13 @@ async fn run_tag(client: &aws_sdk_sagemaker::Client, arn: &str) -> Result<Option
 pub async fn remove(
     clients: &Clients,
     leftovers: &[Leftover],
-    poll: Duration,
+    patience: Patience,
     report: impl Fn(&Leftover, Result<(), &ApiError>),
 ) -> usize {
     let mut failed = 0;
     for kind in Kind::DELETION_ORDER {
         for leftover in leftovers.iter().filter(|l| l.kind == kind) {
-            let result = delete(clients, kind, &leftover.name, poll).await;
+            let result = delete(clients, kind, &leftover.name, patience).await;
             failed += result.is_err() as usize;
             report(leftover, result.as_ref().map(|_| ()));
         }

@@ -143,6 +143,15 @@ impl fmt::Display for Kind {
     }
 }
 
+/// How long a deletion AWS refuses for now — throttled past the SDK's own
+/// retries, or an endpoint still updating — is retried, and how often,
+/// before teardown gives up on it and says what is left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Patience {
+    pub poll: Duration,
+    pub within: Duration,
+}
+
 /// A failure to reach or use the SageMaker API.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed: {code}: {message}")]

@@ -12,7 +12,7 @@ use aws_sdk_sagemaker::types::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, DeployError, Deployed, Environment, Kind, RUN_TAG, RunId, SharedLedger, resource_name};
+use super::{ApiError, DeployError, Deployed, Environment, Kind, Patience, RUN_TAG, RunId, SharedLedger, resource_name};
 use crate::s3::{RunStorage, S3Location};
 use crate::sagemaker::AwsErrorKind;
 use crate::vocab::Candidate;
@@ -82,6 +82,8 @@ pub struct SageMakerEnvironment {
     model_name: String,
     poll: Duration,
     deploy_timeout: Duration,
+    /// How long teardown retries a deletion AWS refuses for now.
+    teardown_timeout: Duration,
     pub(super) ledger: SharedLedger,
     used_names: Mutex<HashSet<String>>,
     /// Asynchronous endpoints: their settings. None: real-time.
@@ -135,38 +137,63 @@ pub(super) async fn describe_endpoint(
 }
 
 /// Deletes an endpoint, waiting out any deployment in progress (SageMaker
-/// refuses to delete those), then waits until it is gone. An endpoint that is
-/// already gone is not an error.
-pub(super) async fn delete_endpoint(client: &aws_sdk_sagemaker::Client, endpoint: &str, poll: Duration) -> Result<(), ApiError> {
-    loop {
-        let deleted = client
-            .delete_endpoint()
-            .endpoint_name(endpoint)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| api_error("DeleteEndpoint", &e));
-        match already_gone_is_fine(deleted) {
-            Ok(()) => break,
-            Err(e) if is_in_progress(&e) => {
-                tracing::info!("{endpoint} is still deploying; deleting it once SageMaker allows");
-                tokio::time::sleep(poll).await;
-            }
-            Err(e) => return Err(e),
+/// refuses to delete those) and throttling, then waits until it is gone —
+/// all within `patience`. An endpoint that is already gone is not an error.
+pub(super) async fn delete_endpoint(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+    patience: Patience,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + patience.within;
+    let deleted = until_accepted(deadline, patience.poll, endpoint, || async {
+        client.delete_endpoint().endpoint_name(endpoint).send().await.map(|_| ()).map_err(|e| api_error("DeleteEndpoint", &e))
+    })
+    .await;
+    already_gone_is_fine(deleted)?;
+    while until_accepted(deadline, patience.poll, endpoint, || describe_endpoint(client, endpoint)).await?.is_some() {
+        if Instant::now() + patience.poll > deadline {
+            return Err(ApiError {
+                operation: "DeleteEndpoint",
+                code: "StillDeleting".into(),
+                message: format!("{endpoint} still exists after {}", humantime::format_duration(patience.within)),
+            });
         }
-    }
-    while describe_endpoint(client, endpoint).await?.is_some() {
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(patience.poll).await;
     }
     Ok(())
 }
 
+/// Makes `call` until SageMaker accepts it, retrying every `poll` while the
+/// refusal is one for now (see [`refused_for_now`]) and `deadline` is ahead;
+/// the last refusal is the error after that.
+async fn until_accepted<T, F, Fut>(deadline: Instant, poll: Duration, resource: &str, mut call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    loop {
+        match call().await {
+            Err(e) if refused_for_now(&e) && Instant::now() + poll <= deadline => {
+                tracing::info!("{resource}: {e}; trying again");
+                tokio::time::sleep(poll).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// A refusal that time cures: an operation in progress on the resource, or
+/// throttling that outlasted the SDK's retries.
+fn refused_for_now(e: &ApiError) -> bool {
+    matches!(e.aws_kind(), AwsErrorKind::InProgress | AwsErrorKind::Throttled)
+}
+
 /// Deletes one resource, endpoints waiting until they are gone; something
 /// already gone is not an error.
-pub(super) async fn delete(clients: &Clients, kind: Kind, name: &str, poll: Duration) -> Result<(), ApiError> {
+pub(super) async fn delete(clients: &Clients, kind: Kind, name: &str, patience: Patience) -> Result<(), ApiError> {
     match kind {
         Kind::ScalableTarget => super::autoscaling::deregister(&clients.autoscaling, name).await,
-        Kind::Endpoint => delete_endpoint(&clients.sagemaker, name, poll).await,
+        Kind::Endpoint => delete_endpoint(&clients.sagemaker, name, patience).await,
         Kind::EndpointConfig => delete_endpoint_config(&clients.sagemaker, name).await,
         Kind::Model => delete_model(&clients.sagemaker, name).await,
         Kind::Bucket => Ok(crate::s3::delete_bucket(&clients.s3, name).await?),
@@ -212,14 +239,38 @@ fn is_not_found(e: &ApiError) -> bool {
     e.aws_kind() == AwsErrorKind::NotFound
 }
 
-fn is_in_progress(e: &ApiError) -> bool {
-    e.aws_kind() == AwsErrorKind::InProgress
-}
-
 /// SageMaker's own refusals of a configuration (a quota, a validation), as
 /// opposed to AWS failing us (throttling past retries, credentials, outages).
 fn is_rejection(e: &ApiError) -> bool {
     !matches!(e.aws_kind(), AwsErrorKind::Throttled | AwsErrorKind::Credentials | AwsErrorKind::Other)
+}
+
+/// A failed create or resize of `candidate`: SageMaker refusing the
+/// configuration makes it not deployable (the run goes on without it);
+/// anything else is AWS failing the run.
+fn deploy_error(candidate: &Candidate, e: ApiError) -> DeployError {
+    if !is_rejection(&e) {
+        return e.into();
+    }
+    let reason = match e.aws_kind() {
+        AwsErrorKind::LimitExceeded => quota_reached(candidate, &e),
+        _ => e.message,
+    };
+    DeployError::Rejected { candidate: candidate.clone(), reason }
+}
+
+/// A quota refusal names the quota and how to raise it: SageMaker's quotas
+/// per instance type are called "<type> for endpoint usage" in Service
+/// Quotas, whose codes differ per type and are found by that name.
+fn quota_reached(candidate: &Candidate, e: &ApiError) -> String {
+    let quota = format!("{} for endpoint usage", candidate.instance_type);
+    format!(
+        "{}: {} — the account quota \"{quota}\" is reached; find its code with \
+         `aws service-quotas list-service-quotas --service-code sagemaker \
+         --query \"Quotas[?QuotaName=='{quota}'].QuotaCode\"` and raise it with \
+         `aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code CODE --desired-value N`",
+        e.code, e.message
+    )
 }
 
 impl SageMakerEnvironment {
@@ -244,6 +295,8 @@ impl SageMakerEnvironment {
             model_name,
             poll,
             deploy_timeout,
+            // As long as a deployment may take, unless told otherwise.
+            teardown_timeout: deploy_timeout,
             ledger,
             used_names: Mutex::new(HashSet::new()),
             asynchronous: None,
@@ -251,6 +304,12 @@ impl SageMakerEnvironment {
     }
 
     /// Deploys asynchronous endpoints with `serving`'s settings from now on.
+    /// Teardown gives up on a deletion AWS keeps refusing after `timeout`.
+    pub fn teardown_within(mut self, timeout: Duration) -> SageMakerEnvironment {
+        self.teardown_timeout = timeout;
+        self
+    }
+
     pub fn serving_async(mut self, serving: AsyncServing) -> SageMakerEnvironment {
         self.asynchronous = Some(serving);
         self
@@ -340,8 +399,12 @@ impl SageMakerEnvironment {
         }
     }
 
+    fn patience(&self) -> Patience {
+        Patience { poll: self.poll, within: self.teardown_timeout }
+    }
+
     async fn delete_endpoint(&self, endpoint: &str) -> Result<(), ApiError> {
-        delete_endpoint(&self.client, endpoint, self.poll).await?;
+        delete_endpoint(&self.client, endpoint, self.patience()).await?;
         let mut ledger = crate::error::lock(&self.ledger);
         ledger.close(endpoint);
         ledger.deleted(Kind::Endpoint, endpoint);
@@ -443,12 +506,7 @@ impl Environment for SageMakerEnvironment {
             .map(|_| ())
             .map_err(|e| api_error("CreateEndpointConfig", &e));
         if let Err(e) = created_or_ours(created) {
-            let error = if is_rejection(&e) {
-                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
-            } else {
-                e.into()
-            };
-            return Err(self.abandon(None, &name, error).await);
+            return Err(self.abandon(None, &name, deploy_error(candidate, e)).await);
         }
         {
             let mut ledger = crate::error::lock(&self.ledger);
@@ -466,12 +524,7 @@ impl Environment for SageMakerEnvironment {
             .map(|_| ())
             .map_err(|e| api_error("CreateEndpoint", &e));
         if let Err(e) = created_or_ours(created) {
-            let error = if is_rejection(&e) {
-                DeployError::Rejected { candidate: candidate.clone(), reason: e.message.clone() }
-            } else {
-                e.into()
-            };
-            return Err(self.abandon(Some(&name), &name, error).await);
+            return Err(self.abandon(Some(&name), &name, deploy_error(candidate, e)).await);
         }
         match self.wait_settled(candidate, &name, cancel).await {
             Ok(EndpointState { status: EndpointStatus::InService, .. }) => Ok(Deployed {
@@ -501,8 +554,7 @@ impl Environment for SageMakerEnvironment {
             .send()
             .await;
         if let Err(e) = updated {
-            let e = api_error("UpdateEndpointWeightsAndCapacities", &e);
-            return Err(if is_rejection(&e) { DeployError::Rejected { candidate: target, reason: e.message } } else { e.into() });
+            return Err(deploy_error(&target, api_error("UpdateEndpointWeightsAndCapacities", &e)));
         }
         let EndpointState { status, failure_reason: reason, current, .. } =
             self.wait_settled(&target, &deployed.endpoint, cancel).await?;
@@ -535,7 +587,7 @@ impl Environment for SageMakerEnvironment {
                 let result = match kind {
                     // An endpoint also closes its billing period in the ledger.
                     Kind::Endpoint => self.delete_endpoint(name).await,
-                    _ => delete(&self.clients(), kind, name, self.poll).await.map(|()| self.record_deleted(kind, name)),
+                    _ => delete(&self.clients(), kind, name, self.patience()).await.map(|()| self.record_deleted(kind, name)),
                 };
                 if let Err(e) = result {
                     tracing::error!("teardown: cannot delete {kind} {name}: {e}");

@@ -5,8 +5,10 @@
 //! each step), `summary.json` (the conclusion), and the reports. The file
 //! names live here alone; the orchestrator writes the record, and the
 //! reports, `compare` and `--resume` read it, without knowing each other.
+//! One session writes a run at a time: `.lock` ([`RunLock`]).
 
 pub mod interval_log;
+mod lock;
 mod scaling;
 mod summary;
 
@@ -18,10 +20,11 @@ use serde::de::DeserializeOwned;
 use crate::cost::Spend;
 use crate::result::StepResult;
 
+pub use lock::{LockError, RunLock};
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 pub use summary::{
-    AsyncRecommendation, AsyncRecord, Autoscaling, BacklogAutoscaling, PlanRecord, Recommendation, RunObjects, RunStatus,
-    ScalingAdvice, StepBrief, Summary, TypeOutcome,
+    AsyncRecommendation, AsyncRecord, Autoscaling, BacklogAutoscaling, Leftovers, PlanRecord, Recommendation, RunObjects,
+    RunStatus, ScalingAdvice, StepBrief, Summary, TypeOutcome,
 };
 
 /// What was asked: a [`PlanRecord`], written before the first step.
@@ -55,13 +58,15 @@ pub enum RunDirError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl crate::error::HasKind for RunDirError {
     fn kind(&self) -> crate::error::ErrorKind {
         match self {
             // Writing the record failed mid-run: the machine's disk, not the input.
-            RunDirError::Write { .. } => crate::error::ErrorKind::Infrastructure,
+            RunDirError::Write { .. } | RunDirError::Lock(LockError::Io { .. }) => crate::error::ErrorKind::Infrastructure,
             _ => crate::error::ErrorKind::Usage,
         }
     }
@@ -94,6 +99,12 @@ impl RunDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes the directory for this session: a second session writing the
+    /// same run is refused (see [`RunLock`]). Hold it until the run ends.
+    pub fn lock(&self) -> Result<RunLock, RunDirError> {
+        Ok(RunLock::acquire(&self.root)?)
     }
 
     /// The run id (the directory's name).

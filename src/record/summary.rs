@@ -444,6 +444,18 @@ pub struct Summary {
     /// Asynchronous runs: where their objects went and what is left of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<RunObjects>,
+    /// What teardown could not remove (absent when it removed everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leftovers: Option<Leftovers>,
+}
+
+/// Resources still alive after the run's teardown gave up on them, and the
+/// command that removes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leftovers {
+    /// `<kind> <name>`, in deletion order.
+    pub resources: Vec<String>,
+    pub cleanup_command: String,
 }
 
 /// The S3 objects of an asynchronous run.

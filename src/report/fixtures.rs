@@ -207,6 +207,7 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         run_cost: RunCost { endpoint_hours: 0.05, dollars: 0.0052, wall_seconds: 115.0 },
         scaling: None,
         objects: None,
+        leftovers: None,
     };
     RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
 }

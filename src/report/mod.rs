@@ -127,6 +127,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         run_cost: spend.map(|s| s.run_cost).unwrap_or_default(),
         scaling: None,
         objects: None,
+        leftovers: None,
     }
 }
 

@@ -173,7 +173,7 @@ pub async fn fetch(
     let mut best: Option<ServerMetrics> = None;
     let mut last_error = None;
     loop {
-        match fetch_once(client, window).await {
+        match within(started + wait, cancel, fetch_once(client, window)).await {
             Ok(metrics) => best = Some(metrics),
             Err(reason) => last_error = Some(reason),
         }
@@ -193,6 +193,21 @@ pub async fn fetch(
             _ = tokio::time::sleep(poll) => {}
             _ = cancel.cancelled() => {}
         }
+    }
+}
+
+/// One fetch, given up at `deadline` or on `cancel`: a CloudWatch that does
+/// not answer (the SDK's own timeouts and retries add up to minutes) must
+/// never hold a step past the configured wait.
+async fn within(
+    deadline: tokio::time::Instant,
+    cancel: &CancellationToken,
+    fetch: impl Future<Output = Result<ServerMetrics, String>>,
+) -> Result<ServerMetrics, String> {
+    tokio::select! {
+        answer = fetch => answer,
+        _ = tokio::time::sleep_until(deadline) => Err("no answer from CloudWatch within the configured wait".into()),
+        _ = cancel.cancelled() => Err("CloudWatch figures were not awaited: the run was interrupted".into()),
     }
 }
 
@@ -223,7 +238,7 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
     for q in queries(window) {
         request = request.metric_data_queries(query(window, q));
     }
-    let out = request.send().await.map_err(|e| format!("GetMetricData failed: {}", crate::error_chain(&e)))?;
+    let out = request.send().await.map_err(|e| format!("CloudWatch GetMetricData failed: {}", crate::error_chain(&e)))?;
     let results = out.metric_data_results();
     let values = |id: &str| -> Vec<f64> {
         results.iter().find(|r: &&MetricDataResult| r.id() == Some(id)).map(|r| r.values().to_vec()).unwrap_or_default()
@@ -274,4 +289,23 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
             oldest_request_age_max_s: max("oldest"),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fetch_that_never_answers_is_given_up_at_the_deadline() {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        let never = std::future::pending::<Result<ServerMetrics, String>>();
+        let err = within(deadline, &CancellationToken::new(), never).await.unwrap_err();
+        assert!(err.contains("within the configured wait"), "{err}");
+        assert!(tokio::time::Instant::now() >= deadline, "not before the deadline either");
+
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let never = std::future::pending::<Result<ServerMetrics, String>>();
+        assert!(within(deadline + Duration::from_secs(60), &cancel, never).await.unwrap_err().contains("interrupted"));
+    }
 }

@@ -23,7 +23,9 @@
 //! against. CloudWatch alarms ([`alarms`]) watch those metrics and drive
 //! Application Auto Scaling policies ([`autoscaling`]), which scale endpoints
 //! as AWS does — asynchronous ones down to zero instances and back — evaluated
-//! by a background task, on a clock the profile may compress.
+//! by a background task, on a clock the profile may compress. Faults the
+//! profile schedules ([`faults`]) strike control-plane, runtime and
+//! CloudWatch calls before they are served.
 //!
 //! `run(listener, profile, shutdown)` serves until `shutdown` resolves, then
 //! stops every background task; [`RunningSimulator`] runs it in-process on a
@@ -34,6 +36,7 @@ mod async_inference;
 mod autoscaling;
 mod cloudwatch;
 mod control;
+mod faults;
 mod llm;
 mod metrics;
 pub mod profile;
@@ -93,6 +96,8 @@ struct Shared {
     scaling: Mutex<Scaling>,
     objects: s3::ObjectStore,
     inference: AsyncInference,
+    /// Faults the profile schedules; consulted before a call is served.
+    faults: faults::Injector,
 }
 
 /// A lock, even after a panic elsewhere poisoned it: one bad request must not
@@ -107,7 +112,7 @@ impl Shared {
     }
 
     fn context<'a>(&'a self, region: &'a str) -> Context<'a> {
-        Context { profile: &self.profile, store: &self.store, region }
+        Context { profile: &self.profile, store: &self.store, region, update_ending: None }
     }
 
     /// The control plane as Application Auto Scaling uses it.
@@ -196,6 +201,7 @@ pub async fn run(
     // workers — stops with the server, even when this future is dropped.
     let stop_background = CancellationToken::new();
     let _stop_background_on_drop = stop_background.clone().drop_guard();
+    let injector = faults::Injector::new(profile.faults.clone());
     let shared = Arc::new(Shared {
         store: MetricStore::new(profile.metrics_retention),
         objects: s3::ObjectStore::new(profile.s3_capacity_bytes),
@@ -204,6 +210,7 @@ pub async fn run(
         alarms: Mutex::new(AlarmStore::default()),
         scaling: Mutex::new(Scaling::default()),
         inference: AsyncInference::new(stop_background.child_token()),
+        faults: injector,
     });
     let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_background.clone()));
     let app = Router::new().fallback(route).with_state(shared.clone());
@@ -358,11 +365,16 @@ fn json_answer(result: Result<serde_json::Value, AwsError>) -> Response<Body> {
 }
 
 async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
+    let update_ending = match shared.faults.strike(operation, Protocol::AwsJson11).await {
+        Ok(ending) => ending,
+        Err(fault) => return fault,
+    };
     let (region, input) = match json_request(request).await {
         Ok(request) => request,
         Err(response) => return response,
     };
-    json_answer(shared.registry().call(&shared.context(&region), operation, &input))
+    let ctx = Context { update_ending, ..shared.context(&region) };
+    json_answer(shared.registry().call(&ctx, operation, &input))
 }
 
 async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
@@ -383,6 +395,9 @@ async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) ->
 }
 
 async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, request: Request) -> Response<Body> {
+    if let Err(fault) = shared.faults.strike(operation, protocol).await {
+        return fault;
+    }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
         return *denied;
     }
@@ -408,8 +423,14 @@ struct Invocation {
 impl Invocation {
     /// Checks what InvokeEndpoint and InvokeEndpointWithResponseStream both
     /// check before a model sees the request; the error answer if it fails.
-    async fn accept(shared: &Shared, endpoint: &str, request: Request) -> Result<Invocation, Response<Body>> {
+    async fn accept(
+        shared: &Shared,
+        operation: &'static str,
+        endpoint: &str,
+        request: Request,
+    ) -> Result<Invocation, Response<Body>> {
         let protocol = Protocol::RestJson;
+        shared.faults.strike(operation, protocol).await?;
         wire::require_signature(request.headers(), protocol).map_err(|denied| *denied)?;
         let (parts, body) = request.into_parts();
         let headers = parts.headers;
@@ -445,7 +466,7 @@ impl Invocation {
 }
 
 async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
-    let invocation = match Invocation::accept(shared, endpoint, request).await {
+    let invocation = match Invocation::accept(shared, "InvokeEndpoint", endpoint, request).await {
         Ok(invocation) => invocation,
         Err(response) => return response,
     };
@@ -473,7 +494,7 @@ async fn invoke_endpoint(shared: &Shared, endpoint: &str, request: Request, rece
 
 /// InvokeEndpointWithResponseStream: the same checks, then the LLM model.
 async fn invoke_with_response_stream(shared: &Shared, endpoint: &str, request: Request, received: Instant) -> Response<Body> {
-    let invocation = match Invocation::accept(shared, endpoint, request).await {
+    let invocation = match Invocation::accept(shared, "InvokeEndpointWithResponseStream", endpoint, request).await {
         Ok(invocation) => invocation,
         Err(response) => return response,
     };

@@ -24,6 +24,9 @@
 //! `[llm.instance_types."X"]` tables (see [`llm`]). `[serverless]` describes
 //! the model behind serverless variants: compute by memory, cold starts,
 //! idle expiry (see [`serverless`]).
+//!
+//! `[[faults]]` tables schedule faults ([`super::faults`]); a file's come
+//! before the shipped profile's (which has none).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use std::time::Duration;
 use rand_distr::LogNormal;
 use serde::Deserialize;
 
+use super::faults::{self, Fault, FaultFile};
 use crate::catalog;
 pub use llm::{LlmBehaviour, LlmProfile, LlmTiming};
 pub use serverless::ServerlessBehaviour;
@@ -202,6 +206,8 @@ pub struct Profile {
     default: EntryFile,
     default_vcpus: u32,
     types: BTreeMap<String, EntryFile>,
+    /// Faults to inject, in the order listed (`[[faults]]`; see [`super::faults`]).
+    pub faults: Vec<Fault>,
     /// Where it came from, for messages.
     pub origin: String,
 }
@@ -225,6 +231,8 @@ struct ProfileFile {
     llm: llm::LlmFile,
     #[serde(default)]
     serverless: serverless::ServerlessFile,
+    #[serde(default)]
+    faults: Vec<FaultFile>,
 }
 
 impl ProfileFile {
@@ -263,6 +271,8 @@ impl ProfileFile {
             },
             llm: self.llm.over(base.llm),
             serverless: self.serverless.over(base.serverless),
+            // The file's faults come first: the first one listed that strikes a call wins.
+            faults: self.faults.into_iter().chain(base.faults).collect(),
         }
     }
 }
@@ -448,7 +458,9 @@ impl Profile {
                 )));
             }
         }
+        let faults = faults::validate(&file.faults).map_err(invalid)?;
         let profile = Profile {
+            faults,
             deploy,
             delete,
             container_timeout,

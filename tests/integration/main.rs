@@ -6,6 +6,7 @@ mod support;
 
 mod async_inference;
 mod cli;
+mod faults;
 mod generator;
 mod load;
 mod report;

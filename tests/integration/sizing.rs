@@ -13,7 +13,7 @@ use crate::support::*;
 /// Capacities known by construction: one worker each, fixed service times.
 /// ml.m5.large serves 50/s ($0.115/h), ml.c5.large 100/s ($0.102/h);
 /// ml.t2.medium ($0.056/h, so tried first) never deploys.
-const PROFILE: &str = r#"
+pub const PROFILE: &str = r#"
 deploy_seconds = 0.2
 delete_seconds = 0.1
 [default]
@@ -242,7 +242,7 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
 }
 
 /// Starts a long sizing run against `sim` and waits until it is mid-step.
-async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
+pub async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
     let results = dir.join("results");
     let child = sim
         .perfsize(&[

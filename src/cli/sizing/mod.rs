@@ -18,7 +18,7 @@ use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
 use crate::plan::{Asynchronous, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
-use crate::record::RunDir;
+use crate::record::{RunDir, RunLock};
 use crate::s3::Buckets;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
@@ -153,6 +153,14 @@ pub struct SizingArgs {
     /// How often to poll SageMaker while an endpoint deploys (default 15s; 100ms with --simulate).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Option<Duration>,
+    /// How long to wait for each step's CloudWatch figures (default 3m on AWS, 3s with --simulate);
+    /// a CloudWatch that errs or is silent leaves the step without server figures, never later.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub cloudwatch_wait: Option<Duration>,
+    /// How long teardown keeps retrying a deletion AWS refuses (throttled, an endpoint still updating)
+    /// before it gives up, exits non-zero and lists what is left (default 1h; 2m with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub teardown_timeout: Option<Duration>,
     /// perfsizesagemaker's flags that perfsize does not need; accepted so Jenkins jobs move over unchanged.
     #[arg(long = "host", hide = true)]
     pub legacy_host: Option<String>,
@@ -372,11 +380,17 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let region = args.region().await;
     let checked = args.check(region.as_deref())?;
     let profile = super::simulator_profile(&args.sim)?;
-    let session = super::open_session(&args.aws, profile).await?;
+    let mut session = super::open_session(&args.aws, profile).await?;
+    if let Some(wait) = args.cloudwatch_wait {
+        session.session.pace.metrics_wait = wait;
+    }
+    if let Some(timeout) = args.teardown_timeout {
+        session.session.pace.teardown_timeout = timeout;
+    }
     if let Some(a) = checked.plan.asynchronous() {
         session.check_buckets(&a.buckets).await.map_err(Failure::usage)?;
     }
-    let (run_id, dir, earlier) = open_run_dir(&args)?;
+    let (run_id, dir, _lock, earlier) = open_run_dir(&args)?;
     let setup = RunSetup {
         cleanup_command: cleanup_command(&run_id, &args.aws, checked.plan.asynchronous()),
         run_id,
@@ -400,18 +414,22 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
 
 /// The run's id and directory: new, or the one `--resume` names with what
 /// its earlier sessions left.
-fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, Option<Earlier>), Failure> {
+/// The directory is locked for this session before anything is read from
+/// it: a run still going refuses a `--resume` of itself.
+fn open_run_dir(args: &SizingArgs) -> Result<(RunId, RunDir, RunLock, Option<Earlier>), Failure> {
     match &args.resume {
         Some(path) => {
             let dir = RunDir::open(path)?;
+            let lock = dir.lock()?;
             let run_id: RunId = dir.run_id().parse()?;
             let earlier = Earlier::read(&dir)?;
-            Ok((run_id, dir, Some(earlier)))
+            Ok((run_id, dir, lock, Some(earlier)))
         }
         None => {
             let run_id = RunId::generate();
             let dir = RunDir::create(&args.results_dir, run_id.as_str())?;
-            Ok((run_id, dir, None))
+            let lock = dir.lock()?;
+            Ok((run_id, dir, lock, None))
         }
     }
 }

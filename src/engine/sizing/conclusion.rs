@@ -11,8 +11,8 @@ use crate::cost::{HOURS_PER_MONTH, S3Work, Spend};
 use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
-    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Recommendation, RunObjects, RunStatus, ScalingAdvice, ScalingVerdict,
-    StepBrief, Summary, TypeOutcome,
+    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
+    ScalingVerdict, StepBrief, Summary, TypeOutcome,
 };
 use crate::result::StepResult;
 use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
@@ -26,6 +26,7 @@ struct Ending {
     started_at: DateTime<Utc>,
     spend: Spend,
     scaling: Option<ScalingVerdict>,
+    leftovers: Option<Leftovers>,
 }
 
 impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
@@ -46,9 +47,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         self.driver.settle(&self.cancel).await;
         self.progress.activity("tearing down everything this run deployed");
         if let Err(e) = self.env.teardown().await {
-            self.progress.line(format!("teardown failed: {e} — run `perfsize cleanup --run-id {}`", self.run_id));
             st.error.get_or_insert(e.into());
         }
+        let leftovers = self.leftovers();
         // CloudWatch figures trickle in after each step; wait for the last ones.
         for update in shared.metrics_updates.into_inner() {
             let _ = update.await;
@@ -61,7 +62,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if let Err(e) = self.dir.write_spend(&spend) {
             st.error.get_or_insert(e.into());
         }
-        let ending = Ending { status: st.status, note: st.note, started_at: shared.started_at, spend, scaling };
+        let ending = Ending { status: st.status, note: st.note, started_at: shared.started_at, spend, scaling, leftovers };
         let summary = self.summarise(st.strategy.as_ref(), &steps, ending);
         if let Err(e) = self.dir.write_summary(&summary) {
             st.error.get_or_insert(e.into());
@@ -70,7 +71,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     }
 
     fn summarise(&self, strategy: &dyn Strategy, steps: &[StepResult], ending: Ending) -> Summary {
-        let Ending { status, note, started_at, spend, scaling } = ending;
+        let Ending { status, note, started_at, spend, scaling, leftovers } = ending;
         let conclusion = strategy.conclusion();
         let peak = self.plan.peak_tps();
         let prices = self.plan.prices();
@@ -130,7 +131,20 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             run_cost,
             scaling,
             objects: self.objects(steps),
+            leftovers,
         }
+    }
+
+    /// What is still alive after teardown, said on the terminal with the
+    /// command that removes it; None when teardown removed everything.
+    fn leftovers(&self) -> Option<Leftovers> {
+        let resources = crate::error::lock(&self.env.ledger()).live();
+        if resources.is_empty() {
+            return None;
+        }
+        self.progress.line(format!("teardown gave up; still alive: {}", resources.join(", ")));
+        self.progress.line(format!("remove them with: {}", self.cleanup_command));
+        Some(Leftovers { resources, cleanup_command: self.cleanup_command.clone() })
     }
 
     /// The policy the recommendation comes with: on invocations, or for an

@@ -225,6 +225,7 @@ impl Run<'_> {
             simulated: session.simulated,
             cancel: session.cancel_token(),
             run_id: self.run_id.to_string(),
+            cleanup_command: self.cleanup_command.to_string(),
             command_line: self.record.command_line.clone(),
             resumed: earlier.steps,
             earlier_wall_seconds: earlier.spend.map_or(0.0, |s| s.run_cost.wall_seconds),
@@ -260,7 +261,7 @@ async fn remove_leftovers(session: &Session, run_id: &RunId, progress: &Progress
         return Ok(());
     }
     progress.activity(format!("removing {} resources the interrupted session left", leftovers.len()));
-    let failed = crate::environment::cleanup::remove(&clients, &leftovers, session.pace.poll, |_, _| {}).await;
+    let failed = crate::environment::cleanup::remove(&clients, &leftovers, session.pace.teardown_patience(), |_, _| {}).await;
     if failed > 0 {
         return Err(SizingError::Leftovers { failed, run_id: run_id.clone() });
     }

@@ -25,7 +25,7 @@ use crate::format::trim_number;
 use crate::load::{Driver, LoadError};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::record::{RunDir, RunStatus, Summary};
+use crate::record::{RunDir, RunDirError, RunStatus, Summary};
 use crate::result::{self, MetricsWindow, StepContext, StepResult};
 use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
 use crate::step::{Next, Outcome, Strategy};
@@ -48,6 +48,8 @@ pub struct Sizing<'a, E: Environment, D: Driver> {
     /// Cancelled by the first Ctrl-C.
     pub cancel: CancellationToken,
     pub run_id: String,
+    /// The `perfsize cleanup` command that removes what teardown could not.
+    pub cleanup_command: String,
     pub command_line: Vec<String>,
     /// Steps of an interrupted run being resumed, reused instead of re-run.
     pub resumed: Vec<StepResult>,
@@ -126,6 +128,9 @@ struct ProbeDone {
 
 enum ProbeResult {
     Measured(Box<StepResult>),
+    /// Measured, but the run directory refused its file (a full or
+    /// unwritable disk): the step is kept in memory, and the run stops.
+    Unrecorded(Box<StepResult>, RunDirError),
     NotDeployed(String),
     Interrupted,
 }
@@ -241,6 +246,11 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         }
         match result {
             Ok(ProbeResult::Measured(step)) => self.on_measured(probe, *step, st, tasks, shared),
+            Ok(ProbeResult::Unrecorded(step, e)) => {
+                self.progress.line(format!("stopping: {e}; step {} is kept in memory, nothing more is written", step.index));
+                st.steps.push(*step);
+                st.fail(e.into(), &shared.run_cancel);
+            }
             Ok(ProbeResult::NotDeployed(reason)) => {
                 self.progress.line(format!("{} cannot be deployed: {reason}", probe.candidate));
                 st.strategy.record(&probe, &Outcome::NotDeployed { reason });
@@ -366,8 +376,10 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         } else {
             "CloudWatch not read"
         });
-        self.dir.write_step(&step)?;
-        self.dir.write_spend(&self.spend(shared.started_at))?;
+        let recorded = self.dir.write_step(&step).and_then(|_| self.dir.write_spend(&self.spend(shared.started_at)));
+        if let Err(e) = recorded {
+            return Ok(ProbeResult::Unrecorded(Box::new(step), e));
+        }
         if let Some(client) = self.cloudwatch.clone().filter(|_| !run.cancelled) {
             let window = MetricsWindow::of_run(&endpoint.endpoint, VARIANT_NAME, &run, self.pace.metrics_period);
             metrics_updates.borrow_mut().push(spawn_metrics_update(

@@ -273,6 +273,7 @@ async fn size(plan: &Plan, capacity: &[(&str, f64)], resumed: Vec<StepResult>, t
         simulated: true,
         cancel,
         run_id: "run".into(),
+        cleanup_command: "perfsize cleanup --run-id run".into(),
         command_line: Vec::new(),
         resumed,
         earlier_wall_seconds: 0.0,

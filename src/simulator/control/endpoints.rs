@@ -18,6 +18,7 @@ use super::validation::{instance_count, name_member, not_null, required_str, str
 use super::{Context, Meta, Registry};
 use crate::simulator::ACCOUNT_ID;
 use crate::simulator::async_inference::{AsyncConfig, Deployed};
+use crate::simulator::faults::UpdateEnding;
 use crate::simulator::profile::Profile;
 use crate::simulator::runtime::{Deployment, VariantCapacity, VariantSpec};
 use crate::simulator::wire::{AwsError, timestamp};
@@ -26,11 +27,25 @@ use crate::simulator::wire::{AwsError, timestamp};
 /// has come, checked whenever the endpoint is looked at.
 #[derive(Debug)]
 enum Phase {
-    Creating { until: Instant, plan: Vec<VariantSpec> },
-    Updating { until: Instant, plan: Vec<VariantSpec>, config_name: String, asynchronous: Option<Arc<AsyncConfig>> },
+    Creating {
+        until: Instant,
+        plan: Vec<VariantSpec>,
+    },
+    Updating {
+        until: Instant,
+        plan: Vec<VariantSpec>,
+        config_name: String,
+        asynchronous: Option<Arc<AsyncConfig>>,
+        /// Set by a fault: the update ends this way instead.
+        ending: Option<UpdateEnding>,
+    },
     InService,
     Failed,
-    Deleting { until: Instant },
+    /// An update failed and so did its rollback; the old deployment serves on.
+    UpdateRollbackFailed,
+    Deleting {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -54,6 +69,7 @@ impl Endpoint {
             Phase::Updating { .. } => "Updating",
             Phase::InService => "InService",
             Phase::Failed => "Failed",
+            Phase::UpdateRollbackFailed => "UpdateRollbackFailed",
             Phase::Deleting { .. } => "Deleting",
         }
     }
@@ -134,7 +150,12 @@ impl Registry {
                 }
                 endpoint.variants = plan;
             }
-            Phase::Updating { until, plan, config_name, asynchronous } if *until <= now => {
+            Phase::Updating { until, ending: Some(ending), .. } if *until <= now => {
+                endpoint.modified = wall_time(*until);
+                let ending = *ending;
+                fail_update(endpoint, ending);
+            }
+            Phase::Updating { until, plan, config_name, asynchronous, ending: None } if *until <= now => {
                 endpoint.modified = wall_time(*until);
                 let plan = std::mem::take(plan);
                 match deploy_failure(ctx.profile, &plan) {
@@ -165,7 +186,9 @@ impl Registry {
         let not_found = || runtime_error(format!("Endpoint {endpoint} of account {ACCOUNT_ID} not found."));
         let found = self.endpoints.get(endpoint).ok_or_else(not_found)?;
         match (&found.phase, &found.serving) {
-            (Phase::InService | Phase::Updating { .. }, Some(deployment)) => Ok((found, deployment.clone())),
+            (Phase::InService | Phase::Updating { .. } | Phase::UpdateRollbackFailed, Some(deployment)) => {
+                Ok((found, deployment.clone()))
+            }
             (Phase::Deleting { .. }, _) => Err(not_found()),
             (phase, _) => Err(runtime_error(format!(
                 "Endpoint {endpoint} of account {ACCOUNT_ID} is not in service (status: {}).",
@@ -356,7 +379,8 @@ impl Registry {
         self.check_limits(ctx, &plan, &endpoint.variants)?;
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
         let until = Instant::now() + ctx.profile.deploy;
-        endpoint.phase = Phase::Updating { until, plan, config_name: config_name.to_string(), asynchronous };
+        endpoint.phase =
+            Phase::Updating { until, plan, config_name: config_name.to_string(), asynchronous, ending: ctx.update_ending };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
     }
@@ -400,6 +424,7 @@ impl Registry {
             plan,
             config_name: endpoint.config_name.clone(),
             asynchronous: endpoint.asynchronous.clone(),
+            ending: ctx.update_ending,
         };
         endpoint.modified = SystemTime::now();
         Ok(json!({ "EndpointArn": endpoint.meta.arn }))
@@ -451,7 +476,7 @@ impl Registry {
     pub(super) fn delete_endpoint(&mut self, ctx: &Context<'_>, input: &Value) -> Result<Value, AwsError> {
         let name = required_str(input, "EndpointName", "endpointName")?;
         let endpoint = self.endpoint(ctx, name)?;
-        if !matches!(endpoint.phase, Phase::InService | Phase::Failed) {
+        if !matches!(endpoint.phase, Phase::InService | Phase::Failed | Phase::UpdateRollbackFailed) {
             return Err(AwsError::validation(format!("Cannot update in-progress endpoint \"{}\".", endpoint.meta.arn)));
         }
         let endpoint = self.endpoints.get_mut(name).expect("checked above");
@@ -485,6 +510,22 @@ impl Registry {
 }
 
 /// The runtime's client error (restJson1 `ValidationError`).
+/// Ends an update the way a fault said: Failed takes the endpoint out of
+/// service; UpdateRollbackFailed leaves the old deployment serving.
+fn fail_update(endpoint: &mut Endpoint, ending: UpdateEnding) {
+    let (phase, reason) = match ending {
+        UpdateEnding::Failed => {
+            endpoint.serving = None;
+            (Phase::Failed, "simulated fault: the update failed and the endpoint is out of service")
+        }
+        UpdateEnding::RollbackFailed => {
+            (Phase::UpdateRollbackFailed, "simulated fault: the update failed, and so did its rollback")
+        }
+    };
+    endpoint.phase = phase;
+    endpoint.failure_reason = Some(reason.to_string());
+}
+
 fn runtime_error(message: String) -> AwsError {
     AwsError::new(axum::http::StatusCode::BAD_REQUEST, "ValidationError", message)
 }

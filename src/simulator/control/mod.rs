@@ -27,6 +27,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::ACCOUNT_ID;
+use super::faults::UpdateEnding;
 use super::metrics::MetricStore;
 use super::profile::Profile;
 use super::wire::AwsError;
@@ -56,6 +57,8 @@ pub struct Context<'a> {
     pub profile: &'a Profile,
     pub store: &'a MetricStore,
     pub region: &'a str,
+    /// A fault makes the update this call starts end badly.
+    pub update_ending: Option<UpdateEnding>,
 }
 
 impl Context<'_> {
