@@ -5,7 +5,7 @@
 //! the next request from the [`Pacer`] whenever one of its slots is free,
 //! keeps its requests in flight side by side, and records each answer into
 //! a recorder lane of its own. So the number of users follows the machine
-//! (a few per core), not the rate: 20,000 slots cost 20,000 slots, not
+//! (one per core), not the rate: 20,000 slots cost 20,000 slots, not
 //! 20,000 goose users, and a worker's hot path takes no shared lock.
 //!
 //! What differs between kinds of target — how a request is built (signed
