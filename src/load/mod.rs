@@ -71,6 +71,8 @@ pub enum LoadError {
     NoClosedLoop(&'static str),
     #[error("`{value}` is not a valid {name} header value")]
     BadHeader { name: String, value: String },
+    #[error("cannot start the load generator: {0}")]
+    Runtime(String),
 }
 
 impl crate::error::HasKind for LoadError {
@@ -81,7 +83,9 @@ impl crate::error::HasKind for LoadError {
             | LoadError::NoClosedLoop(_)
             | LoadError::BadHeader { .. } => crate::error::ErrorKind::Usage,
             LoadError::Signer(e) => crate::error::HasKind::kind(e),
-            LoadError::Goose(_) | LoadError::Unreachable { .. } => crate::error::ErrorKind::Infrastructure,
+            LoadError::Goose(_) | LoadError::Unreachable { .. } | LoadError::Runtime(_) => {
+                crate::error::ErrorKind::Infrastructure
+            }
         }
     }
 }

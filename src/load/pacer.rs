@@ -6,15 +6,14 @@
 //!
 //! Each wake-up costs context switches, which at a few thousand requests a
 //! second are most of a request's CPU. So the pacer wakes at most once a
-//! [`TICK`] and releases,
-//! in one batch and with one wake-up of one worker, every request due
-//! within [`EARLY`] of then: each is sent within half a millisecond of its
-//! due time, either way (a request sent early counts its latency from the
-//! actual send, so nothing is hidden; oha, for comparison, releases on
-//! tokio's millisecond timer and starts its clock at the release). Apart by
-//! more than a tick, requests are released one by one, each on time. The
-//! woken worker takes what the batch holds while it has free slots, and
-//! wakes another when it has none.
+//! [`TICK`] and releases, in one batch and with one wake-up of one worker,
+//! every request due within a tick of then: each is sent at its due time or
+//! up to a millisecond before it, never late by design (a request sent
+//! early counts its latency from its actual send, so nothing is hidden; oha,
+//! for comparison, releases on tokio's millisecond timer, late, and starts
+//! its clock at the release). Apart by more than a tick, requests are
+//! released one by one, each on time. The woken worker takes what the batch
+//! holds while it has free slots, and wakes another when it has none.
 //!
 //! Closed loop: no schedule; a worker takes the next request the moment it
 //! asks, until the step's length has passed — each request ends, the next
@@ -48,10 +47,9 @@ use super::{LoadSpec, Pacing};
 /// waiting user to wake up. Sending a little early does not bias latency,
 /// which is measured from the earlier of the due and the actual send.
 const HAND_OFF: Duration = Duration::from_micros(30);
-/// The pacer wakes at most this often…
+/// The pacer wakes at most this often, and releases every request due
+/// within this of its wake-up.
 const TICK: Duration = Duration::from_millis(1);
-/// … and releases every request due within this of its wake-up.
-const EARLY: Duration = Duration::from_micros(500);
 /// Between the pacer's start and the first due time.
 const START_DELAY: Duration = Duration::from_millis(100);
 /// Picked up this long after its due time, a request counts as a late start.
@@ -343,8 +341,8 @@ impl Release {
             last_wake = Instant::now();
             let waited = hand_off.oldest_wait(last_wake);
             let slots_full = hand_off.slots_full();
-            // Everything due within EARLY of now goes in this wake-up's batch.
-            while let Some((slot, due)) = next.filter(|&(_, due)| self.intended(due) <= last_wake + EARLY) {
+            // Everything due within a tick of now goes in this wake-up's batch.
+            while let Some((slot, due)) = next.filter(|&(_, due)| self.intended(due) < last_wake + TICK) {
                 let job = Job { slot, due, intended: self.intended(due), late_start: slots_full };
                 // A pacer that woke late is behind as well as a queue nobody took.
                 let behind = waited.max(last_wake.saturating_duration_since(job.intended));
@@ -420,8 +418,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_finds_every_slot_busy_and_waits_is_a_late_start() {
-        // One slot, held by the first job until everything is due.
-        let pacer = Pacer::for_spec(&spec(1000.0, 0.01, 0.0, 1), CancellationToken::new());
+        // One slot, held by the first job until everything is due (10 ms
+        // apart, so that each is released on its own).
+        let pacer = Pacer::for_spec(&spec(100.0, 0.1, 0.0, 1), CancellationToken::new());
         pacer.start();
         let first = pacer.next().await.unwrap();
         assert!(!first.late_start);

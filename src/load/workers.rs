@@ -5,7 +5,7 @@
 //! the next request from the [`Pacer`] whenever one of its slots is free,
 //! keeps its requests in flight side by side, and records each answer into
 //! a recorder lane of its own. So the number of users follows the machine
-//! (a few per core), not the rate: 20,000 slots cost 20,000 slots, not
+//! (one per core), not the rate: 20,000 slots cost 20,000 slots, not
 //! 20,000 goose users, and a worker's hot path takes no shared lock.
 //!
 //! What differs between kinds of target — how a request is built (signed
@@ -225,7 +225,35 @@ fn goose_error(e: goose::GooseError) -> LoadError {
 
 /// Runs one load step over `named`'s wire. Cancelling `cancel` stops it
 /// within milliseconds; the run so far is returned with `cancelled` set.
+///
+/// The step runs on a runtime of its own, on threads of its own: the pacer
+/// wakes its worker threads on time whatever else the process's runtime is
+/// busy with (the SDK, the progress display, an in-process simulator),
+/// since tokio never preempts a task but the kernel preempts a thread.
 pub(super) async fn drive<W: Wire>(
+    named: Named<W>,
+    spec: LoadSpec,
+    cancel: CancellationToken,
+    progress: Option<ProgressFn>,
+) -> Result<LoadRun, LoadError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("perfsize-load")
+        .build()
+        .map_err(|e| LoadError::Runtime(e.to_string()))?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("perfsize-step".into())
+        .spawn(move || {
+            let _ = done.send(runtime.block_on(run_step(named, spec, cancel, progress)));
+            // Anything goose left running stops with the step.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|e| LoadError::Runtime(e.to_string()))?;
+    result.await.map_err(|_| LoadError::Runtime("the load step's thread ended without a result".into()))?
+}
+
+async fn run_step<W: Wire>(
     named: Named<W>,
     spec: LoadSpec,
     cancel: CancellationToken,
