@@ -423,7 +423,9 @@ fn probe_key(probe: &Probe) -> String {
 /// endpoint: only schedule slip counts, since running out of in-flight slots
 /// means the server is slow, and a pass despite slip is a pass.
 pub(super) fn generator_fell_behind(step: &StepResult) -> bool {
-    !step.passed && step.generator.late_starts == 0 && step.generator.slipped(&step.requirements)
+    let g = &step.generator;
+    // Generator-limited: requests went unsent, so the endpoint was not measured at the rate.
+    !step.passed && (g.limited.is_some() || (g.late_starts == 0 && g.slipped(&step.requirements)))
 }
 
 /// A resumed step answers a probe when it measured the same thing and the
