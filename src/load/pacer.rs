@@ -422,8 +422,9 @@ mod tests {
         // apart, so that each is released on its own).
         let pacer = Pacer::for_spec(&spec(100.0, 0.1, 0.0, 1), CancellationToken::new());
         pacer.start();
-        let first = pacer.next().await.unwrap();
-        assert!(!first.late_start);
+        // Whether the first job found the worker waiting depends on how soon
+        // this thread got there (a busy machine): only the nine behind it are pinned.
+        let _first = pacer.next().await.unwrap();
         until_over(&pacer).await;
         pacer.done();
         let mut late = 0;
