@@ -650,57 +650,13 @@ async fn perfsize_buckets(s3: &aws_sdk_s3::Client) -> Vec<String> {
 async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     let _turn = traffic_turn().await;
     let dir = crate::cli::scratch("async-sizing");
-    let profile = dir.join("profile.toml");
-    std::fs::write(&profile, ASYNC_SIZING_PROFILE).unwrap();
-    let sim = SimulatorProcess::start(profile.to_str().unwrap());
-    let results = dir.join("results");
-    let payload = dir.join("req.json");
-    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
-    let code = sim
-        .perfsize(&[
-            "--async",
-            "--payload",
-            payload.to_str().unwrap(),
-            "--peak-tps",
-            "15",
-            "--type-walk",
-            "ml.m5.large,ml.c5.large",
-            "--latency-p99-ms",
-            "2000",
-            "--image",
-            "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
-            "--execution-role-arn",
-            "arn:aws:iam::123456789012:role/test",
-            // Five seconds or more: a backlog that grows is judged.
-            "--duration",
-            "5s",
-            "--warmup",
-            "1s",
-            "--endurance-duration",
-            "6s",
-            "--tps-resolution",
-            "0.25",
-            "--poll-interval",
-            "100ms",
-            "--polling-interval",
-            "100ms",
-            "--max-polling-interval",
-            "400ms",
-            "--min-instances",
-            "0",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap()
-        .code();
+    let (sim, code, summary) = async_sizing(
+        &dir,
+        ASYNC_SIZING_PROFILE,
+        &["--type-walk", "ml.m5.large,ml.c5.large", "--latency-p99-ms", "2000", "--endurance-duration", "6s"],
+    );
     assert_eq!(code, Some(exit::OK as i32));
-    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    let errors = schema_errors(&summary);
     assert!(errors.is_empty(), "{errors:?}");
     let rec = &summary["recommendation"];
     assert_eq!(rec["instance_type"], "ml.c5.large", "{summary:#}");
@@ -727,6 +683,111 @@ async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     assert_eq!(perfsize_buckets(&s3).await, Vec::<String>::new(), "the run's bucket went with it");
 }
 
+/// `perfsize --async` as a user runs it against AWS (here a standalone
+/// simulator on `profile`): peak 15/s from the first payload, ml.c5.large
+/// and the flags of `extra`, scaling to zero allowed. Returns the simulator
+/// (to look at what is left), the exit code and summary.json.
+fn async_sizing(dir: &std::path::Path, profile: &str, extra: &[&str]) -> (SimulatorProcess, Option<i32>, serde_json::Value) {
+    let profile_file = dir.join("profile.toml");
+    std::fs::write(&profile_file, profile).unwrap();
+    let sim = SimulatorProcess::start(profile_file.to_str().unwrap());
+    let results = dir.join("results");
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
+    let mut args = vec![
+        "--async",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--peak-tps",
+        "15",
+        "--image",
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+        "--execution-role-arn",
+        "arn:aws:iam::123456789012:role/test",
+        // Five seconds or more: a backlog that grows is judged.
+        "--duration",
+        "5s",
+        "--warmup",
+        "1s",
+        "--tps-resolution",
+        "0.25",
+        "--poll-interval",
+        "100ms",
+        "--polling-interval",
+        "100ms",
+        "--max-polling-interval",
+        "400ms",
+        "--min-instances",
+        "0",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let code = sim.perfsize(&args).status().unwrap().code();
+    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let summary = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    (sim, code, summary)
+}
+
+/// The auto-scaling test of an asynchronous endpoint, from zero: the
+/// recommended ml.c5.large (25/s each) goes to zero instances under the
+/// backlog policy and its HasBacklogWithoutCapacity step policy, traffic
+/// ramps to 15/s, and the alarm wakes it (two compressed one-minute
+/// periods, then a one-second deployment). The first output's wait is the
+/// cold start, within a 15 s limit, so resting at zero holds; the run
+/// leaves no scalable target, alarm, endpoint or bucket.
+#[tokio::test]
+async fn an_async_scaling_test_wakes_the_endpoint_from_zero_and_times_the_first_output() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("async-scaling");
+    let profile =
+        format!("scaling_time_scale = 60\n{}", ASYNC_SIZING_PROFILE.replace("deploy_seconds = 0.2", "deploy_seconds = 1.0"));
+    let (sim, code, summary) = async_sizing(
+        &dir,
+        &profile,
+        &[
+            "--type-walk",
+            "ml.c5.large",
+            "--latency-p99-ms",
+            "15000",
+            "--endurance-duration",
+            "5s",
+            "--scaling-ramp",
+            "10s",
+            "--ramp-hold",
+            "5s",
+            "--scale-out-cooldown",
+            "5s",
+        ],
+    );
+    assert_eq!(code, Some(exit::OK as i32), "{summary:#}");
+    let errors = schema_errors(&summary);
+    assert!(errors.is_empty(), "{errors:?}");
+    let metric = &summary["scaling"]["metrics"][0];
+    assert_eq!(metric["policy"]["metric"], "backlog", "{metric:#}");
+    let from_zero = metric["trials"].as_array().unwrap().iter().find(|t| t["min"] == 0).expect("a trial from zero");
+    let first_output = from_zero["first_answer_second"].as_u64().expect("an output came");
+    assert!(first_output >= 2, "the alarm needs two periods before the endpoint wakes: {from_zero:#}");
+    assert!(from_zero["scale_outs_after_breach"].as_array().is_some_and(|s| !s.is_empty()), "{from_zero:#}");
+    assert_eq!(from_zero["passed"], true, "a few seconds of cold start are well within 15 s: {from_zero:#}");
+    assert_eq!(summary["recommendation"]["autoscaling"]["min_instances"], 0, "{summary:#}");
+    assert!(summary["recommendation"]["autoscaling"]["step_policy"].is_object());
+
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "no endpoint, config or model is left");
+    let targets = sim
+        .autoscaling()
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
+        .send()
+        .await
+        .unwrap();
+    assert!(targets.scalable_targets().is_empty(), "no scalable target is left");
+    let alarms = cloudwatch_at(&sim.url).describe_alarms().send().await.unwrap();
+    let names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
+    assert!(names.is_empty(), "no alarm is left: {names:?}");
+    assert_eq!(perfsize_buckets(&s3_client(&sim.url)).await, Vec::<String>::new(), "the run's bucket went with it");
+}
+
 /// A sizing run's async inputs that cannot work are refused with exit 2
 /// before anything is deployed or any run directory is made.
 #[tokio::test]
@@ -747,6 +808,12 @@ async fn bad_async_sizing_inputs_exit_2_before_anything_is_deployed() {
         (&["--async", "--max-wait", "1s", "--latency-p99-ms", "5000"][..], "max wait below one service time", "--max-wait"),
         (&["--async", "--cleanup-policy", "disabled"][..], "kept objects in a bucket that goes", "--cleanup-policy disabled"),
         (&["--min-instances", "0"][..], "zero instances in real time", "--min-instances 0"),
+        (
+            &["--async", "--scaling-ramp", "10s", "--scaling-metric", "invocations"][..],
+            "a metric asynchronous endpoints do not publish",
+            "not published by asynchronous endpoints",
+        ),
+        (&["--scaling-ramp", "10s", "--scaling-metric", "backlog"][..], "a backlog without --async", "add --async"),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);
