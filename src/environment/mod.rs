@@ -177,7 +177,8 @@ impl ApiError {
 
 impl From<crate::s3::S3Error> for ApiError {
     fn from(e: crate::s3::S3Error) -> ApiError {
-        ApiError { operation: e.operation, code: "S3".into(), message: format!("s3://{}: {}", e.bucket, e.message) }
+        let code = e.code.unwrap_or_else(|| "S3".into());
+        ApiError { operation: e.operation, code, message: format!("s3://{}: {}", e.bucket, e.message) }
     }
 }
 

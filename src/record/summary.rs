@@ -349,24 +349,6 @@ impl AsyncRecord {
             max_concurrent_invocations: a.max_concurrent_invocations,
         }
     }
-
-    /// In a sentence, for the report.
-    pub fn describe(&self) -> String {
-        let objects = match &self.buckets {
-            Buckets::RunOwned => "a bucket of the run's own".to_string(),
-            Buckets::Named { input, output } if input == output => format!("{input}<run id>/"),
-            Buckets::Named { input, output } => format!("{input}<run id>/ and {output}<run id>/"),
-        };
-        format!(
-            "objects in {objects}; outputs looked for from {} ms ×{} up to {} ms, for at most {} s; cleanup {}; MaxConcurrentInvocationsPerInstance {}",
-            crate::format::trim_number(self.polling_interval_ms),
-            crate::format::trim_number(self.backoff_multiplier),
-            crate::format::trim_number(self.max_polling_interval_ms),
-            crate::format::trim_number(self.max_wait_seconds),
-            self.cleanup,
-            self.max_concurrent_invocations.map_or("SageMaker's choice".into(), |n| n.to_string())
-        )
-    }
 }
 
 impl PlanRecord {

@@ -443,6 +443,35 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     sim.stop().await;
 }
 
+/// A model that fails every request writes failure files — beside the
+/// outputs, as an endpoint without S3FailurePath does (SageMaker then names
+/// no failure location): each is a failure by the model's ErrorCode, seen
+/// within two looks (the failure location is looked at every other miss,
+/// so polling costs fewer HEADs than two per look), and its objects are
+/// cleaned up like any output.
+#[tokio::test]
+async fn failure_files_are_failures_by_their_code_at_a_bounded_polling_cost() {
+    let _turn = traffic_turn().await;
+    let (sim, s3) = driver_endpoint_on("async-failing", fast_profile("error_rate = 1.0")).await;
+    let driver = async_driver(&sim, Cleanup::Immediate);
+    let spec = async_spec(&sim, "async-failing", 10.0, Duration::from_secs(2));
+    let run = driver.drive(spec, CancellationToken::new(), None).await.expect("the step runs");
+    let counts = &run.totals.counts;
+    assert_eq!((counts.sent, counts.failed), (20, 20), "{:?}", run.totals.errors_by_code);
+    let codes: Vec<&String> = run.totals.errors_by_code.keys().collect();
+    assert!(codes.iter().all(|c| !c.to_lowercase().contains("timeout")), "each failure is the model's, not a timeout: {codes:?}");
+    let figures = run.asynchronous.expect("async figures");
+    // One PUT, one DELETE per object written, and the looks: the output's
+    // at every look, the failure's at every other, then one GET of the file.
+    let per_inference = figures.s3_requests_per_inference;
+    assert!(per_inference < 12.0, "polling for a failure must stay cheap: {per_inference} S3 requests per inference");
+    assert_eq!(figures.s3_get, 20, "each failure file is read once, for its ErrorCode");
+    for bucket in ["perfsize-in", "perfsize-out"] {
+        assert_eq!(keys(&s3, bucket).await, Vec::<String>::new(), "{bucket}");
+    }
+    sim.stop().await;
+}
+
 /// The delayed policy keeps each request's objects for its delay — and
 /// whatever still waits is deleted when the run settles, at once on Ctrl-C;
 /// the disabled policy keeps them and says how many.
@@ -511,7 +540,11 @@ async fn cleanup_removes_a_killed_async_runs_bucket_and_only_its_objects() {
 /// A simulator with asynchronous endpoint `name` in service, writing to
 /// s3://perfsize-out/, and the bucket of the driver's inputs, s3://perfsize-in/.
 async fn driver_endpoint(name: &str) -> (RunningSimulator, aws_sdk_s3::Client) {
-    let sim = simulator(fast_profile("")).await;
+    driver_endpoint_on(name, fast_profile("")).await
+}
+
+async fn driver_endpoint_on(name: &str, profile: perfsize::simulator::Profile) -> (RunningSimulator, aws_sdk_s3::Client) {
+    let sim = simulator(profile).await;
     let (sm, s3) = (sagemaker(&sim), s3(&sim));
     create_bucket(&s3, "perfsize-in").await;
     create_bucket(&s3, "perfsize-out").await;
