@@ -807,14 +807,7 @@ async fn an_async_scaling_test_wakes_the_endpoint_from_zero_and_times_the_first_
     assert!(summary["recommendation"]["autoscaling"]["step_policy"].is_object());
 
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "no endpoint, config or model is left");
-    let targets = sim
-        .autoscaling()
-        .describe_scalable_targets()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
-        .send()
-        .await
-        .unwrap();
-    assert!(targets.scalable_targets().is_empty(), "no scalable target is left");
+    assert_eq!(sim.scalable_targets().await, 0, "no scalable target is left");
     let alarms = cloudwatch_at(&sim.url).describe_alarms().send().await.unwrap();
     let names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
     assert!(names.is_empty(), "no alarm is left: {names:?}");

@@ -203,6 +203,18 @@ impl SimulatorProcess {
             .build();
         aws_sdk_applicationautoscaling::Client::from_conf(config)
     }
+
+    /// How many SageMaker scalable targets are registered on this simulator.
+    pub async fn scalable_targets(&self) -> usize {
+        let targets = self
+            .autoscaling()
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
+            .send()
+            .await
+            .expect("DescribeScalableTargets");
+        targets.scalable_targets().len()
+    }
 }
 
 impl Drop for SimulatorProcess {
