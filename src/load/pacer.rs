@@ -402,6 +402,10 @@ mod tests {
         }
     }
 
+    /// Every slot of the schedule is released in order, or — should this
+    /// thread be descheduled so long that releases pile up past the backlog
+    /// on a busy machine — given up (counted unsent when it was measured);
+    /// none is lost from the count, and the pacer ends.
     #[tokio::test]
     async fn releases_every_slot_in_order_then_ends() {
         let pacer = Pacer::for_spec(&spec(200.0, 0.1, 0.05, 100), CancellationToken::new());
@@ -411,9 +415,12 @@ mod tests {
             slots.push(job.slot);
             pacer.done();
         }
-        assert_eq!(slots, (0..20).collect::<Vec<_>>());
+        assert!(slots.windows(2).all(|w| w[0] < w[1]), "in order: {slots:?}");
+        assert!(slots.iter().all(|s| *s < 20), "{slots:?}");
+        let measured_sent = slots.iter().filter(|s| **s >= 10).count() as u64;
+        assert_eq!(measured_sent + pacer.not_sent(), 10, "every measured slot is sent or counted: {slots:?}");
+        assert!(slots.len() >= 10, "a busy machine delays a few, not most: {slots:?}");
         assert_eq!(pacer.offered(), 10, "half the schedule falls after the warm-up");
-        assert_eq!(pacer.not_sent(), 0);
     }
 
     #[tokio::test]
