@@ -14,7 +14,7 @@ use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
-use crate::vocab::{Phase, Probe, Requirements};
+use crate::vocab::{Candidate, Phase, Probe, Requirements};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -425,6 +425,11 @@ impl Plan {
     /// Asynchronous inference settings, when the endpoint is sized as one.
     pub fn asynchronous(&self) -> Option<&Asynchronous> {
         self.asynchronous.as_ref()
+    }
+
+    /// $/hour a planned candidate bills while deployed (Plan::new checked its prices).
+    pub fn hourly(&self, candidate: &Candidate) -> f64 {
+        self.prices.standing_per_hour(candidate).expect("Plan::new checked every candidate has a price")
     }
 
     /// $/hour of one instance of a planned type (every planned type has a price).

@@ -13,7 +13,6 @@ use super::sagemaker::{already_gone_is_fine, api_error, describe_endpoint};
 use super::{ApiError, Autoscaler, Deployed, Kind, SageMakerEnvironment};
 use crate::sagemaker::VARIANT_NAME;
 use crate::scaling::{Activity, Instances, Policy, ScalingMetric, resource_id};
-use crate::vocab::Candidate;
 
 fn dimension() -> ScalableDimension {
     ScalableDimension::SageMakerVariantDesiredInstanceCount
@@ -129,8 +128,10 @@ impl Autoscaler for SageMakerEnvironment {
         let (desired, current) = (count(state.desired), count(state.current));
         let instances = Instances { desired, current };
         // Instances being launched bill too: the ledger follows the larger count.
-        let billed = Candidate::new(deployed.candidate.instance_type.clone(), desired.max(current).max(1));
-        crate::error::lock(&self.ledger).rebill(&deployed.endpoint, &billed);
+        if let Some(fleet) = deployed.candidate.fleet() {
+            let billed = fleet.with_count(desired.max(current).max(1));
+            crate::error::lock(&self.ledger).rebill(&deployed.endpoint, &billed);
+        }
         Ok(instances)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::types::{
     AsyncInferenceClientConfig, AsyncInferenceConfig, AsyncInferenceOutputConfig, ContainerDefinition, DesiredWeightAndCapacity,
-    EndpointStatus, ProductionVariant, ProductionVariantInstanceType, Tag,
+    EndpointStatus, Tag,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -263,7 +263,11 @@ fn deploy_error(candidate: &Candidate, e: ApiError) -> DeployError {
 /// per instance type are called "<type> for endpoint usage" in Service
 /// Quotas, whose codes differ per type and are found by that name.
 fn quota_reached(candidate: &Candidate, e: &ApiError) -> String {
-    let quota = format!("{} for endpoint usage", candidate.instance_type);
+    let quota = match candidate {
+        Candidate::Instances(fleet) => format!("{} for endpoint usage", fleet.instance_type),
+        // Serverless quotas are per account: total concurrency and endpoints.
+        Candidate::Serverless(_) => "Total concurrency that can be allocated across all serverless endpoints".to_string(),
+    };
     format!(
         "{}: {} — the account quota \"{quota}\" is reached; find its code with \
          `aws service-quotas list-service-quotas --service-code sagemaker \
@@ -325,7 +329,8 @@ impl SageMakerEnvironment {
     /// A fresh name for `candidate` (a second deployment of the same candidate
     /// in one run gets a suffix, since the first may still be deleting).
     fn name_for(&self, candidate: &Candidate) -> String {
-        let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
+        let parts = candidate.name_parts();
+        let base = resource_name(&self.run, &parts.iter().map(String::as_str).collect::<Vec<_>>());
         let mut used = crate::error::lock(&self.used_names);
         // The suffix goes on after the base is cut to fit, so names stay distinct.
         let with_suffix = |n: u32| {
@@ -484,13 +489,7 @@ impl Environment for SageMakerEnvironment {
     async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError> {
         let name = self.name_for(candidate);
         let started = Instant::now();
-        let variant = ProductionVariant::builder()
-            .variant_name(VARIANT)
-            .model_name(&self.model_name)
-            .instance_type(ProductionVariantInstanceType::from(candidate.instance_type.as_str()))
-            .initial_instance_count(candidate.count as i32)
-            .initial_variant_weight(1.0)
-            .build();
+        let variant = super::variant::production_variant(candidate, &self.model_name);
         // Each resource is in the ledger before its create call: if the answer
         // is lost, teardown still deletes it (deleting what is not there is fine).
         self.record_created(Kind::EndpointConfig, &name);
@@ -542,7 +541,11 @@ impl Environment for SageMakerEnvironment {
     }
 
     async fn resize(&self, deployed: &mut Deployed, count: u32, cancel: &CancellationToken) -> Result<(), DeployError> {
-        let target = Candidate::new(deployed.candidate.instance_type.clone(), count);
+        let Some(fleet) = deployed.candidate.fleet() else {
+            let reason = "a serverless endpoint has no instances to resize".to_string();
+            return Err(DeployError::Rejected { candidate: deployed.candidate.clone(), reason });
+        };
+        let target = fleet.with_count(count).candidate();
         let started = Instant::now();
         let updated = self
             .client

@@ -11,7 +11,7 @@ use crate::result::{Percentiles, StepResult};
 use crate::s3::Buckets;
 use crate::scaling::{BacklogPolicy, Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
-use crate::vocab::{Candidate, Phase, Requirements};
+use crate::vocab::{Candidate, Fleet, Phase, Requirements};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,8 +235,8 @@ impl From<Recommendation> for RecommendationRecord {
 }
 
 impl Recommendation {
-    pub fn candidate(&self) -> Option<Candidate> {
-        Candidate::parse(&self.instance_type, self.instance_count)
+    pub fn candidate(&self) -> Option<Fleet> {
+        Candidate::parse(&self.instance_type, self.instance_count).and_then(|c| c.fleet().cloned())
     }
 }
 

@@ -58,6 +58,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         simulated: true,
         endpoint_name: format!("perfsize-test-{index}"),
         instance_type: instance_type.into(),
+        serverless: None,
         instance_count: count,
         target_tps,
         offered_tps: target_tps,

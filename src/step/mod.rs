@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::InstanceType;
 use crate::format::tps;
 use crate::result::{Miss, StepResult};
-use crate::vocab::{Candidate, Probe};
+use crate::vocab::{Fleet, Lane, Probe};
 
 pub use adaptive::Adaptive;
 pub use perfsize::Perfsize;
@@ -215,7 +215,7 @@ impl From<TypeSummary> for TypeSummaryRecord {
 /// The recommended configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommended {
-    pub candidate: Candidate,
+    pub candidate: Fleet,
     /// One instance's capacity: what the auto-scaling target is built on.
     pub capacity: Capacity,
 }
@@ -235,9 +235,9 @@ pub trait Strategy: Send {
     fn record(&mut self, probe: &Probe, outcome: &Outcome);
     /// The conclusion once `next` said `Done` (or so far, if the run stops early).
     fn conclusion(&self) -> Conclusion;
-    /// Whether an endpoint of `instance_type` may serve a coming probe; when
-    /// not, the sizing run takes it down rather than pay for it idle.
-    fn keep(&self, instance_type: &InstanceType) -> bool;
+    /// Whether the endpoint of `lane` may serve a coming probe; when not,
+    /// the sizing run takes it down rather than pay for it idle.
+    fn keep(&self, lane: &Lane) -> bool;
 }
 
 /// Strategies' names on the command line.
@@ -304,11 +304,12 @@ pub(crate) mod testing {
 
         pub fn outcome(&mut self, probe: &Probe) -> Outcome {
             self.log.push(probe.clone());
-            let t = probe.candidate.instance_type.as_str();
+            let fleet = probe.candidate.fleet().expect("the synthetic world has instances only");
+            let t = fleet.instance_type.as_str();
             if self.broken.iter().any(|b| b == t) {
                 return Outcome::NotDeployed { reason: format!("{t}: simulated capacity shortage") };
             }
-            let n = probe.candidate.count as f64;
+            let n = fleet.count as f64;
             let capacity = self.capacity[t] * n * self.efficiency.powf(n - 1.0);
             let per_instance = probe.tps / n;
             if let Some(i) = self.flukes.iter().position(|(ft, r)| ft == t && (r - per_instance).abs() < 1e-9) {
@@ -325,7 +326,7 @@ pub(crate) mod testing {
             for _ in 0..500 {
                 match strategy.next() {
                     Next::Run(probe) => {
-                        assert!(strategy.keep(&probe.candidate.instance_type), "a type about to be probed is kept");
+                        assert!(strategy.keep(&probe.candidate.lane()), "a type about to be probed is kept");
                         let outcome = self.outcome(&probe);
                         strategy.record(&probe, &outcome);
                     }

@@ -17,7 +17,7 @@ use crate::record::{
 use crate::result::StepResult;
 use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
 use crate::step::Strategy;
-use crate::vocab::{Candidate, Phase};
+use crate::vocab::{Candidate, Fleet, Phase};
 
 /// How the run ended, besides its steps.
 struct Ending {
@@ -80,7 +80,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             let verified_by_step = steps
                 .iter()
                 .rev()
-                .find(|s| s.phase == Phase::Endurance && s.passed && s.candidate().as_ref() == Some(&rec.candidate))
+                .find(|s| {
+                    s.phase == Phase::Endurance
+                        && s.passed
+                        && s.candidate().as_ref().and_then(Candidate::fleet) == Some(&rec.candidate)
+                })
                 .map(|s| s.index);
             Recommendation {
                 instance_type: rec.candidate.instance_type.to_string(),
@@ -105,7 +109,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 price_per_hour: self.plan.price(&summary.instance_type),
                 cost_at_needed_count: summary
                     .count_needed
-                    .and_then(|n| prices.of(&Candidate::new(summary.instance_type.clone(), n), peak).ok()),
+                    .and_then(|n| prices.of(&Fleet { instance_type: summary.instance_type.clone(), count: n }, peak).ok()),
                 summary,
             })
             .collect();

@@ -66,7 +66,7 @@ impl Environment for FakeEnvironment {
     }
 
     async fn deploy(&self, candidate: &Candidate, _cancel: &CancellationToken) -> Result<Deployed, DeployError> {
-        let name = format!("fake-{}", candidate.instance_type);
+        let name = format!("fake-{}", candidate.lane());
         let mut ledger = crate::error::lock(&self.ledger);
         ledger.created(ResourceKind::Endpoint, &name);
         ledger.open(&name, candidate);
@@ -75,7 +75,7 @@ impl Environment for FakeEnvironment {
     }
 
     async fn resize(&self, deployed: &mut Deployed, count: u32, _cancel: &CancellationToken) -> Result<(), DeployError> {
-        deployed.candidate.count = count;
+        deployed.candidate = deployed.candidate.fleet().expect("the fake resizes instances").with_count(count).candidate();
         let mut ledger = crate::error::lock(&self.ledger);
         ledger.close(&deployed.endpoint);
         ledger.open(&deployed.endpoint, &deployed.candidate);
@@ -125,7 +125,7 @@ impl Autoscaler for FakeEnvironment {
     }
 
     async fn instances(&self, deployed: &Deployed) -> Result<crate::scaling::Instances, ApiError> {
-        let count = self.world.lock().unwrap().endpoints.get(&deployed.endpoint).map_or(0, |c| c.count);
+        let count = self.world.lock().unwrap().endpoints.get(&deployed.endpoint).map_or(0, Candidate::instance_count);
         Ok(crate::scaling::Instances { desired: count, current: count })
     }
 
@@ -155,7 +155,7 @@ impl Driver for FakeDriver {
             world.most_in_flight = world.most_in_flight.max(world.in_flight);
             let n = world.drives;
             let candidate = world.endpoints[&spec.target.endpoint].clone();
-            let capacity = world.capacity[candidate.instance_type.as_str()];
+            let capacity = world.capacity[candidate.kind_label().as_str()];
             let slip_ms = if world.slips.is_empty() { 0.0 } else { world.slips.remove(0) };
             (n, candidate, capacity, slip_ms, world.interrupt_at == Some(n))
         };
@@ -168,9 +168,10 @@ impl Driver for FakeDriver {
             if interrupt {
                 world.ctrl_c.cancel();
             }
-            let holds = candidate.count >= world.ramp_needs;
+            let holds = candidate.instance_count() >= world.ramp_needs;
             let slip_ms = if world.scaling_slips.is_empty() { 0.0 } else { world.scaling_slips.remove(0) };
-            world.endpoints.get_mut(&spec.target.endpoint).expect("deployed").count = policy.max;
+            let scaled = world.endpoints[&spec.target.endpoint].fleet().expect("instances scale").with_count(policy.max);
+            world.endpoints.insert(spec.target.endpoint.clone(), scaled.candidate());
             let latency_ms = if holds { 20.0 } else { 2_000.0 } + slip_ms;
             return Ok(synthetic_run(&spec, latency_ms, slip_ms, interrupt || cancel.is_cancelled()));
         }
@@ -184,7 +185,7 @@ impl Driver for FakeDriver {
         if interrupt {
             self.world.lock().unwrap().ctrl_c.cancel();
         }
-        let within = spec.target_rate().unwrap_or_default() / candidate.count as f64 <= capacity;
+        let within = spec.target_rate().unwrap_or_default() / candidate.instance_count() as f64 <= capacity;
         Ok(synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled()))
     }
 }
