@@ -13,8 +13,9 @@ use crate::s3::Buckets;
 use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
-use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
-use crate::vocab::{Candidate, Phase, Probe, Requirements};
+use crate::step::serverless::ServerlessSearch;
+use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
+use crate::vocab::{Candidate, MemorySize, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -196,6 +197,9 @@ pub struct Asynchronous {
 pub struct Search {
     pub strategy: StrategyKind,
     pub types: Vec<InstanceType>,
+    /// Serverless candidates in the same walk, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessWalk>,
     pub count_walk: Option<Vec<u32>>,
     pub tps_walk: Option<Vec<f64>>,
     pub start_tps: f64,
@@ -207,6 +211,41 @@ pub struct Search {
     /// count may run at at peak (adaptive strategy).
     #[serde(default = "no_margin")]
     pub max_utilization: f64,
+}
+
+/// The serverless part of a walk: the memory sizes and max concurrencies
+/// searched (the search dimension of a serverless candidate, which has no
+/// instance count), with the provisioned concurrency of every candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerlessWalk {
+    /// Smallest first.
+    pub memory: Vec<MemorySize>,
+    /// Smallest first.
+    pub max_concurrency: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<u32>,
+    /// How long workers idle before the cold-start burst: long enough that
+    /// every on-demand worker has gone cold.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle: Duration,
+}
+
+/// The max concurrencies searched when none are given: SageMaker's range, roughly doubling.
+pub const DEFAULT_MAX_CONCURRENCY_WALK: [u32; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
+
+/// How long the cold-start test idles against AWS, which keeps an idle
+/// serverless worker warm for minutes (not documented; about 5 observed).
+pub const AWS_SERVERLESS_IDLE: Duration = Duration::from_secs(6 * 60);
+
+/// SageMaker Serverless Inference's payload limit.
+pub const SERVERLESS_MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+impl ServerlessWalk {
+    /// Every configuration of the walk: memory × max concurrency.
+    pub fn sizes(&self, memory: MemorySize) -> Vec<ServerlessSize> {
+        let valid = self.max_concurrency.iter().map(|&c| ServerlessSize::new(memory, c, self.provisioned));
+        valid.collect::<Result<_, _>>().expect("Plan::new checked every configuration")
+    }
 }
 
 /// Runs recorded before the margin existed were sized without one.
@@ -227,6 +266,18 @@ pub const PERFSIZE_DEFAULT_TPS_WALK: [f64; 22] =
 pub enum PlanError {
     #[error("--type-walk names no instance type")]
     NoTypes,
+    #[error(transparent)]
+    Serverless(#[from] ServerlessError),
+    #[error(
+        "serverless endpoints take payloads of at most 4 MB; {name} is {size} bytes: drop the serverless candidates or send a smaller payload"
+    )]
+    ServerlessPayload { name: String, size: usize },
+    #[error(
+        "serverless endpoints have no GPU and every instance type of --type-walk has one (so the model needs it): drop the serverless candidates or add CPU types"
+    )]
+    ServerlessGpu,
+    #[error("serverless endpoints do not serve asynchronous inference (--async): drop the serverless candidates")]
+    ServerlessAsync,
     #[error("--count-walk must list instance counts of at least 1, got {0:?}")]
     BadCountWalk(Vec<u32>),
     #[error("--tps-walk must list positive rates, got {0:?}")]
@@ -261,6 +312,36 @@ impl crate::error::HasKind for PlanError {
     fn kind(&self) -> crate::error::ErrorKind {
         crate::error::ErrorKind::Usage
     }
+}
+
+/// A serverless walk SageMaker would accept for this model and traffic:
+/// every configuration valid, payloads within 4 MB, no GPU needed, real-time.
+fn check_serverless(
+    walk: &mut ServerlessWalk,
+    types: &[InstanceType],
+    traffic: &Traffic,
+    asynchronous: bool,
+) -> Result<(), PlanError> {
+    walk.memory.sort();
+    walk.memory.dedup();
+    walk.max_concurrency.sort();
+    walk.max_concurrency.dedup();
+    for memory in &walk.memory {
+        for &c in &walk.max_concurrency {
+            ServerlessSize::new(*memory, c, walk.provisioned)?;
+        }
+    }
+    if asynchronous {
+        return Err(PlanError::ServerlessAsync);
+    }
+    if let Some(p) = traffic.payloads.payloads().iter().find(|p| p.body.len() > SERVERLESS_MAX_PAYLOAD_BYTES) {
+        return Err(PlanError::ServerlessPayload { name: p.name.clone(), size: p.body.len() });
+    }
+    let has_gpu = |t: &InstanceType| t.spec().gpus > 0 || t.spec().accelerator.is_some();
+    if !types.is_empty() && types.iter().all(has_gpu) {
+        return Err(PlanError::ServerlessGpu);
+    }
+    Ok(())
 }
 
 /// A sizing run's inputs, checked. The only way to make one is [`Plan::new`],
@@ -315,8 +396,12 @@ impl Plan {
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
         search.types.retain(|t| seen.insert(t.clone()));
-        if search.types.is_empty() {
+        if search.types.is_empty() && search.serverless.is_none() {
             return Err(PlanError::NoTypes);
+        }
+        if let Some(walk) = &mut search.serverless {
+            check_serverless(walk, &search.types, &traffic, asynchronous.is_some())?;
+            prices.serverless()?;
         }
         if let Some(walk) = &search.count_walk
             && (walk.is_empty() || walk.contains(&0))
@@ -445,8 +530,15 @@ impl Plan {
         (self.search.start_tps / 1024.0).max(measurable).min(self.search.start_tps)
     }
 
-    /// A fresh strategy for this plan.
+    /// A fresh strategy for this plan: the instance strategy and the
+    /// serverless search, over what the walk names.
     pub fn strategy(&self) -> Box<dyn Strategy> {
+        let instances = (!self.search.types.is_empty()).then(|| self.instance_strategy());
+        let serverless = self.search.serverless.clone().map(|walk| ServerlessSearch::new(self.peak_tps, walk));
+        Box::new(Walk::new(instances, serverless))
+    }
+
+    fn instance_strategy(&self) -> Box<dyn Strategy> {
         let s = &self.search;
         match s.strategy {
             StrategyKind::Adaptive => Box::new(Adaptive::new(AdaptiveConfig {
@@ -480,7 +572,18 @@ impl Plan {
                 let ramp = (!d.endurance_ramp.is_zero()).then_some((d.endurance_ramp_start_tps, d.endurance_ramp));
                 (RateProfile::new(probe.tps, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)
             }
+            // A burst on cold workers: no warm-up, since warming them is what is measured.
+            Phase::ColdStart => (RateProfile::new(probe.tps, None, d.step), Duration::ZERO),
             _ => (RateProfile::new(probe.tps, None, d.warmup + d.step), d.warmup),
+        }
+    }
+
+    /// How long the endpoint must see no traffic before `probe` starts: a
+    /// cold-start test waits until every on-demand worker has gone cold.
+    pub fn idle_before(&self, probe: &Probe) -> Duration {
+        match (probe.phase, &self.search.serverless) {
+            (Phase::ColdStart, Some(walk)) => walk.idle,
+            _ => Duration::ZERO,
         }
     }
 }
@@ -498,6 +601,7 @@ pub(crate) mod testing {
             requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
             search: Search {
                 strategy: StrategyKind::Adaptive,
+                serverless: None,
                 types: vec!["ml.m5.large".parse().unwrap()],
                 count_walk: None,
                 tps_walk: None,

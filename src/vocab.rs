@@ -115,6 +115,14 @@ impl Candidate {
         self.fleet().map_or(0, |f| f.count)
     }
 
+    /// Whether a request the model refuses on this candidate says the
+    /// candidate cannot serve it, rather than that the payload is wrong: a
+    /// serverless worker with less memory than the model needs fails every
+    /// request, where an instance type that loads the model would not.
+    pub fn refusals_are_its_own(&self) -> bool {
+        self.is_serverless()
+    }
+
     /// What the endpoint is kept for between probes.
     pub fn lane(&self) -> Lane {
         match self {
@@ -352,6 +360,9 @@ pub enum Phase {
     Endurance,
     Scaling,
     Load,
+    /// A serverless configuration's cold start: a burst after every worker went cold.
+    #[serde(rename = "cold-start")]
+    ColdStart,
 }
 
 impl Phase {
@@ -361,6 +372,7 @@ impl Phase {
             Phase::Endurance => "endurance",
             Phase::Scaling => "scaling",
             Phase::Load => "load",
+            Phase::ColdStart => "cold-start",
         }
     }
 }

@@ -441,7 +441,7 @@ impl Strategy for Adaptive {
             capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
-        Conclusion { recommendation, types }
+        Conclusion { recommendation, types, serverless: None }
     }
 
     fn keep(&self, lane: &vocab::Lane) -> bool {

@@ -9,17 +9,24 @@
 //!   configuration are dropped; the winner's one-instance [`Capacity`] is
 //!   bracketed for the auto-scaling target.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
+//!
+//! Serverless candidates in the same walk are searched by
+//! [`serverless::ServerlessSearch`] (memory × max concurrency: there is no
+//! count), after the instance strategy: [`Walk`] runs both and joins their
+//! conclusions.
 
 pub mod adaptive;
 pub mod perfsize;
 mod search;
+pub mod serverless;
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 use crate::format::tps;
 use crate::result::{Miss, StepResult};
-use crate::vocab::{Fleet, Lane, Probe};
+use crate::vocab::{Candidate, Fleet, Lane, Probe};
+use serverless::{ServerlessConclusion, ServerlessSearch};
 
 pub use adaptive::Adaptive;
 pub use perfsize::Perfsize;
@@ -223,8 +230,59 @@ pub struct Recommended {
 /// A strategy's final word.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conclusion {
+    /// The instance configuration recommended.
     pub recommendation: Option<Recommended>,
     pub types: Vec<TypeSummary>,
+    /// The serverless search's, when the walk had serverless candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessConclusion>,
+}
+
+/// A walk of instance types and serverless configurations: the instance
+/// strategy first, then the serverless search, each told only of its own
+/// probes.
+pub struct Walk {
+    instances: Option<Box<dyn Strategy>>,
+    serverless: Option<ServerlessSearch>,
+}
+
+impl Walk {
+    pub fn new(instances: Option<Box<dyn Strategy>>, serverless: Option<ServerlessSearch>) -> Walk {
+        Walk { instances, serverless }
+    }
+}
+
+impl Strategy for Walk {
+    fn next(&mut self) -> Next {
+        if let Some(instances) = &mut self.instances {
+            match instances.next() {
+                Next::Done => {}
+                next => return next,
+            }
+        }
+        self.serverless.as_mut().map_or(Next::Done, ServerlessSearch::next)
+    }
+
+    fn record(&mut self, probe: &Probe, outcome: &Outcome) {
+        match (&probe.candidate, &mut self.instances, &mut self.serverless) {
+            (Candidate::Serverless(_), _, Some(serverless)) => serverless.record(probe, outcome),
+            (Candidate::Instances(_), Some(instances), _) => instances.record(probe, outcome),
+            _ => {}
+        }
+    }
+
+    fn conclusion(&self) -> Conclusion {
+        let mut conclusion = self
+            .instances
+            .as_ref()
+            .map_or(Conclusion { recommendation: None, types: Vec::new(), serverless: None }, |s| s.conclusion());
+        conclusion.serverless = self.serverless.as_ref().map(ServerlessSearch::conclusion);
+        conclusion
+    }
+
+    fn keep(&self, lane: &Lane) -> bool {
+        self.instances.as_ref().is_some_and(|s| s.keep(lane)) || self.serverless.as_ref().is_some_and(|s| s.keep(lane))
+    }
 }
 
 /// A sizing strategy: asked for probes, told their outcomes.

@@ -211,7 +211,7 @@ impl Strategy for Perfsize {
                 }
             })
             .collect();
-        Conclusion { recommendation, types }
+        Conclusion { recommendation, types, serverless: None }
     }
 
     fn keep(&self, lane: &Lane) -> bool {

@@ -17,14 +17,44 @@ use crate::cost::PriceTable;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
-use crate::plan::{Asynchronous, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
+use crate::plan::{
+    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest,
+    Search, ServerlessWalk,
+};
 use crate::record::{RunDir, RunLock};
 use crate::s3::Buckets;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
+use crate::vocab::{MAX_CONCURRENCY, MemorySize};
 
-fn parse_type(text: &str) -> Result<InstanceType, String> {
-    text.parse::<InstanceType>().map_err(|e| e.to_string())
+/// One entry of `--type-walk`: an instance type, or `serverless:<MB>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalkEntry {
+    Instances(InstanceType),
+    Serverless(MemorySize),
+}
+
+fn parse_walk_entry(text: &str) -> Result<WalkEntry, String> {
+    match text.trim().strip_prefix("serverless:") {
+        Some(memory) => parse_memory(memory).map(WalkEntry::Serverless),
+        None if text.trim() == "serverless" => {
+            Err("`serverless` needs a memory size: serverless:2048 (MB: 1024, 2048, … 6144)".to_string())
+        }
+        None => text.parse::<InstanceType>().map(WalkEntry::Instances).map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_memory(text: &str) -> Result<MemorySize, String> {
+    let mb =
+        text.trim().parse::<u32>().map_err(|_| format!("`{text}` is not a serverless memory size in MB (1024, 2048, … 6144)"))?;
+    MemorySize::try_from(mb).map_err(|e| e.to_string())
+}
+
+fn parse_max_concurrency(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a serverless max concurrency (a whole number from 1 to {MAX_CONCURRENCY})")),
+    }
 }
 
 fn parse_strategy(text: &str) -> Result<StrategyKind, String> {
@@ -43,9 +73,21 @@ pub struct SizingArgs {
     /// Highest rate the endpoint must serve, requests per second.
     #[arg(long, alias = "peak_tps", value_parser = parse_positive, value_name = "TPS")]
     pub peak_tps: Option<f64>,
-    /// Instance types to try, comma separated.
-    #[arg(long, alias = "type_walk", value_parser = parse_type, value_delimiter = ',', value_name = "TYPES")]
-    pub type_walk: Vec<InstanceType>,
+    /// Instance types to try, comma separated; `serverless:<MB>` adds a serverless memory size to the same walk.
+    #[arg(long, alias = "type_walk", value_parser = parse_walk_entry, value_delimiter = ',', value_name = "TYPES")]
+    pub type_walk: Vec<WalkEntry>,
+    /// Serverless memory sizes to try (MB: 1024, 2048, … 6144), comma separated, beside --type-walk.
+    #[arg(long, value_parser = parse_memory, value_delimiter = ',', value_name = "MB")]
+    pub serverless_memory_walk: Vec<MemorySize>,
+    /// Serverless MaxConcurrency: one value, or the values to search (1–200), comma separated (default 1,2,5,10,20,50,100,200).
+    #[arg(long, value_parser = parse_max_concurrency, value_delimiter = ',', value_name = "N")]
+    pub serverless_max_concurrency: Vec<u32>,
+    /// Serverless ProvisionedConcurrency of every serverless candidate (at most its max concurrency; default none).
+    #[arg(long, value_parser = parse_max_concurrency, value_name = "N")]
+    pub serverless_provisioned_concurrency: Option<u32>,
+    /// How long serverless workers idle before the cold-start test's burst (default: 6m against AWS; the simulator profile's idle time, plus a second, with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub serverless_idle: Option<Duration>,
     /// Instance counts allowed, comma separated (perfsize strategy: the counts to try).
     #[arg(long, alias = "count_walk", value_parser = parse_count, value_delimiter = ',', value_name = "COUNTS")]
     pub count_walk: Vec<u32>,
@@ -248,6 +290,51 @@ impl SizingArgs {
         }
     }
 
+    fn instance_types(&self) -> Vec<InstanceType> {
+        let types = self.type_walk.iter().filter_map(|entry| match entry {
+            WalkEntry::Instances(t) => Some(t.clone()),
+            WalkEntry::Serverless(_) => None,
+        });
+        types.collect()
+    }
+
+    /// The serverless part of the walk, if any: memory sizes from --type-walk
+    /// and --serverless-memory-walk, with their concurrency settings.
+    fn serverless_walk(&self) -> Result<Option<ServerlessWalk>, Failure> {
+        let in_type_walk = self.type_walk.iter().filter_map(|entry| match entry {
+            WalkEntry::Serverless(m) => Some(*m),
+            WalkEntry::Instances(_) => None,
+        });
+        let mut memory: Vec<MemorySize> = in_type_walk.chain(self.serverless_memory_walk.iter().copied()).collect();
+        memory.sort();
+        memory.dedup();
+        if memory.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ServerlessWalk {
+            memory,
+            max_concurrency: if self.serverless_max_concurrency.is_empty() {
+                DEFAULT_MAX_CONCURRENCY_WALK.to_vec()
+            } else {
+                self.serverless_max_concurrency.clone()
+            },
+            provisioned: self.serverless_provisioned_concurrency,
+            idle: self.serverless_idle()?,
+        }))
+    }
+
+    /// --serverless-idle, or long enough for workers to go cold: on the
+    /// simulator its profile's idle time and a second more, on AWS six minutes.
+    fn serverless_idle(&self) -> Result<Duration, Failure> {
+        if let Some(idle) = self.serverless_idle {
+            return Ok(idle);
+        }
+        Ok(match super::simulator_profile(&self.sim)? {
+            Some(profile) => profile.serverless.idle + Duration::from_secs(1),
+            None => AWS_SERVERLESS_IDLE,
+        })
+    }
+
     fn has_payload(&self) -> bool {
         !self.traffic.payloads.is_empty() || self.traffic.scenario_requests.is_some()
     }
@@ -260,8 +347,8 @@ impl SizingArgs {
         if self.peak_tps.is_none() {
             missing.push("--peak-tps (the highest rate the endpoint must serve)");
         }
-        if self.type_walk.is_empty() {
-            missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large)");
+        if self.type_walk.is_empty() && self.serverless_memory_walk.is_empty() {
+            missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large,serverless:2048)");
         }
         if region.is_none() {
             missing.push("a region (--region or AWS_REGION)");
@@ -312,7 +399,8 @@ impl SizingArgs {
             requirements,
             search: Search {
                 strategy: self.strategy,
-                types: self.type_walk.clone(),
+                types: self.instance_types(),
+                serverless: self.serverless_walk()?,
                 count_walk: (!self.count_walk.is_empty()).then(|| self.count_walk.clone()),
                 tps_walk: (!self.tps_walk.is_empty()).then(|| self.tps_walk.clone()),
                 start_tps: self.start_tps.unwrap_or(peak_tps),

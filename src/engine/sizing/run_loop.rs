@@ -344,11 +344,28 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         let target = self.driver.target(&endpoint.endpoint);
         let spec = self.plan.traffic().load_spec(target, rate, warmup, index, self.plan.requirements());
         if !preflighted.borrow().contains(&endpoint.endpoint) {
-            self.driver.preflight(&spec).await.map_err(|e| match e {
-                LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
-                other => SizingError::Load(other),
-            })?;
+            match self.driver.preflight(&spec).await {
+                Ok(()) => {}
+                // The configuration, not the payload, is what the model refused.
+                Err(LoadError::PayloadRejected { code, message, .. }) if probe.candidate.refusals_are_its_own() => {
+                    return Ok(ProbeResult::NotDeployed(format!("the model refused every request: {code}: {message}")));
+                }
+                Err(e @ LoadError::PayloadRejected { .. }) => return Err(SizingError::PayloadRejected(e)),
+                Err(other) => return Err(SizingError::Load(other)),
+            }
             preflighted.borrow_mut().insert(endpoint.endpoint.clone());
+        }
+        let idle = self.plan.idle_before(probe);
+        if !idle.is_zero() {
+            self.progress.activity(format!(
+                "step {index} · waiting {} with no traffic so that {} goes cold",
+                humantime::format_duration(Duration::from_secs(idle.as_secs())),
+                probe.candidate
+            ));
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = cancel.cancelled() => return Ok(ProbeResult::Interrupted),
+            }
         }
         self.progress.activity(format!(
             "step {index} · {} {} at {} TPS for {}",
