@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
+use crate::cost::traffic::TrafficProfile;
 use crate::cost::{CostError, PriceTable};
 use crate::load::{Arrivals, AsyncClient, ClosedLoop, LoadSpec, OpenModel, Pacing, PayloadMix, RateProfile, Shard, Target};
 use crate::s3::Buckets;
@@ -359,6 +360,7 @@ pub struct Plan {
     max_test_cost: Option<f64>,
     scaling: Option<ScalingTest>,
     asynchronous: Option<Asynchronous>,
+    day: TrafficProfile,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -376,6 +378,8 @@ pub struct PlanParts {
     pub scaling: Option<ScalingTest>,
     /// Size an asynchronous endpoint instead of a real-time one.
     pub asynchronous: Option<Asynchronous>,
+    /// The user's traffic over a day, on which instances and serverless are costed.
+    pub day: TrafficProfile,
 }
 
 impl Plan {
@@ -392,6 +396,7 @@ impl Plan {
             max_test_cost,
             mut scaling,
             asynchronous,
+            day,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
@@ -473,6 +478,7 @@ impl Plan {
             max_test_cost,
             scaling,
             asynchronous,
+            day,
         })
     }
 
@@ -506,6 +512,10 @@ impl Plan {
     /// The auto-scaling test, when asked for.
     pub fn scaling(&self) -> Option<&ScalingTest> {
         self.scaling.as_ref()
+    }
+    /// The user's traffic over a day.
+    pub fn day(&self) -> &TrafficProfile {
+        &self.day
     }
     /// Asynchronous inference settings, when the endpoint is sized as one.
     pub fn asynchronous(&self) -> Option<&Asynchronous> {
@@ -633,6 +643,7 @@ pub(crate) mod testing {
             max_test_cost: None,
             scaling: None,
             asynchronous: None,
+            day: TrafficProfile::peak_all_day(peak),
         }
     }
 }

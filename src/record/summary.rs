@@ -4,14 +4,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ScalingVerdict;
+use super::{ScalingVerdict, ServerlessOutcome};
+use crate::cost::compare::{Comparison, Kind};
 use crate::cost::{ConfigCost, RequestCost, RunCost};
 use crate::plan::{Asynchronous, Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
 use crate::s3::Buckets;
 use crate::scaling::{BacklogPolicy, Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
-use crate::vocab::{Candidate, Fleet, Phase, Requirements};
+use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +248,9 @@ pub struct StepBrief {
     pub phase: Phase,
     pub instance_type: String,
     pub instance_count: u32,
+    /// A serverless step's configuration (then `instance_type` is `serverless`, `instance_count` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSize>,
     pub target_tps: f64,
     pub achieved_tps: f64,
     pub passed: bool,
@@ -269,6 +273,7 @@ impl From<&StepResult> for StepBrief {
             phase: s.phase,
             instance_type: s.instance_type.clone(),
             instance_count: s.instance_count,
+            serverless: s.serverless,
             target_tps: s.target_tps,
             achieved_tps: s.achieved_tps,
             passed: s.passed,
@@ -447,6 +452,22 @@ pub struct Summary {
     /// What teardown could not remove (absent when it removed everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leftovers: Option<Leftovers>,
+    /// Runs with serverless candidates: what the serverless search found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessOutcome>,
+    /// Instances against serverless on the user's month, when both found a configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// The kind recommended: the cheaper at the user's traffic when both were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_kind: Option<Kind>,
+}
+
+impl Summary {
+    /// Whether the run found a configuration of either kind.
+    pub fn recommends_something(&self) -> bool {
+        self.recommended_kind.is_some() || self.recommendation.is_some()
+    }
 }
 
 /// Resources still alive after the run's teardown gave up on them, and the

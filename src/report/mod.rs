@@ -128,6 +128,9 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         scaling: None,
         objects: None,
         leftovers: None,
+        serverless: None,
+        comparison: None,
+        recommended_kind: None,
     }
 }
 

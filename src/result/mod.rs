@@ -18,7 +18,7 @@ use crate::format::{ms, tps, trim_number};
 use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
 use crate::vocab::{Candidate, Phase, Requirements, ServerlessSize};
 
-pub use cloudwatch::{MetricsWindow, ServerMetrics};
+pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
 pub use histogram::Percentiles;
 pub use settled::Settled;
 pub use sustain::Stationarity;

@@ -14,6 +14,7 @@ use super::args::{
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
 use crate::cost::PriceTable;
+use crate::cost::traffic::TrafficProfile;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
@@ -85,6 +86,11 @@ pub struct SizingArgs {
     /// Serverless ProvisionedConcurrency of every serverless candidate (at most its max concurrency; default none).
     #[arg(long, value_parser = parse_max_concurrency, value_name = "N")]
     pub serverless_provisioned_concurrency: Option<u32>,
+    /// Your traffic over a day, on which instances and serverless are costed for the same month:
+    /// `peak-hours=H,off-peak-tps=R` (H hours at --peak-tps, R TPS the rest), or a CSV file of
+    /// `hour,requests` (requests per hour, hours 0–23). Default: the peak all day.
+    #[arg(long, value_name = "PROFILE")]
+    pub traffic_profile: Option<String>,
     /// How long serverless workers idle before the cold-start test's burst (default: 6m against AWS; the simulator profile's idle time, plus a second, with --simulate).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub serverless_idle: Option<Duration>,
@@ -417,6 +423,10 @@ impl SizingArgs {
             max_test_cost: self.max_test_cost,
             scaling,
             asynchronous,
+            day: match &self.traffic_profile {
+                Some(text) => TrafficProfile::parse(text, peak_tps)?,
+                None => TrafficProfile::peak_all_day(peak_tps),
+            },
         })?;
         // Said once the inputs are known good: a refused input stays one line.
         if !self.has_payload() {

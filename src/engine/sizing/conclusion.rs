@@ -12,7 +12,7 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    ScalingVerdict, StepBrief, Summary, TypeOutcome,
+    ScalingVerdict, StepBrief, Summary, TypeOutcome, recommended_kind,
 };
 use crate::result::StepResult;
 use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
@@ -113,6 +113,13 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 summary,
             })
             .collect();
+        let serverless = conclusion.serverless.as_ref().map(|c| super::serverless::outcome(self.plan, c, steps));
+        let serverless_rec = serverless.as_ref().and_then(|s| s.recommended.as_ref());
+        let comparison = recommendation
+            .as_ref()
+            .zip(serverless_rec)
+            .map(|(i, s)| super::serverless::comparison(self.plan, i, tested_minimum(scaling.as_ref()), s));
+        let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
         let ended_at = spend.written_at;
         let run_cost = spend.run_cost;
         Summary {
@@ -136,6 +143,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             scaling,
             objects: self.objects(steps),
             leftovers,
+            serverless,
+            comparison,
+            recommended_kind,
         }
     }
 

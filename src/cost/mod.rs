@@ -1,6 +1,11 @@
 //! Cost: on-demand prices per region (`resources/cost/<region>.json`, or a
 //! `--cost-file`), what a configuration costs per hour, per month and per
-//! million inferences, and what the sizing run itself spent.
+//! million inferences, and what the sizing run itself spent; serverless
+//! prices, the user's daily traffic ([`traffic`]) and instances against
+//! serverless on the same month ([`compare`]).
+
+pub mod compare;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,13 +21,13 @@ pub const HOURS_PER_MONTH: f64 = 730.0;
 
 /// The price files shipped with perfsize.
 const SHIPPED: [(&str, &str); 7] = [
-    ("us-east-1", include_str!("../resources/cost/us-east-1.json")),
-    ("us-east-2", include_str!("../resources/cost/us-east-2.json")),
-    ("us-west-2", include_str!("../resources/cost/us-west-2.json")),
-    ("eu-west-1", include_str!("../resources/cost/eu-west-1.json")),
-    ("eu-central-1", include_str!("../resources/cost/eu-central-1.json")),
-    ("ap-northeast-1", include_str!("../resources/cost/ap-northeast-1.json")),
-    ("ap-southeast-2", include_str!("../resources/cost/ap-southeast-2.json")),
+    ("us-east-1", include_str!("../../resources/cost/us-east-1.json")),
+    ("us-east-2", include_str!("../../resources/cost/us-east-2.json")),
+    ("us-west-2", include_str!("../../resources/cost/us-west-2.json")),
+    ("eu-west-1", include_str!("../../resources/cost/eu-west-1.json")),
+    ("eu-central-1", include_str!("../../resources/cost/eu-central-1.json")),
+    ("ap-northeast-1", include_str!("../../resources/cost/ap-northeast-1.json")),
+    ("ap-southeast-2", include_str!("../../resources/cost/ap-southeast-2.json")),
 ];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -321,7 +326,8 @@ pub struct Spend {
     pub usage: Vec<Usage>,
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+/// `x` to `digits` decimals: how costs are written.
+pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
 }
