@@ -578,6 +578,10 @@ impl Plan {
     pub fn rate_profile(&self, probe: &Probe) -> (RateProfile, Duration) {
         let d = &self.durations;
         match probe.phase {
+            // Workers that start cold are warmed first: their cold start is tested on its own.
+            Phase::Endurance if d.endurance_ramp.is_zero() && probe.candidate.starts_cold() => {
+                (RateProfile::new(probe.tps, None, d.warmup + d.endurance), d.warmup)
+            }
             Phase::Endurance => {
                 let ramp = (!d.endurance_ramp.is_zero()).then_some((d.endurance_ramp_start_tps, d.endurance_ramp));
                 (RateProfile::new(probe.tps, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)

@@ -123,6 +123,12 @@ impl Candidate {
         self.is_serverless()
     }
 
+    /// Whether its capacity starts cold after idling: serverless workers go
+    /// cold after minutes without traffic, instances stay loaded.
+    pub fn starts_cold(&self) -> bool {
+        self.is_serverless()
+    }
+
     /// What the endpoint is kept for between probes.
     pub fn lane(&self) -> Lane {
         match self {

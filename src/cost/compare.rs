@@ -20,7 +20,7 @@ use crate::vocab::ServerlessSize;
 pub struct InstanceBill {
     /// $/hour of one instance.
     pub price_per_hour: f64,
-    /// The rate one instance was sized to carry (the peak ÷ the recommended count).
+    /// The rate one instance carries: what one sustained, within the sizing's margin.
     pub per_instance_tps: f64,
     /// Fewest instances: the auto-scaling minimum, or 1 for a fixed fleet.
     pub min_count: u32,

@@ -458,11 +458,10 @@ fn same_probe(step: &StepResult, probe: &Probe) -> bool {
 /// One line about a finished step.
 pub(super) fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
+    let what = step.candidate().map_or_else(|| format!("{} × {}", step.instance_type, step.instance_count), |c| c.to_string());
     format!(
-        "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
+        "{} {what} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
         step.phase.as_str(),
-        step.instance_type,
-        step.instance_count,
         trim_number(step.target_tps),
         if step.passed { "PASS" } else { "FAIL" },
         step.error_percent,

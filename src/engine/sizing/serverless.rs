@@ -101,9 +101,12 @@ pub(super) fn comparison(
     serverless: &ServerlessRecommendation,
 ) -> Comparison {
     let price_per_hour = instances.candidate().map_or(0.0, |fleet| plan.price(&fleet.instance_type));
+    // What one instance was measured to sustain, with the margin the count was sized with.
+    let per_instance_tps = (instances.capacity.at_least * plan.search().max_utilization)
+        .max(plan.peak_tps() / f64::from(instances.instance_count.max(1)));
     let fleet = InstanceBill {
         price_per_hour,
-        per_instance_tps: plan.peak_tps() / f64::from(instances.instance_count.max(1)),
+        per_instance_tps,
         min_count: scaled_minimum.unwrap_or(1),
         scales: scaled_minimum.is_some(),
     };
