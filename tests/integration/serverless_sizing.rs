@@ -84,9 +84,12 @@ fn sizing_args<'a>(peak: &'a str, payload: &'a str, results: &'a str) -> Vec<&'a
     ]
 }
 
+fn run_dir(results: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(results).unwrap().next().expect("one run directory").unwrap().path()
+}
+
 fn summary(results: &Path) -> serde_json::Value {
-    let run = std::fs::read_dir(results).unwrap().next().expect("one run directory").unwrap().path();
-    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(run_dir(results).join("summary.json")).unwrap()).unwrap()
 }
 
 fn assert_valid(summary: &serde_json::Value) {
@@ -99,11 +102,10 @@ fn assert_valid(summary: &serde_json::Value) {
 
 /// Runs a sizing run to its end against a simulator of its own; returns the
 /// exit code, the summary, and what the simulator still holds.
-async fn size(name: &str, peak: &str) -> (i32, serde_json::Value, Vec<String>) {
-    let (dir, payload, profile) = fixture(name);
-    let sim = SimulatorProcess::start(&profile);
+async fn size(dir: &Path, payload: &str, profile: &str, peak: &str) -> (i32, serde_json::Value, Vec<String>) {
+    let sim = SimulatorProcess::start(profile);
     let results = dir.join("results");
-    let args = sizing_args(peak, &payload, results.to_str().unwrap());
+    let args = sizing_args(peak, payload, results.to_str().unwrap());
     let status = sim.perfsize(&args).status().unwrap();
     let left = everything(&sim.client()).await;
     (status.code().unwrap_or(-1), summary(&results), left)
@@ -117,7 +119,9 @@ fn memory_verdict<'s>(summary: &'s serde_json::Value, mb: u64) -> &'s serde_json
 #[tokio::test]
 async fn a_low_traffic_model_is_recommended_serverless_with_the_break_even_and_its_cold_start() {
     let _turn = traffic_turn().await;
-    let (code, s, left) = size("serverless-low", "4").await;
+    let (dir, payload, profile) = fixture("serverless-low");
+    let results = dir.join("results");
+    let (code, s, left) = size(&dir, &payload, &profile, "4").await;
     assert_eq!(code, exit::OK as i32, "{s:#}");
     assert_eq!(left, Vec::<String>::new(), "nothing left behind, the rejected 1 GB endpoint included");
     assert_valid(&s);
@@ -146,12 +150,18 @@ async fn a_low_traffic_model_is_recommended_serverless_with_the_break_even_and_i
     assert!(cold["model_setup_time_ms"]["avg"].as_f64().unwrap() >= 250.0, "{cold}");
     let steps = s["steps"].as_array().unwrap();
     assert!(steps.iter().any(|st| st["phase"] == "cold-start" && st["instance_type"] == "serverless"));
+    let report = std::fs::read_to_string(run_dir(&results).join("report.html")).unwrap();
+    for part in ["Serverless recommendation", "Monthly cost against monthly volume", "break-even", "Out of memory", "cold start"]
+    {
+        assert!(report.contains(part), "report.html shows {part}");
+    }
 }
 
 #[tokio::test]
 async fn a_high_traffic_model_is_recommended_instances_with_the_break_even() {
     let _turn = traffic_turn().await;
-    let (code, s, left) = size("serverless-high", "40").await;
+    let (dir, payload, profile) = fixture("serverless-high");
+    let (code, s, left) = size(&dir, &payload, &profile, "40").await;
     assert_eq!(code, exit::OK as i32, "{s:#}");
     assert_eq!(left, Vec::<String>::new());
     assert_valid(&s);
