@@ -15,8 +15,9 @@ use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::serverless::ServerlessSearch;
+pub use crate::step::serverless::ServerlessWalk;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
-use crate::vocab::{Candidate, MemorySize, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
+use crate::vocab::{Candidate, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -93,32 +94,16 @@ impl Traffic {
 /// How long each kind of step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Durations {
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub step: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub warmup: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub endurance: Duration,
     /// Endurance ramp: from this rate to the peak over `ramp`.
     pub endurance_ramp_start_tps: f64,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub endurance_ramp: Duration,
-}
-
-/// Durations in plan.json read as "90s", "3m".
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The auto-scaling test that follows the fixed-scale answer: the
@@ -126,18 +111,18 @@ mod humantime_serde_compat {
 /// ramps from 0 to the peak and holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalingTest {
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub ramp: Duration,
     /// How long the peak is held after the ramp.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub hold: Duration,
     /// Also jump to the peak at once, at the minimum the ramp found.
     pub spike: bool,
     /// Each metric's policy is tested on its own.
     pub metrics: Vec<ScalingMetric>,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub scale_out_cooldown: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub scale_in_cooldown: Duration,
     #[serde(default)]
     pub procedure: ScalingProcedure,
@@ -214,23 +199,6 @@ pub struct Search {
     pub max_utilization: f64,
 }
 
-/// The serverless part of a walk: the memory sizes and max concurrencies
-/// searched (the search dimension of a serverless candidate, which has no
-/// instance count), with the provisioned concurrency of every candidate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerlessWalk {
-    /// Smallest first.
-    pub memory: Vec<MemorySize>,
-    /// Smallest first.
-    pub max_concurrency: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisioned: Option<u32>,
-    /// How long workers idle before the cold-start burst: long enough that
-    /// every on-demand worker has gone cold.
-    #[serde(with = "humantime_serde_compat")]
-    pub idle: Duration,
-}
-
 /// The max concurrencies searched when none are given: SageMaker's range, roughly doubling.
 pub const DEFAULT_MAX_CONCURRENCY_WALK: [u32; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
 
@@ -240,14 +208,6 @@ pub const AWS_SERVERLESS_IDLE: Duration = Duration::from_secs(6 * 60);
 
 /// SageMaker Serverless Inference's payload limit.
 pub const SERVERLESS_MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
-
-impl ServerlessWalk {
-    /// Every configuration of the walk: memory × max concurrency.
-    pub fn sizes(&self, memory: MemorySize) -> Vec<ServerlessSize> {
-        let valid = self.max_concurrency.iter().map(|&c| ServerlessSize::new(memory, c, self.provisioned));
-        valid.collect::<Result<_, _>>().expect("Plan::new checked every configuration")
-    }
-}
 
 /// Runs recorded before the margin existed were sized without one.
 fn no_margin() -> f64 {

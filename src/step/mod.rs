@@ -260,7 +260,7 @@ impl Strategy for Walk {
                 next => return next,
             }
         }
-        self.serverless.as_mut().map_or(Next::Done, ServerlessSearch::next)
+        self.serverless.as_mut().map_or(Next::Done, ServerlessSearch::next_probe)
     }
 
     fn record(&mut self, probe: &Probe, outcome: &Outcome) {

@@ -12,12 +12,38 @@
 //! A memory size the model does not fit in is rejected with the reason the
 //! endpoint gave, kept in its verdict.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Next, Outcome};
 use crate::format::trim_number;
-use crate::plan::ServerlessWalk;
 use crate::vocab::{Candidate, Lane, MemorySize, Phase, Probe, ServerlessSize};
+
+/// The serverless part of a walk: the memory sizes and max concurrencies
+/// searched (the search dimension of a serverless candidate, which has no
+/// instance count), with the provisioned concurrency of every candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerlessWalk {
+    /// Smallest first.
+    pub memory: Vec<MemorySize>,
+    /// Smallest first.
+    pub max_concurrency: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<u32>,
+    /// How long workers idle before the cold-start burst: long enough that
+    /// every on-demand worker has gone cold.
+    #[serde(with = "crate::format::humantime_text")]
+    pub idle: Duration,
+}
+
+impl ServerlessWalk {
+    /// Every configuration of the walk: memory × max concurrency.
+    pub fn sizes(&self, memory: MemorySize) -> Vec<ServerlessSize> {
+        let valid = self.max_concurrency.iter().map(|&c| ServerlessSize::new(memory, c, self.provisioned));
+        valid.collect::<Result<_, _>>().expect("the plan checked every configuration")
+    }
+}
 
 /// How one memory size fared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,7 +163,7 @@ impl ServerlessSearch {
         }
     }
 
-    pub fn next(&mut self) -> Next {
+    pub fn next_probe(&mut self) -> Next {
         if self.running {
             return Next::Wait;
         }
@@ -262,7 +288,7 @@ mod tests {
     fn run(search: &mut ServerlessSearch, needs_mb: u32, busy_s: f64, slowest_ok_s: f64) -> Vec<Probe> {
         let mut log = Vec::new();
         for _ in 0..100 {
-            match search.next() {
+            match search.next_probe() {
                 Next::Run(probe) => {
                     let o = if probe.phase == Phase::ColdStart {
                         measured(true, 0.5)
@@ -324,13 +350,13 @@ mod tests {
     #[test]
     fn only_the_configuration_still_needed_is_kept_deployed() {
         let mut search = ServerlessSearch::new(20.0, walk(&[2048], &[5, 10]));
-        let Next::Run(first) = search.next() else { panic!() };
+        let Next::Run(first) = search.next_probe() else { panic!() };
         search.record(&first, &measured(true, 0.5));
-        let Next::Run(second) = search.next() else { panic!() };
+        let Next::Run(second) = search.next_probe() else { panic!() };
         assert!(search.keep(&first.candidate.lane()), "the lowest pass so far is what an endurance run would verify");
         search.record(&second, &measured(true, 0.5));
         assert!(!search.keep(&first.candidate.lane()), "done with once a lower max concurrency passed");
-        let Next::Run(endurance) = search.next() else { panic!() };
+        let Next::Run(endurance) = search.next_probe() else { panic!() };
         assert_eq!((endurance.phase, &endurance.candidate), (Phase::Endurance, &second.candidate));
         assert!(search.keep(&endurance.candidate.lane()));
         assert!(!search.keep(&Lane::Instances("ml.m5.large".parse().unwrap())));

@@ -111,7 +111,7 @@ async fn size(dir: &Path, payload: &str, profile: &str, peak: &str) -> (i32, ser
     (status.code().unwrap_or(-1), summary(&results), left)
 }
 
-fn memory_verdict<'s>(summary: &'s serde_json::Value, mb: u64) -> &'s serde_json::Value {
+fn memory_verdict(summary: &serde_json::Value, mb: u64) -> &serde_json::Value {
     let memory = summary["serverless"]["memory"].as_array().expect("serverless verdicts");
     memory.iter().find(|m| m["memory_size_mb"] == mb).unwrap_or_else(|| panic!("no verdict for {mb} MB: {summary:#}"))
 }
