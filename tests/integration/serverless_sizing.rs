@@ -6,8 +6,7 @@
 //! inputs exit 2 before anything is deployed.
 
 use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perfsize::cli::exit;
 
@@ -174,50 +173,13 @@ async fn a_high_traffic_model_is_recommended_instances_with_the_break_even() {
     assert!(even < c["requests_per_month"].as_f64().unwrap(), "serverless was cheaper below: {c}");
 }
 
-/// Starts a long serverless-only run against `sim` and waits until it is mid-step.
-async fn start_long_serverless_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
-    let results = dir.join("results");
-    let child = sim
-        .perfsize(&[
-            "--peak-tps",
-            "4",
-            "--type-walk",
-            "serverless:2048",
-            "--serverless-max-concurrency",
-            "10",
-            "--payload",
-            payload,
-            "--image",
-            IMAGE,
-            "--execution-role-arn",
-            ROLE,
-            "--duration",
-            "60s",
-            "--warmup",
-            "1s",
-            "--poll-interval",
-            "100ms",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
-        .spawn()
-        .expect("perfsize starts");
-    let sm = sim.client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sm.list_endpoints().status_equals("InService".into()).send().await.unwrap().endpoints().is_empty() {
-        assert!(Instant::now() < deadline, "the run never deployed its endpoint");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    child
-}
-
 #[tokio::test]
 async fn ctrl_c_mid_step_leaves_no_serverless_endpoint_or_config() {
     let _turn = traffic_turn().await;
     let (dir, payload, profile) = fixture("serverless-sigint");
     let sim = SimulatorProcess::start(&profile);
-    let mut child = start_long_serverless_run(&sim, &dir, &payload).await;
+    let walk = ["--peak-tps", "4", "--type-walk", "serverless:2048", "--serverless-max-concurrency", "10"];
+    let mut child = crate::sizing::start_long_run_of(&sim, &dir, &payload, &walk).await;
     let alive = everything(&sim.client()).await;
     assert!(alive.iter().any(|r| r.starts_with("config perfsize-") && r.contains("serverless-2048mb-c10")), "{alive:?}");
     signal(&child, "INT");
