@@ -10,38 +10,31 @@ use std::time::Duration;
 
 use perfsize::cli::exit;
 
-use crate::cli::{perfsize, scratch};
+use crate::cli::perfsize;
 use crate::support::*;
 
-/// ml.c5.large serves 100/s ($0.102/h). The serverless model needs 2 GB,
-/// serves in 100 ms at 1 GB (50 ms at 2 GB), sets up in 300 ms and goes
-/// cold after 2 s idle.
-const PROFILE: &str = r#"
-deploy_seconds = 0.2
-delete_seconds = 0.1
-[default]
-vcpus = 2
-workers = 1
-service_ms = { median = 10.0, p99 = 10.0 }
-queue_limit = 20
+/// The sizing tests' profile (ml.c5.large serves 100/s, $0.102/h), and a
+/// serverless model that needs 2 GB, serves in 100 ms at 1 GB (50 ms at
+/// 2 GB), sets up in 300 ms and goes cold after 2 s idle.
+fn profile() -> String {
+    format!(
+        "{}{}",
+        crate::sizing::PROFILE,
+        r#"
 [serverless]
 service_ms = { median = 100.0, p99 = 100.0 }
 setup_ms = { median = 300.0, p99 = 300.0 }
 model_memory_mb = 2048
 idle_seconds = 2.0
-"#;
+"#
+    )
+}
 
 const IMAGE: &str = "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/test";
 
 fn fixture(name: &str) -> (crate::cli::Scratch, String, String) {
-    let dir = scratch(name);
-    let payload = dir.join("req.json");
-    std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
-    let profile = dir.join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let (payload, profile) = (payload.display().to_string(), profile.display().to_string());
-    (dir, payload, profile)
+    crate::sizing::fixture_with(name, &profile())
 }
 
 /// A short sizing run of c5.large, 1 GB and 2 GB serverless at `peak` TPS

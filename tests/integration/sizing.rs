@@ -30,11 +30,16 @@ deploy_failure = "simulated: insufficient capacity for ml.t2.medium"
 "#;
 
 fn fixture(name: &str) -> (crate::cli::Scratch, String, String) {
+    fixture_with(name, PROFILE)
+}
+
+/// A scratch directory with a payload and `profile`, and their paths.
+pub fn fixture_with(name: &str, profile_text: &str) -> (crate::cli::Scratch, String, String) {
     let dir = scratch(name);
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
     let profile = dir.join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
+    std::fs::write(&profile, profile_text).unwrap();
     let (payload, profile) = (payload.display().to_string(), profile.display().to_string());
     (dir, payload, profile)
 }
