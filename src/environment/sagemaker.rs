@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ApiError, DeployError, Deployed, Environment, Kind, Patience, RUN_TAG, RunId, SharedLedger, resource_name};
 use crate::s3::{RunStorage, S3Location};
 use crate::sagemaker::AwsErrorKind;
-use crate::vocab::Candidate;
+use crate::vocab::{Candidate, MemorySize, ServerlessError, ServerlessSize};
 
 /// The variant every perfsize endpoint serves through.
 use crate::sagemaker::VARIANT_NAME as VARIANT;
@@ -606,7 +606,14 @@ impl Environment for SageMakerEnvironment {
     }
 }
 
-/// The instance type and count behind `variant` of an existing endpoint,
+/// A described ServerlessConfig, checked as perfsize's own.
+fn serverless_size(c: &aws_sdk_sagemaker::types::ProductionVariantServerlessConfig) -> Result<ServerlessSize, ServerlessError> {
+    let number = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+    let memory = MemorySize::try_from(number(c.memory_size_in_mb()))?;
+    ServerlessSize::new(memory, number(c.max_concurrency()), c.provisioned_concurrency().map(|p| p.max(0) as u32))
+}
+
+/// The instance type and count (or the serverless configuration) behind `variant` of an existing endpoint,
 /// which must be InService. Reads only; perfsize load uses it to label results.
 pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant: &str) -> Result<Candidate, ApiError> {
     let refuse = |message: String| ApiError { operation: "DescribeEndpoint", code: "NotUsable".into(), message };
@@ -630,13 +637,13 @@ pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant
         .send()
         .await
         .map_err(|e| api_error("DescribeEndpointConfig", &e))?;
-    let instance_type = config
-        .production_variants()
-        .iter()
-        .find(|v| v.variant_name() == Some(variant))
-        .and_then(|v| v.instance_type())
-        .map(|t| t.as_str().to_string())
-        .ok_or_else(|| refuse(format!("endpoint config {config_name} names no instance type for {variant} (serverless endpoints are not sized by perfsize)")))?;
+    let described_variant = config.production_variants().iter().find(|v| v.variant_name() == Some(variant));
+    if let Some(serverless) = described_variant.and_then(|v| v.serverless_config()) {
+        return serverless_size(serverless).map(Candidate::Serverless).map_err(|e| refuse(e.to_string()));
+    }
+    let instance_type = described_variant.and_then(|v| v.instance_type()).map(|t| t.as_str().to_string()).ok_or_else(|| {
+        refuse(format!("endpoint config {config_name} names neither instances nor a serverless config for {variant}"))
+    })?;
     let instance_type = instance_type.parse().map_err(|e: crate::catalog::UnknownInstanceType| refuse(e.to_string()))?;
     Ok(Candidate::new(instance_type, current.max(1) as u32))
 }

@@ -223,3 +223,28 @@ async fn bad_serverless_inputs_exit_2_before_anything_is_deployed() {
     }
     assert!(!results.exists() || std::fs::read_dir(&results).unwrap().next().is_none(), "no run directory for refused inputs");
 }
+
+#[tokio::test]
+async fn perfsize_load_labels_an_existing_serverless_endpoint_by_its_configuration() {
+    use aws_sdk_sagemaker::types::{ContainerDefinition, ProductionVariant, ProductionVariantServerlessConfig};
+    let _turn = traffic_turn().await;
+    let (dir, payload, profile) = fixture("serverless-load");
+    let sim = SimulatorProcess::start(&profile);
+    let sm = sim.client();
+    let container = ContainerDefinition::builder().image(IMAGE).build();
+    sm.create_model().model_name("sls").execution_role_arn(ROLE).primary_container(container).send().await.unwrap();
+    let config = ProductionVariantServerlessConfig::builder().memory_size_in_mb(3072).max_concurrency(4).build();
+    let variant = ProductionVariant::builder().variant_name("AllTraffic").model_name("sls").serverless_config(config).build();
+    sm.create_endpoint_config().endpoint_config_name("sls").production_variants(variant).send().await.unwrap();
+    sm.create_endpoint().endpoint_name("sls").endpoint_config_name("sls").send().await.unwrap();
+    assert_eq!(wait_while(&sm, "sls", "Creating").await, "InService");
+    let json = dir.join("step.json");
+    let args =
+        ["load", "--endpoint-name", "sls", "--tps", "2", "--duration", "1s", "--warmup", "0.5s", "--cloudwatch-wait", "0s"];
+    let mut command = sim.perfsize(&[&args[..], &["--payload", &payload, "--json", json.to_str().unwrap()]].concat());
+    let out = command.stderr(std::process::Stdio::piped()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(step["instance_type"], "serverless");
+    assert_eq!(step["serverless"], serde_json::json!({"memory_size_mb": 3072, "max_concurrency": 4}));
+}
