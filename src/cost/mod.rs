@@ -211,6 +211,19 @@ impl PriceTable {
             .ok_or_else(|| CostError::NoPrice { instance_type: instance_type.to_string(), origin: self.origin.clone() })
     }
 
+    /// Which prices these are and as of when, for summaries and reports:
+    /// "resources/cost/us-west-2.json, as of 2026-11-22 (serverless as of 2026-11-29)".
+    pub fn describe(&self) -> String {
+        let mut text = self.origin.clone();
+        if let Some(date) = &self.as_of {
+            text.push_str(&format!(", as of {date}"));
+        }
+        if let Some(date) = self.serverless.as_ref().and_then(|s| s.as_of.as_ref()) {
+            text.push_str(&format!(" (serverless as of {date})"));
+        }
+        text
+    }
+
     /// Serverless Inference's prices, or why there are none.
     pub fn serverless(&self) -> Result<&ServerlessPrices, CostError> {
         self.serverless.as_ref().ok_or_else(|| CostError::NoServerlessPrices { origin: self.origin.clone() })
@@ -359,6 +372,11 @@ mod tests {
         let table = PriceTable::shipped("us-west-2").unwrap();
         assert_eq!(table.hourly(&"ml.m5.large".parse().unwrap()).unwrap(), 0.115);
         assert!(table.as_of.is_some());
+        assert_eq!(
+            table.describe(),
+            "resources/cost/us-west-2.json, as of 2026-11-22 (serverless as of 2026-11-29)",
+            "which prices, and as of when"
+        );
         let err = PriceTable::shipped("mars-north-1").unwrap_err().to_string();
         assert!(err.contains("--cost-file"), "{err}");
     }

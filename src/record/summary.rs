@@ -397,7 +397,7 @@ impl PlanRecord {
             payloads: traffic.payloads.payloads().iter().map(|p| (p.name.clone(), p.weight, p.body.len())).collect(),
             content_type: traffic.content_type.clone(),
             accept: traffic.accept.clone(),
-            prices: plan.prices().origin.clone(),
+            prices: plan.prices().describe(),
             safety_factor: plan.safety_factor(),
             max_test_cost: plan.max_test_cost(),
             scaling: plan.scaling().cloned(),

@@ -135,7 +135,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             peak_tps: peak,
             requirements: *self.plan.requirements(),
             strategy: self.plan.search().strategy,
-            prices: prices.origin.clone(),
+            prices: prices.describe(),
             recommendation,
             types,
             steps: steps.iter().map(StepBrief::from).collect(),
