@@ -5,6 +5,7 @@
 //! serverless on the same month ([`compare`]).
 
 pub mod compare;
+pub mod live;
 pub mod traffic;
 
 use std::collections::BTreeMap;

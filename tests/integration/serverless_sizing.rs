@@ -248,3 +248,45 @@ async fn perfsize_load_labels_an_existing_serverless_endpoint_by_its_configurati
     assert_eq!(step["instance_type"], "serverless");
     assert_eq!(step["serverless"], serde_json::json!({"memory_size_mb": 3072, "max_concurrency": 4}));
 }
+
+/// A short serverless-only run against `sim` with `--prices live`; `pricing_url`
+/// points the Price List API elsewhere. Returns the summary's prices.
+async fn live_priced_run(name: &str, pricing_url: Option<&str>) -> (i32, String, String) {
+    let (dir, payload, profile) = fixture(name);
+    let sim = SimulatorProcess::start(&profile);
+    let results = dir.join("results");
+    let mut args = sizing_args("4", &payload, results.to_str().unwrap());
+    let walk = args.iter().position(|a| *a == "--type-walk").unwrap() + 1;
+    args[walk] = "serverless:2048";
+    args.extend(["--serverless-max-concurrency", "10", "--prices", "live"]);
+    let mut command = sim.perfsize(&args);
+    if let Some(url) = pricing_url {
+        command.env("AWS_ENDPOINT_URL_PRICING", url);
+    }
+    let out = command.stderr(std::process::Stdio::piped()).output().unwrap();
+    let s = summary(&results);
+    let prices = s["prices"].as_str().unwrap().to_string();
+    (out.status.code().unwrap_or(-1), prices, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn live_prices_come_from_the_price_list_api_or_fall_back_to_the_shipped_ones() {
+    let _turn = traffic_turn().await;
+    let (code, prices, stderr) = live_priced_run("serverless-live", None).await;
+    assert_eq!(code, exit::OK as i32, "{stderr}");
+    assert!(prices.starts_with("AWS Price List API ("), "{prices}");
+    assert!(prices.contains("as of 2026-11-29"), "the offer's publication date: {prices}");
+    // Nothing listens there: the run goes on with the shipped prices, and says so.
+    let (code, prices, stderr) = live_priced_run("serverless-live-down", Some("http://127.0.0.1:9")).await;
+    assert_eq!(code, exit::OK as i32, "{stderr}");
+    assert!(prices.starts_with("resources/cost/us-west-2.json (the Price List API could not be read"), "{prices}");
+}
+
+/// boto3's `pricing.get_products` against the simulator (tests/python/boto3_pricing.py).
+#[tokio::test]
+async fn boto3_reads_the_price_list_api() {
+    let sim = simulator(perfsize::simulator::Profile::parse("", "empty").unwrap()).await;
+    let _turn = traffic_turn().await;
+    crate::simulator::run_python("boto3_pricing.py", &sim).await;
+    sim.stop().await;
+}

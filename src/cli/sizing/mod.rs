@@ -28,6 +28,13 @@ use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
 use crate::vocab::{MAX_CONCURRENCY, MemorySize};
 
+/// `--prices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prices {
+    Shipped,
+    Live,
+}
+
 /// One entry of `--type-walk`: an instance type, or `serverless:<MB>`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalkEntry {
@@ -186,6 +193,9 @@ pub struct SizingArgs {
     /// Prices (perfsize's format or perfsizesagemaker's flat map); default: shipped for the region.
     #[arg(long, alias = "cost_file", value_name = "FILE")]
     pub cost_file: Option<PathBuf>,
+    /// Where prices come from: the files shipped with perfsize (dated), or `live` from the AWS Price List API (the shipped figures where it lists none or cannot be reached).
+    #[arg(long, value_enum, default_value = "shipped", conflicts_with = "cost_file")]
+    pub prices: Prices,
     /// An existing SageMaker model to size (never modified or deleted).
     #[arg(long, alias = "model_name", value_name = "NAME")]
     pub model_name: Option<String>,
@@ -348,6 +358,11 @@ impl SizingArgs {
     /// Checks everything that needs no AWS call, and builds the plan for
     /// `region`. Every required input that is missing is named in one error.
     fn check(&self, region: Option<&str>) -> Result<Checked, Failure> {
+        self.check_with(region, None)
+    }
+
+    /// [`Self::check`] with `live` prices in place of the shipped or --cost-file ones.
+    fn check_with(&self, region: Option<&str>, live: Option<PriceTable>) -> Result<Checked, Failure> {
         let model = self.model()?;
         let mut missing = Vec::new();
         if self.peak_tps.is_none() {
@@ -392,9 +407,10 @@ impl SizingArgs {
                 eprintln!("note: {flag} is ignored: perfsize names its own endpoints and needs no Gatling jar or logging file");
             }
         }
-        let prices = match &self.cost_file {
-            Some(path) => PriceTable::load(path),
-            None => PriceTable::shipped(region),
+        let prices = match (live, &self.cost_file) {
+            (Some(live), _) => Ok(live),
+            (None, Some(path)) => PriceTable::load(path),
+            (None, None) => PriceTable::shipped(region),
         }?;
         let durations = self.durations();
         let scaling = self.scaling_test(durations.endurance)?;
@@ -479,6 +495,16 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let checked = args.check(region.as_deref())?;
     let profile = super::simulator_profile(&args.sim)?;
     let mut session = super::open_session(&args.aws, profile).await?;
+    let checked = match args.prices {
+        Prices::Shipped => checked,
+        Prices::Live => {
+            let region = region.as_deref().expect("check found a region");
+            let wait = Duration::from_secs(30);
+            let live = crate::cost::live::read(&session.session.aws.config, region, checked.plan.prices(), wait).await;
+            eprintln!("prices: {}", live.describe());
+            args.check_with(Some(region), Some(live))?
+        }
+    };
     if let Some(wait) = args.cloudwatch_wait {
         session.session.pace.metrics_wait = wait;
     }
