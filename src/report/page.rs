@@ -406,7 +406,8 @@ fn outcome_view(t: &TypeOutcome, recommended: bool) -> CandidateView {
 /// Instance types in the order the run first used them.
 fn type_names(data: &RunData) -> Vec<String> {
     let planned = data.plan.iter().flat_map(|p| p.search.types.iter().map(|t| t.to_string()));
-    let measured = data.steps.iter().map(|s| s.instance_type.clone());
+    // Serverless steps have their own section.
+    let measured = data.steps.iter().filter(|s| s.serverless.is_none()).map(|s| s.instance_type.clone());
     let mut names: Vec<String> = Vec::new();
     for name in planned.chain(measured) {
         if !names.contains(&name) {
