@@ -7,14 +7,17 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
+use crate::cost::traffic::TrafficProfile;
 use crate::cost::{CostError, PriceTable};
 use crate::load::{Arrivals, AsyncClient, ClosedLoop, LoadSpec, OpenModel, Pacing, PayloadMix, RateProfile, Shard, Target};
 use crate::s3::Buckets;
 use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
-use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
-use crate::vocab::{Phase, Probe, Requirements};
+use crate::step::serverless::ServerlessSearch;
+pub use crate::step::serverless::ServerlessWalk;
+use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
+use crate::vocab::{Candidate, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -91,32 +94,16 @@ impl Traffic {
 /// How long each kind of step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Durations {
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub step: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub warmup: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub endurance: Duration,
     /// Endurance ramp: from this rate to the peak over `ramp`.
     pub endurance_ramp_start_tps: f64,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub endurance_ramp: Duration,
-}
-
-/// Durations in plan.json read as "90s", "3m".
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The auto-scaling test that follows the fixed-scale answer: the
@@ -124,18 +111,18 @@ mod humantime_serde_compat {
 /// ramps from 0 to the peak and holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalingTest {
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub ramp: Duration,
     /// How long the peak is held after the ramp.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub hold: Duration,
     /// Also jump to the peak at once, at the minimum the ramp found.
     pub spike: bool,
     /// Each metric's policy is tested on its own.
     pub metrics: Vec<ScalingMetric>,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub scale_out_cooldown: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::format::humantime_text")]
     pub scale_in_cooldown: Duration,
     #[serde(default)]
     pub procedure: ScalingProcedure,
@@ -196,6 +183,9 @@ pub struct Asynchronous {
 pub struct Search {
     pub strategy: StrategyKind,
     pub types: Vec<InstanceType>,
+    /// Serverless candidates in the same walk, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessWalk>,
     pub count_walk: Option<Vec<u32>>,
     pub tps_walk: Option<Vec<f64>>,
     pub start_tps: f64,
@@ -208,6 +198,16 @@ pub struct Search {
     #[serde(default = "no_margin")]
     pub max_utilization: f64,
 }
+
+/// The max concurrencies searched when none are given: SageMaker's range, roughly doubling.
+pub const DEFAULT_MAX_CONCURRENCY_WALK: [u32; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
+
+/// How long the cold-start test idles against AWS, which keeps an idle
+/// serverless worker warm for minutes (not documented; about 5 observed).
+pub const AWS_SERVERLESS_IDLE: Duration = Duration::from_secs(6 * 60);
+
+/// SageMaker Serverless Inference's payload limit.
+pub const SERVERLESS_MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs recorded before the margin existed were sized without one.
 fn no_margin() -> f64 {
@@ -227,6 +227,18 @@ pub const PERFSIZE_DEFAULT_TPS_WALK: [f64; 22] =
 pub enum PlanError {
     #[error("--type-walk names no instance type")]
     NoTypes,
+    #[error(transparent)]
+    Serverless(#[from] ServerlessError),
+    #[error(
+        "serverless endpoints take payloads of at most 4 MB; {name} is {size} bytes: drop the serverless candidates or send a smaller payload"
+    )]
+    ServerlessPayload { name: String, size: usize },
+    #[error(
+        "serverless endpoints have no GPU and every instance type of --type-walk has one (so the model needs it): drop the serverless candidates or add CPU types"
+    )]
+    ServerlessGpu,
+    #[error("serverless endpoints do not serve asynchronous inference (--async): drop the serverless candidates")]
+    ServerlessAsync,
     #[error("--count-walk must list instance counts of at least 1, got {0:?}")]
     BadCountWalk(Vec<u32>),
     #[error("--tps-walk must list positive rates, got {0:?}")]
@@ -275,6 +287,36 @@ impl crate::error::HasKind for PlanError {
     }
 }
 
+/// A serverless walk SageMaker would accept for this model and traffic:
+/// every configuration valid, payloads within 4 MB, no GPU needed, real-time.
+fn check_serverless(
+    walk: &mut ServerlessWalk,
+    types: &[InstanceType],
+    traffic: &Traffic,
+    asynchronous: bool,
+) -> Result<(), PlanError> {
+    walk.memory.sort();
+    walk.memory.dedup();
+    walk.max_concurrency.sort();
+    walk.max_concurrency.dedup();
+    for memory in &walk.memory {
+        for &c in &walk.max_concurrency {
+            ServerlessSize::new(*memory, c, walk.provisioned)?;
+        }
+    }
+    if asynchronous {
+        return Err(PlanError::ServerlessAsync);
+    }
+    if let Some(p) = traffic.payloads.payloads().iter().find(|p| p.body.len() > SERVERLESS_MAX_PAYLOAD_BYTES) {
+        return Err(PlanError::ServerlessPayload { name: p.name.clone(), size: p.body.len() });
+    }
+    let has_gpu = |t: &InstanceType| t.spec().gpus > 0 || t.spec().accelerator.is_some();
+    if !types.is_empty() && types.iter().all(has_gpu) {
+        return Err(PlanError::ServerlessGpu);
+    }
+    Ok(())
+}
+
 /// A sizing run's inputs, checked. The only way to make one is [`Plan::new`],
 /// so a `Plan` in hand is a plan that can run.
 #[derive(Debug, Clone)]
@@ -290,6 +332,7 @@ pub struct Plan {
     max_test_cost: Option<f64>,
     scaling: Option<ScalingTest>,
     asynchronous: Option<Asynchronous>,
+    day: TrafficProfile,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -307,6 +350,8 @@ pub struct PlanParts {
     pub scaling: Option<ScalingTest>,
     /// Size an asynchronous endpoint instead of a real-time one.
     pub asynchronous: Option<Asynchronous>,
+    /// The user's traffic over a day, on which instances and serverless are costed.
+    pub day: TrafficProfile,
 }
 
 impl Plan {
@@ -323,12 +368,17 @@ impl Plan {
             max_test_cost,
             mut scaling,
             asynchronous,
+            day,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
         search.types.retain(|t| seen.insert(t.clone()));
-        if search.types.is_empty() {
+        if search.types.is_empty() && search.serverless.is_none() {
             return Err(PlanError::NoTypes);
+        }
+        if let Some(walk) = &mut search.serverless {
+            check_serverless(walk, &search.types, &traffic, asynchronous.is_some())?;
+            prices.serverless()?;
         }
         if let Some(walk) = &search.count_walk
             && (walk.is_empty() || walk.contains(&0))
@@ -400,6 +450,7 @@ impl Plan {
             max_test_cost,
             scaling,
             asynchronous,
+            day,
         })
     }
 
@@ -434,9 +485,18 @@ impl Plan {
     pub fn scaling(&self) -> Option<&ScalingTest> {
         self.scaling.as_ref()
     }
+    /// The user's traffic over a day.
+    pub fn day(&self) -> &TrafficProfile {
+        &self.day
+    }
     /// Asynchronous inference settings, when the endpoint is sized as one.
     pub fn asynchronous(&self) -> Option<&Asynchronous> {
         self.asynchronous.as_ref()
+    }
+
+    /// $/hour a planned candidate bills while deployed (Plan::new checked its prices).
+    pub fn hourly(&self, candidate: &Candidate) -> f64 {
+        self.prices.standing_per_hour(candidate).expect("Plan::new checked every candidate has a price")
     }
 
     /// $/hour of one instance of a planned type (every planned type has a price).
@@ -452,8 +512,15 @@ impl Plan {
         (self.search.start_tps / 1024.0).max(measurable).min(self.search.start_tps)
     }
 
-    /// A fresh strategy for this plan.
+    /// A fresh strategy for this plan: the instance strategy and the
+    /// serverless search, over what the walk names.
     pub fn strategy(&self) -> Box<dyn Strategy> {
+        let instances = (!self.search.types.is_empty()).then(|| self.instance_strategy());
+        let serverless = self.search.serverless.clone().map(|walk| ServerlessSearch::new(self.peak_tps, walk));
+        Box::new(Walk::new(instances, serverless))
+    }
+
+    fn instance_strategy(&self) -> Box<dyn Strategy> {
         let s = &self.search;
         match s.strategy {
             StrategyKind::Adaptive => Box::new(Adaptive::new(AdaptiveConfig {
@@ -483,11 +550,26 @@ impl Plan {
     pub fn rate_profile(&self, probe: &Probe) -> (RateProfile, Duration) {
         let d = &self.durations;
         match probe.phase {
+            // Workers that start cold are warmed first: their cold start is tested on its own.
+            Phase::Endurance if d.endurance_ramp.is_zero() && probe.candidate.starts_cold() => {
+                (RateProfile::new(probe.tps, None, d.warmup + d.endurance), d.warmup)
+            }
             Phase::Endurance => {
                 let ramp = (!d.endurance_ramp.is_zero()).then_some((d.endurance_ramp_start_tps, d.endurance_ramp));
                 (RateProfile::new(probe.tps, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)
             }
+            // A burst on cold workers: no warm-up, since warming them is what is measured.
+            Phase::ColdStart => (RateProfile::new(probe.tps, None, d.step), Duration::ZERO),
             _ => (RateProfile::new(probe.tps, None, d.warmup + d.step), d.warmup),
+        }
+    }
+
+    /// How long the endpoint must see no traffic before `probe` starts: a
+    /// cold-start test waits until every on-demand worker has gone cold.
+    pub fn idle_before(&self, probe: &Probe) -> Duration {
+        match (probe.phase, &self.search.serverless) {
+            (Phase::ColdStart, Some(walk)) => walk.idle,
+            _ => Duration::ZERO,
         }
     }
 }
@@ -505,6 +587,7 @@ pub(crate) mod testing {
             requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
             search: Search {
                 strategy: StrategyKind::Adaptive,
+                serverless: None,
                 types: vec!["ml.m5.large".parse().unwrap()],
                 count_walk: None,
                 tps_walk: None,
@@ -536,6 +619,7 @@ pub(crate) mod testing {
             max_test_cost: None,
             scaling: None,
             asynchronous: None,
+            day: TrafficProfile::peak_all_day(peak),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The words every manager shares: the configuration a step tries
-//! ([`Candidate`]), what it must achieve ([`Requirements`]), why a step runs
+//! ([`Candidate`]: instances or a serverless variant), what it must achieve ([`Requirements`]), why a step runs
 //! ([`Phase`]) and the step a strategy asks for ([`Probe`]). A leaf: it imports
 //! no manager, so every manager can import it.
 
@@ -12,17 +12,71 @@ use crate::catalog::InstanceType;
 /// Every resource perfsize creates (endpoint, config, model, bucket) starts with this.
 pub const NAME_PREFIX: &str = "perfsize-";
 
-/// One configuration to try: an instance type and how many instances.
+/// One configuration to try: instances of one type, or a serverless
+/// variant. A sum type, so that a serverless candidate never carries an
+/// instance count nor an instance candidate a memory size. Serialized
+/// untagged: an instance candidate reads as it always did
+/// (`{"instance_type", "count"}`), a serverless one by its own fields.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Candidate {
+#[serde(untagged)]
+pub enum Candidate {
+    Instances(Fleet),
+    Serverless(ServerlessSize),
+}
+
+/// Instances of one type behind a production variant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Fleet {
     pub instance_type: InstanceType,
     pub count: u32,
 }
 
+impl Fleet {
+    pub fn new(instance_type: InstanceType, count: u32) -> Fleet {
+        assert!(count >= 1, "a fleet has at least one instance");
+        Fleet { instance_type, count }
+    }
+
+    /// The same instances, as a candidate to deploy.
+    pub fn candidate(&self) -> Candidate {
+        Candidate::Instances(self.clone())
+    }
+
+    /// The same type at another count.
+    pub fn with_count(&self, count: u32) -> Fleet {
+        assert!(count >= 1, "a fleet has at least one instance");
+        Fleet { instance_type: self.instance_type.clone(), count }
+    }
+}
+
+impl fmt::Display for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} × {}", self.instance_type, self.count)
+    }
+}
+
+/// What one candidate's endpoint is kept for between probes: the endpoint of
+/// an instance type is resized in place for another count; a serverless
+/// configuration is its own endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    Instances(InstanceType),
+    Serverless(ServerlessSize),
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lane::Instances(t) => write!(f, "{t}"),
+            Lane::Serverless(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 impl Candidate {
+    /// Instances of `instance_type`, at least one.
     pub fn new(instance_type: InstanceType, count: u32) -> Candidate {
-        assert!(count >= 1, "a candidate has at least one instance");
-        Candidate { instance_type, count }
+        Candidate::Instances(Fleet::new(instance_type, count))
     }
 
     /// The candidate a result file names, if its type is one perfsize knows.
@@ -30,11 +84,228 @@ impl Candidate {
         (count >= 1).then_some(())?;
         Some(Candidate::new(instance_type.parse().ok()?, count))
     }
+
+    /// The instances, for a candidate that has them.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        match self {
+            Candidate::Instances(fleet) => Some(fleet),
+            Candidate::Serverless(_) => None,
+        }
+    }
+
+    /// The serverless configuration, for a candidate that is one.
+    pub fn serverless(&self) -> Option<&ServerlessSize> {
+        match self {
+            Candidate::Serverless(size) => Some(size),
+            Candidate::Instances(_) => None,
+        }
+    }
+
+    pub fn is_serverless(&self) -> bool {
+        matches!(self, Candidate::Serverless(_))
+    }
+
+    /// The instance type, or None for a serverless candidate.
+    pub fn instance_type(&self) -> Option<&InstanceType> {
+        self.fleet().map(|f| &f.instance_type)
+    }
+
+    /// Instances billed: none for a serverless candidate.
+    pub fn instance_count(&self) -> u32 {
+        self.fleet().map_or(0, |f| f.count)
+    }
+
+    /// Whether a request the model refuses on this candidate says the
+    /// candidate cannot serve it, rather than that the payload is wrong: a
+    /// serverless worker with less memory than the model needs fails every
+    /// request, where an instance type that loads the model would not.
+    pub fn refusals_are_its_own(&self) -> bool {
+        self.is_serverless()
+    }
+
+    /// Whether its capacity starts cold after idling: serverless workers go
+    /// cold after minutes without traffic, instances stay loaded.
+    pub fn starts_cold(&self) -> bool {
+        self.is_serverless()
+    }
+
+    /// What the endpoint is kept for between probes.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Candidate::Instances(f) => Lane::Instances(f.instance_type.clone()),
+            Candidate::Serverless(s) => Lane::Serverless(*s),
+        }
+    }
+
+    /// What a result file and summary.json write as `instance_type`: the
+    /// type, or `serverless` (its configuration is written beside it).
+    pub fn kind_label(&self) -> String {
+        match self {
+            Candidate::Instances(f) => f.instance_type.to_string(),
+            Candidate::Serverless(_) => SERVERLESS.to_string(),
+        }
+    }
+
+    /// The parts of resource names and file names that say what it is:
+    /// `ml.m5.large`, `2` or `serverless`, `2048mb`, `c8` (and `p2`).
+    pub fn name_parts(&self) -> Vec<String> {
+        match self {
+            Candidate::Instances(f) => vec![f.instance_type.to_string(), f.count.to_string()],
+            Candidate::Serverless(s) => s.name_parts(),
+        }
+    }
 }
 
 impl fmt::Display for Candidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} × {}", self.instance_type, self.count)
+        match self {
+            Candidate::Instances(fleet) => write!(f, "{fleet}"),
+            Candidate::Serverless(size) => write!(f, "{size}"),
+        }
+    }
+}
+
+/// How a serverless candidate is named where an instance type would be.
+pub const SERVERLESS: &str = "serverless";
+
+/// A serverless worker's memory: whole gigabytes from 1 to 6 (SageMaker's
+/// `MemorySizeInMB` accepts 1024, 2048, … 6144 and nothing else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct MemorySize(u32);
+
+impl MemorySize {
+    pub const STEP_MB: u32 = 1024;
+    pub const MAX_MB: u32 = 6144;
+
+    pub fn mb(self) -> u32 {
+        self.0
+    }
+
+    pub fn gb(self) -> f64 {
+        f64::from(self.0) / 1024.0
+    }
+
+    /// Every size SageMaker accepts, smallest first.
+    pub fn all() -> impl Iterator<Item = MemorySize> {
+        (1..=Self::MAX_MB / Self::STEP_MB).map(|n| MemorySize(n * Self::STEP_MB))
+    }
+}
+
+impl TryFrom<u32> for MemorySize {
+    type Error = ServerlessError;
+    fn try_from(mb: u32) -> Result<MemorySize, ServerlessError> {
+        if (Self::STEP_MB..=Self::MAX_MB).contains(&mb) && mb.is_multiple_of(Self::STEP_MB) {
+            Ok(MemorySize(mb))
+        } else {
+            Err(ServerlessError::Memory(mb))
+        }
+    }
+}
+
+impl From<MemorySize> for u32 {
+    fn from(m: MemorySize) -> u32 {
+        m.0
+    }
+}
+
+/// A serverless variant's configuration, checked as SageMaker checks it at
+/// CreateEndpointConfig: MaxConcurrency 1–200, ProvisionedConcurrency at
+/// most MaxConcurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "ServerlessRecord", into = "ServerlessRecord")]
+pub struct ServerlessSize {
+    memory: MemorySize,
+    max_concurrency: u32,
+    provisioned: Option<u32>,
+}
+
+/// Why a serverless configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServerlessError {
+    #[error("serverless memory must be 1024, 2048, 3072, 4096, 5120 or 6144 MB, got {0}")]
+    Memory(u32),
+    #[error("serverless max concurrency must be between 1 and {MAX_CONCURRENCY}, got {0}")]
+    MaxConcurrency(u32),
+    #[error("serverless provisioned concurrency must be between 1 and the max concurrency ({max}), got {provisioned}")]
+    Provisioned { provisioned: u32, max: u32 },
+}
+
+impl crate::error::HasKind for ServerlessError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
+/// SageMaker's limit on a serverless variant's MaxConcurrency.
+pub const MAX_CONCURRENCY: u32 = 200;
+
+impl ServerlessSize {
+    pub fn new(memory: MemorySize, max_concurrency: u32, provisioned: Option<u32>) -> Result<ServerlessSize, ServerlessError> {
+        if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
+            return Err(ServerlessError::MaxConcurrency(max_concurrency));
+        }
+        if let Some(p) = provisioned
+            && !(1..=max_concurrency).contains(&p)
+        {
+            return Err(ServerlessError::Provisioned { provisioned: p, max: max_concurrency });
+        }
+        Ok(ServerlessSize { memory, max_concurrency, provisioned })
+    }
+
+    pub fn memory(&self) -> MemorySize {
+        self.memory
+    }
+
+    pub fn max_concurrency(&self) -> u32 {
+        self.max_concurrency
+    }
+
+    /// Workers kept warm (and billed by the hour); None: all on demand.
+    pub fn provisioned(&self) -> Option<u32> {
+        self.provisioned
+    }
+
+    fn name_parts(&self) -> Vec<String> {
+        let mut parts = vec![SERVERLESS.to_string(), format!("{}mb", self.memory.mb()), format!("c{}", self.max_concurrency)];
+        parts.extend(self.provisioned.map(|p| format!("p{p}")));
+        parts
+    }
+}
+
+impl fmt::Display for ServerlessSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "serverless {} MB × max concurrency {}", self.memory.mb(), self.max_concurrency)?;
+        match self.provisioned {
+            Some(p) => write!(f, " ({p} provisioned)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A [`ServerlessSize`] as files spell it, checked when read.
+#[derive(Serialize, Deserialize)]
+struct ServerlessRecord {
+    memory_size_mb: u32,
+    max_concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioned_concurrency: Option<u32>,
+}
+
+impl TryFrom<ServerlessRecord> for ServerlessSize {
+    type Error = ServerlessError;
+    fn try_from(r: ServerlessRecord) -> Result<ServerlessSize, ServerlessError> {
+        ServerlessSize::new(MemorySize::try_from(r.memory_size_mb)?, r.max_concurrency, r.provisioned_concurrency)
+    }
+}
+
+impl From<ServerlessSize> for ServerlessRecord {
+    fn from(s: ServerlessSize) -> ServerlessRecord {
+        ServerlessRecord {
+            memory_size_mb: s.memory.mb(),
+            max_concurrency: s.max_concurrency,
+            provisioned_concurrency: s.provisioned,
+        }
     }
 }
 
@@ -95,6 +366,9 @@ pub enum Phase {
     Endurance,
     Scaling,
     Load,
+    /// A serverless configuration's cold start: a burst after every worker went cold.
+    #[serde(rename = "cold-start")]
+    ColdStart,
 }
 
 impl Phase {
@@ -104,6 +378,7 @@ impl Phase {
             Phase::Endurance => "endurance",
             Phase::Scaling => "scaling",
             Phase::Load => "load",
+            Phase::ColdStart => "cold-start",
         }
     }
 }
@@ -114,4 +389,49 @@ pub struct Probe {
     pub candidate: Candidate,
     pub tps: f64,
     pub phase: Phase,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(mb: u32, max: u32, provisioned: Option<u32>) -> ServerlessSize {
+        ServerlessSize::new(MemorySize::try_from(mb).unwrap(), max, provisioned).unwrap()
+    }
+
+    #[test]
+    fn serverless_limits_are_sagemakers() {
+        assert_eq!(MemorySize::try_from(1536), Err(ServerlessError::Memory(1536)));
+        assert_eq!(MemorySize::try_from(7168), Err(ServerlessError::Memory(7168)));
+        assert_eq!(MemorySize::all().map(u32::from).collect::<Vec<_>>(), [1024, 2048, 3072, 4096, 5120, 6144]);
+        let m = MemorySize::try_from(2048).unwrap();
+        assert_eq!(ServerlessSize::new(m, 0, None), Err(ServerlessError::MaxConcurrency(0)));
+        assert_eq!(ServerlessSize::new(m, 201, None), Err(ServerlessError::MaxConcurrency(201)));
+        assert_eq!(ServerlessSize::new(m, 4, Some(5)), Err(ServerlessError::Provisioned { provisioned: 5, max: 4 }));
+        assert!(ServerlessSize::new(m, 200, Some(200)).is_ok());
+    }
+
+    #[test]
+    fn candidates_keep_their_files_and_names() {
+        let instances = Candidate::new("ml.m5.large".parse().unwrap(), 2);
+        let json = serde_json::to_value(&instances).unwrap();
+        assert_eq!(json, serde_json::json!({"instance_type": "ml.m5.large", "count": 2}), "as before the sum type");
+        assert_eq!(serde_json::from_value::<Candidate>(json).unwrap(), instances);
+        let serverless = Candidate::Serverless(size(2048, 8, Some(2)));
+        let json = serde_json::to_value(&serverless).unwrap();
+        assert_eq!(json, serde_json::json!({"memory_size_mb": 2048, "max_concurrency": 8, "provisioned_concurrency": 2}));
+        assert_eq!(serde_json::from_value::<Candidate>(json).unwrap(), serverless);
+        let bad = serde_json::json!({"memory_size_mb": 1000, "max_concurrency": 8});
+        assert!(serde_json::from_value::<Candidate>(bad).is_err(), "a file cannot smuggle in an invalid size");
+        assert_eq!(serverless.name_parts(), ["serverless", "2048mb", "c8", "p2"]);
+        assert_eq!(serverless.to_string(), "serverless 2048 MB × max concurrency 8 (2 provisioned)");
+        assert_eq!(serverless.instance_count(), 0);
+        assert_eq!(serverless.kind_label(), "serverless");
+        assert_ne!(
+            serverless.lane(),
+            Candidate::Serverless(size(2048, 9, Some(2))).lane(),
+            "each configuration is its own endpoint"
+        );
+        assert_eq!(instances.lane(), Candidate::new("ml.m5.large".parse().unwrap(), 5).lane(), "a count is resized in place");
+    }
 }

@@ -347,4 +347,21 @@ mod tests {
         assert_eq!(err.exit_code(), exit::USAGE as i32);
         assert!(err.to_string().contains("ml.m5.huge"), "{err}");
     }
+
+    #[test]
+    fn serverless_entries_share_the_type_walk_and_bad_ones_are_usage_errors() {
+        use crate::vocab::MemorySize;
+        use sizing::WalkEntry;
+        let cli =
+            Cli::try_parse_from(["perfsize", "--peak-tps", "5", "--type-walk", "ml.c5.large,serverless:2048,serverless:4096"])
+                .unwrap();
+        assert_eq!(cli.sizing.type_walk.len(), 3);
+        assert_eq!(cli.sizing.type_walk[1], WalkEntry::Serverless(MemorySize::try_from(2048).unwrap()));
+        for bad in ["serverless:1500", "serverless", "serverless:7168"] {
+            let err = Cli::try_parse_from(["perfsize", "--peak-tps", "5", "--type-walk", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let err = Cli::try_parse_from(["perfsize", "--peak-tps", "5", "--serverless-max-concurrency", "201"]).unwrap_err();
+        assert!(err.to_string().contains("1 to 200"), "{err}");
+    }
 }

@@ -23,7 +23,6 @@ use super::{ApiError, Autoscaler, DeployError, Deployed, Kind, SageMakerEnvironm
 use crate::sagemaker::VARIANT_NAME;
 use crate::scaling::backlog::{self, ALARM_EVALUATION_PERIODS, ALARM_METRIC, ALARM_PERIOD_SECONDS, ALARM_THRESHOLD};
 use crate::scaling::{Activity, Instances, Policy, ScalingMetric, resource_id};
-use crate::vocab::Candidate;
 
 fn dimension() -> ScalableDimension {
     ScalableDimension::SageMakerVariantDesiredInstanceCount
@@ -242,10 +241,12 @@ impl Autoscaler for SageMakerEnvironment {
         let (desired, current) = (count(state.desired), count(state.current));
         let instances = Instances { desired, current };
         // Instances being launched bill too: the ledger follows the larger count.
-        let mut ledger = crate::error::lock(&self.ledger);
-        match desired.max(current) {
-            0 => ledger.idle(&deployed.endpoint),
-            n => ledger.rebill(&deployed.endpoint, &Candidate::new(deployed.candidate.instance_type.clone(), n)),
+        if let Some(fleet) = deployed.candidate.fleet() {
+            let mut ledger = crate::error::lock(&self.ledger);
+            match desired.max(current) {
+                0 => ledger.idle(&deployed.endpoint),
+                n => ledger.rebill(&deployed.endpoint, &fleet.with_count(n)),
+            }
         }
         Ok(instances)
     }

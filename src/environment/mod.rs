@@ -1,8 +1,10 @@
 //! The environment manager: makes a candidate configuration (instance type ×
-//! count) real as a SageMaker endpoint, resizes it in place, and tears down
-//! everything it created — on every path.
+//! count, or a serverless memory size × max concurrency) real as a SageMaker
+//! endpoint, resizes instances in place, and tears down everything it
+//! created — on every path.
 //!
-//! It owns naming (`perfsize-<run id>-<type>-<count>`), tagging (every resource
+//! It owns naming (`perfsize-<run id>-<type>-<count>`, or
+//! `perfsize-<run id>-serverless-<MB>mb-c<max concurrency>`), tagging (every resource
 //! carries `perfsize:run-id`), the ledger of instance-hours the run spends, and
 //! the list of resources alive right now (what a forced exit prints). It never
 //! touches a resource it did not create; [`cleanup`] finds what a killed run
@@ -11,6 +13,7 @@
 mod autoscaling;
 pub mod cleanup;
 mod sagemaker;
+mod variant;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -26,7 +29,7 @@ use crate::cost::{Spend, Usage};
 use crate::error::{ErrorKind, HasKind};
 use crate::sagemaker::AwsErrorKind;
 use crate::scaling::{Activity, Instances, Policy};
-use crate::vocab::Candidate;
+use crate::vocab::{Candidate, Fleet};
 
 pub use sagemaker::{AsyncServing, Clients, ModelSource, SageMakerEnvironment, inspect};
 
@@ -237,26 +240,29 @@ impl Ledger {
         Ledger { usage: earlier.usage.iter().map(close).collect(), ..Ledger::default() }
     }
 
-    /// Instances of `candidate` start billing on `endpoint`.
+    /// `candidate` starts billing by the hour on `endpoint`: its instances.
+    /// A serverless variant bills by the request (and its provisioned
+    /// concurrency by the hour, which the run's spend does not count yet).
     pub fn open(&mut self, endpoint: &str, candidate: &Candidate) {
+        let Some(fleet) = candidate.fleet() else { return };
         self.usage.push(Usage {
             endpoint: endpoint.to_string(),
-            instance_type: candidate.instance_type.clone(),
-            count: candidate.count,
+            instance_type: fleet.instance_type.clone(),
+            count: fleet.count,
             from: Utc::now(),
             to: None,
         });
     }
 
-    /// `endpoint` now bills for `candidate` (its count changed), if it did not already.
-    pub fn rebill(&mut self, endpoint: &str, candidate: &Candidate) {
+    /// `endpoint` now bills for `fleet` (its count changed), if it did not already.
+    pub fn rebill(&mut self, endpoint: &str, fleet: &Fleet) {
         let open = self.usage.iter().find(|u| u.endpoint == endpoint && u.to.is_none());
-        if open.is_some_and(|u| u.count != candidate.count || u.instance_type != candidate.instance_type) {
+        if open.is_some_and(|u| u.count != fleet.count || u.instance_type != fleet.instance_type) {
             self.close(endpoint);
-            self.open(endpoint, candidate);
+            self.open(endpoint, &fleet.candidate());
         }
         if self.idle.remove(endpoint) {
-            self.open(endpoint, candidate);
+            self.open(endpoint, &fleet.candidate());
         }
     }
 

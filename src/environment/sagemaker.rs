@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::types::{
     AsyncInferenceClientConfig, AsyncInferenceConfig, AsyncInferenceOutputConfig, ContainerDefinition, DesiredWeightAndCapacity,
-    EndpointStatus, ProductionVariant, ProductionVariantInstanceType, Tag,
+    EndpointStatus, Tag,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ApiError, DeployError, Deployed, Environment, Kind, Patience, RUN_TAG, RunId, SharedLedger, resource_name};
 use crate::s3::{RunStorage, S3Location};
 use crate::sagemaker::AwsErrorKind;
-use crate::vocab::Candidate;
+use crate::vocab::{Candidate, MemorySize, ServerlessError, ServerlessSize};
 
 /// The variant every perfsize endpoint serves through.
 use crate::sagemaker::VARIANT_NAME as VARIANT;
@@ -267,7 +267,11 @@ fn deploy_error(candidate: &Candidate, e: ApiError) -> DeployError {
 /// per instance type are called "<type> for endpoint usage" in Service
 /// Quotas, whose codes differ per type and are found by that name.
 fn quota_reached(candidate: &Candidate, e: &ApiError) -> String {
-    let quota = format!("{} for endpoint usage", candidate.instance_type);
+    let quota = match candidate {
+        Candidate::Instances(fleet) => format!("{} for endpoint usage", fleet.instance_type),
+        // Serverless quotas are per account: total concurrency and endpoints.
+        Candidate::Serverless(_) => "Total concurrency that can be allocated across all serverless endpoints".to_string(),
+    };
     format!(
         "{}: {} — the account quota \"{quota}\" is reached; find its code with \
          `aws service-quotas list-service-quotas --service-code sagemaker \
@@ -330,7 +334,8 @@ impl SageMakerEnvironment {
     /// A fresh name for `candidate` (a second deployment of the same candidate
     /// in one run gets a suffix, since the first may still be deleting).
     fn name_for(&self, candidate: &Candidate) -> String {
-        let base = resource_name(&self.run, &[candidate.instance_type.as_str(), &candidate.count.to_string()]);
+        let parts = candidate.name_parts();
+        let base = resource_name(&self.run, &parts.iter().map(String::as_str).collect::<Vec<_>>());
         let mut used = crate::error::lock(&self.used_names);
         // The suffix goes on after the base is cut to fit, so names stay distinct.
         let with_suffix = |n: u32| {
@@ -494,13 +499,7 @@ impl Environment for SageMakerEnvironment {
     async fn deploy(&self, candidate: &Candidate, cancel: &CancellationToken) -> Result<Deployed, DeployError> {
         let name = self.name_for(candidate);
         let started = Instant::now();
-        let variant = ProductionVariant::builder()
-            .variant_name(VARIANT)
-            .model_name(&self.model_name)
-            .instance_type(ProductionVariantInstanceType::from(candidate.instance_type.as_str()))
-            .initial_instance_count(candidate.count as i32)
-            .initial_variant_weight(1.0)
-            .build();
+        let variant = super::variant::production_variant(candidate, &self.model_name);
         // Each resource is in the ledger before its create call: if the answer
         // is lost, teardown still deletes it (deleting what is not there is fine).
         self.record_created(Kind::EndpointConfig, &name);
@@ -552,7 +551,11 @@ impl Environment for SageMakerEnvironment {
     }
 
     async fn resize(&self, deployed: &mut Deployed, count: u32, cancel: &CancellationToken) -> Result<(), DeployError> {
-        let target = Candidate::new(deployed.candidate.instance_type.clone(), count);
+        let Some(fleet) = deployed.candidate.fleet() else {
+            let reason = "a serverless endpoint has no instances to resize".to_string();
+            return Err(DeployError::Rejected { candidate: deployed.candidate.clone(), reason });
+        };
+        let target = fleet.with_count(count).candidate();
         let started = Instant::now();
         let updated = self
             .client
@@ -613,7 +616,14 @@ impl Environment for SageMakerEnvironment {
     }
 }
 
-/// The instance type and count behind `variant` of an existing endpoint,
+/// A described ServerlessConfig, checked as perfsize's own.
+fn serverless_size(c: &aws_sdk_sagemaker::types::ProductionVariantServerlessConfig) -> Result<ServerlessSize, ServerlessError> {
+    let number = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+    let memory = MemorySize::try_from(number(c.memory_size_in_mb()))?;
+    ServerlessSize::new(memory, number(c.max_concurrency()), c.provisioned_concurrency().map(|p| p.max(0) as u32))
+}
+
+/// The instance type and count (or the serverless configuration) behind `variant` of an existing endpoint,
 /// which must be InService. Reads only; perfsize load uses it to label results.
 pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant: &str) -> Result<Candidate, ApiError> {
     let refuse = |message: String| ApiError { operation: "DescribeEndpoint", code: "NotUsable".into(), message };
@@ -637,13 +647,13 @@ pub async fn inspect(client: &aws_sdk_sagemaker::Client, endpoint: &str, variant
         .send()
         .await
         .map_err(|e| api_error("DescribeEndpointConfig", &e))?;
-    let instance_type = config
-        .production_variants()
-        .iter()
-        .find(|v| v.variant_name() == Some(variant))
-        .and_then(|v| v.instance_type())
-        .map(|t| t.as_str().to_string())
-        .ok_or_else(|| refuse(format!("endpoint config {config_name} names no instance type for {variant} (serverless endpoints are not sized by perfsize)")))?;
+    let described_variant = config.production_variants().iter().find(|v| v.variant_name() == Some(variant));
+    if let Some(serverless) = described_variant.and_then(|v| v.serverless_config()) {
+        return serverless_size(serverless).map(Candidate::Serverless).map_err(|e| refuse(e.to_string()));
+    }
+    let instance_type = described_variant.and_then(|v| v.instance_type()).map(|t| t.as_str().to_string()).ok_or_else(|| {
+        refuse(format!("endpoint config {config_name} names neither instances nor a serverless config for {variant}"))
+    })?;
     let instance_type = instance_type.parse().map_err(|e: crate::catalog::UnknownInstanceType| refuse(e.to_string()))?;
     Ok(Candidate::new(instance_type, current.max(1) as u32))
 }

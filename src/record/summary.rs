@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ScalingVerdict;
+use super::{ScalingVerdict, ServerlessOutcome};
+use crate::cost::compare::{Comparison, Kind};
 use crate::cost::{ConfigCost, RequestCost, RunCost};
 use crate::plan::{Asynchronous, Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
@@ -12,7 +13,7 @@ use crate::s3::Buckets;
 use crate::scaling::backlog::step_configuration;
 use crate::scaling::{Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
-use crate::vocab::{Candidate, Phase, Requirements};
+use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,8 +238,8 @@ impl From<Recommendation> for RecommendationRecord {
 }
 
 impl Recommendation {
-    pub fn candidate(&self) -> Option<Candidate> {
-        Candidate::parse(&self.instance_type, self.instance_count)
+    pub fn candidate(&self) -> Option<Fleet> {
+        Candidate::parse(&self.instance_type, self.instance_count).and_then(|c| c.fleet().cloned())
     }
 }
 
@@ -249,6 +250,9 @@ pub struct StepBrief {
     pub phase: Phase,
     pub instance_type: String,
     pub instance_count: u32,
+    /// A serverless step's configuration (then `instance_type` is `serverless`, `instance_count` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSize>,
     pub target_tps: f64,
     pub achieved_tps: f64,
     pub passed: bool,
@@ -271,6 +275,7 @@ impl From<&StepResult> for StepBrief {
             phase: s.phase,
             instance_type: s.instance_type.clone(),
             instance_count: s.instance_count,
+            serverless: s.serverless,
             target_tps: s.target_tps,
             achieved_tps: s.achieved_tps,
             passed: s.passed,
@@ -376,7 +381,7 @@ impl PlanRecord {
             payloads: traffic.payloads.payloads().iter().map(|p| (p.name.clone(), p.weight, p.body.len())).collect(),
             content_type: traffic.content_type.clone(),
             accept: traffic.accept.clone(),
-            prices: plan.prices().origin.clone(),
+            prices: plan.prices().describe(),
             safety_factor: plan.safety_factor(),
             max_test_cost: plan.max_test_cost(),
             scaling: plan.scaling().cloned(),
@@ -431,6 +436,22 @@ pub struct Summary {
     /// What teardown could not remove (absent when it removed everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leftovers: Option<Leftovers>,
+    /// Runs with serverless candidates: what the serverless search found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessOutcome>,
+    /// Instances against serverless on the user's month, when both found a configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// The kind recommended: the cheaper at the user's traffic when both were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_kind: Option<Kind>,
+}
+
+impl Summary {
+    /// Whether the run found a configuration of either kind.
+    pub fn recommends_something(&self) -> bool {
+        self.recommended_kind.is_some() || self.recommendation.is_some()
+    }
 }
 
 /// Resources still alive after the run's teardown gave up on them, and the

@@ -58,6 +58,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         simulated: true,
         endpoint_name: format!("perfsize-test-{index}"),
         instance_type: instance_type.into(),
+        serverless: None,
         instance_count: count,
         target_tps,
         offered_tps: target_tps,
@@ -101,6 +102,8 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
             overhead_latency_ms: Some(ServerLatency { avg: 0.02, p50: None, p99: 0.1 }),
             cpu_utilization_avg: Some(80.0),
             memory_utilization_avg: Some(30.0),
+            model_setup_time_ms: None,
+            cold_starts: None,
             asynchronous: None,
         },
         series,
@@ -208,6 +211,9 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         scaling: None,
         objects: None,
         leftovers: None,
+        serverless: None,
+        comparison: None,
+        recommended_kind: None,
     };
     RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
 }

@@ -85,7 +85,7 @@ fn step_case(out: &mut String, step: &StepResult, name: &str) {
 pub fn render(data: &RunData) -> String {
     let s = &data.summary;
     let count = |v: Verdict| data.steps.iter().filter(|st| verdict(st) == v).count();
-    let failures = count(Verdict::Failure) + s.recommendation.is_none() as usize;
+    let failures = count(Verdict::Failure) + !s.recommends_something() as usize;
     let errors = count(Verdict::Error);
     let skipped = count(Verdict::Skipped);
     let tests = data.steps.len() + 1;

@@ -19,6 +19,7 @@ pub mod junit;
 mod page;
 mod page_charts;
 mod scaling_page;
+mod serverless_page;
 
 use std::path::PathBuf;
 
@@ -128,6 +129,9 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         scaling: None,
         objects: None,
         leftovers: None,
+        serverless: None,
+        comparison: None,
+        recommended_kind: None,
     }
 }
 

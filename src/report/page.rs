@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use super::charts::Chart;
 use super::page_charts::{anchor, distribution_chart, latency_series_chart, overview_charts, rate_chart};
 use super::scaling_page::ScalingSection;
+use super::serverless_page::ServerlessSection;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::load::AsyncFigures;
@@ -49,6 +50,8 @@ struct ReportPage {
     version: String,
     /// The auto-scaling test, when one ran.
     scaling: Option<ScalingSection>,
+    /// Serverless candidates, when the walk had them.
+    serverless: Option<ServerlessSection>,
 }
 
 /// A labelled value.
@@ -178,6 +181,7 @@ impl ReportPage {
             steps: data.steps.iter().map(|step| step_view(step, Some(step.index) == recommended_step)).collect(),
             version: s.perfsize_version.clone(),
             scaling: ScalingSection::new(data),
+            serverless: ServerlessSection::new(data),
         }
     }
 }
@@ -234,7 +238,12 @@ fn verdict_view(data: &RunData) -> VerdictView {
             misses: Vec::new(),
         },
         None => {
+            let serverless_found = s.serverless.as_ref().is_some_and(|sv| sv.recommended.is_some());
             let (headline, explanation) = match s.status {
+                _ if serverless_found => (
+                    "Serverless: see below",
+                    format!("No instance configuration was verified to serve {wanted}; a serverless one was (below)."),
+                ),
                 RunStatus::Completed => ("Nothing met the requirements", format!("No configuration tried served {wanted}.")),
                 _ => (
                     "No verdict: the run stopped early",
@@ -398,7 +407,8 @@ fn outcome_view(t: &TypeOutcome, recommended: bool) -> CandidateView {
 /// Instance types in the order the run first used them.
 fn type_names(data: &RunData) -> Vec<String> {
     let planned = data.plan.iter().flat_map(|p| p.search.types.iter().map(|t| t.to_string()));
-    let measured = data.steps.iter().map(|s| s.instance_type.clone());
+    // Serverless steps have their own section.
+    let measured = data.steps.iter().filter(|s| s.serverless.is_none()).map(|s| s.instance_type.clone());
     let mut names: Vec<String> = Vec::new();
     for name in planned.chain(measured) {
         if !names.contains(&name) {
@@ -571,7 +581,12 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
 
 /// "step 13 · search · ml.m5.large × 1 at 95 TPS".
 fn step_heading(s: &StepResult) -> String {
-    format!("step {} · {} · {} × {} at {} TPS", s.index, s.phase.as_str(), s.instance_type, s.instance_count, tps(s.target_tps))
+    format!("step {} · {} · {} at {} TPS", s.index, s.phase.as_str(), configuration(s), tps(s.target_tps))
+}
+
+/// What a step ran on: `ml.m5.large × 2`, or the serverless configuration.
+fn configuration(s: &StepResult) -> String {
+    s.candidate().map_or_else(|| format!("{} × {}", s.instance_type, s.instance_count), |c| c.to_string())
 }
 
 fn step_view(s: &StepResult, recommended: bool) -> StepView {
@@ -589,7 +604,7 @@ fn step_view(s: &StepResult, recommended: bool) -> StepView {
         anchor: anchor(s.index),
         heading: step_heading(s),
         phase: s.phase.as_str(),
-        configuration: format!("{} × {}", s.instance_type, s.instance_count),
+        configuration: configuration(s),
         offered: tps(s.offered_tps),
         achieved: tps(s.achieved_tps),
         p50: latency(|p| p.p50),

@@ -118,7 +118,9 @@ fn frontier(points: &[(&StepResult, f64, f64)], right_end: f64) -> Vec<(f64, f64
 /// percentile against the offered rate, all on the same axes so that they
 /// compare at a glance.
 fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
-    let search: Vec<&StepResult> = data.steps.iter().filter(|s| s.phase == Phase::Search && s.latency_ms.is_some()).collect();
+    // Serverless searches run at the peak (their dimension is memory × max concurrency), not over rates.
+    let search: Vec<&StepResult> =
+        data.steps.iter().filter(|s| s.phase == Phase::Search && s.latency_ms.is_some() && s.serverless.is_none()).collect();
     let r = &data.summary.requirements;
     if search.is_empty() {
         return vec![Chart::empty("Latency vs offered rate", "no search step measured any latency")];

@@ -35,6 +35,12 @@ pub struct ServerMetrics {
     /// Sum over cores, so up to vCPUs × 100.
     pub cpu_utilization_avg: Option<f64>,
     pub memory_utilization_avg: Option<f64>,
+    /// Serverless endpoints: the model set-up time of cold workers (µs in
+    /// CloudWatch, ms here), and how many requests met one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_setup_time_ms: Option<ServerLatency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_starts: Option<f64>,
     /// Asynchronous endpoints: their queue, as SageMaker publishes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asynchronous: Option<AsyncServerMetrics>,
@@ -107,7 +113,7 @@ const INSTANCE_QUERIES: [Query; 2] = [
     ("mem", "/aws/sagemaker/Endpoints", "MemoryUtilization", "Average", Dims::Variant),
 ];
 
-const REAL_TIME_QUERIES: [Query; 11] = [
+const REAL_TIME_QUERIES: [Query; 15] = [
     ("inv", "AWS/SageMaker", "Invocations", "Sum", Dims::Variant),
     ("e4xx", "AWS/SageMaker", "Invocation4XXErrors", "Sum", Dims::Variant),
     ("e5xx", "AWS/SageMaker", "Invocation5XXErrors", "Sum", Dims::Variant),
@@ -119,6 +125,11 @@ const REAL_TIME_QUERIES: [Query; 11] = [
     ("ol_n", "AWS/SageMaker", "OverheadLatency", "SampleCount", Dims::Variant),
     ("ol_p50", "AWS/SageMaker", "OverheadLatency", "p50", Dims::Variant),
     ("ol_p99", "AWS/SageMaker", "OverheadLatency", "p99", Dims::Variant),
+    // Serverless variants only: each sample is a request that met a cold worker.
+    ("ms_avg", "AWS/SageMaker", "ModelSetupTime", "Average", Dims::Variant),
+    ("ms_n", "AWS/SageMaker", "ModelSetupTime", "SampleCount", Dims::Variant),
+    ("ms_p50", "AWS/SageMaker", "ModelSetupTime", "p50", Dims::Variant),
+    ("ms_p99", "AWS/SageMaker", "ModelSetupTime", "p99", Dims::Variant),
 ];
 
 const ASYNC_QUERIES: [Query; 12] = [
@@ -280,6 +291,8 @@ async fn fetch_once(client: &aws_sdk_cloudwatch::Client, window: &MetricsWindow)
         overhead_latency_ms: latency("ol", 1000.0),
         cpu_utilization_avg: mean("cpu"),
         memory_utilization_avg: mean("mem"),
+        model_setup_time_ms: latency("ms", 1000.0),
+        cold_starts: sum("ms_n"),
         asynchronous: window.asynchronous.then(|| AsyncServerMetrics {
             processed: sum("inv"),
             failures: sum("fail"),

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
 use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
-use crate::vocab::{Candidate, Phase, Requirements};
+use crate::vocab::{Candidate, Phase, Requirements, ServerlessSize};
 
-pub use cloudwatch::{MetricsWindow, ServerMetrics};
+pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
 pub use histogram::Percentiles;
 pub use settled::Settled;
 pub use sustain::Stationarity;
@@ -190,8 +190,13 @@ pub struct StepResult {
     pub phase: Phase,
     pub simulated: bool,
     pub endpoint_name: String,
+    /// The instance type, or `serverless` (then `instance_count` is 0 and
+    /// `serverless` holds the configuration).
     pub instance_type: String,
     pub instance_count: u32,
+    /// A serverless step's memory size and concurrency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSize>,
     pub target_tps: f64,
     /// Requests released in the measured window, per second.
     pub offered_tps: f64,
@@ -386,8 +391,9 @@ impl StepResult {
             phase: context.phase,
             simulated: context.simulated,
             endpoint_name: context.endpoint_name,
-            instance_type: context.candidate.as_ref().map_or(String::new(), |c| c.instance_type.to_string()),
-            instance_count: context.candidate.as_ref().map_or(0, |c| c.count),
+            instance_type: context.candidate.as_ref().map_or(String::new(), Candidate::kind_label),
+            instance_count: context.candidate.as_ref().map_or(0, Candidate::instance_count),
+            serverless: context.candidate.as_ref().and_then(Candidate::serverless).copied(),
             target_tps: context.target_tps,
             offered_tps: round3(offered_tps),
             achieved_tps: round3(achieved_tps),
@@ -505,7 +511,10 @@ impl StepResult {
     }
 
     pub fn candidate(&self) -> Option<Candidate> {
-        Candidate::parse(&self.instance_type, self.instance_count)
+        match self.serverless {
+            Some(size) => Some(Candidate::Serverless(size)),
+            None => Candidate::parse(&self.instance_type, self.instance_count),
+        }
     }
 
     /// A file name that sorts in run order and says what the step was.

@@ -25,7 +25,8 @@
 //! as AWS does — asynchronous ones down to zero instances and back — evaluated
 //! by a background task, on a clock the profile may compress. Faults the
 //! profile schedules ([`faults`]) strike control-plane, runtime and
-//! CloudWatch calls before they are served.
+//! CloudWatch calls before they are served. The Price List API's
+//! GetProducts ([`pricing`]) lists the shipped prices as AWS lists its own.
 //!
 //! `run(listener, profile, shutdown)` serves until `shutdown` resolves, then
 //! stops every background task; [`RunningSimulator`] runs it in-process on a
@@ -39,6 +40,7 @@ mod control;
 mod faults;
 mod llm;
 mod metrics;
+mod pricing;
 pub mod profile;
 mod runtime;
 mod s3;
@@ -296,6 +298,12 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response<
         }
         if let Some(operation) = target.strip_prefix(&format!("{AUTOSCALING_SERVICE}.")) {
             return autoscaling_call(&shared, operation, request).await;
+        }
+        if let Some(operation) = target.strip_prefix(&format!("{}.", pricing::SERVICE)) {
+            return match json_request(request).await {
+                Ok((_, input)) => json_answer(pricing::call(operation, &input)),
+                Err(response) => response,
+            };
         }
     }
     // Before the runtime's paths: a bucket may be called "endpoints".

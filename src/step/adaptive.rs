@@ -34,7 +34,7 @@ use super::search::{Bracket, Rates};
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
 use crate::format::{tps, trim_number};
-use crate::vocab::{Candidate, Phase, Probe};
+use crate::vocab::{self, Candidate, Fleet, Phase, Probe};
 
 /// What the adaptive strategy needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,7 +383,7 @@ impl Strategy for Adaptive {
     }
 
     fn record(&mut self, probe: &Probe, outcome: &Outcome) {
-        let Some(i) = self.lane_of(&probe.candidate.instance_type) else { return };
+        let Some(i) = probe.candidate.instance_type().and_then(|t| self.lane_of(t)) else { return };
         self.lanes[i].running = false;
         if let Outcome::NotDeployed { reason } = outcome {
             self.lanes[i].stage = Stage::Failed { verdict: format!("could not be deployed: {reason}") };
@@ -437,14 +437,15 @@ impl Strategy for Adaptive {
     fn conclusion(&self) -> Conclusion {
         let best = self.best();
         let recommendation = best.map(|(_, count, i)| Recommended {
-            candidate: Candidate::new(self.lanes[i].instance_type.clone(), count),
+            candidate: Fleet { instance_type: self.lanes[i].instance_type.clone(), count },
             capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
-        Conclusion { recommendation, types }
+        Conclusion { recommendation, types, serverless: None }
     }
 
-    fn keep(&self, instance_type: &InstanceType) -> bool {
+    fn keep(&self, lane: &vocab::Lane) -> bool {
+        let vocab::Lane::Instances(instance_type) = lane else { return false };
         self.lane_of(instance_type).is_some_and(|i| {
             let lane = &self.lanes[i];
             lane.running
@@ -546,9 +547,9 @@ mod tests {
         let mut strategy =
             Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102), ("ml.m5.xlarge", 0.23)]));
         let conclusion = world.run(&mut strategy);
-        assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.large"), 1));
+        assert_eq!(conclusion.recommendation.unwrap().candidate, Fleet::new(t("ml.c5.large"), 1));
         assert!(
-            world.log.iter().all(|p| p.candidate.instance_type == t("ml.c5.large")),
+            world.log.iter().all(|p| p.candidate.fleet().unwrap().instance_type == t("ml.c5.large")),
             "types that cannot beat $0.102 are never deployed"
         );
         assert_eq!(world.steps(Phase::Endurance), 1);
@@ -563,7 +564,7 @@ mod tests {
         let mut world = World::new(&[("ml.c5.large", 40.0), ("ml.c5.xlarge", 150.0)]);
         let mut strategy = Adaptive::new(config(100.0, &[("ml.c5.large", 0.10), ("ml.c5.xlarge", 0.20)]));
         let conclusion = world.run(&mut strategy);
-        assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.c5.xlarge"), 1));
+        assert_eq!(conclusion.recommendation.unwrap().candidate, Fleet::new(t("ml.c5.xlarge"), 1));
         assert_eq!(world.steps(Phase::Endurance), 1, "the losing type is never verified");
         assert!(
             conclusion.types[0].verdict.contains("no cheaper than the verified ml.c5.xlarge × 1"),
@@ -599,7 +600,7 @@ mod tests {
         assert!((94.0 / 1.05..=94.0).contains(&rec.capacity.at_least), "{:?}", rec.capacity);
         let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
         assert!(
-            world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1),
+            world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.instance_count() == 1),
             "refinement comes after verification"
         );
     }
@@ -644,7 +645,7 @@ mod tests {
         let mut world = World::new(&[("ml.m5.large", 94.0), ("ml.c5.large", 117.0)]);
         world.broken.push("ml.c5.large".into());
         let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)])));
-        assert_eq!(conclusion.recommendation.unwrap().candidate, Candidate::new(t("ml.m5.large"), 2));
+        assert_eq!(conclusion.recommendation.unwrap().candidate, Fleet::new(t("ml.m5.large"), 2));
         assert!(conclusion.types[1].verdict.contains("simulated capacity shortage"), "{}", conclusion.types[1].verdict);
     }
 
@@ -691,10 +692,12 @@ mod tests {
         let mut strategy =
             Adaptive::new(AdaptiveConfig { parallel: 2, ..config(100.0, &[("ml.m5.large", 0.115), ("ml.c5.large", 0.102)]) });
         let (Next::Run(a), Next::Run(b)) = (strategy.next(), strategy.next()) else { panic!("two probes at once") };
-        assert_ne!(a.candidate.instance_type, b.candidate.instance_type);
+        assert_ne!(a.candidate.fleet().unwrap().instance_type, b.candidate.fleet().unwrap().instance_type);
         assert_eq!(strategy.next(), Next::Wait, "both lanes busy");
         strategy.record(&a, &measured(true, 0.2));
-        assert!(matches!(strategy.next(), Next::Run(p) if p.candidate.instance_type == a.candidate.instance_type));
+        assert!(
+            matches!(strategy.next(), Next::Run(p) if p.candidate.fleet().unwrap().instance_type == a.candidate.fleet().unwrap().instance_type)
+        );
     }
 
     fn user_walk() -> Vec<f64> {
@@ -706,7 +709,7 @@ mod tests {
     }
 
     fn trace(world: &World) -> Vec<(Phase, u32, f64)> {
-        world.log.iter().map(|p| (p.phase, p.candidate.count, p.tps)).collect()
+        world.log.iter().map(|p| (p.phase, p.candidate.instance_count(), p.tps)).collect()
     }
 
     #[test]
@@ -717,7 +720,7 @@ mod tests {
         let mut world = World::new(&[("ml.c5.large", 118.0)]);
         let conclusion = world.run(&mut Adaptive::new(realistic(100.0, &[("ml.c5.large", 0.102)])));
         let rec = conclusion.recommendation.unwrap();
-        assert_eq!(rec.candidate, Candidate::new(t("ml.c5.large"), 1));
+        assert_eq!(rec.candidate, Fleet::new(t("ml.c5.large"), 1));
         let (pass, fail) = (rec.capacity.at_least, rec.capacity.below.expect("bracketed"));
         assert!(pass <= 118.0 && fail > 118.0, "{:?}", rec.capacity);
         assert!(rec.capacity.width().unwrap() <= 0.05, "{:?}", rec.capacity);
@@ -727,7 +730,7 @@ mod tests {
         let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
         assert_eq!(endurance, 1, "a pass at 100 / 0.9 settles one instance; it is verified before anything else");
         assert!((world.log[0].tps - 100.0 / 0.9).abs() < 1e-9, "off a walk, the first question is the margin's");
-        assert!(world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.count == 1));
+        assert!(world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.instance_count() == 1));
     }
 
     #[test]
@@ -789,7 +792,7 @@ mod tests {
         // run a minute each.
         let types = [("ml.m5.large", 94.0), ("ml.m5.xlarge", 188.0)];
         let prices = [("ml.m5.large", 0.115), ("ml.m5.xlarge", 0.23)];
-        let price = |c: &Candidate| prices.iter().find(|(n, _)| *n == c.instance_type.as_str()).unwrap().1 * c.count as f64;
+        let price = |c: &Fleet| prices.iter().find(|(n, _)| *n == c.instance_type.as_str()).unwrap().1 * c.count as f64;
         for walk in [None, Some(user_walk())] {
             let mut baseline = World::new(&types);
             let perfsize_config = crate::step::perfsize::PerfsizeConfig {

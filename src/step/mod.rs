@@ -9,17 +9,24 @@
 //!   configuration are dropped; the winner's one-instance [`Capacity`] is
 //!   bracketed for the auto-scaling target.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
+//!
+//! Serverless candidates in the same walk are searched by
+//! [`serverless::ServerlessSearch`] (memory × max concurrency: there is no
+//! count), after the instance strategy: [`Walk`] runs both and joins their
+//! conclusions.
 
 pub mod adaptive;
 pub mod perfsize;
 mod search;
+pub mod serverless;
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
 use crate::format::tps;
 use crate::result::{Miss, StepResult};
-use crate::vocab::{Candidate, Probe};
+use crate::vocab::{Candidate, Fleet, Lane, Probe};
+use serverless::{ServerlessConclusion, ServerlessSearch};
 
 pub use adaptive::Adaptive;
 pub use perfsize::Perfsize;
@@ -215,7 +222,7 @@ impl From<TypeSummary> for TypeSummaryRecord {
 /// The recommended configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommended {
-    pub candidate: Candidate,
+    pub candidate: Fleet,
     /// One instance's capacity: what the auto-scaling target is built on.
     pub capacity: Capacity,
 }
@@ -223,8 +230,59 @@ pub struct Recommended {
 /// A strategy's final word.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conclusion {
+    /// The instance configuration recommended.
     pub recommendation: Option<Recommended>,
     pub types: Vec<TypeSummary>,
+    /// The serverless search's, when the walk had serverless candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessConclusion>,
+}
+
+/// A walk of instance types and serverless configurations: the instance
+/// strategy first, then the serverless search, each told only of its own
+/// probes.
+pub struct Walk {
+    instances: Option<Box<dyn Strategy>>,
+    serverless: Option<ServerlessSearch>,
+}
+
+impl Walk {
+    pub fn new(instances: Option<Box<dyn Strategy>>, serverless: Option<ServerlessSearch>) -> Walk {
+        Walk { instances, serverless }
+    }
+}
+
+impl Strategy for Walk {
+    fn next(&mut self) -> Next {
+        if let Some(instances) = &mut self.instances {
+            match instances.next() {
+                Next::Done => {}
+                next => return next,
+            }
+        }
+        self.serverless.as_mut().map_or(Next::Done, ServerlessSearch::next_probe)
+    }
+
+    fn record(&mut self, probe: &Probe, outcome: &Outcome) {
+        match (&probe.candidate, &mut self.instances, &mut self.serverless) {
+            (Candidate::Serverless(_), _, Some(serverless)) => serverless.record(probe, outcome),
+            (Candidate::Instances(_), Some(instances), _) => instances.record(probe, outcome),
+            _ => {}
+        }
+    }
+
+    fn conclusion(&self) -> Conclusion {
+        let mut conclusion = self
+            .instances
+            .as_ref()
+            .map_or(Conclusion { recommendation: None, types: Vec::new(), serverless: None }, |s| s.conclusion());
+        conclusion.serverless = self.serverless.as_ref().map(ServerlessSearch::conclusion);
+        conclusion
+    }
+
+    fn keep(&self, lane: &Lane) -> bool {
+        self.instances.as_ref().is_some_and(|s| s.keep(lane)) || self.serverless.as_ref().is_some_and(|s| s.keep(lane))
+    }
 }
 
 /// A sizing strategy: asked for probes, told their outcomes.
@@ -235,9 +293,9 @@ pub trait Strategy: Send {
     fn record(&mut self, probe: &Probe, outcome: &Outcome);
     /// The conclusion once `next` said `Done` (or so far, if the run stops early).
     fn conclusion(&self) -> Conclusion;
-    /// Whether an endpoint of `instance_type` may serve a coming probe; when
-    /// not, the sizing run takes it down rather than pay for it idle.
-    fn keep(&self, instance_type: &InstanceType) -> bool;
+    /// Whether the endpoint of `lane` may serve a coming probe; when not,
+    /// the sizing run takes it down rather than pay for it idle.
+    fn keep(&self, lane: &Lane) -> bool;
 }
 
 /// Strategies' names on the command line.
@@ -304,11 +362,12 @@ pub(crate) mod testing {
 
         pub fn outcome(&mut self, probe: &Probe) -> Outcome {
             self.log.push(probe.clone());
-            let t = probe.candidate.instance_type.as_str();
+            let fleet = probe.candidate.fleet().expect("the synthetic world has instances only");
+            let t = fleet.instance_type.as_str();
             if self.broken.iter().any(|b| b == t) {
                 return Outcome::NotDeployed { reason: format!("{t}: simulated capacity shortage") };
             }
-            let n = probe.candidate.count as f64;
+            let n = fleet.count as f64;
             let capacity = self.capacity[t] * n * self.efficiency.powf(n - 1.0);
             let per_instance = probe.tps / n;
             if let Some(i) = self.flukes.iter().position(|(ft, r)| ft == t && (r - per_instance).abs() < 1e-9) {
@@ -325,7 +384,7 @@ pub(crate) mod testing {
             for _ in 0..500 {
                 match strategy.next() {
                     Next::Run(probe) => {
-                        assert!(strategy.keep(&probe.candidate.instance_type), "a type about to be probed is kept");
+                        assert!(strategy.keep(&probe.candidate.lane()), "a type about to be probed is kept");
                         let outcome = self.outcome(&probe);
                         strategy.record(&probe, &outcome);
                     }

@@ -21,7 +21,7 @@
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::catalog::InstanceType;
 use crate::format::trim_number;
-use crate::vocab::{Candidate, Phase, Probe};
+use crate::vocab::{Candidate, Fleet, Lane, Phase, Probe};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfsizeConfig {
@@ -61,7 +61,7 @@ pub struct Perfsize {
     /// The rate whose failure ended the climb, if one did.
     climb_failed_at: Option<f64>,
     needed: u32,
-    recommended: Option<Candidate>,
+    recommended: Option<Fleet>,
     failures: Vec<(usize, String)>,
 }
 
@@ -164,7 +164,7 @@ impl Strategy for Perfsize {
                 }
             }
             Stage::Endurance { .. } if passed => {
-                self.recommended = Some(probe.candidate.clone());
+                self.recommended = probe.candidate.fleet().cloned();
                 Stage::Finished
             }
             Stage::Endurance { extra } if extra < self.config.endurance_retries => Stage::Endurance { extra: extra + 1 },
@@ -211,10 +211,11 @@ impl Strategy for Perfsize {
                 }
             })
             .collect();
-        Conclusion { recommendation, types }
+        Conclusion { recommendation, types, serverless: None }
     }
 
-    fn keep(&self, instance_type: &InstanceType) -> bool {
+    fn keep(&self, lane: &Lane) -> bool {
+        let Lane::Instances(instance_type) = lane else { return false };
         let current = match &self.stage {
             Stage::FindType { type_index, .. } | Stage::Climb { type_index, .. } => Some(*type_index),
             Stage::Endurance { .. } => self.found.map(|(t, _, _)| t),
@@ -249,11 +250,14 @@ mod tests {
         let conclusion = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large", "ml.c5.large"])));
         let rec = conclusion.recommendation.unwrap();
         // Climbs 1…90 (18 passes), fails 100; 100 / 90 → 2 instances.
-        assert_eq!(rec.candidate, Candidate::new(t("ml.m5.large"), 2));
+        assert_eq!(rec.candidate, Fleet::new(t("ml.m5.large"), 2));
         assert_eq!(rec.capacity, Capacity { at_least: 90.0, below: Some(100.0) }, "bracketed by the walk's next rate");
         assert_eq!(world.steps(Phase::Search), 19);
         assert_eq!(world.steps(Phase::Endurance), 1);
-        assert!(world.log.iter().all(|p| p.candidate.instance_type == t("ml.m5.large")), "the cheaper c5 is never tried");
+        assert!(
+            world.log.iter().all(|p| p.candidate.fleet().unwrap().instance_type == t("ml.m5.large")),
+            "the cheaper c5 is never tried"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod load;
 mod report;
 mod scaling;
 mod serverless;
+mod serverless_sizing;
 mod simulator;
 mod sizing;
 mod streaming;

@@ -30,11 +30,16 @@ deploy_failure = "simulated: insufficient capacity for ml.t2.medium"
 "#;
 
 fn fixture(name: &str) -> (crate::cli::Scratch, String, String) {
+    fixture_with(name, PROFILE)
+}
+
+/// A scratch directory with a payload and `profile`, and their paths.
+pub fn fixture_with(name: &str, profile_text: &str) -> (crate::cli::Scratch, String, String) {
     let dir = scratch(name);
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
     let profile = dir.join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
+    std::fs::write(&profile, profile_text).unwrap();
     let (payload, profile) = (payload.display().to_string(), profile.display().to_string());
     (dir, payload, profile)
 }
@@ -243,28 +248,36 @@ async fn bad_inputs_exit_2_before_anything_is_deployed() {
 
 /// Starts a long sizing run against `sim` and waits until it is mid-step.
 pub async fn start_long_run(sim: &SimulatorProcess, dir: &Path, payload: &str) -> Child {
+    start_long_run_of(sim, dir, payload, &["--peak-tps", "20", "--type-walk", "ml.m5.large"]).await
+}
+
+/// Starts a long sizing run of `walk` (the peak and the candidates) against
+/// `sim` and waits until it is mid-step.
+pub async fn start_long_run_of(sim: &SimulatorProcess, dir: &Path, payload: &str, walk: &[&str]) -> Child {
     let results = dir.join("results");
     let child = sim
-        .perfsize(&[
-            "--peak-tps",
-            "20",
-            "--type-walk",
-            "ml.m5.large",
-            "--payload",
-            payload,
-            "--image",
-            "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
-            "--execution-role-arn",
-            "arn:aws:iam::123456789012:role/test",
-            "--duration",
-            "60s",
-            "--warmup",
-            "1s",
-            "--poll-interval",
-            "100ms",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
+        .perfsize(
+            &[
+                walk,
+                &[
+                    "--payload",
+                    payload,
+                    "--image",
+                    "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+                    "--execution-role-arn",
+                    "arn:aws:iam::123456789012:role/test",
+                    "--duration",
+                    "60s",
+                    "--warmup",
+                    "1s",
+                    "--poll-interval",
+                    "100ms",
+                    "--results-dir",
+                    results.to_str().unwrap(),
+                ],
+            ]
+            .concat(),
+        )
         .spawn()
         .expect("perfsize starts");
     let sm = sim.client();

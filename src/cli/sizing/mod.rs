@@ -14,17 +14,55 @@ use super::args::{
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
 use crate::cost::PriceTable;
+use crate::cost::traffic::TrafficProfile;
 use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
-use crate::plan::{Asynchronous, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest, Search};
+use crate::plan::{
+    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest,
+    Search, ServerlessWalk,
+};
 use crate::record::{RunDir, RunLock};
 use crate::s3::Buckets;
 use crate::scaling::ScalingMetric;
 use crate::step::StrategyKind;
+use crate::vocab::{MAX_CONCURRENCY, MemorySize};
 
-fn parse_type(text: &str) -> Result<InstanceType, String> {
-    text.parse::<InstanceType>().map_err(|e| e.to_string())
+/// `--prices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prices {
+    Shipped,
+    Live,
+}
+
+/// One entry of `--type-walk`: an instance type, or `serverless:<MB>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalkEntry {
+    Instances(InstanceType),
+    Serverless(MemorySize),
+}
+
+fn parse_walk_entry(text: &str) -> Result<WalkEntry, String> {
+    match text.trim().strip_prefix("serverless:") {
+        Some(memory) => parse_memory(memory).map(WalkEntry::Serverless),
+        None if text.trim() == "serverless" => {
+            Err("`serverless` needs a memory size: serverless:2048 (MB: 1024, 2048, … 6144)".to_string())
+        }
+        None => text.parse::<InstanceType>().map(WalkEntry::Instances).map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_memory(text: &str) -> Result<MemorySize, String> {
+    let mb =
+        text.trim().parse::<u32>().map_err(|_| format!("`{text}` is not a serverless memory size in MB (1024, 2048, … 6144)"))?;
+    MemorySize::try_from(mb).map_err(|e| e.to_string())
+}
+
+fn parse_max_concurrency(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a serverless max concurrency (a whole number from 1 to {MAX_CONCURRENCY})")),
+    }
 }
 
 fn parse_strategy(text: &str) -> Result<StrategyKind, String> {
@@ -43,9 +81,26 @@ pub struct SizingArgs {
     /// Highest rate the endpoint must serve, requests per second.
     #[arg(long, alias = "peak_tps", value_parser = parse_positive, value_name = "TPS")]
     pub peak_tps: Option<f64>,
-    /// Instance types to try, comma separated.
-    #[arg(long, alias = "type_walk", value_parser = parse_type, value_delimiter = ',', value_name = "TYPES")]
-    pub type_walk: Vec<InstanceType>,
+    /// Instance types to try, comma separated; `serverless:<MB>` adds a serverless memory size to the same walk.
+    #[arg(long, alias = "type_walk", value_parser = parse_walk_entry, value_delimiter = ',', value_name = "TYPES")]
+    pub type_walk: Vec<WalkEntry>,
+    /// Serverless memory sizes to try (MB: 1024, 2048, … 6144), comma separated, beside --type-walk.
+    #[arg(long, value_parser = parse_memory, value_delimiter = ',', value_name = "MB")]
+    pub serverless_memory_walk: Vec<MemorySize>,
+    /// Serverless MaxConcurrency: one value, or the values to search (1–200), comma separated (default 1,2,5,10,20,50,100,200).
+    #[arg(long, value_parser = parse_max_concurrency, value_delimiter = ',', value_name = "N")]
+    pub serverless_max_concurrency: Vec<u32>,
+    /// Serverless ProvisionedConcurrency of every serverless candidate (at most its max concurrency; default none).
+    #[arg(long, value_parser = parse_max_concurrency, value_name = "N")]
+    pub serverless_provisioned_concurrency: Option<u32>,
+    /// Your traffic over a day, on which instances and serverless are costed for the same month:
+    /// `peak-hours=H,off-peak-tps=R` (H hours at --peak-tps, R TPS the rest), or a CSV file of
+    /// `hour,requests` (requests per hour, hours 0–23). Default: the peak all day.
+    #[arg(long, value_name = "PROFILE")]
+    pub traffic_profile: Option<String>,
+    /// How long serverless workers idle before the cold-start test's burst (default: 6m against AWS; the simulator profile's idle time, plus a second, with --simulate).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub serverless_idle: Option<Duration>,
     /// Instance counts allowed, comma separated (perfsize strategy: the counts to try).
     #[arg(long, alias = "count_walk", value_parser = parse_count, value_delimiter = ',', value_name = "COUNTS")]
     pub count_walk: Vec<u32>,
@@ -138,6 +193,9 @@ pub struct SizingArgs {
     /// Prices (perfsize's format or perfsizesagemaker's flat map); default: shipped for the region.
     #[arg(long, alias = "cost_file", value_name = "FILE")]
     pub cost_file: Option<PathBuf>,
+    /// Where prices come from: the files shipped with perfsize (dated), or `live` from the AWS Price List API (the shipped figures where it lists none or cannot be reached).
+    #[arg(long, value_enum, default_value = "shipped", conflicts_with = "cost_file")]
+    pub prices: Prices,
     /// An existing SageMaker model to size (never modified or deleted).
     #[arg(long, alias = "model_name", value_name = "NAME")]
     pub model_name: Option<String>,
@@ -252,6 +310,51 @@ impl SizingArgs {
         }
     }
 
+    fn instance_types(&self) -> Vec<InstanceType> {
+        let types = self.type_walk.iter().filter_map(|entry| match entry {
+            WalkEntry::Instances(t) => Some(t.clone()),
+            WalkEntry::Serverless(_) => None,
+        });
+        types.collect()
+    }
+
+    /// The serverless part of the walk, if any: memory sizes from --type-walk
+    /// and --serverless-memory-walk, with their concurrency settings.
+    fn serverless_walk(&self) -> Result<Option<ServerlessWalk>, Failure> {
+        let in_type_walk = self.type_walk.iter().filter_map(|entry| match entry {
+            WalkEntry::Serverless(m) => Some(*m),
+            WalkEntry::Instances(_) => None,
+        });
+        let mut memory: Vec<MemorySize> = in_type_walk.chain(self.serverless_memory_walk.iter().copied()).collect();
+        memory.sort();
+        memory.dedup();
+        if memory.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ServerlessWalk {
+            memory,
+            max_concurrency: if self.serverless_max_concurrency.is_empty() {
+                DEFAULT_MAX_CONCURRENCY_WALK.to_vec()
+            } else {
+                self.serverless_max_concurrency.clone()
+            },
+            provisioned: self.serverless_provisioned_concurrency,
+            idle: self.serverless_idle()?,
+        }))
+    }
+
+    /// --serverless-idle, or long enough for workers to go cold: on the
+    /// simulator its profile's idle time and a second more, on AWS six minutes.
+    fn serverless_idle(&self) -> Result<Duration, Failure> {
+        if let Some(idle) = self.serverless_idle {
+            return Ok(idle);
+        }
+        Ok(match super::simulator_profile(&self.sim)? {
+            Some(profile) => profile.serverless.idle + Duration::from_secs(1),
+            None => AWS_SERVERLESS_IDLE,
+        })
+    }
+
     fn has_payload(&self) -> bool {
         !self.traffic.payloads.is_empty() || self.traffic.scenario_requests.is_some()
     }
@@ -259,13 +362,18 @@ impl SizingArgs {
     /// Checks everything that needs no AWS call, and builds the plan for
     /// `region`. Every required input that is missing is named in one error.
     fn check(&self, region: Option<&str>) -> Result<Checked, Failure> {
+        self.check_with(region, None)
+    }
+
+    /// [`Self::check`] with `live` prices in place of the shipped or --cost-file ones.
+    fn check_with(&self, region: Option<&str>, live: Option<PriceTable>) -> Result<Checked, Failure> {
         let model = self.model()?;
         let mut missing = Vec::new();
         if self.peak_tps.is_none() {
             missing.push("--peak-tps (the highest rate the endpoint must serve)");
         }
-        if self.type_walk.is_empty() {
-            missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large)");
+        if self.type_walk.is_empty() && self.serverless_memory_walk.is_empty() {
+            missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large,serverless:2048)");
         }
         if region.is_none() {
             missing.push("a region (--region or AWS_REGION)");
@@ -303,9 +411,10 @@ impl SizingArgs {
                 eprintln!("note: {flag} is ignored: perfsize names its own endpoints and needs no Gatling jar or logging file");
             }
         }
-        let prices = match &self.cost_file {
-            Some(path) => PriceTable::load(path),
-            None => PriceTable::shipped(region),
+        let prices = match (live, &self.cost_file) {
+            (Some(live), _) => Ok(live),
+            (None, Some(path)) => PriceTable::load(path),
+            (None, None) => PriceTable::shipped(region),
         }?;
         let durations = self.durations();
         let scaling = self.scaling_test(durations.endurance)?;
@@ -316,7 +425,8 @@ impl SizingArgs {
             requirements,
             search: Search {
                 strategy: self.strategy,
-                types: self.type_walk.clone(),
+                types: self.instance_types(),
+                serverless: self.serverless_walk()?,
                 count_walk: (!self.count_walk.is_empty()).then(|| self.count_walk.clone()),
                 tps_walk: (!self.tps_walk.is_empty()).then(|| self.tps_walk.clone()),
                 start_tps: self.start_tps.unwrap_or(peak_tps),
@@ -333,6 +443,10 @@ impl SizingArgs {
             max_test_cost: self.max_test_cost,
             scaling,
             asynchronous,
+            day: match &self.traffic_profile {
+                Some(text) => TrafficProfile::parse(text, peak_tps)?,
+                None => TrafficProfile::peak_all_day(peak_tps),
+            },
         })?;
         // Said once the inputs are known good: a refused input stays one line.
         if !self.has_payload() {
@@ -385,6 +499,16 @@ pub async fn run(args: SizingArgs) -> Result<u8, Failure> {
     let checked = args.check(region.as_deref())?;
     let profile = super::simulator_profile(&args.sim)?;
     let mut session = super::open_session(&args.aws, profile).await?;
+    let checked = match args.prices {
+        Prices::Shipped => checked,
+        Prices::Live => {
+            let region = region.as_deref().expect("check found a region");
+            let wait = Duration::from_secs(30);
+            let live = crate::cost::live::read(&session.session.aws.config, region, checked.plan.prices(), wait).await;
+            eprintln!("prices: {}", live.describe());
+            args.check_with(Some(region), Some(live))?
+        }
+    };
     if let Some(wait) = args.cloudwatch_wait {
         session.session.pace.metrics_wait = wait;
     }

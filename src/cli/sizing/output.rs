@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cost::compare::{Comparison, Kind};
 use crate::format::{money, tps, trim_number};
-use crate::record::{AsyncRecommendation, REPORT_FILE, ScalingVerdict, Summary};
+use crate::record::{AsyncRecommendation, REPORT_FILE, ScalingVerdict, ServerlessOutcome, Summary};
 use crate::vocab::Phase;
 
 /// What an asynchronous recommendation costs per request and standing idle.
@@ -99,12 +100,20 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
                 out.push_str(&async_text(a));
             }
         }
-        None => {
-            out.push_str("no configuration met the requirements:\n");
+        None if !summary.types.is_empty() || summary.serverless.is_none() => {
+            let kind = if summary.serverless.is_some() { "instance " } else { "" };
+            out.push_str(&format!("no {kind}configuration met the requirements:\n"));
             for t in &summary.types {
                 out.push_str(&format!("  {}: {}\n", t.summary.instance_type, t.summary.verdict));
             }
         }
+        None => {}
+    }
+    if let Some(serverless) = &summary.serverless {
+        out.push_str(&serverless_text(serverless));
+    }
+    if let Some(c) = &summary.comparison {
+        out.push_str(&comparison_text(c));
     }
     if let Some(verdict) = &summary.scaling {
         out.push_str(&scaling_text(verdict, summary.peak_tps));
@@ -123,6 +132,56 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
         dir.join(REPORT_FILE).display()
     ));
     out
+}
+
+/// The serverless search: its recommendation and cost, or why each memory size failed; the cold start.
+fn serverless_text(s: &ServerlessOutcome) -> String {
+    let mut out = String::new();
+    match &s.recommended {
+        Some(rec) => out.push_str(&format!(
+            "serverless: {}  {}/month · {} per million inferences at your traffic · {}/hour idle\n",
+            rec.configuration,
+            money(rec.cost_per_month),
+            money(rec.cost_per_million_inferences),
+            money(rec.idle_cost_per_hour)
+        )),
+        None => out.push_str("no serverless configuration met the requirements:\n"),
+    }
+    for m in s.memory.iter().filter(|m| m.max_concurrency.is_none()) {
+        out.push_str(&format!("  serverless {} MB: {}\n", m.memory_size_mb, m.verdict));
+    }
+    if let Some(c) = &s.cold_start {
+        let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+        out.push_str(&format!(
+            "  cold start after {} idle: p50 {} · p99 {} ms; {} of requests met a cold worker (CloudWatch), {} (client) — {}\n",
+            humantime::format_duration(Duration::from_secs(c.idle_seconds as u64)),
+            c.p50_ms.map_or("-".into(), crate::format::ms),
+            c.p99_ms.map_or("-".into(), crate::format::ms),
+            share(c.cold_share_cloudwatch),
+            share(c.cold_share_client),
+            if c.passed { "within the requirements".to_string() } else { format!("misses: {}", c.reasons.join("; ")) }
+        ));
+    }
+    out
+}
+
+/// Instances against serverless on the user's month.
+fn comparison_text(c: &Comparison) -> String {
+    let even = c.break_even_requests_per_month.map_or_else(
+        || "the answer does not change from a thousandth to a thousand times this volume".to_string(),
+        |v| format!("break-even at {} requests/month", crate::format::thousands(v)),
+    );
+    format!(
+        "at your traffic ({}, {} requests/month): instances {}/month, serverless {}/month — {} is cheaper; {even}\n",
+        c.traffic,
+        crate::format::thousands(c.requests_per_month),
+        money(c.instances_per_month),
+        money(c.serverless_per_month),
+        match c.cheaper {
+            Kind::Instances => "instances",
+            Kind::Serverless => "serverless",
+        }
+    )
 }
 
 /// The auto-scaling test: each metric's minimum and how it was found.

@@ -12,7 +12,7 @@ use crate::cost::Spend;
 use crate::environment::{Deployed, Environment};
 use crate::format::trim_number;
 use crate::load::Driver;
-use crate::vocab::{Candidate, Probe};
+use crate::vocab::{Fleet, Lane, Probe};
 
 impl<E: Environment, D: Driver> Sizing<'_, E, D> {
     /// What the whole run has spent up to now, all sessions included.
@@ -26,12 +26,12 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
     }
 
     /// Whether starting `probe` could take the run past --max-test-cost.
-    pub(super) fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<InstanceType, Deployed>) -> Option<String> {
+    pub(super) fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<Lane, Deployed>) -> Option<String> {
         let (profile, _) = self.plan.rate_profile(probe);
-        let current = lanes.get(&probe.candidate.instance_type).map_or(0, |d| d.candidate.count);
-        let added_per_hour =
-            self.plan.price(&probe.candidate.instance_type) * probe.candidate.count.saturating_sub(current) as f64;
-        let waiting = if current == probe.candidate.count { Duration::ZERO } else { self.pace.deploy_estimate };
+        let current = lanes.get(&probe.candidate.lane()).map(|d| &d.candidate);
+        // A lane's endpoint bills already: only what the probe adds to it counts.
+        let added_per_hour = (self.plan.hourly(&probe.candidate) - current.map_or(0.0, |c| self.plan.hourly(c))).max(0.0);
+        let waiting = if current == Some(&probe.candidate) { Duration::ZERO } else { self.pace.deploy_estimate };
         self.would_exceed(added_per_hour, profile.length() + waiting, || {
             format!("the next step ({} at {} TPS)", probe.candidate, trim_number(probe.tps))
         })
@@ -39,7 +39,7 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
 
     /// Whether a trial of the auto-scaling test that runs `length` and may
     /// scale up to `most` could take the run past --max-test-cost.
-    pub(super) fn over_budget_for(&self, most: &Candidate, length: Duration) -> Option<String> {
+    pub(super) fn over_budget_for(&self, most: &Fleet, length: Duration) -> Option<String> {
         let per_hour = self.plan.price(&most.instance_type) * most.count as f64;
         self.would_exceed(per_hour, length + self.pace.deploy_estimate, || format!("the next auto-scaling trial (up to {most})"))
     }

@@ -11,12 +11,12 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    ScalingVerdict, StepBrief, Summary, TypeOutcome,
+    ScalingVerdict, StepBrief, Summary, TypeOutcome, recommended_kind,
 };
 use crate::result::StepResult;
 use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
 use crate::step::Strategy;
-use crate::vocab::{Candidate, Phase};
+use crate::vocab::{Candidate, Fleet, Phase};
 
 /// How the run ended, besides its steps.
 struct Ending {
@@ -79,7 +79,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             let verified_by_step = steps
                 .iter()
                 .rev()
-                .find(|s| s.phase == Phase::Endurance && s.passed && s.candidate().as_ref() == Some(&rec.candidate))
+                .find(|s| {
+                    s.phase == Phase::Endurance
+                        && s.passed
+                        && s.candidate().as_ref().and_then(Candidate::fleet) == Some(&rec.candidate)
+                })
                 .map(|s| s.index);
             Recommendation {
                 instance_type: rec.candidate.instance_type.to_string(),
@@ -104,10 +108,17 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 price_per_hour: self.plan.price(&summary.instance_type),
                 cost_at_needed_count: summary
                     .count_needed
-                    .and_then(|n| prices.of(&Candidate::new(summary.instance_type.clone(), n), peak).ok()),
+                    .and_then(|n| prices.of(&Fleet { instance_type: summary.instance_type.clone(), count: n }, peak).ok()),
                 summary,
             })
             .collect();
+        let serverless = conclusion.serverless.as_ref().map(|c| super::serverless::outcome(self.plan, c, steps));
+        let serverless_rec = serverless.as_ref().and_then(|s| s.recommended.as_ref());
+        let comparison = recommendation
+            .as_ref()
+            .zip(serverless_rec)
+            .map(|(i, s)| super::serverless::comparison(self.plan, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s));
+        let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
         let ended_at = spend.written_at;
         let run_cost = spend.run_cost;
         Summary {
@@ -123,7 +134,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             peak_tps: peak,
             requirements: *self.plan.requirements(),
             strategy: self.plan.search().strategy,
-            prices: prices.origin.clone(),
+            prices: prices.describe(),
             recommendation,
             types,
             steps: steps.iter().map(StepBrief::from).collect(),
@@ -131,6 +142,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             scaling,
             objects: self.objects(steps),
             leftovers,
+            serverless,
+            comparison,
+            recommended_kind,
         }
     }
 

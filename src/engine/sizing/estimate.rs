@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::engine::Pace;
 use crate::format::trim_number;
-use crate::plan::Plan;
+use crate::plan::{Plan, ServerlessWalk};
 use crate::step::StrategyKind;
 use crate::step::adaptive::REFINE_HEADROOM;
+use crate::vocab::Candidate;
 
 /// How many instances of any type the worst case assumes the peak needs.
 const ASSUMED_MAX_INSTANCES: u32 = 8;
@@ -59,7 +60,19 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         total_hours += hours;
         total_dollars += dollars;
     }
-    if s.strategy == StrategyKind::Adaptive {
+    let mut serverless_wall = 0.0;
+    if let Some(walk) = &s.serverless {
+        let worst = serverless_worst_case(plan, walk);
+        out.push_str(&format!(
+            "{:<20} {:>9} {:>14} {:>16} {:>12.2}\n",
+            "serverless", "per request", worst.search_steps, worst.endurance_runs, worst.dollars
+        ));
+        total_steps += worst.search_steps;
+        total_endurance += worst.endurance_runs;
+        total_dollars += worst.dollars;
+        serverless_wall = worst.wall_seconds(walk, d, pace);
+    }
+    if s.strategy == StrategyKind::Adaptive && !s.types.is_empty() {
         // The winner's capacity is then bracketed: growth up to the headroom
         // above the peak's need, then bisection (or, on a walk, a binary search).
         let decisions = match &s.tps_walk {
@@ -77,7 +90,8 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     let parallel = if s.strategy == StrategyKind::Adaptive { s.parallel } else { 1 };
     let mut wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
         + total_endurance as f64 * (endurance_hours * 3600.0 + pace.deploy_estimate.as_secs_f64())
-        + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64();
+        + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64()
+        + serverless_wall;
     let mut trials = String::new();
     if let Some(test) = plan.scaling() {
         let scaling = scaling_worst_case(plan, test, pace);
@@ -113,6 +127,40 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
 }
 
 /// The $/hour of one instance of the dearest planned type.
+/// The serverless search at its worst: at every memory size the top of the
+/// concurrency walk, a bisection of it, and endurance runs up the whole
+/// walk; then the cold-start burst after its idle time. Dollars: the
+/// provisioned concurrency for that long (requests bill a few cents more).
+struct ServerlessWorstCase {
+    search_steps: usize,
+    endurance_runs: usize,
+    dollars: f64,
+}
+
+fn serverless_worst_case(plan: &Plan, walk: &ServerlessWalk) -> ServerlessWorstCase {
+    let d = plan.durations();
+    let bisection = (walk.max_concurrency.len() as f64).log2().ceil() as usize;
+    let search_steps = walk.memory.len() * (1 + bisection) + 1;
+    let endurance_runs = walk.memory.len() * walk.max_concurrency.len();
+    let hours = (search_steps as f64 * (d.warmup + d.step).as_secs_f64()
+        + endurance_runs as f64 * (d.warmup + d.endurance).as_secs_f64()
+        + walk.idle.as_secs_f64())
+        / 3600.0;
+    let dearest =
+        walk.memory.iter().flat_map(|m| walk.sizes(*m)).map(|size| plan.hourly(&Candidate::Serverless(size))).fold(0.0, f64::max);
+    ServerlessWorstCase { search_steps, endurance_runs, dollars: hours * dearest }
+}
+
+impl ServerlessWorstCase {
+    /// Its wall time: the steps, a deployment per configuration, the idle wait.
+    fn wall_seconds(&self, walk: &ServerlessWalk, d: &crate::plan::Durations, pace: &Pace) -> f64 {
+        self.search_steps as f64 * (d.warmup + d.step).as_secs_f64()
+            + self.endurance_runs as f64 * (d.warmup + d.endurance).as_secs_f64()
+            + (self.search_steps + self.endurance_runs) as f64 * pace.deploy_estimate.as_secs_f64()
+            + walk.idle.as_secs_f64()
+    }
+}
+
 fn dearest_price(plan: &Plan) -> f64 {
     plan.search().types.iter().map(|t| plan.price(t)).fold(0.0, f64::max)
 }

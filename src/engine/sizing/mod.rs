@@ -17,6 +17,7 @@ mod conclusion;
 mod estimate;
 mod run_loop;
 mod scaling;
+mod serverless;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -137,7 +138,7 @@ impl SizingOutcome {
         }
         match self.summary.status {
             RunStatus::Interrupted => Some(ErrorKind::Interrupted),
-            _ if self.summary.recommendation.is_some() => None,
+            _ if self.summary.recommends_something() => None,
             _ => Some(ErrorKind::NotMet),
         }
     }

@@ -17,7 +17,6 @@ use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use super::SizingError;
-use crate::catalog::InstanceType;
 use crate::engine::Pace;
 use crate::engine::load_step::drive_and_judge;
 use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
@@ -29,7 +28,7 @@ use crate::record::{RunDir, RunDirError, RunStatus, Summary};
 use crate::result::{self, MetricsWindow, StepContext, StepResult};
 use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
 use crate::step::{Next, Outcome, Strategy};
-use crate::vocab::{Candidate, Probe};
+use crate::vocab::{Candidate, Lane, Probe};
 
 /// Everything a sizing run works with.
 pub struct Sizing<'a, E: Environment, D: Driver> {
@@ -76,7 +75,7 @@ pub(super) struct RunState {
     /// Steps of an earlier session not yet used to answer a probe.
     pub(super) resumed: Vec<StepResult>,
     /// The endpoint of each instance type, while no probe uses it.
-    pub(super) lanes: BTreeMap<InstanceType, Deployed>,
+    pub(super) lanes: BTreeMap<Lane, Deployed>,
     pub(super) next_index: u32,
     pub(super) status: RunStatus,
     pub(super) note: Option<String>,
@@ -137,7 +136,7 @@ enum ProbeResult {
 
 enum Task {
     Probe(ProbeDone),
-    Released(InstanceType, Result<(), ApiError>),
+    Released(Lane, Result<(), ApiError>),
 }
 
 type TaskFuture<'a> = Pin<Box<dyn Future<Output = Task> + 'a>>;
@@ -212,7 +211,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
     }
 
     fn launch<'r>(&'r self, probe: Probe, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
-        let endpoint = st.lanes.remove(&probe.candidate.instance_type);
+        let endpoint = st.lanes.remove(&probe.candidate.lane());
         let index = st.next_index;
         st.next_index += 1;
         tasks.push(Box::pin(self.probe(probe, endpoint, index, shared)));
@@ -220,12 +219,12 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
 
     /// Takes down endpoints no coming probe needs, rather than pay for them idle.
     fn release_idle<'r>(&'r self, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>) {
-        let idle: Vec<InstanceType> = st.lanes.keys().filter(|t| !st.strategy.keep(t)).cloned().collect();
-        for instance_type in idle {
-            let deployed = st.lanes.remove(&instance_type).expect("listed above");
+        let idle: Vec<Lane> = st.lanes.keys().filter(|lane| !st.strategy.keep(lane)).cloned().collect();
+        for lane in idle {
+            let deployed = st.lanes.remove(&lane).expect("listed above");
             tasks.push(Box::pin(async move {
                 let result = self.env.release(&deployed).await;
-                Task::Released(instance_type, result)
+                Task::Released(lane, result)
             }));
         }
     }
@@ -234,15 +233,15 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
     fn on_task<'r>(&'r self, task: Task, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
         let ProbeDone { probe, endpoint, result } = match task {
             Task::Released(_, Ok(())) => return,
-            Task::Released(instance_type, Err(e)) => {
-                self.progress.line(format!("cannot take down the {instance_type} endpoint: {e}"));
+            Task::Released(lane, Err(e)) => {
+                self.progress.line(format!("cannot take down the {lane} endpoint: {e}"));
                 st.fail(e.into(), &shared.run_cancel);
                 return;
             }
             Task::Probe(done) => done,
         };
         if let Some(endpoint) = endpoint {
-            st.lanes.insert(endpoint.candidate.instance_type.clone(), endpoint);
+            st.lanes.insert(endpoint.candidate.lane(), endpoint);
         }
         match result {
             Ok(ProbeResult::Measured(step)) => self.on_measured(probe, *step, st, tasks, shared),
@@ -326,7 +325,8 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             Some(deployed) if deployed.candidate == *candidate => Ok(deployed),
             Some(mut deployed) => {
                 self.progress.activity(format!("resizing {} to {candidate}", deployed.endpoint));
-                match self.env.resize(&mut deployed, candidate.count, cancel).await {
+                let count = candidate.fleet().expect("only an instance lane holds another candidate").count;
+                match self.env.resize(&mut deployed, count, cancel).await {
                     Ok(()) => Ok(deployed),
                     Err(e) => Err((Some(deployed), e)),
                 }
@@ -344,11 +344,28 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         let target = self.driver.target(&endpoint.endpoint);
         let spec = self.plan.traffic().load_spec(target, rate, warmup, index, self.plan.requirements());
         if !preflighted.borrow().contains(&endpoint.endpoint) {
-            self.driver.preflight(&spec).await.map_err(|e| match e {
-                LoadError::PayloadRejected { .. } => SizingError::PayloadRejected(e),
-                other => SizingError::Load(other),
-            })?;
+            match self.driver.preflight(&spec).await {
+                Ok(()) => {}
+                // The configuration, not the payload, is what the model refused.
+                Err(LoadError::PayloadRejected { code, message, .. }) if probe.candidate.refusals_are_its_own() => {
+                    return Ok(ProbeResult::NotDeployed(format!("the model refused every request: {code}: {message}")));
+                }
+                Err(e @ LoadError::PayloadRejected { .. }) => return Err(SizingError::PayloadRejected(e)),
+                Err(other) => return Err(SizingError::Load(other)),
+            }
             preflighted.borrow_mut().insert(endpoint.endpoint.clone());
+        }
+        let idle = self.plan.idle_before(probe);
+        if !idle.is_zero() {
+            self.progress.activity(format!(
+                "step {index} · waiting {} with no traffic so that {} goes cold",
+                humantime::format_duration(Duration::from_secs(idle.as_secs())),
+                probe.candidate
+            ));
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = cancel.cancelled() => return Ok(ProbeResult::Interrupted),
+            }
         }
         self.progress.activity(format!(
             "step {index} · {} {} at {} TPS for {}",
@@ -441,11 +458,10 @@ fn same_probe(step: &StepResult, probe: &Probe) -> bool {
 /// One line about a finished step.
 pub(super) fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
+    let what = step.candidate().map_or_else(|| format!("{} × {}", step.instance_type, step.instance_count), |c| c.to_string());
     format!(
-        "{} {} × {} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
+        "{} {what} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
         step.phase.as_str(),
-        step.instance_type,
-        step.instance_count,
         trim_number(step.target_tps),
         if step.passed { "PASS" } else { "FAIL" },
         step.error_percent,

@@ -248,7 +248,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         // at one and is taken to zero once the policy that wakes it is on.
         let candidate = Candidate::new(instance_type.clone(), policy.min.max(1));
         let rate = trials.test.rate(self.plan.peak_tps(), shape == Shape::Spike);
-        if let Some(reason) = self.over_budget_for(&Candidate::new(instance_type.clone(), policy.max), rate.length()) {
+        if let Some(reason) = self.over_budget_for(&trials.recommended.candidate.with_count(policy.max), rate.length()) {
             return Err(Stop::Ended(reason));
         }
         let deployed = self.fresh_endpoint(&candidate, endpoint, cancel).await?;
@@ -334,7 +334,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     ) -> ScalingTrial {
         let started_at = step.started_at;
         let timeline = Timeline::build(&step.series, samples, policy.metric, policy.target, step.requirements.latency_ms);
-        let price = self.plan.price(&step.candidate().expect("a step of a planned type").instance_type);
+        let price = self.plan.hourly(&step.candidate().expect("a step of a planned type")) / step.instance_count.max(1) as f64;
         ScalingTrial {
             index: step.index,
             shape,
@@ -420,7 +420,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let per_instance = recommended.capacity.at_least;
         let p50 = steps
             .iter()
-            .filter(|s| s.passed && s.candidate().is_some_and(|c| c.instance_type == recommended.candidate.instance_type))
+            .filter(|s| {
+                s.passed && s.candidate().is_some_and(|c| c.instance_type() == Some(&recommended.candidate.instance_type))
+            })
             .filter_map(|s| Some(((s.target_tps / s.instance_count as f64 - per_instance).abs(), s.latency_ms?.p50)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map_or(self.plan.requirements().latency_ms / 4.0, |(_, p50)| p50);

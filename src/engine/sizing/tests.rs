@@ -68,7 +68,7 @@ impl Environment for FakeEnvironment {
     }
 
     async fn deploy(&self, candidate: &Candidate, _cancel: &CancellationToken) -> Result<Deployed, DeployError> {
-        let name = format!("fake-{}", candidate.instance_type);
+        let name = format!("fake-{}", candidate.lane());
         let mut ledger = crate::error::lock(&self.ledger);
         ledger.created(ResourceKind::Endpoint, &name);
         ledger.open(&name, candidate);
@@ -77,7 +77,7 @@ impl Environment for FakeEnvironment {
     }
 
     async fn resize(&self, deployed: &mut Deployed, count: u32, _cancel: &CancellationToken) -> Result<(), DeployError> {
-        deployed.candidate.count = count;
+        deployed.candidate = deployed.candidate.fleet().expect("the fake resizes instances").with_count(count).candidate();
         let mut ledger = crate::error::lock(&self.ledger);
         ledger.close(&deployed.endpoint);
         ledger.open(&deployed.endpoint, &deployed.candidate);
@@ -130,7 +130,7 @@ impl Autoscaler for FakeEnvironment {
         let world = self.world.lock().unwrap();
         let count = match world.at_zero.contains(&deployed.endpoint) {
             true => 0,
-            false => world.endpoints.get(&deployed.endpoint).map_or(0, |c| c.count),
+            false => world.endpoints.get(&deployed.endpoint).map_or(0, Candidate::instance_count),
         };
         Ok(crate::scaling::Instances { desired: count, current: count })
     }
@@ -166,7 +166,7 @@ impl Driver for FakeDriver {
             world.most_in_flight = world.most_in_flight.max(world.in_flight);
             let n = world.drives;
             let candidate = world.endpoints[&spec.target.endpoint].clone();
-            let capacity = world.capacity[candidate.instance_type.as_str()];
+            let capacity = world.capacity[candidate.kind_label().as_str()];
             let slip_ms = if world.slips.is_empty() { 0.0 } else { world.slips.remove(0) };
             (n, candidate, capacity, slip_ms, world.interrupt_at == Some(n))
         };
@@ -179,9 +179,10 @@ impl Driver for FakeDriver {
             if interrupt {
                 world.ctrl_c.cancel();
             }
-            let holds = candidate.count >= world.ramp_needs;
+            let holds = candidate.instance_count() >= world.ramp_needs;
             let slip_ms = if world.scaling_slips.is_empty() { 0.0 } else { world.scaling_slips.remove(0) };
-            world.endpoints.get_mut(&spec.target.endpoint).expect("deployed").count = policy.max;
+            let scaled = world.endpoints[&spec.target.endpoint].fleet().expect("instances scale").with_count(policy.max);
+            world.endpoints.insert(spec.target.endpoint.clone(), scaled.candidate());
             let latency_ms = if holds { 20.0 } else { 2_000.0 } + slip_ms;
             return Ok(synthetic_run(&spec, latency_ms, slip_ms, interrupt || cancel.is_cancelled()));
         }
@@ -195,7 +196,7 @@ impl Driver for FakeDriver {
         if interrupt {
             self.world.lock().unwrap().ctrl_c.cancel();
         }
-        let within = spec.target_rate().unwrap_or_default() / candidate.count as f64 <= capacity;
+        let within = spec.target_rate().unwrap_or_default() / candidate.instance_count() as f64 <= capacity;
         Ok(synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled()))
     }
 }

@@ -1,6 +1,12 @@
 //! Cost: on-demand prices per region (`resources/cost/<region>.json`, or a
 //! `--cost-file`), what a configuration costs per hour, per month and per
-//! million inferences, and what the sizing run itself spent.
+//! million inferences, and what the sizing run itself spent; serverless
+//! prices, the user's daily traffic ([`traffic`]) and instances against
+//! serverless on the same month ([`compare`]).
+
+pub mod compare;
+pub mod live;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,20 +15,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::InstanceType;
-use crate::vocab::Candidate;
+use crate::vocab::{Candidate, Fleet, ServerlessSize};
 
 /// Hours in a month, as AWS's pricing pages count them.
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 /// The price files shipped with perfsize.
 const SHIPPED: [(&str, &str); 7] = [
-    ("us-east-1", include_str!("../resources/cost/us-east-1.json")),
-    ("us-east-2", include_str!("../resources/cost/us-east-2.json")),
-    ("us-west-2", include_str!("../resources/cost/us-west-2.json")),
-    ("eu-west-1", include_str!("../resources/cost/eu-west-1.json")),
-    ("eu-central-1", include_str!("../resources/cost/eu-central-1.json")),
-    ("ap-northeast-1", include_str!("../resources/cost/ap-northeast-1.json")),
-    ("ap-southeast-2", include_str!("../resources/cost/ap-southeast-2.json")),
+    ("us-east-1", include_str!("../../resources/cost/us-east-1.json")),
+    ("us-east-2", include_str!("../../resources/cost/us-east-2.json")),
+    ("us-west-2", include_str!("../../resources/cost/us-west-2.json")),
+    ("eu-west-1", include_str!("../../resources/cost/eu-west-1.json")),
+    ("eu-central-1", include_str!("../../resources/cost/eu-central-1.json")),
+    ("ap-northeast-1", include_str!("../../resources/cost/ap-northeast-1.json")),
+    ("ap-southeast-2", include_str!("../../resources/cost/ap-southeast-2.json")),
 ];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +43,10 @@ pub enum CostError {
     Malformed { path: String, reason: String },
     #[error("no price for {instance_type} in {origin}; add it to a --cost-file")]
     NoPrice { instance_type: String, origin: String },
+    #[error(
+        "no serverless prices in {origin}; add a \"serverless\" section to a --cost-file (see resources/cost/us-east-1.json)"
+    )]
+    NoServerlessPrices { origin: String },
 }
 
 impl crate::error::HasKind for CostError {
@@ -58,8 +68,45 @@ struct PriceFile {
     prices_per_hour: BTreeMap<String, f64>,
     #[serde(default)]
     s3: Option<S3Prices>,
+    #[serde(default)]
+    serverless: Option<ServerlessPrices>,
 }
 
+/// SageMaker Serverless Inference's prices, as AWS bills it: compute by
+/// memory size × request duration; provisioned concurrency by the hour
+/// it is kept (whether used or not) plus its own, lower compute rate; and
+/// the data processed in and out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerlessPrices {
+    /// When these figures were read, if the file says.
+    #[serde(default)]
+    pub as_of: Option<String>,
+    /// On-demand compute, $ per GB-second of request duration.
+    pub compute_per_gb_second: f64,
+    /// Provisioned concurrency kept warm, $ per GB-hour.
+    pub provisioned_per_gb_hour: f64,
+    /// Compute of requests served by provisioned workers, $ per GB-second.
+    pub provisioned_compute_per_gb_second: f64,
+    /// Data processed (request plus response), $ per GB.
+    pub data_per_gb: f64,
+}
+
+impl ServerlessPrices {
+    /// $ per hour that `size` bills with no traffic at all: its provisioned concurrency.
+    pub fn standing_per_hour(&self, size: &ServerlessSize) -> f64 {
+        f64::from(size.provisioned().unwrap_or(0)) * size.memory().gb() * self.provisioned_per_gb_hour
+    }
+
+    /// What `requests` requests cost on `size` when each runs `seconds` and
+    /// moves `bytes` in and out; those within the provisioned workers' reach
+    /// (`provisioned_share`) at the provisioned compute rate.
+    pub fn requests(&self, size: &ServerlessSize, requests: f64, seconds: f64, bytes: f64, provisioned_share: f64) -> f64 {
+        let gb_seconds = requests * seconds * size.memory().gb();
+        let share = if size.provisioned().is_some() { provisioned_share.clamp(0.0, 1.0) } else { 0.0 };
+        let compute = gb_seconds * (share * self.provisioned_compute_per_gb_second + (1.0 - share) * self.compute_per_gb_second);
+        compute + requests * bytes / 1e9 * self.data_per_gb
+    }
+}
 /// S3 Standard's prices: what an asynchronous request's objects cost.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct S3Prices {
@@ -86,6 +133,9 @@ pub struct PriceTable {
     pub prices: BTreeMap<String, f64>,
     #[serde(default)]
     pub s3: S3Prices,
+    /// Serverless Inference's prices, when the file has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessPrices>,
 }
 
 /// The S3 work of one asynchronous request, on average: what its cost is
@@ -127,15 +177,23 @@ impl PriceTable {
 
     fn parse(text: &str, origin: &str) -> Result<PriceTable, CostError> {
         let malformed = |reason: String| CostError::Malformed { path: origin.to_string(), reason };
-        let (prices, as_of, region, s3) = match serde_json::from_str::<PriceFile>(text) {
-            Ok(file) => (file.prices_per_hour, file.as_of, file.region, file.s3.unwrap_or_default()),
+        let (prices, as_of, region, s3, serverless) = match serde_json::from_str::<PriceFile>(text) {
+            Ok(file) => (file.prices_per_hour, file.as_of, file.region, file.s3.unwrap_or_default(), file.serverless),
             Err(_) => (
                 serde_json::from_str::<BTreeMap<String, f64>>(text).map_err(|e| malformed(e.to_string()))?,
                 None,
                 None,
                 S3Prices::default(),
+                None,
             ),
         };
+        if let Some(s) = &serverless {
+            let figures =
+                [s.compute_per_gb_second, s.provisioned_per_gb_hour, s.provisioned_compute_per_gb_second, s.data_per_gb];
+            if figures.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
+                return Err(malformed(format!("serverless prices must be numbers of at least 0, got {s:?}")));
+            }
+        }
         if let Some((name, price)) = prices.iter().find(|(_, p)| !(p.is_finite() && **p > 0.0)) {
             return Err(malformed(format!("the price of {name} must be a positive number, got {price}")));
         }
@@ -143,7 +201,7 @@ impl PriceTable {
             Some(region) if !origin.contains(&region) => format!("{origin} ({region})"),
             _ => origin.to_string(),
         };
-        Ok(PriceTable { origin, as_of, prices, s3 })
+        Ok(PriceTable { origin, as_of, prices, s3, serverless })
     }
 
     /// $/hour of one instance of `instance_type`.
@@ -154,13 +212,40 @@ impl PriceTable {
             .ok_or_else(|| CostError::NoPrice { instance_type: instance_type.to_string(), origin: self.origin.clone() })
     }
 
+    /// Which prices these are and as of when, for summaries and reports:
+    /// "resources/cost/us-west-2.json, as of 2026-11-22 (serverless as of 2026-11-29)".
+    pub fn describe(&self) -> String {
+        let mut text = self.origin.clone();
+        if let Some(date) = &self.as_of {
+            text.push_str(&format!(", as of {date}"));
+        }
+        if let Some(date) = self.serverless.as_ref().and_then(|s| s.as_of.as_ref()) {
+            text.push_str(&format!(" (serverless as of {date})"));
+        }
+        text
+    }
+
+    /// Serverless Inference's prices, or why there are none.
+    pub fn serverless(&self) -> Result<&ServerlessPrices, CostError> {
+        self.serverless.as_ref().ok_or_else(|| CostError::NoServerlessPrices { origin: self.origin.clone() })
+    }
+
+    /// $/hour `candidate` bills while it is deployed, with no traffic:
+    /// its instances, or a serverless variant's provisioned concurrency.
+    pub fn standing_per_hour(&self, candidate: &Candidate) -> Result<f64, CostError> {
+        match candidate {
+            Candidate::Instances(fleet) => Ok(self.hourly(&fleet.instance_type)? * fleet.count as f64),
+            Candidate::Serverless(size) => Ok(self.serverless()?.standing_per_hour(size)),
+        }
+    }
+
     /// Every type of `types` must have a price (checked before anything runs).
     pub fn check(&self, types: &[InstanceType]) -> Result<(), CostError> {
         types.iter().try_for_each(|t| self.hourly(t).map(|_| ()))
     }
 
     /// What a configuration costs.
-    pub fn of(&self, candidate: &Candidate, peak_tps: f64) -> Result<ConfigCost, CostError> {
+    pub fn of(&self, candidate: &Fleet, peak_tps: f64) -> Result<ConfigCost, CostError> {
         let per_hour = self.hourly(&candidate.instance_type)? * candidate.count as f64;
         Ok(ConfigCost {
             per_hour: round(per_hour, 4),
@@ -171,7 +256,7 @@ impl PriceTable {
 
     /// What 1,000 asynchronous requests cost on `candidate` serving `rate`
     /// requests per second, each doing `work` in S3.
-    pub fn per_thousand_requests(&self, candidate: &Candidate, rate: f64, work: &S3Work) -> Result<RequestCost, CostError> {
+    pub fn per_thousand_requests(&self, candidate: &Fleet, rate: f64, work: &S3Work) -> Result<RequestCost, CostError> {
         let per_hour = self.hourly(&candidate.instance_type)? * candidate.count as f64;
         let endpoint = per_hour / (rate * 3600.0) * 1000.0;
         let s3_requests = work.puts * self.s3.put_per_1000 + work.gets * self.s3.get_per_1000;
@@ -255,7 +340,8 @@ pub struct Spend {
     pub usage: Vec<Usage>,
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+/// `x` to `digits` decimals: how costs are written.
+pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
 }
@@ -287,6 +373,11 @@ mod tests {
         let table = PriceTable::shipped("us-west-2").unwrap();
         assert_eq!(table.hourly(&"ml.m5.large".parse().unwrap()).unwrap(), 0.115);
         assert!(table.as_of.is_some());
+        assert_eq!(
+            table.describe(),
+            "resources/cost/us-west-2.json, as of 2026-11-22 (serverless as of 2026-11-29)",
+            "which prices, and as of when"
+        );
         let err = PriceTable::shipped("mars-north-1").unwrap_err().to_string();
         assert!(err.contains("--cost-file"), "{err}");
     }
@@ -294,7 +385,7 @@ mod tests {
     #[test]
     fn a_configuration_costs_per_hour_month_and_million() {
         let table = PriceTable::shipped("us-west-2").unwrap();
-        let cost = table.of(&Candidate::new("ml.m5.large".parse().unwrap(), 2), 100.0).unwrap();
+        let cost = table.of(&Fleet { instance_type: "ml.m5.large".parse().unwrap(), count: 2 }, 100.0).unwrap();
         assert_eq!(cost.per_hour, 0.23);
         assert_eq!(cost.per_month, 167.9);
         // $0.23 buys 360,000 inferences at 100/s.
@@ -304,7 +395,7 @@ mod tests {
     #[test]
     fn an_async_request_costs_endpoint_time_s3_requests_and_storage() {
         let table = PriceTable::shipped("us-east-1").unwrap();
-        let m5 = Candidate::new("ml.m5.large".parse().unwrap(), 1);
+        let m5 = Fleet { instance_type: "ml.m5.large".parse().unwrap(), count: 1 };
         // A PUT, three HEADs and a GET; 2 × 1 MB held for 10 s.
         let work = S3Work { puts: 1.0, gets: 4.0, gb_seconds: 0.002 * 10.0 };
         let cost = table.per_thousand_requests(&m5, 10.0, &work).unwrap();
