@@ -135,8 +135,19 @@ fn model_statements(needs: &Needs) -> Vec<Value> {
     }
 }
 
-/// Application Auto Scaling and the alarms target tracking creates in the
-/// caller's name; the service-linked role it needs the first time.
+/// The alarms target tracking creates in the caller's name, and for an
+/// asynchronous endpoint the one perfsize puts to wake it from zero
+/// (`<endpoint>-has-backlog-without-capacity`).
+fn scaling_alarms(needs: &Needs) -> Vec<String> {
+    let mut alarms = vec![needs.arn("cloudwatch", &format!("alarm:TargetTracking-endpoint/{NAME_PREFIX}*"))];
+    if needs.async_io.is_some() {
+        alarms.push(needs.arn("cloudwatch", &format!("alarm:{NAME_PREFIX}*")));
+    }
+    alarms
+}
+
+/// Application Auto Scaling and its alarms; the service-linked role it
+/// needs the first time.
 fn autoscaling_statements(needs: &Needs) -> Vec<Value> {
     vec![
         statement(
@@ -155,7 +166,7 @@ fn autoscaling_statements(needs: &Needs) -> Vec<Value> {
         statement(
             "PerfsizeScalingAlarms",
             &["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
-            vec![needs.arn("cloudwatch", &format!("alarm:TargetTracking-endpoint/{NAME_PREFIX}*"))],
+            scaling_alarms(needs),
         ),
         json!({
             "Sid": "PerfsizeAutoScalingRole",
@@ -263,6 +274,9 @@ mod tests {
         assert!(all.contains(&"cloudwatch:PutMetricAlarm".to_string()));
         assert!(policy.to_string().contains("alarm:TargetTracking-endpoint/perfsize-*"));
         assert!(policy.to_string().contains("arn:aws:iam::*:role/aws-service-role/"), "{policy}");
+        assert!(!policy.to_string().contains("alarm:perfsize-*"), "no alarm of its own in real time");
+        let from_zero = super::policy(&Needs { autoscaling: true, async_io: Some(Buckets::RunOwned), ..Needs::default() });
+        assert!(from_zero.to_string().contains("arn:aws:cloudwatch:*:*:alarm:perfsize-*"), "the wake-from-zero alarm");
     }
 
     #[test]

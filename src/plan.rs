@@ -299,13 +299,25 @@ pub enum PlanError {
     #[error("--min-instances 0 is for asynchronous endpoints (--async): a real-time endpoint keeps at least one instance")]
     ZeroMinimum,
     #[error(
-        "the auto-scaling test (--scaling-ramp) does not drive asynchronous endpoints yet: drop --scaling-ramp; the recommendation still carries the backlog policy"
+        "--scaling-metric {0} is not published by asynchronous endpoints: use --scaling-metric backlog (ApproximateBacklogSizePerInstance) with --async"
     )]
-    AsyncScalingTest,
+    RealTimeMetricOnAsync(ScalingMetric),
+    #[error("--scaling-metric backlog is an asynchronous endpoint's metric: add --async, or use invocations or concurrency")]
+    BacklogWithoutAsync,
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
     Price(#[from] CostError),
+}
+
+/// An asynchronous endpoint publishes its backlog and no invocation or
+/// concurrency figure; a real-time one has no backlog.
+fn check_scaling_metrics(metrics: &[ScalingMetric], asynchronous: bool) -> Result<(), PlanError> {
+    match metrics.iter().find(|m| m.is_asynchronous() != asynchronous) {
+        Some(&metric) if asynchronous => Err(PlanError::RealTimeMetricOnAsync(metric)),
+        Some(_) => Err(PlanError::BacklogWithoutAsync),
+        None => Ok(()),
+    }
 }
 
 impl crate::error::HasKind for PlanError {
@@ -453,8 +465,8 @@ impl Plan {
         if asynchronous.is_none() && min_instances == 0 {
             return Err(PlanError::ZeroMinimum);
         }
-        if asynchronous.is_some() && scaling.is_some() {
-            return Err(PlanError::AsyncScalingTest);
+        if let Some(test) = &scaling {
+            check_scaling_metrics(&test.metrics, asynchronous.is_some())?;
         }
         prices.check(&search.types)?;
         if search.strategy == StrategyKind::Perfsize {

@@ -139,11 +139,29 @@ impl RunStorage {
 pub struct S3Error {
     pub operation: &'static str,
     pub bucket: String,
+    /// S3's error code (`NoSuchBucket`, `AccessDenied`…), when S3 answered one.
+    pub code: Option<String>,
     pub message: String,
 }
 
-fn s3_error(operation: &'static str, bucket: &str, e: &(dyn std::error::Error + 'static)) -> S3Error {
-    S3Error { operation, bucket: bucket.to_string(), message: crate::error_chain(e) }
+impl S3Error {
+    /// The bucket is not there (any more).
+    fn no_such_bucket(&self) -> bool {
+        self.code.as_deref() == Some("NoSuchBucket")
+    }
+}
+
+fn s3_error<E, R>(operation: &'static str, bucket: &str, e: &aws_sdk_s3::error::SdkError<E, R>) -> S3Error
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug + 'static,
+{
+    S3Error {
+        operation,
+        bucket: bucket.to_string(),
+        code: e.as_service_error().and_then(|s| s.code()).map(str::to_string),
+        message: crate::error_chain(e),
+    }
 }
 
 /// Creates `bucket` in the client's region. One that exists and is ours
@@ -202,6 +220,7 @@ pub async fn delete_under(s3: &aws_sdk_s3::Client, location: &S3Location) -> Res
             return Err(S3Error {
                 operation: "DeleteObjects",
                 bucket: location.bucket.clone(),
+                code: refused.code().map(str::to_string),
                 message: format!("{}: {}", refused.key().unwrap_or_default(), refused.message().unwrap_or_default()),
             });
         }
@@ -232,16 +251,13 @@ pub async fn count_under(s3: &aws_sdk_s3::Client, location: &S3Location) -> Resu
 /// Empties and deletes a bucket perfsize created. One already gone is fine.
 pub async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), S3Error> {
     let everything = S3Location { bucket: bucket.to_string(), prefix: String::new() };
-    match delete_under(s3, &everything).await {
-        Err(e) if e.message.contains("NoSuchBucket") => return Ok(()),
-        other => other?,
+    let gone = match delete_under(s3, &everything).await {
+        Ok(_) => s3.delete_bucket().bucket(bucket).send().await.map(|_| ()).map_err(|e| s3_error("DeleteBucket", bucket, &e)),
+        Err(e) => Err(e),
     };
-    match s3.delete_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s)) == Some("NoSuchBucket") => {
-            Ok(())
-        }
-        Err(e) => Err(s3_error("DeleteBucket", bucket, &e)),
+    match gone {
+        Err(e) if e.no_such_bucket() => Ok(()),
+        other => other,
     }
 }
 

@@ -182,7 +182,12 @@ impl Session {
 
     /// The clients of what an environment creates (and cleanup deletes).
     pub fn clients(&self) -> Clients {
-        Clients { sagemaker: self.aws.sagemaker.clone(), autoscaling: self.aws.autoscaling.clone(), s3: self.aws.s3.clone() }
+        Clients {
+            sagemaker: self.aws.sagemaker.clone(),
+            autoscaling: self.aws.autoscaling.clone(),
+            s3: self.aws.s3.clone(),
+            cloudwatch: self.aws.cloudwatch.clone(),
+        }
     }
 
     /// The server's CloudWatch figures for the measured window of `run` on

@@ -1,15 +1,17 @@
 //! `perfsize cleanup`: finds what a killed run left behind — resources named
-//! `perfsize-…` that carry the `perfsize:run-id` tag, and the scalable targets
-//! of their endpoints, and the buckets of asynchronous runs — and deletes
-//! them, scaling first, then endpoints, buckets last.
-//! Resources without the tag are never touched; a scalable target whose
-//! endpoint is gone counts as perfsize's only when its name carries the run id.
+//! `perfsize-…` that carry the `perfsize:run-id` tag, the scalable targets
+//! and wake-from-zero alarms of their endpoints, and the buckets of
+//! asynchronous runs — and deletes them, scaling first, then endpoints,
+//! buckets last. Resources without the tag are never touched; a scalable
+//! target or alarm whose endpoint is gone counts as perfsize's only when its
+//! name carries the run id.
 
 use serde::Serialize;
 
-use super::autoscaling::registered_endpoints;
+use super::autoscaling::{alarms_named, registered_endpoints};
 use super::sagemaker::{Clients, api_error, delete};
 use super::{ApiError, Kind, NAME_PREFIX, Patience, RUN_TAG, RunId};
+use crate::scaling::backlog::ALARM_SUFFIX;
 
 /// A perfsize resource still alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,9 +40,17 @@ pub async fn find(clients: &Clients, run: Option<&RunId>) -> Result<Vec<Leftover
             }
         }
     }
-    let targets = scaling_leftovers(&registered_endpoints(&clients.autoscaling).await?, &found, run);
+    let targets: Vec<(String, String)> =
+        registered_endpoints(&clients.autoscaling).await?.into_iter().map(|e| (e.clone(), e)).collect();
+    let targets = endpoint_leftovers(Kind::ScalableTarget, &targets, &found, run);
+    let alarms: Vec<(String, String)> = alarms_named(&clients.cloudwatch, &prefix)
+        .await?
+        .into_iter()
+        .filter_map(|name| Some((name.strip_suffix(ALARM_SUFFIX)?.to_string(), name)))
+        .collect();
+    let alarms = endpoint_leftovers(Kind::Alarm, &alarms, &found, run);
     let buckets = bucket_leftovers(&clients.s3, run).await?;
-    Ok(targets.into_iter().chain(found).chain(buckets).collect())
+    Ok(targets.into_iter().chain(alarms).chain(found).chain(buckets).collect())
 }
 
 /// The buckets perfsize created for asynchronous runs (of `run`, if given).
@@ -68,20 +78,21 @@ fn looks_generated(id: &str) -> bool {
         && parts[2].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The scalable targets among `registered` (endpoint names) that are
-/// perfsize's: those of an endpoint found tagged, and those whose endpoint is
-/// gone but whose name starts with `run`'s names.
-fn scaling_leftovers(registered: &[String], found: &[Leftover], run: Option<&RunId>) -> Vec<Leftover> {
-    registered
+/// The resources of `kind` among `named` — (endpoint, resource name) pairs
+/// of scalable targets or alarms, which belong to an endpoint — that are
+/// perfsize's: those of an endpoint found tagged, and those whose endpoint
+/// is gone but whose name starts with `run`'s names.
+fn endpoint_leftovers(kind: Kind, named: &[(String, String)], found: &[Leftover], run: Option<&RunId>) -> Vec<Leftover> {
+    named
         .iter()
-        .filter_map(|endpoint| {
+        .filter_map(|(endpoint, name)| {
             let tagged = found.iter().find(|l| l.kind == Kind::Endpoint && &l.name == endpoint);
             let run_id = match (tagged, run) {
                 (Some(leftover), _) => leftover.run_id.clone(),
                 (None, Some(run)) if endpoint.starts_with(&format!("{NAME_PREFIX}{run}-")) => run.to_string(),
                 _ => return None,
             };
-            Some(Leftover { kind: Kind::ScalableTarget, name: endpoint.clone(), run_id })
+            Some(Leftover { kind, name: name.clone(), run_id })
         })
         .collect()
 }
@@ -92,7 +103,9 @@ async fn list(client: &aws_sdk_sagemaker::Client, kind: Kind, filter: &str) -> R
     let mut token = None;
     loop {
         let (page, next) = match kind {
-            Kind::ScalableTarget | Kind::Bucket => unreachable!("scalable targets and buckets are listed by their own services"),
+            Kind::ScalableTarget | Kind::Alarm | Kind::Bucket => {
+                unreachable!("scalable targets, alarms and buckets are listed by their own services")
+            }
             Kind::Endpoint => {
                 let r = client
                     .list_endpoints()
@@ -187,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_scalable_target_is_perfsizes_by_its_tagged_endpoint_or_by_its_runs_name() {
+    fn a_scalable_target_or_alarm_is_perfsizes_by_its_tagged_endpoint_or_by_its_runs_name() {
         let run: RunId = "20261129-030000-ab12".parse().unwrap();
         let found = [Leftover { kind: Kind::Endpoint, name: "perfsize-x-ml-m5-large-1".into(), run_id: "x".into() }];
         let registered = [
@@ -196,9 +209,16 @@ mod tests {
             "perfsize-20261129-030000-ab123-other".to_string(),
             "someone-elses".to_string(),
         ];
-        let names = |run| scaling_leftovers(&registered, &found, run).into_iter().map(|l| l.name).collect::<Vec<_>>();
+        let targets: Vec<(String, String)> = registered.iter().map(|e| (e.clone(), e.clone())).collect();
+        let names =
+            |run| endpoint_leftovers(Kind::ScalableTarget, &targets, &found, run).into_iter().map(|l| l.name).collect::<Vec<_>>();
         assert_eq!(names(None), ["perfsize-x-ml-m5-large-1"]);
         assert_eq!(names(Some(&run)), ["perfsize-x-ml-m5-large-1", "perfsize-20261129-030000-ab12-ml-c5-large-2"]);
+        let alarms: Vec<(String, String)> =
+            registered.iter().map(|e| (e.clone(), crate::scaling::backlog::alarm_name(e))).collect();
+        let alarm = endpoint_leftovers(Kind::Alarm, &alarms, &found, Some(&run));
+        assert_eq!(alarm[1].name, "perfsize-20261129-030000-ab12-ml-c5-large-2-has-backlog-without-capacity");
+        assert_eq!((alarm.len(), alarm[1].kind), (2, Kind::Alarm));
     }
 
     #[test]

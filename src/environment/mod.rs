@@ -15,6 +15,7 @@ pub mod cleanup;
 mod sagemaker;
 mod variant;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -115,6 +116,10 @@ pub enum Kind {
     /// An endpoint variant registered with Application Auto Scaling, named
     /// after its endpoint; deregistering it removes its policies and alarms.
     ScalableTarget,
+    /// The CloudWatch alarm that wakes an asynchronous endpoint at zero
+    /// instances (named after its endpoint). Application Auto Scaling does
+    /// not own it, so deregistering leaves it: it is deleted on its own.
+    Alarm,
     Endpoint,
     EndpointConfig,
     Model,
@@ -124,14 +129,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Scaling first (it would act on a deleting endpoint), then endpoints
-    /// (they use configs), models (configs name them), and the bucket last
-    /// (an endpoint may still be writing to it).
-    pub const DELETION_ORDER: [Kind; 5] = [Kind::ScalableTarget, Kind::Endpoint, Kind::EndpointConfig, Kind::Model, Kind::Bucket];
+    /// Scaling first (it would act on a deleting endpoint) with its alarm,
+    /// then endpoints (they use configs), models (configs name them), and the
+    /// bucket last (an endpoint may still be writing to it).
+    pub const DELETION_ORDER: [Kind; 6] =
+        [Kind::ScalableTarget, Kind::Alarm, Kind::Endpoint, Kind::EndpointConfig, Kind::Model, Kind::Bucket];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ScalableTarget => "scalable-target",
+            Kind::Alarm => "alarm",
             Kind::Endpoint => "endpoint",
             Kind::EndpointConfig => "endpoint-config",
             Kind::Model => "model",
@@ -173,7 +180,8 @@ impl ApiError {
 
 impl From<crate::s3::S3Error> for ApiError {
     fn from(e: crate::s3::S3Error) -> ApiError {
-        ApiError { operation: e.operation, code: "S3".into(), message: format!("s3://{}: {}", e.bucket, e.message) }
+        let code = e.code.unwrap_or_else(|| "S3".into());
+        ApiError { operation: e.operation, code, message: format!("s3://{}: {}", e.bucket, e.message) }
     }
 }
 
@@ -218,6 +226,8 @@ pub struct Deployed {
 pub struct Ledger {
     usage: Vec<Usage>,
     live: Vec<(Kind, String)>,
+    /// Endpoints deployed at zero instances, billing nothing for now.
+    idle: HashSet<String>,
 }
 
 impl Ledger {
@@ -227,7 +237,7 @@ impl Ledger {
     /// was killed; it counts up to then.
     pub fn resumed(earlier: &Spend) -> Ledger {
         let close = |u: &Usage| Usage { to: Some(u.to.unwrap_or(earlier.written_at)), ..u.clone() };
-        Ledger { usage: earlier.usage.iter().map(close).collect(), live: Vec::new() }
+        Ledger { usage: earlier.usage.iter().map(close).collect(), ..Ledger::default() }
     }
 
     /// `candidate` starts billing by the hour on `endpoint`: its instances.
@@ -248,14 +258,24 @@ impl Ledger {
     pub fn rebill(&mut self, endpoint: &str, fleet: &Fleet) {
         let open = self.usage.iter().find(|u| u.endpoint == endpoint && u.to.is_none());
         if open.is_some_and(|u| u.count != fleet.count || u.instance_type != fleet.instance_type) {
-            let candidate = &fleet.candidate();
             self.close(endpoint);
-            self.open(endpoint, candidate);
+            self.open(endpoint, &fleet.candidate());
         }
+        if self.idle.remove(endpoint) {
+            self.open(endpoint, &fleet.candidate());
+        }
+    }
+
+    /// `endpoint` stays deployed with no instance (an asynchronous endpoint
+    /// scaled to zero): it bills nothing until [`Ledger::rebill`] sees instances again.
+    pub fn idle(&mut self, endpoint: &str) {
+        self.close(endpoint);
+        self.idle.insert(endpoint.to_string());
     }
 
     /// Every open billing period of `endpoint` ends now.
     pub fn close(&mut self, endpoint: &str) {
+        self.idle.remove(endpoint);
         let now = Utc::now();
         for usage in self.usage.iter_mut().filter(|u| u.endpoint == endpoint && u.to.is_none()) {
             usage.to = Some(now);
@@ -269,6 +289,11 @@ impl Ledger {
 
     pub fn deleted(&mut self, kind: Kind, name: &str) {
         self.live.retain(|(k, n)| !(*k == kind && n == name));
+    }
+
+    /// Whether a resource of `kind` named `name` is alive.
+    pub fn holds(&self, kind: Kind, name: &str) -> bool {
+        self.live.iter().any(|(k, n)| *k == kind && n == name)
     }
 
     pub fn usage(&self) -> &[Usage] {
@@ -312,6 +337,10 @@ pub trait Autoscaler {
     async fn remove_policy(&self, endpoint: &str) -> Result<(), ApiError>;
     /// Instances desired and in service now; the ledger bills what it sees.
     async fn instances(&self, deployed: &Deployed) -> Result<Instances, ApiError>;
+    /// Takes an asynchronous endpoint to zero instances (after its policy,
+    /// with a minimum of 0, is on) and waits until none serves — where a
+    /// test of scaling from zero starts.
+    async fn scale_to_zero(&self, deployed: &Deployed, cancel: &CancellationToken) -> Result<(), DeployError>;
     /// The scaling activities on the endpoint's variant, oldest first.
     async fn activities(&self, endpoint: &str) -> Result<Vec<Activity>, ApiError>;
 }

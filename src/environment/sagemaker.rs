@@ -35,6 +35,8 @@ pub struct Clients {
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub s3: aws_sdk_s3::Client,
+    /// For the alarm that wakes an asynchronous endpoint at zero.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 /// An asynchronous endpoint's own settings: where it writes answers and
@@ -77,11 +79,12 @@ pub struct SageMakerEnvironment {
     pub(super) client: aws_sdk_sagemaker::Client,
     pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
     s3: aws_sdk_s3::Client,
+    pub(super) cloudwatch: aws_sdk_cloudwatch::Client,
     run: RunId,
     model: ModelSource,
     model_name: String,
-    poll: Duration,
-    deploy_timeout: Duration,
+    pub(super) poll: Duration,
+    pub(super) deploy_timeout: Duration,
     /// How long teardown retries a deletion AWS refuses for now.
     teardown_timeout: Duration,
     pub(super) ledger: SharedLedger,
@@ -193,6 +196,7 @@ fn refused_for_now(e: &ApiError) -> bool {
 pub(super) async fn delete(clients: &Clients, kind: Kind, name: &str, patience: Patience) -> Result<(), ApiError> {
     match kind {
         Kind::ScalableTarget => super::autoscaling::deregister(&clients.autoscaling, name).await,
+        Kind::Alarm => super::autoscaling::delete_alarm(&clients.cloudwatch, name).await,
         Kind::Endpoint => delete_endpoint(&clients.sagemaker, name, patience).await,
         Kind::EndpointConfig => delete_endpoint_config(&clients.sagemaker, name).await,
         Kind::Model => delete_model(&clients.sagemaker, name).await,
@@ -294,6 +298,7 @@ impl SageMakerEnvironment {
             client: clients.sagemaker,
             autoscaling: clients.autoscaling,
             s3: clients.s3,
+            cloudwatch: clients.cloudwatch,
             run,
             model,
             model_name,
@@ -356,7 +361,12 @@ impl SageMakerEnvironment {
     }
 
     fn clients(&self) -> Clients {
-        Clients { sagemaker: self.client.clone(), autoscaling: self.autoscaling.clone(), s3: self.s3.clone() }
+        Clients {
+            sagemaker: self.client.clone(),
+            autoscaling: self.autoscaling.clone(),
+            s3: self.s3.clone(),
+            cloudwatch: self.cloudwatch.clone(),
+        }
     }
 
     async fn describe(&self, endpoint: &str) -> Result<Option<EndpointState>, ApiError> {

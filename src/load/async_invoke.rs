@@ -76,6 +76,14 @@ impl std::fmt::Display for Cleanup {
     }
 }
 
+/// Where an endpoint without an `S3FailurePath` writes the failure file of
+/// the output at `output`: beside it, `<inference id>-error.out` for
+/// `<inference id>.out` (SageMaker names no failure location then). Empty
+/// when the output's name is not the default one.
+fn failure_beside(output: &str) -> String {
+    output.strip_suffix(".out").map_or_else(String::new, |stem| format!("{stem}-error.out"))
+}
+
 /// How asynchronous requests are sent and watched, whatever the bucket.
 #[derive(Debug, Clone)]
 pub struct AsyncClient {
@@ -324,7 +332,7 @@ impl InvokeAsync {
             Err(e) => return Done { outcome: failed(&e), objects, stored_at },
         };
         let output = invoked.output_location().unwrap_or_default().to_string();
-        let failure = invoked.failure_location().unwrap_or_default().to_string();
+        let failure = invoked.failure_location().map_or_else(|| failure_beside(&output), str::to_string);
         let (outcome, answer) = self.watch(step, &output, &failure, cancel).await;
         objects.extend(answer);
         Done { outcome, objects, stored_at }
@@ -345,7 +353,7 @@ impl InvokeAsync {
         let mut wait = polling.interval;
         // The first look waits one interval too: an answer is never there the
         // moment its 202 arrives, and a look that must miss is a billed request.
-        loop {
+        for look in 1.. {
             if Instant::now() + wait > deadline {
                 return (Outcome::Timeout, None);
             }
@@ -356,7 +364,12 @@ impl InvokeAsync {
             if let Some(found) = self.look(step, output).await {
                 return (Outcome::Success, Some(found));
             }
+            let last = Instant::now() + polling.after(wait) > deadline;
+            // Failures are the exception: their location is looked at every
+            // other miss (and at the last), which halves what polling costs
+            // in HEADs while a failure is still seen within two looks.
             if !failure.is_empty()
+                && (look % 2 == 0 || last)
                 && let Some(found) = self.look(step, failure).await
             {
                 let code = self.failure_code(step, failure).await;
@@ -364,6 +377,7 @@ impl InvokeAsync {
             }
             wait = polling.after(wait);
         }
+        unreachable!("the looks end at the deadline")
     }
 
     /// The object at `uri` with its size, if it exists.
@@ -591,6 +605,12 @@ impl InvokeAsync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_failure_path_the_failure_file_is_looked_for_beside_the_output() {
+        assert_eq!(failure_beside("s3://out/results/1a2b.out"), "s3://out/results/1a2b-error.out");
+        assert_eq!(failure_beside("s3://out/results/custom.json"), "", "a custom name says nothing of its failure's");
+    }
 
     #[test]
     fn polling_backs_off_by_its_multiplier_up_to_its_maximum() {

@@ -71,6 +71,7 @@ impl ScalingTrial {
             peak_instances: t.peak_instances,
             mean_instances: t.mean_instances,
             first_scale_out_after_breach: t.scale_outs.first().and_then(|o| o.after_breach),
+            first_answer_second: t.first_answer,
             scale_outs_after_breach: t.scale_outs.iter().filter_map(|o| o.after_breach).collect(),
             disruption_errors: t.disruption.errors,
             disruption_slow_seconds: t.disruption.slow_seconds,
@@ -98,6 +99,10 @@ pub struct TrialBrief {
     /// Seconds from the first breach to each rise of the instances in service.
     #[serde(default)]
     pub scale_outs_after_breach: Vec<f64>,
+    /// The second of the trial the first successful answer arrived in: from
+    /// zero instances, the cold start the first request waited through.
+    #[serde(default)]
+    pub first_answer_second: Option<u32>,
     pub disruption_errors: u64,
     pub disruption_slow_seconds: u32,
     /// The instances it used, priced: mean instances in service × $/hour.
@@ -125,6 +130,12 @@ pub struct MetricVerdict {
 }
 
 impl MetricVerdict {
+    /// When a ramp from zero instances held: how long its first request
+    /// waited for the endpoint to wake, to the second.
+    pub fn cold_start(&self) -> Option<u32> {
+        self.trials.iter().find(|t| t.min == 0 && t.passed).and_then(|t| t.first_answer_second)
+    }
+
     /// The median seconds from the first breach of the target to the first
     /// new instance serving, over this metric's trials that scaled out.
     pub fn reaction(&self) -> Option<f64> {
@@ -187,11 +198,13 @@ impl ScalingVerdict {
     pub fn conclusion(&self) -> String {
         match self.best() {
             Some(m) => format!(
-                "auto-scaling meets the requirements under the ramp from {} instance{} ({} target {})",
+                "auto-scaling meets the requirements under the ramp from {} instance{} ({} target {}){}",
                 m.policy.min,
                 if m.policy.min == 1 { "" } else { "s" },
                 m.policy.metric,
-                crate::format::trim_number(m.policy.target)
+                crate::format::trim_number(m.policy.target),
+                m.cold_start()
+                    .map_or(String::new(), |s| format!("; from zero, the first output came {s} s after the first request")),
             ),
             None if self.metrics.iter().all(|m| m.trials.is_empty()) => {
                 format!("one configuration of {} instance(s) holds the peak: nothing to scale", self.fixed_count)

@@ -9,7 +9,8 @@ use crate::cost::{ConfigCost, RequestCost, RunCost};
 use crate::plan::{Asynchronous, Durations, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
 use crate::s3::Buckets;
-use crate::scaling::{BacklogPolicy, Policy, resource_id};
+use crate::scaling::backlog::step_configuration;
+use crate::scaling::{Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
 use crate::vocab::{Candidate, Fleet, Phase, Requirements};
 
@@ -46,9 +47,10 @@ pub struct Autoscaling {
 impl Autoscaling {
     /// The recommendation's policy on `endpoint`, as summary.json spells it.
     pub fn new(endpoint: &str, policy: &Policy, safety_factor: f64) -> Autoscaling {
-        let [register_command, policy_command] = policy.commands(endpoint, crate::sagemaker::VARIANT_NAME);
+        let mut commands = policy.commands(endpoint, crate::sagemaker::VARIANT_NAME).into_iter();
+        let (register_command, policy_command) = (commands.next().unwrap_or_default(), commands.next().unwrap_or_default());
         Autoscaling {
-            metric: policy.metric.predefined_type().into(),
+            metric: policy.metric.predefined_type().unwrap_or("ApproximateBacklogSizePerInstance").into(),
             target_invocations_per_instance: policy.target as u64,
             safety_factor,
             min_instances: policy.min,
@@ -56,7 +58,7 @@ impl Autoscaling {
             resource_id: resource_id(endpoint, crate::sagemaker::VARIANT_NAME),
             register_command,
             policy_command,
-            policy: policy.configuration(),
+            policy: policy.configuration(endpoint),
         }
     }
 }
@@ -83,7 +85,7 @@ pub struct BacklogAutoscaling {
 }
 
 impl BacklogAutoscaling {
-    pub fn new(endpoint: &str, policy: &BacklogPolicy, safety_factor: f64) -> BacklogAutoscaling {
+    pub fn new(endpoint: &str, policy: &Policy, safety_factor: f64) -> BacklogAutoscaling {
         BacklogAutoscaling {
             metric: "ApproximateBacklogSizePerInstance".into(),
             target_backlog_per_instance: policy.target,
@@ -93,7 +95,7 @@ impl BacklogAutoscaling {
             resource_id: resource_id(endpoint, crate::sagemaker::VARIANT_NAME),
             commands: policy.commands(endpoint, crate::sagemaker::VARIANT_NAME),
             policy: policy.configuration(endpoint),
-            step_policy: policy.scales_to_zero().then(|| policy.step_configuration()),
+            step_policy: policy.scales_to_zero().then(|| step_configuration(policy.scale_out_cooldown)),
         }
     }
 }
@@ -347,24 +349,6 @@ impl AsyncRecord {
             max_concurrent_invocations: a.max_concurrent_invocations,
         }
     }
-
-    /// In a sentence, for the report.
-    pub fn describe(&self) -> String {
-        let objects = match &self.buckets {
-            Buckets::RunOwned => "a bucket of the run's own".to_string(),
-            Buckets::Named { input, output } if input == output => format!("{input}<run id>/"),
-            Buckets::Named { input, output } => format!("{input}<run id>/ and {output}<run id>/"),
-        };
-        format!(
-            "objects in {objects}; outputs looked for from {} ms ×{} up to {} ms, for at most {} s; cleanup {}; MaxConcurrentInvocationsPerInstance {}",
-            crate::format::trim_number(self.polling_interval_ms),
-            crate::format::trim_number(self.backoff_multiplier),
-            crate::format::trim_number(self.max_polling_interval_ms),
-            crate::format::trim_number(self.max_wait_seconds),
-            self.cleanup,
-            self.max_concurrent_invocations.map_or("SageMaker's choice".into(), |n| n.to_string())
-        )
-    }
 }
 
 impl PlanRecord {
@@ -478,7 +462,7 @@ mod tests {
 
     /// The invocations policy of a type measured at `tps` per instance.
     fn policy(tps: f64, safety: f64, peak: f64, verified: u32, min: u32) -> Policy {
-        let capacity = MeasuredCapacity { tps_per_instance: tps, latency_p50_ms: 0.0 };
+        let capacity = MeasuredCapacity { tps_per_instance: tps, latency_p50_ms: 0.0, latency_limit_ms: 500.0 };
         Policy::new(ScalingMetric::Invocations, &capacity, safety, peak, verified, min, Cooldowns::default())
     }
 

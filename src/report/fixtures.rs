@@ -150,7 +150,7 @@ pub(crate) fn recommended_run() -> RunData {
             "YOUR-ENDPOINT",
             &crate::scaling::Policy::new(
                 crate::scaling::ScalingMetric::Invocations,
-                &crate::scaling::MeasuredCapacity { tps_per_instance: 100.0, latency_p50_ms: 0.0 },
+                &crate::scaling::MeasuredCapacity { tps_per_instance: 100.0, latency_p50_ms: 0.0, latency_limit_ms: 500.0 },
                 0.5,
                 100.0,
                 1,

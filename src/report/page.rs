@@ -21,9 +21,10 @@ use super::scaling_page::ScalingSection;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::load::AsyncFigures;
-use crate::record::{AsyncRecommendation, Recommendation, RunStatus, ScalingAdvice, TypeOutcome};
+use crate::record::{AsyncRecommendation, AsyncRecord, Recommendation, RunStatus, ScalingAdvice, TypeOutcome};
 use crate::result::cloudwatch::{AsyncServerMetrics, ServerLatency};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
+use crate::s3::Buckets;
 use crate::step::Capacity;
 use crate::vocab::{Phase, Requirements};
 
@@ -559,7 +560,7 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
         facts.push(fact("auto-scaling safety factor", trim_number(plan.safety_factor)));
         facts.push(fact("highest utilisation at peak", percent(plan.search.max_utilization * 100.0)));
         if let Some(a) = &plan.asynchronous {
-            facts.push(fact("asynchronous", a.describe()));
+            facts.push(fact("asynchronous", describe_async(a)));
         }
         if let Some(budget) = plan.max_test_cost {
             facts.push(fact("test budget", money(budget)));
@@ -760,6 +761,24 @@ fn shell_line(args: &[String]) -> String {
         .map(|a| if plain(a) { a.clone() } else { format!("'{}'", a.replace('\'', r"'\''")) })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// An asynchronous run's settings in a sentence.
+fn describe_async(a: &AsyncRecord) -> String {
+    let objects = match &a.buckets {
+        Buckets::RunOwned => "a bucket of the run's own".to_string(),
+        Buckets::Named { input, output } if input == output => format!("{input}<run id>/"),
+        Buckets::Named { input, output } => format!("{input}<run id>/ and {output}<run id>/"),
+    };
+    format!(
+        "objects in {objects}; outputs looked for from {} ms ×{} up to {} ms, for at most {} s; cleanup {}; MaxConcurrentInvocationsPerInstance {}",
+        trim_number(a.polling_interval_ms),
+        trim_number(a.backoff_multiplier),
+        trim_number(a.max_polling_interval_ms),
+        trim_number(a.max_wait_seconds),
+        a.cleanup,
+        a.max_concurrent_invocations.map_or("SageMaker's choice".into(), |n| n.to_string())
+    )
 }
 
 #[cfg(test)]

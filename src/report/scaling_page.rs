@@ -122,14 +122,27 @@ fn trial_row(m: &MetricVerdict, t: &TrialBrief) -> TrialRow {
         p99: t.judged_latency_ms.map_or("–".into(), ms),
         errors: format!("{:.3}%", t.error_percent),
         instances: format!("{} → {} (mean {:.1})", t.min, t.peak_instances, t.mean_instances),
-        reaction: if t.scale_outs_after_breach.is_empty() {
-            "–".into()
-        } else {
-            t.scale_outs_after_breach.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(", ") + " s"
-        },
+        reaction: reaction(t),
         disruption: format!("{} errors · {} slow s", t.disruption_errors, t.disruption_slow_seconds),
         cost: format!("{} (fixed {})", money(t.cost_per_hour), money(t.fixed_cost_per_hour)),
     }
+}
+
+/// Seconds from the first breach to each new instance serving; from zero,
+/// also when the first output came.
+fn reaction(t: &TrialBrief) -> String {
+    let mut text = if t.scale_outs_after_breach.is_empty() {
+        "–".to_string()
+    } else {
+        t.scale_outs_after_breach.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(", ") + " s"
+    };
+    if t.min == 0 {
+        text += &match t.first_answer_second {
+            Some(second) => format!(" · first output at {second} s"),
+            None => " · no output".to_string(),
+        };
+    }
+    text
 }
 
 /// The offered rate against the capacity in service (instances × what one
@@ -154,6 +167,9 @@ fn timeline_chart(t: &ScalingTrial, capacity: f64) -> Chart {
     canvas.line("c-errors", "errors", points.iter().map(|p| Some((at(p.second), p.errors as f64))));
     if let Some(breach) = t.timeline.first_breach {
         canvas.vrule(breach as f64, "c-limit", "target passed");
+    }
+    if let Some(answer) = t.timeline.first_answer.filter(|_| t.policy.min == 0) {
+        canvas.vrule(answer as f64, "c-capacity", "first output");
     }
     for activity in &t.activities {
         let second = (activity.started_at - t.started_at).num_milliseconds() as f64 / 1000.0;

@@ -16,9 +16,10 @@ pub struct MinimumSearch {
 }
 
 impl MinimumSearch {
-    /// Searches `floor..=known_good`.
+    /// Searches `floor..=known_good`. A floor of 0 is an asynchronous
+    /// endpoint's: it may rest at zero instances.
     pub fn new(floor: u32, known_good: u32) -> MinimumSearch {
-        MinimumSearch { lo: floor.clamp(1, known_good.max(1)), hi: known_good.max(1) }
+        MinimumSearch { lo: floor.min(known_good.max(1)), hi: known_good.max(1) }
     }
 
     /// The next minimum to try, None once the answer is known.
@@ -119,7 +120,14 @@ mod tests {
         assert_eq!(search(1, 1, 1), (1, vec![]));
     }
 
-    const CAP: MeasuredCapacity = MeasuredCapacity { tps_per_instance: 100.0, latency_p50_ms: 20.0 };
+    #[test]
+    fn an_asynchronous_floor_of_zero_is_tried() {
+        assert_eq!(search(0, 1, 0), (0, vec![0]), "zero holds: the endpoint may rest at zero");
+        assert_eq!(search(0, 1, 1), (1, vec![0]));
+        assert_eq!(search(0, 4, 1), (1, vec![2, 1, 0]));
+    }
+
+    const CAP: MeasuredCapacity = MeasuredCapacity { tps_per_instance: 100.0, latency_p50_ms: 20.0, latency_limit_ms: 500.0 };
 
     #[test]
     fn a_lower_target_is_suggested_when_one_can_ask_in_time() {

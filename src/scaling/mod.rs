@@ -16,7 +16,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use backlog::BacklogPolicy;
 pub use minimum::{MinimumSearch, suggestion};
 pub use timeline::{InstanceSample, ScaleOut, Timeline, TimelinePoint};
 
@@ -33,6 +32,11 @@ pub enum ScalingMetric {
     /// `SageMakerVariantConcurrentRequestsPerModelHighResolution`: requests in
     /// flight per model copy, a 10-second metric that reacts sooner.
     Concurrency,
+    /// `ApproximateBacklogSizePerInstance` of an asynchronous endpoint
+    /// (customized, 1-minute): requests waiting per instance. The only one
+    /// an asynchronous endpoint publishes, and the only one that may start
+    /// from zero instances (with the step policy of [`backlog`]).
+    Backlog,
 }
 
 impl ScalingMetric {
@@ -40,15 +44,23 @@ impl ScalingMetric {
         match self {
             ScalingMetric::Invocations => "invocations",
             ScalingMetric::Concurrency => "concurrency",
+            ScalingMetric::Backlog => "backlog",
         }
     }
 
-    /// The predefined metric type Application Auto Scaling knows it by.
-    pub fn predefined_type(self) -> &'static str {
+    /// The predefined metric type Application Auto Scaling knows it by; None
+    /// for the backlog, a customized metric ([`backlog::metric_specification`]).
+    pub fn predefined_type(self) -> Option<&'static str> {
         match self {
-            ScalingMetric::Invocations => "SageMakerVariantInvocationsPerInstance",
-            ScalingMetric::Concurrency => "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+            ScalingMetric::Invocations => Some("SageMakerVariantInvocationsPerInstance"),
+            ScalingMetric::Concurrency => Some("SageMakerVariantConcurrentRequestsPerModelHighResolution"),
+            ScalingMetric::Backlog => None,
         }
+    }
+
+    /// Whether it is an asynchronous endpoint's metric (and the only one it has).
+    pub fn is_asynchronous(self) -> bool {
+        self == ScalingMetric::Backlog
     }
 
     /// The unit of its target, for people.
@@ -56,6 +68,7 @@ impl ScalingMetric {
         match self {
             ScalingMetric::Invocations => "invocations per instance per minute",
             ScalingMetric::Concurrency => "concurrent requests per instance",
+            ScalingMetric::Backlog => "requests waiting per instance",
         }
     }
 
@@ -63,6 +76,8 @@ impl ScalingMetric {
     /// instance was measured to sustain. Invocations: the rate, per minute.
     /// Concurrency: by Little's law, requests in flight at that rate are the
     /// rate × the time each spends in the system (its median latency there).
+    /// Backlog: a backlog of B per instance waits B ÷ capacity, so the target
+    /// is the backlog that drains within the safety factor of the limit.
     pub fn target(self, capacity: &MeasuredCapacity, safety_factor: f64) -> f64 {
         match self {
             ScalingMetric::Invocations => (capacity.tps_per_instance * 60.0 * safety_factor).floor().max(1.0),
@@ -71,17 +86,33 @@ impl ScalingMetric {
                 // AWS takes fractional targets; two decimals is what a person can act on.
                 ((in_flight * safety_factor * 100.0).round() / 100.0).max(0.01)
             }
+            ScalingMetric::Backlog => {
+                (capacity.tps_per_instance * capacity.latency_limit_ms / 1000.0 * safety_factor).floor().max(1.0)
+            }
         }
     }
 
     /// How much of this metric one second of traffic puts on each instance:
     /// what is compared with the target to tell when a policy should act.
+    /// The backlog is seen from the client: requests submitted and not yet
+    /// answered.
     pub fn load_per_instance(self, offered_per_second: f64, in_flight: f64, instances: u32) -> f64 {
         let n = instances.max(1) as f64;
         match self {
             ScalingMetric::Invocations => offered_per_second * 60.0 / n,
-            ScalingMetric::Concurrency => in_flight / n,
+            ScalingMetric::Concurrency | ScalingMetric::Backlog => in_flight / n,
         }
+    }
+
+    /// Whether a second with this load on `instances` in service asks the
+    /// policy for more. With none in service, only a backlog can ask (it is
+    /// what wakes an endpoint at zero); the others have no instance to
+    /// measure per.
+    pub fn breached(self, offered_per_second: f64, in_flight: f64, instances: u32, target: f64) -> bool {
+        if instances == 0 {
+            return self == ScalingMetric::Backlog && in_flight > 0.0;
+        }
+        self.load_per_instance(offered_per_second, in_flight, instances) > target
     }
 }
 
@@ -97,7 +128,10 @@ impl FromStr for ScalingMetric {
         match s.trim() {
             "invocations" => Ok(ScalingMetric::Invocations),
             "concurrency" => Ok(ScalingMetric::Concurrency),
-            other => Err(format!("`{other}` is not a scaling metric: use invocations or concurrency")),
+            "backlog" => Ok(ScalingMetric::Backlog),
+            other => Err(format!(
+                "`{other}` is not a scaling metric: use invocations or concurrency (real-time), or backlog (--async)"
+            )),
         }
     }
 }
@@ -108,6 +142,9 @@ pub struct MeasuredCapacity {
     pub tps_per_instance: f64,
     /// Median latency at that rate, for the concurrency target.
     pub latency_p50_ms: f64,
+    /// The latency limit of the requirements: how long a request may take,
+    /// waiting included, for the backlog target.
+    pub latency_limit_ms: f64,
 }
 
 /// A target-tracking policy on one endpoint variant.
@@ -188,6 +225,9 @@ impl Policy {
         let needed = match metric {
             ScalingMetric::Invocations => peak_tps * 60.0 / target,
             ScalingMetric::Concurrency => peak_tps * capacity.latency_p50_ms / 1000.0 / target,
+            // A backlog at its target drains at capacity: the count that
+            // completes the peak is what it needs.
+            ScalingMetric::Backlog => peak_tps / capacity.tps_per_instance.max(f64::MIN_POSITIVE),
         };
         (needed.ceil() as u32).max(verified).max(1)
     }
@@ -197,30 +237,52 @@ impl Policy {
         format!("perfsize-{}-target", self.metric)
     }
 
+    /// The metric as `TargetTrackingScalingPolicyConfiguration` names it:
+    /// predefined, or the backlog of `endpoint` as a customized metric.
+    fn metric_specification(&self, endpoint: &str) -> (&'static str, serde_json::Value) {
+        match self.metric.predefined_type() {
+            Some(predefined) => ("PredefinedMetricSpecification", serde_json::json!({ "PredefinedMetricType": predefined })),
+            None => ("CustomizedMetricSpecification", backlog::metric_specification(endpoint)),
+        }
+    }
+
     /// `TargetTrackingScalingPolicyConfiguration` as the API and CLI take it.
-    pub fn configuration(&self) -> serde_json::Value {
+    pub fn configuration(&self, endpoint: &str) -> serde_json::Value {
+        let (key, metric) = self.metric_specification(endpoint);
         serde_json::json!({
             "TargetValue": self.target,
-            "PredefinedMetricSpecification": { "PredefinedMetricType": self.metric.predefined_type() },
+            key: metric,
             "ScaleInCooldown": self.scale_in_cooldown.as_secs(),
             "ScaleOutCooldown": self.scale_out_cooldown.as_secs(),
         })
     }
 
-    /// The AWS CLI commands that apply this policy to `endpoint`.
-    pub fn commands(&self, endpoint: &str, variant: &str) -> [String; 2] {
+    /// Whether the policy may leave the endpoint at zero instances, and so
+    /// needs the step policy that wakes it ([`backlog::step_configuration`]).
+    pub fn scales_to_zero(&self) -> bool {
+        self.min == 0
+    }
+
+    /// The AWS CLI commands that apply this policy to `endpoint`: register,
+    /// target tracking, and from zero the step policy and its alarm.
+    pub fn commands(&self, endpoint: &str, variant: &str) -> Vec<String> {
         let id = resource_id(endpoint, variant);
-        [
+        let target = format!("--service-namespace sagemaker --resource-id {id} --scalable-dimension {SCALABLE_DIMENSION}");
+        let mut commands = vec![
             format!(
-                "aws application-autoscaling register-scalable-target --service-namespace sagemaker --resource-id {id} --scalable-dimension {SCALABLE_DIMENSION} --min-capacity {} --max-capacity {}",
+                "aws application-autoscaling register-scalable-target {target} --min-capacity {} --max-capacity {}",
                 self.min, self.max
             ),
             format!(
-                "aws application-autoscaling put-scaling-policy --service-namespace sagemaker --resource-id {id} --scalable-dimension {SCALABLE_DIMENSION} --policy-name {} --policy-type TargetTrackingScaling --target-tracking-scaling-policy-configuration '{}'",
+                "aws application-autoscaling put-scaling-policy {target} --policy-name {} --policy-type TargetTrackingScaling --target-tracking-scaling-policy-configuration '{}'",
                 self.name(),
-                self.configuration()
+                self.configuration(endpoint)
             ),
-        ]
+        ];
+        if self.scales_to_zero() {
+            commands.extend(backlog::from_zero_commands(&target, endpoint, self.scale_out_cooldown));
+        }
+        commands
     }
 }
 
@@ -246,15 +308,12 @@ pub struct Activity {
 mod tests {
     use super::*;
 
-    const M5: MeasuredCapacity = MeasuredCapacity { tps_per_instance: 118.0, latency_p50_ms: 20.0 };
+    const M5: MeasuredCapacity = MeasuredCapacity { tps_per_instance: 118.0, latency_p50_ms: 20.0, latency_limit_ms: 500.0 };
 
     #[test]
     fn the_invocations_target_is_measured_capacity_per_minute_times_the_safety_factor() {
         assert_eq!(ScalingMetric::Invocations.target(&M5, 0.5), 3540.0);
-        assert_eq!(
-            ScalingMetric::Invocations.target(&MeasuredCapacity { tps_per_instance: 0.001, latency_p50_ms: 1.0 }, 0.5),
-            1.0
-        );
+        assert_eq!(ScalingMetric::Invocations.target(&MeasuredCapacity { tps_per_instance: 0.001, ..M5 }, 0.5), 1.0);
     }
 
     #[test]
@@ -282,7 +341,7 @@ mod tests {
             scale_out_cooldown: Duration::from_secs(60),
             scale_in_cooldown: Duration::from_secs(300),
         };
-        let [register, put] = policy.commands("my-endpoint", "AllTraffic");
+        let [register, put] = <[String; 2]>::try_from(policy.commands("my-endpoint", "AllTraffic")).unwrap();
         assert!(register.contains("--resource-id endpoint/my-endpoint/variant/AllTraffic"), "{register}");
         assert!(register.ends_with("--min-capacity 2 --max-capacity 7"), "{register}");
         assert!(put.contains("SageMakerVariantConcurrentRequestsPerModelHighResolution"), "{put}");

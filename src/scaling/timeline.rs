@@ -55,6 +55,11 @@ pub struct Timeline {
     pub mean_instances: f64,
     pub peak_instances: u32,
     pub instance_hours: f64,
+    /// The second the first successful answer arrived: for a test that
+    /// starts at zero instances, how long the first request waited for the
+    /// endpoint to wake (a cold start), to the second.
+    #[serde(default)]
+    pub first_answer: Option<u32>,
 }
 
 /// What a scale-out cost while the instances it asked for were not serving.
@@ -77,6 +82,7 @@ impl Timeline {
         target: f64,
         latency_limit_ms: f64,
     ) -> Timeline {
+        let first_answer = series.iter().find(|s| s.completed > s.errors).map(|s| s.second);
         // The seconds after the last offered request only count stragglers.
         let series = &series[..series.iter().rposition(|s| s.offered > 0).map_or(0, |last| last + 1)];
         let points: Vec<TimelinePoint> = series
@@ -94,10 +100,8 @@ impl Timeline {
                 }
             })
             .collect();
-        let first_breach = points
-            .iter()
-            .find(|p| p.in_service > 0 && metric.load_per_instance(p.offered as f64, p.in_flight as f64, p.in_service) > target)
-            .map(|p| p.second);
+        let first_breach =
+            points.iter().find(|p| metric.breached(p.offered as f64, p.in_flight as f64, p.in_service, target)).map(|p| p.second);
         let scale_outs = scale_outs(samples, first_breach);
         let disruption = disruption(&points, first_breach, &scale_outs, latency_limit_ms);
         let (mean_instances, seconds) = time_weighted_instances(samples, series.len() as f64);
@@ -107,6 +111,7 @@ impl Timeline {
             mean_instances,
             peak_instances: samples.iter().map(|s| s.in_service).max().unwrap_or(0),
             instance_hours: mean_instances * seconds / 3600.0,
+            first_answer,
             scale_outs,
             points,
         }
@@ -224,6 +229,30 @@ mod tests {
         assert_eq!(t.first_breach, None);
         assert_eq!(t.disruption, Disruption::default());
         assert!((t.instance_hours - 2.0 * 5.0 / 3600.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn from_zero_the_backlog_breaches_at_once_and_the_first_answer_marks_the_cold_start() {
+        // Nothing answers for 40 s while the endpoint wakes; then all do.
+        let series: Vec<SecondStats> = (0..60)
+            .map(|s| SecondStats {
+                second: s,
+                warmup: false,
+                offered: 2,
+                completed: if s < 40 { 0 } else { 3 },
+                errors: 0,
+                in_flight: if s < 40 { 2 * s as u64 + 2 } else { 4 },
+                p50_ms: (s >= 40).then_some(5_000.0),
+                p99_ms: (s >= 40).then_some(38_000.0),
+            })
+            .collect();
+        let samples = [sample(0.0, 0, 0), sample(31.0, 0, 1), sample(39.5, 1, 1)];
+        let t = Timeline::build(&series, &samples, ScalingMetric::Backlog, 100.0, 60_000.0);
+        assert_eq!(t.first_breach, Some(0), "a backlog with no instance asks at once");
+        assert_eq!(t.first_answer, Some(40));
+        assert_eq!(t.scale_outs[0].after_breach, Some(39.5));
+        let fails: Vec<SecondStats> = series.iter().map(|s| SecondStats { errors: s.completed, ..s.clone() }).collect();
+        assert_eq!(Timeline::build(&fails, &samples, ScalingMetric::Backlog, 100.0, 1.0).first_answer, None);
     }
 
     #[test]

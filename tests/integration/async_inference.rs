@@ -443,6 +443,35 @@ async fn the_async_driver_submits_on_schedule_and_sees_every_output() {
     sim.stop().await;
 }
 
+/// A model that fails every request writes failure files — beside the
+/// outputs, as an endpoint without S3FailurePath does (SageMaker then names
+/// no failure location): each is a failure by the model's ErrorCode, seen
+/// within two looks (the failure location is looked at every other miss,
+/// so polling costs fewer HEADs than two per look), and its objects are
+/// cleaned up like any output.
+#[tokio::test]
+async fn failure_files_are_failures_by_their_code_at_a_bounded_polling_cost() {
+    let _turn = traffic_turn().await;
+    let (sim, s3) = driver_endpoint_on("async-failing", fast_profile("error_rate = 1.0")).await;
+    let driver = async_driver(&sim, Cleanup::Immediate);
+    let spec = async_spec(&sim, "async-failing", 10.0, Duration::from_secs(2));
+    let run = driver.drive(spec, CancellationToken::new(), None).await.expect("the step runs");
+    let counts = &run.totals.counts;
+    assert_eq!((counts.sent, counts.failed), (20, 20), "{:?}", run.totals.errors_by_code);
+    let codes: Vec<&String> = run.totals.errors_by_code.keys().collect();
+    assert!(codes.iter().all(|c| !c.to_lowercase().contains("timeout")), "each failure is the model's, not a timeout: {codes:?}");
+    let figures = run.asynchronous.expect("async figures");
+    // One PUT, one DELETE per object written, and the looks: the output's
+    // at every look, the failure's at every other, then one GET of the file.
+    let per_inference = figures.s3_requests_per_inference;
+    assert!(per_inference < 12.0, "polling for a failure must stay cheap: {per_inference} S3 requests per inference");
+    assert_eq!(figures.s3_get, 20, "each failure file is read once, for its ErrorCode");
+    for bucket in ["perfsize-in", "perfsize-out"] {
+        assert_eq!(keys(&s3, bucket).await, Vec::<String>::new(), "{bucket}");
+    }
+    sim.stop().await;
+}
+
 /// The delayed policy keeps each request's objects for its delay — and
 /// whatever still waits is deleted when the run settles, at once on Ctrl-C;
 /// the disabled policy keeps them and says how many.
@@ -511,7 +540,11 @@ async fn cleanup_removes_a_killed_async_runs_bucket_and_only_its_objects() {
 /// A simulator with asynchronous endpoint `name` in service, writing to
 /// s3://perfsize-out/, and the bucket of the driver's inputs, s3://perfsize-in/.
 async fn driver_endpoint(name: &str) -> (RunningSimulator, aws_sdk_s3::Client) {
-    let sim = simulator(fast_profile("")).await;
+    driver_endpoint_on(name, fast_profile("")).await
+}
+
+async fn driver_endpoint_on(name: &str, profile: perfsize::simulator::Profile) -> (RunningSimulator, aws_sdk_s3::Client) {
+    let sim = simulator(profile).await;
     let (sm, s3) = (sagemaker(&sim), s3(&sim));
     create_bucket(&s3, "perfsize-in").await;
     create_bucket(&s3, "perfsize-out").await;
@@ -650,57 +683,13 @@ async fn perfsize_buckets(s3: &aws_sdk_s3::Client) -> Vec<String> {
 async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     let _turn = traffic_turn().await;
     let dir = crate::cli::scratch("async-sizing");
-    let profile = dir.join("profile.toml");
-    std::fs::write(&profile, ASYNC_SIZING_PROFILE).unwrap();
-    let sim = SimulatorProcess::start(profile.to_str().unwrap());
-    let results = dir.join("results");
-    let payload = dir.join("req.json");
-    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
-    let code = sim
-        .perfsize(&[
-            "--async",
-            "--payload",
-            payload.to_str().unwrap(),
-            "--peak-tps",
-            "15",
-            "--type-walk",
-            "ml.m5.large,ml.c5.large",
-            "--latency-p99-ms",
-            "2000",
-            "--image",
-            "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
-            "--execution-role-arn",
-            "arn:aws:iam::123456789012:role/test",
-            // Five seconds or more: a backlog that grows is judged.
-            "--duration",
-            "5s",
-            "--warmup",
-            "1s",
-            "--endurance-duration",
-            "6s",
-            "--tps-resolution",
-            "0.25",
-            "--poll-interval",
-            "100ms",
-            "--polling-interval",
-            "100ms",
-            "--max-polling-interval",
-            "400ms",
-            "--min-instances",
-            "0",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap()
-        .code();
+    let (sim, code, summary) = async_sizing(
+        &dir,
+        ASYNC_SIZING_PROFILE,
+        &["--type-walk", "ml.m5.large,ml.c5.large", "--latency-p99-ms", "2000", "--endurance-duration", "6s"],
+    );
     assert_eq!(code, Some(exit::OK as i32));
-    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    let errors = schema_errors(&summary);
     assert!(errors.is_empty(), "{errors:?}");
     let rec = &summary["recommendation"];
     assert_eq!(rec["instance_type"], "ml.c5.large", "{summary:#}");
@@ -727,6 +716,104 @@ async fn an_async_sizing_run_recommends_from_capacity_and_leaves_nothing() {
     assert_eq!(perfsize_buckets(&s3).await, Vec::<String>::new(), "the run's bucket went with it");
 }
 
+/// `perfsize --async` as a user runs it against AWS (here a standalone
+/// simulator on `profile`): peak 15/s from the first payload, ml.c5.large
+/// and the flags of `extra`, scaling to zero allowed. Returns the simulator
+/// (to look at what is left), the exit code and summary.json.
+fn async_sizing(dir: &std::path::Path, profile: &str, extra: &[&str]) -> (SimulatorProcess, Option<i32>, serde_json::Value) {
+    let profile_file = dir.join("profile.toml");
+    std::fs::write(&profile_file, profile).unwrap();
+    let sim = SimulatorProcess::start(profile_file.to_str().unwrap());
+    let results = dir.join("results");
+    let payload = dir.join("req.json");
+    std::fs::write(&payload, br#"{"x":1}"#).unwrap();
+    let mut args = vec![
+        "--async",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--peak-tps",
+        "15",
+        "--image",
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com/model:1",
+        "--execution-role-arn",
+        "arn:aws:iam::123456789012:role/test",
+        // Five seconds or more: a backlog that grows is judged.
+        "--duration",
+        "5s",
+        "--warmup",
+        "1s",
+        "--tps-resolution",
+        "0.25",
+        "--poll-interval",
+        "100ms",
+        "--polling-interval",
+        "100ms",
+        "--max-polling-interval",
+        "400ms",
+        "--min-instances",
+        "0",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let code = sim.perfsize(&args).status().unwrap().code();
+    let run = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let summary = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    (sim, code, summary)
+}
+
+/// The auto-scaling test of an asynchronous endpoint, from zero: the
+/// recommended ml.c5.large (25/s each) goes to zero instances under the
+/// backlog policy and its HasBacklogWithoutCapacity step policy, traffic
+/// ramps to 15/s, and the alarm wakes it (two compressed one-minute
+/// periods, then a one-second deployment). The first output's wait is the
+/// cold start, within a 15 s limit, so resting at zero holds; the run
+/// leaves no scalable target, alarm, endpoint or bucket.
+#[tokio::test]
+async fn an_async_scaling_test_wakes_the_endpoint_from_zero_and_times_the_first_output() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("async-scaling");
+    let profile =
+        format!("scaling_time_scale = 60\n{}", ASYNC_SIZING_PROFILE.replace("deploy_seconds = 0.2", "deploy_seconds = 1.0"));
+    let (sim, code, summary) = async_sizing(
+        &dir,
+        &profile,
+        &[
+            "--type-walk",
+            "ml.c5.large",
+            "--latency-p99-ms",
+            "15000",
+            "--endurance-duration",
+            "5s",
+            "--scaling-ramp",
+            "10s",
+            "--ramp-hold",
+            "5s",
+            "--scale-out-cooldown",
+            "5s",
+        ],
+    );
+    assert_eq!(code, Some(exit::OK as i32), "{summary:#}");
+    let errors = schema_errors(&summary);
+    assert!(errors.is_empty(), "{errors:?}");
+    let metric = &summary["scaling"]["metrics"][0];
+    assert_eq!(metric["policy"]["metric"], "backlog", "{metric:#}");
+    let from_zero = metric["trials"].as_array().unwrap().iter().find(|t| t["min"] == 0).expect("a trial from zero");
+    let first_output = from_zero["first_answer_second"].as_u64().expect("an output came");
+    assert!(first_output >= 2, "the alarm needs two periods before the endpoint wakes: {from_zero:#}");
+    assert!(from_zero["scale_outs_after_breach"].as_array().is_some_and(|s| !s.is_empty()), "{from_zero:#}");
+    assert_eq!(from_zero["passed"], true, "a few seconds of cold start are well within 15 s: {from_zero:#}");
+    assert_eq!(summary["recommendation"]["autoscaling"]["min_instances"], 0, "{summary:#}");
+    assert!(summary["recommendation"]["autoscaling"]["step_policy"].is_object());
+
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "no endpoint, config or model is left");
+    assert_eq!(sim.scalable_targets().await, 0, "no scalable target is left");
+    let alarms = cloudwatch_at(&sim.url).describe_alarms().send().await.unwrap();
+    let names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
+    assert!(names.is_empty(), "no alarm is left: {names:?}");
+    assert_eq!(perfsize_buckets(&s3_client(&sim.url)).await, Vec::<String>::new(), "the run's bucket went with it");
+}
+
 /// A sizing run's async inputs that cannot work are refused with exit 2
 /// before anything is deployed or any run directory is made.
 #[tokio::test]
@@ -747,6 +834,12 @@ async fn bad_async_sizing_inputs_exit_2_before_anything_is_deployed() {
         (&["--async", "--max-wait", "1s", "--latency-p99-ms", "5000"][..], "max wait below one service time", "--max-wait"),
         (&["--async", "--cleanup-policy", "disabled"][..], "kept objects in a bucket that goes", "--cleanup-policy disabled"),
         (&["--min-instances", "0"][..], "zero instances in real time", "--min-instances 0"),
+        (
+            &["--async", "--scaling-ramp", "10s", "--scaling-metric", "invocations"][..],
+            "a metric asynchronous endpoints do not publish",
+            "not published by asynchronous endpoints",
+        ),
+        (&["--scaling-ramp", "10s", "--scaling-metric", "backlog"][..], "a backlog without --async", "add --async"),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

@@ -228,10 +228,7 @@ async fn a_teardown_that_gives_up_exits_non_zero_naming_what_is_left_and_the_cle
     let command = leftovers["cleanup_command"].as_str().unwrap();
     assert!(command.starts_with("perfsize cleanup --run-id "), "{command}");
     assert!(finished.stderr.contains(command), "the command is printed: {}", finished.stderr);
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&finished.summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    let errors = schema_errors(&finished.summary);
     assert!(errors.is_empty(), "{errors:?}");
     assert!(finished.run.join("report.html").exists(), "the report is written all the same");
 }

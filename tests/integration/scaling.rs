@@ -77,17 +77,6 @@ fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
 }
 
-async fn scalable_targets(sim: &SimulatorProcess) -> usize {
-    let targets = sim
-        .autoscaling()
-        .describe_scalable_targets()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
-        .send()
-        .await
-        .unwrap();
-    targets.scalable_targets().len()
-}
-
 async fn finish(child: Child) -> Option<i32> {
     let mut child = child;
     tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(300))).await.unwrap()
@@ -116,7 +105,7 @@ async fn the_scaling_test_keeps_the_lowest_minimum_that_holds_the_ramp() {
     assert!(metric["trials"].as_array().unwrap().iter().any(|t| t["first_scale_out_after_breach"].is_number()));
     assert_eq!(s["recommendation"]["autoscaling"]["min_instances"], 2);
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing left behind");
-    assert_eq!(scalable_targets(&sim).await, 0, "no scalable target left behind");
+    assert_eq!(sim.scalable_targets().await, 0, "no scalable target left behind");
 }
 
 #[tokio::test]
@@ -142,7 +131,7 @@ async fn a_ramp_too_steep_for_any_minimum_recommends_fixed_scale_and_exits_0() {
     .unwrap();
     assert!(report.contains(&format!("auto-scaling cannot meet this ramp; use fixed scale at {fixed}")));
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
-    assert_eq!(scalable_targets(&sim).await, 0);
+    assert_eq!(sim.scalable_targets().await, 0);
 }
 
 #[tokio::test]
@@ -154,7 +143,7 @@ async fn ctrl_c_during_a_ramp_leaves_no_endpoint_and_no_scaling() {
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
     let child = scaling_run(&sim, &dir, "250", "120s");
     let deadline = Instant::now() + Duration::from_secs(240);
-    while scalable_targets(&sim).await == 0 {
+    while sim.scalable_targets().await == 0 {
         assert!(Instant::now() < deadline, "the run never reached its auto-scaling test");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -163,6 +152,6 @@ async fn ctrl_c_during_a_ramp_leaves_no_endpoint_and_no_scaling() {
     signal(&child, "INT");
     assert_eq!(finish(child).await, Some(exit::INTERRUPTED as i32));
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing left behind");
-    assert_eq!(scalable_targets(&sim).await, 0, "no scalable target or policy left behind");
+    assert_eq!(sim.scalable_targets().await, 0, "no scalable target or policy left behind");
     assert_eq!(summary(&dir)["status"], "interrupted");
 }

@@ -72,11 +72,16 @@ fn runtime_at(url: &str) -> aws_sdk_sagemakerruntime::Client {
 }
 
 pub fn cloudwatch(sim: &RunningSimulator) -> aws_sdk_cloudwatch::Client {
+    cloudwatch_at(&sim.url())
+}
+
+/// CloudWatch on a simulator at `url`.
+pub fn cloudwatch_at(url: &str) -> aws_sdk_cloudwatch::Client {
     let config = aws_sdk_cloudwatch::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(aws_sdk_cloudwatch::config::Region::new(REGION))
         .credentials_provider(credentials())
-        .endpoint_url(sim.url())
+        .endpoint_url(url)
         .build();
     aws_sdk_cloudwatch::Client::from_conf(config)
 }
@@ -198,6 +203,18 @@ impl SimulatorProcess {
             .build();
         aws_sdk_applicationautoscaling::Client::from_conf(config)
     }
+
+    /// How many SageMaker scalable targets are registered on this simulator.
+    pub async fn scalable_targets(&self) -> usize {
+        let targets = self
+            .autoscaling()
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
+            .send()
+            .await
+            .expect("DescribeScalableTargets");
+        targets.scalable_targets().len()
+    }
 }
 
 impl Drop for SimulatorProcess {
@@ -250,4 +267,13 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What keeps `summary` from validating against the shipped
+/// resources/summary.schema.json; empty when it validates.
+pub fn schema_errors(summary: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    validator.iter_errors(summary).map(|e| format!("{e} at {}", e.instance_path)).collect()
 }

@@ -132,8 +132,8 @@ pub struct SizingArgs {
     /// Auto-scaling test: also jump to the peak at once (a spike), at the minimum the ramp found.
     #[arg(long)]
     pub spike: bool,
-    /// What the tested policy tracks: invocations (per instance per minute), concurrency (high-resolution, reacts sooner), or both to compare.
-    #[arg(long, value_delimiter = ',', default_value = "invocations", value_parser = |s: &str| s.parse::<ScalingMetric>(), value_name = "invocations|concurrency")]
+    /// What the tested policy tracks: invocations (per instance per minute, the default), concurrency (high-resolution, reacts sooner), or both to compare; with --async, backlog (per instance, the only one).
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<ScalingMetric>(), value_name = "invocations|concurrency|backlog")]
     pub scaling_metric: Vec<ScalingMetric>,
     /// The tested policy's ScaleOutCooldown.
     #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
@@ -261,7 +261,11 @@ impl SizingArgs {
             ramp,
             hold: self.ramp_hold.unwrap_or(endurance),
             spike: self.spike,
-            metrics: self.scaling_metric.clone(),
+            metrics: match self.scaling_metric.as_slice() {
+                [] if self.asynchronous.asynchronous => vec![ScalingMetric::Backlog],
+                [] => vec![ScalingMetric::Invocations],
+                named => named.to_vec(),
+            },
             scale_out_cooldown: self.scale_out_cooldown,
             scale_in_cooldown: self.scale_in_cooldown,
             procedure: self.scaling_procedure,

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::run_loop::{RunState, Shared};
 use super::{Sizing, SizingError};
-use std::time::Duration;
 
 use crate::cost::{HOURS_PER_MONTH, S3Work, Spend};
 use crate::environment::{Autoscaler, Environment};
@@ -15,7 +14,7 @@ use crate::record::{
     ScalingVerdict, StepBrief, Summary, TypeOutcome,
 };
 use crate::result::StepResult;
-use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
+use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
 use crate::step::Strategy;
 use crate::vocab::{Candidate, Fleet, Phase};
 
@@ -156,28 +155,27 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     fn scaling_advice(&self, rec: &crate::step::Recommended, scaling: Option<&ScalingVerdict>) -> ScalingAdvice {
         let plan = self.plan;
         let cooldowns = plan.scaling().map_or_else(Cooldowns::default, |t| t.cooldowns());
-        if plan.asynchronous().is_some() {
-            let limit = Duration::from_secs_f64(plan.requirements().latency_ms / 1000.0);
-            let policy = BacklogPolicy::new(
-                rec.capacity.at_least,
-                limit,
-                plan.safety_factor(),
-                rec.candidate.count,
-                plan.min_instances(),
-                cooldowns,
-            );
-            return ScalingAdvice::Backlog(BacklogAutoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor()));
-        }
+        let metric = if plan.asynchronous().is_some() { ScalingMetric::Backlog } else { ScalingMetric::Invocations };
+        let capacity = MeasuredCapacity {
+            tps_per_instance: rec.capacity.at_least,
+            latency_p50_ms: 0.0,
+            latency_limit_ms: plan.requirements().latency_ms,
+        };
         let policy = Policy::new(
-            ScalingMetric::Invocations,
-            &MeasuredCapacity { tps_per_instance: rec.capacity.at_least, latency_p50_ms: 0.0 },
+            metric,
+            &capacity,
             plan.safety_factor(),
             plan.peak_tps(),
             rec.candidate.count,
-            tested_minimum(scaling).unwrap_or(plan.min_instances()),
+            tested_minimum(metric, scaling).unwrap_or(plan.min_instances()),
             cooldowns,
         );
-        ScalingAdvice::Invocations(Autoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor()))
+        match metric {
+            ScalingMetric::Backlog => {
+                ScalingAdvice::Backlog(BacklogAutoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor()))
+            }
+            _ => ScalingAdvice::Invocations(Autoscaling::new("YOUR-ENDPOINT", &policy, plan.safety_factor())),
+        }
     }
 
     /// Cost per request and idle cost of an asynchronous recommendation,
@@ -221,8 +219,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     }
 }
 
-/// The minimum the auto-scaling test found for the invocations policy, the
-/// one the recommendation spells out, when one below fixed scale held.
-fn tested_minimum(scaling: Option<&ScalingVerdict>) -> Option<u32> {
-    scaling?.metrics.iter().find(|m| m.policy.metric == ScalingMetric::Invocations && m.scales).map(|m| m.policy.min)
+/// The minimum the auto-scaling test found for `metric`'s policy, the one
+/// the recommendation spells out, when one below fixed scale held.
+fn tested_minimum(metric: ScalingMetric, scaling: Option<&ScalingVerdict>) -> Option<u32> {
+    scaling?.metrics.iter().find(|m| m.policy.metric == metric && m.scales).map(|m| m.policy.min)
 }

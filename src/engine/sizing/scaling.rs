@@ -244,7 +244,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     ) -> Result<(ScalingTrial, StepResult), Stop> {
         let cancel = &shared.run_cancel;
         let instance_type = &trials.recommended.candidate.instance_type;
-        let candidate = Candidate::new(instance_type.clone(), policy.min);
+        // SageMaker deploys at least one instance: a trial from zero starts
+        // at one and is taken to zero once the policy that wakes it is on.
+        let candidate = Candidate::new(instance_type.clone(), policy.min.max(1));
         let rate = trials.test.rate(self.plan.peak_tps(), shape == Shape::Spike);
         if let Some(reason) = self.over_budget_for(&trials.recommended.candidate.with_count(policy.max), rate.length()) {
             return Err(Stop::Ended(reason));
@@ -258,10 +260,16 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         if shared.preflighted.borrow_mut().insert(deployed.endpoint.clone()) {
             self.driver.preflight(&spec).await.map_err(SizingError::Load)?;
         }
+        if policy.scales_to_zero() {
+            self.progress.activity(format!("taking {} to zero instances", deployed.endpoint));
+            self.env.scale_to_zero(&deployed, cancel).await.map_err(deploy_stop)?;
+        }
         self.progress.activity(format!(
-            "step {index} · auto-scaling {} {} from {candidate}: {} to {} TPS",
+            "step {index} · auto-scaling {} {} from {} × {}: {} to {} TPS",
             policy.metric,
             shape.as_str(),
+            instance_type,
+            policy.min,
             if shape == Shape::Ramp { "0" } else { "straight" },
             trim_number(self.plan.peak_tps())
         ));
@@ -418,7 +426,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             .filter_map(|s| Some(((s.target_tps / s.instance_count as f64 - per_instance).abs(), s.latency_ms?.p50)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map_or(self.plan.requirements().latency_ms / 4.0, |(_, p50)| p50);
-        MeasuredCapacity { tps_per_instance: per_instance, latency_p50_ms: p50 }
+        MeasuredCapacity {
+            tps_per_instance: per_instance,
+            latency_p50_ms: p50,
+            latency_limit_ms: self.plan.requirements().latency_ms,
+        }
     }
 }
 

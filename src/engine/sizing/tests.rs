@@ -45,6 +45,8 @@ struct World {
     torn_down: bool,
     /// Endpoint name → the scaling policy on it.
     policies: BTreeMap<String, crate::scaling::Policy>,
+    /// Endpoints taken to zero instances.
+    at_zero: std::collections::BTreeSet<String>,
     /// Auto-scaling trials pass when they start from at least this many instances.
     ramp_needs: u32,
     /// The first auto-scaling trial is interrupted by Ctrl-C.
@@ -125,8 +127,17 @@ impl Autoscaler for FakeEnvironment {
     }
 
     async fn instances(&self, deployed: &Deployed) -> Result<crate::scaling::Instances, ApiError> {
-        let count = self.world.lock().unwrap().endpoints.get(&deployed.endpoint).map_or(0, Candidate::instance_count);
+        let world = self.world.lock().unwrap();
+        let count = match world.at_zero.contains(&deployed.endpoint) {
+            true => 0,
+            false => world.endpoints.get(&deployed.endpoint).map_or(0, Candidate::instance_count),
+        };
         Ok(crate::scaling::Instances { desired: count, current: count })
+    }
+
+    async fn scale_to_zero(&self, deployed: &Deployed, _cancel: &CancellationToken) -> Result<(), DeployError> {
+        self.world.lock().unwrap().at_zero.insert(deployed.endpoint.clone());
+        Ok(())
     }
 
     async fn activities(&self, _endpoint: &str) -> Result<Vec<crate::scaling::Activity>, ApiError> {
