@@ -17,7 +17,7 @@ use crate::step::perfsize::PerfsizeConfig;
 use crate::step::serverless::ServerlessSearch;
 pub use crate::step::serverless::ServerlessWalk;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
-use crate::vocab::{Candidate, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
+use crate::vocab::{Candidate, Fleet, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -173,9 +173,20 @@ impl ScalingTest {
 pub struct Asynchronous {
     pub buckets: Buckets,
     pub client: AsyncClient,
-    /// MaxConcurrentInvocationsPerInstance of every endpoint deployed; None
-    /// lets SageMaker choose.
-    pub max_concurrent_invocations: Option<u32>,
+    /// MaxConcurrentInvocationsPerInstance: each value is a shape of every
+    /// type the search walks (empty: SageMaker's choice).
+    pub max_concurrent_invocations: Vec<u32>,
+}
+
+impl Asynchronous {
+    /// The MaxConcurrentInvocationsPerInstance settings to try, in order;
+    /// `[None]` lets SageMaker choose.
+    pub fn concurrency_walk(&self) -> Vec<Option<u32>> {
+        match self.max_concurrent_invocations.as_slice() {
+            [] => vec![None],
+            walk => walk.iter().copied().map(Some).collect(),
+        }
+    }
 }
 
 /// How the search behaves.
@@ -500,6 +511,14 @@ impl Plan {
     }
 
     /// $/hour of one instance of a planned type (every planned type has a price).
+    /// What the instance search walks: each type at one instance, for an
+    /// asynchronous run once per MaxConcurrentInvocationsPerInstance of its
+    /// walk (the settings of a type side by side, then the next type).
+    pub fn shapes(&self) -> Vec<Fleet> {
+        let walk = self.asynchronous.as_ref().map_or(vec![None], Asynchronous::concurrency_walk);
+        self.search.types.iter().flat_map(|t| walk.iter().map(|mci| Fleet::shape(t.clone(), *mci))).collect()
+    }
+
     pub fn price(&self, instance_type: &InstanceType) -> f64 {
         self.prices.hourly(instance_type).expect("Plan::new checked every type has a price")
     }
@@ -525,7 +544,7 @@ impl Plan {
         match s.strategy {
             StrategyKind::Adaptive => Box::new(Adaptive::new(AdaptiveConfig {
                 peak_tps: self.peak_tps,
-                types: s.types.iter().map(|t| (t.clone(), self.price(t))).collect(),
+                types: self.shapes().into_iter().map(|shape| (shape.clone(), self.price(&shape.instance_type))).collect(),
                 start_tps: s.start_tps,
                 floor_tps: self.floor_tps(),
                 resolution: s.tps_resolution,
@@ -537,7 +556,7 @@ impl Plan {
             })),
             StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
                 peak_tps: self.peak_tps,
-                types: s.types.clone(),
+                types: self.shapes(),
                 // Plan::new gave the perfsize strategy its default walks.
                 count_walk: s.count_walk.clone().unwrap_or_default(),
                 tps_walk: s.tps_walk.clone().unwrap_or_default(),

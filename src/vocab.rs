@@ -29,12 +29,24 @@ pub enum Candidate {
 pub struct Fleet {
     pub instance_type: InstanceType,
     pub count: u32,
+    /// An asynchronous endpoint's MaxConcurrentInvocationsPerInstance: how
+    /// many requests each instance takes at once (None: SageMaker's choice;
+    /// always None in real time). Part of what is sized: it sets what one
+    /// instance completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_invocations: Option<u32>,
 }
 
 impl Fleet {
     pub fn new(instance_type: InstanceType, count: u32) -> Fleet {
         assert!(count >= 1, "a fleet has at least one instance");
-        Fleet { instance_type, count }
+        Fleet { instance_type, count, max_concurrent_invocations: None }
+    }
+
+    /// One instance of `instance_type` taking `max_concurrent_invocations`
+    /// at once: a shape the search walks counts of.
+    pub fn shape(instance_type: InstanceType, max_concurrent_invocations: Option<u32>) -> Fleet {
+        Fleet { instance_type, count: 1, max_concurrent_invocations }
     }
 
     /// The same instances, as a candidate to deploy.
@@ -42,32 +54,49 @@ impl Fleet {
         Candidate::Instances(self.clone())
     }
 
-    /// The same type at another count.
+    /// The same type and settings at another count.
     pub fn with_count(&self, count: u32) -> Fleet {
         assert!(count >= 1, "a fleet has at least one instance");
-        Fleet { instance_type: self.instance_type.clone(), count }
+        Fleet { count, ..self.clone() }
+    }
+
+    /// Its type and settings, whatever the count: what an endpoint is resized within.
+    pub fn shape_of(&self) -> Fleet {
+        self.with_count(1)
+    }
+
+    /// The type, with the settings that set its capacity when there are any.
+    pub fn label(&self) -> String {
+        match self.max_concurrent_invocations {
+            Some(n) => format!("{} ({n} at once)", self.instance_type),
+            None => self.instance_type.to_string(),
+        }
     }
 }
 
 impl fmt::Display for Fleet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} × {}", self.instance_type, self.count)
+        write!(f, "{} × {}", self.instance_type, self.count)?;
+        match self.max_concurrent_invocations {
+            Some(n) => write!(f, " ({n} at once per instance)"),
+            None => Ok(()),
+        }
     }
 }
 
 /// What one candidate's endpoint is kept for between probes: the endpoint of
-/// an instance type is resized in place for another count; a serverless
-/// configuration is its own endpoint.
+/// an instance shape (type and settings, at one instance) is resized in
+/// place for another count; a serverless configuration is its own endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Lane {
-    Instances(InstanceType),
+    Instances(Fleet),
     Serverless(ServerlessSize),
 }
 
 impl fmt::Display for Lane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Lane::Instances(t) => write!(f, "{t}"),
+            Lane::Instances(shape) => f.write_str(&shape.label()),
             Lane::Serverless(s) => write!(f, "{s}"),
         }
     }
@@ -132,7 +161,7 @@ impl Candidate {
     /// What the endpoint is kept for between probes.
     pub fn lane(&self) -> Lane {
         match self {
-            Candidate::Instances(f) => Lane::Instances(f.instance_type.clone()),
+            Candidate::Instances(f) => Lane::Instances(f.shape_of()),
             Candidate::Serverless(s) => Lane::Serverless(*s),
         }
     }
@@ -150,7 +179,11 @@ impl Candidate {
     /// `ml.m5.large`, `2` or `serverless`, `2048mb`, `c8` (and `p2`).
     pub fn name_parts(&self) -> Vec<String> {
         match self {
-            Candidate::Instances(f) => vec![f.instance_type.to_string(), f.count.to_string()],
+            Candidate::Instances(f) => {
+                let mut parts = vec![f.instance_type.to_string(), f.count.to_string()];
+                parts.extend(f.max_concurrent_invocations.map(|n| format!("mci{n}")));
+                parts
+            }
             Candidate::Serverless(s) => s.name_parts(),
         }
     }

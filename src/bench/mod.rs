@@ -369,7 +369,7 @@ pub async fn asynchronous(tps: f64, seconds: f64, intervals: &[Duration], interr
     let session = sim.session(interrupts).await;
     let run_id = RunId::generate();
     let storage = Buckets::RunOwned.for_run(run_id.as_str());
-    let env = bench_environment(&session, &sim, run_id).serving_async(AsyncServing::of(&storage, None));
+    let env = bench_environment(&session, &sim, run_id).serving_async(AsyncServing::of(&storage));
     let name = deploy_one(&env, "ml.m5.large").await;
     println!("asynchronous end to end: {tps:.0} TPS for {seconds} s, service time median 20 ms / p99 45 ms, no queueing");
     println!(

@@ -233,9 +233,9 @@ pub struct AsyncArgs {
     /// How long the delayed policy keeps each request's objects (still deleted before the run exits).
     #[arg(long, env = "ASYNC_SM_CLEANUP_DELAY_SECONDS", value_parser = parse_duration, default_value = "300", value_name = "DURATION")]
     pub cleanup_delay: Duration,
-    /// MaxConcurrentInvocationsPerInstance of the endpoints deployed (default: SageMaker's choice).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub max_concurrent_invocations: Option<u32>,
+    /// MaxConcurrentInvocationsPerInstance of the endpoints deployed (default: SageMaker's choice); a list (1,2,4) is searched like the types.
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_concurrent_invocations: Vec<u32>,
 }
 
 impl AsyncArgs {
@@ -299,9 +299,15 @@ impl AsyncArgs {
                 request_ttl: self.request_ttl,
                 cleanup,
             },
-            max_concurrent_invocations: self.max_concurrent_invocations,
+            max_concurrent_invocations: dedup_in_order(&self.max_concurrent_invocations),
         }))
     }
+}
+
+/// `walk` without repeats, in the order given.
+fn dedup_in_order(walk: &[u32]) -> Vec<u32> {
+    let mut seen = std::collections::HashSet::new();
+    walk.iter().copied().filter(|n| seen.insert(*n)).collect()
 }
 
 /// `bucket` with `prefix`, both checked: a prefix names a folder in that

@@ -20,7 +20,7 @@ use crate::load::{Auth, HttpEndpoint, RateProfile, Shard};
 use crate::progress::Progress;
 use crate::record;
 use crate::result::{StepResult, histogram};
-use crate::vocab::Candidate;
+use crate::vocab::Fleet;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -110,6 +110,11 @@ fn refuse_combinations(args: &LoadArgs) -> Result<(), Failure> {
             return refuse(&format!("--url drives a plain HTTP server: {flag} is for SageMaker endpoints"));
         }
     }
+    if args.asynchronous.max_concurrent_invocations.len() > 1 {
+        return refuse(
+            "perfsize load deploys one endpoint: give --max-concurrent-invocations one value (a list is for sizing runs)",
+        );
+    }
     if args.concurrency.is_some() && args.asynchronous.asynchronous {
         return refuse("--concurrency runs a closed loop of real-time requests; --async endpoints are driven at --tps");
     }
@@ -176,7 +181,11 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
             let target = match &args.endpoint_name {
                 // Under --simulate there is no endpoint yet: deploy one, and always take it away.
                 _ if session.simulated => LoadTarget::Deployed {
-                    candidate: Candidate::new(args.instance_type.clone(), args.instance_count),
+                    candidate: Fleet {
+                        max_concurrent_invocations: job.asynchronous.as_ref().and_then(|a| a.concurrency_walk()[0]),
+                        ..Fleet::new(args.instance_type.clone(), args.instance_count)
+                    }
+                    .candidate(),
                     model: simulated_model(),
                 },
                 Some(endpoint) => LoadTarget::Existing { endpoint: endpoint.clone(), variant: args.variant.clone() },

@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn a_configuration_costs_per_hour_month_and_million() {
         let table = PriceTable::shipped("us-west-2").unwrap();
-        let cost = table.of(&Fleet { instance_type: "ml.m5.large".parse().unwrap(), count: 2 }, 100.0).unwrap();
+        let cost = table.of(&Fleet::new("ml.m5.large".parse().unwrap(), 2), 100.0).unwrap();
         assert_eq!(cost.per_hour, 0.23);
         assert_eq!(cost.per_month, 167.9);
         // $0.23 buys 360,000 inferences at 100/s.
@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn an_async_request_costs_endpoint_time_s3_requests_and_storage() {
         let table = PriceTable::shipped("us-east-1").unwrap();
-        let m5 = Fleet { instance_type: "ml.m5.large".parse().unwrap(), count: 1 };
+        let m5 = Fleet::new("ml.m5.large".parse().unwrap(), 1);
         // A PUT, three HEADs and a GET; 2 × 1 MB held for 10 s.
         let work = S3Work { puts: 1.0, gets: 4.0, gb_seconds: 0.002 * 10.0 };
         let cost = table.per_thousand_requests(&m5, 10.0, &work).unwrap();

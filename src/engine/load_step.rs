@@ -136,8 +136,8 @@ pub async fn run(
         LoadTarget::Deployed { candidate, model } => {
             let cleanup = format!("perfsize cleanup --run-id {run_id}");
             let mut env = session.environment(run_id, model.clone(), session.pace.poll, Default::default(), cleanup);
-            if let (Some(storage), Some(a)) = (&storage, &job.asynchronous) {
-                env = env.serving_async(AsyncServing::of(storage, a.max_concurrent_invocations));
+            if let Some(storage) = &storage {
+                env = env.serving_async(AsyncServing::of(storage));
             }
             progress.activity(format!("deploying {candidate}"));
             let outcome = async {

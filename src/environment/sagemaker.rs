@@ -40,35 +40,35 @@ pub struct Clients {
 }
 
 /// An asynchronous endpoint's own settings: where it writes answers and
-/// failure files, and how many requests each instance takes at once.
+/// failure files. How many requests each instance takes at once is the
+/// candidate's (`Fleet::max_concurrent_invocations`): it is sized.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AsyncServing {
     pub output: S3Location,
     pub failure: S3Location,
-    /// MaxConcurrentInvocationsPerInstance; None lets SageMaker choose.
-    pub max_concurrent_invocations: Option<u32>,
     /// The bucket to create in `prepare` and delete in teardown.
     pub owned_bucket: Option<String>,
 }
 
 impl AsyncServing {
     /// The settings of an asynchronous run whose objects are in `storage`.
-    pub fn of(storage: &RunStorage, max_concurrent_invocations: Option<u32>) -> AsyncServing {
+    pub fn of(storage: &RunStorage) -> AsyncServing {
         AsyncServing {
             output: storage.output.clone(),
             failure: storage.failure.clone(),
-            max_concurrent_invocations,
             owned_bucket: storage.owned_bucket.clone(),
         }
     }
 
-    fn config(&self) -> AsyncInferenceConfig {
+    /// The AsyncInferenceConfig of `candidate`'s endpoint config.
+    fn config(&self, candidate: &Candidate) -> AsyncInferenceConfig {
         let output = AsyncInferenceOutputConfig::builder()
             .s3_output_path(self.output.to_string())
             .s3_failure_path(self.failure.to_string())
             .build();
-        let client = self
-            .max_concurrent_invocations
+        let client = candidate
+            .fleet()
+            .and_then(|f| f.max_concurrent_invocations)
             .map(|n| AsyncInferenceClientConfig::builder().max_concurrent_invocations_per_instance(n as i32).build());
         AsyncInferenceConfig::builder().output_config(output).set_client_config(client).build()
     }
@@ -508,7 +508,7 @@ impl Environment for SageMakerEnvironment {
             .create_endpoint_config()
             .endpoint_config_name(&name)
             .production_variants(variant)
-            .set_async_inference_config(self.asynchronous.as_ref().map(AsyncServing::config))
+            .set_async_inference_config(self.asynchronous.as_ref().map(|a| a.config(candidate)))
             .set_tags(Some(self.tags()))
             .send()
             .await

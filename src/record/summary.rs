@@ -338,7 +338,9 @@ pub struct AsyncRecord {
     pub backoff_multiplier: f64,
     pub max_wait_seconds: f64,
     pub cleanup: String,
-    pub max_concurrent_invocations: Option<u32>,
+    /// MaxConcurrentInvocationsPerInstance walked (empty: SageMaker's choice).
+    #[serde(default)]
+    pub max_concurrent_invocations: Vec<u32>,
 }
 
 impl AsyncRecord {
@@ -351,7 +353,7 @@ impl AsyncRecord {
             backoff_multiplier: polling.multiplier,
             max_wait_seconds: polling.max_wait.as_secs_f64(),
             cleanup: a.client.cleanup.to_string(),
-            max_concurrent_invocations: a.max_concurrent_invocations,
+            max_concurrent_invocations: a.max_concurrent_invocations.clone(),
         }
     }
 }

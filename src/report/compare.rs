@@ -95,7 +95,7 @@ fn capacity_figure(before: &TypeOutcome, now: Option<&TypeOutcome>, r: f64) -> F
     let (b, c) = (before.summary.capacity, now.and_then(|t| t.summary.capacity));
     let mut f = figure(
         "capacity",
-        format!("max TPS per instance, {}", before.summary.instance_type),
+        format!("max TPS per instance, {}", before.summary.label()),
         "TPS",
         Better::Higher,
         b.map(|c| c.at_least),
@@ -151,7 +151,7 @@ pub fn compare(baseline: &Path, current: &Path, max_regression_percent: f64) -> 
         }
         figures.push(f);
         for bt in &bs.types {
-            let ct = cs.types.iter().find(|t| t.summary.instance_type == bt.summary.instance_type);
+            let ct = cs.types.iter().find(|t| t.summary.label() == bt.summary.label());
             figures.push(capacity_figure(bt, ct, r));
         }
         // p99 at peak compares like with like: the same configuration on both sides.
@@ -273,6 +273,7 @@ mod tests {
         let outcome = |capacity: Option<Capacity>| TypeOutcome {
             summary: crate::step::TypeSummary {
                 instance_type: "ml.c5.large".parse().unwrap(),
+                max_concurrent_invocations: None,
                 capacity,
                 count_needed: Some(1),
                 verified_count: Some(1),

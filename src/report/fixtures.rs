@@ -59,6 +59,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         endpoint_name: format!("perfsize-test-{index}"),
         instance_type: instance_type.into(),
         serverless: None,
+        max_concurrent_invocations: None,
         instance_count: count,
         target_tps,
         offered_tps: target_tps,
@@ -117,6 +118,7 @@ fn outcome(instance_type: &str, price: f64, max_tps: Option<f64>, verdict: &str)
     TypeOutcome {
         summary: TypeSummary {
             instance_type: instance_type.parse().unwrap(),
+            max_concurrent_invocations: None,
             capacity: max_tps.map(Capacity::bound),
             count_needed: max_tps.map(|_| 1),
             verified_count: max_tps.map(|_| 1),

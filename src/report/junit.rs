@@ -126,8 +126,7 @@ pub fn render(data: &RunData) -> String {
             );
         }
         None => {
-            let why: Vec<String> =
-                s.types.iter().map(|t| format!("{}: {}", t.summary.instance_type, t.summary.verdict)).collect();
+            let why: Vec<String> = s.types.iter().map(|t| format!("{}: {}", t.summary.label(), t.summary.verdict)).collect();
             let message = if why.is_empty() {
                 s.note.clone().unwrap_or_else(|| "no configuration met the requirements".into())
             } else {

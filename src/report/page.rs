@@ -367,8 +367,13 @@ fn capacity_fact(c: &Capacity) -> String {
 fn candidate_views(data: &RunData) -> Vec<CandidateView> {
     let s = &data.summary;
     if !s.types.is_empty() {
-        let recommended = s.recommendation.as_ref().map(|r| r.instance_type.as_str());
-        return s.types.iter().map(|t| outcome_view(t, recommended == Some(t.summary.instance_type.as_str()))).collect();
+        let recommended = s.recommendation.as_ref().map(|r| {
+            let mci = r.asynchronous.as_ref().and_then(|a| a.max_concurrent_invocations_per_instance);
+            (r.instance_type.as_str(), mci)
+        });
+        let is_recommended =
+            |t: &TypeOutcome| recommended == Some((t.summary.instance_type.as_str(), t.summary.max_concurrent_invocations));
+        return s.types.iter().map(|t| outcome_view(t, is_recommended(t))).collect();
     }
     type_names(data)
         .into_iter()
@@ -391,7 +396,7 @@ fn outcome_view(t: &TypeOutcome, recommended: bool) -> CandidateView {
     let cost = t.cost_at_needed_count.as_ref();
     let count = |c: Option<u32>| c.map_or("–".to_string(), |c| c.to_string());
     CandidateView {
-        instance_type: t.summary.instance_type.to_string(),
+        instance_type: t.summary.label(),
         price: money(t.price_per_hour),
         max_tps: t.summary.capacity.map_or("–".into(), |c| c.figure()),
         count_needed: count(t.summary.count_needed),
@@ -792,7 +797,11 @@ fn describe_async(a: &AsyncRecord) -> String {
         trim_number(a.max_polling_interval_ms),
         trim_number(a.max_wait_seconds),
         a.cleanup,
-        a.max_concurrent_invocations.map_or("SageMaker's choice".into(), |n| n.to_string())
+        match a.max_concurrent_invocations.as_slice() {
+            [] => "SageMaker's choice".to_string(),
+            [one] => one.to_string(),
+            walk => format!("{} (searched)", walk.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
+        }
     )
 }
 

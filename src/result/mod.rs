@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
 use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
-use crate::vocab::{Candidate, Phase, Requirements, ServerlessSize};
+use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize};
 
 pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
 pub use histogram::Percentiles;
@@ -197,6 +197,9 @@ pub struct StepResult {
     /// A serverless step's memory size and concurrency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless: Option<ServerlessSize>,
+    /// An asynchronous step's MaxConcurrentInvocationsPerInstance, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_invocations: Option<u32>,
     pub target_tps: f64,
     /// Requests released in the measured window, per second.
     pub offered_tps: f64,
@@ -394,6 +397,11 @@ impl StepResult {
             instance_type: context.candidate.as_ref().map_or(String::new(), Candidate::kind_label),
             instance_count: context.candidate.as_ref().map_or(0, Candidate::instance_count),
             serverless: context.candidate.as_ref().and_then(Candidate::serverless).copied(),
+            max_concurrent_invocations: context
+                .candidate
+                .as_ref()
+                .and_then(Candidate::fleet)
+                .and_then(|f| f.max_concurrent_invocations),
             target_tps: context.target_tps,
             offered_tps: round3(offered_tps),
             achieved_tps: round3(achieved_tps),
@@ -513,7 +521,10 @@ impl StepResult {
     pub fn candidate(&self) -> Option<Candidate> {
         match self.serverless {
             Some(size) => Some(Candidate::Serverless(size)),
-            None => Candidate::parse(&self.instance_type, self.instance_count),
+            None => {
+                let fleet = Candidate::parse(&self.instance_type, self.instance_count)?.fleet()?.clone();
+                Some(Fleet { max_concurrent_invocations: self.max_concurrent_invocations, ..fleet }.candidate())
+            }
         }
     }
 

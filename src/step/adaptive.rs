@@ -32,16 +32,16 @@
 
 use super::search::{Bracket, Rates};
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
-use crate::catalog::InstanceType;
 use crate::format::{tps, trim_number};
-use crate::vocab::{self, Candidate, Fleet, Phase, Probe};
+use crate::vocab::{self, Fleet, Phase, Probe};
 
 /// What the adaptive strategy needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveConfig {
     pub peak_tps: f64,
-    /// Types to try, each with its $/hour.
-    pub types: Vec<(InstanceType, f64)>,
+    /// Shapes to try (an instance type, and for an asynchronous endpoint
+    /// how many requests each instance takes at once), each with its $/hour.
+    pub types: Vec<(Fleet, f64)>,
     pub start_tps: f64,
     /// Below this rate per instance a type is given up.
     pub floor_tps: f64,
@@ -87,7 +87,8 @@ enum Stage {
 
 #[derive(Debug, Clone)]
 struct Lane {
-    instance_type: InstanceType,
+    /// One instance of it: the lane walks its counts.
+    shape: Fleet,
     price: f64,
     bracket: Bracket,
     stage: Stage,
@@ -120,8 +121,8 @@ impl Adaptive {
         let lanes: Vec<Lane> = config
             .types
             .iter()
-            .map(|(t, price)| Lane {
-                instance_type: t.clone(),
+            .map(|(shape, price)| Lane {
+                shape: shape.shape_of(),
                 price: *price,
                 bracket: Bracket::new(rates.clone()),
                 stage: Stage::Waiting,
@@ -233,7 +234,7 @@ impl Adaptive {
     /// Drops every idle type that cannot beat the best verified configuration.
     fn prune(&mut self) {
         let (best_cost, best_name) = match self.best() {
-            Some((cost, count, lane)) => (cost, format!("{} × {count}", self.lanes[lane].instance_type)),
+            Some((cost, count, lane)) => (cost, self.lanes[lane].shape.with_count(count).to_string()),
             None => (f64::INFINITY, String::new()),
         };
         for i in 0..self.lanes.len() {
@@ -302,7 +303,7 @@ impl Adaptive {
             Stage::Waiting => self.lanes[i].stage = Stage::Searching,
             Stage::Searching if !self.search_over(lane) => {
                 let rate = self.search_rate(lane).expect("the search is not over");
-                return Some(Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search });
+                return Some(Probe { candidate: lane.shape.candidate(), tps: rate, phase: Phase::Search });
             }
             Stage::Searching => {
                 self.lanes[i].stage = match lane.bracket.best() {
@@ -330,7 +331,7 @@ impl Adaptive {
             }
             Stage::Verifying { count, .. } => {
                 return Some(Probe {
-                    candidate: Candidate::new(lane.instance_type.clone(), count),
+                    candidate: lane.shape.with_count(count).candidate(),
                     tps: self.config.peak_tps,
                     phase: Phase::Endurance,
                 });
@@ -347,11 +348,13 @@ impl Adaptive {
         let (_, _, i) = self.best()?;
         let lane = &self.lanes[i];
         let rate = lane.bracket.next_rate()?;
-        Some((i, Probe { candidate: Candidate::new(lane.instance_type.clone(), 1), tps: rate, phase: Phase::Search }))
+        Some((i, Probe { candidate: lane.shape.candidate(), tps: rate, phase: Phase::Search }))
     }
 
-    fn lane_of(&self, instance_type: &InstanceType) -> Option<usize> {
-        self.lanes.iter().position(|l| &l.instance_type == instance_type)
+    /// The lane of `fleet`'s shape, whatever its count.
+    fn lane_of(&self, fleet: &Fleet) -> Option<usize> {
+        let shape = fleet.shape_of();
+        self.lanes.iter().position(|l| l.shape == shape)
     }
 }
 
@@ -383,7 +386,7 @@ impl Strategy for Adaptive {
     }
 
     fn record(&mut self, probe: &Probe, outcome: &Outcome) {
-        let Some(i) = probe.candidate.instance_type().and_then(|t| self.lane_of(t)) else { return };
+        let Some(i) = probe.candidate.fleet().and_then(|f| self.lane_of(f)) else { return };
         self.lanes[i].running = false;
         if let Outcome::NotDeployed { reason } = outcome {
             self.lanes[i].stage = Stage::Failed { verdict: format!("could not be deployed: {reason}") };
@@ -437,7 +440,7 @@ impl Strategy for Adaptive {
     fn conclusion(&self) -> Conclusion {
         let best = self.best();
         let recommendation = best.map(|(_, count, i)| Recommended {
-            candidate: Fleet { instance_type: self.lanes[i].instance_type.clone(), count },
+            candidate: self.lanes[i].shape.with_count(count),
             capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
@@ -445,8 +448,8 @@ impl Strategy for Adaptive {
     }
 
     fn keep(&self, lane: &vocab::Lane) -> bool {
-        let vocab::Lane::Instances(instance_type) = lane else { return false };
-        self.lane_of(instance_type).is_some_and(|i| {
+        let vocab::Lane::Instances(shape) = lane else { return false };
+        self.lane_of(shape).is_some_and(|i| {
             let lane = &self.lanes[i];
             lane.running
                 || matches!(lane.stage, Stage::Waiting | Stage::Searching | Stage::Verifying { .. })
@@ -495,7 +498,8 @@ impl Adaptive {
             Stage::Waiting | Stage::Searching | Stage::Verifying { .. } => "not finished (the run stopped early)".to_string(),
         };
         TypeSummary {
-            instance_type: lane.instance_type.clone(),
+            instance_type: lane.shape.instance_type.clone(),
+            max_concurrent_invocations: lane.shape.max_concurrent_invocations,
             capacity,
             count_needed: lane.max_tps.and_then(|m| self.allowed_count(self.needed(m))),
             verified_count: match lane.stage {
@@ -515,7 +519,7 @@ mod tests {
     fn config(peak: f64, types: &[(&str, f64)]) -> AdaptiveConfig {
         AdaptiveConfig {
             peak_tps: peak,
-            types: types.iter().map(|(n, p)| (t(n), *p)).collect(),
+            types: types.iter().map(|(n, p)| (Fleet::shape(t(n), None), *p)).collect(),
             start_tps: 10.0,
             floor_tps: 0.5,
             resolution: 0.05,
@@ -700,6 +704,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_async_concurrency_setting_is_a_shape_of_its_own_and_the_cheapest_wins() {
+        // One request at a time, an ml.c5.large completes 25/s; two at a
+        // time, 50/s. At 30/s the first needs two instances, the second one.
+        let mut world = World::new(&[("ml.c5.large (1 at once)", 25.0), ("ml.c5.large (2 at once)", 50.0)]);
+        let c5 = |n| Fleet::shape(t("ml.c5.large"), Some(n));
+        let config = AdaptiveConfig { types: vec![(c5(1), 0.102), (c5(2), 0.102)], ..config(30.0, &[]) };
+        let conclusion = world.run(&mut Adaptive::new(config));
+        let rec = conclusion.recommendation.unwrap();
+        assert_eq!(rec.candidate, c5(2), "{:?}", conclusion.types);
+        assert!(world.log.iter().any(|p| p.candidate.fleet() == Some(&c5(1))), "both settings are measured");
+        let labels: Vec<String> = conclusion.types.iter().map(TypeSummary::label).collect();
+        assert_eq!(labels, ["ml.c5.large (1 at once)", "ml.c5.large (2 at once)"]);
+        assert!(conclusion.types[1].verdict.ends_with("recommended"), "{}", conclusion.types[1].verdict);
+    }
+
     fn user_walk() -> Vec<f64> {
         vec![10., 20., 40., 60., 80., 100., 120., 140., 160., 180., 200.]
     }
@@ -797,7 +817,7 @@ mod tests {
             let mut baseline = World::new(&types);
             let perfsize_config = crate::step::perfsize::PerfsizeConfig {
                 peak_tps: 100.0,
-                types: prices.iter().map(|(n, _)| t(n)).collect(),
+                types: prices.iter().map(|(n, _)| Fleet::shape(t(n), None)).collect(),
                 count_walk: vec![1],
                 tps_walk: walk.clone().unwrap_or(crate::plan::PERFSIZE_DEFAULT_TPS_WALK.to_vec()),
                 endurance_retries: 3,

@@ -170,6 +170,9 @@ impl Capacity {
 #[serde(from = "TypeSummaryRecord", into = "TypeSummaryRecord")]
 pub struct TypeSummary {
     pub instance_type: InstanceType,
+    /// An asynchronous shape's MaxConcurrentInvocationsPerInstance, when the
+    /// walk set one: the same type may be summarised once per value.
+    pub max_concurrent_invocations: Option<u32>,
     /// What one instance sustained, once its search ended.
     pub capacity: Option<Capacity>,
     /// Instances the peak needs at that rate.
@@ -180,12 +183,21 @@ pub struct TypeSummary {
     pub verdict: String,
 }
 
+impl TypeSummary {
+    /// The type, with the MaxConcurrentInvocationsPerInstance it was tried at, if set.
+    pub fn label(&self) -> String {
+        Fleet::shape(self.instance_type.clone(), self.max_concurrent_invocations).label()
+    }
+}
+
 /// A [`TypeSummary`] as summary.json spells it: `max_tps_per_instance` (the
 /// capacity's lower side, the only figure summaries had before the bracket)
 /// beside `capacity`. A summary without `capacity` reads as a lower bound.
 #[derive(Serialize, Deserialize)]
 struct TypeSummaryRecord {
     instance_type: InstanceType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_concurrent_invocations: Option<u32>,
     max_tps_per_instance: Option<f64>,
     #[serde(default)]
     capacity: Option<Capacity>,
@@ -198,6 +210,7 @@ impl From<TypeSummaryRecord> for TypeSummary {
     fn from(r: TypeSummaryRecord) -> TypeSummary {
         TypeSummary {
             instance_type: r.instance_type,
+            max_concurrent_invocations: r.max_concurrent_invocations,
             capacity: r.capacity.or(r.max_tps_per_instance.map(Capacity::bound)),
             count_needed: r.count_needed,
             verified_count: r.verified_count,
@@ -210,6 +223,7 @@ impl From<TypeSummary> for TypeSummaryRecord {
     fn from(t: TypeSummary) -> TypeSummaryRecord {
         TypeSummaryRecord {
             instance_type: t.instance_type,
+            max_concurrent_invocations: t.max_concurrent_invocations,
             max_tps_per_instance: t.capacity.map(|c| c.at_least),
             capacity: t.capacity,
             count_needed: t.count_needed,
@@ -363,7 +377,10 @@ pub(crate) mod testing {
         pub fn outcome(&mut self, probe: &Probe) -> Outcome {
             self.log.push(probe.clone());
             let fleet = probe.candidate.fleet().expect("the synthetic world has instances only");
-            let t = fleet.instance_type.as_str();
+            // A shape's capacity is listed by its label: the type, with its
+            // MaxConcurrentInvocationsPerInstance when it has one.
+            let label = fleet.label();
+            let t = label.as_str();
             if self.broken.iter().any(|b| b == t) {
                 return Outcome::NotDeployed { reason: format!("{t}: simulated capacity shortage") };
             }
@@ -436,6 +453,7 @@ mod tests {
     fn summaries_keep_the_old_figure_and_read_old_ones_as_bounds() {
         let summary = TypeSummary {
             instance_type: "ml.c5.large".parse().unwrap(),
+            max_concurrent_invocations: None,
             capacity: Some(Capacity::between(117.5, Some(121.25))),
             count_needed: Some(1),
             verified_count: Some(1),

@@ -19,14 +19,15 @@
 //! this strategy exists to behave, and cost, exactly as perfsizesagemaker.
 
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
-use crate::catalog::InstanceType;
 use crate::format::trim_number;
-use crate::vocab::{Candidate, Fleet, Lane, Phase, Probe};
+use crate::vocab::{Fleet, Lane, Phase, Probe};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfsizeConfig {
     pub peak_tps: f64,
-    pub types: Vec<InstanceType>,
+    /// Shapes to try in order (a type, and for an asynchronous endpoint
+    /// how many requests each instance takes at once).
+    pub types: Vec<Fleet>,
     pub count_walk: Vec<u32>,
     pub tps_walk: Vec<f64>,
     pub endurance_retries: u32,
@@ -104,19 +105,19 @@ impl Strategy for Perfsize {
         }
         let probe = match &self.stage {
             Stage::FindType { type_index, count_index } => Probe {
-                candidate: Candidate::new(self.config.types[*type_index].clone(), self.config.count_walk[*count_index]),
+                candidate: self.config.types[*type_index].with_count(self.config.count_walk[*count_index]).candidate(),
                 tps: self.config.tps_walk[0],
                 phase: Phase::Search,
             },
             Stage::Climb { type_index, count_index, tps_index } => Probe {
-                candidate: Candidate::new(self.config.types[*type_index].clone(), self.config.count_walk[*count_index]),
+                candidate: self.config.types[*type_index].with_count(self.config.count_walk[*count_index]).candidate(),
                 tps: self.config.tps_walk[*tps_index],
                 phase: Phase::Search,
             },
             Stage::Endurance { extra } => {
                 let (type_index, _, _) = self.found.expect("endurance follows a found type");
                 Probe {
-                    candidate: Candidate::new(self.config.types[type_index].clone(), self.needed + extra),
+                    candidate: self.config.types[type_index].with_count(self.needed + extra).candidate(),
                     tps: self.config.peak_tps,
                     phase: Phase::Endurance,
                 }
@@ -183,7 +184,7 @@ impl Strategy for Perfsize {
             .types
             .iter()
             .enumerate()
-            .map(|(i, instance_type)| {
+            .map(|(i, shape)| {
                 let found_here = self.found.filter(|(t, _, _)| *t == i);
                 let failed_here: Vec<&str> = self.failures.iter().filter(|(t, _)| *t == i).map(|(_, why)| why.as_str()).collect();
                 let verdict = match (found_here, &self.recommended) {
@@ -203,7 +204,8 @@ impl Strategy for Perfsize {
                     (None, _) => "not tried (an earlier type passed first)".to_string(),
                 };
                 TypeSummary {
-                    instance_type: instance_type.clone(),
+                    instance_type: shape.instance_type.clone(),
+                    max_concurrent_invocations: shape.max_concurrent_invocations,
                     capacity: found_here.and(capacity),
                     count_needed: found_here.map(|_| self.needed),
                     verified_count: found_here.and(self.recommended.as_ref().map(|r| r.count)),
@@ -215,13 +217,13 @@ impl Strategy for Perfsize {
     }
 
     fn keep(&self, lane: &Lane) -> bool {
-        let Lane::Instances(instance_type) = lane else { return false };
+        let Lane::Instances(shape) = lane else { return false };
         let current = match &self.stage {
             Stage::FindType { type_index, .. } | Stage::Climb { type_index, .. } => Some(*type_index),
             Stage::Endurance { .. } => self.found.map(|(t, _, _)| t),
             Stage::Finished => None,
         };
-        current.is_some_and(|i| &self.config.types[i] == instance_type)
+        current.is_some_and(|i| self.config.types[i].shape_of() == *shape)
     }
 }
 
@@ -237,7 +239,7 @@ mod tests {
     fn config(peak: f64, types: &[&str]) -> PerfsizeConfig {
         PerfsizeConfig {
             peak_tps: peak,
-            types: types.iter().map(|n| t(n)).collect(),
+            types: types.iter().map(|n| Fleet::shape(t(n), None)).collect(),
             count_walk: vec![1],
             tps_walk: jenkins_walk(),
             endurance_retries: 3,

@@ -359,6 +359,6 @@ mod tests {
         let Next::Run(endurance) = search.next_probe() else { panic!() };
         assert_eq!((endurance.phase, &endurance.candidate), (Phase::Endurance, &second.candidate));
         assert!(search.keep(&endurance.candidate.lane()));
-        assert!(!search.keep(&Lane::Instances("ml.m5.large".parse().unwrap())));
+        assert!(!search.keep(&Lane::Instances(crate::vocab::Fleet::new("ml.m5.large".parse().unwrap(), 1))));
     }
 }

@@ -814,6 +814,44 @@ async fn an_async_scaling_test_wakes_the_endpoint_from_zero_and_times_the_first_
     assert_eq!(perfsize_buckets(&s3_client(&sim.url)).await, Vec::<String>::new(), "the run's bucket went with it");
 }
 
+/// MaxConcurrentInvocationsPerInstance searched like the types: an
+/// ml.c5.large with two workers completes 12.5/s taking one request at a
+/// time and 25/s taking two, so 15/s needs two instances at 1 and one at 2
+/// — and the run recommends one instance taking two at once.
+#[tokio::test]
+async fn the_async_search_walks_max_concurrent_invocations_per_instance() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("async-mci");
+    let profile = ASYNC_SIZING_PROFILE
+        .replace("workers = 1", "workers = 2")
+        .replace("median = 40.0, p99 = 40.0", "median = 80.0, p99 = 80.0");
+    let (sim, code, summary) = async_sizing(
+        &dir,
+        &profile,
+        &[
+            "--type-walk",
+            "ml.c5.large",
+            "--max-concurrent-invocations",
+            "1,2",
+            "--latency-p99-ms",
+            "2000",
+            "--endurance-duration",
+            "6s",
+        ],
+    );
+    assert_eq!(code, Some(exit::OK as i32), "{summary:#}");
+    let errors = schema_errors(&summary);
+    assert!(errors.is_empty(), "{errors:?}");
+    let rec = &summary["recommendation"];
+    assert_eq!((rec["instance_type"].as_str(), rec["instance_count"].as_u64()), (Some("ml.c5.large"), Some(1)), "{summary:#}");
+    assert_eq!(rec["asynchronous"]["max_concurrent_invocations_per_instance"], 2, "{summary:#}");
+    let settings: Vec<u64> =
+        summary["types"].as_array().unwrap().iter().filter_map(|t| t["max_concurrent_invocations"].as_u64()).collect();
+    assert_eq!(settings, [1, 2], "each setting is summarised: {summary:#}");
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "no endpoint, config or model is left");
+    assert_eq!(perfsize_buckets(&s3_client(&sim.url)).await, Vec::<String>::new());
+}
+
 /// A sizing run's async inputs that cannot work are refused with exit 2
 /// before anything is deployed or any run directory is made.
 #[tokio::test]

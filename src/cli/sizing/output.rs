@@ -12,6 +12,9 @@ use crate::vocab::Phase;
 /// What an asynchronous recommendation costs per request and standing idle.
 fn async_text(a: &AsyncRecommendation) -> String {
     let mut out = String::new();
+    if let Some(n) = a.max_concurrent_invocations_per_instance {
+        out.push_str(&format!("  MaxConcurrentInvocationsPerInstance: {n}\n"));
+    }
     if let Some(c) = &a.cost_per_1000_requests {
         out.push_str(&format!(
             "  per 1,000 requests: {} (endpoint {} + S3 requests {} + storage {}); {} S3 requests per inference\n",
@@ -104,7 +107,7 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
             let kind = if summary.serverless.is_some() { "instance " } else { "" };
             out.push_str(&format!("no {kind}configuration met the requirements:\n"));
             for t in &summary.types {
-                out.push_str(&format!("  {}: {}\n", t.summary.instance_type, t.summary.verdict));
+                out.push_str(&format!("  {}: {}\n", t.summary.label(), t.summary.verdict));
             }
         }
         None => {}

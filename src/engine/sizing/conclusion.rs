@@ -108,7 +108,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 price_per_hour: self.plan.price(&summary.instance_type),
                 cost_at_needed_count: summary
                     .count_needed
-                    .and_then(|n| prices.of(&Fleet { instance_type: summary.instance_type.clone(), count: n }, peak).ok()),
+                    .and_then(|n| prices.of(&Fleet::new(summary.instance_type.clone(), n), peak).ok()),
                 summary,
             })
             .collect();
@@ -191,11 +191,10 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     /// Cost per request and idle cost of an asynchronous recommendation,
     /// from the S3 work of the step that verified it.
     fn async_recommendation(&self, rec: &Recommendation, steps: &[StepResult]) -> Option<AsyncRecommendation> {
-        let settings = self.plan.asynchronous()?;
+        self.plan.asynchronous()?;
         let candidate = rec.candidate()?;
-        let figures = rec
-            .verified_by_step
-            .and_then(|index| steps.iter().find(|s| s.index == index))
+        let verified = rec.verified_by_step.and_then(|index| steps.iter().find(|s| s.index == index));
+        let figures = verified
             .and_then(|s| s.asynchronous.as_ref())
             // Every request uploads its input once: the PUTs count them.
             .map(|f| (f, f.s3_put.max(1) as f64));
@@ -208,7 +207,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         });
         let idle_instances = rec.autoscaling.min_instances();
         Some(AsyncRecommendation {
-            max_concurrent_invocations_per_instance: settings.max_concurrent_invocations,
+            // The setting the verifying step's endpoint had: the walk's winner.
+            max_concurrent_invocations_per_instance: verified.and_then(|s| s.max_concurrent_invocations),
             s3_requests_per_inference: figures.map(|(f, _)| f.s3_requests_per_inference),
             cost_per_month_at_peak: cost.map(|c| (c.total / 1000.0 * peak * 3600.0 * HOURS_PER_MONTH * 100.0).round() / 100.0),
             cost_per_1000_requests: cost,

@@ -37,8 +37,11 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     // Endurance runs try the count the peak needs, then up to `retries` more.
     let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries).collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
-    for t in &s.types {
-        let price = plan.price(t);
+    // Each shape (a type, at each MaxConcurrentInvocationsPerInstance of an
+    // asynchronous walk) is searched on its own.
+    let shapes = plan.shapes();
+    for shape in &shapes {
+        let price = plan.price(&shape.instance_type);
         let decisions = match (s.strategy, &s.tps_walk) {
             (StrategyKind::Perfsize, walk) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
             (StrategyKind::Adaptive, Some(walk)) => 2 * (walk.len() as f64).log2().ceil() as usize + 1,
@@ -54,7 +57,14 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
             + deploy_hours
             + counts.iter().map(|c| *c as f64 * (endurance_hours + deploy_hours)).sum::<f64>();
         let dollars = hours * price;
-        out.push_str(&format!("{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n", t.as_str(), price, search_steps, counts.len(), dollars));
+        out.push_str(&format!(
+            "{:<20} {:>9.3} {:>14} {:>16} {:>12.2}\n",
+            shape.label(),
+            price,
+            search_steps,
+            counts.len(),
+            dollars
+        ));
         total_steps += search_steps;
         total_endurance += counts.len();
         total_hours += hours;
@@ -90,7 +100,7 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     let parallel = if s.strategy == StrategyKind::Adaptive { s.parallel } else { 1 };
     let mut wall = total_steps as f64 * (step_hours * 3600.0 + 5.0) / parallel as f64
         + total_endurance as f64 * (endurance_hours * 3600.0 + pace.deploy_estimate.as_secs_f64())
-        + s.types.len() as f64 * pace.deploy_estimate.as_secs_f64()
+        + shapes.len() as f64 * pace.deploy_estimate.as_secs_f64()
         + serverless_wall;
     let mut trials = String::new();
     if let Some(test) = plan.scaling() {

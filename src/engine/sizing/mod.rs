@@ -183,7 +183,7 @@ pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) 
         }
         Some(a) => {
             let storage = a.buckets.for_run(run_id.as_str());
-            let env = env.serving_async(AsyncServing::of(&storage, a.max_concurrent_invocations));
+            let env = env.serving_async(AsyncServing::of(&storage));
             let driver = session.invoke_async(storage.input.clone(), a.client.clone());
             run.drive(env, &driver, earlier).await?
         }
