@@ -14,7 +14,16 @@ use crate::scaling::{Cooldowns, ScalingMetric};
 use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind};
-use crate::vocab::{Phase, Probe, Requirements};
+use crate::vocab::{Phase, Probe, Requirements, StreamRequirements};
+
+/// A streaming (LLM) workload: requests read as response streams, each
+/// judged against the streaming limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Streaming {
+    pub requirements: StreamRequirements,
+    /// Characters a token, for counts the container does not report.
+    pub characters_per_token: f64,
+}
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]

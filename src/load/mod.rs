@@ -25,10 +25,12 @@ mod invoke;
 mod pacer;
 pub mod payload;
 pub mod preflight;
+pub mod prompts;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;
 pub mod signer;
+pub mod stream_invoke;
 mod timer;
 mod workers;
 
@@ -49,6 +51,8 @@ pub use recorder::{Counts, Interval, Observation, Outcome, SecondStats, Totals};
 pub use schedule::{Arrivals, RateProfile, Schedule};
 pub use shard::Shard;
 pub use signer::{RequestSigner, SignerError};
+pub use stream_invoke::figures::{MissCounts, StreamRecording};
+pub use stream_invoke::{InvokeStream, StreamOptions};
 
 /// Default and bounds of the derived in-flight limit.
 const MIN_IN_FLIGHT: usize = 16;
@@ -271,6 +275,8 @@ pub struct LoadRun {
     pub cancelled: bool,
     /// Asynchronous steps: polling resolution and S3 requests.
     pub asynchronous: Option<AsyncFigures>,
+    /// Streaming steps: time to first token, inter-token gaps, tokens, goodput.
+    pub streaming: Option<StreamRecording>,
 }
 
 impl LoadRun {
@@ -308,6 +314,7 @@ impl LoadRun {
             },
             cancelled,
             asynchronous,
+            streaming: None,
         }
     }
 }

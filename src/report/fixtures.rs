@@ -105,6 +105,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         },
         series,
         asynchronous: None,
+        streaming: None,
         histogram: histogram::encode(&h),
         success_histogram: histogram::encode(&h),
     }

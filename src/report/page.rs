@@ -442,6 +442,7 @@ fn shortfall(step: &StepResult) -> f64 {
             Miss::Rate { achieved_tps, offered_tps } => 1.0 - achieved_tps / (MIN_ACHIEVED_SHARE * offered_tps),
             // How far the queue grew relative to where it started.
             Miss::Unsustainable { in_flight_from, in_flight_to, .. } => in_flight_to / in_flight_from.max(1.0) - 1.0,
+            Miss::Goodput { measured_percent, target_percent } => 1.0 - measured_percent / target_percent.max(0.01),
             // Not a measurement of the endpoint: the last resort as a "closest attempt".
             Miss::Generator { .. } | Miss::NoTraffic | Miss::Interrupted => f64::INFINITY,
         })
@@ -500,6 +501,12 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
                 ),
             )
         }
+        Miss::Goodput { measured_percent, target_percent } => row(
+            "goodput".into(),
+            percent(measured_percent),
+            format!("≥ {}", percent(target_percent)),
+            format!("−{} points", trim_number(target_percent - measured_percent)),
+        ),
         Miss::NoTraffic => {
             row("traffic".into(), "no request measured".into(), format!("{} requirements", r.percentile_label()), "–".into())
         }

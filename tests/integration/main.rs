@@ -14,4 +14,5 @@ mod scaling;
 mod serverless;
 mod simulator;
 mod sizing;
+mod stream_load;
 mod streaming;
