@@ -260,6 +260,8 @@ pub enum PlanError {
         "the auto-scaling test (--scaling-ramp) does not drive asynchronous endpoints yet: drop --scaling-ramp; the recommendation still carries the backlog policy"
     )]
     AsyncScalingTest,
+    #[error("--stream sizes a real-time streaming endpoint: {0} cannot be used with it yet")]
+    StreamingWith(&'static str),
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
@@ -287,6 +289,7 @@ pub struct Plan {
     max_test_cost: Option<f64>,
     scaling: Option<ScalingTest>,
     asynchronous: Option<Asynchronous>,
+    streaming: Option<Streaming>,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -304,6 +307,9 @@ pub struct PlanParts {
     pub scaling: Option<ScalingTest>,
     /// Size an asynchronous endpoint instead of a real-time one.
     pub asynchronous: Option<Asynchronous>,
+    /// Size a streaming (LLM) endpoint, judged on goodput; `requirements`
+    /// is then the streaming requirements' envelope.
+    pub streaming: Option<Streaming>,
 }
 
 impl Plan {
@@ -320,6 +326,7 @@ impl Plan {
             max_test_cost,
             mut scaling,
             asynchronous,
+            streaming,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
@@ -380,6 +387,9 @@ impl Plan {
         if asynchronous.is_some() && scaling.is_some() {
             return Err(PlanError::AsyncScalingTest);
         }
+        if streaming.is_some() && (asynchronous.is_some() || scaling.is_some()) {
+            return Err(PlanError::StreamingWith(if asynchronous.is_some() { "--async" } else { "--scaling-ramp" }));
+        }
         prices.check(&search.types)?;
         if search.strategy == StrategyKind::Perfsize {
             search.count_walk.get_or_insert_with(|| vec![1]);
@@ -397,6 +407,7 @@ impl Plan {
             max_test_cost,
             scaling,
             asynchronous,
+            streaming,
         })
     }
 
@@ -432,6 +443,10 @@ impl Plan {
         self.scaling.as_ref()
     }
     /// Asynchronous inference settings, when the endpoint is sized as one.
+    /// The streaming workload a streaming run is judged by.
+    pub fn streaming(&self) -> Option<&Streaming> {
+        self.streaming.as_ref()
+    }
     pub fn asynchronous(&self) -> Option<&Asynchronous> {
         self.asynchronous.as_ref()
     }
@@ -533,6 +548,7 @@ pub(crate) mod testing {
             max_test_cost: None,
             scaling: None,
             asynchronous: None,
+            streaming: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod interval_log;
 mod lock;
 mod scaling;
+mod streaming;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::result::StepResult;
 
 pub use lock::{LockError, RunLock};
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
+pub use streaming::{ConcurrencyScaling, StreamingRecommendation, StreamingSummary, TokenCost};
 pub use summary::{
     AsyncRecommendation, AsyncRecord, Autoscaling, BacklogAutoscaling, Leftovers, PlanRecord, Recommendation, RunObjects,
     RunStatus, ScalingAdvice, StepBrief, Summary, TypeOutcome,

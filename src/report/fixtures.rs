@@ -209,6 +209,7 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         scaling: None,
         objects: None,
         leftovers: None,
+        streaming: None,
     };
     RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
 }

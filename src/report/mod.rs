@@ -128,6 +128,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         scaling: None,
         objects: None,
         leftovers: None,
+        streaming: None,
     }
 }
 

@@ -256,3 +256,106 @@ async fn bad_streaming_inputs_exit_2_before_deploying() {
         assert!(message.contains(says), "{extra:?}: {message}");
     }
 }
+
+/// An LLM profile for sizing: ml.g5.xlarge serves one stream at a time
+/// (a few requests a second an instance), ml.g5.2xlarge batches sixteen —
+/// barely dearer an hour, far cheaper a token.
+const SIZING_PROFILE: &str = r#"
+deploy_seconds = 0.2
+delete_seconds = 0.1
+[llm]
+tokens_per_chunk = 2
+[llm.default]
+gpus = 1
+max_batch = 16
+kv_cache_tokens = 100000
+max_total_tokens = 4096
+prefill_ms_per_token = 0.1
+decode_step_ms = 15.0
+decode_step_ms_per_sequence = 0.1
+queue_limit = 64
+weights_memory_percent = 50.0
+[llm.instance_types."ml.g5.xlarge"]
+max_batch = 1
+"#;
+
+#[tokio::test]
+async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goodput_cost_and_scaling_target() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("stream-sizing");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, SIZING_PROFILE).unwrap();
+    let results = dir.join("results");
+    let args = [
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--stream",
+        "--prompt-tokens",
+        "32",
+        "--output-tokens",
+        "16",
+        "--ttft-p99-ms",
+        "400",
+        "--itl-p99-ms",
+        "100",
+        "--goodput",
+        "95",
+        "--peak-tps",
+        "8",
+        "--type-walk",
+        "ml.g5.xlarge,ml.g5.2xlarge",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        "--endurance-duration",
+        "3s",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    let (code, error) = crate::cli::perfsize(&args).await;
+    let run = std::fs::read_dir(&results).unwrap().next().expect("one run directory").unwrap().path();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let steps: String = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}×{} @{} goodput {} {}\n",
+                s["phase"], s["instance_type"], s["instance_count"], s["target_tps"], s["goodput_percent"], s["reasons"]
+            )
+        })
+        .collect();
+    assert_eq!(code, exit::OK, "{error}\n{steps}");
+    // 8 streams a second of 16 tokens at 15 ms a step: one xlarge holds one
+    // at a time (about 4/s), so it needs several; one 2xlarge batches them all.
+    assert_eq!(summary["recommendation"]["instance_type"], "ml.g5.2xlarge", "{steps}");
+    let streaming = &summary["streaming"];
+    assert_eq!(streaming["requirements"]["goodput_percent"], 95.0);
+    assert!(summary["steps"].as_array().unwrap().iter().all(|s| s["goodput_percent"].is_number()), "{steps}");
+    let rec = &streaming["recommendation"];
+    assert_eq!(rec["output_tokens_per_request"], 16.0, "the container reports 16 tokens a stream");
+    let per_hour = summary["recommendation"]["cost_per_hour"].as_f64().unwrap();
+    let per_million = rec["cost_per_million_output_tokens"].as_f64().unwrap();
+    assert!((per_million - per_hour / (16.0 * 8.0 * 3600.0) * 1e6).abs() < 1e-3, "{rec}");
+    assert!(rec["cost_per_million_input_tokens"].as_f64().unwrap() > 0.0, "{rec}");
+    let scaling = &rec["scaling"];
+    assert_eq!(scaling["metric"], "ConcurrentRequestsPerModel");
+    let held = scaling["concurrency_per_instance"].as_f64().unwrap();
+    assert!(held > 0.5, "streams held per instance at the highest passing rate: {scaling}");
+    let target = scaling["target_value"].as_f64().unwrap();
+    assert!((target - held * scaling["safety_factor"].as_f64().unwrap()).abs() < 1e-3, "{scaling}");
+    let candidates = streaming["candidates"].as_array().unwrap();
+    assert_eq!(candidates[0]["instance_type"], "ml.g5.2xlarge", "cheapest per million output tokens first: {candidates:?}");
+    // summary.json stays valid against its schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let problems: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(run.join("report.html").exists());
+    // Nothing leaked: the run tore down every endpoint it deployed.
+    assert!(summary.get("leftovers").is_none(), "{summary}");
+}

@@ -12,7 +12,7 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    ScalingVerdict, StepBrief, Summary, TypeOutcome,
+    ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome,
 };
 use crate::result::StepResult;
 use crate::scaling::{BacklogPolicy, Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
@@ -109,6 +109,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 summary,
             })
             .collect();
+        let streaming = self.plan.streaming().map(|streaming| {
+            let recommended = recommendation.as_ref().map(|r| (r.instance_type.as_str(), r.cost_per_hour));
+            let price = |t: &str| t.parse().map_or(0.0, |t| self.plan.price(&t));
+            StreamingSummary::of(streaming.requirements, steps, price, recommended, peak, self.plan.safety_factor())
+        });
         let ended_at = spend.written_at;
         let run_cost = spend.run_cost;
         Summary {
@@ -132,6 +137,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             scaling,
             objects: self.objects(steps),
             leftovers,
+            streaming,
         }
     }
 
