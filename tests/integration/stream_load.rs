@@ -359,3 +359,60 @@ async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goo
     // Nothing leaked: the run tore down every endpoint it deployed.
     assert!(summary.get("leftovers").is_none(), "{summary}");
 }
+
+/// `perfsize load --stream` by concurrency, OpenAI chat prompts: the step
+/// says its goodput, its token counts (reported by the `usage` chunk) and
+/// its distributions.
+#[tokio::test]
+async fn perfsize_load_streams_chat_prompts_at_a_concurrency() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("stream-load");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, SIZING_PROFILE).unwrap();
+    let json = dir.join("step.json");
+    let args = [
+        "load",
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--instance-type",
+        "ml.g5.2xlarge",
+        "--stream",
+        "--stream-format",
+        "chat",
+        "--prompt-tokens",
+        "40",
+        "--output-tokens",
+        "12",
+        "--token-spread",
+        "50",
+        "--ttft-p99-ms",
+        "1000",
+        "--tpot-p99-ms",
+        "200",
+        "--min-tokens-per-second",
+        "5",
+        "--concurrency",
+        "3",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let (code, error) = crate::cli::perfsize(&args).await;
+    assert_eq!(code, exit::OK, "{error}");
+    let step: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let stream = &step["streaming"];
+    assert_eq!(stream["goodput_percent"], 100.0, "{stream:#}");
+    assert_eq!(stream["token_counting"]["source"], "reported", "OpenAI's usage chunk counts the tokens");
+    assert_eq!(stream["requirements"]["limits"]["token_pace"]["kind"], "per_output_token");
+    let (requests, output) = (step["requests"].as_u64().unwrap(), stream["output_tokens"].as_u64().unwrap());
+    assert!(requests >= 6, "{step:#}");
+    assert!(output >= 6 * requests && output <= 18 * requests, "12 tokens ± 50% each: {output} for {requests}");
+    for figure in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] {
+        assert!(stream[figure]["p99"].as_f64().unwrap() > 0.0, "{figure}: {stream:#}");
+    }
+    assert_eq!(step["load_model"]["kind"], "closed-loop");
+}
