@@ -19,6 +19,7 @@ pub mod junit;
 mod page;
 mod page_charts;
 mod scaling_page;
+mod stream_charts;
 
 use std::path::PathBuf;
 

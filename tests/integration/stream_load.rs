@@ -355,7 +355,18 @@ async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goo
     let validator = jsonschema::validator_for(&schema).unwrap();
     let problems: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(problems.is_empty(), "{problems:?}");
-    assert!(run.join("report.html").exists());
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for shown in [
+        "goodput vs offered rate",
+        "TTFT p99 vs offered rate",
+        "output tokens/s vs offered rate",
+        "Token timings by percentile",
+        "per million output tokens",
+        "ConcurrentRequestsPerModel",
+        "requests met every limit",
+    ] {
+        assert!(report.contains(shown), "report.html shows {shown}");
+    }
     // Nothing leaked: the run tore down every endpoint it deployed.
     assert!(summary.get("leftovers").is_none(), "{summary}");
 }
