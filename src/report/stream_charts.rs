@@ -9,7 +9,6 @@ use super::RunData;
 use super::charts::{Axis, Canvas, Chart, Dot, nines};
 use crate::format::{compact, ms, percent, trim_number};
 use crate::record::StreamingSummary;
-use crate::result::stream::TokenSource;
 use crate::result::{StepResult, StreamResult, histogram};
 use crate::vocab::{Phase, StreamRequirements, TokenPace};
 
@@ -161,31 +160,8 @@ pub(super) fn requirements_sentence(r: &StreamRequirements, peak_tps: f64) -> St
 pub(super) fn step_facts(st: &StreamResult) -> Vec<Fact> {
     let p =
         |p: Option<crate::result::Percentiles>| p.map_or("–".into(), |p| format!("p50 {} · p99 {} ms", ms(p.p50), ms(p.p99)));
-    let counted = match st.token_counting.source {
-        TokenSource::Reported => "reported by the container".to_string(),
-        TokenSource::Estimated => {
-            format!("estimated at {} characters a token", trim_number(st.token_counting.characters_per_token))
-        }
-        TokenSource::Mixed => {
-            format!("{} streams reported, {} estimated", st.token_counting.reported_streams, st.token_counting.estimated_streams)
-        }
-    };
-    let m = &st.missed;
     vec![
-        (
-            "goodput".into(),
-            format!(
-                "{} of {} requests met every limit (target {}); missed: TTFT {} · token pace {} · e2e {} · tokens/s {} · failed {}",
-                percent(st.goodput_percent),
-                st.judged,
-                percent(st.requirements.goodput_percent),
-                m.ttft,
-                m.token_pace,
-                m.e2e,
-                m.tokens_per_second,
-                m.failed
-            ),
-        ),
+        ("goodput".into(), st.goodput_sentence()),
         ("time to first token".into(), p(st.ttft_ms)),
         ("inter-token latency".into(), p(st.itl_ms)),
         ("time per output token".into(), p(st.tpot_ms)),
@@ -193,10 +169,11 @@ pub(super) fn step_facts(st: &StreamResult) -> Vec<Fact> {
         (
             "tokens".into(),
             format!(
-                "{} in · {} out · {} out/s ({counted})",
+                "{} in · {} out · {} out/s ({})",
                 st.input_tokens,
                 st.output_tokens,
-                trim_number(st.output_tokens_per_second)
+                trim_number(st.output_tokens_per_second),
+                st.token_counting.describe()
             ),
         ),
     ]

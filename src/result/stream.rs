@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{self, Percentiles};
+use crate::format::trim_number;
 use crate::load::{MissCounts, StreamRecording};
 use crate::vocab::StreamRequirements;
 
@@ -41,28 +42,6 @@ pub struct TokenCounting {
     pub characters_per_token: f64,
 }
 
-/// Requests that missed each limit, and those that failed outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LimitMisses {
-    pub ttft: u64,
-    pub token_pace: u64,
-    pub e2e: u64,
-    pub tokens_per_second: u64,
-    pub failed: u64,
-}
-
-impl From<MissCounts> for LimitMisses {
-    fn from(m: MissCounts) -> LimitMisses {
-        LimitMisses {
-            ttft: m.ttft,
-            token_pace: m.token_pace,
-            e2e: m.e2e,
-            tokens_per_second: m.tokens_per_second,
-            failed: m.failed,
-        }
-    }
-}
-
 /// What a streaming step measured, and its goodput.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamResult {
@@ -71,7 +50,8 @@ pub struct StreamResult {
     pub goodput_percent: f64,
     pub good: u64,
     pub judged: u64,
-    pub missed: LimitMisses,
+    /// Requests that missed each limit (one may miss several), and those that failed outright.
+    pub missed: MissCounts,
     /// From the intended start to the first token.
     pub ttft_ms: Option<Percentiles>,
     /// Every output token after each stream's first part, a part of k tokens k gaps.
@@ -91,7 +71,38 @@ pub struct StreamResult {
     pub e2e_histogram: String,
 }
 
+impl TokenCounting {
+    /// Where the counts came from, in words.
+    pub fn describe(&self) -> String {
+        let per_token = trim_number(self.characters_per_token);
+        match self.source {
+            TokenSource::Reported => "reported by the container".to_string(),
+            TokenSource::Estimated => format!("estimated at {per_token} characters a token"),
+            TokenSource::Mixed => format!(
+                "{} streams reported, {} estimated at {per_token} characters a token",
+                self.reported_streams, self.estimated_streams
+            ),
+        }
+    }
+}
+
 impl StreamResult {
+    /// "98% of 120 requests met every limit (target 95%; missed …)".
+    pub fn goodput_sentence(&self) -> String {
+        let m = &self.missed;
+        format!(
+            "{}% of {} requests met every limit (target {}%; missed TTFT {} · token pace {} · e2e {} · tokens/s {} · failed {})",
+            trim_number(self.goodput_percent),
+            self.judged,
+            trim_number(self.requirements.goodput_percent),
+            m.ttft,
+            m.token_pace,
+            m.e2e,
+            m.tokens_per_second,
+            m.failed
+        )
+    }
+
     /// The figures of `recording` over `seconds` measured, judged by `requirements`.
     pub fn of(recording: &StreamRecording, requirements: StreamRequirements, seconds: f64) -> StreamResult {
         let r = recording;
@@ -107,7 +118,7 @@ impl StreamResult {
             goodput_percent: if r.judged == 0 { 0.0 } else { round3(r.good as f64 / r.judged as f64 * 100.0) },
             good: r.good,
             judged: r.judged,
-            missed: r.missed.into(),
+            missed: r.missed,
             ttft_ms: Percentiles::of(&r.ttft),
             itl_ms: Percentiles::of(&r.itl),
             tpot_ms: Percentiles::of(&r.tpot),
@@ -140,7 +151,7 @@ impl StreamResult {
 
     /// A few lines for a terminal.
     pub fn summary(&self) -> String {
-        use crate::format::{ms, trim_number};
+        use crate::format::ms;
         let line = |name: &str, p: &Option<Percentiles>| {
             p.as_ref().map_or(String::new(), |p| {
                 format!("  {name:<9} p50 {} · p90 {} · p99 {} · max {} ms\n", ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max))
@@ -151,18 +162,7 @@ impl StreamResult {
         out.push_str(&line("ITL", &self.itl_ms));
         out.push_str(&line("TPOT", &self.tpot_ms));
         out.push_str(&line("e2e", &self.e2e_ms));
-        let counted = match self.token_counting.source {
-            TokenSource::Reported => "reported by the container".to_string(),
-            TokenSource::Estimated => {
-                format!("estimated at {} characters a token", trim_number(self.token_counting.characters_per_token))
-            }
-            TokenSource::Mixed => format!(
-                "{} streams reported, {} estimated at {} characters a token",
-                self.token_counting.reported_streams,
-                self.token_counting.estimated_streams,
-                trim_number(self.token_counting.characters_per_token)
-            ),
-        };
+        let counted = self.token_counting.describe();
         out.push_str(&format!(
             "  tokens    {} in · {} out · {} out/s ({counted})\n",
             self.input_tokens,
@@ -177,18 +177,7 @@ impl StreamResult {
                 trim_number(rate.p1)
             ));
         }
-        let m = &self.missed;
-        out.push_str(&format!(
-            "  goodput   {}% of {} requests met every limit (target {}%; missed TTFT {} · token pace {} · e2e {} · tokens/s {} · failed {})\n",
-            trim_number(self.goodput_percent),
-            self.judged,
-            trim_number(self.requirements.goodput_percent),
-            m.ttft,
-            m.token_pace,
-            m.e2e,
-            m.tokens_per_second,
-            m.failed
-        ));
+        out.push_str(&format!("  goodput   {}\n", self.goodput_sentence()));
         out
     }
 }

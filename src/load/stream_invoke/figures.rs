@@ -165,7 +165,7 @@ pub enum LimitMissed {
 }
 
 /// Streams that missed each limit (a stream may miss several), and failed ones.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MissCounts {
     pub ttft: u64,
     pub token_pace: u64,
