@@ -14,8 +14,10 @@
 //!
 //! Each kind of target is a [`Driver`]: signed InvokeEndpoint
 //! ([`InvokeEndpoint`], SigV4 by [`signer`]), any HTTP model server
-//! ([`HttpEndpoint`], `--url`), and asynchronous inference through S3
-//! ([`InvokeAsync`]). [`preflight`] sends each payload once before the first
+//! ([`HttpEndpoint`], `--url`), asynchronous inference through S3
+//! ([`InvokeAsync`]), and response streams of LLM endpoints read event by
+//! event ([`InvokeStream`]: time to first token, every inter-token gap,
+//! tokens, goodput), with synthetic [`prompts`] of given token lengths. [`preflight`] sends each payload once before the first
 //! step, so a model that rejects a payload is one clear error rather than a
 //! step full of 4xx. [`shard`] splits one step over several processes.
 
