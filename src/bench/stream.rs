@@ -102,7 +102,11 @@ pub async fn stream(concurrencies: &[usize], seconds: f64, interrupts: &'static 
         let tokens_per_second = recording.output_tokens as f64 / seconds;
         let all_tokens = tokens_per_second * wall;
         let itl = Percentiles::of(&recording.itl);
-        let truth = simulator_itl(&session, &name).await;
+        // Each second's figures are published once it is over.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let truth = simulator_percentiles(&session, &name, "InterTokenLatency").await;
+        let ttft_truth = simulator_percentiles(&session, &name, "TimeToFirstToken").await;
+        let ttft = Percentiles::of(&recording.ttft);
         println!(
             "  {concurrency:>8} {tokens_per_second:>10.0} {:>9.0}% {:>11.1} µs {:>9.0}% {:>22} {:>22} {:>7} {steal:>6.1}%",
             cpu / wall * 100.0,
@@ -112,6 +116,12 @@ pub async fn stream(concurrencies: &[usize], seconds: f64, interrupts: &'static 
             truth.map_or("–".into(), |(p50, p99)| format!("{p50:.1} / {p99:.1} ms")),
             run.totals.counts.failed,
         );
+        println!(
+            "  {:>8} TTFT p50/p99: perfsize {} · simulator {}",
+            "",
+            ttft.map_or("–".into(), |p| format!("{:.1} / {:.1} ms", p.p50, p.p99)),
+            ttft_truth.map_or("–".into(), |(p50, p99)| format!("{p50:.1} / {p99:.1} ms"))
+        );
     }
     println!(
         "  the server decodes every {DECODE_STEP_MS} ms; the simulator's ITL is when it handed each part to the connection (warm-up included)"
@@ -119,18 +129,17 @@ pub async fn stream(concurrencies: &[usize], seconds: f64, interrupts: &'static 
     let _ = env.teardown().await;
 }
 
-/// The simulator's own inter-token p50 and p99 (ms) over everything
-/// `endpoint` served, once its last second is published.
-async fn simulator_itl(session: &crate::engine::Session, endpoint: &str) -> Option<(f64, f64)> {
+/// The simulator's own p50 and p99 (ms) of `metric` (namespace
+/// perfsize/Simulator, microseconds) over everything `endpoint` served.
+async fn simulator_percentiles(session: &crate::engine::Session, endpoint: &str, metric: &str) -> Option<(f64, f64)> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
     // One period, aligned far in the past, holds the whole benchmark.
     const ONE_PERIOD: i32 = 999_999_960;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let now = std::time::SystemTime::now();
     let metric = Metric::builder()
         .namespace("perfsize/Simulator")
-        .metric_name("InterTokenLatency")
+        .metric_name(metric)
         .dimensions(Dimension::builder().name("EndpointName").value(endpoint).build())
         .dimensions(Dimension::builder().name("VariantName").value(crate::sagemaker::VARIANT_NAME).build())
         .build();
