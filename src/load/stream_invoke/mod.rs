@@ -37,6 +37,9 @@ use figures::{StreamRecording, StreamSample, Timeline};
 
 pub use events::DEFAULT_CHARACTERS_PER_TOKEN;
 
+/// Payloads the preflight streams at once.
+const PREFLIGHT_AT_ONCE: usize = 8;
+
 /// How streams are read and judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StreamOptions {
@@ -303,13 +306,20 @@ impl Driver for InvokeStream {
         Target { endpoint: endpoint.to_string(), runtime_url: self.runtime_url.clone() }
     }
 
-    /// Streams each payload once: one the model refuses (a 4xx before the
-    /// stream) is named with the model's message.
+    /// Streams each payload once, a few at a time (a generation takes
+    /// seconds): one the model refuses (a 4xx before the stream) is named
+    /// with the model's message.
     async fn preflight(&self, spec: &LoadSpec) -> Result<(), LoadError> {
+        use futures::StreamExt;
         let wire = Wire::new(spec, Arc::clone(&self.signer))?;
         let cancel = CancellationToken::new();
-        for (index, payload) in spec.payloads.payloads().iter().enumerate() {
-            let read = wire.one(spec, index, &self.options, &cancel).await;
+        let payloads = spec.payloads.payloads();
+        let reads: Vec<Read> = futures::stream::iter(0..payloads.len())
+            .map(|index| wire.one(spec, index, &self.options, &cancel))
+            .buffered(PREFLIGHT_AT_ONCE)
+            .collect()
+            .await;
+        for (payload, read) in payloads.iter().zip(reads) {
             match read.outcome {
                 Outcome::Http { status, code } if (400..500).contains(&status) => {
                     return Err(LoadError::PayloadRejected {
