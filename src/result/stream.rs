@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{self, Percentiles};
+use super::round3;
 use crate::format::trim_number;
 use crate::load::{MissCounts, StreamRecording};
 use crate::vocab::StreamRequirements;
@@ -180,10 +181,6 @@ impl StreamResult {
         out.push_str(&format!("  goodput   {}\n", self.goodput_sentence()));
         out
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
