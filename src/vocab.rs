@@ -200,3 +200,31 @@ pub struct Probe {
     pub tps: f64,
     pub phase: Phase,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(ttft_ms: Option<f64>, e2e_ms: Option<f64>) -> StreamLimits {
+        StreamLimits { ttft_ms, token_pace: None, e2e_ms, min_tokens_per_second: None }
+    }
+
+    #[test]
+    fn streaming_requirements_need_a_usable_limit_and_goodput() {
+        assert_eq!(StreamRequirements::new(limits(None, None), 95.0, 1.0), Err(RequirementError::NoStreamLimit));
+        assert_eq!(StreamRequirements::new(limits(Some(-5.0), None), 95.0, 1.0), Err(RequirementError::StreamLimit(-5.0)));
+        let pace = StreamLimits { token_pace: Some(TokenPace::PerOutputToken { ms: 0.0 }), ..limits(None, None) };
+        assert_eq!(StreamRequirements::new(pace, 95.0, 1.0), Err(RequirementError::StreamLimit(0.0)));
+        assert_eq!(StreamRequirements::new(limits(Some(100.0), None), 0.0, 1.0), Err(RequirementError::Goodput(0.0)));
+        assert_eq!(StreamRequirements::new(limits(Some(100.0), None), 95.0, 101.0), Err(RequirementError::ErrorPercent(101.0)));
+        assert!(StreamRequirements::new(limits(Some(100.0), None), 100.0, 0.0).is_ok(), "every request good is a target");
+    }
+
+    #[test]
+    fn the_envelope_carries_the_error_budget_and_the_end_to_end_limit() {
+        let with_e2e = StreamRequirements::new(limits(Some(100.0), Some(8_000.0)), 95.0, 2.0).unwrap().envelope();
+        assert_eq!((with_e2e.latency_ms, with_e2e.max_error_percent), (8_000.0, 2.0));
+        let without = StreamRequirements::new(limits(Some(100.0), None), 95.0, 2.0).unwrap().envelope();
+        assert_eq!(without.latency_ms, STREAM_ENVELOPE_MS);
+    }
+}
