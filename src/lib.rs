@@ -24,7 +24,8 @@
 //! - *how one request is sent and measured*: [`load::Driver`] (signed
 //!   real-time InvokeEndpoint through goose: [`load::InvokeEndpoint`]; any
 //!   HTTP model server: [`load::HttpEndpoint`]; asynchronous inference
-//!   through S3: [`load::InvokeAsync`]).
+//!   through S3: [`load::InvokeAsync`]; LLM response streams read token by
+//!   token: [`load::InvokeStream`]).
 //!
 //! The managers, one module each:
 //!

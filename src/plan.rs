@@ -17,7 +17,16 @@ use crate::step::perfsize::PerfsizeConfig;
 use crate::step::serverless::ServerlessSearch;
 pub use crate::step::serverless::ServerlessWalk;
 use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
-use crate::vocab::{Candidate, Fleet, Phase, Probe, Requirements, ServerlessError, ServerlessSize};
+use crate::vocab::{Candidate, Fleet, Phase, Probe, Requirements, ServerlessError, ServerlessSize, StreamRequirements};
+
+/// A streaming (LLM) workload: requests read as response streams, each
+/// judged against the streaming limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Streaming {
+    pub requirements: StreamRequirements,
+    /// Characters a token, for counts the container does not report.
+    pub characters_per_token: f64,
+}
 
 /// What traffic every step sends.
 #[derive(Debug, Clone)]
@@ -276,6 +285,8 @@ pub enum PlanError {
     RealTimeMetricOnAsync(ScalingMetric),
     #[error("--scaling-metric backlog is an asynchronous endpoint's metric: add --async, or use invocations or concurrency")]
     BacklogWithoutAsync,
+    #[error("--stream sizes a real-time streaming endpoint: {0} cannot be used with it yet")]
+    StreamingWith(&'static str),
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
@@ -344,6 +355,7 @@ pub struct Plan {
     scaling: Option<ScalingTest>,
     asynchronous: Option<Asynchronous>,
     day: TrafficProfile,
+    streaming: Option<Streaming>,
 }
 
 /// The raw parts [`Plan::new`] checks.
@@ -363,6 +375,9 @@ pub struct PlanParts {
     pub asynchronous: Option<Asynchronous>,
     /// The user's traffic over a day, on which instances and serverless are costed.
     pub day: TrafficProfile,
+    /// Size a streaming (LLM) endpoint, judged on goodput; `requirements`
+    /// is then the streaming requirements' envelope.
+    pub streaming: Option<Streaming>,
 }
 
 impl Plan {
@@ -380,6 +395,7 @@ impl Plan {
             mut scaling,
             asynchronous,
             day,
+            streaming,
         } = parts;
         assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
         let mut seen = std::collections::HashSet::new();
@@ -444,6 +460,9 @@ impl Plan {
         if let Some(test) = &scaling {
             check_scaling_metrics(&test.metrics, asynchronous.is_some())?;
         }
+        if streaming.is_some() && (asynchronous.is_some() || scaling.is_some()) {
+            return Err(PlanError::StreamingWith(if asynchronous.is_some() { "--async" } else { "--scaling-ramp" }));
+        }
         prices.check(&search.types)?;
         if search.strategy == StrategyKind::Perfsize {
             search.count_walk.get_or_insert_with(|| vec![1]);
@@ -462,6 +481,7 @@ impl Plan {
             scaling,
             asynchronous,
             day,
+            streaming,
         })
     }
 
@@ -501,6 +521,10 @@ impl Plan {
         &self.day
     }
     /// Asynchronous inference settings, when the endpoint is sized as one.
+    /// The streaming workload a streaming run is judged by.
+    pub fn streaming(&self) -> Option<&Streaming> {
+        self.streaming.as_ref()
+    }
     pub fn asynchronous(&self) -> Option<&Asynchronous> {
         self.asynchronous.as_ref()
     }
@@ -639,6 +663,7 @@ pub(crate) mod testing {
             scaling: None,
             asynchronous: None,
             day: TrafficProfile::peak_all_day(peak),
+            streaming: None,
         }
     }
 }

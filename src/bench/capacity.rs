@@ -301,7 +301,7 @@ fn wait_with_cpu(pid: u32) -> (i32, f64) {
 
 /// Pins every thread of this process to the generators' core and the
 /// simulator to its own, when there are two cores; whether it did.
-fn pin(sim: &SimulatorProcess) -> bool {
+pub(super) fn pin(sim: &SimulatorProcess) -> bool {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return false;
     }

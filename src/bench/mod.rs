@@ -27,8 +27,10 @@ use crate::signals::Interrupts;
 use crate::vocab::Candidate;
 
 mod capacity;
+mod stream;
 
 pub use capacity::{Capacity, capacity};
+pub use stream::stream;
 
 /// CPU seconds (user + system) this process has used.
 fn own_cpu_seconds() -> f64 {

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::Failure;
 use crate::aws::AwsOptions;
+use crate::load::prompts::{StreamFormat, SyntheticPrompts};
 use crate::load::{Arrivals, AsyncClient, Cleanup, PayloadMix, PayloadSpec, Polling, payload};
-use crate::plan::{Asynchronous, Traffic};
+use crate::plan::{Asynchronous, Streaming, Traffic};
 use crate::s3::{Buckets, S3Location};
-use crate::vocab::Requirements;
+use crate::vocab::{Requirements, StreamLimits, StreamRequirements, TokenPace};
 
 /// A duration as people write it: "90s", "3m", "1h 30m", "250ms"; a bare
 /// number is seconds.
@@ -340,6 +342,95 @@ pub struct RequirementArgs {
 impl RequirementArgs {
     pub fn requirements(&self) -> Result<Requirements, crate::vocab::RequirementError> {
         Requirements::new(self.latency_p99_ms, self.latency_percentile, self.max_error_percent)
+    }
+}
+
+/// A streaming (LLM) workload: `--stream`, the limits each streamed request
+/// is held to, and synthetic prompts of given token lengths.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Stream each answer (InvokeEndpointWithResponseStream) and judge the step on goodput: the share of requests meeting every streaming limit.
+    #[arg(long)]
+    pub stream: bool,
+    /// Time to first token limit per request, from its intended start.
+    #[arg(long, value_parser = parse_positive, value_name = "MS", requires = "stream")]
+    pub ttft_p99_ms: Option<f64>,
+    /// Inter-token latency limit: each request's own p99 gap between tokens.
+    #[arg(long, value_parser = parse_positive, value_name = "MS", requires = "stream", conflicts_with = "tpot_p99_ms")]
+    pub itl_p99_ms: Option<f64>,
+    /// Time per output token limit instead: each request's mean gap after its first token.
+    #[arg(long, value_parser = parse_positive, value_name = "MS", requires = "stream")]
+    pub tpot_p99_ms: Option<f64>,
+    /// End-to-end limit per request, intended start to the stream's end.
+    #[arg(long, value_parser = parse_positive, value_name = "MS", requires = "stream")]
+    pub e2e_p99_ms: Option<f64>,
+    /// Least output tokens a second per stream (its tokens over its end-to-end time).
+    #[arg(long, value_parser = parse_positive, value_name = "TOKENS", requires = "stream")]
+    pub min_tokens_per_second: Option<f64>,
+    /// Least share of requests that must meet every limit, percent.
+    #[arg(long, value_parser = parse_positive, default_value = "95", value_name = "PERCENT")]
+    pub goodput: f64,
+    /// Characters a token, for token counts the container does not report (calibrate for your tokenizer).
+    #[arg(long, value_parser = parse_positive, default_value = "4", value_name = "N")]
+    pub chars_per_token: f64,
+    /// Send synthetic prompts of this many tokens instead of payload files.
+    #[arg(long, value_name = "N", requires = "stream", conflicts_with_all = ["payloads", "scenario_requests"], value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub prompt_tokens: Option<u32>,
+    /// Output tokens each synthetic prompt asks for.
+    #[arg(long, value_name = "N", requires = "prompt_tokens", default_value = "128", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub output_tokens: u32,
+    /// Vary synthetic prompt and output lengths uniformly by up to this percent either way.
+    #[arg(long, value_parser = parse_non_negative, default_value = "0", value_name = "PERCENT", requires = "prompt_tokens")]
+    pub token_spread: f64,
+    /// The API shape of synthetic prompts: tgi (TGI/LMI: inputs + parameters.max_new_tokens) or chat (OpenAI chat completions).
+    #[arg(long, default_value = "tgi", value_parser = |s: &str| s.parse::<StreamFormat>(), value_name = "tgi|chat", requires = "prompt_tokens")]
+    pub stream_format: StreamFormat,
+}
+
+impl StreamArgs {
+    /// The streaming workload, if `--stream`, its limits checked; the error
+    /// budget is the run's.
+    pub fn streaming(&self, max_error_percent: f64) -> Result<Option<Streaming>, crate::vocab::RequirementError> {
+        if !self.stream {
+            return Ok(None);
+        }
+        let token_pace = match (self.itl_p99_ms, self.tpot_p99_ms) {
+            (Some(ms), _) => Some(TokenPace::InterTokenP99 { ms }),
+            (None, Some(ms)) => Some(TokenPace::PerOutputToken { ms }),
+            (None, None) => None,
+        };
+        let limits = StreamLimits {
+            ttft_ms: self.ttft_p99_ms,
+            token_pace,
+            e2e_ms: self.e2e_p99_ms,
+            min_tokens_per_second: self.min_tokens_per_second,
+        };
+        let requirements = StreamRequirements::new(limits, self.goodput, max_error_percent)?;
+        Ok(Some(Streaming { requirements, characters_per_token: self.chars_per_token }))
+    }
+
+    /// Synthetic prompts, if asked for; a spread of 100% or more is a usage error.
+    pub fn synthetic(&self, seed: u64) -> Result<Option<SyntheticPrompts>, String> {
+        let Some(prompt_tokens) = self.prompt_tokens else { return Ok(None) };
+        if self.token_spread >= 100.0 {
+            return Err(format!("--token-spread must be below 100 (percent either way), got {}", self.token_spread));
+        }
+        Ok(Some(SyntheticPrompts {
+            prompt_tokens,
+            output_tokens: self.output_tokens,
+            spread_percent: self.token_spread,
+            format: self.stream_format,
+            characters_per_token: self.chars_per_token,
+            seed,
+        }))
+    }
+
+    /// The traffic of `traffic`'s flags, its payloads synthetic prompts when asked for.
+    pub fn traffic(&self, traffic: &TrafficArgs) -> Result<Traffic, Failure> {
+        match self.synthetic(traffic.seed).map_err(Failure::usage)? {
+            Some(prompts) => Ok(traffic.traffic_of(Arc::new(prompts.mix()?))),
+            None => Ok(traffic.traffic()?),
+        }
     }
 }
 

@@ -88,6 +88,13 @@ pub enum Which {
         #[arg(long, default_value = "10s")]
         endurance_duration: String,
     },
+    /// Response streams held at once by one generator core, and its CPU per token received.
+    Stream {
+        #[arg(long, value_delimiter = ',', default_value = "100,300,1000,2000")]
+        concurrencies: Vec<usize>,
+        #[arg(long, default_value = "10", value_parser = parse_positive)]
+        seconds: f64,
+    },
     /// The auto-scaling test, perfsize's procedure next to perfsizesagemaker's, on one simulated model.
     Scaling {
         #[arg(long, default_value = "perfsize-results/bench-scaling")]
@@ -105,6 +112,11 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         && polling_intervals.iter().any(Duration::is_zero)
     {
         return Err(Failure::usage("--polling-intervals must be longer than zero"));
+    }
+    if let Which::Stream { concurrencies, .. } = &args.which
+        && concurrencies.contains(&0)
+    {
+        return Err(Failure::usage("--concurrencies must all be at least 1"));
     }
     // Ctrl-C drops the benchmark, and with it the simulator process and the
     // temporary files it made: every benchmark runs on simulators alone.
@@ -133,5 +145,6 @@ async fn bench(which: Which) {
             bench::strategies(results_dir, types, durations).await
         }
         Which::Scaling { results_dir } => bench::scaling(results_dir).await,
+        Which::Stream { concurrencies, seconds } => bench::stream(&concurrencies, seconds, interrupts).await,
     }
 }

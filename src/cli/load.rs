@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{
-    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_non_negative, parse_positive,
+    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, StreamArgs, TrafficArgs, parse_duration, parse_non_negative, parse_positive,
 };
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
@@ -79,6 +79,8 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub traffic: TrafficArgs,
     #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
     pub requirements: RequirementArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -115,6 +117,17 @@ fn refuse_combinations(args: &LoadArgs) -> Result<(), Failure> {
             "perfsize load deploys one endpoint: give --max-concurrent-invocations one value (a list is for sizing runs)",
         );
     }
+    if args.stream.stream && args.url.is_some() {
+        return refuse(
+            "--stream reads SageMaker response streams (InvokeEndpointWithResponseStream); it cannot be used with --url",
+        );
+    }
+    if args.stream.stream && args.shard.is_some() {
+        return refuse("--stream runs in one process: --shard cannot split a streaming step yet");
+    }
+    if args.stream.stream && args.asynchronous.asynchronous {
+        return refuse("--stream and --async are different endpoint kinds: choose one");
+    }
     if args.concurrency.is_some() && args.asynchronous.asynchronous {
         return refuse("--concurrency runs a closed loop of real-time requests; --async endpoints are driven at --tps");
     }
@@ -149,8 +162,13 @@ fn http_target(args: &LoadArgs) -> Result<Option<HttpEndpoint>, Failure> {
 pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
     // Everything the user typed is checked before anything else happens.
     refuse_combinations(&args)?;
-    let requirements = args.requirements.requirements()?;
-    let traffic = args.traffic.traffic()?;
+    let streaming = args.stream.streaming(args.requirements.max_error_percent)?;
+    // A streaming step's latency envelope comes from its own requirements.
+    let requirements = match &streaming {
+        Some(s) => s.requirements.envelope(),
+        None => args.requirements.requirements()?,
+    };
+    let traffic = args.stream.traffic(&args.traffic)?;
     let profile = super::simulator_profile(&args.sim)?;
     let url_target = http_target(&args)?;
     for (flag, path) in [("--json", &args.json), ("--hgrm", &args.hgrm)] {
@@ -162,7 +180,15 @@ pub async fn run(args: LoadArgs) -> Result<u8, Failure> {
     let asynchronous =
         args.asynchronous.asynchronous(Duration::from_secs_f64(requirements.latency_ms / 1000.0)).map_err(Failure::usage)?;
     let warmup = args.traffic.warmup.unwrap_or(Duration::from_secs(5));
-    let job = LoadJob { pace: pace(&args, warmup), warmup, traffic, requirements, cloudwatch_wait: Duration::ZERO, asynchronous };
+    let job = LoadJob {
+        pace: pace(&args, warmup),
+        warmup,
+        traffic,
+        requirements,
+        cloudwatch_wait: Duration::ZERO,
+        asynchronous,
+        streaming,
+    };
 
     let (step, run, interrupted) = match &url_target {
         Some(target) => {

@@ -11,7 +11,7 @@ use super::Session;
 use crate::environment::{ApiError, AsyncServing, DeployError, Environment, ModelSource, RunId, inspect};
 use crate::error::{ErrorKind, HasKind};
 use crate::load::{Driver, HttpEndpoint, LoadError, LoadRun, LoadSpec, ProgressFn, RateProfile, Shard, Target};
-use crate::plan::{Asynchronous, Traffic};
+use crate::plan::{Asynchronous, Streaming, Traffic};
 use crate::progress::Progress;
 use crate::result::{ServerMetrics, StepContext, StepResult};
 use crate::s3::RunStorage;
@@ -52,6 +52,9 @@ pub struct LoadJob {
     pub cloudwatch_wait: Duration,
     /// Invoke asynchronously, through S3, instead of in real time.
     pub asynchronous: Option<Asynchronous>,
+    /// Read each answer as a response stream, judged on goodput
+    /// (`requirements` is then the streaming requirements' envelope).
+    pub streaming: Option<Streaming>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,13 +192,17 @@ async fn measure(
 ) -> Result<(StepResult, LoadRun), LoadJobError> {
     let cancel = session.cancel_token();
     let judged = Judged { simulated: session.simulated, cancel: &cancel };
-    let (mut step, run) = match (&job.asynchronous, storage) {
-        (Some(a), Some(storage)) => {
+    let (mut step, run) = match (&job.asynchronous, storage, job.streaming) {
+        (Some(a), Some(storage), _) => {
             let driver = session.invoke_async(storage.input.clone(), a.client.clone());
             let measured = measure_with(&driver, &judged, job, endpoint, candidate, progress).await;
             // Delayed deletions finish before the command exits (at once on Ctrl-C).
             driver.settle(&cancel).await;
             measured?
+        }
+        (_, _, Some(streaming)) => {
+            let driver = session.invoke_stream(streaming).await?;
+            measure_with(&driver, &judged, job, endpoint, candidate, progress).await?
         }
         _ => {
             let driver = session.invoke_endpoint().await?;
@@ -238,6 +245,7 @@ async fn measure_with<D: Driver>(
         requirements: job.requirements,
         horizon: LOAD_HORIZON,
         steady_from: None,
+        streaming: job.streaming.as_ref().map(|s| s.requirements),
     };
     Ok(drive_and_judge(driver, spec, context, progress, judged.cancel).await?)
 }

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Aws, AwsOptions, AwsSetupError};
 use crate::environment::{Clients, ModelSource, Patience, RunId, SageMakerEnvironment, SharedLedger};
 use crate::error::{ErrorKind, HasKind};
-use crate::load::{AsyncClient, InvokeAsync, InvokeEndpoint, LoadRun, RequestSigner, SignerError};
+use crate::load::{AsyncClient, InvokeAsync, InvokeEndpoint, InvokeStream, LoadRun, RequestSigner, SignerError, StreamOptions};
+use crate::plan::Streaming;
 use crate::result::{MetricsWindow, ServerMetrics, cloudwatch};
 use crate::s3::{Buckets, S3Location};
 use crate::sagemaker::VARIANT_NAME;
@@ -120,6 +121,16 @@ impl Session {
         let credentials = self.aws.credentials()?;
         let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
         Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
+    }
+
+    /// InvokeEndpointWithResponseStream traffic read token by token, with
+    /// the session's credentials renewed while the returned driver lives.
+    pub async fn invoke_stream(&self, streaming: Streaming) -> Result<InvokeStream, SessionError> {
+        let credentials = self.aws.credentials()?;
+        let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
+        let options =
+            StreamOptions { limits: streaming.requirements.limits, characters_per_token: streaming.characters_per_token };
+        Ok(InvokeStream::new(self.aws.runtime_url.clone(), signer, options))
     }
 
     /// Asynchronous InvokeEndpointAsync traffic, its inputs uploaded under `input`.

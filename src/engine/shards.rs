@@ -137,6 +137,7 @@ fn merged(shards: &[ShardFiles]) -> StepResult {
         shard: None,
         cancelled: shards.iter().any(|s| s.result.misses.contains(&Miss::Interrupted)),
         asynchronous: None,
+        streaming: None,
     };
     let context = StepContext {
         index: first.index,
@@ -149,6 +150,7 @@ fn merged(shards: &[ShardFiles]) -> StepResult {
         requirements: first.requirements,
         horizon: LOAD_HORIZON,
         steady_from: None,
+        streaming: None,
     };
     let mut step = StepResult::from_run(context, &run);
     step.cloudwatch = ServerMetrics::unavailable(format!("merged from {} shards: see each shard's result", shards.len()));

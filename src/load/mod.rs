@@ -14,8 +14,10 @@
 //!
 //! Each kind of target is a [`Driver`]: signed InvokeEndpoint
 //! ([`InvokeEndpoint`], SigV4 by [`signer`]), any HTTP model server
-//! ([`HttpEndpoint`], `--url`), and asynchronous inference through S3
-//! ([`InvokeAsync`]). [`preflight`] sends each payload once before the first
+//! ([`HttpEndpoint`], `--url`), asynchronous inference through S3
+//! ([`InvokeAsync`]), and response streams of LLM endpoints read event by
+//! event ([`InvokeStream`]: time to first token, every inter-token gap,
+//! tokens, goodput), with synthetic [`prompts`] of given token lengths. [`preflight`] sends each payload once before the first
 //! step, so a model that rejects a payload is one clear error rather than a
 //! step full of 4xx. [`shard`] splits one step over several processes.
 
@@ -25,10 +27,12 @@ mod invoke;
 mod pacer;
 pub mod payload;
 pub mod preflight;
+pub mod prompts;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;
 pub mod signer;
+pub mod stream_invoke;
 mod timer;
 mod workers;
 
@@ -49,6 +53,8 @@ pub use recorder::{Counts, Interval, Observation, Outcome, SecondStats, Totals};
 pub use schedule::{Arrivals, RateProfile, Schedule};
 pub use shard::Shard;
 pub use signer::{RequestSigner, SignerError};
+pub use stream_invoke::figures::{MissCounts, StreamRecording};
+pub use stream_invoke::{InvokeStream, StreamOptions};
 
 /// Default and bounds of the derived in-flight limit.
 const MIN_IN_FLIGHT: usize = 16;
@@ -271,6 +277,8 @@ pub struct LoadRun {
     pub cancelled: bool,
     /// Asynchronous steps: polling resolution and S3 requests.
     pub asynchronous: Option<AsyncFigures>,
+    /// Streaming steps: time to first token, inter-token gaps, tokens, goodput.
+    pub streaming: Option<StreamRecording>,
 }
 
 impl LoadRun {
@@ -308,6 +316,7 @@ impl LoadRun {
             },
             cancelled,
             asynchronous,
+            streaming: None,
         }
     }
 }

@@ -123,6 +123,7 @@ mod tests {
             shard: None,
             cancelled: false,
             asynchronous: None,
+            streaming: None,
         };
         let path = std::env::temp_dir().join(format!("perfsize-interval-log-{}.hlog", std::process::id()));
         write(&path, &run, Duration::from_secs(1)).unwrap();

@@ -263,6 +263,9 @@ pub struct StepBrief {
     /// None when the window was too short to tell.
     #[serde(default)]
     pub stationary: Option<bool>,
+    /// Streaming steps: the share of requests that met every limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput_percent: Option<f64>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub file: String,
@@ -283,6 +286,7 @@ impl From<&StepResult> for StepBrief {
             latency_ms: s.latency_ms,
             error_percent: s.error_percent,
             stationary: s.stationarity.as_ref().map(|st| st.stationary),
+            goodput_percent: s.streaming.as_ref().map(|st| st.goodput_percent),
             started_at: s.started_at,
             ended_at: s.ended_at,
             file: super::RunDir::step_file(s),
@@ -438,6 +442,10 @@ pub struct Summary {
     /// What teardown could not remove (absent when it removed everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leftovers: Option<Leftovers>,
+    /// Streaming (LLM) runs: goodput limits, cost per million tokens, the
+    /// scaling target on ConcurrentRequestsPerModel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<super::StreamingSummary>,
     /// Runs with serverless candidates: what the serverless search found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless: Option<ServerlessOutcome>,

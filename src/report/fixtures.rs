@@ -109,6 +109,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         },
         series,
         asynchronous: None,
+        streaming: None,
         histogram: histogram::encode(&h),
         success_histogram: histogram::encode(&h),
     }
@@ -216,6 +217,7 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         serverless: None,
         comparison: None,
         recommended_kind: None,
+        streaming: None,
     };
     RunData { summary, plan: None, steps, trials: Vec::new(), cost: CostKnown::Complete }
 }

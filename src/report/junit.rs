@@ -21,9 +21,12 @@ fn case_name(step: &StepResult) -> String {
 
 /// Whether a step missed only requirements — what a search is there to find.
 fn missed_only_requirements(step: &StepResult) -> bool {
-    step.misses
-        .iter()
-        .all(|m| matches!(m, Miss::Latency { .. } | Miss::Errors { .. } | Miss::Rate { .. } | Miss::Unsustainable { .. }))
+    step.misses.iter().all(|m| {
+        matches!(
+            m,
+            Miss::Latency { .. } | Miss::Errors { .. } | Miss::Rate { .. } | Miss::Unsustainable { .. } | Miss::Goodput { .. }
+        )
+    })
 }
 
 /// How a step shows in JUnit.

@@ -20,6 +20,7 @@ mod page;
 mod page_charts;
 mod scaling_page;
 mod serverless_page;
+mod stream_charts;
 
 use std::path::PathBuf;
 
@@ -132,6 +133,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         serverless: None,
         comparison: None,
         recommended_kind: None,
+        streaming: None,
     }
 }
 

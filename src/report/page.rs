@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::charts::Chart;
 use super::page_charts::{anchor, distribution_chart, latency_series_chart, overview_charts, rate_chart};
+use super::stream_charts;
 use super::scaling_page::ScalingSection;
 use super::serverless_page::ServerlessSection;
 use super::{CostKnown, RunData};
@@ -177,7 +178,7 @@ impl ReportPage {
             verdict: verdict_view(data),
             facts: run_facts(data),
             command_line: shell_line(&s.command_line),
-            overview: overview_charts(data),
+            overview: overview_charts(data).into_iter().chain(stream_charts::load_charts(data)).collect(),
             steps: data.steps.iter().map(|step| step_view(step, Some(step.index) == recommended_step)).collect(),
             version: s.perfsize_version.clone(),
             scaling: ScalingSection::new(data),
@@ -458,6 +459,7 @@ fn shortfall(step: &StepResult) -> f64 {
             Miss::Rate { achieved_tps, offered_tps } => 1.0 - achieved_tps / (MIN_ACHIEVED_SHARE * offered_tps),
             // How far the queue grew relative to where it started.
             Miss::Unsustainable { in_flight_from, in_flight_to, .. } => in_flight_to / in_flight_from.max(1.0) - 1.0,
+            Miss::Goodput { measured_percent, target_percent } => 1.0 - measured_percent / target_percent.max(0.01),
             // Not a measurement of the endpoint: the last resort as a "closest attempt".
             Miss::Generator { .. } | Miss::NoTraffic | Miss::Interrupted => f64::INFINITY,
         })
@@ -516,6 +518,12 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
                 ),
             )
         }
+        Miss::Goodput { measured_percent, target_percent } => row(
+            "goodput".into(),
+            percent(measured_percent),
+            format!("≥ {}", percent(target_percent)),
+            format!("−{} points", trim_number(target_percent - measured_percent)),
+        ),
         Miss::NoTraffic => {
             row("traffic".into(), "no request measured".into(), format!("{} requirements", r.percentile_label()), "–".into())
         }
@@ -525,9 +533,15 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
 
 fn run_facts(data: &RunData) -> Vec<Fact> {
     let s = &data.summary;
-    let mut facts = vec![
-        fact("requirements", requirements_sentence(&s.requirements, s.peak_tps)),
-        fact("status", status_label(s.status)),
+    let requirements = match &s.streaming {
+        Some(streaming) => stream_charts::requirements_sentence(&streaming.requirements, s.peak_tps),
+        None => requirements_sentence(&s.requirements, s.peak_tps),
+    };
+    let mut facts = vec![fact("requirements", requirements), fact("status", status_label(s.status))];
+    if let Some(streaming) = &s.streaming {
+        facts.extend(stream_charts::run_facts(streaming).into_iter().map(|(label, value)| fact(label, value)));
+    }
+    facts.extend([
         fact("started", timestamp(s.started_at)),
         fact("ended", timestamp(s.ended_at)),
         fact("duration", duration(run_seconds(data))),
@@ -552,7 +566,7 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
         fact("strategy", format!("{:?}", s.strategy).to_lowercase()),
         fact("perfsize", s.perfsize_version.clone()),
         fact("run id", s.run_id.clone()),
-    ];
+    ]);
     if let Some(plan) = &data.plan {
         let types: Vec<String> = plan.search.types.iter().map(|t| t.to_string()).collect();
         facts.push(fact("instance types", types.join(", ")));
@@ -627,7 +641,13 @@ fn step_view(s: &StepResult, recommended: bool) -> StepView {
         facts: step_facts(s),
         error_counts: error_counts(s),
         misses: s.misses.iter().map(|m| miss_view(m, &s.requirements)).collect(),
-        charts: vec![distribution_chart(s), rate_chart(s), latency_series_chart(s)],
+        charts: s
+            .streaming
+            .as_ref()
+            .map(stream_charts::token_distribution_chart)
+            .into_iter()
+            .chain([distribution_chart(s), rate_chart(s), latency_series_chart(s)])
+            .collect(),
     }
 }
 
@@ -688,6 +708,9 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
     facts.push(fact("CloudWatch", server));
     if let Some(a) = &s.asynchronous {
         facts.extend(async_step_facts(a, cw.asynchronous.as_ref()));
+    }
+    if let Some(st) = &s.streaming {
+        facts.extend(stream_charts::step_facts(st).into_iter().map(|(label, value)| fact(label, value)));
     }
     facts.push(fact("endpoint", s.endpoint_name.clone()));
     facts

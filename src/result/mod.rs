@@ -6,6 +6,7 @@
 pub mod cloudwatch;
 pub mod histogram;
 pub mod settled;
+pub mod stream;
 pub mod sustain;
 pub mod trend;
 
@@ -16,11 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
 use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
-use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize};
+use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize, StreamRequirements};
 
 pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
 pub use histogram::Percentiles;
 pub use settled::Settled;
+pub use stream::StreamResult;
 pub use sustain::Stationarity;
 
 /// A step whose achieved rate is below this share of the offered rate fails.
@@ -132,6 +134,11 @@ pub enum Miss {
         projected_latency_ms: f64,
         horizon_seconds: f64,
     },
+    /// Too few streamed requests met every streaming limit.
+    Goodput {
+        measured_percent: f64,
+        target_percent: f64,
+    },
     NoTraffic,
     Interrupted,
 }
@@ -174,6 +181,11 @@ impl Miss {
                     "not sustainable: in-flight grew from {in_flight_from:.0} to {in_flight_to:.0} over {seconds} s{latency}; projected {} ms after {} at this rate",
                     crate::format::ms(*projected_latency_ms),
                     humantime::format_duration(std::time::Duration::from_secs(*horizon_seconds as u64))
+                )
+            }
+            Miss::Goodput { measured_percent, target_percent } => {
+                format!(
+                    "goodput {measured_percent:.1}% of requests met every streaming limit, below the {target_percent}% target"
                 )
             }
             Miss::NoTraffic => "no request was measured".to_string(),
@@ -244,6 +256,10 @@ pub struct StepResult {
     /// and the S3 requests it took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asynchronous: Option<AsyncFigures>,
+    /// Streaming steps: token timings, tokens and goodput, which the step is
+    /// judged on (`requirements` is then only its error budget and envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<StreamResult>,
     /// The all-requests latency histogram (µs), base64 of HdrHistogram V2-deflate.
     pub histogram: String,
     pub success_histogram: String,
@@ -269,6 +285,9 @@ pub struct StepContext {
     /// the warm-up: a ramp's climb is judged by latency and errors, only its
     /// hold by whether the work in flight stays level.
     pub steady_from: Option<std::time::Duration>,
+    /// A streaming step is judged on goodput against these; `requirements`
+    /// is then their envelope ([`StreamRequirements::envelope`]).
+    pub streaming: Option<StreamRequirements>,
 }
 
 /// The figures a step is judged on.
@@ -369,7 +388,15 @@ impl StepResult {
         };
         generator.saturated =
             generator.ran_out_of_slots(requests) || generator.slipped(&context.requirements) || generator.limited.is_some();
-        let judged_latency_ms = histogram::at_percentile(&t.all, context.requirements.percentile);
+        let streaming = context
+            .streaming
+            .zip(run.streaming.as_ref())
+            .map(|(requirements, recording)| StreamResult::of(recording, requirements, run.measured_seconds));
+        // A streaming step is judged on goodput, not on a latency percentile.
+        let judged_latency_ms = match streaming {
+            Some(_) => None,
+            None => histogram::at_percentile(&t.all, context.requirements.percentile),
+        };
         let warmup = std::time::Duration::from_secs_f64(context.warmup_seconds);
         let end = warmup + std::time::Duration::from_secs_f64(run.measured_seconds);
         // A closed loop keeps its in-flight count fixed: a slower server gets
@@ -388,7 +415,13 @@ impl StepResult {
             stationarity: stationarity.clone(),
             horizon: context.horizon,
         };
-        let misses = judge(&context.requirements, &measured, &generator);
+        let mut misses = judge(&context.requirements, &measured, &generator);
+        if let Some(stream) = streaming.as_ref().filter(|s| s.short_of_goodput() && requests > 0) {
+            misses.push(Miss::Goodput {
+                measured_percent: stream.goodput_percent,
+                target_percent: stream.requirements.goodput_percent,
+            });
+        }
         StepResult {
             index: context.index,
             phase: context.phase,
@@ -429,6 +462,7 @@ impl StepResult {
             cloudwatch: ServerMetrics::unavailable("not fetched yet"),
             series: run.series.clone(),
             asynchronous: run.asynchronous.clone(),
+            streaming,
             histogram: histogram::encode(&t.all),
             success_histogram: histogram::encode(&t.success),
         }
@@ -480,6 +514,9 @@ impl StepResult {
                 a.s3_delete
             ));
         }
+        if let Some(stream) = &self.streaming {
+            out.push_str(&stream.summary());
+        }
         let cw = &self.cloudwatch;
         match (&cw.model_latency_ms, cw.available) {
             (Some(model), true) => {
@@ -494,7 +531,15 @@ impl StepResult {
             }
             _ => out.push_str(&format!("  server    CloudWatch: {}\n", cw.note.as_deref().unwrap_or("not available"))),
         }
-        if self.passed {
+        if let (true, Some(stream)) = (self.passed, &self.streaming) {
+            out.push_str(&format!(
+                "  verdict   PASS (goodput {}% ≥ {}%, errors {:.3}% ≤ {}%)\n",
+                trim_number(stream.goodput_percent),
+                trim_number(stream.requirements.goodput_percent),
+                self.error_percent,
+                self.requirements.max_error_percent
+            ));
+        } else if self.passed {
             out.push_str(&format!(
                 "  verdict   PASS ({} {} ms ≤ {} ms, errors {:.3}% ≤ {}%)\n",
                 self.requirements.percentile_label(),

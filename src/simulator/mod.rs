@@ -217,6 +217,13 @@ pub async fn run(
     let evaluator = tokio::spawn(evaluate_scaling(shared.clone(), stop_background.clone()));
     let app = Router::new().fallback(route).with_state(shared.clone());
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+    // Each PayloadPart of a response stream leaves the moment it exists, as
+    // SageMaker's do: with Nagle's algorithm a small part would wait for the
+    // client's delayed ACK of the one before, and no token's time would be
+    // the time the simulator records for it.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(());

@@ -69,6 +69,7 @@ async fn drive(sim: &RunningSimulator, name: &str, how: Drive, requirements: Req
         requirements,
         horizon: Duration::from_secs(600),
         steady_from: None,
+        streaming: None,
     };
     StepResult::from_run(context, &run)
 }

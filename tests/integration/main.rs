@@ -15,4 +15,5 @@ mod serverless;
 mod serverless_sizing;
 mod simulator;
 mod sizing;
+mod stream_load;
 mod streaming;

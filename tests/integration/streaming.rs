@@ -56,7 +56,7 @@ fn llm_profile() -> Profile {
 }
 
 /// Deploys `name` on `instance_type` and waits until it is in service.
-async fn endpoint(sim: &RunningSimulator, name: &str, instance_type: &str) {
+pub(crate) async fn endpoint(sim: &RunningSimulator, name: &str, instance_type: &str) {
     let sm = sagemaker(sim);
     deploy(&sm, name, instance_type, 1).await;
     assert_eq!(wait_while(&sm, name, "Creating").await, "InService");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{
-    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative, parse_positive,
+    AsyncArgs, AwsArgs, RequirementArgs, SimArgs, StreamArgs, TrafficArgs, parse_duration, parse_minutes, parse_non_negative,
+    parse_positive,
 };
 use super::{Failure, exit, simulated_model};
 use crate::catalog::InstanceType;
@@ -233,6 +234,8 @@ pub struct SizingArgs {
     #[command(flatten)]
     pub traffic: TrafficArgs,
     #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
     pub asynchronous: AsyncArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -356,7 +359,7 @@ impl SizingArgs {
     }
 
     fn has_payload(&self) -> bool {
-        !self.traffic.payloads.is_empty() || self.traffic.scenario_requests.is_some()
+        !self.traffic.payloads.is_empty() || self.traffic.scenario_requests.is_some() || self.stream.prompt_tokens.is_some()
     }
 
     /// Checks everything that needs no AWS call, and builds the plan for
@@ -395,9 +398,14 @@ impl SizingArgs {
         let (Some(peak_tps), Some(region), Some(model)) = (self.peak_tps, region, model) else {
             unreachable!("each is in `missing` when absent")
         };
-        let requirements = self.requirements.requirements()?;
+        let streaming = self.stream.streaming(self.requirements.max_error_percent)?;
+        // A streaming run's latency envelope comes from its own requirements.
+        let requirements = match &streaming {
+            Some(s) => s.requirements.envelope(),
+            None => self.requirements.requirements()?,
+        };
         let traffic = if self.has_payload() {
-            self.traffic.traffic()?
+            self.stream.traffic(&self.traffic)?
         } else {
             self.traffic.traffic_of(std::sync::Arc::new(crate::load::PayloadMix::new(vec![sample_payload()])?))
         };
@@ -447,6 +455,7 @@ impl SizingArgs {
                 Some(text) => TrafficProfile::parse(text, peak_tps)?,
                 None => TrafficProfile::peak_all_day(peak_tps),
             },
+            streaming,
         })?;
         // Said once the inputs are known good: a refused input stays one line.
         if !self.has_payload() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cost::compare::{Comparison, Kind};
 use crate::format::{money, tps, trim_number};
-use crate::record::{AsyncRecommendation, REPORT_FILE, ScalingVerdict, ServerlessOutcome, Summary};
+use crate::record::{AsyncRecommendation, REPORT_FILE, ScalingVerdict, ServerlessOutcome, StreamingRecommendation, Summary};
 use crate::vocab::Phase;
 
 /// What an asynchronous recommendation costs per request and standing idle.
@@ -30,6 +30,27 @@ fn async_text(a: &AsyncRecommendation) -> String {
         money(a.idle_cost_per_hour),
         if a.idle_cost_per_hour == 0.0 { " (scales to zero)" } else { "" }
     ));
+    out
+}
+
+/// A streaming recommendation in tokens: cost per million and the scaling target.
+fn streaming_text(rec: &StreamingRecommendation) -> String {
+    let dollars = |d: Option<f64>| d.map_or("?".into(), money);
+    let mut out = format!(
+        "  per million tokens: {} output · {} input ({} output tokens/s at the peak)\n",
+        dollars(rec.cost_per_million_output_tokens),
+        dollars(rec.cost_per_million_input_tokens),
+        trim_number(rec.output_tokens_per_second_at_peak)
+    );
+    if let Some(scaling) = &rec.scaling {
+        out.push_str(&format!(
+            "  streaming auto-scaling: {} target {} per instance ({} streams held × safety {})\n",
+            scaling.metric,
+            trim_number(scaling.target_value),
+            trim_number(scaling.concurrency_per_instance),
+            trim_number(scaling.safety_factor)
+        ));
+    }
     out
 }
 
@@ -101,6 +122,9 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
             ));
             if let Some(a) = &rec.asynchronous {
                 out.push_str(&async_text(a));
+            }
+            if let Some(streaming) = summary.streaming.as_ref().and_then(|s| s.recommendation.as_ref()) {
+                out.push_str(&streaming_text(streaming));
             }
         }
         None if !summary.types.is_empty() || summary.serverless.is_none() => {

@@ -11,7 +11,7 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    ScalingVerdict, StepBrief, Summary, TypeOutcome, recommended_kind,
+    ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome, recommended_kind,
 };
 use crate::result::StepResult;
 use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
@@ -119,6 +119,11 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             .zip(serverless_rec)
             .map(|(i, s)| super::serverless::comparison(self.plan, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s));
         let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
+        let streaming = self.plan.streaming().map(|streaming| {
+            let recommended = recommendation.as_ref().map(|r| (r.instance_type.as_str(), r.cost_per_hour));
+            let price = |t: &str| t.parse().map_or(0.0, |t| self.plan.price(&t));
+            StreamingSummary::of(streaming.requirements, steps, price, recommended, peak, self.plan.safety_factor())
+        });
         let ended_at = spend.written_at;
         let run_cost = spend.run_cost;
         Summary {
@@ -145,6 +150,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             serverless,
             comparison,
             recommended_kind,
+            streaming,
         }
     }
 

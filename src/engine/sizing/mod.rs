@@ -176,12 +176,16 @@ pub async fn run(plan: &Plan, session: &Session, dir: &RunDir, setup: RunSetup) 
     let env = session.environment(run_id.clone(), model, poll, ledger, cleanup_command.clone());
     let run =
         Run { plan, session, dir, progress: &progress, run_id: &run_id, record: &record, cleanup_command: &cleanup_command };
-    let (summary, error) = match plan.asynchronous() {
-        None => {
+    let (summary, error) = match (plan.asynchronous(), plan.streaming()) {
+        (None, Some(streaming)) => {
+            let driver = session.invoke_stream(*streaming).await?;
+            run.drive(env, &driver, earlier).await?
+        }
+        (None, None) => {
             let driver = session.invoke_endpoint().await?;
             run.drive(env, &driver, earlier).await?
         }
-        Some(a) => {
+        (Some(a), _) => {
             let storage = a.buckets.for_run(run_id.as_str());
             let env = env.serving_async(AsyncServing::of(&storage));
             let driver = session.invoke_async(storage.input.clone(), a.client.clone());

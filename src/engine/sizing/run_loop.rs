@@ -385,6 +385,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,
             steady_from: None,
+            streaming: self.plan.streaming().map(|s| s.requirements),
         };
         let (mut step, run) =
             drive_and_judge(self.driver, spec, context, &self.progress, cancel).await.map_err(SizingError::Load)?;

@@ -285,6 +285,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             horizon: self.plan.durations().endurance,
             // Whether the policy caught up shows in the hold: a climb is not a queue.
             steady_from: Some(if shape == Shape::Ramp { trials.test.ramp } else { Duration::ZERO }),
+            streaming: None,
         };
         let watching = CancellationToken::new();
         let early = cancel.child_token();

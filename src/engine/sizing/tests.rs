@@ -234,6 +234,7 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
         shard: None,
         cancelled,
         asynchronous: None,
+        streaming: None,
     }
 }
 
