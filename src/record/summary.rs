@@ -257,6 +257,13 @@ pub struct StepBrief {
     /// None when the window was too short to tell.
     #[serde(default)]
     pub stationary: Option<bool>,
+    /// It failed on a burst of errors the endpoint recovered from (the
+    /// step's file says where): the sizing run measured it again.
+    #[serde(default)]
+    pub disturbed: bool,
+    /// The disturbed step this one measures again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remeasure_of: Option<u32>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub file: String,
@@ -276,6 +283,8 @@ impl From<&StepResult> for StepBrief {
             latency_ms: s.latency_ms,
             error_percent: s.error_percent,
             stationary: s.stationarity.as_ref().map(|st| st.stationary),
+            disturbed: s.disturbance.is_some(),
+            remeasure_of: s.remeasure_of,
             started_at: s.started_at,
             ended_at: s.ended_at,
             file: super::RunDir::step_file(s),

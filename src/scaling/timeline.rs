@@ -173,6 +173,7 @@ mod tests {
                 offered: 10 * s as u64,
                 completed: 10 * s as u64,
                 errors: if trouble(s) { 3 } else { 0 },
+                server_errors: if trouble(s) { 3 } else { 0 },
                 in_flight: s as u64,
                 p50_ms: Some(10.0),
                 p99_ms: Some(if trouble(s) { 900.0 } else { 40.0 }),
