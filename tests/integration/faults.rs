@@ -45,15 +45,19 @@ fn sizing_args<'a>(payload: &'a str, results: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// A sizing run against `sim` with `extra` arguments after the shared ones,
-/// writing to `dir/results`, its stderr piped. The peak is 20 TPS (by the
-/// sizing profile one ml.c5.large holds 100/s) unless `extra` sets it.
+/// A sizing run against `sim` with `extra` arguments, which replace the
+/// shared ones they name, writing to `dir/results`, its stderr piped. The
+/// peak is 20 TPS (by the sizing profile one ml.c5.large holds 100/s) unless
+/// `extra` sets it.
 fn sizing_command(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> std::process::Command {
     let payload = dir.join("req.json");
     std::fs::write(&payload, br#"{"x": 1}"#).unwrap();
     let results = dir.join("results");
     let (payload, results_arg) = (payload.display().to_string(), results.display().to_string());
-    let mut args = sizing_args(&payload, &results_arg);
+    let shared = sizing_args(&payload, &results_arg);
+    // Every shared argument is a flag and its value.
+    let mut args: Vec<&str> =
+        shared.chunks(2).filter(|pair| !extra.contains(&pair[0])).flat_map(|pair| pair.iter().copied()).collect();
     args.extend_from_slice(extra);
     if !extra.contains(&"--peak-tps") {
         args.extend(["--peak-tps", "20"]);
@@ -234,6 +238,41 @@ async fn a_teardown_that_gives_up_exits_non_zero_naming_what_is_left_and_the_cle
     let errors: Vec<String> = validator.iter_errors(&finished.summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(finished.run.join("report.html").exists(), "the report is written all the same");
+}
+
+#[tokio::test]
+async fn a_step_disturbed_by_a_burst_of_unavailability_is_marked_and_measured_again() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-disturbed");
+    // The first step is 10 TPS for 6 s after a 0.3 s warm-up, after one
+    // preflight call: calls 31–38 fall due 2.9–3.6 s into it, mid-step.
+    let faults = "[[faults]]\noperation = \"InvokeEndpoint\"\ncalls = [31, 38]\nanswer = \"ServiceUnavailable\"\n";
+    let sim = simulator_with(&dir, faults);
+    let extra = ["--type-walk", "ml.c5.large", "--duration", "6s", "--tps-resolution", "0.5"];
+    let finished = run_to_the_end(&sim, &dir, &extra).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    let steps = finished.summary["steps"].as_array().unwrap();
+    let (first, second) = (&steps[0], &steps[1]);
+    assert_eq!((first["index"].as_u64(), first["target_tps"].as_f64()), (Some(1), Some(10.0)), "the first step, at --start-tps");
+    assert_eq!((first["passed"].as_bool(), first["disturbed"].as_bool()), (Some(false), Some(true)), "{first}");
+    assert_eq!(second["remeasure_of"], 1, "measured again straight away: {second}");
+    assert_eq!((second["target_tps"].as_f64(), second["passed"].as_bool()), (Some(10.0), Some(true)), "{second}");
+    assert_eq!(steps.iter().filter(|s| s["disturbed"] == true).count(), 1, "no other step is disturbed");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(finished.run.join(first["file"].as_str().unwrap())).unwrap()).unwrap();
+    let disturbance = &file["disturbance"];
+    assert_eq!(disturbance["burst_server_errors"], 8, "every struck call counted as the endpoint's: {disturbance}");
+    assert_eq!(file["errors_by_code"]["ServiceUnavailable"], 8);
+    assert!(
+        finished.stderr.contains("disturbed: 8 errors") && finished.stderr.contains("measuring again"),
+        "{}",
+        finished.stderr
+    );
+    let html = std::fs::read_to_string(finished.run.join("report.html")).unwrap();
+    assert!(html.contains(">disturbed</span>") && html.contains("re-measure of #1"), "the report says so");
+    assert_eq!(finished.summary["recommendation"]["instance_type"], "ml.c5.large");
+    assert_eq!(finished.summary["recommendation"]["instance_count"], 1, "the recommendation is still right");
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
 }
 
 /// The types and verdicts of a summary, for assertion messages.
