@@ -117,8 +117,7 @@ impl Session {
     /// Signed InvokeEndpoint traffic with the session's credentials, renewed
     /// in the background while the returned driver lives.
     pub async fn invoke_endpoint(&self) -> Result<InvokeEndpoint, SessionError> {
-        let credentials = self.aws.credentials()?;
-        let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
+        let signer = RequestSigner::new(self.aws.credentials.clone(), self.aws.region.clone()).await?;
         Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
     }
 
