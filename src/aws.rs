@@ -106,7 +106,9 @@ impl Aws {
             Some(role) => SharedCredentialsProvider::new(
                 aws_config::sts::AssumeRoleProvider::builder(role).session_name("perfsize").configure(&config).build().await,
             ),
-            None => config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no credentials provider".into()))?,
+            None => {
+                config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no credentials provider".into()))?
+            }
         };
         let credentials = RenewableCredentials::new(source);
         config = config.into_builder().credentials_provider(credentials.shared()).build();

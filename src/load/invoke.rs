@@ -12,9 +12,9 @@ use http::{HeaderMap, Method};
 use tokio_util::sync::CancellationToken;
 
 use super::signer::{Prepared, SignatureCache};
-use crate::credentials::is_expired_token;
 use super::workers::{self, Named, Wire};
 use super::{LoadError, LoadRun, LoadSpec, PayloadMix, ProgressFn, RequestSigner, Target, preflight};
+use crate::credentials::is_expired_token;
 
 /// Sends a step's traffic to an endpoint and measures it.
 #[allow(async_fn_in_trait)]

@@ -169,9 +169,8 @@ impl Callers {
         if self.any() {
             return true;
         }
-        caller.is_some_and(|c| {
-            self.key.as_deref().is_none_or(|key| key == c.key) && self.older_than.is_none_or(|age| c.age >= age)
-        })
+        caller
+            .is_some_and(|c| self.key.as_deref().is_none_or(|key| key == c.key) && self.older_than.is_none_or(|age| c.age >= age))
     }
 }
 
@@ -385,7 +384,8 @@ mod tests {
         let silent = Injector::new(faults).fault_for("GetMetricData", Duration::ZERO, None).unwrap();
         assert_eq!((silent.answer, silent.delay), (Answer::Served, Duration::from_secs(120)));
         let throttled = parse("[[faults]]\noperation = \"*\"\ncalls = [1, 1]\nanswer = \"ThrottlingException\"\n").unwrap();
-        let answer = Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11, &HeaderMap::new()).await.unwrap_err();
+        let answer =
+            Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11, &HeaderMap::new()).await.unwrap_err();
         assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
         assert_eq!(answer.headers()["x-amzn-errortype"], "ThrottlingException");
     }
@@ -418,7 +418,9 @@ mod tests {
         let injector = Injector::new(faults);
         let signed = |key: &str| {
             let mut headers = HeaderMap::new();
-            let auth = format!("AWS4-HMAC-SHA256 Credential={key}/20261129/us-west-2/sagemaker/aws4_request, SignedHeaders=host, Signature=0");
+            let auth = format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20261129/us-west-2/sagemaker/aws4_request, SignedHeaders=host, Signature=0"
+            );
             headers.insert(axum::http::header::AUTHORIZATION, auth.parse().unwrap());
             headers
         };

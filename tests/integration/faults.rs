@@ -69,7 +69,11 @@ fn sizing_command(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> std::pr
 
 /// Runs perfsize to its end (see [`sizing_command`]) and reads what it left.
 async fn run_to_the_end(sim: &SimulatorProcess, dir: &Path, extra: &[&str]) -> Finished {
-    let mut command = sizing_command(sim, dir, extra);
+    run_command_to_the_end(sizing_command(sim, dir, extra), dir).await
+}
+
+/// Runs `command` (a [`sizing_command`]) to its end and reads what it left.
+async fn run_command_to_the_end(mut command: std::process::Command, dir: &Path) -> Finished {
     let output = tokio::task::spawn_blocking(move || command.output().expect("perfsize runs")).await.unwrap();
     finished(dir, output)
 }
@@ -273,6 +277,90 @@ async fn a_step_disturbed_by_a_burst_of_unavailability_is_marked_and_measured_ag
     assert_eq!(finished.summary["recommendation"]["instance_type"], "ml.c5.large");
     assert_eq!(finished.summary["recommendation"]["instance_count"], 1, "the recommendation is still right");
     assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
+
+/// Every step file of a finished run, parsed.
+fn step_files(finished: &Finished) -> Vec<serde_json::Value> {
+    let files = std::fs::read_dir(finished.run.join("steps")).unwrap().map(|e| e.unwrap().path());
+    let json = files.filter(|f| f.extension().is_some_and(|e| e == "json"));
+    json.map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn credentials_that_expire_every_few_seconds_are_renewed_through_the_chain_and_the_run_finishes() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-credentials-renewed");
+    // Every access key is refused as expired 3 s after its first call, on
+    // the control plane, the runtime and CloudWatch alike.
+    let faults = "[[faults]]\noperation = \"*\"\nseconds = [0.0, 100000.0]\nanswer = \"ExpiredTokenException\"\n\
+                  access_keys_older_than_seconds = 3.0\n";
+    let sim = simulator_with(&dir, faults);
+    // A credential_process that hands out a new key at each call, as a role
+    // or SSO session would after its expiry.
+    let fetches = dir.join("fetches");
+    let script = dir.join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho x >> '{}'\nn=$(wc -l < '{}' | tr -d ' ')\n\
+             printf '{{\"Version\": 1, \"AccessKeyId\": \"AKIDROTATING%s\", \"SecretAccessKey\": \"secret\"}}\\n' \"$n\"\n",
+            fetches.display(),
+            fetches.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.join("aws-config");
+    std::fs::write(&config, format!("[profile rotating]\ncredential_process = {}\n", script.display())).unwrap();
+    let mut command = sizing_command(&sim, &dir, &["--type-walk", "ml.c5.large"]);
+    command.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    command.env("AWS_CONFIG_FILE", &config).env("AWS_PROFILE", "rotating");
+    let started = std::time::Instant::now();
+    let finished = run_command_to_the_end(command, &dir).await;
+    assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
+    let renewed = std::fs::read_to_string(&fetches).unwrap().lines().count();
+    let run_seconds = started.elapsed().as_secs();
+    assert!(renewed >= 2 && run_seconds >= 4, "keys were renewed: {renewed} fetches in {run_seconds} s");
+    assert_eq!(finished.summary["recommendation"]["instance_type"], "ml.c5.large");
+    for step in step_files(&finished) {
+        let codes = step["errors_by_code"].as_object().unwrap();
+        assert!(!codes.keys().any(|c| c.starts_with("ExpiredToken")), "no refusal counts as the endpoint's: {step}");
+    }
+    assert_nothing_left_and_every_step_reported(&sim, &finished).await;
+}
+
+#[tokio::test]
+async fn static_keys_that_expire_mid_run_stop_it_cleanly_listing_what_is_left() {
+    let _turn = traffic_turn().await;
+    let dir = scratch("faults-credentials-static");
+    // From 4 s on, every call signed with the run's only key is refused:
+    // teardown too, so what is left must be listed.
+    let faults = "[[faults]]\noperation = \"*\"\nseconds = [4.0, 100000.0]\nanswer = \"ExpiredTokenException\"\n\
+                  access_key_id = \"AKIDEXPIRING\"\n";
+    let sim = simulator_with(&dir, faults);
+    let mut command = sizing_command(&sim, &dir, &["--type-walk", "ml.c5.large", "--teardown-timeout", "2s"]);
+    command.env("AWS_ACCESS_KEY_ID", "AKIDEXPIRING");
+    let finished = run_command_to_the_end(command, &dir).await;
+    assert_eq!(finished.code, Some(exit::INFRASTRUCTURE as i32), "{}", finished.stderr);
+    assert!(finished.stderr.contains("expired"), "the reason is given: {}", finished.stderr);
+    let listed = finished.summary["leftovers"]["resources"].as_array().expect("leftovers listed");
+    // summary.json names the kind as perfsize cleanup does, `everything` more briefly.
+    let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().replace("endpoint-config ", "config ")).collect();
+    let mut alive = everything(&sim.client()).await;
+    listed.sort();
+    alive.sort();
+    assert_eq!(listed, alive, "summary.json lists exactly what is left");
+    let cleanup = finished.summary["leftovers"]["cleanup_command"].as_str().unwrap();
+    assert!(finished.stderr.contains(cleanup), "the cleanup command is printed: {}", finished.stderr);
+    for step in finished.summary["steps"].as_array().unwrap() {
+        assert!(finished.run.join(step["file"].as_str().unwrap()).exists(), "{step} is on disk");
+    }
+    // With renewed credentials, the printed command removes the rest.
+    let run_id = cleanup.trim_start_matches("perfsize cleanup --run-id ").split_whitespace().next().unwrap().to_string();
+    let mut cleanup = sim.perfsize(&["cleanup", "--run-id", &run_id]);
+    let status = tokio::task::spawn_blocking(move || cleanup.status().unwrap()).await.unwrap();
+    assert!(status.success());
+    assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
 }
 
 /// The types and verdicts of a summary, for assertion messages.
