@@ -279,6 +279,31 @@ async fn a_step_disturbed_by_a_burst_of_unavailability_is_marked_and_measured_ag
     assert_nothing_left_and_every_step_reported(&sim, &finished).await;
 }
 
+/// Makes `command` take its credentials from a `credential_process` (in
+/// an AWS config file under `dir`) that hands out a new access key at each
+/// call, as a role or an SSO session would after its expiry. Returns the
+/// file that gets a line per call.
+fn rotating_credentials(command: &mut std::process::Command, dir: &Path) -> PathBuf {
+    let fetches = dir.join("fetches");
+    let script = dir.join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho x >> '{}'\nn=$(wc -l < '{}' | tr -d ' ')\n\
+             printf '{{\"Version\": 1, \"AccessKeyId\": \"AKIDROTATING%s\", \"SecretAccessKey\": \"secret\"}}\\n' \"$n\"\n",
+            fetches.display(),
+            fetches.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.join("aws-config");
+    std::fs::write(&config, format!("[profile rotating]\ncredential_process = {}\n", script.display())).unwrap();
+    command.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    command.env("AWS_CONFIG_FILE", &config).env("AWS_PROFILE", "rotating");
+    fetches
+}
+
 /// Every step file of a finished run, parsed.
 fn step_files(finished: &Finished) -> Vec<serde_json::Value> {
     let files = std::fs::read_dir(finished.run.join("steps")).unwrap().map(|e| e.unwrap().path());
@@ -295,26 +320,8 @@ async fn credentials_that_expire_every_few_seconds_are_renewed_through_the_chain
     let faults = "[[faults]]\noperation = \"*\"\nseconds = [0.0, 100000.0]\nanswer = \"ExpiredTokenException\"\n\
                   access_keys_older_than_seconds = 3.0\n";
     let sim = simulator_with(&dir, faults);
-    // A credential_process that hands out a new key at each call, as a role
-    // or SSO session would after its expiry.
-    let fetches = dir.join("fetches");
-    let script = dir.join("credentials.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho x >> '{}'\nn=$(wc -l < '{}' | tr -d ' ')\n\
-             printf '{{\"Version\": 1, \"AccessKeyId\": \"AKIDROTATING%s\", \"SecretAccessKey\": \"secret\"}}\\n' \"$n\"\n",
-            fetches.display(),
-            fetches.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.join("aws-config");
-    std::fs::write(&config, format!("[profile rotating]\ncredential_process = {}\n", script.display())).unwrap();
     let mut command = sizing_command(&sim, &dir, &["--type-walk", "ml.c5.large"]);
-    command.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
-    command.env("AWS_CONFIG_FILE", &config).env("AWS_PROFILE", "rotating");
+    let fetches = rotating_credentials(&mut command, &dir);
     let started = std::time::Instant::now();
     let finished = run_command_to_the_end(command, &dir).await;
     assert_eq!(finished.code, Some(exit::OK as i32), "{}", finished.stderr);
@@ -422,7 +429,8 @@ async fn a_results_directory_that_refuses_writes_mid_run_stops_it_cleanly_with_t
 }
 
 /// One fault the soak test may draw: every kind perfsize survives, each at
-/// a random place in the run.
+/// a random place in the run — credentials that expire included, which the
+/// soak's rotating credentials renew.
 fn random_fault(rng: &mut impl rand::Rng) -> String {
     let operations = [
         ("CreateEndpoint", "ThrottlingException"),
@@ -436,11 +444,28 @@ fn random_fault(rng: &mut impl rand::Rng) -> String {
         ("GetMetricData", "InternalFailure"),
         ("InvokeEndpoint", "ServiceUnavailable"),
     ];
-    let (operation, answer) = operations[rng.random_range(0..operations.len())];
-    // Short bursts: the SDK's own retries ride out up to 7 throttled attempts.
-    let first = rng.random_range(1..6);
-    let last = first + rng.random_range(0..2);
-    format!("[[faults]]\noperation = \"{operation}\"\ncalls = [{first}, {last}]\nanswer = \"{answer}\"\n")
+    match rng.random_range(0..operations.len() + 2) {
+        // Credentials that expire a few seconds after their first use, everywhere.
+        n if n == operations.len() => format!(
+            "[[faults]]\noperation = \"*\"\nseconds = [0.0, 100000.0]\nanswer = \"ExpiredTokenException\"\n\
+             access_keys_older_than_seconds = {}.0\n",
+            rng.random_range(2..8)
+        ),
+        // An endpoint disturbed mid-step: a burst of 5xx or resets, anywhere in the run.
+        n if n > operations.len() => {
+            let answer = ["ServiceUnavailable", "InternalFailure", "ConnectionReset"][rng.random_range(0..3)];
+            let first = rng.random_range(20..400);
+            let last = first + rng.random_range(3..20);
+            format!("[[faults]]\noperation = \"InvokeEndpoint\"\ncalls = [{first}, {last}]\nanswer = \"{answer}\"\n")
+        }
+        n => {
+            let (operation, answer) = operations[n];
+            // Short bursts: the SDK's own retries ride out up to 7 throttled attempts.
+            let first = rng.random_range(1..6);
+            let last = first + rng.random_range(0..2);
+            format!("[[faults]]\noperation = \"{operation}\"\ncalls = [{first}, {last}]\nanswer = \"{answer}\"\n")
+        }
+    }
 }
 
 /// The soak test: sizing runs one after another, each against a simulator
@@ -468,7 +493,10 @@ async fn soak() {
         let sim = simulator_with(&dir, &faults);
         let types = ["ml.c5.large", "ml.m5.large", "ml.c5.large,ml.m5.large"][rng.random_range(0..3)];
         let peak = ["20", "60"][rng.random_range(0..2)];
-        let finished = run_to_the_end(&sim, &dir, &["--type-walk", types, "--peak-tps", peak, "--teardown-timeout", "30s"]).await;
+        // Credentials a renewal can replace, so that expiring ones are survivable.
+        let mut command = sizing_command(&sim, &dir, &["--type-walk", types, "--peak-tps", peak, "--teardown-timeout", "30s"]);
+        rotating_credentials(&mut command, &dir);
+        let finished = run_command_to_the_end(command, &dir).await;
         let context = format!("round {round} (SOAK_SEED={seed}), {types} at {peak} TPS, faults:\n{faults}\n{}", finished.stderr);
         let mut alive = everything(&sim.client()).await;
         match finished.code {
