@@ -132,7 +132,7 @@ impl Wire for SignedInvocations {
         self.signer.generation()
     }
 
-    fn renewed_after<'a>(&'a self, code: &'a str, generation: u64) -> impl Future<Output = bool> + Send + 'a {
-        async move { is_expired_token(code) && self.signer.renew_after_refusal(generation).await }
+    async fn renewed_after(&self, code: &str, generation: u64) -> bool {
+        is_expired_token(code) && self.signer.renew_after_refusal(generation).await
     }
 }

@@ -502,6 +502,10 @@ async fn soak() {
         match finished.code {
             Some(0 | 1) => assert_eq!(alive, Vec::<String>::new(), "nothing leaked: {context}"),
             Some(3) => {
+                // A clean give-up: say why, for whoever reads the soak's log.
+                let why =
+                    finished.stderr.lines().filter(|l| l.starts_with("error") || l.contains("stopping")).collect::<Vec<_>>();
+                eprintln!("soak round {round}: gave up ({}), faults:\n{faults}", why.join(" / "));
                 let listed = finished.summary["leftovers"]["resources"].as_array().cloned().unwrap_or_default();
                 let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().to_string()).collect();
                 listed.sort();
