@@ -8,8 +8,8 @@
 //! [`RenewableCredentials`], which fetches anew from the provider chain (or
 //! the assumed role) once a call was refused for them. Control-plane calls
 //! are then retried through [`RenewOnExpiry`], a retry classifier; signed
-//! InvokeEndpoint traffic asks for fresh credentials itself
-//! ([`crate::load::RequestSigner`]).
+//! InvokeEndpoint traffic asks for fresh credentials itself (the load
+//! manager's request signer).
 //!
 //! A retry is worth it only if the renewal can bring other credentials:
 //! once a fetch after a refusal brings back credentials that were refused

@@ -225,13 +225,8 @@ async fn a_teardown_that_gives_up_exits_non_zero_naming_what_is_left_and_the_cle
     let finished = run_to_the_end(&sim, &dir, &["--type-walk", "ml.c5.large", "--teardown-timeout", "2s"]).await;
     assert_eq!(finished.code, Some(exit::INFRASTRUCTURE as i32), "{}", finished.stderr);
     let leftovers = &finished.summary["leftovers"];
-    let listed: Vec<String> =
-        leftovers["resources"].as_array().expect("leftovers listed").iter().map(|r| r.as_str().unwrap().to_string()).collect();
-    let mut alive = everything(&sim.client()).await;
-    let mut listed_sorted = listed.clone();
-    alive.sort();
-    listed_sorted.sort();
-    assert_eq!(listed_sorted, alive, "summary.json lists exactly what is left");
+    let (listed, alive) = listed_and_alive(&sim, &finished.summary).await;
+    assert_eq!(listed, alive, "summary.json lists exactly what is left");
     assert!(listed.iter().any(|r| r.starts_with("endpoint ")), "{listed:?}");
     let command = leftovers["cleanup_command"].as_str().unwrap();
     assert!(command.starts_with("perfsize cleanup --run-id "), "{command}");
@@ -350,12 +345,8 @@ async fn static_keys_that_expire_mid_run_stop_it_cleanly_listing_what_is_left() 
     let finished = run_command_to_the_end(command, &dir).await;
     assert_eq!(finished.code, Some(exit::INFRASTRUCTURE as i32), "{}", finished.stderr);
     assert!(finished.stderr.contains("expired"), "the reason is given: {}", finished.stderr);
-    let listed = finished.summary["leftovers"]["resources"].as_array().expect("leftovers listed");
-    // summary.json names the kind as perfsize cleanup does, `everything` more briefly.
-    let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().replace("endpoint-config ", "config ")).collect();
-    let mut alive = everything(&sim.client()).await;
-    listed.sort();
-    alive.sort();
+    let (listed, alive) = listed_and_alive(&sim, &finished.summary).await;
+    assert!(!listed.is_empty(), "leftovers listed");
     assert_eq!(listed, alive, "summary.json lists exactly what is left");
     let cleanup = finished.summary["leftovers"]["cleanup_command"].as_str().unwrap();
     assert!(finished.stderr.contains(cleanup), "the cleanup command is printed: {}", finished.stderr);
@@ -368,6 +359,18 @@ async fn static_keys_that_expire_mid_run_stop_it_cleanly_listing_what_is_left() 
     let status = tokio::task::spawn_blocking(move || cleanup.status().unwrap()).await.unwrap();
     assert!(status.success());
     assert_eq!(everything(&sim.client()).await, Vec::<String>::new());
+}
+
+/// What `summary` lists as left behind and what is alive on `sim`, both
+/// sorted and in `everything`'s words (summary.json names a configuration
+/// `endpoint-config`, as `perfsize cleanup` does).
+async fn listed_and_alive(sim: &SimulatorProcess, summary: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let listed = summary["leftovers"]["resources"].as_array().cloned().unwrap_or_default();
+    let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().replace("endpoint-config ", "config ")).collect();
+    let mut alive = everything(&sim.client()).await;
+    listed.sort();
+    alive.sort();
+    (listed, alive)
 }
 
 /// The types and verdicts of a summary, for assertion messages.
@@ -474,7 +477,7 @@ fn random_fault(rng: &mut impl rand::Rng) -> String {
 /// verdict (0 or 1) or a clean give-up (3 with leftovers listed) and leave
 /// nothing behind. Run it with
 /// `cargo test --test integration faults::soak -- --ignored --nocapture`;
-/// `SOAK_SEED` replays a mix.
+/// `SOAK_SEED` replays a mix, `SOAK_ROUNDS=20,22` only those rounds of it.
 #[tokio::test]
 #[ignore = "a 30-minute soak; run it on purpose"]
 async fn soak() {
@@ -485,31 +488,33 @@ async fn soak() {
     eprintln!("soak: {minutes} minutes, SOAK_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(minutes * 60);
+    // Only these rounds of the seed's sequence, to replay them: SOAK_ROUNDS=20,22.
+    let only: Option<Vec<u32>> =
+        std::env::var("SOAK_ROUNDS").ok().map(|r| r.split(',').filter_map(|n| n.trim().parse().ok()).collect());
     let mut round = 0;
-    while std::time::Instant::now() < until {
+    while std::time::Instant::now() < until && only.as_ref().is_none_or(|o| o.iter().any(|n| *n > round)) {
         round += 1;
         let faults: String = (0..rng.random_range(2..6)).map(|_| random_fault(&mut rng)).collect();
-        let dir = scratch(&format!("faults-soak-{round}"));
-        let sim = simulator_with(&dir, &faults);
         let types = ["ml.c5.large", "ml.m5.large", "ml.c5.large,ml.m5.large"][rng.random_range(0..3)];
         let peak = ["20", "60"][rng.random_range(0..2)];
+        if only.as_ref().is_some_and(|o| !o.contains(&round)) {
+            continue;
+        }
+        let dir = scratch(&format!("faults-soak-{round}"));
+        let sim = simulator_with(&dir, &faults);
         // Credentials a renewal can replace, so that expiring ones are survivable.
         let mut command = sizing_command(&sim, &dir, &["--type-walk", types, "--peak-tps", peak, "--teardown-timeout", "30s"]);
         rotating_credentials(&mut command, &dir);
         let finished = run_command_to_the_end(command, &dir).await;
         let context = format!("round {round} (SOAK_SEED={seed}), {types} at {peak} TPS, faults:\n{faults}\n{}", finished.stderr);
-        let mut alive = everything(&sim.client()).await;
         match finished.code {
-            Some(0 | 1) => assert_eq!(alive, Vec::<String>::new(), "nothing leaked: {context}"),
+            Some(0 | 1) => assert_eq!(everything(&sim.client()).await, Vec::<String>::new(), "nothing leaked: {context}"),
             Some(3) => {
                 // A clean give-up: say why, for whoever reads the soak's log.
                 let why =
                     finished.stderr.lines().filter(|l| l.starts_with("error") || l.contains("stopping")).collect::<Vec<_>>();
                 eprintln!("soak round {round}: gave up ({}), faults:\n{faults}", why.join(" / "));
-                let listed = finished.summary["leftovers"]["resources"].as_array().cloned().unwrap_or_default();
-                let mut listed: Vec<String> = listed.iter().map(|r| r.as_str().unwrap().to_string()).collect();
-                listed.sort();
-                alive.sort();
+                let (listed, alive) = listed_and_alive(&sim, &finished.summary).await;
                 assert_eq!(listed, alive, "what is left is listed: {context}");
             }
             other => panic!("exit {other:?}: {context}"),
