@@ -470,9 +470,11 @@ mod tests {
         recorder.record(observation(0.0, 2, Outcome::Http { status: 503, code: Some("ServiceUnavailable".into()) }));
         recorder.record(observation(0.0, 70_000, Outcome::Timeout));
         recorder.record(observation(0.0, 8, Outcome::Success));
-        recorder.close_second(0, 4);
+        recorder.record(observation(0.0, 3, Outcome::Connection));
+        let row = recorder.close_second(0, 5);
+        assert_eq!((row.errors, row.server_errors), (4, 2), "the 503 and the broken connection are the server's");
         let totals = recorder.finish().totals;
-        assert_eq!(totals.counts.failed, 3);
+        assert_eq!(totals.counts.failed, 4);
         assert_eq!(totals.counts.answered_failures, 2);
         assert_eq!(totals.errors_by_status.get("424"), Some(&1));
         assert_eq!(totals.errors_by_status.get("timeout"), Some(&1));
