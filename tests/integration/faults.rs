@@ -299,6 +299,17 @@ fn rotating_credentials(command: &mut std::process::Command, dir: &Path) -> Path
     fetches
 }
 
+/// boto3 sees an expired key refused as AWS refuses it
+/// (tests/python/boto3_expired_credentials.py), and another key served.
+#[tokio::test]
+async fn boto3_calls_signed_with_an_expired_key_are_refused_and_others_served() {
+    let faults = "[[faults]]\noperation = \"*\"\ncalls = [1, 1000]\nanswer = \"ExpiredTokenException\"\n\
+                  access_key_id = \"AKIDEXPIRED\"\n";
+    let sim = simulator(fast_profile(faults)).await;
+    crate::simulator::run_python("boto3_expired_credentials.py", &sim).await;
+    sim.stop().await;
+}
+
 /// Every step file of a finished run, parsed.
 fn step_files(finished: &Finished) -> Vec<serde_json::Value> {
     let files = std::fs::read_dir(finished.run.join("steps")).unwrap().map(|e| e.unwrap().path());
