@@ -397,4 +397,28 @@ mod tests {
         let signer = RequestSigner::fixed(Credentials::new("A", "S", None, None, "test"), "us-east-1");
         assert_eq!(signer.time_until_renewal(), RECHECK_EVERY);
     }
+
+    /// A signer whose source hands out a new key at each fetch, or always the same.
+    async fn renewing_signer(rotates: bool) -> Arc<RequestSigner> {
+        let fetches = Arc::new(AtomicU64::new(0));
+        let source = aws_credential_types::credential_fn::provide_credentials_fn(move || {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            let key = if rotates { format!("AKID{n}") } else { "AKIDSTATIC".into() };
+            async move { Ok(Credentials::new(key, "secret", None, None, "test")) }
+        });
+        let source = RenewableCredentials::new(SharedCredentialsProvider::new(source));
+        RequestSigner::new(source, "us-west-2").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_renews_the_credentials_once_for_every_request_refused_with_them() {
+        let signer = renewing_signer(true).await;
+        let refused_at = signer.generation();
+        assert!(signer.renew_after_refusal(refused_at).await);
+        assert_eq!((signer.current().access_key_id(), signer.generation()), ("AKID1", refused_at + 1));
+        assert!(signer.renew_after_refusal(refused_at).await, "another request refused with the old key: sent again");
+        assert_eq!(signer.current().access_key_id(), "AKID1", "without another renewal");
+        let fixed = renewing_signer(false).await;
+        assert!(!fixed.renew_after_refusal(fixed.generation()).await, "static keys come back the same: not worth a resend");
+    }
 }

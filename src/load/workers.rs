@@ -40,6 +40,11 @@ const WORKERS_PER_CORE: usize = 1;
 /// read the network before it takes more.
 const TAKE_BEFORE_YIELD: u32 = 8;
 
+/// How often a request refused for expired credentials is sent again, each
+/// time after a renewal: credentials another request renewed may have
+/// expired too by the time this one is signed with them.
+const MAX_RESENDS: u32 = 3;
+
 /// How one kind of target turns a request slot into an HTTP request and
 /// reads an error answer.
 pub(super) trait Wire: Send + Sync + 'static {
@@ -57,7 +62,7 @@ pub(super) trait Wire: Send + Sync + 'static {
     }
     /// A request signed at `generation` was answered with error `code`:
     /// whether that says its credentials expired and others sign requests
-    /// now — the request is then sent once more, newly signed, and only that
+    /// now — the request is then sent again, newly signed, and only the last
     /// answer counts.
     fn renewed_after<'a>(&'a self, _code: &'a str, _generation: u64) -> impl Future<Output = bool> + Send + 'a {
         std::future::ready(false)
@@ -182,8 +187,9 @@ impl<W: Wire> Step<W> {
 
     /// Sends `request`, signed at credentials `generation`, and reads the
     /// whole answer (the clock stops after the body, not the first byte). A
-    /// refusal of expired credentials that could be renewed is sent once
-    /// more: the answer to that one counts, its latency from the first send.
+    /// request refused for expired credentials that could be renewed is sent
+    /// again, up to [`MAX_RESENDS`] times: the last answer counts, its
+    /// latency from the first send.
     fn exchange(
         &self,
         client: &reqwest::Client,
@@ -194,13 +200,15 @@ impl<W: Wire> Step<W> {
         let sent = Instant::now();
         let response = client.execute(request);
         async move {
-            let outcome = self.classify(response.await).await;
-            let renewed = match &outcome {
-                Outcome::Http { code: Some(code), .. } => self.wire.renewed_after(code, generation).await,
-                _ => false,
-            };
-            if renewed && let Ok(request) = self.wire.request(&mut self.wire.local(), job.slot) {
-                return (job, sent, self.classify(client.execute(request).await).await);
+            let (mut outcome, mut generation) = (self.classify(response.await).await, generation);
+            for _ in 0..MAX_RESENDS {
+                let Outcome::Http { code: Some(code), .. } = &outcome else { break };
+                if !self.wire.renewed_after(code, generation).await {
+                    break;
+                }
+                generation = self.wire.credentials_generation();
+                let Ok(request) = self.wire.request(&mut self.wire.local(), job.slot) else { break };
+                outcome = self.classify(client.execute(request).await).await;
             }
             (job, sent, outcome)
         }
