@@ -254,8 +254,10 @@ async fn a_step_disturbed_by_a_burst_of_unavailability_is_marked_and_measured_ag
     let (first, second) = (&steps[0], &steps[1]);
     assert_eq!((first["index"].as_u64(), first["target_tps"].as_f64()), (Some(1), Some(10.0)), "the first step, at --start-tps");
     assert_eq!((first["passed"].as_bool(), first["disturbed"].as_bool()), (Some(false), Some(true)), "{first}");
-    assert_eq!(second["remeasure_of"], 1, "measured again straight away: {second}");
-    assert_eq!((second["target_tps"].as_f64(), second["passed"].as_bool()), (Some(10.0), Some(true)), "{second}");
+    assert_eq!((second["remeasure_of"].as_u64(), second["target_tps"].as_f64()), (Some(1), Some(10.0)), "{second}");
+    // The re-measurement passes — or, on a machine too busy for its
+    // generator, is measured once more and then passes.
+    assert!(steps[1..].iter().any(|s| s["target_tps"] == 10.0 && s["passed"] == true), "{steps:?}");
     assert_eq!(steps.iter().filter(|s| s["disturbed"] == true).count(), 1, "no other step is disturbed");
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(finished.run.join(first["file"].as_str().unwrap())).unwrap()).unwrap();

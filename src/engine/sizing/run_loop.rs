@@ -286,7 +286,14 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         self.progress.line(format!("step {}: {}", step.index, describe(&step)));
         let behind = generator_fell_behind(&step);
         let retries = *st.generator_retries.get(&probe_key(&probe)).unwrap_or(&0);
-        if behind && retries >= GENERATOR_RETRIES {
+        // A disturbance explains a failure better than a slow generator: its
+        // errors are the endpoint's answers, which no slip produces.
+        if let Some(disturbance) = step.disturbance.as_ref().filter(|_| step.awaits_remeasure())
+            && self.may_measure_again(&probe, st, shared)
+        {
+            self.progress.line(format!("step {}: {}; measuring again", step.index, disturbance.describe()));
+            self.launch(probe, Some(step.index), st, tasks, shared);
+        } else if behind && retries >= GENERATOR_RETRIES {
             // Blaming the endpoint would be wrong, and so would any answer.
             self.progress
                 .line(format!("stopping: the load generator cannot keep up with {} TPS on this machine", trim_number(probe.tps)));
@@ -295,11 +302,6 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             st.generator_retries.insert(probe_key(&probe), retries + 1);
             self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
             self.launch(probe, None, st, tasks, shared);
-        } else if let Some(disturbance) = step.disturbance.as_ref().filter(|_| step.awaits_remeasure())
-            && self.may_measure_again(&probe, st, shared)
-        {
-            self.progress.line(format!("step {}: {}; measuring again", step.index, disturbance.describe()));
-            self.launch(probe, Some(step.index), st, tasks, shared);
         } else if !step.misses.contains(&result::Miss::Interrupted) {
             st.strategy.record(&probe, &Outcome::from_step(&step));
         }

@@ -398,6 +398,21 @@ async fn a_step_disturbed_mid_way_is_measured_again_and_judged_on_the_second_mea
 }
 
 #[tokio::test]
+async fn a_disturbed_step_whose_generator_also_slipped_is_measured_again_as_disturbed() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| {
+        w.disturbed = vec![1];
+        w.slips = vec![700.0];
+    })
+    .await;
+    let on_disk = run.dir.steps().unwrap();
+    assert!(on_disk[0].disturbance.is_some() && super::run_loop::generator_fell_behind(&on_disk[0]), "both explanations apply");
+    assert_eq!(on_disk[1].remeasure_of, Some(1), "the errors are the endpoint's: it is the disturbance that is re-measured");
+    assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
+    run.nothing_left();
+}
+
+#[tokio::test]
 async fn a_step_disturbed_twice_is_judged_as_measured() {
     let plan = plan(&["ml.m5.large"], 1, None);
     let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.disturbed = vec![1, 2]).await;
