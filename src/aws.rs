@@ -3,8 +3,9 @@
 //!
 //! Standard resolution applies (environment, profiles, `AWS_ENDPOINT_URL*`), so
 //! pointing perfsize at a standalone simulator needs no flag. Control-plane
-//! calls retry throttling with backoff; traffic under test is never retried
-//! (it goes through the load manager, not these clients).
+//! calls retry throttling with backoff, and a call refused for expired
+//! credentials once they are renewed ([`crate::credentials`]); traffic under
+//! test is never retried (it goes through the load manager, not these clients).
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::credentials::{RenewOnExpiry, RenewableCredentials};
 
 /// Where and as whom to reach AWS.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +49,8 @@ impl crate::error::HasKind for AwsSetupError {
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub config: SdkConfig,
+    /// What every client signs with, renewed when AWS refuses it as expired.
+    pub credentials: RenewableCredentials,
     pub region: String,
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub runtime: aws_sdk_sagemakerruntime::Client,
@@ -67,12 +72,16 @@ fn control_plane_retries() -> RetryConfig {
 impl Aws {
     /// Resolves region and credentials and builds the clients.
     pub async fn connect(options: &AwsOptions) -> Result<Aws, AwsSetupError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(control_plane_retries()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .build(),
-        );
+        // RenewableCredentials is the cache: the SDK's would keep credentials AWS refused.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(control_plane_retries())
+            .identity_cache(aws_config::identity::IdentityCache::no_cache())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -93,34 +102,44 @@ impl Aws {
         }
         let mut config = loader.load().await;
         let region = config.region().map(|r| r.to_string()).ok_or(AwsSetupError::NoRegion)?;
-        if let Some(role) = &options.role_arn {
-            let provider =
-                aws_config::sts::AssumeRoleProvider::builder(role).session_name("perfsize").configure(&config).build().await;
-            config = config.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
+        let source = match &options.role_arn {
+            Some(role) => SharedCredentialsProvider::new(
+                aws_config::sts::AssumeRoleProvider::builder(role).session_name("perfsize").configure(&config).build().await,
+            ),
+            None => {
+                config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no credentials provider".into()))?
+            }
+        };
+        let credentials = RenewableCredentials::new(source);
+        config = config.into_builder().credentials_provider(credentials.shared()).build();
+        let renew = RenewOnExpiry::new(credentials.clone());
+        // Each service's builder takes the classifier: SdkConfig has no place for one.
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf($sdk::config::Builder::from(&config).retry_classifier(renew.clone()).build())
+            };
         }
         Ok(Aws {
-            sagemaker: aws_sdk_sagemaker::Client::new(&config),
-            runtime: aws_sdk_sagemakerruntime::Client::new(&config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-            autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
-            s3: s3_client(&config, options.endpoint_url.is_some()),
+            sagemaker: client!(aws_sdk_sagemaker),
+            runtime: client!(aws_sdk_sagemakerruntime),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
+            s3: s3_client(&config, options.endpoint_url.is_some(), renew),
             runtime_url: runtime_url(options.endpoint_url.as_deref(), &region),
+            credentials,
             region,
             config,
         })
-    }
-
-    /// The credentials provider every client uses (for signing traffic).
-    pub fn credentials(&self) -> Result<SharedCredentialsProvider, AwsSetupError> {
-        self.config.credentials_provider().ok_or_else(|| AwsSetupError::NoCredentials("no provider in the configuration".into()))
     }
 }
 
 /// S3 addressed by path when every service is at one URL (a simulator has
 /// no DNS for `bucket.host`), by virtual host on AWS.
-fn s3_client(config: &SdkConfig, one_url: bool) -> aws_sdk_s3::Client {
+fn s3_client(config: &SdkConfig, one_url: bool, renew: RenewOnExpiry) -> aws_sdk_s3::Client {
     let one_url = one_url || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.trim().is_empty());
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(one_url).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config).force_path_style(one_url).retry_classifier(renew).build(),
+    )
 }
 
 /// The runtime base URL: an explicit endpoint URL, then the standard

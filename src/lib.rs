@@ -44,7 +44,8 @@
 //!
 //! Leaves they all use: [`catalog`] (instance types), [`sagemaker`]
 //! (SageMaker's own facts and error codes), [`format`] (how numbers read),
-//! [`error`] (the error kinds), [`aws`] (SDK configuration), [`signals`]
+//! [`error`] (the error kinds), [`aws`] (SDK configuration), [`credentials`]
+//! (renewed when AWS refuses them as expired), [`signals`]
 //! (Ctrl-C that never skips teardown), [`progress`] (what the terminal shows).
 //!
 //! Beside the product, never imported by it: [`simulator`], a
@@ -56,6 +57,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod cost;
+pub mod credentials;
 pub mod engine;
 pub mod environment;
 pub mod error;

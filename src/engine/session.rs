@@ -118,16 +118,14 @@ impl Session {
     /// Signed InvokeEndpoint traffic with the session's credentials, renewed
     /// in the background while the returned driver lives.
     pub async fn invoke_endpoint(&self) -> Result<InvokeEndpoint, SessionError> {
-        let credentials = self.aws.credentials()?;
-        let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
+        let signer = RequestSigner::new(self.aws.credentials.clone(), self.aws.region.clone()).await?;
         Ok(InvokeEndpoint::new(self.aws.runtime.clone(), self.aws.runtime_url.clone(), signer))
     }
 
     /// InvokeEndpointWithResponseStream traffic read token by token, with
     /// the session's credentials renewed while the returned driver lives.
     pub async fn invoke_stream(&self, streaming: Streaming) -> Result<InvokeStream, SessionError> {
-        let credentials = self.aws.credentials()?;
-        let signer = RequestSigner::new(credentials, self.aws.region.clone()).await?;
+        let signer = RequestSigner::new(self.aws.credentials.clone(), self.aws.region.clone()).await?;
         let options =
             StreamOptions { limits: streaming.requirements.limits, characters_per_token: streaming.characters_per_token };
         Ok(InvokeStream::new(self.aws.runtime_url.clone(), signer, options))

@@ -191,6 +191,7 @@ fn merged_series(shards: &[ShardFiles], intervals: &[Interval]) -> Vec<SecondSta
             offered: 0,
             completed: 0,
             errors: 0,
+            server_errors: 0,
             in_flight: 0,
             p50_ms: None,
             p99_ms: None,
@@ -198,6 +199,7 @@ fn merged_series(shards: &[ShardFiles], intervals: &[Interval]) -> Vec<SecondSta
         into.offered += row.offered;
         into.completed += row.completed;
         into.errors += row.errors;
+        into.server_errors += row.server_errors;
         into.in_flight += row.in_flight;
     }
     for interval in intervals {

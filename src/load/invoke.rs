@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::signer::{Prepared, SignatureCache};
 use super::workers::{self, Named, Wire};
 use super::{LoadError, LoadRun, LoadSpec, PayloadMix, ProgressFn, RequestSigner, Target, preflight};
+use crate::credentials::is_expired_token;
 
 /// Sends a step's traffic to an endpoint and measures it.
 #[allow(async_fn_in_trait)]
@@ -66,7 +67,14 @@ impl Driver for InvokeEndpoint {
 
     async fn drive(&self, spec: LoadSpec, cancel: CancellationToken, live: Option<ProgressFn>) -> Result<LoadRun, LoadError> {
         let wire = SignedInvocations::new(&spec, Arc::clone(&self.signer))?;
-        workers::drive(Named { scenario: "InvokeEndpoint", wire }, spec, cancel, live).await
+        let endpoint = spec.target.endpoint.clone();
+        let run = workers::drive(Named { scenario: "InvokeEndpoint", wire }, spec, cancel, live).await?;
+        // Refusals left are those renewing could not answer: not the endpoint's errors.
+        let refused: u64 = run.totals.errors_by_code.iter().filter(|(code, _)| is_expired_token(code)).map(|(_, n)| n).sum();
+        if refused > 0 {
+            return Err(LoadError::CredentialsExpired { endpoint, refused });
+        }
+        Ok(run)
     }
 }
 
@@ -118,5 +126,13 @@ impl Wire for SignedInvocations {
         // SageMaker names its errors in x-amzn-ErrorType ("Code:namespace…").
         let value = headers.get("x-amzn-errortype")?.to_str().ok()?;
         Some(value.split(':').next().unwrap_or(value).to_string())
+    }
+
+    fn credentials_generation(&self) -> u64 {
+        self.signer.generation()
+    }
+
+    async fn renewed_after(&self, code: &str, generation: u64) -> bool {
+        is_expired_token(code) && self.signer.renew_after_refusal(generation).await
     }
 }

@@ -79,6 +79,12 @@ pub enum LoadError {
     BadHeader { name: String, value: String },
     #[error("cannot start the load generator: {0}")]
     Runtime(String),
+    /// The runtime refused requests as signed with expired credentials, and
+    /// none could be renewed: the endpoint was not measured.
+    #[error(
+        "{endpoint} refused {refused} requests because the AWS credentials expired, and renewing them brought no others; the step is not judged: renew the credentials, then resume the run (perfsize --resume RUN_DIR)"
+    )]
+    CredentialsExpired { endpoint: String, refused: u64 },
 }
 
 impl crate::error::HasKind for LoadError {
@@ -89,9 +95,10 @@ impl crate::error::HasKind for LoadError {
             | LoadError::NoClosedLoop(_)
             | LoadError::BadHeader { .. } => crate::error::ErrorKind::Usage,
             LoadError::Signer(e) => crate::error::HasKind::kind(e),
-            LoadError::Goose(_) | LoadError::Unreachable { .. } | LoadError::Runtime(_) => {
-                crate::error::ErrorKind::Infrastructure
-            }
+            LoadError::Goose(_)
+            | LoadError::Unreachable { .. }
+            | LoadError::Runtime(_)
+            | LoadError::CredentialsExpired { .. } => crate::error::ErrorKind::Infrastructure,
         }
     }
 }

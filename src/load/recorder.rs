@@ -61,6 +61,18 @@ impl Outcome {
         }
     }
 
+    /// The server failed to answer, rather than answered about the request:
+    /// a 5xx, or a connection that failed or broke. What an endpoint whose
+    /// instance is replaced or out of service gives (and an overloaded one
+    /// that sheds load with 503).
+    pub fn is_server_failure(&self) -> bool {
+        match self {
+            Outcome::Http { status, .. } => *status >= 500,
+            Outcome::Connection => true,
+            Outcome::Success | Outcome::Timeout => false,
+        }
+    }
+
     /// The key under which the result counts this failure by error code.
     pub fn code_key(&self) -> Option<String> {
         match self {
@@ -99,6 +111,11 @@ pub struct SecondStats {
     /// Requests completed in this second (any outcome).
     pub completed: u64,
     pub errors: u64,
+    /// Of `errors`, the server's own failures: 5xx answers and broken
+    /// connections ([`Outcome::is_server_failure`]). Absent from series
+    /// written before perfsize counted them.
+    #[serde(default)]
+    pub server_errors: u64,
     /// Requests sent and not yet answered at the end of this second.
     #[serde(default)]
     pub in_flight: u64,
@@ -216,12 +233,14 @@ struct SecondTally {
     warmup: Option<Histogram<u64>>,
     completed: u64,
     errors: u64,
+    server_errors: u64,
 }
 
 impl SecondTally {
     fn record(&mut self, o: &Observation, measured: bool) {
         self.completed += 1;
         self.errors += (o.outcome != Outcome::Success) as u64;
+        self.server_errors += o.outcome.is_server_failure() as u64;
         if measured {
             self.measured.add(o);
         } else {
@@ -236,6 +255,7 @@ impl SecondTally {
         }
         self.completed = 0;
         self.errors = 0;
+        self.server_errors = 0;
     }
 }
 
@@ -372,6 +392,7 @@ impl Recorder {
             let tally = &closing.spare;
             closing.second.completed += tally.completed;
             closing.second.errors += tally.errors;
+            closing.second.server_errors += tally.server_errors;
             closing.second.measured.merge(&tally.measured);
             if let Some(h) = &tally.warmup {
                 add(&mut warmup, h);
@@ -397,6 +418,7 @@ impl Recorder {
             offered,
             completed: this.completed,
             errors: this.errors,
+            server_errors: this.server_errors,
             in_flight: self.sent.load(Ordering::Relaxed).saturating_sub(closing.completed),
             p50_ms: quantile(0.5),
             p99_ms: quantile(0.99),
@@ -448,9 +470,11 @@ mod tests {
         recorder.record(observation(0.0, 2, Outcome::Http { status: 503, code: Some("ServiceUnavailable".into()) }));
         recorder.record(observation(0.0, 70_000, Outcome::Timeout));
         recorder.record(observation(0.0, 8, Outcome::Success));
-        recorder.close_second(0, 4);
+        recorder.record(observation(0.0, 3, Outcome::Connection));
+        let row = recorder.close_second(0, 5);
+        assert_eq!((row.errors, row.server_errors), (4, 2), "the 503 and the broken connection are the server's");
         let totals = recorder.finish().totals;
-        assert_eq!(totals.counts.failed, 3);
+        assert_eq!(totals.counts.failed, 4);
         assert_eq!(totals.counts.answered_failures, 2);
         assert_eq!(totals.errors_by_status.get("424"), Some(&1));
         assert_eq!(totals.errors_by_status.get("timeout"), Some(&1));

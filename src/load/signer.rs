@@ -1,7 +1,8 @@
 //! SigV4 for traffic under test: every InvokeEndpoint request carries a
 //! signature made with credentials from the standard provider chain, kept
 //! fresh by a background task so an assumed role keeps working through a
-//! long run.
+//! long run, and renewed at once when the runtime refuses them as expired
+//! ([`RequestSigner::renew_after_refusal`]).
 //!
 //! Signing is cheap because almost nothing in it changes. A step's requests
 //! share their method, URL and headers, so the canonical request is
@@ -17,15 +18,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-/// Credentials are renewed this long before they expire.
-const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+use crate::credentials::{RENEW_BEFORE_EXPIRY, RenewableCredentials};
 /// Credentials without an expiry are re-read this often, in case they rotate.
 const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// After a failed renewal, try again this soon.
@@ -65,7 +65,9 @@ pub struct RequestSigner {
     /// credentials are not used again.
     generation: AtomicU64,
     key: Mutex<Option<SigningKey>>,
-    provider: SharedCredentialsProvider,
+    source: RenewableCredentials,
+    /// One renewal at a time: requests refused together renew once.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RequestSigner {
@@ -89,25 +91,58 @@ pub type SignedHeaders = Vec<(HeaderName, HeaderValue)>;
 
 impl RequestSigner {
     /// Resolves credentials once (failing early when there are none).
-    pub async fn new(provider: SharedCredentialsProvider, region: impl Into<String>) -> Result<Arc<RequestSigner>, SignerError> {
-        let credentials = provider.provide_credentials().await.map_err(|e| SignerError::NoCredentials(crate::error_chain(&e)))?;
-        Ok(Arc::new(RequestSigner::with(credentials, provider, region.into())))
+    pub async fn new(source: RenewableCredentials, region: impl Into<String>) -> Result<Arc<RequestSigner>, SignerError> {
+        let credentials = source.get().await.map_err(|e| SignerError::NoCredentials(crate::error_chain(&e)))?;
+        Ok(Arc::new(RequestSigner::with(credentials, source, region.into())))
     }
 
     /// A signer with fixed credentials (tests, benchmarks).
     pub fn fixed(credentials: Credentials, region: &str) -> Arc<RequestSigner> {
-        let provider = SharedCredentialsProvider::new(credentials.clone());
-        Arc::new(RequestSigner::with(credentials, provider, region.to_string()))
+        let source = RenewableCredentials::new(SharedCredentialsProvider::new(credentials.clone()));
+        Arc::new(RequestSigner::with(credentials, source, region.to_string()))
     }
 
-    fn with(credentials: Credentials, provider: SharedCredentialsProvider, region: String) -> RequestSigner {
+    fn with(credentials: Credentials, source: RenewableCredentials, region: String) -> RequestSigner {
         RequestSigner {
             region,
             service: "sagemaker",
             credentials: RwLock::new(credentials),
             generation: AtomicU64::new(0),
             key: Mutex::new(None),
-            provider,
+            source,
+            renewing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Signs with `credentials` from now on.
+    fn install(&self, credentials: Credentials) {
+        *self.credentials.write().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request signed at `generation` (see [`RequestSigner::generation`])
+    /// was refused as expired: renews the credentials, unless that was done
+    /// since. Returns whether requests are now signed with credentials other
+    /// than the refused ones — whether sending it again is worth it.
+    pub async fn renew_after_refusal(&self, generation: u64) -> bool {
+        let _one_at_a_time = self.renewing.lock().await;
+        if self.generation() != generation {
+            return true;
+        }
+        let refused = self.current().access_key_id().to_string();
+        if !self.source.refused(&refused) {
+            return false;
+        }
+        match self.source.get().await {
+            Ok(fresh) if fresh.access_key_id() != refused => {
+                self.install(fresh);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!("cannot renew the AWS credentials AWS refused: {}", crate::error_chain(&e));
+                false
+            }
         }
     }
 
@@ -121,11 +156,10 @@ impl RequestSigner {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
-                match signer.provider.provide_credentials().await {
+                match signer.source.get().await {
                     Ok(credentials) => {
                         let expiry = credentials.expiry();
-                        *signer.credentials.write().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
-                        signer.generation.fetch_add(1, Ordering::AcqRel);
+                        signer.install(credentials);
                         tracing::debug!("renewed AWS credentials (expire {expiry:?})");
                     }
                     Err(e) => {
@@ -236,7 +270,8 @@ impl RequestSigner {
         f(&cached.as_ref().expect("just derived").key)
     }
 
-    fn generation(&self) -> u64 {
+    /// Which credentials sign now: bumped at each renewal.
+    pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 }
@@ -361,5 +396,29 @@ mod tests {
         assert!(wait <= Duration::from_secs(300) && wait >= Duration::from_secs(290), "{wait:?}");
         let signer = RequestSigner::fixed(Credentials::new("A", "S", None, None, "test"), "us-east-1");
         assert_eq!(signer.time_until_renewal(), RECHECK_EVERY);
+    }
+
+    /// A signer whose source hands out a new key at each fetch, or always the same.
+    async fn renewing_signer(rotates: bool) -> Arc<RequestSigner> {
+        let fetches = Arc::new(AtomicU64::new(0));
+        let source = aws_credential_types::credential_fn::provide_credentials_fn(move || {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            let key = if rotates { format!("AKID{n}") } else { "AKIDSTATIC".into() };
+            async move { Ok(Credentials::new(key, "secret", None, None, "test")) }
+        });
+        let source = RenewableCredentials::new(SharedCredentialsProvider::new(source));
+        RequestSigner::new(source, "us-west-2").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_renews_the_credentials_once_for_every_request_refused_with_them() {
+        let signer = renewing_signer(true).await;
+        let refused_at = signer.generation();
+        assert!(signer.renew_after_refusal(refused_at).await);
+        assert_eq!((signer.current().access_key_id(), signer.generation()), ("AKID1", refused_at + 1));
+        assert!(signer.renew_after_refusal(refused_at).await, "another request refused with the old key: sent again");
+        assert_eq!(signer.current().access_key_id(), "AKID1", "without another renewal");
+        let fixed = renewing_signer(false).await;
+        assert!(!fixed.renew_after_refusal(fixed.generation()).await, "static keys come back the same: not worth a resend");
     }
 }

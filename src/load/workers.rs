@@ -40,6 +40,11 @@ const WORKERS_PER_CORE: usize = 1;
 /// read the network before it takes more.
 const TAKE_BEFORE_YIELD: u32 = 8;
 
+/// How often a request refused for expired credentials is sent again, each
+/// time after a renewal: credentials another request renewed may have
+/// expired too by the time this one is signed with them.
+const MAX_RESENDS: u32 = 3;
+
 /// How one kind of target turns a request slot into an HTTP request and
 /// reads an error answer.
 pub(super) trait Wire: Send + Sync + 'static {
@@ -50,6 +55,18 @@ pub(super) trait Wire: Send + Sync + 'static {
     fn request(&self, local: &mut Self::Local, slot: u64) -> Result<reqwest::Request, LoadError>;
     /// The error code an answer other than 2xx names, if any.
     fn error_code(&self, headers: &http::HeaderMap) -> Option<String>;
+    /// Which credentials the next request is signed with, for
+    /// [`Wire::renewed_after`]; 0 for a wire that signs nothing.
+    fn credentials_generation(&self) -> u64 {
+        0
+    }
+    /// A request signed at `generation` was answered with error `code`:
+    /// whether that says its credentials expired and others sign requests
+    /// now — the request is then sent again, newly signed, and only the last
+    /// answer counts.
+    fn renewed_after<'a>(&'a self, _code: &'a str, _generation: u64) -> impl Future<Output = bool> + Send + 'a {
+        std::future::ready(false)
+    }
 }
 
 /// The goose scenario's name for a kind of target.
@@ -155,30 +172,46 @@ impl<W: Wire> Step<W> {
                 }
                 job = &mut next, if !next.is_terminated() => match job {
                     None => over = true,
-                    Some(job) => match self.wire.request(&mut local, job.slot) {
-                        Ok(request) => {
+                    Some(job) => match (self.wire.credentials_generation(), self.wire.request(&mut local, job.slot)) {
+                        (generation, Ok(request)) => {
                             taken_in_a_row += 1;
                             self.recorder.sent();
-                            in_flight.push(self.exchange(client, request, job));
+                            in_flight.push(self.exchange(client, request, job, generation));
                         }
-                        Err(e) => return self.fail(e),
+                        (_, Err(e)) => return self.fail(e),
                     },
                 },
             }
         }
     }
 
-    /// Sends `request` and reads the whole answer (the clock stops after
-    /// the body, not the first byte).
+    /// Sends `request`, signed at credentials `generation`, and reads the
+    /// whole answer (the clock stops after the body, not the first byte). A
+    /// request refused for expired credentials that could be renewed is sent
+    /// again, up to [`MAX_RESENDS`] times: the last answer counts, its
+    /// latency from the first send.
     fn exchange(
         &self,
         client: &reqwest::Client,
         request: reqwest::Request,
         job: Job,
+        generation: u64,
     ) -> impl Future<Output = (Job, Instant, Outcome)> {
         let sent = Instant::now();
         let response = client.execute(request);
-        async move { (job, sent, self.classify(response.await).await) }
+        async move {
+            let (mut outcome, mut generation) = (self.classify(response.await).await, generation);
+            for _ in 0..MAX_RESENDS {
+                let Outcome::Http { code: Some(code), .. } = &outcome else { break };
+                if !self.wire.renewed_after(code, generation).await {
+                    break;
+                }
+                generation = self.wire.credentials_generation();
+                let Ok(request) = self.wire.request(&mut self.wire.local(), job.slot) else { break };
+                outcome = self.classify(client.execute(request).await).await;
+            }
+            (job, sent, outcome)
+        }
     }
 
     async fn classify(&self, response: Result<reqwest::Response, reqwest::Error>) -> Outcome {

@@ -266,6 +266,13 @@ pub struct StepBrief {
     /// Streaming steps: the share of requests that met every limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput_percent: Option<f64>,
+    /// It failed on a burst of errors the endpoint recovered from (the
+    /// step's file says where): the sizing run measured it again.
+    #[serde(default)]
+    pub disturbed: bool,
+    /// The disturbed step this one measures again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remeasure_of: Option<u32>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub file: String,
@@ -287,6 +294,8 @@ impl From<&StepResult> for StepBrief {
             error_percent: s.error_percent,
             stationary: s.stationarity.as_ref().map(|st| st.stationary),
             goodput_percent: s.streaming.as_ref().map(|st| st.goodput_percent),
+            disturbed: s.disturbance.is_some(),
+            remeasure_of: s.remeasure_of,
             started_at: s.started_at,
             ended_at: s.ended_at,
             file: super::RunDir::step_file(s),

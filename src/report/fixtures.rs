@@ -47,6 +47,7 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
             offered: target_tps as u64,
             completed: target_tps as u64,
             errors: 0,
+            server_errors: 0,
             in_flight: target_tps as u64 / 10,
             p50_ms: Some(base_ms as f64 * 2.0),
             p99_ms: Some(base_ms as f64 * 3.0),
@@ -92,6 +93,8 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         passed: misses.is_empty(),
         reasons: misses.iter().map(Miss::describe).collect(),
         misses,
+        disturbance: None,
+        remeasure_of: None,
         cloudwatch: ServerMetrics {
             available: true,
             note: None,

@@ -147,6 +147,10 @@ struct StepView {
     errors_over: bool,
     passed: bool,
     reasons: Vec<String>,
+    /// Where the burst of errors was, when the step was disturbed.
+    disturbed: Option<String>,
+    /// The disturbed step this one measures again.
+    remeasure_of: Option<u32>,
     recommended: bool,
     server: Option<ServerView>,
     server_note: Option<String>,
@@ -635,6 +639,8 @@ fn step_view(s: &StepResult, recommended: bool) -> StepView {
         errors_over: s.error_percent > s.requirements.max_error_percent,
         passed: s.passed,
         reasons: s.reasons.clone(),
+        disturbed: s.disturbance.as_ref().map(|d| d.describe()),
+        remeasure_of: s.remeasure_of,
         recommended,
         server,
         server_note: cw.note.clone(),
@@ -679,6 +685,12 @@ fn step_facts(s: &StepResult) -> Vec<Fact> {
         ));
     }
     facts.push(fact("sustainable", sustainability(s)));
+    if let Some(d) = &s.disturbance {
+        facts.push(fact("disturbed", d.describe()));
+    }
+    if let Some(first) = s.remeasure_of {
+        facts.push(fact("re-measure", format!("measures disturbed step {first} again; the verdict uses this one")));
+    }
     let g = &s.generator;
     facts.push(fact(
         "load generator",

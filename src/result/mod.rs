@@ -4,6 +4,7 @@
 //! against the requirements, spelling out every reason it fails.
 
 pub mod cloudwatch;
+pub mod disturbance;
 pub mod histogram;
 pub mod settled;
 pub mod stream;
@@ -20,6 +21,7 @@ use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
 use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize, StreamRequirements};
 
 pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
+pub use disturbance::Disturbance;
 pub use histogram::Percentiles;
 pub use settled::Settled;
 pub use stream::StreamResult;
@@ -250,6 +252,14 @@ pub struct StepResult {
     pub passed: bool,
     pub reasons: Vec<String>,
     pub misses: Vec<Miss>,
+    /// A burst of errors the endpoint recovered from, when the step failed
+    /// on one (see [`disturbance`]): a fault of that moment, not the rate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disturbance: Option<Disturbance>,
+    /// The disturbed step this one measures again; the strategy judged the
+    /// probe on this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remeasure_of: Option<u32>,
     pub cloudwatch: ServerMetrics,
     pub series: Vec<SecondStats>,
     /// Asynchronous steps: latency is submission → output seen, this finely;
@@ -422,6 +432,7 @@ impl StepResult {
                 target_percent: stream.requirements.goodput_percent,
             });
         }
+        let disturbance = Disturbance::detect(&run.series, &context.requirements, error_percent);
         StepResult {
             index: context.index,
             phase: context.phase,
@@ -459,6 +470,8 @@ impl StepResult {
             passed: misses.is_empty(),
             reasons: misses.iter().map(Miss::describe).collect(),
             misses,
+            disturbance,
+            remeasure_of: None,
             cloudwatch: ServerMetrics::unavailable("not fetched yet"),
             series: run.series.clone(),
             asynchronous: run.asynchronous.clone(),
@@ -560,7 +573,29 @@ impl StepResult {
                 out.push_str(&format!("            - {reason}\n"));
             }
         }
+        if let Some(d) = &self.disturbance {
+            out.push_str(&format!("  note      {}\n", d.describe()));
+        }
+        if let Some(first) = self.remeasure_of {
+            out.push_str(&format!("  note      measures disturbed step {first} again\n"));
+        }
         out
+    }
+
+    /// Whether the sizing run should measure this step again before judging
+    /// its probe: it failed on a disturbance, and is not itself the second
+    /// measurement (a step disturbed twice is judged as measured).
+    pub fn awaits_remeasure(&self) -> bool {
+        !self.passed && self.disturbance.is_some() && self.remeasure_of.is_none()
+    }
+
+    /// Marks this step as the second measurement of disturbed step `first`.
+    /// Disturbed again, it is judged as measured, and its reasons say so.
+    pub fn remeasures(&mut self, first: u32) {
+        self.remeasure_of = Some(first);
+        if !self.passed && self.disturbance.is_some() {
+            self.reasons.push(format!("disturbed twice (step {first} too): judged as measured"));
+        }
     }
 
     pub fn candidate(&self) -> Option<Candidate> {

@@ -66,6 +66,7 @@ mod tests {
             offered: completed,
             completed,
             errors,
+            server_errors: errors,
             in_flight: 0,
             p50_ms: Some(p50),
             p99_ms: Some(p99),

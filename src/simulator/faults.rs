@@ -10,6 +10,12 @@
 //! struck call gets (`answer`): an AWS error, a reset connection, or silence
 //! for `delay_seconds` before the answer.
 //!
+//! A fault may also strike by *who* calls: `access_key_id = "AKID…"` only
+//! calls signed with that access key, `access_keys_older_than_seconds = 600.0`
+//! only calls signed with a key the simulator first saw that long before —
+//! with `answer = "ExpiredTokenException"`, credentials that expire, which a
+//! client must renew to go on.
+//!
 //! The control plane, the runtime and CloudWatch consult one [`Injector`]
 //! through [`Injector::strike`] before they serve a call; nothing else in the
 //! simulator knows about faults. Calls are counted per operation whether or
@@ -21,7 +27,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Response, StatusCode};
+use axum::http::{HeaderMap, Response, StatusCode};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -43,6 +49,8 @@ pub struct FaultFile {
     seconds: Option<[f64; 2]>,
     answer: Option<Answer>,
     delay_seconds: Option<f64>,
+    access_key_id: Option<String>,
+    access_keys_older_than_seconds: Option<f64>,
 }
 
 /// What a struck call gets back.
@@ -135,6 +143,37 @@ impl Window {
     }
 }
 
+/// Which callers a fault strikes, by the access key that signed the call.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Callers {
+    /// Only this access key.
+    key: Option<String>,
+    /// Only keys first seen at least this long before the call.
+    older_than: Option<Duration>,
+}
+
+/// The access key that signed a call, and how long ago the simulator first saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub key: &'a str,
+    pub age: Duration,
+}
+
+impl Callers {
+    fn any(&self) -> bool {
+        self.key.is_none() && self.older_than.is_none()
+    }
+
+    /// Whether a call from `caller` (None: unsigned) is among them.
+    fn include(&self, caller: Option<Caller<'_>>) -> bool {
+        if self.any() {
+            return true;
+        }
+        caller
+            .is_some_and(|c| self.key.as_deref().is_none_or(|key| key == c.key) && self.older_than.is_none_or(|age| c.age >= age))
+    }
+}
+
 /// One validated fault.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -142,11 +181,14 @@ pub struct Fault {
     window: Window,
     answer: Answer,
     delay: Duration,
+    callers: Callers,
 }
 
 impl Fault {
-    fn strikes(&self, operation: &str, call: u64, since_start: Duration) -> bool {
-        (self.operation == ANY_OPERATION || self.operation == operation) && self.window.contains(call, since_start)
+    fn strikes(&self, operation: &str, call: u64, since_start: Duration, caller: Option<Caller<'_>>) -> bool {
+        (self.operation == ANY_OPERATION || self.operation == operation)
+            && self.window.contains(call, since_start)
+            && self.callers.include(caller)
     }
 }
 
@@ -188,28 +230,49 @@ fn validate_one(file: &FaultFile) -> Result<Fault, String> {
     if is_update_fault && !UPDATES.contains(&file.operation.trim()) {
         return Err(format!("`answer = \"{answer:?}\"` strikes an update: `operation` must be one of {UPDATES:?}"));
     }
-    Ok(Fault { operation: file.operation.trim().to_string(), window, answer, delay })
+    let older_than = match file.access_keys_older_than_seconds {
+        None => None,
+        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) => return Err(format!("`access_keys_older_than_seconds` must be 0 or more, got {s}")),
+    };
+    let key = match &file.access_key_id {
+        Some(key) if key.trim().is_empty() => return Err("`access_key_id` names the key whose calls are struck".into()),
+        key => key.as_ref().map(|k| k.trim().to_string()),
+    };
+    Ok(Fault { operation: file.operation.trim().to_string(), window, answer, delay, callers: Callers { key, older_than } })
 }
 
-/// The faults of one simulator, and the calls counted so far.
+/// The faults of one simulator, the calls counted so far, and when each
+/// access key was first seen.
 #[derive(Debug)]
 pub struct Injector {
     faults: Vec<Fault>,
     started: Instant,
     calls: Mutex<HashMap<String, u64>>,
+    keys: Mutex<HashMap<String, Instant>>,
 }
 
 impl Injector {
     pub fn new(faults: Vec<Fault>) -> Injector {
-        Injector { faults, started: Instant::now(), calls: Mutex::new(HashMap::new()) }
+        Injector { faults, started: Instant::now(), calls: Mutex::new(HashMap::new()), keys: Mutex::new(HashMap::new()) }
     }
 
-    /// Counts a call of `operation` and says what a fault makes of it (after
-    /// any delay the fault asks for): `Err` with the answer to give instead of
-    /// serving it, or `Ok` to serve it — with how an update ends, when a fault
-    /// makes it fail.
-    pub async fn strike(&self, operation: &str, protocol: Protocol) -> Result<Option<UpdateEnding>, Response<Body>> {
-        let Some(fault) = self.fault_for(operation, self.started.elapsed()) else { return Ok(None) };
+    /// Counts a call of `operation` signed as `headers` say and says what a
+    /// fault makes of it (after any delay the fault asks for): `Err` with the
+    /// answer to give instead of serving it, or `Ok` to serve it — with how
+    /// an update ends, when a fault makes it fail.
+    pub async fn strike(
+        &self,
+        operation: &str,
+        protocol: Protocol,
+        headers: &HeaderMap,
+    ) -> Result<Option<UpdateEnding>, Response<Body>> {
+        if self.faults.is_empty() {
+            return Ok(None);
+        }
+        let key = super::wire::access_key_id(headers);
+        let caller = key.as_deref().map(|key| Caller { key, age: self.age_of(key) });
+        let Some(fault) = self.fault_for(operation, self.started.elapsed(), caller) else { return Ok(None) };
         if !fault.delay.is_zero() {
             tracing::info!("simulated fault: {operation} is silent for {:?}", fault.delay);
             tokio::time::sleep(fault.delay).await;
@@ -224,9 +287,15 @@ impl Injector {
         }
     }
 
-    /// The first fault that strikes this call of `operation`, `since_start`
-    /// after the simulator started, after counting it.
-    fn fault_for(&self, operation: &str, since_start: Duration) -> Option<Fault> {
+    /// How long ago `key` signed its first call (now, for a key never seen).
+    fn age_of(&self, key: &str) -> Duration {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.entry(key.to_string()).or_insert_with(Instant::now).elapsed()
+    }
+
+    /// The first fault that strikes this call of `operation` by `caller`,
+    /// `since_start` after the simulator started, after counting it.
+    fn fault_for(&self, operation: &str, since_start: Duration, caller: Option<Caller<'_>>) -> Option<Fault> {
         if self.faults.is_empty() {
             return None;
         }
@@ -237,7 +306,7 @@ impl Injector {
             *count += 1;
             *count
         };
-        self.faults.iter().find(|fault| fault.strikes(operation, call, since_start)).cloned()
+        self.faults.iter().find(|fault| fault.strikes(operation, call, since_start, caller)).cloned()
     }
 }
 
@@ -265,7 +334,7 @@ mod tests {
     }
 
     fn struck_at(injector: &Injector, operation: &str, since_start: Duration) -> Option<Answer> {
-        injector.fault_for(operation, since_start).map(|f| f.answer)
+        injector.fault_for(operation, since_start, None).map(|f| f.answer)
     }
 
     fn struck(injector: &Injector, operation: &str) -> Option<Answer> {
@@ -312,12 +381,52 @@ mod tests {
     #[tokio::test]
     async fn silence_delays_the_answer_then_serves_the_call_and_errors_are_aws_errors() {
         let faults = parse("[[faults]]\noperation = \"GetMetricData\"\ncalls = [1, 1]\ndelay_seconds = 120.0\n").unwrap();
-        let silent = Injector::new(faults).fault_for("GetMetricData", Duration::ZERO).unwrap();
+        let silent = Injector::new(faults).fault_for("GetMetricData", Duration::ZERO, None).unwrap();
         assert_eq!((silent.answer, silent.delay), (Answer::Served, Duration::from_secs(120)));
         let throttled = parse("[[faults]]\noperation = \"*\"\ncalls = [1, 1]\nanswer = \"ThrottlingException\"\n").unwrap();
-        let answer = Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11).await.unwrap_err();
+        let answer =
+            Injector::new(throttled).strike("DescribeEndpoint", Protocol::AwsJson11, &HeaderMap::new()).await.unwrap_err();
         assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
         assert_eq!(answer.headers()["x-amzn-errortype"], "ThrottlingException");
+    }
+
+    #[test]
+    fn a_caller_fault_strikes_only_that_key_or_keys_that_old() {
+        let faults = parse(
+            "[[faults]]\noperation = \"*\"\nseconds = [0.0, 1000.0]\nanswer = \"ExpiredTokenException\"\naccess_key_id = \"AKIDOLD\"\n\
+             [[faults]]\noperation = \"*\"\nseconds = [0.0, 1000.0]\nanswer = \"ExpiredTokenException\"\naccess_keys_older_than_seconds = 60.0\n",
+        )
+        .unwrap();
+        let injector = Injector::new(faults);
+        let at = |key: &str, age: u64| {
+            let caller = Caller { key, age: Duration::from_secs(age) };
+            injector.fault_for("DescribeEndpoint", Duration::from_secs(1), Some(caller)).map(|f| f.answer)
+        };
+        assert_eq!(at("AKIDOLD", 0), Some(Answer::ExpiredTokenException), "that key, whatever its age");
+        assert_eq!(at("AKIDNEW", 59), None, "another key, younger than 60 s");
+        assert_eq!(at("AKIDNEW", 60), Some(Answer::ExpiredTokenException), "any key 60 s old");
+        assert_eq!(injector.fault_for("DescribeEndpoint", Duration::from_secs(1), None), None, "unsigned calls are nobody's");
+        assert!(injector.age_of("AKIDFIRST") < Duration::from_secs(1), "a key is first seen at its first call");
+    }
+
+    #[tokio::test]
+    async fn a_signed_call_is_struck_by_the_key_in_its_authorization_header() {
+        let faults = parse(
+            "[[faults]]\noperation = \"InvokeEndpoint\"\ncalls = [1, 100]\nanswer = \"ExpiredTokenException\"\naccess_key_id = \"AKIDOLD\"\n",
+        )
+        .unwrap();
+        let injector = Injector::new(faults);
+        let signed = |key: &str| {
+            let mut headers = HeaderMap::new();
+            let auth = format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20261129/us-west-2/sagemaker/aws4_request, SignedHeaders=host, Signature=0"
+            );
+            headers.insert(axum::http::header::AUTHORIZATION, auth.parse().unwrap());
+            headers
+        };
+        let expired = injector.strike("InvokeEndpoint", Protocol::RestJson, &signed("AKIDOLD")).await.unwrap_err();
+        assert_eq!(expired.headers()["x-amzn-errortype"], "ExpiredTokenException");
+        assert!(injector.strike("InvokeEndpoint", Protocol::RestJson, &signed("AKIDNEW")).await.is_ok());
     }
 
     #[test]
@@ -332,6 +441,8 @@ mod tests {
             ("operation = \"X\"\ncalls = [1, 2]\ndelay_seconds = -1.0\n", "delay_seconds"),
             ("operation = \"\"\ncalls = [1, 2]\nanswer = \"InternalFailure\"\n", "`operation`"),
             ("operation = \"CreateEndpoint\"\ncalls = [1, 2]\nanswer = \"UpdateFails\"\n", "strikes an update"),
+            ("operation = \"X\"\ncalls = [1, 2]\nanswer = \"Served\"\naccess_keys_older_than_seconds = -1.0\n", "older_than"),
+            ("operation = \"X\"\ncalls = [1, 2]\nanswer = \"Served\"\naccess_key_id = \" \"\n", "`access_key_id`"),
         ] {
             // A valid first table, so that the message must name the second.
             let valid = "[[faults]]\noperation = \"Y\"\ncalls = [1, 1]\nanswer = \"Served\"\n";

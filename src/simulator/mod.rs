@@ -380,7 +380,7 @@ fn json_answer(result: Result<serde_json::Value, AwsError>) -> Response<Body> {
 }
 
 async fn control_plane(shared: &Shared, operation: &str, request: Request) -> Response<Body> {
-    let update_ending = match shared.faults.strike(operation, Protocol::AwsJson11).await {
+    let update_ending = match shared.faults.strike(operation, Protocol::AwsJson11, request.headers()).await {
         Ok(ending) => ending,
         Err(fault) => return fault,
     };
@@ -410,7 +410,7 @@ async fn autoscaling_call(shared: &Shared, operation: &str, request: Request) ->
 }
 
 async fn metrics_call(shared: &Shared, protocol: Protocol, operation: &str, request: Request) -> Response<Body> {
-    if let Err(fault) = shared.faults.strike(operation, protocol).await {
+    if let Err(fault) = shared.faults.strike(operation, protocol, request.headers()).await {
         return fault;
     }
     if let Err(denied) = wire::require_signature(request.headers(), protocol) {
@@ -445,7 +445,7 @@ impl Invocation {
         request: Request,
     ) -> Result<Invocation, Response<Body>> {
         let protocol = Protocol::RestJson;
-        shared.faults.strike(operation, protocol).await?;
+        shared.faults.strike(operation, protocol, request.headers()).await?;
         wire::require_signature(request.headers(), protocol).map_err(|denied| *denied)?;
         let (parts, body) = request.into_parts();
         let headers = parts.headers;

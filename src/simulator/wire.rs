@@ -178,6 +178,13 @@ pub fn signing_region(headers: &HeaderMap) -> Option<String> {
     credential_scope(headers, None).map(|scope| scope.region)
 }
 
+/// The access key that signed the request (`Authorization` header), if any.
+pub fn access_key_id(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = auth.strip_prefix("AWS4-HMAC-SHA256 ")?.split("Credential=").nth(1)?;
+    credential.split('/').next().filter(|key| !key.is_empty()).map(str::to_string)
+}
+
 /// Where and for which service a request was signed: the region and service
 /// of its SigV4 credential scope.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -674,6 +674,22 @@ mod tests {
     }
 
     #[test]
+    fn a_first_step_at_the_floor_failed_by_an_error_burst_concludes_instead_of_repeating_itself() {
+        // A 1 s step measures too few requests below the start: the floor is
+        // the start. Its failure leaves no rate to try (the midway rate
+        // towards what would settle three instances is the failure itself),
+        // so the search must end there, not measure 10 again and again.
+        let mut world = World::new(&[("ml.c5.large", 100.0)]);
+        world.error_bursts.push(("ml.c5.large".into(), 10.0));
+        let cfg =
+            AdaptiveConfig { start_tps: 10.0, floor_tps: 10.0, max_utilization: 0.9, ..config(20.0, &[("ml.c5.large", 0.102)]) };
+        let conclusion = world.run(&mut Adaptive::new(cfg));
+        assert_eq!(trace(&world), [(Phase::Search, 1, 10.0)], "one measurement of 10, then a conclusion");
+        assert!(conclusion.recommendation.is_none());
+        assert!(conclusion.types[0].verdict.contains("cannot sustain even 10 TPS: errors"), "{}", conclusion.types[0].verdict);
+    }
+
+    #[test]
     fn past_the_count_walk_any_count_may_serve() {
         let mut world = World::new(&[("ml.m5.large", 60.0)]);
         let mut cfg = config(100.0, &[("ml.m5.large", 0.115)]);

@@ -360,6 +360,9 @@ pub(crate) mod testing {
         pub efficiency: f64,
         /// Probes (type, rate-per-instance) that fail once, whatever the capacity.
         pub flukes: Vec<(String, f64)>,
+        /// Probes (type, rate-per-instance) that fail once on a burst of
+        /// errors far over the budget: no noise near a limit, a clear failure.
+        pub error_bursts: Vec<(String, f64)>,
         pub log: Vec<Probe>,
     }
 
@@ -370,6 +373,7 @@ pub(crate) mod testing {
                 broken: Vec::new(),
                 efficiency: 1.0,
                 flukes: Vec::new(),
+                error_bursts: Vec::new(),
                 log: Vec::new(),
             }
         }
@@ -390,6 +394,16 @@ pub(crate) mod testing {
             if let Some(i) = self.flukes.iter().position(|(ft, r)| ft == t && (r - per_instance).abs() < 1e-9) {
                 self.flukes.remove(i);
                 return measured(false, 1.05);
+            }
+            if let Some(i) = self.error_bursts.iter().position(|(bt, r)| bt == t && (r - per_instance).abs() < 1e-9) {
+                self.error_bursts.remove(i);
+                return Outcome::Measured {
+                    passed: false,
+                    latency_ratio: Some(0.2),
+                    error_ratio: 25.0,
+                    hard_failure: false,
+                    reasons: vec!["errors".into()],
+                };
             }
             let load = probe.tps / capacity;
             // Latency rises steeply near saturation: ratio 1.0 at exactly full capacity.

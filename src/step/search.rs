@@ -81,13 +81,15 @@ impl Bracket {
     /// A rate midway between `low` and the lowest failure (geometrically, or
     /// by position on the walk), no lower than `low`: for a search that knows
     /// which rates below the failure matter. None when no rate the search may
-    /// probe lies in [low, failure).
+    /// probe lies in [low, failure) — with the floor at the failure, the
+    /// middle would be the failure itself, measured again and again while
+    /// it could never count as a pass.
     pub fn between(&self, low: f64) -> Option<f64> {
         let f = self.fail?;
         match &self.rates {
             Rates::Continuous { floor, .. } => {
                 let mid = (low.max(*floor) * f).sqrt();
-                (low < f && mid >= *floor).then_some(mid)
+                (low < f && mid >= *floor && mid < f * (1.0 - SAME_RATE)).then_some(mid)
             }
             Rates::Walk { rates: walk, .. } => {
                 let lo = walk.iter().position(|r| *r >= low - SAME_RATE)?;
@@ -281,6 +283,10 @@ mod tests {
         any.record(100.0, false, false);
         assert!((any.between(50.0).unwrap() - 50f64.sqrt() * 10.0).abs() < 1e-9, "the geometric middle");
         assert_eq!(any.between(100.0), None);
+        let mut at_the_floor = Bracket::new(Rates::Continuous { start: 10.0, floor: 10.0, cap: 100.0, resolution: 0.05 });
+        at_the_floor.record(10.0, false, false);
+        assert_eq!(at_the_floor.between(7.4), None, "never the failure itself");
+        assert_eq!(at_the_floor.next_rate(), None, "nothing below the floor");
         assert_eq!(any.at_or_above(50.0), Some(50.0));
         assert_eq!(any.at_or_above(0.5), Some(1.0), "never below the floor");
         assert!(any.highest_below(100.0) < 100.0 && any.highest_below(100.0) > 99.999);

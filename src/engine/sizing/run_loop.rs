@@ -199,7 +199,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
                         st.done = true;
                         return;
                     }
-                    self.launch(probe, st, tasks, shared);
+                    self.launch(probe, None, st, tasks, shared);
                 }
                 Next::Wait => return,
                 Next::Done => {
@@ -210,11 +210,20 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         }
     }
 
-    fn launch<'r>(&'r self, probe: Probe, st: &mut RunState, tasks: &mut FuturesUnordered<TaskFuture<'r>>, shared: &'r Shared) {
+    /// Starts `probe` as the next step; `remeasure_of` names the disturbed
+    /// step it measures again, if it does.
+    fn launch<'r>(
+        &'r self,
+        probe: Probe,
+        remeasure_of: Option<u32>,
+        st: &mut RunState,
+        tasks: &mut FuturesUnordered<TaskFuture<'r>>,
+        shared: &'r Shared,
+    ) {
         let endpoint = st.lanes.remove(&probe.candidate.lane());
         let index = st.next_index;
         st.next_index += 1;
-        tasks.push(Box::pin(self.probe(probe, endpoint, index, shared)));
+        tasks.push(Box::pin(self.probe(probe, endpoint, Step { index, remeasure_of }, shared)));
     }
 
     /// Takes down endpoints no coming probe needs, rather than pay for them idle.
@@ -263,7 +272,8 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
     }
 
     /// A step that measured something: judged by the strategy, unless it
-    /// measured this machine's CPU rather than the endpoint.
+    /// measured this machine's CPU rather than the endpoint, or failed on a
+    /// disturbance of the endpoint (measured again once, then judged).
     fn on_measured<'r>(
         &'r self,
         probe: Probe,
@@ -275,23 +285,36 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         self.progress.line(format!("step {}: {}", step.index, describe(&step)));
         let behind = generator_fell_behind(&step);
         let retries = *st.generator_retries.get(&probe_key(&probe)).unwrap_or(&0);
-        if behind && retries >= GENERATOR_RETRIES {
+        // A disturbance explains a failure better than a slow generator: its
+        // errors are the endpoint's answers, which no slip produces.
+        if let Some(disturbance) = step.disturbance.as_ref().filter(|_| step.awaits_remeasure())
+            && self.may_measure_again(&probe, st, shared)
+        {
+            self.progress.line(format!("step {}: {}; measuring again", step.index, disturbance.describe()));
+            self.launch(probe, Some(step.index), st, tasks, shared);
+        } else if behind && retries >= GENERATOR_RETRIES {
             // Blaming the endpoint would be wrong, and so would any answer.
             self.progress
                 .line(format!("stopping: the load generator cannot keep up with {} TPS on this machine", trim_number(probe.tps)));
             st.fail(SizingError::Generator { tps: probe.tps, slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
-        } else if behind && !shared.run_cancel.is_cancelled() && self.over_budget(&probe, &st.lanes).is_none() {
+        } else if behind && self.may_measure_again(&probe, st, shared) {
             st.generator_retries.insert(probe_key(&probe), retries + 1);
             self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
-            self.launch(probe, st, tasks, shared);
+            self.launch(probe, None, st, tasks, shared);
         } else if !step.misses.contains(&result::Miss::Interrupted) {
             st.strategy.record(&probe, &Outcome::from_step(&step));
         }
         st.steps.push(step);
     }
 
+    /// Whether `probe` may be measured once more: the run goes on and the
+    /// budget allows it.
+    fn may_measure_again(&self, probe: &Probe, st: &RunState, shared: &Shared) -> bool {
+        !shared.run_cancel.is_cancelled() && self.over_budget(probe, &st.lanes).is_none()
+    }
+
     /// Deploys (or reuses, or resizes) the endpoint, then measures.
-    async fn probe(&self, probe: Probe, endpoint: Option<Deployed>, index: u32, shared: &Shared) -> Task {
+    async fn probe(&self, probe: Probe, endpoint: Option<Deployed>, step: Step, shared: &Shared) -> Task {
         let cancel = &shared.run_cancel;
         let candidate = probe.candidate.clone();
         let endpoint = match self.endpoint_for(&candidate, endpoint, cancel).await {
@@ -308,7 +331,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             }
             Err((kept, DeployError::Api(e))) => return Task::Probe(ProbeDone { probe, endpoint: kept, result: Err(e.into()) }),
         };
-        let result = self.measure(&probe, &endpoint, index, shared).await;
+        let result = self.measure(&probe, &endpoint, step, shared).await;
         Task::Probe(ProbeDone { probe, endpoint: Some(endpoint), result })
     }
 
@@ -338,7 +361,8 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         }
     }
 
-    async fn measure(&self, probe: &Probe, endpoint: &Deployed, index: u32, shared: &Shared) -> Result<ProbeResult, SizingError> {
+    async fn measure(&self, probe: &Probe, endpoint: &Deployed, step: Step, shared: &Shared) -> Result<ProbeResult, SizingError> {
+        let Step { index, remeasure_of } = step;
         let (cancel, preflighted, metrics_updates) = (&shared.run_cancel, &shared.preflighted, &shared.metrics_updates);
         let (rate, warmup) = self.plan.rate_profile(probe);
         let target = self.driver.target(&endpoint.endpoint);
@@ -389,6 +413,9 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         };
         let (mut step, run) =
             drive_and_judge(self.driver, spec, context, &self.progress, cancel).await.map_err(SizingError::Load)?;
+        if let Some(first) = remeasure_of {
+            step.remeasures(first);
+        }
         step.cloudwatch = result::ServerMetrics::unavailable(if self.cloudwatch.is_some() {
             "waiting for CloudWatch"
         } else {
@@ -430,6 +457,14 @@ fn spawn_metrics_update(
     })
 }
 
+/// A step about to be run: its index, and the disturbed step it measures
+/// again, if it does.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    index: u32,
+    remeasure_of: Option<u32>,
+}
+
 /// How often a step whose load generator fell behind is measured again.
 pub(super) const GENERATOR_RETRIES: u32 = 2;
 
@@ -447,13 +482,15 @@ pub(super) fn generator_fell_behind(step: &StepResult) -> bool {
 }
 
 /// A resumed step answers a probe when it measured the same thing and the
-/// run trusted it (not interrupted, not measured again for the generator).
+/// run trusted it (not interrupted, not measured again for the generator or
+/// for a disturbance).
 fn same_probe(step: &StepResult, probe: &Probe) -> bool {
     step.phase == probe.phase
         && step.candidate().as_ref() == Some(&probe.candidate)
         && (step.target_tps - probe.tps).abs() < 1e-9
         && !step.misses.contains(&result::Miss::Interrupted)
         && !generator_fell_behind(step)
+        && !step.awaits_remeasure()
 }
 
 /// One line about a finished step.
@@ -461,10 +498,11 @@ pub(super) fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
     let what = step.candidate().map_or_else(|| format!("{} × {}", step.instance_type, step.instance_count), |c| c.to_string());
     format!(
-        "{} {what} at {} TPS: {} (p99 {p99} ms, {:.3}% errors{})",
+        "{} {what} at {} TPS: {}{} (p99 {p99} ms, {:.3}% errors{})",
         step.phase.as_str(),
         trim_number(step.target_tps),
         if step.passed { "PASS" } else { "FAIL" },
+        if step.disturbance.is_some() { " [disturbed]" } else { "" },
         step.error_percent,
         if step.passed { String::new() } else { format!(" — {}", step.reasons.join("; ")) }
     )

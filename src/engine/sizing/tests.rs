@@ -38,6 +38,9 @@ struct World {
     slips: Vec<f64>,
     /// The nth drive (from 1) fails as if the endpoint could not be reached.
     unreachable_at: Option<u32>,
+    /// These drives (from 1) meet an endpoint that fails every request for
+    /// two seconds mid-step, then recovers.
+    disturbed: Vec<u32>,
     /// The nth drive (from 1) is interrupted by Ctrl-C half-way.
     interrupt_at: Option<u32>,
     /// What Ctrl-C cancels: the run's own token.
@@ -197,7 +200,11 @@ impl Driver for FakeDriver {
             self.world.lock().unwrap().ctrl_c.cancel();
         }
         let within = spec.target_rate().unwrap_or_default() / candidate.instance_count() as f64 <= capacity;
-        Ok(synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled()))
+        let mut run = synthetic_run(&spec, if within { 20.0 } else { 2_000.0 } + slip_ms, slip_ms, cancel.is_cancelled());
+        if self.world.lock().unwrap().disturbed.contains(&n) {
+            disturb(&mut run);
+        }
+        Ok(run)
     }
 }
 
@@ -236,6 +243,36 @@ fn synthetic_run(spec: &LoadSpec, latency_ms: f64, slip_ms: f64, cancelled: bool
         asynchronous: None,
         streaming: None,
     }
+}
+
+/// Ten measured seconds in which the endpoint failed every request of the
+/// 4th and 5th (server errors), and answered the others.
+fn disturb(run: &mut LoadRun) {
+    let requests = run.totals.counts.sent;
+    let per_second = (requests / 10).max(1);
+    let failed = 2 * per_second;
+    let counts = &mut run.totals.counts;
+    counts.failed = failed;
+    counts.answered_failures = failed;
+    counts.succeeded = requests.saturating_sub(failed);
+    run.totals.errors_by_status.insert("503".into(), failed);
+    run.totals.errors_by_code.insert("ServiceUnavailable".into(), failed);
+    run.series = (1..=10)
+        .map(|second| {
+            let errors = if (4..=5).contains(&second) { per_second } else { 0 };
+            crate::load::SecondStats {
+                second,
+                warmup: false,
+                offered: per_second,
+                completed: per_second,
+                errors,
+                server_errors: errors,
+                in_flight: 1,
+                p50_ms: Some(20.0),
+                p99_ms: Some(20.0),
+            }
+        })
+        .collect();
 }
 
 fn plan(types: &[&str], parallel: usize, max_test_cost: Option<f64>) -> Plan {
@@ -353,6 +390,51 @@ async fn a_step_whose_generator_fell_behind_is_measured_again() {
     let first = plan.peak_tps() / plan.search().max_utilization;
     assert_eq!(first_two, [(Phase::Search, first, false), (Phase::Search, first, true)], "the same probe again, then a pass");
     assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_step_disturbed_mid_way_is_measured_again_and_judged_on_the_second_measurement() {
+    // The first step (at the peak ÷ --max-utilization) is within capacity,
+    // but the endpoint failed for two seconds of it.
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.disturbed = vec![1]).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let on_disk = run.dir.steps().unwrap();
+    assert_eq!(on_disk.len(), run.summary.steps.len(), "both measurements are on disk");
+    let (first, second) = (&on_disk[0], &on_disk[1]);
+    assert!(!first.passed && first.disturbance.is_some(), "{:?}", first.reasons);
+    assert_eq!((second.target_tps, second.remeasure_of, second.passed), (first.target_tps, Some(1), true));
+    assert!(run.summary.steps[0].disturbed && !run.summary.steps[1].disturbed);
+    assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"), "judged on the re-measurement");
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_disturbed_step_whose_generator_also_slipped_is_measured_again_as_disturbed() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| {
+        w.disturbed = vec![1];
+        w.slips = vec![700.0];
+    })
+    .await;
+    let on_disk = run.dir.steps().unwrap();
+    assert!(on_disk[0].disturbance.is_some() && super::run_loop::generator_fell_behind(&on_disk[0]), "both explanations apply");
+    assert_eq!(on_disk[1].remeasure_of, Some(1), "the errors are the endpoint's: it is the disturbance that is re-measured");
+    assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
+    run.nothing_left();
+}
+
+#[tokio::test]
+async fn a_step_disturbed_twice_is_judged_as_measured() {
+    let plan = plan(&["ml.m5.large"], 1, None);
+    let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.disturbed = vec![1, 2]).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let on_disk = run.dir.steps().unwrap();
+    let second = &on_disk[1];
+    assert_eq!(second.remeasure_of, Some(1));
+    assert!(!second.passed && second.reasons.iter().any(|r| r.contains("disturbed twice")), "{:?}", second.reasons);
+    assert_ne!(on_disk[2].target_tps, on_disk[0].target_tps, "the failure counts: the search moves on");
     run.nothing_left();
 }
 
