@@ -34,8 +34,14 @@ pub struct ListedPrice {
 /// The prices of `region` from the Price List API over `shipped`; `shipped`
 /// itself, saying why, when the API cannot be reached within `wait`.
 pub async fn read(config: &SdkConfig, region: &str, shipped: &PriceTable, wait: Duration) -> PriceTable {
+    // Prices are worth a few tries, not the control plane's patience: the
+    // shipped files are there when the API cannot be reached.
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3).with_max_backoff(Duration::from_secs(2));
     let client = aws_sdk_pricing::Client::from_conf(
-        aws_sdk_pricing::config::Builder::from(config).region(aws_config::Region::new(PRICING_REGION)).build(),
+        aws_sdk_pricing::config::Builder::from(config)
+            .region(aws_config::Region::new(PRICING_REGION))
+            .retry_config(retries)
+            .build(),
     );
     let fetch = async {
         let mut listed = products(&client, "AmazonSageMaker", region).await?;

@@ -742,8 +742,9 @@ fn async_sizing(dir: &std::path::Path, profile: &str, extra: &[&str]) -> (Simula
         "5s",
         "--warmup",
         "1s",
+        // The capacity figures asserted are coarse: a coarse bracket is quicker.
         "--tps-resolution",
-        "0.25",
+        "0.5",
         "--poll-interval",
         "100ms",
         "--polling-interval",

@@ -139,7 +139,8 @@ async fn ctrl_c_during_a_ramp_leaves_no_endpoint_and_no_scaling() {
     let _turn = traffic_turn().await;
     let dir = scratch("scaling-sigint");
     let profile = dir.join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
+    // What is tested is the interruption, not when instances serve: quick deployments.
+    std::fs::write(&profile, PROFILE.replace("deploy_seconds = 8.0", "deploy_seconds = 1.0")).unwrap();
     let sim = SimulatorProcess::start(profile.to_str().unwrap());
     let child = scaling_run(&sim, &dir, "250", "120s");
     let deadline = Instant::now() + Duration::from_secs(240);
