@@ -19,8 +19,10 @@
 //! reaches endpoints through two seams, each a trait with today's one kind
 //! behind it — a new kind of endpoint is a new module beside its sibling:
 //!
-//! - *what is deployed*: [`environment::Environment`] (instance type × count
-//!   on a SageMaker endpoint: [`environment::SageMakerEnvironment`]);
+//! - *what is deployed*: [`environment::Environment`] (a
+//!   [`vocab::Candidate`] — instance type × count, real-time or asynchronous,
+//!   or a serverless memory size × max concurrency — on a SageMaker
+//!   endpoint: [`environment::SageMakerEnvironment`]);
 //! - *how one request is sent and measured*: [`load::Driver`] (signed
 //!   real-time InvokeEndpoint through goose: [`load::InvokeEndpoint`]; any
 //!   HTTP model server: [`load::HttpEndpoint`]; asynchronous inference
@@ -32,14 +34,18 @@
 //! - [`vocab`]: the words they share — candidate, requirements, phase, probe.
 //! - [`plan`]: a run's validated inputs.
 //! - [`engine`]: the session, the sizing run and the single load step.
-//! - [`step`]: the step manager — pure decision logic, two strategies.
+//! - [`step`]: the step manager — pure decision logic, two strategies for
+//!   instances and the serverless search beside them.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
 //! - [`load`]: open-model, coordinated-omission-free traffic, or a closed
 //!   loop; one process or a shard of several.
 //! - [`result`]: a load run turned into a judged `StepResult`, with CloudWatch figures.
 //! - [`record`]: the run directory — what a run writes and everything downstream reads.
 //! - [`report`]: report.html, junit.xml, .hgrm files, and `compare`.
-//! - [`cost`]: prices per region, configuration cost, what the run spent.
+//! - [`scaling`]: the auto-scaling policy recommended and what a test of it showed.
+//! - [`cost`]: prices per region (shipped or live), configuration cost,
+//!   instances against serverless on the user's month, what the run spent.
+//! - [`iam`]: the least-privilege policy a run needs.
 //! - [`s3`]: where an asynchronous run keeps its objects, and how they go.
 //!
 //! Leaves they all use: [`catalog`] (instance types), [`sagemaker`]
