@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::pacer::{Job, Pacer};
-use super::recorder::{Observation, Outcome, Recorder};
-use super::{Driver, LoadError, LoadRun, LoadSpec, Paced, Pacing, ProgressFn, Target, tick_seconds};
+use super::pacer::Job;
+use super::recorder::{Observation, Outcome};
+use super::{Clock, Driver, LoadError, LoadRun, LoadSpec, Paced, Pacing, ProgressFn, Target, tick_seconds};
 use crate::s3::{S3Location, bucket_and_key};
 
 /// How completion is looked for: from `interval`, times `multiplier` after
@@ -245,9 +245,7 @@ impl Parts {
 /// The state every worker and watcher of one step shares.
 struct AsyncStep {
     spec: LoadSpec,
-    pacer: Pacer,
-    recorder: Recorder,
-    cancel: CancellationToken,
+    clock: Clock,
     /// Requests submitted and not yet done.
     watching: AtomicUsize,
     quiet: Notify,
@@ -262,14 +260,8 @@ struct AsyncStep {
 }
 
 impl Paced for AsyncStep {
-    fn pacer(&self) -> &Pacer {
-        &self.pacer
-    }
-    fn recorder(&self) -> &Recorder {
-        &self.recorder
-    }
-    fn stopped(&self) -> &CancellationToken {
-        &self.cancel
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 
@@ -439,16 +431,16 @@ impl InvokeAsync {
     /// watching to a task of its own.
     async fn submit_all(self: &Arc<Self>, step: &Arc<AsyncStep>) {
         while let Some(job) = tokio::select! {
-            job = step.pacer.next() => job,
-            _ = step.cancel.cancelled() => None,
+            job = step.clock.pacer.next() => job,
+            _ = step.clock.cancel.cancelled() => None,
         } {
             let room = tokio::select! {
                 room = Arc::clone(&step.jobs).acquire_owned() => room,
-                _ = step.cancel.cancelled() => break,
+                _ = step.clock.cancel.cancelled() => break,
             };
             let Ok(room) = room else { break };
             step.watching.fetch_add(1, Ordering::AcqRel);
-            step.recorder.sent();
+            step.clock.recorder.sent();
             let (this, step) = (Arc::clone(self), Arc::clone(step));
             tokio::spawn(async move {
                 this.serve(&step, job).await;
@@ -461,10 +453,10 @@ impl InvokeAsync {
         let sent = Instant::now();
         let payload = step.spec.payloads.pick(job.slot);
         let key = format!("{}{}", step.key_prefix, job.slot);
-        let done = self.one(step, key, payload.body.clone(), &step.cancel).await;
+        let done = self.one(step, key, payload.body.clone(), &step.clock.cancel).await;
         let seen = Instant::now();
-        if !step.cancel.is_cancelled() {
-            step.recorder.record(Observation {
+        if !step.clock.cancel.is_cancelled() {
+            step.clock.recorder.record(Observation {
                 due: job.due,
                 latency: seen - job.intended.min(sent),
                 slip: sent.saturating_duration_since(job.intended),
@@ -472,7 +464,7 @@ impl InvokeAsync {
                 outcome: done.outcome.clone(),
             });
         }
-        step.pacer.done();
+        step.clock.pacer.done();
         self.clean(step, done).await;
         if step.watching.fetch_sub(1, Ordering::AcqRel) == 1 {
             step.quiet.notify_waiters();
@@ -497,7 +489,7 @@ impl Driver for InvokeAsync {
         let step = self.step(spec.clone(), CancellationToken::new(), "preflight");
         for payload in spec.payloads.payloads() {
             let key = format!("{}{}", step.key_prefix, payload.name.replace('/', "_"));
-            let done = self.one(&step, key, payload.body.clone(), &step.cancel).await;
+            let done = self.one(&step, key, payload.body.clone(), &step.clock.cancel).await;
             let outcome = done.outcome.clone();
             // The preflight's objects never wait for a delay.
             delete_objects(&self.s3, done.objects).await;
@@ -541,7 +533,7 @@ impl Driver for InvokeAsync {
         let this = Arc::new(self.clone());
         let step = Arc::new(self.step(spec, step_cancel, &format!("{:x}", rand::random::<u32>())));
         let ticker = tokio::spawn(tick_seconds(Arc::clone(&step), live));
-        step.pacer.start();
+        step.clock.pacer.start();
         let workers: Vec<_> = (0..self.io.submission_workers.max(1))
             .map(|_| {
                 let (this, step) = (Arc::clone(&this), Arc::clone(&step));
@@ -553,18 +545,24 @@ impl Driver for InvokeAsync {
         }
         // Every request is submitted: wait until each is done (each gives up
         // at the maximum wait on its own).
-        while step.watching.load(Ordering::Acquire) > 0 && !step.cancel.is_cancelled() {
+        while step.watching.load(Ordering::Acquire) > 0 && !step.clock.cancel.is_cancelled() {
             tokio::select! {
                 _ = step.quiet.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = step.cancel.cancelled() => {}
+                _ = step.clock.cancel.cancelled() => {}
             }
         }
-        step.cancel.cancel();
+        step.clock.cancel.cancel();
         let _ = ticker.await;
-        let asynchronous = AsyncFigures::of(&step, &self.io, step.recorder.sent_so_far());
-        let mut run =
-            LoadRun::collect(started_at, &step.spec, &step.pacer, &step.recorder, cancel.is_cancelled(), Some(asynchronous));
+        let asynchronous = AsyncFigures::of(&step, &self.io, step.clock.recorder.sent_so_far());
+        let mut run = LoadRun::collect(
+            started_at,
+            &step.spec,
+            &step.clock.pacer,
+            &step.clock.recorder,
+            cancel.is_cancelled(),
+            Some(asynchronous),
+        );
         // The most jobs allowed out bound what is in flight at once, when set.
         run.max_in_flight = self.io.max_concurrent_jobs.unwrap_or(step.spec.max_in_flight());
         Ok(run)
@@ -587,13 +585,11 @@ impl InvokeAsync {
     /// The shared state of one step, its objects under `<input prefix><nonce>/`.
     fn step(&self, spec: LoadSpec, cancel: CancellationToken, nonce: &str) -> AsyncStep {
         AsyncStep {
-            pacer: Pacer::for_spec(&spec, cancel.clone()),
-            recorder: Recorder::new(spec.warmup),
+            clock: Clock::for_spec(&spec, cancel),
             key_prefix: format!("{}{nonce}/", self.input.prefix),
             jobs: Arc::new(Semaphore::new(self.io.max_concurrent_jobs.unwrap_or(Semaphore::MAX_PERMITS))),
             looks: Semaphore::new(self.io.polling_workers.max(1)),
             spec,
-            cancel,
             watching: AtomicUsize::new(0),
             quiet: Notify::new(),
             calls: S3Calls::default(),

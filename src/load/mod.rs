@@ -331,24 +331,36 @@ impl LoadRun {
 /// Live view of a running step, one call per second.
 pub type ProgressFn = Arc<dyn Fn(&SecondStats) + Send + Sync>;
 
-/// A step the per-second clock reads: its pacer, its recorder, and the
-/// token that stops it.
+/// What the per-second clock reads of a running step, whatever its driver:
+/// its pacer, its recorder, and the token that stops it.
+struct Clock {
+    pacer: Pacer,
+    recorder: recorder::Recorder,
+    cancel: CancellationToken,
+}
+
+impl Clock {
+    /// The clock of a step of `spec`, stopped by `cancel`.
+    fn for_spec(spec: &LoadSpec, cancel: CancellationToken) -> Clock {
+        Clock { pacer: Pacer::for_spec(spec, cancel.clone()), recorder: recorder::Recorder::new(spec.warmup), cancel }
+    }
+}
+
+/// A running step, as the per-second clock sees it.
 trait Paced: Send + Sync + 'static {
-    fn pacer(&self) -> &Pacer;
-    fn recorder(&self) -> &recorder::Recorder;
-    fn stopped(&self) -> &CancellationToken;
+    fn clock(&self) -> &Clock;
 }
 
 /// Closes one row of the per-second series each second of the schedule.
 async fn tick_seconds(driver: Arc<impl Paced>, progress: Option<ProgressFn>) {
     // The schedule starts when the pacer does.
     let start = loop {
-        if let Some(start) = driver.pacer().start_time() {
+        if let Some(start) = driver.clock().pacer.start_time() {
             break start;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-            _ = driver.stopped().cancelled() => return,
+            _ = driver.clock().cancel.cancelled() => return,
         }
     };
     let mut released = 0;
@@ -358,11 +370,11 @@ async fn tick_seconds(driver: Arc<impl Paced>, progress: Option<ProgressFn>) {
         let tick = start + Duration::from_secs(second as u64 + 1);
         let stopped = tokio::select! {
             _ = tokio::time::sleep_until(tick.into()) => false,
-            _ = driver.stopped().cancelled() => true,
+            _ = driver.clock().cancel.cancelled() => true,
         };
-        let released_before = std::mem::replace(&mut released, driver.pacer().released());
-        let offered = driver.pacer().expected_in(second).unwrap_or(released - released_before);
-        let row = driver.recorder().close_second(second, offered);
+        let released_before = std::mem::replace(&mut released, driver.clock().pacer.released());
+        let offered = driver.clock().pacer.expected_in(second).unwrap_or(released - released_before);
+        let row = driver.clock().recorder.close_second(second, offered);
         if let Some(progress) = &progress {
             progress(&row);
         }

@@ -25,9 +25,9 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::goose::{GooseUser, Scenario, Transaction, TransactionResult};
 use tokio_util::sync::CancellationToken;
 
-use super::pacer::{Job, Pacer};
-use super::recorder::{Observation, Outcome, Recorder};
-use super::{LoadError, LoadRun, LoadSpec, Paced, ProgressFn, tick_seconds};
+use super::pacer::Job;
+use super::recorder::{Observation, Outcome};
+use super::{Clock, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, tick_seconds};
 
 /// If some users never start (goose launching slowly), pace anyway after this.
 const LAUNCH_WAIT: Duration = Duration::from_secs(3);
@@ -79,25 +79,17 @@ pub(super) struct Named<W> {
 struct Step<W: Wire> {
     wire: W,
     spec: LoadSpec,
-    pacer: Pacer,
-    recorder: Recorder,
+    clock: Clock,
     /// In-flight slots of each worker.
     slots: Vec<usize>,
     /// Users that have started; the last one to start starts the pacer.
     launched: AtomicUsize,
-    cancel: CancellationToken,
     failure: Mutex<Option<LoadError>>,
 }
 
 impl<W: Wire> Paced for Step<W> {
-    fn pacer(&self) -> &Pacer {
-        &self.pacer
-    }
-    fn recorder(&self) -> &Recorder {
-        &self.recorder
-    }
-    fn stopped(&self) -> &CancellationToken {
-        &self.cancel
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 
@@ -117,7 +109,7 @@ impl<W: Wire> Step<W> {
     async fn run_user(&self, user: &mut GooseUser) {
         let index = self.launched.fetch_add(1, Ordering::AcqRel);
         if index + 1 == self.slots.len() {
-            self.pacer.start();
+            self.clock.pacer.start();
         }
         match self.slots.get(index) {
             Some(&slots) => self.work(&user.client, slots).await,
@@ -126,19 +118,19 @@ impl<W: Wire> Step<W> {
             None => {
                 tokio::select! {
                     _ = tokio::time::sleep(EXHAUSTED_PAUSE) => {}
-                    _ = self.cancel.cancelled() => {}
+                    _ = self.clock.cancel.cancelled() => {}
                 }
             }
         }
     }
 
     async fn work(&self, client: &reqwest::Client, slots: usize) {
-        let lane = self.recorder.lane();
+        let lane = self.clock.recorder.lane();
         let mut local = self.wire.local();
         let mut in_flight = FuturesUnordered::new();
         // Registered once for the worker's life, not once per request.
-        let cancelled = self.cancel.cancelled().fuse();
-        let next = self.pacer.next().fuse();
+        let cancelled = self.clock.cancel.cancelled().fuse();
+        let next = self.clock.pacer.next().fuse();
         futures::pin_mut!(cancelled, next);
         let mut over = false;
         let mut taken_in_a_row = 0;
@@ -153,11 +145,11 @@ impl<W: Wire> Step<W> {
             }
             let free = in_flight.len() < slots && !over;
             if next.is_terminated() && free {
-                next.set(self.pacer.next().fuse());
+                next.set(self.clock.pacer.next().fuse());
             } else if !free {
                 // Every slot busy: let another worker take what falls due.
                 next.set(Fuse::terminated());
-                self.pacer.pass_on();
+                self.clock.pacer.pass_on();
             }
             if over && in_flight.is_empty() {
                 return;
@@ -167,7 +159,7 @@ impl<W: Wire> Step<W> {
                 _ = &mut cancelled => return,
                 Some((job, sent, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
                     taken_in_a_row = 0;
-                    self.pacer.done();
+                    self.clock.pacer.done();
                     lane.record(&observe(job, sent, Instant::now(), outcome));
                 }
                 job = &mut next, if !next.is_terminated() => match job {
@@ -175,7 +167,7 @@ impl<W: Wire> Step<W> {
                     Some(job) => match (self.wire.credentials_generation(), self.wire.request(&mut local, job.slot)) {
                         (generation, Ok(request)) => {
                             taken_in_a_row += 1;
-                            self.recorder.sent();
+                            self.clock.recorder.sent();
                             in_flight.push(self.exchange(client, request, job, generation));
                         }
                         (_, Err(e)) => return self.fail(e),
@@ -235,7 +227,7 @@ impl<W: Wire> Step<W> {
     /// A step that cannot build its requests measures nothing: stop it and say why.
     fn fail(&self, e: LoadError) {
         crate::error::lock(&self.failure).get_or_insert(e);
-        self.cancel.cancel();
+        self.clock.cancel.cancel();
     }
 }
 
@@ -299,11 +291,9 @@ async fn run_step<W: Wire>(
     let _stop_step = step_cancel.clone().drop_guard();
     let step = Arc::new(Step {
         wire: named.wire,
-        pacer: Pacer::for_spec(&spec, step_cancel.clone()),
-        recorder: Recorder::new(spec.warmup),
+        clock: Clock::for_spec(&spec, step_cancel),
         slots: share_slots(spec.max_in_flight(), workers_for_this_machine()),
         launched: AtomicUsize::new(0),
-        cancel: step_cancel,
         failure: Mutex::new(None),
         spec,
     });
@@ -312,12 +302,12 @@ async fn run_step<W: Wire>(
         let step = Arc::clone(&step);
         async move {
             tokio::time::sleep(LAUNCH_WAIT).await;
-            step.pacer.start();
+            step.clock.pacer.start();
         }
     });
     let result = attack(&step, named.scenario).await;
     // Every user is done: stop the clock for the per-second series too.
-    step.cancel.cancel();
+    step.clock.cancel.cancel();
     launch_fallback.abort();
     let _ = launch_fallback.await;
     let _ = ticker.await;
@@ -325,7 +315,7 @@ async fn run_step<W: Wire>(
     if let Some(e) = crate::error::lock(&step.failure).take() {
         return Err(e);
     }
-    Ok(LoadRun::collect(started_at, &step.spec, &step.pacer, &step.recorder, cancel.is_cancelled(), None))
+    Ok(LoadRun::collect(started_at, &step.spec, &step.clock.pacer, &step.clock.recorder, cancel.is_cancelled(), None))
 }
 
 /// One goose attack whose users are `step`'s workers.

@@ -40,8 +40,11 @@ use crate::catalog;
 pub use llm::{LlmBehaviour, LlmProfile, LlmTiming};
 pub use serverless::ServerlessBehaviour;
 
+mod layers;
 mod llm;
 mod serverless;
+
+use layers::{Layered, layered, types_over};
 
 /// The longest duration a profile may set, in seconds (one day).
 const MAX_SECONDS: f64 = 86_400.0;
@@ -247,15 +250,7 @@ impl ProfileFile {
 
     /// This file laid over `base` (see the module documentation for the order).
     fn over(self, base: ProfileFile) -> ProfileFile {
-        let mut types: BTreeMap<String, EntryFile> =
-            base.instance_types.into_iter().map(|(name, entry)| (name, entry.without(&self.default))).collect();
-        for (name, entry) in self.instance_types {
-            let merged = match types.remove(&name) {
-                Some(below) => entry.over(below),
-                None => entry,
-            };
-            types.insert(name, merged);
-        }
+        let types = types_over(self.instance_types, base.instance_types, &self.default);
         ProfileFile {
             deploy_seconds: self.deploy_seconds.or(base.deploy_seconds),
             delete_seconds: self.delete_seconds.or(base.delete_seconds),
@@ -311,40 +306,17 @@ struct EntryFile {
     memory_percent: Option<f64>,
 }
 
-impl EntryFile {
-    /// Each field from `self` where it is set, else from `below`.
-    fn over(self, below: EntryFile) -> EntryFile {
-        EntryFile {
-            vcpus: self.vcpus.or(below.vcpus),
-            workers: self.workers.or(below.workers),
-            service_ms: self.service_ms.or(below.service_ms),
-            queue_limit: self.queue_limit.or(below.queue_limit),
-            error_rate: self.error_rate.or(below.error_rate),
-            error_status: self.error_status.or(below.error_status),
-            deploy_failure: self.deploy_failure.or(below.deploy_failure),
-            max_instances: self.max_instances.or(below.max_instances),
-            memory_percent: self.memory_percent.or(below.memory_percent),
-        }
-    }
-
-    /// `self` without the fields `mask` sets.
-    fn without(self, mask: &EntryFile) -> EntryFile {
-        fn keep<T>(value: Option<T>, masked: bool) -> Option<T> {
-            if masked { None } else { value }
-        }
-        EntryFile {
-            vcpus: keep(self.vcpus, mask.vcpus.is_some()),
-            workers: keep(self.workers, mask.workers.is_some()),
-            service_ms: keep(self.service_ms, mask.service_ms.is_some()),
-            queue_limit: keep(self.queue_limit, mask.queue_limit.is_some()),
-            error_rate: keep(self.error_rate, mask.error_rate.is_some()),
-            error_status: keep(self.error_status, mask.error_status.is_some()),
-            deploy_failure: keep(self.deploy_failure, mask.deploy_failure.is_some()),
-            max_instances: keep(self.max_instances, mask.max_instances.is_some()),
-            memory_percent: keep(self.memory_percent, mask.memory_percent.is_some()),
-        }
-    }
-}
+layered!(EntryFile {
+    vcpus,
+    workers,
+    service_ms,
+    queue_limit,
+    error_rate,
+    error_status,
+    deploy_failure,
+    max_instances,
+    memory_percent,
+});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,11 +325,7 @@ struct StallFile {
     every_seconds: Option<f64>,
 }
 
-impl StallFile {
-    fn over(self, below: StallFile) -> StallFile {
-        StallFile { seconds: self.seconds.or(below.seconds), every_seconds: self.every_seconds.or(below.every_seconds) }
-    }
-}
+layered!(StallFile { seconds, every_seconds });
 
 /// A duration key's value, or what is wrong with it. A day bounds every
 /// duration: far beyond any use, and safe to add to an Instant.

@@ -27,10 +27,10 @@ use http::Method;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::pacer::{Job, Pacer};
-use super::recorder::{Observation, Outcome, Recorder};
+use super::pacer::Job;
+use super::recorder::{Observation, Outcome};
 use super::signer::Prepared;
-use super::{Driver, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, RequestSigner, Target, tick_seconds};
+use super::{Clock, Driver, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, RequestSigner, Target, tick_seconds};
 use crate::vocab::StreamLimits;
 use events::PartReader;
 use figures::{StreamRecording, StreamSample, Timeline};
@@ -217,10 +217,8 @@ struct StreamStep {
     spec: LoadSpec,
     wire: Wire,
     options: StreamOptions,
-    pacer: Pacer,
-    recorder: Recorder,
+    clock: Clock,
     streams: Mutex<StreamRecording>,
-    cancel: CancellationToken,
     /// One permit per request that may be in flight.
     slots: Arc<Semaphore>,
     running: AtomicUsize,
@@ -228,14 +226,8 @@ struct StreamStep {
 }
 
 impl Paced for StreamStep {
-    fn pacer(&self) -> &Pacer {
-        &self.pacer
-    }
-    fn recorder(&self) -> &Recorder {
-        &self.recorder
-    }
-    fn stopped(&self) -> &CancellationToken {
-        &self.cancel
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 
@@ -248,17 +240,17 @@ impl StreamStep {
             // and an open schedule's request due with none free starts late.
             let slot = tokio::select! {
                 slot = Arc::clone(&self.slots).acquire_owned() => slot,
-                _ = self.cancel.cancelled() => return,
+                _ = self.clock.cancel.cancelled() => return,
             };
             let Ok(slot) = slot else { return };
             let Some(job) = (tokio::select! {
-                job = self.pacer.next() => job,
-                _ = self.cancel.cancelled() => None,
+                job = self.clock.pacer.next() => job,
+                _ = self.clock.cancel.cancelled() => None,
             }) else {
                 return;
             };
             self.running.fetch_add(1, Ordering::AcqRel);
-            self.recorder.sent();
+            self.clock.recorder.sent();
             let step = Arc::clone(self);
             tokio::spawn(async move {
                 step.serve(job).await;
@@ -273,9 +265,9 @@ impl StreamStep {
     async fn serve(&self, job: Job) {
         let sent = Instant::now();
         let (index, _) = self.spec.payloads.pick_indexed(job.slot);
-        let read = self.wire.one(&self.spec, index, &self.options, &self.cancel).await;
-        self.pacer.done();
-        if self.cancel.is_cancelled() {
+        let read = self.wire.one(&self.spec, index, &self.options, &self.clock.cancel).await;
+        self.clock.pacer.done();
+        if self.clock.cancel.is_cancelled() {
             return;
         }
         // Sent a little early, a request counts from its actual send.
@@ -291,7 +283,7 @@ impl StreamStep {
                 _ => streams.failed(),
             }
         }
-        self.recorder.record(Observation {
+        self.clock.recorder.record(Observation {
             due: job.due,
             latency: read.ended - start,
             slip: sent.saturating_duration_since(job.intended),
@@ -350,30 +342,29 @@ impl Driver for InvokeStream {
         let step = Arc::new(StreamStep {
             wire: Wire::new(&spec, Arc::clone(&self.signer))?,
             options: self.options,
-            pacer: Pacer::for_spec(&spec, step_cancel.clone()),
-            recorder: Recorder::new(spec.warmup),
+            clock: Clock::for_spec(&spec, step_cancel),
             streams: Mutex::new(StreamRecording::new(self.options.limits, self.options.characters_per_token)),
             slots: Arc::new(Semaphore::new(spec.max_in_flight().max(1))),
             running: AtomicUsize::new(0),
             quiet: Notify::new(),
-            cancel: step_cancel,
             spec,
         });
         let ticker = tokio::spawn(tick_seconds(Arc::clone(&step), live));
-        step.pacer.start();
+        step.clock.pacer.start();
         step.send_all().await;
         // Every request is sent: wait for the streams still running (each
         // ends by the request timeout on its own).
-        while step.running.load(Ordering::Acquire) > 0 && !step.cancel.is_cancelled() {
+        while step.running.load(Ordering::Acquire) > 0 && !step.clock.cancel.is_cancelled() {
             tokio::select! {
                 _ = step.quiet.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = step.cancel.cancelled() => {}
+                _ = step.clock.cancel.cancelled() => {}
             }
         }
-        step.cancel.cancel();
+        step.clock.cancel.cancel();
         let _ = ticker.await;
-        let mut run = LoadRun::collect(started_at, &step.spec, &step.pacer, &step.recorder, cancel.is_cancelled(), None);
+        let mut run =
+            LoadRun::collect(started_at, &step.spec, &step.clock.pacer, &step.clock.recorder, cancel.is_cancelled(), None);
         run.streaming = Some(crate::error::lock(&step.streams).clone());
         Ok(run)
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::layers::{Layered, layered, types_over};
 use super::{LogNormalFit, duration_seconds};
 use crate::catalog;
 
@@ -135,45 +136,21 @@ struct LlmEntryFile {
     internal_failure_rate: Option<f64>,
 }
 
+layered!(LlmEntryFile {
+    gpus,
+    max_batch,
+    kv_cache_tokens,
+    max_total_tokens,
+    prefill_ms_per_token,
+    decode_step_ms,
+    decode_step_ms_per_sequence,
+    queue_limit,
+    weights_memory_percent,
+    stream_broken_rate,
+    internal_failure_rate,
+});
+
 impl LlmEntryFile {
-    /// Each key from `self` where it is set, else from `below`.
-    fn over(self, below: LlmEntryFile) -> LlmEntryFile {
-        LlmEntryFile {
-            gpus: self.gpus.or(below.gpus),
-            max_batch: self.max_batch.or(below.max_batch),
-            kv_cache_tokens: self.kv_cache_tokens.or(below.kv_cache_tokens),
-            max_total_tokens: self.max_total_tokens.or(below.max_total_tokens),
-            prefill_ms_per_token: self.prefill_ms_per_token.or(below.prefill_ms_per_token),
-            decode_step_ms: self.decode_step_ms.or(below.decode_step_ms),
-            decode_step_ms_per_sequence: self.decode_step_ms_per_sequence.or(below.decode_step_ms_per_sequence),
-            queue_limit: self.queue_limit.or(below.queue_limit),
-            weights_memory_percent: self.weights_memory_percent.or(below.weights_memory_percent),
-            stream_broken_rate: self.stream_broken_rate.or(below.stream_broken_rate),
-            internal_failure_rate: self.internal_failure_rate.or(below.internal_failure_rate),
-        }
-    }
-
-    /// `self` without the keys `mask` sets: a file's `[llm.default]` beats
-    /// the shipped entries.
-    fn without(self, mask: &LlmEntryFile) -> LlmEntryFile {
-        fn keep<T>(value: Option<T>, masked: bool) -> Option<T> {
-            if masked { None } else { value }
-        }
-        LlmEntryFile {
-            gpus: keep(self.gpus, mask.gpus.is_some()),
-            max_batch: keep(self.max_batch, mask.max_batch.is_some()),
-            kv_cache_tokens: keep(self.kv_cache_tokens, mask.kv_cache_tokens.is_some()),
-            max_total_tokens: keep(self.max_total_tokens, mask.max_total_tokens.is_some()),
-            prefill_ms_per_token: keep(self.prefill_ms_per_token, mask.prefill_ms_per_token.is_some()),
-            decode_step_ms: keep(self.decode_step_ms, mask.decode_step_ms.is_some()),
-            decode_step_ms_per_sequence: keep(self.decode_step_ms_per_sequence, mask.decode_step_ms_per_sequence.is_some()),
-            queue_limit: keep(self.queue_limit, mask.queue_limit.is_some()),
-            weights_memory_percent: keep(self.weights_memory_percent, mask.weights_memory_percent.is_some()),
-            stream_broken_rate: keep(self.stream_broken_rate, mask.stream_broken_rate.is_some()),
-            internal_failure_rate: keep(self.internal_failure_rate, mask.internal_failure_rate.is_some()),
-        }
-    }
-
     /// What is wrong with the keys this entry sets, if anything.
     fn problem(&self) -> Option<String> {
         let fraction = |key: &str, value: Option<f64>| {
@@ -212,15 +189,7 @@ impl LlmEntryFile {
 impl LlmFile {
     /// This file's section laid over `base` (see the module documentation).
     pub(super) fn over(self, base: LlmFile) -> LlmFile {
-        let mut types: BTreeMap<String, LlmEntryFile> =
-            base.instance_types.into_iter().map(|(name, entry)| (name, entry.without(&self.default))).collect();
-        for (name, entry) in self.instance_types {
-            let merged = match types.remove(&name) {
-                Some(below) => entry.over(below),
-                None => entry,
-            };
-            types.insert(name, merged);
-        }
+        let types = types_over(self.instance_types, base.instance_types, &self.default);
         LlmFile {
             tokens_per_chunk: self.tokens_per_chunk.or(base.tokens_per_chunk),
             prompt_tokens: self.prompt_tokens.or(base.prompt_tokens),

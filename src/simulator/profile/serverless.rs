@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::layers::layered;
 use super::{LogNormalFit, ServiceTime, duration_seconds};
 
 // Used when neither the file nor the shipped profile sets the key.
@@ -56,18 +57,7 @@ pub(super) struct ServerlessFile {
     idle_seconds: Option<f64>,
 }
 
-impl ServerlessFile {
-    /// Each key from `self` where it is set, else from `below`.
-    pub(super) fn over(self, below: ServerlessFile) -> ServerlessFile {
-        ServerlessFile {
-            service_ms: self.service_ms.or(below.service_ms),
-            full_speed_memory_mb: self.full_speed_memory_mb.or(below.full_speed_memory_mb),
-            model_memory_mb: self.model_memory_mb.or(below.model_memory_mb),
-            setup_ms: self.setup_ms.or(below.setup_ms),
-            idle_seconds: self.idle_seconds.or(below.idle_seconds),
-        }
-    }
-}
+layered!(ServerlessFile { service_ms, full_speed_memory_mb, model_memory_mb, setup_ms, idle_seconds });
 
 /// A memory key's value, or what is wrong with it: a size a serverless
 /// worker may have (whole gigabytes up to 6).
