@@ -16,8 +16,10 @@ use crate::step::adaptive::AdaptiveConfig;
 use crate::step::perfsize::PerfsizeConfig;
 use crate::step::serverless::ServerlessSearch;
 pub use crate::step::serverless::ServerlessWalk;
-use crate::step::{Adaptive, Perfsize, Strategy, StrategyKind, Walk};
-use crate::vocab::{Candidate, Fleet, Phase, Probe, Requirements, ServerlessError, ServerlessSize, StreamRequirements};
+use crate::step::{Adaptive, Joint, Perfsize, Strategy, StrategyKind, Walk};
+use crate::vocab::{
+    Axis, Candidate, Fleet, Load, Phase, Probe, Requirements, ServerlessError, ServerlessSize, StreamRequirements,
+};
 
 /// A streaming (LLM) workload: requests read as response streams, each
 /// judged against the streaming limits.
@@ -26,6 +28,57 @@ pub struct Streaming {
     pub requirements: StreamRequirements,
     /// Characters a token, for counts the container does not report.
     pub characters_per_token: f64,
+}
+
+/// What the endpoint must serve at its busiest: a rate of new requests,
+/// a number of streams in flight (streaming endpoints), or both — then the
+/// run searches each and recommends a count that holds both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Peak {
+    Rate(f64),
+    Concurrency(u32),
+    Both { tps: f64, streams: u32 },
+}
+
+impl Peak {
+    /// The peak the user named; None when they named neither.
+    pub fn of(tps: Option<f64>, streams: Option<u32>) -> Option<Peak> {
+        match (tps, streams) {
+            (Some(tps), Some(streams)) => Some(Peak::Both { tps, streams }),
+            (Some(tps), None) => Some(Peak::Rate(tps)),
+            (None, Some(streams)) => Some(Peak::Concurrency(streams)),
+            (None, None) => None,
+        }
+    }
+
+    /// The peak rate, when one was named.
+    pub fn tps(&self) -> Option<f64> {
+        match *self {
+            Peak::Rate(tps) | Peak::Both { tps, .. } => Some(tps),
+            Peak::Concurrency(_) => None,
+        }
+    }
+
+    /// The streams in flight at peak, when named.
+    pub fn concurrency(&self) -> Option<u32> {
+        match *self {
+            Peak::Concurrency(streams) | Peak::Both { streams, .. } => Some(streams),
+            Peak::Rate(_) => None,
+        }
+    }
+
+    /// Each axis a run searches, with the peak on it: the rate first.
+    pub fn axes(&self) -> Vec<(Axis, f64)> {
+        let rate = self.tps().map(|tps| (Axis::Rate, tps));
+        let streams = self.concurrency().map(|c| (Axis::Concurrency, f64::from(c)));
+        rate.into_iter().chain(streams).collect()
+    }
+
+    /// "100 TPS", "32 streams", or "100 TPS and 32 streams".
+    pub fn label(&self) -> String {
+        let parts: Vec<String> = self.axes().iter().map(|(axis, level)| axis.load(*level).label()).collect();
+        parts.join(" and ")
+    }
 }
 
 /// What traffic every step sends.
@@ -208,6 +261,10 @@ pub struct Search {
     pub serverless: Option<ServerlessWalk>,
     pub count_walk: Option<Vec<u32>>,
     pub tps_walk: Option<Vec<f64>>,
+    /// The streams in flight per instance a concurrency search may try;
+    /// None: every whole number up to what holds the peak alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_walk: Option<Vec<u32>>,
     pub start_tps: f64,
     /// Relative precision of the capacity search (0.05 = 5 %).
     pub tps_resolution: f64,
@@ -287,10 +344,50 @@ pub enum PlanError {
     BacklogWithoutAsync,
     #[error("--stream sizes a real-time streaming endpoint: {0} cannot be used with it yet")]
     StreamingWith(&'static str),
+    #[error("--peak-concurrency counts streams in flight: it sizes a streaming endpoint, so add --stream (or give --peak-tps)")]
+    ConcurrencyWithoutStream,
+    #[error("--peak-concurrency must be at least 1 stream")]
+    ZeroConcurrency,
+    #[error("--concurrency-walk must list streams in flight of at least 1, got {0:?}")]
+    BadConcurrencyWalk(Vec<u32>),
+    #[error("--concurrency-walk is what a search by concurrency walks: add --peak-concurrency")]
+    ConcurrencyWalkWithoutPeak,
+    #[error("--strategy perfsize walks rates only, as perfsizesagemaker does: search --peak-concurrency with --strategy adaptive")]
+    ConcurrencyWithPerfsize,
+    #[error("{0} needs a peak rate: add --peak-tps (with --peak-concurrency, both are sized)")]
+    NeedsPeakRate(&'static str),
     #[error("--max-test-cost must be a positive number of dollars, got {0}")]
     BadBudget(f64),
     #[error(transparent)]
     Price(#[from] CostError),
+}
+
+/// A peak of streams in flight is a streaming run's, searched with the
+/// adaptive strategy over whole numbers; what a rate alone can size
+/// (serverless candidates, the auto-scaling test) needs a peak rate.
+fn check_concurrency(peak: &Peak, search: &Search, streaming: bool) -> Result<(), PlanError> {
+    if let Some(walk) = &search.concurrency_walk {
+        if peak.concurrency().is_none() {
+            return Err(PlanError::ConcurrencyWalkWithoutPeak);
+        }
+        if walk.is_empty() || walk.contains(&0) {
+            return Err(PlanError::BadConcurrencyWalk(walk.clone()));
+        }
+    }
+    let Some(streams) = peak.concurrency() else { return Ok(()) };
+    if streams == 0 {
+        return Err(PlanError::ZeroConcurrency);
+    }
+    if !streaming {
+        return Err(PlanError::ConcurrencyWithoutStream);
+    }
+    if search.strategy == StrategyKind::Perfsize {
+        return Err(PlanError::ConcurrencyWithPerfsize);
+    }
+    if peak.tps().is_none() && search.serverless.is_some() {
+        return Err(PlanError::NeedsPeakRate("a serverless candidate"));
+    }
+    Ok(())
 }
 
 /// An asynchronous endpoint publishes its backlog and no invocation or
@@ -343,7 +440,7 @@ fn check_serverless(
 /// so a `Plan` in hand is a plan that can run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    peak_tps: f64,
+    peak: Peak,
     requirements: Requirements,
     search: Search,
     durations: Durations,
@@ -354,14 +451,14 @@ pub struct Plan {
     max_test_cost: Option<f64>,
     scaling: Option<ScalingTest>,
     asynchronous: Option<Asynchronous>,
-    day: TrafficProfile,
+    day: Option<TrafficProfile>,
     streaming: Option<Streaming>,
 }
 
 /// The raw parts [`Plan::new`] checks.
 #[derive(Debug, Clone)]
 pub struct PlanParts {
-    pub peak_tps: f64,
+    pub peak: Peak,
     pub requirements: Requirements,
     pub search: Search,
     pub durations: Durations,
@@ -373,8 +470,9 @@ pub struct PlanParts {
     pub scaling: Option<ScalingTest>,
     /// Size an asynchronous endpoint instead of a real-time one.
     pub asynchronous: Option<Asynchronous>,
-    /// The user's traffic over a day, on which instances and serverless are costed.
-    pub day: TrafficProfile,
+    /// The user's traffic over a day, on which instances and serverless are
+    /// costed; None without a peak rate (a run sized by concurrency alone).
+    pub day: Option<TrafficProfile>,
     /// Size a streaming (LLM) endpoint, judged on goodput; `requirements`
     /// is then the streaming requirements' envelope.
     pub streaming: Option<Streaming>,
@@ -383,7 +481,7 @@ pub struct PlanParts {
 impl Plan {
     pub fn new(parts: PlanParts) -> Result<Plan, PlanError> {
         let PlanParts {
-            peak_tps,
+            peak,
             requirements,
             mut search,
             durations,
@@ -397,13 +495,17 @@ impl Plan {
             day,
             streaming,
         } = parts;
-        assert!(peak_tps > 0.0 && peak_tps.is_finite(), "the CLI parses the peak as a positive number");
+        assert!(peak.tps().is_none_or(|t| t > 0.0 && t.is_finite()), "the CLI parses the peak as a positive number");
+        check_concurrency(&peak, &search, streaming.is_some())?;
         let mut seen = std::collections::HashSet::new();
         search.types.retain(|t| seen.insert(t.clone()));
         if search.types.is_empty() && search.serverless.is_none() {
             return Err(PlanError::NoTypes);
         }
         if let Some(walk) = &mut search.serverless {
+            if day.is_none() {
+                return Err(PlanError::NeedsPeakRate("a serverless candidate"));
+            }
             check_serverless(walk, &search.types, &traffic, asynchronous.is_some())?;
             prices.serverless()?;
         }
@@ -434,7 +536,9 @@ impl Plan {
                 return Err(PlanError::ZeroDuration { name });
             }
         }
-        if durations.endurance_ramp_start_tps > peak_tps {
+        if let Some(peak_tps) = peak.tps()
+            && durations.endurance_ramp_start_tps > peak_tps
+        {
             return Err(PlanError::RampAbovePeak { start: durations.endurance_ramp_start_tps, peak: peak_tps });
         }
         if let Some(budget) = max_test_cost
@@ -460,6 +564,9 @@ impl Plan {
         if let Some(test) = &scaling {
             check_scaling_metrics(&test.metrics, asynchronous.is_some())?;
         }
+        if scaling.is_some() && peak.tps().is_none() {
+            return Err(PlanError::NeedsPeakRate("--scaling-ramp"));
+        }
         if streaming.is_some() && (asynchronous.is_some() || scaling.is_some()) {
             return Err(PlanError::StreamingWith(if asynchronous.is_some() { "--async" } else { "--scaling-ramp" }));
         }
@@ -469,7 +576,7 @@ impl Plan {
             search.tps_walk.get_or_insert_with(|| PERFSIZE_DEFAULT_TPS_WALK.to_vec());
         }
         Ok(Plan {
-            peak_tps,
+            peak,
             requirements,
             search,
             durations,
@@ -485,8 +592,13 @@ impl Plan {
         })
     }
 
-    pub fn peak_tps(&self) -> f64 {
-        self.peak_tps
+    /// What the endpoint must serve at its busiest.
+    pub fn peak(&self) -> Peak {
+        self.peak
+    }
+    /// The peak rate, when one was named (a run sized by concurrency alone has none).
+    pub fn peak_tps(&self) -> Option<f64> {
+        self.peak.tps()
     }
     pub fn requirements(&self) -> &Requirements {
         &self.requirements
@@ -516,9 +628,9 @@ impl Plan {
     pub fn scaling(&self) -> Option<&ScalingTest> {
         self.scaling.as_ref()
     }
-    /// The user's traffic over a day.
-    pub fn day(&self) -> &TrafficProfile {
-        &self.day
+    /// The user's traffic over a day, when a peak rate was named.
+    pub fn day(&self) -> Option<&TrafficProfile> {
+        self.day.as_ref()
     }
     /// Asynchronous inference settings, when the endpoint is sized as one.
     /// The streaming workload a streaming run is judged by.
@@ -559,16 +671,29 @@ impl Plan {
     /// serverless search, over what the walk names.
     pub fn strategy(&self) -> Box<dyn Strategy> {
         let instances = (!self.search.types.is_empty()).then(|| self.instance_strategy());
-        let serverless = self.search.serverless.clone().map(|walk| ServerlessSearch::new(self.peak_tps, walk));
+        // Plan::new refuses serverless candidates without a peak rate.
+        let serverless =
+            self.search.serverless.clone().zip(self.peak.tps()).map(|(walk, peak)| ServerlessSearch::new(peak, walk));
         Box::new(Walk::new(instances, serverless))
     }
 
+    /// The instance search: one per axis the peak names, joined when both.
     fn instance_strategy(&self) -> Box<dyn Strategy> {
+        let mut searches: Vec<Box<dyn Strategy>> =
+            self.peak.axes().into_iter().map(|(axis, peak)| self.axis_strategy(axis, peak)).collect();
+        match searches.len() {
+            1 => searches.remove(0),
+            _ => Box::new(Joint::new(searches, self.priced_shapes())),
+        }
+    }
+
+    /// The instance search on `axis` for a peak of `peak` on it.
+    fn axis_strategy(&self, axis: Axis, peak: f64) -> Box<dyn Strategy> {
         let s = &self.search;
-        match s.strategy {
-            StrategyKind::Adaptive => Box::new(Adaptive::new(AdaptiveConfig {
-                peak_tps: self.peak_tps,
-                types: self.shapes().into_iter().map(|shape| (shape.clone(), self.price(&shape.instance_type))).collect(),
+        match (s.strategy, axis) {
+            (StrategyKind::Adaptive, Axis::Rate) => Box::new(Adaptive::new(AdaptiveConfig {
+                peak_tps: peak,
+                types: self.priced_shapes(),
                 start_tps: s.start_tps,
                 floor_tps: self.floor_tps(),
                 resolution: s.tps_resolution,
@@ -577,9 +702,25 @@ impl Plan {
                 endurance_retries: s.endurance_retries,
                 parallel: s.parallel,
                 max_utilization: s.max_utilization,
+                axis,
             })),
-            StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
-                peak_tps: self.peak_tps,
+            // Streams are whole: the search walks them, starting at the peak.
+            (StrategyKind::Adaptive, Axis::Concurrency) => Box::new(Adaptive::new(AdaptiveConfig {
+                peak_tps: peak,
+                types: self.priced_shapes(),
+                start_tps: peak,
+                floor_tps: 1.0,
+                resolution: s.tps_resolution,
+                tps_walk: Some(self.concurrency_walk(peak).into_iter().map(f64::from).collect()),
+                count_walk: s.count_walk.clone(),
+                endurance_retries: s.endurance_retries,
+                parallel: s.parallel,
+                max_utilization: s.max_utilization,
+                axis,
+            })),
+            // Plan::new refuses a concurrency search with perfsizesagemaker's strategy.
+            (StrategyKind::Perfsize, _) => Box::new(Perfsize::new(PerfsizeConfig {
+                peak_tps: peak,
                 types: self.shapes(),
                 // Plan::new gave the perfsize strategy its default walks.
                 count_walk: s.count_walk.clone().unwrap_or_default(),
@@ -589,21 +730,50 @@ impl Plan {
         }
     }
 
+    /// The shapes the instance search walks, each with its $/hour.
+    fn priced_shapes(&self) -> Vec<(Fleet, f64)> {
+        self.shapes().into_iter().map(|shape| (shape.clone(), self.price(&shape.instance_type))).collect()
+    }
+
+    /// The streams in flight per instance a concurrency search may try: the
+    /// user's walk, or every whole number up to the first that holds a
+    /// `peak` of streams alone within the utilisation margin.
+    pub fn concurrency_walk(&self, peak: f64) -> Vec<u32> {
+        match &self.search.concurrency_walk {
+            Some(walk) => walk.clone(),
+            None => (1..=(peak / self.search.max_utilization).ceil().max(1.0) as u32).collect(),
+        }
+    }
+
+    /// The load of `probe`'s step at `target` (`step` seeds its arrivals),
+    /// and how much of its start is warm-up: a rate profile for a rate, a
+    /// closed loop for streams in flight.
+    pub fn step_spec(&self, probe: &Probe, target: Target, step: u32) -> (LoadSpec, Duration) {
+        let (rate, warmup) = self.rate_profile(probe);
+        let spec = match probe.load {
+            Load::Rate(_) => self.traffic.load_spec(target, rate, warmup, step, &self.requirements),
+            // A closed loop has no ramp: the endurance ramp is spent warming up.
+            Load::Concurrency(streams) => self.traffic.closed_loop_spec(target, streams as usize, rate.length(), warmup),
+        };
+        (spec, warmup)
+    }
+
     /// How long a probe drives traffic (warm-up included) and at what shape.
     pub fn rate_profile(&self, probe: &Probe) -> (RateProfile, Duration) {
         let d = &self.durations;
+        let level = probe.load.level();
         match probe.phase {
             // Workers that start cold are warmed first: their cold start is tested on its own.
             Phase::Endurance if d.endurance_ramp.is_zero() && probe.candidate.starts_cold() => {
-                (RateProfile::new(probe.tps, None, d.warmup + d.endurance), d.warmup)
+                (RateProfile::new(level, None, d.warmup + d.endurance), d.warmup)
             }
             Phase::Endurance => {
                 let ramp = (!d.endurance_ramp.is_zero()).then_some((d.endurance_ramp_start_tps, d.endurance_ramp));
-                (RateProfile::new(probe.tps, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)
+                (RateProfile::new(level, ramp, d.endurance_ramp + d.endurance), d.endurance_ramp)
             }
             // A burst on cold workers: no warm-up, since warming them is what is measured.
-            Phase::ColdStart => (RateProfile::new(probe.tps, None, d.step), Duration::ZERO),
-            _ => (RateProfile::new(probe.tps, None, d.warmup + d.step), d.warmup),
+            Phase::ColdStart => (RateProfile::new(level, None, d.step), Duration::ZERO),
+            _ => (RateProfile::new(level, None, d.warmup + d.step), d.warmup),
         }
     }
 
@@ -626,7 +796,7 @@ pub(crate) mod testing {
     /// 5 s search steps after 1 s of warm-up, 20 s endurance runs, one payload.
     pub fn parts(peak: f64) -> PlanParts {
         PlanParts {
-            peak_tps: peak,
+            peak: Peak::Rate(peak),
             requirements: Requirements::new(500.0, 99.0, 0.1).unwrap(),
             search: Search {
                 strategy: StrategyKind::Adaptive,
@@ -634,6 +804,7 @@ pub(crate) mod testing {
                 types: vec!["ml.m5.large".parse().unwrap()],
                 count_walk: None,
                 tps_walk: None,
+                concurrency_walk: None,
                 start_tps: peak,
                 tps_resolution: 0.05,
                 endurance_retries: 3,
@@ -662,7 +833,7 @@ pub(crate) mod testing {
             max_test_cost: None,
             scaling: None,
             asynchronous: None,
-            day: TrafficProfile::peak_all_day(peak),
+            day: Some(TrafficProfile::peak_all_day(peak)),
             streaming: None,
         }
     }

@@ -501,11 +501,82 @@ impl Phase {
     }
 }
 
+/// What a search walks to find a configuration's capacity: the rate of new
+/// requests (the open model), or — for streaming endpoints, whose users
+/// think in streams — how many streams are always in flight (a closed loop:
+/// each stream starts the next request when it ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    #[default]
+    Rate,
+    Concurrency,
+}
+
+impl Axis {
+    /// The load at `level` on this axis; a concurrency is a whole number of streams.
+    pub fn load(self, level: f64) -> Load {
+        match self {
+            Axis::Rate => Load::Rate(level),
+            Axis::Concurrency => Load::Concurrency(level.round().clamp(1.0, u32::MAX as f64) as u32),
+        }
+    }
+
+    /// The unit a level on this axis is counted in.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Axis::Rate => "TPS",
+            Axis::Concurrency => "streams",
+        }
+    }
+
+    pub fn is_rate(&self) -> bool {
+        *self == Axis::Rate
+    }
+}
+
+/// How much load a probe offers the whole endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Load {
+    /// New requests a second.
+    Rate(f64),
+    /// Streams always in flight.
+    Concurrency(u32),
+}
+
+impl Load {
+    /// The number a search compares: TPS or streams.
+    pub fn level(&self) -> f64 {
+        match *self {
+            Load::Rate(tps) => tps,
+            Load::Concurrency(streams) => f64::from(streams),
+        }
+    }
+
+    pub fn axis(&self) -> Axis {
+        match self {
+            Load::Rate(_) => Axis::Rate,
+            Load::Concurrency(_) => Axis::Concurrency,
+        }
+    }
+
+    /// The same load: the same axis at the same level.
+    pub fn level_matches(&self, other: &Load) -> bool {
+        self.axis() == other.axis() && (self.level() - other.level()).abs() < 1e-9
+    }
+
+    /// "12.5 TPS" or "8 streams".
+    pub fn label(&self) -> String {
+        format!("{} {}", crate::format::trim_number(self.level()), self.axis().unit())
+    }
+}
+
 /// One load step a strategy asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub candidate: Candidate,
-    pub tps: f64,
+    pub load: Load,
     pub phase: Phase,
 }
 

@@ -137,8 +137,11 @@ impl HandOff {
 enum Kind {
     /// Released by a task on the schedule (taken by `start`).
     Open { pending: Mutex<Option<Schedule>>, profile: RateProfile },
-    /// Taken on demand until `length` has passed.
-    Closed { length: Duration },
+    /// Taken on demand until `length` has passed. The first request of
+    /// each of the `streams` opens at its own time, spread over the
+    /// warm-up: streams opened together stay in step (prefills together,
+    /// decodes together) and hide how each request's work delays the others.
+    Closed { length: Duration, streams: u64, opened: AtomicU64 },
 }
 
 pub struct Pacer {
@@ -158,7 +161,9 @@ impl Pacer {
     pub fn for_spec(spec: &LoadSpec, cancel: CancellationToken) -> Pacer {
         let kind = match &spec.pacing {
             Pacing::Open(open) => Kind::Open { pending: Mutex::new(Some(open.schedule())), profile: open.rate },
-            Pacing::Closed(closed) => Kind::Closed { length: closed.length },
+            Pacing::Closed(closed) => {
+                Kind::Closed { length: closed.length, streams: closed.concurrency as u64, opened: AtomicU64::new(0) }
+            }
         };
         Pacer {
             hand_off: Arc::new(HandOff::new(spec.max_in_flight())),
@@ -237,8 +242,16 @@ impl Pacer {
     pub async fn next(&self) -> Option<Job> {
         let job = match &self.kind {
             Kind::Open { .. } => self.next_released().await?,
-            Kind::Closed { length } => {
+            Kind::Closed { length, streams, opened } => {
                 let start = self.started().await;
+                let k = opened.fetch_add(1, Ordering::AcqRel);
+                if k < *streams {
+                    let opens = start + Duration::from_secs_f64(self.measured_from * k as f64 / *streams as f64);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(opens.into()) => {}
+                        () = self.cancel.cancelled() => return None,
+                    }
+                }
                 self.next_closed(start, *length, Instant::now())?
             }
         };
@@ -481,6 +494,25 @@ mod tests {
         assert_eq!(pacer.expected_in(0), None, "a closed loop offers what it sends");
         assert_eq!(pacer.offered(), 5, "the last five fall after the warm-up");
         assert!(pacer.next_closed(start, length, start + length).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_closed_loops_streams_open_spread_over_the_warm_up_then_follow_each_other() {
+        let mut closed = spec(1.0, 3.0, 2.0, 4);
+        closed.pacing = Pacing::Closed(ClosedLoop { concurrency: 4, length: Duration::from_secs(3) });
+        let pacer = Pacer::for_spec(&closed, CancellationToken::new());
+        pacer.start();
+        let t0 = Instant::now();
+        let mut opened = Vec::new();
+        for _ in 0..6 {
+            pacer.next().await.expect("within the loop's length");
+            opened.push(t0.elapsed());
+        }
+        // Sleeps end no earlier than asked: lower bounds hold on a busy machine.
+        for (k, at) in opened.iter().take(4).enumerate() {
+            assert!(*at >= Duration::from_millis(500 * k as u64), "stream {k} opened at {at:?}");
+        }
+        assert!(opened[4] - opened[3] < Duration::from_millis(400), "a stream's next request follows at once: {opened:?}");
     }
 
     #[tokio::test]

@@ -17,9 +17,13 @@ const SECONDS_PER_HOUR: f64 = 3600.0;
 pub struct ConcurrencyScaling {
     /// Always `ConcurrentRequestsPerModel`.
     pub metric: String,
-    /// Streams in flight per instance at the highest passing rate (rate per
-    /// instance × mean end-to-end time, Little's law).
+    /// Streams in flight per instance: measured, when a search walked
+    /// streams; otherwise at the highest passing rate (rate per instance ×
+    /// mean end-to-end time, Little's law).
     pub concurrency_per_instance: f64,
+    /// `measured` (a closed loop held it) or `littles-law`.
+    #[serde(default = "littles_law")]
+    pub concurrency_from: String,
     pub safety_factor: f64,
     pub target_value: f64,
 }
@@ -64,6 +68,23 @@ pub struct StreamingSummary {
     pub candidates: Vec<TokenCost>,
 }
 
+fn littles_law() -> String {
+    "littles-law".into()
+}
+
+/// The recommended configuration, as the streaming section needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecommendedStreams<'a> {
+    pub instance_type: &'a str,
+    /// The configuration's $/hour.
+    pub cost_per_hour: f64,
+    /// Requests a second at the peak: the peak rate, or the rate the
+    /// configuration completed at the peak of streams.
+    pub peak_tps: f64,
+    /// Streams one instance held, when a search walked streams.
+    pub streams_per_instance: Option<f64>,
+}
+
 /// Dollars per million tokens at `per_second` tokens for `per_hour` dollars.
 fn per_million(per_hour: f64, per_second: f64) -> Option<f64> {
     (per_second > 0.0).then(|| round4(per_hour / (per_second * SECONDS_PER_HOUR) * 1e6))
@@ -101,24 +122,19 @@ fn token_cost(step: &StepResult, price: f64) -> Option<TokenCost> {
     })
 }
 
-/// The recommended `instance_type` × count costing `cost_per_hour` at
-/// `peak` requests a second, in tokens, with its scaling target.
-fn recommendation(
-    steps: &[StepResult],
-    instance_type: &str,
-    cost_per_hour: f64,
-    peak: f64,
-    safety: f64,
-) -> Option<StreamingRecommendation> {
+/// The recommended configuration at its peak, in tokens, with its scaling target.
+fn recommendation(steps: &[StepResult], rec: RecommendedStreams, safety: f64) -> Option<StreamingRecommendation> {
+    let RecommendedStreams { instance_type, cost_per_hour, peak_tps: peak, streams_per_instance } = rec;
     let step = best_step(steps, instance_type)?;
     let stream = step.streaming.as_ref()?;
     let completed = (stream.token_counting.reported_streams + stream.token_counting.estimated_streams).max(1) as f64;
     let (output, input) = (stream.output_tokens as f64 / completed, stream.input_tokens as f64 / completed);
-    let scaling = stream.e2e_ms.map(|e2e| {
-        let per_instance = step.achieved_tps / step.instance_count as f64 * e2e.mean / 1000.0;
+    let littles_law = stream.e2e_ms.map(|e2e| (step.achieved_tps / step.instance_count as f64 * e2e.mean / 1000.0, littles_law()));
+    let scaling = streams_per_instance.map(|n| (n, "measured".to_string())).or(littles_law).map(|(per_instance, from)| {
         ConcurrencyScaling {
             metric: "ConcurrentRequestsPerModel".into(),
             concurrency_per_instance: round4(per_instance),
+            concurrency_from: from,
             safety_factor: safety,
             target_value: round4(per_instance * safety),
         }
@@ -135,14 +151,12 @@ fn recommendation(
 
 impl StreamingSummary {
     /// The streaming section of a run judged by `requirements`: `price` gives
-    /// one instance's hourly price, `recommended` the recommended type and
-    /// its configuration's hourly cost.
+    /// one instance's hourly price, `recommended` the recommended configuration.
     pub fn of(
         requirements: StreamRequirements,
         steps: &[StepResult],
         price: impl Fn(&str) -> f64,
-        recommended: Option<(&str, f64)>,
-        peak: f64,
+        recommended: Option<RecommendedStreams>,
         safety: f64,
     ) -> StreamingSummary {
         let mut types: Vec<&str> = steps.iter().map(|s| s.instance_type.as_str()).collect();
@@ -156,7 +170,7 @@ impl StreamingSummary {
         });
         StreamingSummary {
             requirements,
-            recommendation: recommended.and_then(|(t, per_hour)| recommendation(steps, t, per_hour, peak, safety)),
+            recommendation: recommended.and_then(|rec| recommendation(steps, rec, safety)),
             candidates,
         }
     }

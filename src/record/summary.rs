@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::{ScalingVerdict, ServerlessOutcome};
 use crate::cost::compare::{Comparison, Kind};
 use crate::cost::{ConfigCost, RequestCost, RunCost};
-use crate::plan::{Asynchronous, Durations, Plan, ScalingTest, Search};
+use crate::plan::{Asynchronous, Durations, Peak, Plan, ScalingTest, Search};
 use crate::result::{Percentiles, StepResult};
 use crate::s3::Buckets;
 use crate::scaling::backlog::step_configuration;
 use crate::scaling::{Policy, resource_id};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
-use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize};
+use crate::vocab::{Candidate, Fleet, Load, Phase, Requirements, ServerlessSize};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,7 +324,10 @@ pub struct PlanRecord {
     /// perfsize.toml together): what `--resume RUN_DIR` continues with.
     #[serde(default)]
     pub arguments: Vec<String>,
-    pub peak_tps: f64,
+    /// None for a run sized by streams in flight alone.
+    pub peak_tps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_concurrency: Option<u32>,
     pub requirements: Requirements,
     pub search: Search,
     pub durations: Durations,
@@ -390,6 +393,7 @@ impl PlanRecord {
             command_line,
             arguments,
             peak_tps: plan.peak_tps(),
+            peak_concurrency: plan.peak().concurrency(),
             requirements: *plan.requirements(),
             search: plan.search().clone(),
             durations: *plan.durations(),
@@ -412,6 +416,7 @@ impl PlanRecord {
         self.simulated == other.simulated
             && self.region == other.region
             && self.peak_tps == other.peak_tps
+            && self.peak_concurrency == other.peak_concurrency
             && self.requirements == other.requirements
             && search(self) == search(other)
             && self.payloads == other.payloads
@@ -434,7 +439,11 @@ pub struct Summary {
     pub command_line: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
-    pub peak_tps: f64,
+    /// The peak rate; None for a run sized by streams in flight alone.
+    pub peak_tps: Option<f64>,
+    /// The streams in flight at peak, for a run that sized them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_concurrency: Option<u32>,
     pub requirements: Requirements,
     pub strategy: StrategyKind,
     pub prices: String,
@@ -467,6 +476,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The peak the run sized: "100 TPS", "32 streams", or both.
+    pub fn peak_label(&self) -> String {
+        Peak::of(self.peak_tps, self.peak_concurrency).map_or_else(|| "no peak".into(), |p| p.label())
+    }
+
+    /// Whether `load` is the peak on its axis.
+    pub fn at_peak(&self, load: Load) -> bool {
+        let peak = match load {
+            Load::Rate(_) => self.peak_tps,
+            Load::Concurrency(_) => self.peak_concurrency.map(f64::from),
+        };
+        peak.is_some_and(|peak| load.level() >= peak * 0.999)
+    }
+
     /// Whether the run found a configuration of either kind.
     pub fn recommends_something(&self) -> bool {
         self.recommended_kind.is_some() || self.recommendation.is_some()

@@ -206,7 +206,8 @@ fn run(steps: Vec<StepResult>, recommendation: Option<Recommendation>, types: Ve
         command_line: ["perfsize", "--peak-tps", "100", "--type-walk", "ml.m5.large,ml.c5.large"].map(String::from).to_vec(),
         started_at: t0(),
         ended_at: t0() + chrono::Duration::seconds(115),
-        peak_tps: 100.0,
+        peak_tps: Some(100.0),
+        peak_concurrency: None,
         requirements: requirements(),
         strategy: StrategyKind::Adaptive,
         prices: "resources/cost/us-east-1.json".into(),
@@ -274,7 +275,7 @@ pub(super) fn scaled_run() -> RunData {
         }
     };
     let trials = vec![trial(6, 2, true), trial(7, 1, false)];
-    data.summary.peak_tps = 300.0;
+    data.summary.peak_tps = Some(300.0);
     let rec = data.summary.recommendation.as_mut().unwrap();
     rec.instance_count = 3;
     data.summary.scaling = Some(ScalingVerdict {

@@ -113,8 +113,8 @@ pub fn render(data: &RunData) -> String {
         step_case(&mut out, step, &name);
     }
     let requirement = format!(
-        "peak {} TPS with {} at most {} ms and at most {}% errors",
-        trim_number(s.peak_tps),
+        "peak {} with {} at most {} ms and at most {}% errors",
+        s.peak_label(),
         s.requirements.percentile_label(),
         s.requirements.latency_ms,
         s.requirements.max_error_percent

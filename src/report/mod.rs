@@ -120,6 +120,7 @@ fn partial_summary(plan: &PlanRecord, steps: &[StepResult], spend: Option<Spend>
         started_at,
         ended_at,
         peak_tps: plan.peak_tps,
+        peak_concurrency: plan.peak_concurrency,
         requirements: plan.requirements,
         strategy: plan.search.strategy,
         prices: plan.prices.clone(),

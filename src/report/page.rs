@@ -220,19 +220,18 @@ fn run_seconds(data: &RunData) -> f64 {
 }
 
 /// "p99 ≤ 500 ms and errors ≤ 0.1% at 100 TPS".
-fn requirements_sentence(r: &Requirements, peak_tps: f64) -> String {
+fn requirements_sentence(r: &Requirements, peak: &str) -> String {
     format!(
-        "{} ≤ {} ms and errors ≤ {} at {} TPS",
+        "{} ≤ {} ms and errors ≤ {} at {peak}",
         r.percentile_label(),
         trim_number(r.latency_ms),
-        percent(r.max_error_percent),
-        tps(peak_tps)
+        percent(r.max_error_percent)
     )
 }
 
 fn verdict_view(data: &RunData) -> VerdictView {
     let s = &data.summary;
-    let wanted = requirements_sentence(&s.requirements, s.peak_tps);
+    let wanted = requirements_sentence(&s.requirements, &s.peak_label());
     let candidates = candidate_views(data);
     match &s.recommendation {
         Some(rec) => VerdictView {
@@ -538,8 +537,8 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
 fn run_facts(data: &RunData) -> Vec<Fact> {
     let s = &data.summary;
     let requirements = match &s.streaming {
-        Some(streaming) => stream_charts::requirements_sentence(&streaming.requirements, s.peak_tps),
-        None => requirements_sentence(&s.requirements, s.peak_tps),
+        Some(streaming) => stream_charts::requirements_sentence(&streaming.requirements, &s.peak_label()),
+        None => requirements_sentence(&s.requirements, &s.peak_label()),
     };
     let mut facts = vec![fact("requirements", requirements), fact("status", status_label(s.status))];
     if let Some(streaming) = &s.streaming {

@@ -35,23 +35,18 @@ pub(super) fn overview_charts(data: &RunData) -> Vec<Chart> {
     charts
 }
 
-/// Whether a step ran at the run's peak rate.
-fn at_peak(s: &StepResult, peak_tps: f64) -> bool {
-    s.target_tps >= peak_tps * 0.999
-}
-
 /// Cost per hour against the judged latency of every configuration measured
 /// at the peak rate, with the cheapest-for-its-latency frontier drawn through
 /// the passing ones and the recommendation marked.
 fn frontier_chart(data: &RunData) -> Chart {
     let s = &data.summary;
     let r = &s.requirements;
-    let title = format!("Cost vs {} at peak ({} TPS)", r.percentile_label(), tps(s.peak_tps));
+    let title = format!("Cost vs {} at peak ({})", r.percentile_label(), s.peak_label());
     let prices: BTreeMap<String, f64> = s.types.iter().map(|t| (t.summary.instance_type.to_string(), t.price_per_hour)).collect();
     let points: Vec<(&StepResult, f64, f64)> = data
         .steps
         .iter()
-        .filter(|st| at_peak(st, s.peak_tps))
+        .filter(|st| s.at_peak(st.load()))
         .filter_map(|st| Some((st, prices.get(&st.instance_type)? * st.instance_count as f64, st.judged_latency_ms?)))
         .collect();
     if points.is_empty() {

@@ -60,7 +60,7 @@ impl ScalingSection {
             conclusion: verdict.conclusion(),
             difference: verdict.difference(),
             scales: verdict.best().is_some(),
-            settings: settings(verdict, shown, &rec.instance_type, &rec.capacity, data.summary.peak_tps),
+            settings: settings(verdict, shown, &rec.instance_type, &rec.capacity, data.summary.peak_tps?),
             trials: rows.collect(),
             suggestions: verdict.metrics.iter().filter_map(|m| m.suggestion.clone()).collect(),
             note: verdict.note.clone(),

@@ -130,7 +130,7 @@ fn step_dot(s: &StepResult, y: f64, what: String) -> Dot {
 }
 
 /// "TTFT ≤ 800 ms, ITL p99 ≤ 60 ms for 95% of requests, errors ≤ 1% at 8 requests/s".
-pub(super) fn requirements_sentence(r: &StreamRequirements, peak_tps: f64) -> String {
+pub(super) fn requirements_sentence(r: &StreamRequirements, peak: &str) -> String {
     let l = &r.limits;
     let mut limits = Vec::new();
     if let Some(ms) = l.ttft_ms {
@@ -148,11 +148,10 @@ pub(super) fn requirements_sentence(r: &StreamRequirements, peak_tps: f64) -> St
         limits.push(format!("≥ {} tokens/s a stream", trim_number(rate)));
     }
     format!(
-        "{} for {} of requests, errors ≤ {} at {} requests/s",
+        "{} for {} of requests, errors ≤ {} at {peak}",
         limits.join(", "),
         percent(r.goodput_percent),
-        percent(r.max_error_percent),
-        trim_number(peak_tps)
+        percent(r.max_error_percent)
     )
 }
 

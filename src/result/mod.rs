@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::{ms, tps, trim_number};
 use crate::load::{AsyncFigures, LoadModel, LoadRun, SecondStats, Shard};
-use crate::vocab::{Candidate, Fleet, Phase, Requirements, ServerlessSize, StreamRequirements};
+use crate::vocab::{Candidate, Fleet, Load, Phase, Requirements, ServerlessSize, StreamRequirements};
 
 pub use cloudwatch::{MetricsWindow, ServerLatency, ServerMetrics};
 pub use disturbance::Disturbance;
@@ -595,6 +595,14 @@ impl StepResult {
         self.remeasure_of = Some(first);
         if !self.passed && self.disturbance.is_some() {
             self.reasons.push(format!("disturbed twice (step {first} too): judged as measured"));
+        }
+    }
+
+    /// The load the step offered: its rate, or its closed loop's streams.
+    pub fn load(&self) -> Load {
+        match self.load_model {
+            LoadModel::Open => Load::Rate(self.target_tps),
+            LoadModel::ClosedLoop { concurrency } => Load::Concurrency(concurrency as u32),
         }
     }
 

@@ -33,7 +33,7 @@
 use super::search::{Bracket, Rates};
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::format::{tps, trim_number};
-use crate::vocab::{self, Fleet, Phase, Probe};
+use crate::vocab::{self, Axis, Fleet, Phase, Probe};
 
 /// What the adaptive strategy needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,9 @@ pub struct AdaptiveConfig {
     /// peak needs enough instances that each runs at most this share of the
     /// highest sustainable rate one was measured to hold.
     pub max_utilization: f64,
+    /// What the search walks: rates, or streams in flight (then every
+    /// "rate" here is a number of streams, and the walk is whole numbers).
+    pub axis: Axis,
 }
 
 /// How far above the rate one instance needs to hold the peak the winner's
@@ -303,7 +306,7 @@ impl Adaptive {
             Stage::Waiting => self.lanes[i].stage = Stage::Searching,
             Stage::Searching if !self.search_over(lane) => {
                 let rate = self.search_rate(lane).expect("the search is not over");
-                return Some(Probe { candidate: lane.shape.candidate(), tps: rate, phase: Phase::Search });
+                return Some(Probe { candidate: lane.shape.candidate(), load: self.config.axis.load(rate), phase: Phase::Search });
             }
             Stage::Searching => {
                 self.lanes[i].stage = match lane.bracket.best() {
@@ -313,8 +316,9 @@ impl Adaptive {
                             Some(count) => Stage::Verifying { count, attempt: 0 },
                             None => Stage::Failed {
                                 verdict: format!(
-                                    "{} TPS per instance needs {} instances, more than --count-walk allows",
+                                    "{} {} per instance needs {} instances, more than --count-walk allows",
                                     trim_number(max),
+                                    self.config.axis.unit(),
                                     self.needed(max)
                                 ),
                             },
@@ -322,8 +326,9 @@ impl Adaptive {
                     }
                     None => Stage::Failed {
                         verdict: format!(
-                            "one instance cannot sustain even {} TPS: {}",
+                            "one instance cannot sustain even {} {}: {}",
                             lane.bracket.lowest_failure().map(trim_number).unwrap_or_default(),
+                            self.config.axis.unit(),
                             lane.last_reasons.join("; ")
                         ),
                     },
@@ -332,7 +337,7 @@ impl Adaptive {
             Stage::Verifying { count, .. } => {
                 return Some(Probe {
                     candidate: lane.shape.with_count(count).candidate(),
-                    tps: self.config.peak_tps,
+                    load: self.config.axis.load(self.config.peak_tps),
                     phase: Phase::Endurance,
                 });
             }
@@ -348,7 +353,7 @@ impl Adaptive {
         let (_, _, i) = self.best()?;
         let lane = &self.lanes[i];
         let rate = lane.bracket.next_rate()?;
-        Some((i, Probe { candidate: lane.shape.candidate(), tps: rate, phase: Phase::Search }))
+        Some((i, Probe { candidate: lane.shape.candidate(), load: self.config.axis.load(rate), phase: Phase::Search }))
     }
 
     /// The lane of `fleet`'s shape, whatever its count.
@@ -398,12 +403,12 @@ impl Strategy for Adaptive {
                 if !outcome.passed() {
                     lane.last_reasons = outcome.reasons();
                 }
-                lane.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
+                lane.bracket.record(probe.load.level(), outcome.passed(), outcome.near_boundary());
             }
             // Refining the winner's capacity: the count is settled, the figure is not.
             (Phase::Search, Stage::Verified { .. }) => {
                 let lane = &mut self.lanes[i];
-                lane.bracket.record(probe.tps, outcome.passed(), outcome.near_boundary());
+                lane.bracket.record(probe.load.level(), outcome.passed(), outcome.near_boundary());
                 lane.max_tps = lane.bracket.best().or(lane.max_tps);
             }
             (Phase::Endurance, Stage::Verifying { count, attempt }) => {
@@ -441,7 +446,9 @@ impl Strategy for Adaptive {
         let best = self.best();
         let recommendation = best.map(|(_, count, i)| Recommended {
             candidate: self.lanes[i].shape.with_count(count),
-            capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64)),
+            capacity: self
+                .capacity(i)
+                .unwrap_or(Capacity::bound(self.config.peak_tps / count as f64).on(self.config.axis)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
         Conclusion { recommendation, types, serverless: None }
@@ -471,7 +478,7 @@ impl Adaptive {
     /// What one instance of lane `i` sustained, once its search ended.
     fn capacity(&self, i: usize) -> Option<Capacity> {
         let lane = &self.lanes[i];
-        lane.max_tps.map(|at_least| Capacity::between(at_least, lane.bracket.lowest_failure()))
+        lane.max_tps.map(|at_least| Capacity::between(at_least, lane.bracket.lowest_failure()).on(self.config.axis))
     }
 
     fn summarise(&self, i: usize, winner: Option<usize>) -> TypeSummary {
@@ -486,7 +493,7 @@ impl Adaptive {
                     None if lane.bracket.next_rate().is_some() => "a lower bound: the run stopped before it was bracketed".into(),
                     None => "a lower bound: the highest rate tried passed".into(),
                 };
-                format!("{} TPS per instance ({how})", c.figure())
+                format!("{} {} per instance ({how})", c.figure(), c.unit())
             }
         };
         let verdict = match &lane.stage {
@@ -528,6 +535,7 @@ mod tests {
             endurance_retries: 3,
             parallel: 1,
             max_utilization: 1.0,
+            axis: Axis::Rate,
         }
     }
 
@@ -583,7 +591,7 @@ mod tests {
         let conclusion =
             world.run(&mut Adaptive::new(AdaptiveConfig { start_tps: 100.0, ..config(100.0, &[("ml.m5.large", 0.115)]) }));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 2);
-        let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.tps).collect();
+        let rates: Vec<f64> = world.log.iter().filter(|p| p.phase == Phase::Search).map(|p| p.load.level()).collect();
         // Failing the peak leaves 2 instances possible; 50 would settle them.
         // Midway (geometrically) between 50 and 100 it passes: 2 instances
         // whatever lies between, and a bracket already half as wide.
@@ -670,7 +678,7 @@ mod tests {
         world.flukes.push(("ml.m5.large".into(), 80.0));
         let conclusion = world.run(&mut Adaptive::new(config(100.0, &[("ml.m5.large", 0.115)])));
         assert_eq!(conclusion.recommendation.unwrap().candidate.count, 1);
-        assert_eq!(world.log.iter().filter(|p| p.tps == 80.0).count(), 3, "80/s measured until a majority decides");
+        assert_eq!(world.log.iter().filter(|p| p.load.level() == 80.0).count(), 3, "80/s measured until a majority decides");
     }
 
     #[test]
@@ -745,7 +753,7 @@ mod tests {
     }
 
     fn trace(world: &World) -> Vec<(Phase, u32, f64)> {
-        world.log.iter().map(|p| (p.phase, p.candidate.instance_count(), p.tps)).collect()
+        world.log.iter().map(|p| (p.phase, p.candidate.instance_count(), p.load.level())).collect()
     }
 
     #[test]
@@ -765,7 +773,7 @@ mod tests {
         assert!(conclusion.types[0].verdict.contains("(fails at"), "{}", conclusion.types[0].verdict);
         let endurance = world.log.iter().position(|p| p.phase == Phase::Endurance).unwrap();
         assert_eq!(endurance, 1, "a pass at 100 / 0.9 settles one instance; it is verified before anything else");
-        assert!((world.log[0].tps - 100.0 / 0.9).abs() < 1e-9, "off a walk, the first question is the margin's");
+        assert!((world.log[0].load.level() - 100.0 / 0.9).abs() < 1e-9, "off a walk, the first question is the margin's");
         assert!(world.log[endurance + 1..].iter().all(|p| p.phase == Phase::Search && p.candidate.instance_count() == 1));
     }
 
@@ -775,7 +783,7 @@ mod tests {
         let conclusion = world.run(&mut Adaptive::new(realistic(100.0, &[("ml.g4dn.xlarge", 0.736)])));
         let rec = conclusion.recommendation.unwrap();
         let headroom = 100.0 / 0.9 * REFINE_HEADROOM;
-        assert!(world.log.iter().all(|p| p.tps <= headroom + 1e-9), "never driven past {headroom}: {:?}", trace(&world));
+        assert!(world.log.iter().all(|p| p.load.level() <= headroom + 1e-9), "never driven past {headroom}: {:?}", trace(&world));
         assert_eq!(rec.capacity, Capacity::bound(headroom));
         assert!(!rec.capacity.is_bracketed());
         assert_eq!(rec.capacity.figure(), "≥ 444.4");
@@ -796,7 +804,7 @@ mod tests {
         let rec = world.run(&mut Adaptive::new(cfg)).recommendation.unwrap();
         assert_eq!(trace(&world), [(Phase::Search, 1, 100.0), (Phase::Search, 1, 80.0), (Phase::Endurance, 2, 100.0)]);
         assert_eq!(rec.candidate.count, 2);
-        assert_eq!(rec.capacity, Capacity { at_least: 80.0, below: Some(100.0) });
+        assert_eq!(rec.capacity, Capacity::between(80.0, Some(100.0)));
     }
 
     #[test]
@@ -817,7 +825,7 @@ mod tests {
                 (Phase::Search, 1, 180.0)
             ]
         );
-        assert_eq!(rec.capacity, Capacity { at_least: 180.0, below: Some(200.0) });
+        assert_eq!(rec.capacity, Capacity::between(180.0, Some(200.0)));
     }
 
     #[test]

@@ -10,12 +10,16 @@
 //!   bracketed for the auto-scaling target.
 //! - [`perfsize`]: perfsizesagemaker's algorithm, step for step.
 //!
+//! A peak of both a rate and streams in flight is searched on each axis,
+//! one after the other, and [`Joint`] recommends what holds both.
+//!
 //! Serverless candidates in the same walk are searched by
 //! [`serverless::ServerlessSearch`] (memory × max concurrency: there is no
 //! count), after the instance strategy: [`Walk`] runs both and joins their
 //! conclusions.
 
 pub mod adaptive;
+mod joint;
 pub mod perfsize;
 mod search;
 pub mod serverless;
@@ -25,10 +29,11 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::InstanceType;
 use crate::format::tps;
 use crate::result::{Miss, StepResult};
-use crate::vocab::{Candidate, Fleet, Lane, Probe};
+use crate::vocab::{Axis, Candidate, Fleet, Lane, Probe};
 use serverless::{ServerlessConclusion, ServerlessSearch};
 
 pub use adaptive::Adaptive;
+pub use joint::Joint;
 pub use perfsize::Perfsize;
 
 /// What a probe showed, reduced to what decisions need.
@@ -126,18 +131,31 @@ pub struct Capacity {
     /// was measured.
     #[serde(default)]
     pub below: Option<f64>,
+    /// What the figures count: TPS, or streams in flight.
+    #[serde(default, skip_serializing_if = "Axis::is_rate")]
+    pub axis: Axis,
 }
 
 impl Capacity {
     /// Only a lower bound: nothing above `at_least` was measured.
     pub fn bound(at_least: f64) -> Capacity {
-        Capacity { at_least, below: None }
+        Capacity { at_least, below: None, axis: Axis::Rate }
     }
 
     /// Passed `at_least`, failed `below`; a failure at or below the pass
     /// brackets nothing, so it leaves a bound.
     pub fn between(at_least: f64, below: Option<f64>) -> Capacity {
-        Capacity { at_least, below: below.filter(|b| *b > at_least) }
+        Capacity { at_least, below: below.filter(|b| *b > at_least), axis: Axis::Rate }
+    }
+
+    /// The same figures, counted on `axis`.
+    pub fn on(self, axis: Axis) -> Capacity {
+        Capacity { axis, ..self }
+    }
+
+    /// The unit of the figures: "TPS" or "streams".
+    pub fn unit(&self) -> &'static str {
+        self.axis.unit()
     }
 
     /// Whether a failing rate closes it from above.
@@ -158,9 +176,10 @@ impl Capacity {
     /// The figure and how it is known: "118 TPS (fails at 121)" or
     /// "≥ 100 TPS (a lower bound: no higher rate was measured)".
     pub fn describe(&self) -> String {
+        let unit = self.unit();
         match self.below {
-            Some(below) => format!("{} TPS (fails at {})", tps(self.at_least), tps(below)),
-            None => format!("≥ {} TPS (a lower bound: no higher rate was measured)", tps(self.at_least)),
+            Some(below) => format!("{} {unit} (fails at {})", tps(self.at_least), tps(below)),
+            None => format!("≥ {} {unit} (a lower bound: nothing higher was measured)", tps(self.at_least)),
         }
     }
 }
@@ -390,7 +409,7 @@ pub(crate) mod testing {
             }
             let n = fleet.count as f64;
             let capacity = self.capacity[t] * n * self.efficiency.powf(n - 1.0);
-            let per_instance = probe.tps / n;
+            let per_instance = probe.load.level() / n;
             if let Some(i) = self.flukes.iter().position(|(ft, r)| ft == t && (r - per_instance).abs() < 1e-9) {
                 self.flukes.remove(i);
                 return measured(false, 1.05);
@@ -405,7 +424,7 @@ pub(crate) mod testing {
                     reasons: vec!["errors".into()],
                 };
             }
-            let load = probe.tps / capacity;
+            let load = probe.load.level() / capacity;
             // Latency rises steeply near saturation: ratio 1.0 at exactly full capacity.
             measured(load <= 1.0, load.powi(8))
         }

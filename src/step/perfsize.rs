@@ -20,7 +20,7 @@
 
 use super::{Capacity, Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
 use crate::format::trim_number;
-use crate::vocab::{Fleet, Lane, Phase, Probe};
+use crate::vocab::{Fleet, Lane, Load, Phase, Probe};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfsizeConfig {
@@ -106,19 +106,19 @@ impl Strategy for Perfsize {
         let probe = match &self.stage {
             Stage::FindType { type_index, count_index } => Probe {
                 candidate: self.config.types[*type_index].with_count(self.config.count_walk[*count_index]).candidate(),
-                tps: self.config.tps_walk[0],
+                load: Load::Rate(self.config.tps_walk[0]),
                 phase: Phase::Search,
             },
             Stage::Climb { type_index, count_index, tps_index } => Probe {
                 candidate: self.config.types[*type_index].with_count(self.config.count_walk[*count_index]).candidate(),
-                tps: self.config.tps_walk[*tps_index],
+                load: Load::Rate(self.config.tps_walk[*tps_index]),
                 phase: Phase::Search,
             },
             Stage::Endurance { extra } => {
                 let (type_index, _, _) = self.found.expect("endurance follows a found type");
                 Probe {
                     candidate: self.config.types[type_index].with_count(self.needed + extra).candidate(),
-                    tps: self.config.peak_tps,
+                    load: Load::Rate(self.config.peak_tps),
                     phase: Phase::Endurance,
                 }
             }
@@ -133,7 +133,7 @@ impl Strategy for Perfsize {
         let passed = outcome.passed();
         self.stage = match self.stage.clone() {
             Stage::FindType { type_index, count_index } if passed => {
-                self.found = Some((type_index, self.config.count_walk[count_index], probe.tps));
+                self.found = Some((type_index, self.config.count_walk[count_index], probe.load.level()));
                 if self.config.tps_walk.len() > 1 {
                     Stage::Climb { type_index, count_index, tps_index: 1 }
                 } else {
@@ -153,9 +153,9 @@ impl Strategy for Perfsize {
             }
             Stage::Climb { type_index, count_index, tps_index } => {
                 if passed {
-                    self.found = Some((type_index, self.config.count_walk[count_index], probe.tps));
+                    self.found = Some((type_index, self.config.count_walk[count_index], probe.load.level()));
                 } else {
-                    self.climb_failed_at = Some(probe.tps);
+                    self.climb_failed_at = Some(probe.load.level());
                 }
                 if passed && tps_index + 1 < self.config.tps_walk.len() {
                     Stage::Climb { type_index, count_index, tps_index: tps_index + 1 }
@@ -253,7 +253,7 @@ mod tests {
         let rec = conclusion.recommendation.unwrap();
         // Climbs 1…90 (18 passes), fails 100; 100 / 90 → 2 instances.
         assert_eq!(rec.candidate, Fleet::new(t("ml.m5.large"), 2));
-        assert_eq!(rec.capacity, Capacity { at_least: 90.0, below: Some(100.0) }, "bracketed by the walk's next rate");
+        assert_eq!(rec.capacity, Capacity::between(90.0, Some(100.0)), "bracketed by the walk's next rate");
         assert_eq!(world.steps(Phase::Search), 19);
         assert_eq!(world.steps(Phase::Endurance), 1);
         assert!(
@@ -297,7 +297,7 @@ mod tests {
         let mut world = World::new(&[("ml.m5.large", 94.0)]);
         world.flukes.push(("ml.m5.large".into(), 60.0));
         let rec = world.run(&mut Perfsize::new(config(100.0, &["ml.m5.large"]))).recommendation.unwrap();
-        assert_eq!(rec.capacity, Capacity { at_least: 50.0, below: Some(60.0) });
+        assert_eq!(rec.capacity, Capacity::between(50.0, Some(60.0)));
         assert_eq!(rec.candidate.count, 2);
     }
 

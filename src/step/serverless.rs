@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Next, Outcome};
 use crate::format::trim_number;
-use crate::vocab::{Candidate, Lane, MemorySize, Phase, Probe, ServerlessSize};
+use crate::vocab::{Candidate, Lane, Load, MemorySize, Phase, Probe, ServerlessSize};
 
 /// The serverless part of a walk: the memory sizes and max concurrencies
 /// searched (the search dimension of a serverless candidate, which has no
@@ -123,7 +123,7 @@ impl ServerlessSearch {
     }
 
     fn probe(&self, memory: usize, index: usize, phase: Phase) -> Probe {
-        Probe { candidate: Candidate::Serverless(self.size(memory, index)), tps: self.peak_tps, phase }
+        Probe { candidate: Candidate::Serverless(self.size(memory, index)), load: Load::Rate(self.peak_tps), phase }
     }
 
     /// The memory size being searched: the first not yet failed, once none verified.
@@ -281,7 +281,7 @@ mod tests {
             return Outcome::NotDeployed { reason: "ModelError: Out of memory".into() };
         }
         let busy = busy_s / size.memory().gb();
-        let needed = probe.tps * busy;
+        let needed = probe.load.level() * busy;
         measured(busy <= slowest_ok_s && f64::from(size.max_concurrency()) >= needed, 0.5)
     }
 

@@ -20,7 +20,7 @@ use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
 use crate::plan::{
-    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Plan, PlanParts, ScalingProcedure, ScalingTest,
+    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Peak, Plan, PlanParts, ScalingProcedure, ScalingTest,
     Search, ServerlessWalk,
 };
 use crate::record::{RunDir, RunLock};
@@ -70,6 +70,14 @@ fn parse_strategy(text: &str) -> Result<StrategyKind, String> {
     text.parse()
 }
 
+/// A parser of whole numbers ≥ 1 of `what`.
+fn parse_count_of(what: &'static str) -> impl Fn(&str) -> Result<u32, String> + Clone {
+    move |text| match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a number of {what} (a whole number ≥ 1)")),
+    }
+}
+
 fn parse_count(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -82,6 +90,14 @@ pub struct SizingArgs {
     /// Highest rate the endpoint must serve, requests per second.
     #[arg(long, alias = "peak_tps", value_parser = parse_positive, value_name = "TPS")]
     pub peak_tps: Option<f64>,
+    /// Streaming: most streams the endpoint must hold in flight at once. The search then walks
+    /// streams per instance (closed loops); with --peak-tps as well, both are sized in one run.
+    #[arg(long, value_name = "STREAMS", requires = "stream", value_parser = parse_count_of("streams"))]
+    pub peak_concurrency: Option<u32>,
+    /// Streams per instance the concurrency search may try, comma separated (default: every
+    /// whole number up to what holds --peak-concurrency alone).
+    #[arg(long, value_delimiter = ',', value_name = "STREAMS", requires = "peak_concurrency", value_parser = parse_count_of("streams"))]
+    pub concurrency_walk: Vec<u32>,
     /// Instance types to try, comma separated; `serverless:<MB>` adds a serverless memory size to the same walk.
     #[arg(long, alias = "type_walk", value_parser = parse_walk_entry, value_delimiter = ',', value_name = "TYPES")]
     pub type_walk: Vec<WalkEntry>,
@@ -372,8 +388,8 @@ impl SizingArgs {
     fn check_with(&self, region: Option<&str>, live: Option<PriceTable>) -> Result<Checked, Failure> {
         let model = self.model()?;
         let mut missing = Vec::new();
-        if self.peak_tps.is_none() {
-            missing.push("--peak-tps (the highest rate the endpoint must serve)");
+        if self.peak_tps.is_none() && self.peak_concurrency.is_none() {
+            missing.push("--peak-tps (the highest rate the endpoint must serve; streaming: or --peak-concurrency)");
         }
         if self.type_walk.is_empty() && self.serverless_memory_walk.is_empty() {
             missing.push("--type-walk (instance types to try, e.g. ml.m5.large,ml.c5.large,serverless:2048)");
@@ -395,9 +411,12 @@ impl SizingArgs {
                 super::config::DEFAULT_CONFIG
             )));
         }
-        let (Some(peak_tps), Some(region), Some(model)) = (self.peak_tps, region, model) else {
+        let (Some(peak), Some(region), Some(model)) = (Peak::of(self.peak_tps, self.peak_concurrency), region, model) else {
             unreachable!("each is in `missing` when absent")
         };
+        if self.traffic_profile.is_some() && peak.tps().is_none() {
+            return Err(Failure::usage("--traffic-profile describes a day of request rates: add --peak-tps"));
+        }
         let streaming = self.stream.streaming(self.requirements.max_error_percent)?;
         // A streaming run's latency envelope comes from its own requirements.
         let requirements = match &streaming {
@@ -429,7 +448,7 @@ impl SizingArgs {
         let asynchronous =
             self.asynchronous.asynchronous(Duration::from_secs_f64(requirements.latency_ms / 1000.0)).map_err(Failure::usage)?;
         let plan = Plan::new(PlanParts {
-            peak_tps,
+            peak,
             requirements,
             search: Search {
                 strategy: self.strategy,
@@ -437,7 +456,8 @@ impl SizingArgs {
                 serverless: self.serverless_walk()?,
                 count_walk: (!self.count_walk.is_empty()).then(|| self.count_walk.clone()),
                 tps_walk: (!self.tps_walk.is_empty()).then(|| self.tps_walk.clone()),
-                start_tps: self.start_tps.unwrap_or(peak_tps),
+                concurrency_walk: (!self.concurrency_walk.is_empty()).then(|| self.concurrency_walk.clone()),
+                start_tps: self.start_tps.or(peak.tps()).unwrap_or(1.0),
                 tps_resolution: self.tps_resolution,
                 endurance_retries: self.endurance_retries,
                 parallel: self.parallel as usize,
@@ -451,9 +471,10 @@ impl SizingArgs {
             max_test_cost: self.max_test_cost,
             scaling,
             asynchronous,
-            day: match &self.traffic_profile {
-                Some(text) => TrafficProfile::parse(text, peak_tps)?,
-                None => TrafficProfile::peak_all_day(peak_tps),
+            day: match (&self.traffic_profile, peak.tps()) {
+                (Some(text), Some(tps)) => Some(TrafficProfile::parse(text, tps)?),
+                (None, Some(tps)) => Some(TrafficProfile::peak_all_day(tps)),
+                (_, None) => None,
             },
             streaming,
         })?;

@@ -99,13 +99,13 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
     match &summary.recommendation {
         Some(rec) => {
             out.push_str(&format!(
-                "recommendation: {} × {}  {}/hour · {}/month · {} per million inferences at {} TPS\n",
+                "recommendation: {} × {}  {}/hour · {}/month · {} per million inferences at {}\n",
                 rec.instance_type,
                 rec.instance_count,
                 money(rec.cost_per_hour),
                 money(rec.cost_per_month),
                 money(rec.cost_per_million_inferences),
-                trim_number(summary.peak_tps)
+                summary.peak_label()
             ));
             let capacity = &rec.capacity;
             out.push_str(&format!(
@@ -143,7 +143,7 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
         out.push_str(&comparison_text(c));
     }
     if let Some(verdict) = &summary.scaling {
-        out.push_str(&scaling_text(verdict, summary.peak_tps));
+        out.push_str(&scaling_text(verdict, summary.peak_tps.unwrap_or_default()));
     }
     if let Some(note) = &summary.note {
         out.push_str(&format!("run ended early: {note}\n"));

@@ -10,7 +10,6 @@ use super::Sizing;
 use crate::catalog::InstanceType;
 use crate::cost::Spend;
 use crate::environment::{Deployed, Environment};
-use crate::format::trim_number;
 use crate::load::Driver;
 use crate::vocab::{Fleet, Lane, Probe};
 
@@ -33,7 +32,7 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
         let added_per_hour = (self.plan.hourly(&probe.candidate) - current.map_or(0.0, |c| self.plan.hourly(c))).max(0.0);
         let waiting = if current == Some(&probe.candidate) { Duration::ZERO } else { self.pace.deploy_estimate };
         self.would_exceed(added_per_hour, profile.length() + waiting, || {
-            format!("the next step ({} at {} TPS)", probe.candidate, trim_number(probe.tps))
+            format!("the next step ({} at {})", probe.candidate, probe.load.label())
         })
     }
 

@@ -11,12 +11,12 @@ use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
     AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome, recommended_kind,
+    RecommendedStreams, ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome, recommended_kind,
 };
 use crate::result::StepResult;
 use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
-use crate::step::Strategy;
-use crate::vocab::{Candidate, Fleet, Phase};
+use crate::step::{Capacity, Recommended, Strategy, TypeSummary};
+use crate::vocab::{Axis, Candidate, Fleet, Load, Phase};
 
 /// How the run ended, besides its steps.
 struct Ending {
@@ -72,30 +72,25 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     fn summarise(&self, strategy: &dyn Strategy, steps: &[StepResult], ending: Ending) -> Summary {
         let Ending { status, note, started_at, spend, scaling, leftovers } = ending;
         let conclusion = strategy.conclusion();
-        let peak = self.plan.peak_tps();
         let prices = self.plan.prices();
-        let recommendation = conclusion.recommendation.as_ref().map(|rec| {
-            let cost = prices.of(&rec.candidate, peak).expect("planned types have prices");
-            let verified_by_step = steps
-                .iter()
-                .rev()
-                .find(|s| {
-                    s.phase == Phase::Endurance
-                        && s.passed
-                        && s.candidate().as_ref().and_then(Candidate::fleet) == Some(&rec.candidate)
-                })
-                .map(|s| s.index);
-            Recommendation {
+        // A run sized by streams alone costs its requests at the rate the
+        // recommended configuration completed at the peak.
+        let peak_rate = |verified: Option<&StepResult>| self.plan.peak_tps().or(verified.map(|s| s.achieved_tps));
+        let recommendation = conclusion.recommendation.as_ref().and_then(|rec| {
+            let verified = verifying_step(steps, &rec.candidate);
+            let cost = prices.of(&rec.candidate, peak_rate(verified)?).expect("planned types have prices");
+            let capacity = rate_capacity(rec, steps);
+            Some(Recommendation {
                 instance_type: rec.candidate.instance_type.to_string(),
                 instance_count: rec.candidate.count,
                 cost_per_hour: cost.per_hour,
                 cost_per_month: cost.per_month,
                 cost_per_million_inferences: cost.per_million_at_peak,
                 capacity: rec.capacity,
-                verified_by_step,
-                autoscaling: self.scaling_advice(rec, scaling.as_ref()),
+                verified_by_step: verified.map(|s| s.index),
+                autoscaling: self.scaling_advice(&rec.candidate, capacity, scaling.as_ref()),
                 asynchronous: None,
-            }
+            })
         });
         let recommendation = recommendation.map(|mut rec| {
             rec.asynchronous = self.async_recommendation(&rec, steps);
@@ -103,26 +98,40 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         });
         let types = conclusion
             .types
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|summary| TypeOutcome {
                 price_per_hour: self.plan.price(&summary.instance_type),
-                cost_at_needed_count: summary
-                    .count_needed
-                    .and_then(|n| prices.of(&Fleet::new(summary.instance_type.clone(), n), peak).ok()),
+                cost_at_needed_count: summary.count_needed.and_then(|n| {
+                    let fleet = Fleet::new(summary.instance_type.clone(), n);
+                    prices.of(&fleet, peak_rate(verifying_step(steps, &fleet))?).ok()
+                }),
                 summary,
             })
             .collect();
-        let serverless = conclusion.serverless.as_ref().map(|c| super::serverless::outcome(self.plan, c, steps));
+        let day = self.plan.day();
+        let serverless =
+            conclusion.serverless.as_ref().zip(day).map(|(c, day)| super::serverless::outcome(self.plan, day, c, steps));
         let serverless_rec = serverless.as_ref().and_then(|s| s.recommended.as_ref());
         let comparison = recommendation
             .as_ref()
             .zip(serverless_rec)
-            .map(|(i, s)| super::serverless::comparison(self.plan, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s));
+            .zip(day)
+            .map(|((i, s), day)| {
+                super::serverless::comparison(self.plan, day, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s)
+            });
         let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
         let streaming = self.plan.streaming().map(|streaming| {
-            let recommended = recommendation.as_ref().map(|r| (r.instance_type.as_str(), r.cost_per_hour));
+            let recommended = recommendation.as_ref().zip(conclusion.recommendation.as_ref()).and_then(|(r, rec)| {
+                Some(RecommendedStreams {
+                    instance_type: r.instance_type.as_str(),
+                    cost_per_hour: r.cost_per_hour,
+                    peak_tps: peak_rate(verifying_step(steps, &rec.candidate))?,
+                    streams_per_instance: streams_capacity(rec, &conclusion.types),
+                })
+            });
             let price = |t: &str| t.parse().map_or(0.0, |t| self.plan.price(&t));
-            StreamingSummary::of(streaming.requirements, steps, price, recommended, peak, self.plan.safety_factor())
+            StreamingSummary::of(streaming.requirements, steps, price, recommended, self.plan.safety_factor())
         });
         let ended_at = spend.written_at;
         let run_cost = spend.run_cost;
@@ -136,7 +145,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             command_line: self.command_line.clone(),
             started_at,
             ended_at,
-            peak_tps: peak,
+            peak_tps: self.plan.peak_tps(),
+            peak_concurrency: self.plan.peak().concurrency(),
             requirements: *self.plan.requirements(),
             strategy: self.plan.search().strategy,
             prices: prices.describe(),
@@ -168,12 +178,13 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
 
     /// The policy the recommendation comes with: on invocations, or for an
     /// asynchronous endpoint on its backlog (from zero when `--min-instances 0`).
-    fn scaling_advice(&self, rec: &crate::step::Recommended, scaling: Option<&ScalingVerdict>) -> ScalingAdvice {
+    /// `capacity` is one instance's, as a rate.
+    fn scaling_advice(&self, candidate: &Fleet, capacity: Capacity, scaling: Option<&ScalingVerdict>) -> ScalingAdvice {
         let plan = self.plan;
         let cooldowns = plan.scaling().map_or_else(Cooldowns::default, |t| t.cooldowns());
         let metric = if plan.asynchronous().is_some() { ScalingMetric::Backlog } else { ScalingMetric::Invocations };
         let capacity = MeasuredCapacity {
-            tps_per_instance: rec.capacity.at_least,
+            tps_per_instance: capacity.at_least,
             latency_p50_ms: 0.0,
             latency_limit_ms: plan.requirements().latency_ms,
         };
@@ -181,8 +192,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             metric,
             &capacity,
             plan.safety_factor(),
-            plan.peak_tps(),
-            rec.candidate.count,
+            // Without a peak rate, the count verified at the peak of streams is the most needed.
+            plan.peak_tps().unwrap_or(0.0),
+            candidate.count,
             tested_minimum(metric, scaling).unwrap_or(plan.min_instances()),
             cooldowns,
         );
@@ -204,7 +216,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             .and_then(|s| s.asynchronous.as_ref())
             // Every request uploads its input once: the PUTs count them.
             .map(|f| (f, f.s3_put.max(1) as f64));
-        let peak = self.plan.peak_tps();
+        let peak = self.plan.peak_tps()?;
         let prices = self.plan.prices();
         let cost = figures.and_then(|(f, requests)| {
             let work =
@@ -233,6 +245,45 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             kept: steps.iter().filter_map(|s| s.asynchronous.as_ref()).map(|f| f.kept_objects).sum(),
         })
     }
+}
+
+/// The last passing endurance step of `fleet`: the one that verified it.
+fn verifying_step<'s>(steps: &'s [StepResult], fleet: &Fleet) -> Option<&'s StepResult> {
+    steps
+        .iter()
+        .rev()
+        .find(|s| s.phase == Phase::Endurance && s.passed && s.candidate().as_ref().and_then(Candidate::fleet) == Some(fleet))
+}
+
+/// One instance's capacity as a rate, which the invocations target is
+/// built on: the recommendation's own, or — found in streams — the rate
+/// one instance completed while holding them (a lower bound).
+fn rate_capacity(rec: &Recommended, steps: &[StepResult]) -> Capacity {
+    if rec.capacity.axis.is_rate() {
+        return rec.capacity;
+    }
+    let one = rec.candidate.with_count(1);
+    let held = Load::Concurrency(rec.capacity.at_least.round() as u32);
+    let rate = steps
+        .iter()
+        .filter(|s| s.passed && s.load() == held && s.candidate().as_ref().and_then(Candidate::fleet) == Some(&one))
+        .map(|s| s.achieved_tps)
+        .fold(0.0, f64::max);
+    Capacity::bound(rate)
+}
+
+/// The streams one instance of the recommended shape held, when a search
+/// walked streams: the recommendation's capacity, or its shape's summary.
+fn streams_capacity(rec: &Recommended, types: &[TypeSummary]) -> Option<f64> {
+    if rec.capacity.axis == Axis::Concurrency {
+        return Some(rec.capacity.at_least);
+    }
+    let shape = rec.candidate.shape_of();
+    types
+        .iter()
+        .filter_map(|t| t.capacity.filter(|c| c.axis == Axis::Concurrency).map(|c| (t, c)))
+        .find(|(t, _)| Fleet::shape(t.instance_type.clone(), t.max_concurrent_invocations) == shape)
+        .map(|(_, c)| c.at_least)
 }
 
 /// The minimum the auto-scaling test found for `metric`'s policy, the one

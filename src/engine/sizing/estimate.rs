@@ -8,23 +8,38 @@ use crate::format::trim_number;
 use crate::plan::{Plan, ServerlessWalk};
 use crate::step::StrategyKind;
 use crate::step::adaptive::REFINE_HEADROOM;
-use crate::vocab::Candidate;
+use crate::vocab::{Axis, Candidate};
 
 /// How many instances of any type the worst case assumes the peak needs.
 const ASSUMED_MAX_INSTANCES: u32 = 8;
+
+/// The search decisions one shape takes on `axis` for a peak of `level` on it.
+fn decisions(plan: &Plan, axis: Axis, level: f64) -> usize {
+    let s = plan.search();
+    let on_walk = |len: usize| 2 * (len as f64).log2().ceil() as usize + 1;
+    match (s.strategy, &s.tps_walk, axis) {
+        (_, _, Axis::Concurrency) => on_walk(plan.concurrency_walk(level).len()),
+        (StrategyKind::Perfsize, walk, _) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
+        (StrategyKind::Adaptive, Some(walk), _) => on_walk(walk.len()),
+        // Halving from the start down to the floor, then bisecting to the resolution.
+        (StrategyKind::Adaptive, None, _) => {
+            (s.start_tps / plan.floor_tps()).log2().ceil() as usize + (1.0 / s.tps_resolution).log2().ceil() as usize + 1
+        }
+    }
+}
 
 /// The worst case of a plan, in steps, endpoint-hours, wall time and dollars.
 pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     let s = plan.search();
     let d = plan.durations();
-    let peak = plan.peak_tps();
+    let peak = plan.peak();
     let step_hours = (d.warmup + d.step).as_secs_f64() / 3600.0;
     let endurance_hours = (d.endurance_ramp + d.endurance).as_secs_f64() / 3600.0;
     let deploy_hours = pace.deploy_estimate.as_secs_f64() / 3600.0;
     let mut out = format!(
-        "perfsize plan{}: peak {} TPS, {} ≤ {} ms, errors ≤ {}%, strategy {:?}\n\n",
+        "perfsize plan{}: peak {}, {} ≤ {} ms, errors ≤ {}%, strategy {:?}\n\n",
         if simulated { " (SIMULATED)" } else { "" },
-        trim_number(peak),
+        peak.label(),
         plan.requirements().percentile_label(),
         plan.requirements().latency_ms,
         plan.requirements().max_error_percent,
@@ -34,22 +49,20 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         "{:<20} {:>9} {:>14} {:>16} {:>12}\n",
         "instance type", "$/hour", "search steps", "endurance runs", "worst $"
     ));
-    // Endurance runs try the count the peak needs, then up to `retries` more.
-    let counts: Vec<u32> = (ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries).collect();
+    // Endurance runs try the count the peak needs, then up to `retries`
+    // more, on each axis the peak names.
+    let counts: Vec<u32> = peak
+        .axes()
+        .iter()
+        .flat_map(|_| ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries)
+        .collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
     // Each shape (a type, at each MaxConcurrentInvocationsPerInstance of an
     // asynchronous walk) is searched on its own.
     let shapes = plan.shapes();
     for shape in &shapes {
         let price = plan.price(&shape.instance_type);
-        let decisions = match (s.strategy, &s.tps_walk) {
-            (StrategyKind::Perfsize, walk) => s.count_walk.as_ref().map_or(1, Vec::len) + walk.as_ref().map_or(1, Vec::len),
-            (StrategyKind::Adaptive, Some(walk)) => 2 * (walk.len() as f64).log2().ceil() as usize + 1,
-            // Halving from the start down to the floor, then bisecting to the resolution.
-            (StrategyKind::Adaptive, None) => {
-                (s.start_tps / plan.floor_tps()).log2().ceil() as usize + (1.0 / s.tps_resolution).log2().ceil() as usize + 1
-            }
-        };
+        let decisions: usize = peak.axes().into_iter().map(|(axis, level)| decisions(plan, axis, level)).sum();
         // The adaptive search measures a near-limit rate up to three times;
         // perfsizesagemaker trusts every result once.
         let search_steps = if s.strategy == StrategyKind::Adaptive { decisions * 3 } else { decisions };
@@ -127,8 +140,12 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
         total_dollars
     ));
     out.push_str(&format!(
-        "(assuming the peak needs at most {ASSUMED_MAX_INSTANCES} instances of any type, i.e. one sustains at least {} TPS; --max-test-cost caps what a run may spend)\n",
-        trim_number(peak / ASSUMED_MAX_INSTANCES as f64)
+        "(assuming the peak needs at most {ASSUMED_MAX_INSTANCES} instances of any type, i.e. one sustains at least {}; --max-test-cost caps what a run may spend)\n",
+        peak.axes()
+            .iter()
+            .map(|(axis, level)| format!("{} {}", trim_number(level / ASSUMED_MAX_INSTANCES as f64), axis.unit()))
+            .collect::<Vec<_>>()
+            .join(" and ")
     ));
     if s.strategy == StrategyKind::Adaptive {
         out.push_str("expected: far fewer — the type with the lowest possible cost goes first, and types that cannot beat a verified configuration are dropped\n");

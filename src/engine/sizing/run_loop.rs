@@ -20,7 +20,6 @@ use super::SizingError;
 use crate::engine::Pace;
 use crate::engine::load_step::drive_and_judge;
 use crate::environment::{ApiError, Autoscaler, DeployError, Deployed, Environment};
-use crate::format::trim_number;
 use crate::load::{Driver, LoadError};
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -28,7 +27,7 @@ use crate::record::{RunDir, RunDirError, RunStatus, Summary};
 use crate::result::{self, MetricsWindow, StepContext, StepResult};
 use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
 use crate::step::{Next, Outcome, Strategy};
-use crate::vocab::{Candidate, Lane, Probe};
+use crate::vocab::{Candidate, Lane, Load, Probe};
 
 /// Everything a sizing run works with.
 pub struct Sizing<'a, E: Environment, D: Driver> {
@@ -295,8 +294,8 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
         } else if behind && retries >= GENERATOR_RETRIES {
             // Blaming the endpoint would be wrong, and so would any answer.
             self.progress
-                .line(format!("stopping: the load generator cannot keep up with {} TPS on this machine", trim_number(probe.tps)));
-            st.fail(SizingError::Generator { tps: probe.tps, slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
+                .line(format!("stopping: the load generator cannot keep up with {} on this machine", probe.load.label()));
+            st.fail(SizingError::Generator { tps: probe.load.level(), slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
         } else if behind && self.may_measure_again(&probe, st, shared) {
             st.generator_retries.insert(probe_key(&probe), retries + 1);
             self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
@@ -364,9 +363,8 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
     async fn measure(&self, probe: &Probe, endpoint: &Deployed, step: Step, shared: &Shared) -> Result<ProbeResult, SizingError> {
         let Step { index, remeasure_of } = step;
         let (cancel, preflighted, metrics_updates) = (&shared.run_cancel, &shared.preflighted, &shared.metrics_updates);
-        let (rate, warmup) = self.plan.rate_profile(probe);
         let target = self.driver.target(&endpoint.endpoint);
-        let spec = self.plan.traffic().load_spec(target, rate, warmup, index, self.plan.requirements());
+        let (spec, warmup) = self.plan.step_spec(probe, target, index);
         if !preflighted.borrow().contains(&endpoint.endpoint) {
             match self.driver.preflight(&spec).await {
                 Ok(()) => {}
@@ -392,11 +390,11 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             }
         }
         self.progress.activity(format!(
-            "step {index} · {} {} at {} TPS for {}",
+            "step {index} · {} {} at {} for {}",
             probe.phase.as_str(),
             probe.candidate,
-            trim_number(probe.tps),
-            humantime::format_duration(Duration::from_secs(rate.length().as_secs()))
+            probe.load.label(),
+            humantime::format_duration(Duration::from_secs(spec.length().as_secs()))
         ));
         let context = StepContext {
             index,
@@ -404,7 +402,11 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             simulated: self.simulated,
             endpoint_name: endpoint.endpoint.clone(),
             candidate: Some(probe.candidate.clone()),
-            target_tps: probe.tps,
+            // A closed loop sets no rate: its streams take what the endpoint gives.
+            target_tps: match probe.load {
+                Load::Rate(tps) => tps,
+                Load::Concurrency(_) => 0.0,
+            },
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,
@@ -469,7 +471,7 @@ struct Step {
 pub(super) const GENERATOR_RETRIES: u32 = 2;
 
 fn probe_key(probe: &Probe) -> String {
-    format!("{:?}/{}/{}", probe.phase, probe.candidate, probe.tps)
+    format!("{:?}/{}/{}", probe.phase, probe.candidate, probe.load.label())
 }
 
 /// Whether a step's failure may be this machine's CPU rather than the
@@ -487,7 +489,7 @@ pub(super) fn generator_fell_behind(step: &StepResult) -> bool {
 fn same_probe(step: &StepResult, probe: &Probe) -> bool {
     step.phase == probe.phase
         && step.candidate().as_ref() == Some(&probe.candidate)
-        && (step.target_tps - probe.tps).abs() < 1e-9
+        && step.load().level_matches(&probe.load)
         && !step.misses.contains(&result::Miss::Interrupted)
         && !generator_fell_behind(step)
         && !step.awaits_remeasure()
@@ -498,9 +500,9 @@ pub(super) fn describe(step: &StepResult) -> String {
     let p99 = step.latency_ms.map_or("-".into(), |l| format!("{:.1}", l.p99));
     let what = step.candidate().map_or_else(|| format!("{} × {}", step.instance_type, step.instance_count), |c| c.to_string());
     format!(
-        "{} {what} at {} TPS: {}{} (p99 {p99} ms, {:.3}% errors{})",
+        "{} {what} at {}: {}{} (p99 {p99} ms, {:.3}% errors{})",
         step.phase.as_str(),
-        trim_number(step.target_tps),
+        step.load().label(),
         if step.passed { "PASS" } else { "FAIL" },
         if step.disturbance.is_some() { " [disturbed]" } else { "" },
         step.error_percent,

@@ -55,6 +55,8 @@ impl From<RunDirError> for Stop {
 /// What the trials of one metric share.
 struct Trials<'t> {
     test: &'t ScalingTest,
+    /// The rate the trials ramp to.
+    peak_tps: f64,
     recommended: &'t Recommended,
     capacity: MeasuredCapacity,
 }
@@ -64,6 +66,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     /// recommended a configuration; None otherwise.
     pub(super) async fn test_scaling(&self, st: &mut RunState, shared: &Shared) -> Option<ScalingVerdict> {
         let test = self.plan.scaling()?;
+        // Plan::new allows the test only with a peak rate to ramp to.
+        let peak_tps = self.plan.peak_tps()?;
         let recommended = st.strategy.conclusion().recommendation?;
         if st.status != RunStatus::Completed || st.error.is_some() || shared.run_cancel.is_cancelled() {
             return None;
@@ -77,7 +81,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             }
         }
         let began = Utc::now();
-        let trials = Trials { test, capacity: self.capacity(&recommended, &st.steps), recommended: &recommended };
+        let trials = Trials { test, peak_tps, capacity: self.capacity(&recommended, &st.steps), recommended: &recommended };
         let mut verdict = ScalingVerdict {
             fixed_count: recommended.candidate.count,
             ramp_seconds: test.ramp.as_secs_f64(),
@@ -126,7 +130,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
     ) -> (MetricVerdict, Option<Stop>) {
         let fixed = trials.recommended.candidate.count;
         let cooldowns = trials.test.cooldowns();
-        let (safety, peak) = (self.plan.safety_factor(), self.plan.peak_tps());
+        let (safety, peak) = (self.plan.safety_factor(), trials.peak_tps);
         let policy = |min| Policy::new(metric, &trials.capacity, safety, peak, fixed, min, cooldowns);
         let mut search = MinimumSearch::new(self.plan.min_instances(), fixed);
         let mut tried: Vec<ScalingTrial> = Vec::new();
@@ -164,7 +168,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 &trials.capacity,
                 self.plan.safety_factor(),
                 verdict.reaction().map(Duration::from_secs_f64),
-                self.plan.peak_tps(),
+                trials.peak_tps,
                 trials.test.ramp,
                 fixed,
             ));
@@ -224,7 +228,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 return Ok(trial);
             }
             if retry == GENERATOR_RETRIES {
-                let tps = self.plan.peak_tps();
+                let tps = trials.peak_tps;
                 return Err(Stop::Failed(SizingError::Generator { tps, slip_p99_ms: step.generator.slip_p99_ms }));
             }
             self.progress.line(format!("step {}: the load generator fell behind; trying the trial again", step.index));
@@ -247,7 +251,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         // SageMaker deploys at least one instance: a trial from zero starts
         // at one and is taken to zero once the policy that wakes it is on.
         let candidate = Candidate::new(instance_type.clone(), policy.min.max(1));
-        let rate = trials.test.rate(self.plan.peak_tps(), shape == Shape::Spike);
+        let rate = trials.test.rate(trials.peak_tps, shape == Shape::Spike);
         if let Some(reason) = self.over_budget_for(&trials.recommended.candidate.with_count(policy.max), rate.length()) {
             return Err(Stop::Ended(reason));
         }
@@ -271,7 +275,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             instance_type,
             policy.min,
             if shape == Shape::Ramp { "0" } else { "straight" },
-            trim_number(self.plan.peak_tps())
+            trim_number(trials.peak_tps)
         ));
         let context = StepContext {
             index,
@@ -279,7 +283,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
             simulated: self.simulated,
             endpoint_name: deployed.endpoint.clone(),
             candidate: Some(candidate),
-            target_tps: self.plan.peak_tps(),
+            target_tps: trials.peak_tps,
             warmup_seconds: 0.0,
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,

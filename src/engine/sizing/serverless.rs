@@ -4,6 +4,7 @@
 
 use crate::cost::compare::{self, Comparison, InstanceBill, ServerlessBill};
 use crate::cost::round;
+use crate::cost::traffic::TrafficProfile;
 use crate::plan::Plan;
 use crate::record::{ColdStartReport, Recommendation, ServerlessOutcome, ServerlessRecommendation};
 use crate::result::{StepResult, histogram};
@@ -11,8 +12,14 @@ use crate::step::serverless::ServerlessConclusion;
 use crate::vocab::{Candidate, Phase, ServerlessSize};
 
 /// What the serverless search found, costed and with its cold start.
-pub(super) fn outcome(plan: &Plan, conclusion: &ServerlessConclusion, steps: &[StepResult]) -> ServerlessOutcome {
-    let recommended = conclusion.recommended.map(|size| recommendation(plan, size, steps));
+/// `day` is the user's traffic, which a plan with serverless candidates has.
+pub(super) fn outcome(
+    plan: &Plan,
+    day: &TrafficProfile,
+    conclusion: &ServerlessConclusion,
+    steps: &[StepResult],
+) -> ServerlessOutcome {
+    let recommended = conclusion.recommended.map(|size| recommendation(plan, day, size, steps));
     let cold_start = conclusion.recommended.and_then(|size| cold_start(plan, size, steps));
     ServerlessOutcome { recommended, memory: conclusion.memory.clone(), cold_start }
 }
@@ -23,11 +30,10 @@ fn last_step(steps: &[StepResult], size: ServerlessSize, phase: Phase, passed: b
     steps.iter().rev().find(|s| s.phase == phase && (s.passed || !passed) && s.candidate().as_ref() == Some(&on))
 }
 
-fn recommendation(plan: &Plan, size: ServerlessSize, steps: &[StepResult]) -> ServerlessRecommendation {
+fn recommendation(plan: &Plan, day: &TrafficProfile, size: ServerlessSize, steps: &[StepResult]) -> ServerlessRecommendation {
     let verified = last_step(steps, size, Phase::Endurance, true);
     let seconds_per_request = verified.map_or(0.0, billed_seconds);
     let bill = bill(plan, size, seconds_per_request);
-    let day = plan.day();
     let per_month = bill.monthly(day);
     ServerlessRecommendation {
         configuration: size,
@@ -96,6 +102,7 @@ fn share_slower_than(step: &StepResult, ms: f64) -> Option<f64> {
 /// Instances against serverless on the plan's month, when both found one.
 pub(super) fn comparison(
     plan: &Plan,
+    day: &TrafficProfile,
     instances: &Recommendation,
     scaled_minimum: Option<u32>,
     serverless: &ServerlessRecommendation,
@@ -103,7 +110,7 @@ pub(super) fn comparison(
     let price_per_hour = instances.candidate().map_or(0.0, |fleet| plan.price(&fleet.instance_type));
     // What one instance was measured to sustain, with the margin the count was sized with.
     let per_instance_tps = (instances.capacity.at_least * plan.search().max_utilization)
-        .max(plan.peak_tps() / f64::from(instances.instance_count.max(1)));
+        .max(plan.peak_tps().unwrap_or_else(|| day.busiest()) / f64::from(instances.instance_count.max(1)));
     let fleet = InstanceBill {
         price_per_hour,
         per_instance_tps,
@@ -111,5 +118,5 @@ pub(super) fn comparison(
         scales: scaled_minimum.is_some(),
     };
     let serverless = bill(plan, serverless.configuration, serverless.seconds_per_request);
-    compare::compare(plan.day(), &fleet, &serverless)
+    compare::compare(day, &fleet, &serverless)
 }

@@ -387,7 +387,7 @@ async fn a_step_whose_generator_fell_behind_is_measured_again() {
     let run = size(&plan, &[("ml.m5.large", 120.0)], Vec::new(), |w| w.slips = vec![700.0]).await;
     assert!(run.error.is_none(), "{:?}", run.error);
     let first_two: Vec<_> = run.summary.steps.iter().take(2).map(|s| (s.phase, s.target_tps, s.passed)).collect();
-    let first = plan.peak_tps() / plan.search().max_utilization;
+    let first = plan.peak_tps().unwrap() / plan.search().max_utilization;
     assert_eq!(first_two, [(Phase::Search, first, false), (Phase::Search, first, true)], "the same probe again, then a pass");
     assert_eq!(run.recommended().as_deref(), Some("ml.m5.large × 1"));
     run.nothing_left();
