@@ -428,6 +428,8 @@ async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goo
         "goodput vs offered rate",
         "TTFT p99 vs offered rate",
         "output tokens/s vs offered rate",
+        "Output tokens/s per instance vs streams in flight per instance",
+        "TTFT p99 vs streams in flight per instance",
         "Token timings by percentile",
         "per million output tokens",
         "ConcurrentRequestsPerModel",
