@@ -69,13 +69,20 @@ impl Driver for InvokeEndpoint {
         let wire = SignedInvocations::new(&spec, Arc::clone(&self.signer))?;
         let endpoint = spec.target.endpoint.clone();
         let run = workers::drive(Named { scenario: "InvokeEndpoint", wire }, spec, cancel, live).await?;
-        // Refusals left are those renewing could not answer: not the endpoint's errors.
-        let refused: u64 = run.totals.errors_by_code.iter().filter(|(code, _)| is_expired_token(code)).map(|(_, n)| n).sum();
-        if refused > 0 {
-            return Err(LoadError::CredentialsExpired { endpoint, refused });
-        }
-        Ok(run)
+        unless_credentials_expired(run, endpoint)
     }
+}
+
+/// `run` of a signed driver, unless some of its requests were still refused
+/// for expired credentials once renewing them could not help: those are not
+/// the endpoint's errors, and the run cannot go on —
+/// [`LoadError::CredentialsExpired`].
+pub(super) fn unless_credentials_expired(run: LoadRun, endpoint: String) -> Result<LoadRun, LoadError> {
+    let refused: u64 = run.totals.errors_by_code.iter().filter(|(code, _)| is_expired_token(code)).map(|(_, n)| n).sum();
+    if refused > 0 {
+        return Err(LoadError::CredentialsExpired { endpoint, refused });
+    }
+    Ok(run)
 }
 
 /// Everything about a step's InvokeEndpoint requests that does not change
@@ -128,11 +135,7 @@ impl Wire for SignedInvocations {
         Some(value.split(':').next().unwrap_or(value).to_string())
     }
 
-    fn credentials_generation(&self) -> u64 {
-        self.signer.generation()
-    }
-
-    async fn renewed_after(&self, code: &str, generation: u64) -> bool {
-        is_expired_token(code) && self.signer.renew_after_refusal(generation).await
+    fn signer(&self) -> Option<&RequestSigner> {
+        Some(&self.signer)
     }
 }

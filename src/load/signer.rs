@@ -2,7 +2,9 @@
 //! signature made with credentials from the standard provider chain, kept
 //! fresh by a background task so an assumed role keeps working through a
 //! long run, and renewed at once when the runtime refuses them as expired
-//! ([`RequestSigner::renew_after_refusal`]).
+//! ([`RequestSigner::renew_after_refusal`]) — a refused request is then sent
+//! again, newly signed ([`RequestSigner::resend_while_expired`], which every
+//! signed driver shares).
 //!
 //! Signing is cheap because almost nothing in it changes. A step's requests
 //! share their method, URL and headers, so the canonical request is
@@ -25,12 +27,17 @@ use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::credentials::{RENEW_BEFORE_EXPIRY, RenewableCredentials};
+use super::recorder::Outcome;
+use crate::credentials::{RENEW_BEFORE_EXPIRY, RenewableCredentials, is_expired_token};
 /// Credentials without an expiry are re-read this often, in case they rotate.
 const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// After a failed renewal, try again this soon.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// How often a request refused for expired credentials is sent again, each
+/// time after a renewal: credentials another request renewed may have
+/// expired too by the time this one is signed with them.
+const MAX_RESENDS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
@@ -144,6 +151,42 @@ impl RequestSigner {
                 false
             }
         }
+    }
+
+    /// A request signed at `generation` was answered with error `code`:
+    /// whether that says its credentials expired and others sign requests
+    /// now — the request is then worth sending again, newly signed.
+    async fn renewed_after(&self, code: &str, generation: u64) -> bool {
+        is_expired_token(code) && self.renew_after_refusal(generation).await
+    }
+
+    /// `answer` came back for a request signed at `generation`, its
+    /// [`Outcome`] read by `outcome`. While that is a refusal for expired
+    /// credentials and renewing them brought others, the request is sent
+    /// again by `resend` (which signs it anew; `None` if it cannot), up to
+    /// [`MAX_RESENDS`] times: the last answer is returned, and only it counts.
+    /// Every signed driver, whole answers or streams, resends through this.
+    pub async fn resend_while_expired<T, F>(
+        &self,
+        answer: T,
+        generation: u64,
+        outcome: impl Fn(&T) -> &Outcome,
+        mut resend: impl FnMut() -> F,
+    ) -> T
+    where
+        F: Future<Output = Option<T>>,
+    {
+        let (mut answer, mut generation) = (answer, generation);
+        for _ in 0..MAX_RESENDS {
+            let Outcome::Http { code: Some(code), .. } = outcome(&answer) else { break };
+            if !self.renewed_after(code, generation).await {
+                break;
+            }
+            generation = self.generation();
+            let Some(again) = resend().await else { break };
+            answer = again;
+        }
+        answer
     }
 
     /// Keeps the credentials fresh until `stop` is cancelled.
@@ -420,5 +463,31 @@ mod tests {
         assert_eq!(signer.current().access_key_id(), "AKID1", "without another renewal");
         let fixed = renewing_signer(false).await;
         assert!(!fixed.renew_after_refusal(fixed.generation()).await, "static keys come back the same: not worth a resend");
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_as_expired_is_sent_again_while_renewals_bring_other_keys() {
+        let expired = || Outcome::Http { status: 400, code: Some("ExpiredTokenException".into()) };
+        let throttled = Outcome::Http { status: 400, code: Some("ThrottlingException".into()) };
+        let signer = renewing_signer(true).await;
+        let sends = std::cell::Cell::new(0);
+        let resend = |answer: Outcome| {
+            let sends = &sends;
+            move || {
+                sends.set(sends.get() + 1);
+                std::future::ready(Some(answer.clone()))
+            }
+        };
+        let answer = signer.resend_while_expired(expired(), signer.generation(), |o| o, resend(Outcome::Success)).await;
+        assert_eq!((answer, sends.get()), (Outcome::Success, 1), "renewed, sent again, served");
+        sends.set(0);
+        let answer = signer.resend_while_expired(throttled.clone(), signer.generation(), |o| o, resend(Outcome::Success)).await;
+        assert_eq!((answer, sends.get()), (throttled, 0), "another error is the endpoint's: not sent again");
+        let answer = signer.resend_while_expired(expired(), signer.generation(), |o| o, resend(expired())).await;
+        assert_eq!((answer, sends.get()), (expired(), MAX_RESENDS), "at most MAX_RESENDS times, the last answer kept");
+        sends.set(0);
+        let fixed = renewing_signer(false).await;
+        let answer = fixed.resend_while_expired(expired(), fixed.generation(), |o| o, resend(Outcome::Success)).await;
+        assert_eq!((answer, sends.get()), (expired(), 0), "static keys: nothing to send again");
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacer::Job;
 use super::recorder::{Observation, Outcome};
-use super::{Clock, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, tick_seconds};
+use super::{Clock, LoadError, LoadRun, LoadSpec, Paced, ProgressFn, RequestSigner, tick_seconds};
 
 /// If some users never start (goose launching slowly), pace anyway after this.
 const LAUNCH_WAIT: Duration = Duration::from_secs(3);
@@ -40,11 +40,6 @@ const WORKERS_PER_CORE: usize = 1;
 /// read the network before it takes more.
 const TAKE_BEFORE_YIELD: u32 = 8;
 
-/// How often a request refused for expired credentials is sent again, each
-/// time after a renewal: credentials another request renewed may have
-/// expired too by the time this one is signed with them.
-const MAX_RESENDS: u32 = 3;
-
 /// How one kind of target turns a request slot into an HTTP request and
 /// reads an error answer.
 pub(super) trait Wire: Send + Sync + 'static {
@@ -55,17 +50,11 @@ pub(super) trait Wire: Send + Sync + 'static {
     fn request(&self, local: &mut Self::Local, slot: u64) -> Result<reqwest::Request, LoadError>;
     /// The error code an answer other than 2xx names, if any.
     fn error_code(&self, headers: &http::HeaderMap) -> Option<String>;
-    /// Which credentials the next request is signed with, for
-    /// [`Wire::renewed_after`]; 0 for a wire that signs nothing.
-    fn credentials_generation(&self) -> u64 {
-        0
-    }
-    /// A request signed at `generation` was answered with error `code`:
-    /// whether that says its credentials expired and others sign requests
-    /// now — the request is then sent again, newly signed, and only the last
-    /// answer counts.
-    fn renewed_after<'a>(&'a self, _code: &'a str, _generation: u64) -> impl Future<Output = bool> + Send + 'a {
-        std::future::ready(false)
+    /// What signs the requests, if anything: a request it signed that is
+    /// refused for expired credentials is sent again once they are renewed
+    /// ([`RequestSigner::resend_while_expired`]).
+    fn signer(&self) -> Option<&RequestSigner> {
+        None
     }
 }
 
@@ -164,7 +153,7 @@ impl<W: Wire> Step<W> {
                 }
                 job = &mut next, if !next.is_terminated() => match job {
                     None => over = true,
-                    Some(job) => match (self.wire.credentials_generation(), self.wire.request(&mut local, job.slot)) {
+                    Some(job) => match (self.credentials_generation(), self.wire.request(&mut local, job.slot)) {
                         (generation, Ok(request)) => {
                             taken_in_a_row += 1;
                             self.clock.recorder.sent();
@@ -177,11 +166,16 @@ impl<W: Wire> Step<W> {
         }
     }
 
+    /// Which credentials the next request is signed with; 0 for a wire that signs nothing.
+    fn credentials_generation(&self) -> u64 {
+        self.wire.signer().map_or(0, RequestSigner::generation)
+    }
+
     /// Sends `request`, signed at credentials `generation`, and reads the
     /// whole answer (the clock stops after the body, not the first byte). A
     /// request refused for expired credentials that could be renewed is sent
-    /// again, up to [`MAX_RESENDS`] times: the last answer counts, its
-    /// latency from the first send.
+    /// again ([`RequestSigner::resend_while_expired`]): the last answer
+    /// counts, its latency from the first send.
     fn exchange(
         &self,
         client: &reqwest::Client,
@@ -192,16 +186,17 @@ impl<W: Wire> Step<W> {
         let sent = Instant::now();
         let response = client.execute(request);
         async move {
-            let (mut outcome, mut generation) = (self.classify(response.await).await, generation);
-            for _ in 0..MAX_RESENDS {
-                let Outcome::Http { code: Some(code), .. } = &outcome else { break };
-                if !self.wire.renewed_after(code, generation).await {
-                    break;
+            let outcome = self.classify(response.await).await;
+            let outcome = match self.wire.signer() {
+                Some(signer) => {
+                    let resend = || async move {
+                        let request = self.wire.request(&mut self.wire.local(), job.slot).ok()?;
+                        Some(self.classify(client.execute(request).await).await)
+                    };
+                    signer.resend_while_expired(outcome, generation, |o| o, resend).await
                 }
-                generation = self.wire.credentials_generation();
-                let Ok(request) = self.wire.request(&mut self.wire.local(), job.slot) else { break };
-                outcome = self.classify(client.execute(request).await).await;
-            }
+                None => outcome,
+            };
             (job, sent, outcome)
         }
     }

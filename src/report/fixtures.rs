@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 
 use super::{CostKnown, RunData};
 use crate::cost::{ConfigCost, RunCost};
-use crate::load::SecondStats;
 use crate::load::recorder::new_histogram;
+use crate::load::{LoadModel, SecondStats, StreamRecording};
 use crate::record::{Autoscaling, Recommendation, RunStatus, ScalingAdvice, StepBrief, Summary, TypeOutcome};
 use crate::result::cloudwatch::ServerLatency;
-use crate::result::{Generator, Miss, Percentiles, ServerMetrics, StepResult, histogram};
+use crate::result::{Generator, Miss, Percentiles, ServerMetrics, StepResult, StreamResult, histogram};
 use crate::step::{Capacity, StrategyKind, TypeSummary};
-use crate::vocab::{Phase, Requirements};
+use crate::vocab::{Phase, Requirements, StreamLimits, StreamRequirements, TokenPace};
 
 pub(super) const HOSTILE: &str = "<script>alert(1)</script>";
 pub(super) const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
@@ -28,7 +28,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A step whose requests took `base_ms` .. `base_ms × 3`, judged against the usual requirements.
-pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, target_tps: f64, base_ms: u64) -> StepResult {
+pub(crate) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, target_tps: f64, base_ms: u64) -> StepResult {
     let mut h = new_histogram();
     for i in 0..500u64 {
         h.record((base_ms * 1000) + i * base_ms * 4).unwrap();
@@ -116,6 +116,50 @@ pub(super) fn step(index: u32, phase: Phase, instance_type: &str, count: u32, ta
         histogram: histogram::encode(&h),
         success_histogram: histogram::encode(&h),
     }
+}
+
+/// `value` ms at every percentile and on average.
+fn flat(value: f64) -> Percentiles {
+    Percentiles { p50: value, p90: value, p95: value, p99: value, p99_9: value, max: value, mean: value, count: 100 }
+}
+
+/// A search step of `instance_type` × `count` that streamed under
+/// `load_model` at `achieved_tps` requests a second: 100 streams of `e2e_ms`
+/// end to end whose first token came after `ttft_ms`, `output_tps` output
+/// tokens a second over every instance, all good.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn streaming_step(
+    index: u32,
+    instance_type: &str,
+    count: u32,
+    load_model: LoadModel,
+    achieved_tps: f64,
+    e2e_ms: u64,
+    ttft_ms: u64,
+    output_tps: f64,
+) -> StepResult {
+    let mut s = step(index, Phase::Search, instance_type, count, achieved_tps, e2e_ms);
+    s.load_model = load_model;
+    let limits = StreamLimits {
+        ttft_ms: Some(1_000.0),
+        token_pace: Some(TokenPace::InterTokenP99 { ms: 100.0 }),
+        e2e_ms: None,
+        min_tokens_per_second: None,
+    };
+    let requirements = StreamRequirements::new(limits, 95.0, 1.0).unwrap();
+    let mut recording = StreamRecording::new(limits, 4.0);
+    for i in 0..100 {
+        recording.ttft.record(ttft_ms * 1000 + i).unwrap();
+        recording.itl.record(20_000 + i).unwrap();
+        recording.e2e.record(e2e_ms * 1000 + i).unwrap();
+    }
+    (recording.good, recording.judged, recording.reported_streams) = (100, 100, 100);
+    recording.output_tokens = (output_tps * 10.0) as u64;
+    let mut stream = StreamResult::of(&recording, requirements, 10.0);
+    // Exact figures for the tests, where the histograms round.
+    (stream.ttft_ms, stream.e2e_ms) = (Some(flat(ttft_ms as f64)), Some(flat(e2e_ms as f64)));
+    s.streaming = Some(stream);
+    s
 }
 
 fn outcome(instance_type: &str, price: f64, max_tps: Option<f64>, verdict: &str) -> TypeOutcome {

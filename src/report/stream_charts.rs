@@ -1,9 +1,12 @@
 //! The charts and figures report.html adds for a streaming (LLM) run: each
 //! streaming step's TTFT, inter-token and end-to-end distributions by
-//! percentile; per configuration, goodput, TTFT p99 and output tokens a
-//! second against the offered rate (the goodput curve, and what load does to
-//! the first token and the token rate); and the facts — goodput, token
-//! figures, cost per million tokens, the ConcurrentRequestsPerModel target.
+//! percentile; across the types searched, output tokens a second and TTFT
+//! p99 against the streams each instance held, one line per type (LLM users
+//! think in concurrency); per configuration, goodput, TTFT p99 and output
+//! tokens a second against the offered rate (the goodput curve, and what load
+//! does to the first token and the token rate); and the facts — goodput,
+//! token figures, cost per million tokens, the ConcurrentRequestsPerModel
+//! target.
 
 use super::RunData;
 use super::charts::{Axis, Canvas, Chart, Dot, nines};
@@ -18,6 +21,24 @@ pub(super) type Fact = (String, String);
 type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 /// A streaming step and its streaming figures.
 type Streamed<'a> = (&'a StepResult, &'a StreamResult);
+
+/// The title of the chart of output tokens a second against concurrency.
+pub(super) const TOKENS_BY_CONCURRENCY: &str = "Output tokens/s per instance vs streams in flight per instance";
+/// The title of the chart of TTFT against concurrency.
+pub(super) const TTFT_BY_CONCURRENCY: &str = "TTFT p99 vs streams in flight per instance";
+/// One line per instance type, in turn.
+const TYPE_CLASSES: [&str; 10] = [
+    "c-completed",
+    "c-tail",
+    "c-p50",
+    "c-inflight",
+    "c-frontier",
+    "c-completed dash",
+    "c-tail dash",
+    "c-p50 dash",
+    "c-inflight dash",
+    "c-frontier dash",
+];
 
 /// One line per figure of a distribution chart: (class, label, encoded histogram, limit).
 fn distributions(st: &StreamResult) -> [(&'static str, &'static str, &str); 3] {
@@ -62,7 +83,9 @@ pub(super) fn token_distribution_chart(st: &StreamResult) -> Chart {
     canvas.finish()
 }
 
-/// Per configuration searched: goodput, TTFT p99 and output tokens a second
+/// Across the types searched, output tokens a second and TTFT p99 against
+/// streams in flight per instance ([`concurrency_charts`]); then per
+/// configuration searched, goodput, TTFT p99 and output tokens a second
 /// against the offered rate.
 pub(super) fn load_charts(data: &RunData) -> Vec<Chart> {
     let streamed: Vec<Streamed> =
@@ -70,6 +93,7 @@ pub(super) fn load_charts(data: &RunData) -> Vec<Chart> {
     if streamed.is_empty() {
         return Vec::new();
     }
+    let mut charts = concurrency_charts(&streamed);
     let mut groups: Vec<((&str, u32), Vec<Streamed>)> = Vec::new();
     for (s, st) in &streamed {
         let key = (s.instance_type.as_str(), s.instance_count);
@@ -80,7 +104,6 @@ pub(super) fn load_charts(data: &RunData) -> Vec<Chart> {
     }
     let max_rate = streamed.iter().map(|(s, _)| s.offered_tps.max(s.target_tps)).fold(0.0, f64::max);
     let x = Axis::linear(0.0, max_rate * 1.05, "offered rate, requests/s", compact);
-    let mut charts = Vec::new();
     for ((instance_type, count), mut steps) in groups {
         steps.sort_by(|a, b| a.0.offered_tps.total_cmp(&b.0.offered_tps));
         let configuration = format!("{instance_type} × {count}");
@@ -93,7 +116,7 @@ pub(super) fn load_charts(data: &RunData) -> Vec<Chart> {
         goodput.hrule(target, "c-limit", format!("target {}", percent(target)));
         goodput.line("c-tail", "goodput", steps.iter().map(|(s, st)| Some((s.offered_tps, st.goodput_percent))));
         for (s, st) in &steps {
-            goodput.dot(step_dot(s, st.goodput_percent, format!("goodput {}", percent(st.goodput_percent))));
+            goodput.dot(step_dot(s, (s.offered_tps, st.goodput_percent), format!("goodput {}", percent(st.goodput_percent))));
         }
         charts.push(goodput.finish());
         let ttft: Vec<Option<(f64, f64)>> = steps.iter().map(|(s, st)| st.ttft_ms.map(|p| (s.offered_tps, p.p99))).collect();
@@ -117,12 +140,62 @@ pub(super) fn load_charts(data: &RunData) -> Vec<Chart> {
     charts
 }
 
-fn step_dot(s: &StepResult, y: f64, what: String) -> Dot {
+/// Output tokens a second per instance, and TTFT p99, against streams in
+/// flight per instance ([`StepResult::streams_per_instance`]): one line per
+/// instance type through its search steps (of any count: per instance, they
+/// compare), each step a dot linked to its details. What holding more streams
+/// buys in throughput and costs in time to the first token.
+fn concurrency_charts(streamed: &[Streamed]) -> Vec<Chart> {
+    let mut types: Vec<(&str, Vec<(f64, Streamed)>)> = Vec::new();
+    for &(s, st) in streamed {
+        let Some(streams) = s.streams_per_instance() else { continue };
+        match types.iter_mut().find(|(t, _)| *t == s.instance_type) {
+            Some((_, steps)) => steps.push((streams, (s, st))),
+            None => types.push((s.instance_type.as_str(), vec![(streams, (s, st))])),
+        }
+    }
+    if types.is_empty() {
+        return Vec::new();
+    }
+    for (_, steps) in &mut types {
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let points = || types.iter().flat_map(|(_, steps)| steps.iter());
+    let max_streams = points().map(|(x, _)| *x).fold(0.0, f64::max);
+    let x = Axis::linear(0.0, max_streams * 1.05, "streams in flight per instance", compact);
+    let tokens_per_instance = |(s, st): &Streamed| st.output_tokens_per_second / f64::from(s.instance_count);
+    let top = points().map(|(_, step)| tokens_per_instance(step)).fold(1.0, f64::max);
+    let mut tokens =
+        Canvas::new(TOKENS_BY_CONCURRENCY, x.clone(), Axis::linear(0.0, top * 1.1, "output tokens/s per instance", compact));
+    let ttft = |(_, st): &Streamed| st.ttft_ms.map(|p| p.p99);
+    let mut first =
+        Canvas::new(TTFT_BY_CONCURRENCY, x, Axis::latency(points().filter_map(|(_, step)| ttft(step)), "TTFT p99, ms"));
+    if let Some(limit) = streamed[0].1.requirements.limits.ttft_ms {
+        first.hrule(limit, "c-limit", format!("TTFT limit {} ms", trim_number(limit)));
+    }
+    for (i, (instance_type, steps)) in types.iter().enumerate() {
+        let class = TYPE_CLASSES[i % TYPE_CLASSES.len()];
+        tokens.line(class, *instance_type, steps.iter().map(|(x, step)| Some((*x, tokens_per_instance(step)))));
+        first.line(class, *instance_type, steps.iter().map(|(x, step)| ttft(step).map(|y| (*x, y))));
+        for (streams, step @ (s, _)) in steps {
+            let at = format!("{} × {} · {} streams per instance", s.instance_type, s.instance_count, trim_number(*streams));
+            let rate = tokens_per_instance(step);
+            tokens.dot(step_dot(s, (*streams, rate), format!("{at} · {} output tokens/s per instance", trim_number(rate))));
+            if let Some(p99) = ttft(step) {
+                first.dot(step_dot(s, (*streams, p99), format!("{at} · TTFT p99 {} ms", ms(p99))));
+            }
+        }
+    }
+    vec![tokens.finish(), first.finish()]
+}
+
+/// Step `s`'s dot at `at`, coloured by its verdict, linked to its details.
+fn step_dot(s: &StepResult, at: (f64, f64), what: String) -> Dot {
     let (class, key) = if s.passed { ("c-pass", "pass") } else { ("c-fail", "fail") };
     Dot {
         class,
         key,
-        at: (s.offered_tps, y),
+        at,
         title: format!("step {}: {} requests/s offered · {what}", s.index, trim_number(s.offered_tps)),
         href: Some(format!("#{}", super::page_charts::anchor(s.index))),
         label: None,
@@ -221,4 +294,75 @@ pub(super) fn run_facts(streaming: &StreamingSummary) -> Vec<Fact> {
         ));
     }
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::LoadModel;
+    use crate::report::fixtures::{recommended_run, step, streaming_step};
+
+    /// Two types searched by concurrency and by rate, at one and two
+    /// instances, an endurance step and a step that did not stream.
+    fn streamed_run() -> RunData {
+        let closed = |concurrency| LoadModel::ClosedLoop { concurrency };
+        let mut data = recommended_run();
+        let mut endurance = streaming_step(7, "ml.g5.xlarge", 1, closed(64), 4.0, 500, 80, 100.0);
+        endurance.phase = Phase::Endurance;
+        data.steps = vec![
+            // 8 streams on 2 instances (4 each), then 2 on 1 (2 each): drawn in that order of x.
+            streaming_step(1, "ml.g5.xlarge", 2, closed(8), 16.0, 500, 120, 800.0),
+            streaming_step(2, "ml.g5.xlarge", 1, closed(2), 4.0, 500, 60, 300.0),
+            // Little's law: 6 a second of a second each, 3 instances: 2 each.
+            streaming_step(3, "ml.g5.2xlarge", 3, LoadModel::Open, 6.0, 1_000, 90, 900.0),
+            streaming_step(4, "ml.g5.2xlarge", 1, LoadModel::Open, 8.0, 1_000, 400, 700.0),
+            step(5, Phase::Search, "ml.c5.large", 1, 50.0, 20),
+            endurance,
+        ];
+        data
+    }
+
+    #[test]
+    fn tokens_and_ttft_are_drawn_against_streams_per_instance_one_line_per_type() {
+        let data = streamed_run();
+        let charts = load_charts(&data);
+        let titles: Vec<&str> = charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(&titles[..2], [TOKENS_BY_CONCURRENCY, TTFT_BY_CONCURRENCY], "{titles:?}");
+        assert!(titles.contains(&"ml.g5.xlarge × 2: goodput vs offered rate"), "the per-configuration charts follow");
+        for chart in &charts[..2] {
+            assert_eq!(chart.lines.len(), 2, "one line per type: {}", chart.title);
+            let lines: Vec<&str> = chart.legend.iter().filter(|k| k.shape != "dot").map(|k| k.label.as_str()).collect();
+            assert_eq!(lines, ["ml.g5.xlarge", "ml.g5.2xlarge"]);
+            assert_ne!(chart.lines[0].class, chart.lines[1].class, "the types are told apart");
+            assert_eq!(chart.marks.len(), 4, "a dot per search step that streamed, not the endurance step");
+            assert!(chart.marks.iter().all(|m| m.href.is_some()), "each dot links to its step");
+        }
+        let titles: Vec<&str> = charts[0].marks.iter().map(|m| m.title.as_str()).collect();
+        assert!(titles[0].starts_with("step 2:") && titles[0].contains("2 streams per instance"), "{titles:?}");
+        assert!(titles[1].contains("ml.g5.xlarge × 2 · 4 streams per instance · 400 output tokens/s per instance"), "{titles:?}");
+        assert!(titles[2].contains("ml.g5.2xlarge × 3 · 2 streams per instance · 300 output tokens/s"), "{titles:?}");
+        assert!(titles[3].contains("ml.g5.2xlarge × 1 · 8 streams per instance"), "{titles:?}");
+        let ttft: Vec<&str> = charts[1].marks.iter().map(|m| m.title.as_str()).collect();
+        assert!(ttft[1].ends_with("TTFT p99 120.0 ms") && ttft[3].ends_with("TTFT p99 400.0 ms"), "{ttft:?}");
+        assert_eq!(charts[1].notes, ["TTFT limit 1000 ms is above this chart"], "the limit is named where it cannot be drawn");
+    }
+
+    #[test]
+    fn a_run_whose_streams_never_completed_has_no_concurrency_charts() {
+        let mut data = streamed_run();
+        data.steps.retain(|s| s.load_model == LoadModel::Open && s.streaming.is_some());
+        for s in &mut data.steps {
+            s.streaming.as_mut().unwrap().e2e_ms = None;
+        }
+        let charts = load_charts(&data);
+        assert!(!charts.is_empty() && charts.iter().all(|c| !c.title.contains("per instance")));
+    }
+
+    #[test]
+    fn the_report_places_the_concurrency_charts() {
+        let html = super::super::page::render_report(&streamed_run()).expect("the report renders");
+        for title in [TOKENS_BY_CONCURRENCY, TTFT_BY_CONCURRENCY, "streams in flight per instance"] {
+            assert!(html.contains(title), "report.html shows {title}");
+        }
+    }
 }

@@ -2,14 +2,16 @@
 //! first token, inter-token latency, time per output token and end-to-end
 //! distributions; tokens in and out and their rates; where the token counts
 //! came from; and goodput — the share of requests that met every streaming
-//! limit — which is what the step is judged on.
+//! limit — which is what the step is judged on. Also the streams a step held
+//! in flight per instance ([`StepResult::streams_per_instance`]), the x of
+//! LLM users' "tokens/s and TTFT against concurrency".
 
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{self, Percentiles};
-use super::round3;
+use super::{StepResult, round3};
 use crate::format::trim_number;
-use crate::load::{MissCounts, StreamRecording};
+use crate::load::{LoadModel, MissCounts, StreamRecording};
 use crate::vocab::StreamRequirements;
 
 /// Per-stream output tokens a second: the low tail is the one that hurts.
@@ -183,6 +185,26 @@ impl StreamResult {
     }
 }
 
+impl StepResult {
+    /// Streams in flight per instance during a step that streamed: a closed
+    /// loop's concurrency over the instances; an open model's by Little's law,
+    /// achieved rate × mean end-to-end time, over the instances. None for a
+    /// step that did not stream, that has no instances of its own (`--url`),
+    /// or whose open-model streams never completed (no end-to-end time).
+    pub fn streams_per_instance(&self) -> Option<f64> {
+        let stream = self.streaming.as_ref()?;
+        let instances = f64::from(self.instance_count);
+        if instances <= 0.0 {
+            return None;
+        }
+        let in_flight = match self.load_model {
+            LoadModel::ClosedLoop { concurrency } => concurrency as f64,
+            LoadModel::Open => self.achieved_tps * stream.e2e_ms?.mean / 1000.0,
+        };
+        Some(in_flight / instances)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +234,23 @@ mod tests {
         assert_eq!(result.token_counting.source, TokenSource::Estimated);
         assert_eq!(result.output_tokens_per_second, 100.0);
         assert!(result.summary().contains("estimated at 4 characters a token"), "{}", result.summary());
+    }
+
+    #[test]
+    fn streams_per_instance_are_a_closed_loops_concurrency_or_littles_law_over_the_instances() {
+        use crate::report::fixtures::{step, streaming_step};
+        use crate::vocab::Phase;
+        let closed = streaming_step(1, "ml.g5.xlarge", 2, LoadModel::ClosedLoop { concurrency: 8 }, 10.0, 500, 80, 400.0);
+        assert_eq!(closed.streams_per_instance(), Some(4.0), "8 streams held over 2 instances");
+        // 10 streams a second of half a second each: 5 in flight, over 2 instances.
+        let open = streaming_step(2, "ml.g5.xlarge", 2, LoadModel::Open, 10.0, 500, 80, 400.0);
+        assert_eq!(open.streams_per_instance(), Some(2.5));
+        let mut none_completed = open.clone();
+        none_completed.streaming.as_mut().unwrap().e2e_ms = None;
+        assert_eq!(none_completed.streams_per_instance(), None, "no stream ended: nothing to apply Little's law to");
+        let mut no_instances = closed.clone();
+        no_instances.instance_count = 0;
+        assert_eq!(no_instances.streams_per_instance(), None, "a --url target has no instances of its own");
+        assert_eq!(step(3, Phase::Search, "ml.g5.xlarge", 1, 10.0, 50).streams_per_instance(), None, "did not stream");
     }
 }

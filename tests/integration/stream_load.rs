@@ -3,9 +3,11 @@
 //! them match what the simulator recorded for the same streams (CloudWatch
 //! `perfsize/Simulator`), parts of several tokens counting as several;
 //! goodput judges the step; mid-stream failures count by kind; a closed
-//! loop holds its streams; bad streaming inputs exit 2 before deploying.
+//! loop holds its streams; credentials refused as expired are renewed and the
+//! stream sent again; bad streaming inputs exit 2 before deploying.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::primitives::DateTime;
@@ -13,8 +15,8 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use perfsize::cli::exit;
 use perfsize::load::prompts::{StreamFormat, SyntheticPrompts};
 use perfsize::load::{
-    Arrivals, ClosedLoop, Driver, InvokeStream, LoadRun, LoadSpec, OpenModel, Pacing, RateProfile, RequestSigner, Shard,
-    StreamOptions, Target,
+    Arrivals, ClosedLoop, Driver, InvokeStream, LoadError, LoadRun, LoadSpec, OpenModel, Pacing, RateProfile, RequestSigner,
+    Shard, StreamOptions, Target,
 };
 use perfsize::result::{Miss, StepContext, StepResult};
 use perfsize::simulator::{Profile, RunningSimulator};
@@ -28,7 +30,12 @@ use crate::support::*;
 /// and each decode step 15 ms, three tokens a part; ml.g5.2xlarge breaks
 /// every stream, ml.g5.4xlarge fails inside SageMaker.
 fn llm_profile() -> Profile {
-    fast_profile(
+    llm_profile_with("")
+}
+
+/// [`llm_profile`] with `more` tables (`[[faults]]`, say) after its own.
+fn llm_profile_with(more: &str) -> Profile {
+    fast_profile(&format!(
         r#"
         [llm]
         tokens_per_chunk = 3
@@ -47,8 +54,9 @@ fn llm_profile() -> Profile {
         stream_broken_rate = 1.0
         [llm.instance_types."ml.g5.4xlarge"]
         internal_failure_rate = 1.0
+        {more}
         "#,
-    )
+    ))
 }
 
 fn limits(ttft_ms: f64, itl_ms: f64) -> StreamLimits {
@@ -234,6 +242,68 @@ async fn goodput_judges_a_closed_loop_and_stream_failures_count_by_kind() {
     sim.stop().await;
 }
 
+/// A signer whose credentials come from a source that hands out a new access
+/// key at each fetch, as a role or an SSO session does; counts the fetches.
+async fn rotating_signer(fetches: Arc<AtomicU64>) -> Arc<RequestSigner> {
+    let source = aws_credential_types::credential_fn::provide_credentials_fn(move || {
+        let n = fetches.fetch_add(1, Ordering::SeqCst);
+        async move { Ok(aws_credential_types::Credentials::new(format!("AKIDROTATING{n}"), "secret", None, None, "test")) }
+    });
+    let source =
+        perfsize::credentials::RenewableCredentials::new(aws_credential_types::provider::SharedCredentialsProvider::new(source));
+    RequestSigner::new(source, REGION).await.unwrap()
+}
+
+/// Streams refused before they start because their key expired (every key
+/// expires a second after its first stream) are sent again once the key is
+/// renewed: the step completes with no refusal counted as the endpoint's
+/// error. A key renewing cannot replace stops the run instead, naming the
+/// refusals left.
+#[tokio::test]
+async fn streams_refused_as_expired_are_sent_again_with_renewed_credentials() {
+    let _turn = traffic_turn().await;
+    let faults = "
+        [[faults]]
+        operation = \"InvokeEndpointWithResponseStream\"
+        seconds = [0.0, 100000.0]
+        answer = \"ExpiredTokenException\"
+        access_keys_older_than_seconds = 1.0
+        ";
+    let profile = llm_profile_with(faults);
+    let sim = simulator(profile).await;
+    endpoint(&sim, "renewed", "ml.g5.xlarge").await;
+    let requirements = StreamRequirements::new(limits(2_000.0, 1_000.0), 95.0, 1.0).unwrap();
+    let options = StreamOptions { limits: requirements.limits, characters_per_token: 4.0 };
+    let fetches = Arc::new(AtomicU64::new(0));
+    let signer = rotating_signer(Arc::clone(&fetches)).await;
+    let driver = InvokeStream::new(sim.url(), Arc::clone(&signer), options);
+    let spec = spec(&sim, "renewed", open(4.0, 4));
+    let run = driver.drive(spec.clone(), CancellationToken::new(), None).await.expect("no refusal is left over");
+    let step = judged(&run, "renewed", requirements);
+    assert!(!step.errors_by_code.keys().any(|c| c.starts_with("ExpiredToken")), "{:?}", step.errors_by_code);
+    assert_eq!(step.failed, 0, "every stream ran, sent again where refused: {}", step.summary());
+    assert!(step.requests >= 12, "{}", step.summary());
+    let renewals = signer.generation();
+    assert!(renewals >= 2, "a key that expires every second was renewed during the step: {renewals} renewals");
+    assert_eq!(fetches.load(Ordering::SeqCst), renewals + 1, "one fetch at the start, one per renewal");
+    // The preflight renews too: the key last used is old by now.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    driver.preflight(&spec).await.expect("the preflight's refused stream is sent again");
+    assert!(signer.generation() > renewals, "renewed for the preflight");
+
+    // Static keys come back the same from a renewal: nothing to send again,
+    // once the key is a second old.
+    let fixed = RequestSigner::fixed(aws_credential_types::Credentials::new("AKIDSTATIC", "secret", None, None, "test"), REGION);
+    match InvokeStream::new(sim.url(), fixed, options).drive(spec, CancellationToken::new(), None).await {
+        Err(LoadError::CredentialsExpired { endpoint, refused }) => {
+            assert_eq!(endpoint, "renewed");
+            assert!(refused > 0);
+        }
+        other => panic!("refusals left stop the run: {:?}", other.map(|run| run.totals.errors_by_code)),
+    }
+    sim.stop().await;
+}
+
 /// Streaming inputs that cannot work exit 2 before anything is deployed.
 #[tokio::test]
 async fn bad_streaming_inputs_exit_2_before_deploying() {
@@ -358,6 +428,8 @@ async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goo
         "goodput vs offered rate",
         "TTFT p99 vs offered rate",
         "output tokens/s vs offered rate",
+        "Output tokens/s per instance vs streams in flight per instance",
+        "TTFT p99 vs streams in flight per instance",
         "Token timings by percentile",
         "per million output tokens",
         "ConcurrentRequestsPerModel",

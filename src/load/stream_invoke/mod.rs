@@ -10,7 +10,12 @@
 //! Failures are data: an error before the stream (ModelError, throttling,
 //! 503…) by its status and `x-amzn-ErrorType`; a ModelStreamError or
 //! InternalStreamFailure mid-stream as an answered failure named by its
-//! exception type (and ModelStreamError's ErrorCode).
+//! exception type (and ModelStreamError's ErrorCode). A request refused
+//! before its stream because its credentials expired is sent again once they
+//! are renewed, as InvokeEndpoint's are
+//! ([`RequestSigner::resend_while_expired`]); refusals renewing could not
+//! answer stop the run ([`LoadError::CredentialsExpired`]), not counted as
+//! the endpoint's errors.
 
 pub mod events;
 pub mod figures;
@@ -147,6 +152,16 @@ impl Wire {
         let (outcome, message) = outcome.map_or_else(|e| e, |()| (Outcome::Success, String::new()));
         Read { outcome, timeline, ended: Instant::now(), message }
     }
+
+    /// [`Wire::one`], sent again newly signed while it is refused for
+    /// credentials that expired and renewing them brings others — the read
+    /// of the last send.
+    async fn one_renewing(&self, spec: &LoadSpec, index: usize, options: &StreamOptions, cancel: &CancellationToken) -> Read {
+        let generation = self.signer.generation();
+        let first = self.one(spec, index, options, cancel).await;
+        let resend = || async { Some(self.one(spec, index, options, cancel).await) };
+        self.signer.resend_while_expired(first, generation, |read| &read.outcome, resend).await
+    }
 }
 
 /// SageMaker's error name, from `x-amzn-ErrorType` ("Code:namespace…").
@@ -265,7 +280,7 @@ impl StreamStep {
     async fn serve(&self, job: Job) {
         let sent = Instant::now();
         let (index, _) = self.spec.payloads.pick_indexed(job.slot);
-        let read = self.wire.one(&self.spec, index, &self.options, &self.clock.cancel).await;
+        let read = self.wire.one_renewing(&self.spec, index, &self.options, &self.clock.cancel).await;
         self.clock.pacer.done();
         if self.clock.cancel.is_cancelled() {
             return;
@@ -307,7 +322,7 @@ impl Driver for InvokeStream {
         let cancel = CancellationToken::new();
         let payloads = spec.payloads.payloads();
         let reads: Vec<Read> = futures::stream::iter(0..payloads.len())
-            .map(|index| wire.one(spec, index, &self.options, &cancel))
+            .map(|index| wire.one_renewing(spec, index, &self.options, &cancel))
             .buffered(PREFLIGHT_AT_ONCE)
             .collect()
             .await;
@@ -366,6 +381,6 @@ impl Driver for InvokeStream {
         let mut run =
             LoadRun::collect(started_at, &step.spec, &step.clock.pacer, &step.clock.recorder, cancel.is_cancelled(), None);
         run.streaming = Some(crate::error::lock(&step.streams).clone());
-        Ok(run)
+        super::invoke::unless_credentials_expired(run, step.spec.target.endpoint.clone())
     }
 }
