@@ -31,11 +31,13 @@
 //!
 //! The managers, one module each:
 //!
-//! - [`vocab`]: the words they share — candidate, requirements, phase, probe.
+//! - [`vocab`]: the words they share — candidate, requirements, phase, probe
+//!   and its load (a rate, or streams in flight).
 //! - [`plan`]: a run's validated inputs.
 //! - [`engine`]: the session, the sizing run and the single load step.
 //! - [`step`]: the step manager — pure decision logic, two strategies for
-//!   instances and the serverless search beside them.
+//!   instances (searching rates, or streams in flight; both joined when the
+//!   peak names both) and the serverless search beside them.
 //! - [`environment`]: deploys candidates on SageMaker and tears them down.
 //! - [`load`]: open-model, coordinated-omission-free traffic, or a closed
 //!   loop; one process or a shard of several.

@@ -352,7 +352,9 @@ pub enum PlanError {
     BadConcurrencyWalk(Vec<u32>),
     #[error("--concurrency-walk is what a search by concurrency walks: add --peak-concurrency")]
     ConcurrencyWalkWithoutPeak,
-    #[error("--strategy perfsize walks rates only, as perfsizesagemaker does: search --peak-concurrency with --strategy adaptive")]
+    #[error(
+        "--strategy perfsize walks rates only, as perfsizesagemaker does: search --peak-concurrency with --strategy adaptive"
+    )]
     ConcurrencyWithPerfsize,
     #[error("{0} needs a peak rate: add --peak-tps (with --peak-concurrency, both are sized)")]
     NeedsPeakRate(&'static str),
@@ -679,16 +681,19 @@ impl Plan {
 
     /// The instance search: one per axis the peak names, joined when both.
     fn instance_strategy(&self) -> Box<dyn Strategy> {
+        let axes = self.peak.axes();
+        let joined = axes.len() > 1;
         let mut searches: Vec<Box<dyn Strategy>> =
-            self.peak.axes().into_iter().map(|(axis, peak)| self.axis_strategy(axis, peak)).collect();
+            axes.into_iter().map(|(axis, peak)| self.axis_strategy(axis, peak, joined)).collect();
         match searches.len() {
             1 => searches.remove(0),
             _ => Box::new(Joint::new(searches, self.priced_shapes())),
         }
     }
 
-    /// The instance search on `axis` for a peak of `peak` on it.
-    fn axis_strategy(&self, axis: Axis, peak: f64) -> Box<dyn Strategy> {
+    /// The instance search on `axis` for a peak of `peak` on it; `joined`
+    /// when another axis's search joins it.
+    fn axis_strategy(&self, axis: Axis, peak: f64, joined: bool) -> Box<dyn Strategy> {
         let s = &self.search;
         match (s.strategy, axis) {
             (StrategyKind::Adaptive, Axis::Rate) => Box::new(Adaptive::new(AdaptiveConfig {
@@ -703,6 +708,7 @@ impl Plan {
                 parallel: s.parallel,
                 max_utilization: s.max_utilization,
                 axis,
+                verify_all: joined,
             })),
             // Streams are whole: the search walks them, starting at the peak.
             (StrategyKind::Adaptive, Axis::Concurrency) => Box::new(Adaptive::new(AdaptiveConfig {
@@ -717,6 +723,7 @@ impl Plan {
                 parallel: s.parallel,
                 max_utilization: s.max_utilization,
                 axis,
+                verify_all: joined,
             })),
             // Plan::new refuses a concurrency search with perfsizesagemaker's strategy.
             (StrategyKind::Perfsize, _) => Box::new(Perfsize::new(PerfsizeConfig {
@@ -749,13 +756,29 @@ impl Plan {
     /// and how much of its start is warm-up: a rate profile for a rate, a
     /// closed loop for streams in flight.
     pub fn step_spec(&self, probe: &Probe, target: Target, step: u32) -> (LoadSpec, Duration) {
-        let (rate, warmup) = self.rate_profile(probe);
-        let spec = match probe.load {
-            Load::Rate(_) => self.traffic.load_spec(target, rate, warmup, step, &self.requirements),
-            // A closed loop has no ramp: the endurance ramp is spent warming up.
-            Load::Concurrency(streams) => self.traffic.closed_loop_spec(target, streams as usize, rate.length(), warmup),
-        };
-        (spec, warmup)
+        match probe.load {
+            Load::Rate(_) => {
+                let (rate, warmup) = self.rate_profile(probe);
+                (self.traffic.load_spec(target, rate, warmup, step, &self.requirements), warmup)
+            }
+            // A closed loop has no ramp: its streams open over the warm-up
+            // (so that they do not run in step), then it holds them.
+            Load::Concurrency(streams) => {
+                let spec =
+                    self.traffic.closed_loop_spec(target, streams as usize, self.step_length(probe), self.durations.warmup);
+                (spec, self.durations.warmup)
+            }
+        }
+    }
+
+    /// How long `probe`'s step drives traffic, warm-up (or ramp) included.
+    pub fn step_length(&self, probe: &Probe) -> Duration {
+        let d = &self.durations;
+        match (probe.load, probe.phase) {
+            (Load::Rate(_), _) => self.rate_profile(probe).0.length(),
+            (Load::Concurrency(_), Phase::Endurance) => d.warmup + d.endurance,
+            (Load::Concurrency(_), _) => d.warmup + d.step,
+        }
     }
 
     /// How long a probe drives traffic (warm-up included) and at what shape.
@@ -855,6 +878,80 @@ mod tests {
         assert_eq!(plan(100.0, Duration::from_secs(5)).floor_tps(), 4.0, "20 requests in a 5 s step");
         assert!((plan(100.0, Duration::from_secs(60)).floor_tps() - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(plan(10_000.0, Duration::from_secs(60)).floor_tps(), 10_000.0 / 1024.0);
+    }
+
+    fn streaming() -> Streaming {
+        use crate::vocab::{StreamLimits, TokenPace};
+        let limits = StreamLimits {
+            ttft_ms: Some(800.0),
+            token_pace: Some(TokenPace::InterTokenP99 { ms: 60.0 }),
+            e2e_ms: None,
+            min_tokens_per_second: None,
+        };
+        Streaming { requirements: StreamRequirements::new(limits, 95.0, 0.1).unwrap(), characters_per_token: 4.0 }
+    }
+
+    /// A streaming plan at `peak`, its search changed by `search`.
+    fn streaming_plan(peak: Peak, search: impl FnOnce(&mut Search)) -> Result<Plan, PlanError> {
+        let mut parts = testing::parts(10.0);
+        parts.peak = peak;
+        parts.streaming = Some(streaming());
+        if peak.tps().is_none() {
+            parts.day = None;
+        }
+        search(&mut parts.search);
+        Plan::new(parts)
+    }
+
+    #[test]
+    fn a_peak_of_streams_is_searched_in_whole_streams_up_to_what_holds_it_alone() {
+        let plan = streaming_plan(Peak::Concurrency(9), |_| {}).unwrap();
+        assert_eq!(plan.concurrency_walk(9.0), (1..=10).collect::<Vec<_>>(), "9 ÷ 0.9 streams hold the peak alone");
+        assert_eq!(plan.peak_tps(), None);
+        assert_eq!(plan.peak().label(), "9 streams");
+        assert_eq!(Peak::Both { tps: 2.0, streams: 8 }.label(), "2 TPS and 8 streams");
+        let walked = streaming_plan(Peak::Concurrency(9), |s| s.concurrency_walk = Some(vec![1, 2, 4, 8, 16])).unwrap();
+        assert_eq!(walked.concurrency_walk(9.0), [1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn a_closed_loop_step_opens_its_streams_over_the_warm_up_and_runs_the_steps_length() {
+        let plan = streaming_plan(Peak::Concurrency(9), |_| {}).unwrap();
+        let probe = Probe {
+            candidate: Fleet::new("ml.m5.large".parse().unwrap(), 1).candidate(),
+            load: Load::Concurrency(4),
+            phase: Phase::Search,
+        };
+        let target = Target { endpoint: "e".into(), runtime_url: "http://127.0.0.1:9".into() };
+        let (spec, warmup) = plan.step_spec(&probe, target, 1);
+        assert_eq!(warmup, Duration::from_secs(1));
+        assert_eq!(spec.length(), Duration::from_secs(6), "1 s warm-up + a 5 s step");
+        assert!(matches!(spec.pacing, Pacing::Closed(ClosedLoop { concurrency: 4, .. })));
+    }
+
+    #[test]
+    fn a_peak_of_streams_is_refused_where_it_cannot_be_sized() {
+        let refused = |peak, search: fn(&mut Search), streaming: bool| {
+            let mut parts = testing::parts(10.0);
+            parts.peak = peak;
+            parts.streaming = streaming.then(super::tests::streaming);
+            search(&mut parts.search);
+            Plan::new(parts).err()
+        };
+        assert_eq!(refused(Peak::Concurrency(8), |_| {}, false), Some(PlanError::ConcurrencyWithoutStream));
+        assert_eq!(refused(Peak::Concurrency(0), |_| {}, true), Some(PlanError::ZeroConcurrency));
+        assert_eq!(
+            refused(Peak::Concurrency(8), |s| s.strategy = StrategyKind::Perfsize, true),
+            Some(PlanError::ConcurrencyWithPerfsize)
+        );
+        assert_eq!(
+            refused(Peak::Concurrency(8), |s| s.concurrency_walk = Some(vec![0, 2]), true),
+            Some(PlanError::BadConcurrencyWalk(vec![0, 2]))
+        );
+        assert_eq!(
+            refused(Peak::Rate(8.0), |s| s.concurrency_walk = Some(vec![2]), true),
+            Some(PlanError::ConcurrencyWalkWithoutPeak)
+        );
     }
 
     #[test]

@@ -566,9 +566,12 @@ impl Load {
         self.axis() == other.axis() && (self.level() - other.level()).abs() < 1e-9
     }
 
-    /// "12.5 TPS" or "8 streams".
+    /// "12.5 TPS", "8 streams" or "1 stream".
     pub fn label(&self) -> String {
-        format!("{} {}", crate::format::trim_number(self.level()), self.axis().unit())
+        match self {
+            Load::Concurrency(1) => "1 stream".into(),
+            _ => format!("{} {}", crate::format::trim_number(self.level()), self.axis().unit()),
+        }
     }
 }
 

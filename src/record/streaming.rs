@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::result::StepResult;
+use crate::vocab::Load;
 use crate::vocab::StreamRequirements;
 
 const SECONDS_PER_HOUR: f64 = 3600.0;
@@ -129,16 +130,19 @@ fn recommendation(steps: &[StepResult], rec: RecommendedStreams, safety: f64) ->
     let stream = step.streaming.as_ref()?;
     let completed = (stream.token_counting.reported_streams + stream.token_counting.estimated_streams).max(1) as f64;
     let (output, input) = (stream.output_tokens as f64 / completed, stream.input_tokens as f64 / completed);
-    let littles_law = stream.e2e_ms.map(|e2e| (step.achieved_tps / step.instance_count as f64 * e2e.mean / 1000.0, littles_law()));
-    let scaling = streams_per_instance.map(|n| (n, "measured".to_string())).or(littles_law).map(|(per_instance, from)| {
-        ConcurrencyScaling {
+    // A closed loop held its streams; an open model's follow by Little's law.
+    let from_step = step.streams_per_instance().map(|n| match step.load() {
+        Load::Concurrency(_) => (n, "measured".to_string()),
+        Load::Rate(_) => (n, littles_law()),
+    });
+    let scaling =
+        streams_per_instance.map(|n| (n, "measured".to_string())).or(from_step).map(|(per_instance, from)| ConcurrencyScaling {
             metric: "ConcurrentRequestsPerModel".into(),
             concurrency_per_instance: round4(per_instance),
             concurrency_from: from,
             safety_factor: safety,
             target_value: round4(per_instance * safety),
-        }
-    });
+        });
     Some(StreamingRecommendation {
         output_tokens_per_request: round4(output),
         input_tokens_per_request: round4(input),

@@ -273,6 +273,9 @@ pub struct StepBrief {
     /// The disturbed step this one measures again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remeasure_of: Option<u32>,
+    /// A closed loop's streams always in flight (its `target_tps` is 0: it sets no rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub file: String,
@@ -296,6 +299,10 @@ impl From<&StepResult> for StepBrief {
             goodput_percent: s.streaming.as_ref().map(|st| st.goodput_percent),
             disturbed: s.disturbance.is_some(),
             remeasure_of: s.remeasure_of,
+            concurrency: match s.load() {
+                Load::Concurrency(streams) => Some(streams),
+                Load::Rate(_) => None,
+            },
             started_at: s.started_at,
             ended_at: s.ended_at,
             file: super::RunDir::step_file(s),

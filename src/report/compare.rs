@@ -95,8 +95,8 @@ fn capacity_figure(before: &TypeOutcome, now: Option<&TypeOutcome>, r: f64) -> F
     let (b, c) = (before.summary.capacity, now.and_then(|t| t.summary.capacity));
     let mut f = figure(
         "capacity",
-        format!("max TPS per instance, {}", before.summary.label()),
-        "TPS",
+        format!("max {} per instance, {}", b.map_or("TPS", |c| c.unit()), before.summary.label()),
+        b.map_or("TPS", |c| c.unit()),
         Better::Higher,
         b.map(|c| c.at_least),
         c.map(|c| c.at_least),
@@ -106,7 +106,7 @@ fn capacity_figure(before: &TypeOutcome, now: Option<&TypeOutcome>, r: f64) -> F
         f.regressed = false;
     }
     if b.is_some_and(|c| !c.is_bracketed()) || c.is_some_and(|c| !c.is_bracketed()) {
-        let show = |c: Option<Capacity>| c.map_or("–".to_string(), |c| format!("{} TPS", c.figure()));
+        let show = |c: Option<Capacity>| c.map_or("–".to_string(), |c| format!("{} {}", c.figure(), c.unit()));
         f.note = Some(format!("{} → {} (≥: a lower bound)", show(b), show(c)));
     }
     // Searched now and sustaining nothing, where it sustained a rate before.

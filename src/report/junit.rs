@@ -9,14 +9,14 @@
 use std::fmt::Write;
 
 use super::RunData;
-use crate::format::{trim_number, xml_escape as escape};
+use crate::format::xml_escape as escape;
 use crate::result::{Miss, StepResult};
 use crate::vocab::Phase;
 
 /// What a step measured, without its place in the run: the same name in
 /// every build, so Jenkins can trend it.
 fn case_name(step: &StepResult) -> String {
-    format!("{} {} x{} at {} TPS", step.phase.as_str(), step.instance_type, step.instance_count, trim_number(step.target_tps))
+    format!("{} {} x{} at {}", step.phase.as_str(), step.instance_type, step.instance_count, step.load().label())
 }
 
 /// Whether a step missed only requirements — what a search is there to find.

@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 
 use super::charts::Chart;
 use super::page_charts::{anchor, distribution_chart, latency_series_chart, overview_charts, rate_chart};
-use super::stream_charts;
 use super::scaling_page::ScalingSection;
 use super::serverless_page::ServerlessSection;
+use super::stream_charts;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::load::AsyncFigures;
@@ -28,7 +28,7 @@ use crate::result::cloudwatch::{AsyncServerMetrics, ServerLatency};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
 use crate::s3::Buckets;
 use crate::step::Capacity;
-use crate::vocab::{Phase, Requirements};
+use crate::vocab::{Axis, Phase, Requirements};
 
 /// The run's report page.
 pub fn render_report(data: &RunData) -> Result<String, askama::Error> {
@@ -221,12 +221,7 @@ fn run_seconds(data: &RunData) -> f64 {
 
 /// "p99 ≤ 500 ms and errors ≤ 0.1% at 100 TPS".
 fn requirements_sentence(r: &Requirements, peak: &str) -> String {
-    format!(
-        "{} ≤ {} ms and errors ≤ {} at {peak}",
-        r.percentile_label(),
-        trim_number(r.latency_ms),
-        percent(r.max_error_percent)
-    )
+    format!("{} ≤ {} ms and errors ≤ {} at {peak}", r.percentile_label(), trim_number(r.latency_ms), percent(r.max_error_percent))
 }
 
 fn verdict_view(data: &RunData) -> VerdictView {
@@ -266,9 +261,9 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
     let verified = rec.verified_by_step.and_then(|index| data.steps.iter().find(|s| s.index == index)).map(|step| StepLink {
         anchor: anchor(step.index),
         label: format!(
-            "step {}: {} TPS for {}, {} {} ms, {} errors",
+            "step {}: {} for {}, {} {} ms, {} errors",
             step.index,
-            tps(step.target_tps),
+            step.load().label(),
             duration(step.duration_seconds),
             step.requirements.percentile_label(),
             step.judged_latency_ms.map_or("–".into(), ms),
@@ -279,7 +274,7 @@ fn recommendation_view(rec: &Recommendation, data: &RunData) -> RecommendationVi
         fact("per hour", money(rec.cost_per_hour)),
         fact("per month", money(rec.cost_per_month)),
         fact("per million inferences at peak", money(rec.cost_per_million_inferences)),
-        fact("max TPS per instance, measured", capacity_fact(&rec.capacity)),
+        fact(format!("max {} per instance, measured", rec.capacity.unit()), capacity_fact(&rec.capacity)),
     ];
     if let Some(a) = &rec.asynchronous {
         figures.extend(async_facts(a));
@@ -305,11 +300,14 @@ fn scaling_summary(advice: &ScalingAdvice, capacity: &Capacity) -> String {
     let bound = if capacity.is_bracketed() { "" } else { ", a lower bound: the target is conservative" };
     match advice {
         ScalingAdvice::Invocations(a) => format!(
-            "Target tracking on {}: {} invocations per instance per minute ({} of the measured {} TPS per instance{bound}), from {} to {} instances.",
+            "Target tracking on {}: {} invocations per instance per minute ({} of {}), from {} to {} instances.",
             a.metric,
             a.target_invocations_per_instance,
             percent(a.safety_factor * 100.0),
-            capacity.figure(),
+            match capacity.axis {
+                Axis::Rate => format!("the measured {} TPS per instance{bound}", capacity.figure()),
+                Axis::Concurrency => format!("the rate one instance completed holding {} streams", capacity.figure()),
+            },
             a.min_instances,
             a.max_instances
         ),
@@ -603,7 +601,7 @@ fn run_facts(data: &RunData) -> Vec<Fact> {
 
 /// "step 13 · search · ml.m5.large × 1 at 95 TPS".
 fn step_heading(s: &StepResult) -> String {
-    format!("step {} · {} · {} at {} TPS", s.index, s.phase.as_str(), configuration(s), tps(s.target_tps))
+    format!("step {} · {} · {} at {}", s.index, s.phase.as_str(), configuration(s), s.load().label())
 }
 
 /// What a step ran on: `ml.m5.large × 2`, or the serverless configuration.

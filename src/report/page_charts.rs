@@ -133,8 +133,13 @@ fn latency_vs_rate_charts(data: &RunData) -> Vec<Chart> {
     let y = latency_axis(latencies, r.latency_ms, "latency, ms");
     // Room on the right: the last probes sit at the peak, often on the capacity line.
     let x = Axis::linear(0.0, max_rate * 1.05, "offered rate, TPS", compact);
-    let capacity: BTreeMap<String, Capacity> =
-        data.summary.types.iter().filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.capacity?))).collect();
+    // Only a capacity in TPS goes on a rate axis (not one in streams in flight).
+    let capacity: BTreeMap<String, Capacity> = data
+        .summary
+        .types
+        .iter()
+        .filter_map(|t| Some((t.summary.instance_type.to_string(), t.summary.capacity.filter(|c| c.axis.is_rate())?)))
+        .collect();
     groups
         .into_iter()
         .map(|((instance_type, count), mut steps)| {

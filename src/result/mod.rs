@@ -618,14 +618,11 @@ impl StepResult {
 
     /// A file name that sorts in run order and says what the step was.
     pub fn file_name(&self) -> String {
-        format!(
-            "{:03}-{}-{}-x{}-{}tps.json",
-            self.index,
-            self.phase.as_str(),
-            self.instance_type,
-            self.instance_count,
-            trim_number(self.target_tps)
-        )
+        let load = match self.load() {
+            Load::Rate(tps) => format!("{}tps", trim_number(tps)),
+            Load::Concurrency(streams) => format!("{streams}streams"),
+        };
+        format!("{:03}-{}-{}-x{}-{load}.json", self.index, self.phase.as_str(), self.instance_type, self.instance_count)
     }
 }
 

@@ -58,6 +58,10 @@ pub struct AdaptiveConfig {
     /// What the search walks: rates, or streams in flight (then every
     /// "rate" here is a number of streams, and the walk is whole numbers).
     pub axis: Axis,
+    /// Verify every shape rather than drop those that cannot beat the
+    /// cheapest verified one: a search joined with another on a second
+    /// axis does not know which shape is cheapest on both.
+    pub verify_all: bool,
 }
 
 /// How far above the rate one instance needs to hold the peak the winner's
@@ -254,7 +258,7 @@ impl Adaptive {
                 continue;
             };
             let bound = self.lower_bound(lane);
-            if bound >= best_cost {
+            if bound >= best_cost && !self.config.verify_all {
                 let what = match lane.stage {
                     Stage::Waiting => "not searched".to_string(),
                     _ => format!("dropped after measuring {} rates", lane.tried.len() + lane.bracket.decisions()),
@@ -306,7 +310,11 @@ impl Adaptive {
             Stage::Waiting => self.lanes[i].stage = Stage::Searching,
             Stage::Searching if !self.search_over(lane) => {
                 let rate = self.search_rate(lane).expect("the search is not over");
-                return Some(Probe { candidate: lane.shape.candidate(), load: self.config.axis.load(rate), phase: Phase::Search });
+                return Some(Probe {
+                    candidate: lane.shape.candidate(),
+                    load: self.config.axis.load(rate),
+                    phase: Phase::Search,
+                });
             }
             Stage::Searching => {
                 self.lanes[i].stage = match lane.bracket.best() {
@@ -424,8 +432,9 @@ impl Strategy for Adaptive {
                         Some(next) => Stage::Verifying { count: next, attempt: attempt + 1 },
                         None => Stage::Failed {
                             verdict: format!(
-                                "{} TPS per instance, but endurance at peak failed with {}",
+                                "{} {} per instance, but endurance at peak failed with {}",
                                 self.lanes[i].max_tps.map(trim_number).unwrap_or_default(),
+                                self.config.axis.unit(),
                                 self.lanes[i]
                                     .tried
                                     .iter()
@@ -446,9 +455,7 @@ impl Strategy for Adaptive {
         let best = self.best();
         let recommendation = best.map(|(_, count, i)| Recommended {
             candidate: self.lanes[i].shape.with_count(count),
-            capacity: self
-                .capacity(i)
-                .unwrap_or(Capacity::bound(self.config.peak_tps / count as f64).on(self.config.axis)),
+            capacity: self.capacity(i).unwrap_or(Capacity::bound(self.config.peak_tps / count as f64).on(self.config.axis)),
         });
         let types = (0..self.lanes.len()).map(|i| self.summarise(i, best.map(|(_, _, lane)| lane))).collect();
         Conclusion { recommendation, types, serverless: None }
@@ -536,6 +543,7 @@ mod tests {
             parallel: 1,
             max_utilization: 1.0,
             axis: Axis::Rate,
+            verify_all: false,
         }
     }
 
@@ -742,6 +750,27 @@ mod tests {
         let labels: Vec<String> = conclusion.types.iter().map(TypeSummary::label).collect();
         assert_eq!(labels, ["ml.c5.large (1 at once)", "ml.c5.large (2 at once)"]);
         assert!(conclusion.types[1].verdict.ends_with("recommended"), "{}", conclusion.types[1].verdict);
+    }
+
+    #[test]
+    fn on_the_concurrency_axis_the_search_walks_whole_streams_and_counts_them() {
+        // One m5.large holds 5 streams within the limits; the peak is 12 streams.
+        let mut world = World::new(&[("ml.m5.large", 5.0)]);
+        let cfg = AdaptiveConfig {
+            axis: Axis::Concurrency,
+            start_tps: 12.0,
+            tps_walk: Some((1..=12).map(f64::from).collect()),
+            ..config(12.0, &[("ml.m5.large", 0.115)])
+        };
+        let rec = world.run(&mut Adaptive::new(cfg)).recommendation.expect("5 streams an instance hold 12 with three");
+        assert_eq!(rec.candidate.count, 3);
+        assert_eq!((rec.capacity.at_least, rec.capacity.below, rec.capacity.axis), (5.0, Some(6.0), Axis::Concurrency));
+        assert!(
+            world.log.iter().all(|p| matches!(p.load, vocab::Load::Concurrency(n) if (1..=12).contains(&n))),
+            "every probe is a whole number of streams: {:?}",
+            world.log
+        );
+        assert!(world.log.iter().any(|p| p.phase == Phase::Endurance && p.load == vocab::Load::Concurrency(12)));
     }
 
     fn user_walk() -> Vec<f64> {

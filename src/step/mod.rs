@@ -153,6 +153,14 @@ impl Capacity {
         Capacity { axis, ..self }
     }
 
+    /// Why a bound is only a bound.
+    pub fn unmeasured_beyond(&self) -> &'static str {
+        match self.axis {
+            Axis::Rate => "no higher rate was measured",
+            Axis::Concurrency => "no more streams were measured",
+        }
+    }
+
     /// The unit of the figures: "TPS" or "streams".
     pub fn unit(&self) -> &'static str {
         self.axis.unit()
@@ -179,7 +187,7 @@ impl Capacity {
         let unit = self.unit();
         match self.below {
             Some(below) => format!("{} {unit} (fails at {})", tps(self.at_least), tps(below)),
-            None => format!("≥ {} {unit} (a lower bound: nothing higher was measured)", tps(self.at_least)),
+            None => format!("≥ {} {unit} (a lower bound: {})", tps(self.at_least), self.unmeasured_beyond()),
         }
     }
 }

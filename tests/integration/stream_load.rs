@@ -323,6 +323,25 @@ async fn bad_streaming_inputs_exit_2_before_deploying() {
         assert_eq!(code, exit::USAGE, "{extra:?}: {message}");
         assert!(message.contains(says), "{extra:?}: {message}");
     }
+    let sizing = ["--simulate", "--type-walk", "ml.g5.xlarge", "--results-dir", "/nonexistent/never-written"];
+    let stream = ["--stream", "--ttft-p99-ms", "100", "--prompt-tokens", "10"];
+    for (extra, says) in [
+        (&["--peak-concurrency", "8"][..], "--stream"),
+        (&["--peak-concurrency", "0", "--stream", "--ttft-p99-ms", "100"][..], "number of streams"),
+        (&["--peak-tps", "2", "--concurrency-walk", "2,4", "--stream", "--ttft-p99-ms", "100"][..], "--peak-concurrency"),
+        (&["--peak-concurrency", "8", "--strategy", "perfsize"][..], "--strategy adaptive"),
+        (&["--peak-concurrency", "8", "--traffic-profile", "peak-hours=4,off-peak-tps=1"][..], "--peak-tps"),
+        (&["--peak-concurrency", "8", "--type-walk", "serverless:2048"][..], "peak rate"),
+    ] {
+        let mut args = sizing.to_vec();
+        args.extend_from_slice(extra);
+        if extra.contains(&"--strategy") || extra.contains(&"--traffic-profile") || extra.contains(&"serverless:2048") {
+            args.extend_from_slice(&stream);
+        }
+        let (code, message) = crate::cli::perfsize(&args).await;
+        assert_eq!(code, exit::USAGE, "{extra:?}: {message}");
+        assert!(message.contains(says), "{extra:?}: {message}");
+    }
 }
 
 /// An LLM profile for sizing: ml.g5.xlarge serves one stream at a time
@@ -346,100 +365,6 @@ weights_memory_percent = 50.0
 [llm.instance_types."ml.g5.xlarge"]
 max_batch = 1
 "#;
-
-#[tokio::test]
-async fn simulated_stream_sizing_recommends_the_type_cheapest_per_token_with_goodput_cost_and_scaling_target() {
-    let _turn = traffic_turn().await;
-    let dir = crate::cli::scratch("stream-sizing");
-    let profile = dir.join("profile.toml");
-    std::fs::write(&profile, SIZING_PROFILE).unwrap();
-    let results = dir.join("results");
-    let args = [
-        "--simulate",
-        "--sim-profile",
-        profile.to_str().unwrap(),
-        "--stream",
-        "--prompt-tokens",
-        "32",
-        "--output-tokens",
-        "16",
-        "--ttft-p99-ms",
-        "400",
-        "--itl-p99-ms",
-        "100",
-        "--goodput",
-        "95",
-        "--peak-tps",
-        "8",
-        "--type-walk",
-        "ml.g5.xlarge,ml.g5.2xlarge",
-        "--duration",
-        "2s",
-        "--warmup",
-        "0.5s",
-        "--endurance-duration",
-        "3s",
-        "--results-dir",
-        results.to_str().unwrap(),
-    ];
-    let (code, error) = crate::cli::perfsize(&args).await;
-    let run = std::fs::read_dir(&results).unwrap().next().expect("one run directory").unwrap().path();
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-    let steps: String = summary["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {}×{} @{} goodput {} {}\n",
-                s["phase"], s["instance_type"], s["instance_count"], s["target_tps"], s["goodput_percent"], s["reasons"]
-            )
-        })
-        .collect();
-    assert_eq!(code, exit::OK, "{error}\n{steps}");
-    // 8 streams a second of 16 tokens at 15 ms a step: one xlarge holds one
-    // at a time (about 4/s), so it needs several; one 2xlarge batches them all.
-    assert_eq!(summary["recommendation"]["instance_type"], "ml.g5.2xlarge", "{steps}");
-    let streaming = &summary["streaming"];
-    assert_eq!(streaming["requirements"]["goodput_percent"], 95.0);
-    assert!(summary["steps"].as_array().unwrap().iter().all(|s| s["goodput_percent"].is_number()), "{steps}");
-    let rec = &streaming["recommendation"];
-    assert_eq!(rec["output_tokens_per_request"], 16.0, "the container reports 16 tokens a stream");
-    let per_hour = summary["recommendation"]["cost_per_hour"].as_f64().unwrap();
-    let per_million = rec["cost_per_million_output_tokens"].as_f64().unwrap();
-    assert!((per_million - per_hour / (16.0 * 8.0 * 3600.0) * 1e6).abs() < 1e-3, "{rec}");
-    assert!(rec["cost_per_million_input_tokens"].as_f64().unwrap() > 0.0, "{rec}");
-    let scaling = &rec["scaling"];
-    assert_eq!(scaling["metric"], "ConcurrentRequestsPerModel");
-    let held = scaling["concurrency_per_instance"].as_f64().unwrap();
-    assert!(held > 0.5, "streams held per instance at the highest passing rate: {scaling}");
-    let target = scaling["target_value"].as_f64().unwrap();
-    assert!((target - held * scaling["safety_factor"].as_f64().unwrap()).abs() < 1e-3, "{scaling}");
-    let candidates = streaming["candidates"].as_array().unwrap();
-    assert_eq!(candidates[0]["instance_type"], "ml.g5.2xlarge", "cheapest per million output tokens first: {candidates:?}");
-    // summary.json stays valid against its schema.
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let problems: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(problems.is_empty(), "{problems:?}");
-    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
-    for shown in [
-        "goodput vs offered rate",
-        "TTFT p99 vs offered rate",
-        "output tokens/s vs offered rate",
-        "Output tokens/s per instance vs streams in flight per instance",
-        "TTFT p99 vs streams in flight per instance",
-        "Token timings by percentile",
-        "per million output tokens",
-        "ConcurrentRequestsPerModel",
-        "requests met every limit",
-    ] {
-        assert!(report.contains(shown), "report.html shows {shown}");
-    }
-    // Nothing leaked: the run tore down every endpoint it deployed.
-    assert!(summary.get("leftovers").is_none(), "{summary}");
-}
 
 /// `perfsize load --stream` by concurrency, OpenAI chat prompts: the step
 /// says its goodput, its token counts (reported by the `usage` chunk) and
@@ -496,4 +421,114 @@ async fn perfsize_load_streams_chat_prompts_at_a_concurrency() {
         assert!(stream[figure]["p99"].as_f64().unwrap() > 0.0, "{figure}: {stream:#}");
     }
     assert_eq!(step["load_model"]["kind"], "closed-loop");
+}
+
+/// A peak of streams in flight and a peak rate, sized in one run: each
+/// searched on its own axis — closed loops of whole streams for the first —
+/// and the configuration recommended holds both.
+#[tokio::test]
+async fn simulated_sizing_by_streams_in_flight_and_rate_recommends_what_holds_both() {
+    let _turn = traffic_turn().await;
+    let dir = crate::cli::scratch("stream-concurrency-sizing");
+    let profile = dir.join("profile.toml");
+    std::fs::write(&profile, SIZING_PROFILE).unwrap();
+    let results = dir.join("results");
+    let args = [
+        "--simulate",
+        "--sim-profile",
+        profile.to_str().unwrap(),
+        "--stream",
+        "--prompt-tokens",
+        "32",
+        "--output-tokens",
+        "16",
+        "--ttft-p99-ms",
+        "400",
+        "--itl-p99-ms",
+        "100",
+        "--peak-concurrency",
+        "6",
+        "--peak-tps",
+        "2",
+        "--type-walk",
+        "ml.g5.xlarge,ml.g5.2xlarge",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        "--endurance-duration",
+        "2s",
+        "--endurance-retries",
+        "1",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    let (code, error) = crate::cli::perfsize(&args).await;
+    let run = std::fs::read_dir(&results).unwrap().next().expect("one run directory").unwrap().path();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let steps = summary["steps"].as_array().unwrap();
+    let trace: String = steps
+        .iter()
+        .map(|s| format!("{} {}×{} {} {}\n", s["phase"], s["instance_type"], s["instance_count"], s["file"], s["passed"]))
+        .collect();
+    assert_eq!(code, exit::OK, "{error}\n{trace}");
+    // One xlarge decodes one stream at a time: 2/s takes one, but 6
+    // streams in flight take more than three. One 2xlarge batches them all.
+    assert_eq!(summary["recommendation"]["instance_type"], "ml.g5.2xlarge", "{trace}");
+    assert_eq!(summary["recommendation"]["instance_count"], 1, "{trace}");
+    assert_eq!((summary["peak_tps"].as_f64(), summary["peak_concurrency"].as_u64()), (Some(2.0), Some(6)));
+    let on_disk: Vec<String> = std::fs::read_dir(run.join("steps"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert!(on_disk.iter().any(|n| n.ends_with("tps.json")), "the rate search ran: {on_disk:?}");
+    assert!(on_disk.iter().any(|n| n.ends_with("streams.json")), "and the search by streams: {on_disk:?}");
+    let types = summary["types"].as_array().unwrap();
+    let streams_capacity = types
+        .iter()
+        .find(|t| t["instance_type"] == "ml.g5.xlarge" && t["capacity"]["axis"] == "concurrency")
+        .map(|t| t["capacity"]["at_least"].as_f64().unwrap());
+    // The second stream waits out the first (16 steps of 15 ms) within the
+    // 400 ms TTFT limit; a third waits twice as long.
+    assert_eq!(streams_capacity, Some(2.0), "one xlarge holds two streams within the limits: {types:?}");
+    let streaming = &summary["streaming"];
+    assert_eq!(streaming["requirements"]["goodput_percent"], 95.0);
+    assert!(steps.iter().all(|s| s["goodput_percent"].is_number()), "{trace}");
+    let rec = &streaming["recommendation"];
+    assert_eq!(rec["output_tokens_per_request"], 16.0, "the container reports 16 tokens a stream");
+    let per_hour = summary["recommendation"]["cost_per_hour"].as_f64().unwrap();
+    let per_million = rec["cost_per_million_output_tokens"].as_f64().unwrap();
+    assert!((per_million - per_hour / (16.0 * 2.0 * 3600.0) * 1e6).abs() < 1e-3, "at the peak rate: {rec}");
+    assert!(rec["cost_per_million_input_tokens"].as_f64().unwrap() > 0.0, "{rec}");
+    let scaling = &rec["scaling"];
+    assert_eq!(scaling["metric"], "ConcurrentRequestsPerModel");
+    assert_eq!(scaling["concurrency_from"], "measured", "{scaling}");
+    let held = scaling["concurrency_per_instance"].as_f64().unwrap();
+    assert!(held >= 6.0, "one 2xlarge held the peak's streams: {scaling}");
+    assert!((scaling["target_value"].as_f64().unwrap() - held * scaling["safety_factor"].as_f64().unwrap()).abs() < 1e-3);
+    let candidates = streaming["candidates"].as_array().unwrap();
+    assert_eq!(candidates[0]["instance_type"], "ml.g5.2xlarge", "cheapest per million output tokens first: {candidates:?}");
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/resources/summary.schema.json"))).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let problems: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for shown in [
+        "2 TPS and 6 streams",
+        "goodput vs offered rate",
+        "TTFT p99 vs offered rate",
+        "output tokens/s vs offered rate",
+        "Output tokens/s per instance vs streams in flight per instance",
+        "TTFT p99 vs streams in flight per instance",
+        "Token timings by percentile",
+        "per million output tokens",
+        "ConcurrentRequestsPerModel",
+        "requests met every limit",
+    ] {
+        assert!(report.contains(shown), "report.html shows {shown}");
+    }
+    // Nothing leaked: the run tore down every endpoint it deployed.
+    assert!(summary.get("leftovers").is_none(), "{summary}");
 }

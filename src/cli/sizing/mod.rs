@@ -20,8 +20,8 @@ use crate::engine::Pace;
 use crate::engine::sizing::{self, Earlier, RunSetup};
 use crate::environment::{ModelSource, RunId};
 use crate::plan::{
-    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Peak, Plan, PlanParts, ScalingProcedure, ScalingTest,
-    Search, ServerlessWalk,
+    AWS_SERVERLESS_IDLE, Asynchronous, DEFAULT_MAX_CONCURRENCY_WALK, Durations, Peak, Plan, PlanParts, ScalingProcedure,
+    ScalingTest, Search, ServerlessWalk,
 };
 use crate::record::{RunDir, RunLock};
 use crate::s3::Buckets;

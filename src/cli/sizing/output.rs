@@ -109,11 +109,12 @@ pub fn conclusion_text(summary: &Summary, dir: &Path) -> String {
             ));
             let capacity = &rec.capacity;
             out.push_str(&format!(
-                "  one instance sustains {} TPS within the requirements ({}); auto-scaling: target {}{}, {}–{} instances\n",
+                "  one instance sustains {} {} within the requirements ({}); auto-scaling: target {}{}, {}–{} instances\n",
                 capacity.figure(),
+                capacity.unit(),
                 match capacity.below {
                     Some(below) => format!("fails at {}", tps(below)),
-                    None => "a lower bound: no higher rate was measured".into(),
+                    None => format!("a lower bound: {}", capacity.unmeasured_beyond()),
                 },
                 rec.autoscaling.target_text(),
                 if capacity.is_bracketed() { "" } else { " (built on the bound: conservative)" },

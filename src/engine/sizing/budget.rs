@@ -26,12 +26,11 @@ impl<E: Environment, D: Driver> Sizing<'_, E, D> {
 
     /// Whether starting `probe` could take the run past --max-test-cost.
     pub(super) fn over_budget(&self, probe: &Probe, lanes: &BTreeMap<Lane, Deployed>) -> Option<String> {
-        let (profile, _) = self.plan.rate_profile(probe);
         let current = lanes.get(&probe.candidate.lane()).map(|d| &d.candidate);
         // A lane's endpoint bills already: only what the probe adds to it counts.
         let added_per_hour = (self.plan.hourly(&probe.candidate) - current.map_or(0.0, |c| self.plan.hourly(c))).max(0.0);
         let waiting = if current == Some(&probe.candidate) { Duration::ZERO } else { self.pace.deploy_estimate };
-        self.would_exceed(added_per_hour, profile.length() + waiting, || {
+        self.would_exceed(added_per_hour, self.plan.step_length(probe) + waiting, || {
             format!("the next step ({} at {})", probe.candidate, probe.load.label())
         })
     }

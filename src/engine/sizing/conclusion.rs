@@ -10,8 +10,8 @@ use crate::cost::{HOURS_PER_MONTH, S3Work, Spend};
 use crate::environment::{Autoscaler, Environment};
 use crate::load::{Cleanup, Driver};
 use crate::record::{
-    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RunObjects, RunStatus, ScalingAdvice,
-    RecommendedStreams, ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome, recommended_kind,
+    AsyncRecommendation, Autoscaling, BacklogAutoscaling, Leftovers, Recommendation, RecommendedStreams, RunObjects, RunStatus,
+    ScalingAdvice, ScalingVerdict, StepBrief, StreamingSummary, Summary, TypeOutcome, recommended_kind,
 };
 use crate::result::StepResult;
 use crate::scaling::{Cooldowns, MeasuredCapacity, Policy, ScalingMetric};
@@ -113,13 +113,9 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         let serverless =
             conclusion.serverless.as_ref().zip(day).map(|(c, day)| super::serverless::outcome(self.plan, day, c, steps));
         let serverless_rec = serverless.as_ref().and_then(|s| s.recommended.as_ref());
-        let comparison = recommendation
-            .as_ref()
-            .zip(serverless_rec)
-            .zip(day)
-            .map(|((i, s), day)| {
-                super::serverless::comparison(self.plan, day, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s)
-            });
+        let comparison = recommendation.as_ref().zip(serverless_rec).zip(day).map(|((i, s), day)| {
+            super::serverless::comparison(self.plan, day, i, tested_minimum(ScalingMetric::Invocations, scaling.as_ref()), s)
+        });
         let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
         let streaming = self.plan.streaming().map(|streaming| {
             let recommended = recommendation.as_ref().zip(conclusion.recommendation.as_ref()).and_then(|(r, rec)| {

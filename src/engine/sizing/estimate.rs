@@ -51,11 +51,8 @@ pub fn estimate(plan: &Plan, simulated: bool, pace: &Pace) -> String {
     ));
     // Endurance runs try the count the peak needs, then up to `retries`
     // more, on each axis the peak names.
-    let counts: Vec<u32> = peak
-        .axes()
-        .iter()
-        .flat_map(|_| ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries)
-        .collect();
+    let counts: Vec<u32> =
+        peak.axes().iter().flat_map(|_| ASSUMED_MAX_INSTANCES..=ASSUMED_MAX_INSTANCES + s.endurance_retries).collect();
     let (mut total_steps, mut total_endurance, mut total_hours, mut total_dollars) = (0usize, 0usize, 0.0, 0.0);
     // Each shape (a type, at each MaxConcurrentInvocationsPerInstance of an
     // asynchronous walk) is searched on its own.

@@ -295,7 +295,10 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             // Blaming the endpoint would be wrong, and so would any answer.
             self.progress
                 .line(format!("stopping: the load generator cannot keep up with {} on this machine", probe.load.label()));
-            st.fail(SizingError::Generator { tps: probe.load.level(), slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
+            st.fail(
+                SizingError::Generator { tps: probe.load.level(), slip_p99_ms: step.generator.slip_p99_ms },
+                &shared.run_cancel,
+            );
         } else if behind && self.may_measure_again(&probe, st, shared) {
             st.generator_retries.insert(probe_key(&probe), retries + 1);
             self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
