@@ -695,38 +695,30 @@ impl Plan {
     /// when another axis's search joins it.
     fn axis_strategy(&self, axis: Axis, peak: f64, joined: bool) -> Box<dyn Strategy> {
         let s = &self.search;
-        match (s.strategy, axis) {
-            (StrategyKind::Adaptive, Axis::Rate) => Box::new(Adaptive::new(AdaptiveConfig {
-                peak_tps: peak,
-                types: self.priced_shapes(),
-                start_tps: s.start_tps,
-                floor_tps: self.floor_tps(),
-                resolution: s.tps_resolution,
-                tps_walk: s.tps_walk.clone(),
-                count_walk: s.count_walk.clone(),
-                endurance_retries: s.endurance_retries,
-                parallel: s.parallel,
-                max_utilization: s.max_utilization,
-                axis,
-                verify_all: joined,
-            })),
-            // Streams are whole: the search walks them, starting at the peak.
-            (StrategyKind::Adaptive, Axis::Concurrency) => Box::new(Adaptive::new(AdaptiveConfig {
-                peak_tps: peak,
-                types: self.priced_shapes(),
-                start_tps: peak,
-                floor_tps: 1.0,
-                resolution: s.tps_resolution,
-                tps_walk: Some(self.concurrency_walk(peak).into_iter().map(f64::from).collect()),
-                count_walk: s.count_walk.clone(),
-                endurance_retries: s.endurance_retries,
-                parallel: s.parallel,
-                max_utilization: s.max_utilization,
-                axis,
-                verify_all: joined,
-            })),
+        match s.strategy {
+            StrategyKind::Adaptive => {
+                let (start_tps, floor_tps, tps_walk) = match axis {
+                    Axis::Rate => (s.start_tps, self.floor_tps(), s.tps_walk.clone()),
+                    // Streams are whole: the search walks them, starting at the peak.
+                    Axis::Concurrency => (peak, 1.0, Some(self.concurrency_walk(peak).into_iter().map(f64::from).collect())),
+                };
+                Box::new(Adaptive::new(AdaptiveConfig {
+                    peak_tps: peak,
+                    types: self.priced_shapes(),
+                    start_tps,
+                    floor_tps,
+                    resolution: s.tps_resolution,
+                    tps_walk,
+                    count_walk: s.count_walk.clone(),
+                    endurance_retries: s.endurance_retries,
+                    parallel: s.parallel,
+                    max_utilization: s.max_utilization,
+                    axis,
+                    verify_all: joined,
+                }))
+            }
             // Plan::new refuses a concurrency search with perfsizesagemaker's strategy.
-            (StrategyKind::Perfsize, _) => Box::new(Perfsize::new(PerfsizeConfig {
+            StrategyKind::Perfsize => Box::new(Perfsize::new(PerfsizeConfig {
                 peak_tps: peak,
                 types: self.shapes(),
                 // Plan::new gave the perfsize strategy its default walks.

@@ -42,7 +42,7 @@ pub struct LoadArgs {
     /// Target rate, requests per second (open model: each request at its own time).
     #[arg(long, value_parser = parse_positive, value_name = "TPS", required_unless_present = "concurrency")]
     pub tps: Option<f64>,
-    /// Closed loop instead: N requests always in flight, each starting the next when it ends.
+    /// Closed loop instead: N requests always in flight, each starting the next when it ends; the N open one by one over the warm-up.
     #[arg(long, value_name = "N", conflicts_with_all = ["tps", "ramp", "max_in_flight"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Option<u32>,
     /// How long to measure, after the warm-up.

@@ -3,7 +3,7 @@
 //! joined: a configuration is recommended when it holds both peaks, at the
 //! larger of the counts the two searches verified.
 
-use super::{Conclusion, Next, Outcome, Recommended, Strategy, TypeSummary};
+use super::{Conclusion, Next, Outcome, Recommended, Strategy};
 use crate::vocab::{Fleet, Lane, Probe};
 
 /// Searches that each size the same shapes on their own axis.
@@ -32,7 +32,7 @@ impl Joint {
     fn recommendation(&self, conclusions: &[Conclusion]) -> Option<Recommended> {
         let first = conclusions.first()?;
         let joint = first.types.iter().filter_map(|summary| {
-            let shape = shape(summary);
+            let shape = summary.shape();
             let counts: Option<Vec<u32>> = conclusions.iter().map(|c| verified_count(c, &shape)).collect();
             let count = counts?.into_iter().max()?;
             let cost = self.price(&shape) * f64::from(count);
@@ -80,13 +80,9 @@ impl Strategy for Joint {
     }
 }
 
-fn shape(summary: &TypeSummary) -> Fleet {
-    Fleet::shape(summary.instance_type.clone(), summary.max_concurrent_invocations)
-}
-
 /// The count `conclusion` verified for `shape`, if it did.
 fn verified_count(conclusion: &Conclusion, shape: &Fleet) -> Option<u32> {
-    conclusion.types.iter().find(|t| &self::shape(t) == shape)?.verified_count
+    conclusion.types.iter().find(|t| &t.shape() == shape)?.verified_count
 }
 
 #[cfg(test)]

@@ -213,7 +213,12 @@ pub struct TypeSummary {
 impl TypeSummary {
     /// The type, with the MaxConcurrentInvocationsPerInstance it was tried at, if set.
     pub fn label(&self) -> String {
-        Fleet::shape(self.instance_type.clone(), self.max_concurrent_invocations).label()
+        self.shape().label()
+    }
+
+    /// One instance of the shape summarised.
+    pub fn shape(&self) -> Fleet {
+        Fleet::shape(self.instance_type.clone(), self.max_concurrent_invocations)
     }
 }
 

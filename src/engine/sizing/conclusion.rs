@@ -278,7 +278,7 @@ fn streams_capacity(rec: &Recommended, types: &[TypeSummary]) -> Option<f64> {
     types
         .iter()
         .filter_map(|t| t.capacity.filter(|c| c.axis == Axis::Concurrency).map(|c| (t, c)))
-        .find(|(t, _)| Fleet::shape(t.instance_type.clone(), t.max_concurrent_invocations) == shape)
+        .find(|(t, _)| t.shape() == shape)
         .map(|(_, c)| c.at_least)
 }
 
