@@ -23,7 +23,7 @@ use super::stream_charts;
 use super::{CostKnown, RunData};
 use crate::format::{duration, money, ms, percent, tps, trim_number};
 use crate::load::AsyncFigures;
-use crate::record::{AsyncRecommendation, AsyncRecord, Recommendation, RunStatus, ScalingAdvice, TypeOutcome};
+use crate::record::{AsyncRecommendation, AsyncRecord, Recommendation, RunStatus, ScalingAdvice, Summary, TypeOutcome};
 use crate::result::cloudwatch::{AsyncServerMetrics, ServerLatency};
 use crate::result::{MAX_LATE_SHARE, MIN_ACHIEVED_SHARE, Miss, StepResult, slip_limit_ms};
 use crate::s3::Buckets;
@@ -224,9 +224,18 @@ fn requirements_sentence(r: &Requirements, peak: &str) -> String {
     format!("{} ≤ {} ms and errors ≤ {} at {peak}", r.percentile_label(), trim_number(r.latency_ms), percent(r.max_error_percent))
 }
 
+/// What the run was asked for, in a sentence: a streaming run's goodput
+/// limits, or a latency percentile and an error budget; at its peak.
+fn wanted_sentence(s: &Summary) -> String {
+    match &s.streaming {
+        Some(streaming) => stream_charts::requirements_sentence(&streaming.requirements, &s.peak_label()),
+        None => requirements_sentence(&s.requirements, &s.peak_label()),
+    }
+}
+
 fn verdict_view(data: &RunData) -> VerdictView {
     let s = &data.summary;
-    let wanted = requirements_sentence(&s.requirements, &s.peak_label());
+    let wanted = wanted_sentence(s);
     let candidates = candidate_views(data);
     match &s.recommendation {
         Some(rec) => VerdictView {
@@ -400,7 +409,11 @@ fn outcome_view(t: &TypeOutcome, recommended: bool) -> CandidateView {
     CandidateView {
         instance_type: t.summary.label(),
         price: money(t.price_per_hour),
-        max_tps: t.summary.capacity.map_or("–".into(), |c| c.figure()),
+        // The column is in TPS: a capacity in streams says so.
+        max_tps: t.summary.capacity.map_or("–".into(), |c| match c.axis {
+            Axis::Rate => c.figure(),
+            Axis::Concurrency => format!("{} {}", c.figure(), c.unit()),
+        }),
         count_needed: count(t.summary.count_needed),
         verified: count(t.summary.verified_count),
         per_hour: cost.map_or("–".into(), |c| money(c.per_hour)),
@@ -534,11 +547,7 @@ fn miss_view(m: &Miss, r: &Requirements) -> MissView {
 
 fn run_facts(data: &RunData) -> Vec<Fact> {
     let s = &data.summary;
-    let requirements = match &s.streaming {
-        Some(streaming) => stream_charts::requirements_sentence(&streaming.requirements, &s.peak_label()),
-        None => requirements_sentence(&s.requirements, &s.peak_label()),
-    };
-    let mut facts = vec![fact("requirements", requirements), fact("status", status_label(s.status))];
+    let mut facts = vec![fact("requirements", wanted_sentence(s)), fact("status", status_label(s.status))];
     if let Some(streaming) = &s.streaming {
         facts.extend(stream_charts::run_facts(streaming).into_iter().map(|(label, value)| fact(label, value)));
     }

@@ -270,10 +270,11 @@ pub(super) fn run_facts(streaming: &StreamingSummary) -> Vec<Fact> {
             facts.push((
                 "scaling target".into(),
                 format!(
-                    "{} {} per instance ({} streams held at the highest passing rate × safety {})",
+                    "{} {} per instance ({} streams held {} × safety {})",
                     scaling.metric,
                     trim_number(scaling.target_value),
                     trim_number(scaling.concurrency_per_instance),
+                    if scaling.concurrency_from == "measured" { "in a closed loop" } else { "at the highest passing rate" },
                     trim_number(scaling.safety_factor)
                 ),
             ));
