@@ -365,8 +365,9 @@ pub enum PlanError {
 }
 
 /// A peak of streams in flight is a streaming run's, searched with the
-/// adaptive strategy over whole numbers; what a rate alone can size
-/// (serverless candidates, the auto-scaling test) needs a peak rate.
+/// adaptive strategy over whole numbers. (What a rate alone can size —
+/// serverless candidates, the auto-scaling test — is refused without a peak
+/// rate where it is checked.)
 fn check_concurrency(peak: &Peak, search: &Search, streaming: bool) -> Result<(), PlanError> {
     if let Some(walk) = &search.concurrency_walk {
         if peak.concurrency().is_none() {
@@ -385,9 +386,6 @@ fn check_concurrency(peak: &Peak, search: &Search, streaming: bool) -> Result<()
     }
     if search.strategy == StrategyKind::Perfsize {
         return Err(PlanError::ConcurrencyWithPerfsize);
-    }
-    if peak.tps().is_none() && search.serverless.is_some() {
-        return Err(PlanError::NeedsPeakRate("a serverless candidate"));
     }
     Ok(())
 }

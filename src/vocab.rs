@@ -561,6 +561,14 @@ impl Load {
         }
     }
 
+    /// The rate offered; None for a closed loop, which sets none.
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            Load::Rate(tps) => Some(tps),
+            Load::Concurrency(_) => None,
+        }
+    }
+
     /// The same load: the same axis at the same level.
     pub fn level_matches(&self, other: &Load) -> bool {
         self.axis() == other.axis() && (self.level() - other.level()).abs() < 1e-9

@@ -25,7 +25,7 @@ use crate::result::StepResult;
 pub use lock::{LockError, RunLock};
 pub use scaling::{MetricVerdict, ScalingTrial, ScalingVerdict, Shape, TrialBrief};
 pub use serverless::{ColdStartReport, ServerlessOutcome, ServerlessRecommendation, recommended_kind};
-pub use streaming::{ConcurrencyScaling, RecommendedStreams, StreamingRecommendation, StreamingSummary, TokenCost};
+pub use streaming::{ConcurrencyFrom, ConcurrencyScaling, RecommendedStreams, StreamingRecommendation, StreamingSummary, TokenCost};
 pub use summary::{
     AsyncRecommendation, AsyncRecord, Autoscaling, BacklogAutoscaling, Leftovers, PlanRecord, Recommendation, RunObjects,
     RunStatus, ScalingAdvice, StepBrief, Summary, TypeOutcome,

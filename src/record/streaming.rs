@@ -22,9 +22,9 @@ pub struct ConcurrencyScaling {
     /// streams; otherwise at the highest passing rate (rate per instance ×
     /// mean end-to-end time, Little's law).
     pub concurrency_per_instance: f64,
-    /// `measured` (a closed loop held it) or `littles-law`.
-    #[serde(default = "littles_law")]
-    pub concurrency_from: String,
+    /// How `concurrency_per_instance` is known.
+    #[serde(default)]
+    pub concurrency_from: ConcurrencyFrom,
     pub safety_factor: f64,
     pub target_value: f64,
 }
@@ -69,8 +69,26 @@ pub struct StreamingSummary {
     pub candidates: Vec<TokenCost>,
 }
 
-fn littles_law() -> String {
-    "littles-law".into()
+/// How the streams one instance held are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConcurrencyFrom {
+    /// A closed loop held them.
+    Measured,
+    /// Rate per instance × mean end-to-end time, at the highest passing rate
+    /// (all summaries written before closed loops were searched).
+    #[default]
+    LittlesLaw,
+}
+
+impl ConcurrencyFrom {
+    /// How a step held its streams: a closed loop's are measured.
+    fn of(load: Load) -> ConcurrencyFrom {
+        match load {
+            Load::Concurrency(_) => ConcurrencyFrom::Measured,
+            Load::Rate(_) => ConcurrencyFrom::LittlesLaw,
+        }
+    }
 }
 
 /// The recommended configuration, as the streaming section needs it.
@@ -130,19 +148,15 @@ fn recommendation(steps: &[StepResult], rec: RecommendedStreams, safety: f64) ->
     let stream = step.streaming.as_ref()?;
     let completed = (stream.token_counting.reported_streams + stream.token_counting.estimated_streams).max(1) as f64;
     let (output, input) = (stream.output_tokens as f64 / completed, stream.input_tokens as f64 / completed);
-    // A closed loop held its streams; an open model's follow by Little's law.
-    let from_step = step.streams_per_instance().map(|n| match step.load() {
-        Load::Concurrency(_) => (n, "measured".to_string()),
-        Load::Rate(_) => (n, littles_law()),
+    let searched = streams_per_instance.map(|n| (n, ConcurrencyFrom::Measured));
+    let from_step = step.streams_per_instance().map(|n| (n, ConcurrencyFrom::of(step.load())));
+    let scaling = searched.or(from_step).map(|(per_instance, from)| ConcurrencyScaling {
+        metric: "ConcurrentRequestsPerModel".into(),
+        concurrency_per_instance: round4(per_instance),
+        concurrency_from: from,
+        safety_factor: safety,
+        target_value: round4(per_instance * safety),
     });
-    let scaling =
-        streams_per_instance.map(|n| (n, "measured".to_string())).or(from_step).map(|(per_instance, from)| ConcurrencyScaling {
-            metric: "ConcurrentRequestsPerModel".into(),
-            concurrency_per_instance: round4(per_instance),
-            concurrency_from: from,
-            safety_factor: safety,
-            target_value: round4(per_instance * safety),
-        });
     Some(StreamingRecommendation {
         output_tokens_per_request: round4(output),
         input_tokens_per_request: round4(input),

@@ -11,7 +11,7 @@
 use super::RunData;
 use super::charts::{Axis, Canvas, Chart, Dot, nines};
 use crate::format::{compact, ms, percent, trim_number};
-use crate::record::StreamingSummary;
+use crate::record::{ConcurrencyFrom, StreamingSummary};
 use crate::result::{StepResult, StreamResult, histogram};
 use crate::vocab::{Phase, StreamRequirements, TokenPace};
 
@@ -274,7 +274,10 @@ pub(super) fn run_facts(streaming: &StreamingSummary) -> Vec<Fact> {
                     scaling.metric,
                     trim_number(scaling.target_value),
                     trim_number(scaling.concurrency_per_instance),
-                    if scaling.concurrency_from == "measured" { "in a closed loop" } else { "at the highest passing rate" },
+                    match scaling.concurrency_from {
+                        ConcurrencyFrom::Measured => "in a closed loop",
+                        ConcurrencyFrom::LittlesLaw => "at the highest passing rate",
+                    },
                     trim_number(scaling.safety_factor)
                 ),
             ));

@@ -76,11 +76,12 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         // A run sized by streams alone costs its requests at the rate the
         // recommended configuration completed at the peak.
         let peak_rate = |verified: Option<&StepResult>| self.plan.peak_tps().or(verified.map(|s| s.achieved_tps));
-        let recommendation = conclusion.recommendation.as_ref().and_then(|rec| {
-            let verified = verifying_step(steps, &rec.candidate);
-            let cost = prices.of(&rec.candidate, peak_rate(verified)?).expect("planned types have prices");
+        let verified = conclusion.recommendation.as_ref().and_then(|rec| verifying_step(steps, &rec.candidate));
+        let rate_at_peak = peak_rate(verified);
+        let recommendation = conclusion.recommendation.as_ref().zip(rate_at_peak).map(|(rec, rate)| {
+            let cost = prices.of(&rec.candidate, rate).expect("planned types have prices");
             let capacity = rate_capacity(rec, steps);
-            Some(Recommendation {
+            Recommendation {
                 instance_type: rec.candidate.instance_type.to_string(),
                 instance_count: rec.candidate.count,
                 cost_per_hour: cost.per_hour,
@@ -90,7 +91,7 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 verified_by_step: verified.map(|s| s.index),
                 autoscaling: self.scaling_advice(&rec.candidate, capacity, scaling.as_ref()),
                 asynchronous: None,
-            })
+            }
         });
         let recommendation = recommendation.map(|mut rec| {
             rec.asynchronous = self.async_recommendation(&rec, steps);
@@ -118,14 +119,15 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
         });
         let recommended_kind = recommended_kind(recommendation.is_some(), serverless_rec.is_some(), comparison.as_ref());
         let streaming = self.plan.streaming().map(|streaming| {
-            let recommended = recommendation.as_ref().zip(conclusion.recommendation.as_ref()).and_then(|(r, rec)| {
-                Some(RecommendedStreams {
-                    instance_type: r.instance_type.as_str(),
-                    cost_per_hour: r.cost_per_hour,
-                    peak_tps: peak_rate(verifying_step(steps, &rec.candidate))?,
-                    streams_per_instance: streams_capacity(rec, &conclusion.types),
-                })
-            });
+            let recommended =
+                recommendation.as_ref().zip(conclusion.recommendation.as_ref()).zip(rate_at_peak).map(|((r, rec), peak_tps)| {
+                    RecommendedStreams {
+                        instance_type: r.instance_type.as_str(),
+                        cost_per_hour: r.cost_per_hour,
+                        peak_tps,
+                        streams_per_instance: streams_capacity(rec, &conclusion.types),
+                    }
+                });
             let price = |t: &str| t.parse().map_or(0.0, |t| self.plan.price(&t));
             StreamingSummary::of(streaming.requirements, steps, price, recommended, self.plan.safety_factor())
         });

@@ -37,6 +37,7 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::record::{PlanRecord, RunDir, RunDirError, RunStatus, Summary};
 use crate::result::StepResult;
+use crate::vocab::Load;
 
 #[cfg(test)]
 mod tests;
@@ -66,9 +67,10 @@ pub enum SizingError {
     #[error("the model to size does not exist: {0} (check --model-name)")]
     ModelNotFound(ApiError),
     #[error(
-        "the load generator cannot keep up with {tps} TPS on this machine (schedule slip p99 {slip_p99_ms:.1} ms after {GENERATOR_RETRIES} retries): run perfsize on a bigger or quieter machine, or lower --max-in-flight"
+        "the load generator cannot keep up with {} on this machine (schedule slip p99 {slip_p99_ms:.1} ms after {GENERATOR_RETRIES} retries): run perfsize on a bigger or quieter machine, or lower --max-in-flight",
+        load.label()
     )]
-    Generator { tps: f64, slip_p99_ms: f64 },
+    Generator { load: Load, slip_p99_ms: f64 },
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]

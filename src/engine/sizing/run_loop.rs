@@ -27,7 +27,7 @@ use crate::record::{RunDir, RunDirError, RunStatus, Summary};
 use crate::result::{self, MetricsWindow, StepContext, StepResult};
 use crate::sagemaker::{AwsErrorKind, VARIANT_NAME};
 use crate::step::{Next, Outcome, Strategy};
-use crate::vocab::{Candidate, Lane, Load, Probe};
+use crate::vocab::{Candidate, Lane, Probe};
 
 /// Everything a sizing run works with.
 pub struct Sizing<'a, E: Environment, D: Driver> {
@@ -295,10 +295,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             // Blaming the endpoint would be wrong, and so would any answer.
             self.progress
                 .line(format!("stopping: the load generator cannot keep up with {} on this machine", probe.load.label()));
-            st.fail(
-                SizingError::Generator { tps: probe.load.level(), slip_p99_ms: step.generator.slip_p99_ms },
-                &shared.run_cancel,
-            );
+            st.fail(SizingError::Generator { load: probe.load, slip_p99_ms: step.generator.slip_p99_ms }, &shared.run_cancel);
         } else if behind && self.may_measure_again(&probe, st, shared) {
             st.generator_retries.insert(probe_key(&probe), retries + 1);
             self.progress.line(format!("step {}: the load generator fell behind; measuring again", step.index));
@@ -406,10 +403,7 @@ impl<'a, E: Environment + Autoscaler, D: Driver> Sizing<'a, E, D> {
             endpoint_name: endpoint.endpoint.clone(),
             candidate: Some(probe.candidate.clone()),
             // A closed loop sets no rate: its streams take what the endpoint gives.
-            target_tps: match probe.load {
-                Load::Rate(tps) => tps,
-                Load::Concurrency(_) => 0.0,
-            },
+            target_tps: probe.load.rate().unwrap_or(0.0),
             warmup_seconds: warmup.as_secs_f64(),
             requirements: *self.plan.requirements(),
             horizon: self.plan.durations().endurance,

@@ -23,7 +23,7 @@ use crate::record::{MetricVerdict, RunDirError, RunStatus, ScalingTrial, Scaling
 use crate::result::{Miss, ServerMetrics, Settled, StepContext, StepResult};
 use crate::scaling::{InstanceSample, Instances, MeasuredCapacity, MinimumSearch, Policy, ScalingMetric, Timeline, suggestion};
 use crate::step::Recommended;
-use crate::vocab::{Candidate, Phase};
+use crate::vocab::{Candidate, Load, Phase};
 
 /// Why the test stopped before its end.
 enum Stop {
@@ -228,8 +228,8 @@ impl<E: Environment + Autoscaler, D: Driver> Sizing<'_, E, D> {
                 return Ok(trial);
             }
             if retry == GENERATOR_RETRIES {
-                let tps = trials.peak_tps;
-                return Err(Stop::Failed(SizingError::Generator { tps, slip_p99_ms: step.generator.slip_p99_ms }));
+                let load = Load::Rate(trials.peak_tps);
+                return Err(Stop::Failed(SizingError::Generator { load, slip_p99_ms: step.generator.slip_p99_ms }));
             }
             self.progress.line(format!("step {}: the load generator fell behind; trying the trial again", step.index));
         }
